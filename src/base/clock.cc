@@ -1,0 +1,42 @@
+#include "base/clock.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace bzzz {
+
+namespace {
+class RealClock final : public Clock {
+ public:
+  SystemTime Now() const override { return std::chrono::system_clock::now(); }
+  SteadyTime Monotonic() const override { return std::chrono::steady_clock::now(); }
+};
+}  // namespace
+
+const Clock& Clock::Real() {
+  static const RealClock clock;
+  return clock;
+}
+
+std::string FormatIso8601(SystemTime t) {
+  using namespace std::chrono;
+  const auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  int millis = static_cast<int>(ms % 1000);
+  if (millis < 0) {
+    millis += 1000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  return buf;
+}
+
+double ToUnixSeconds(SystemTime t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+}  // namespace bzzz

@@ -1,0 +1,32 @@
+// Wall-clock and monotonic time, injectable so that protocols and schedulers
+// can be driven by a simulated clock in tests.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace bzzz {
+
+using SystemTime = std::chrono::system_clock::time_point;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// Source of time. The default instance reads the real clocks; tests install
+// their own. Implementations must be safe to call from any thread.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual SystemTime Now() const = 0;
+  virtual SteadyTime Monotonic() const = 0;
+
+  // The process-wide real clock.
+  static const Clock& Real();
+};
+
+// "2026-11-23T10:38:06.123Z" (UTC, millisecond precision).
+std::string FormatIso8601(SystemTime t);
+
+// Seconds since the Unix epoch, as a double.
+double ToUnixSeconds(SystemTime t);
+
+}  // namespace bzzz

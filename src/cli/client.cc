@@ -1,0 +1,79 @@
+#include "cli/client.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+
+namespace bzzz::cli {
+
+namespace {
+
+std::size_t Append(char* data, std::size_t size, std::size_t count, void* user) {
+  static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+struct CurlGlobal {
+  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+  ~CurlGlobal() { curl_global_cleanup(); }
+};
+
+}  // namespace
+
+Result<ClientResponse> Call(const ClientOptions& options, std::string_view method, std::string_view path,
+                            std::string_view body, std::string_view content_type) {
+  static CurlGlobal global;
+  CURL* curl = curl_easy_init();
+  if (!curl) return Internal("cannot initialize libcurl");
+  std::string url = options.url;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  url += path;
+  const std::string method_text(method);
+  std::string request_body(body);
+  ClientResponse response;
+  curl_slist* headers = nullptr;
+  std::string auth;
+  if (!options.token.empty()) {
+    auth = "Authorization: Bearer " + options.token;
+    headers = curl_slist_append(headers, auth.c_str());
+  }
+  const std::string type = "Content-Type: " + std::string(content_type);
+  if (!body.empty()) headers = curl_slist_append(headers, type.c_str());
+  headers = curl_slist_append(headers, "Accept: application/json");
+  headers = curl_slist_append(headers, "Expect:");
+
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method_text.c_str());
+  if (method_text == "HEAD") curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  if (!body.empty() || method_text == "POST" || method_text == "PUT" || method_text == "PATCH") {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request_body.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request_body.size()));
+  }
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options.timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<long>(options.timeout.count(), 5000)));
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "bzzz-cli");
+  // Never send the token to a host that redirects us elsewhere.
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+
+  const CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  char* ct = nullptr;
+  if (rc == CURLE_OK) {
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
+    if (ct) response.content_type = ct;
+  }
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) {
+    return Unavailable("cannot reach " + options.url + ": " + curl_easy_strerror(rc));
+  }
+  response.status = static_cast<int>(status);
+  return response;
+}
+
+}  // namespace bzzz::cli

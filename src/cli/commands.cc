@@ -1,0 +1,336 @@
+#include "cli/commands.h"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+#include "cli/client.h"
+#include "config/loader.h"
+#include "node/logging.h"
+#include "node/node.h"
+#include "storage/store.h"
+
+namespace bzzz::cli {
+
+namespace {
+
+using nlohmann::json;
+
+void PrintError(const std::string& message) { std::fprintf(stderr, "bzzz: error: %s\n", message.c_str()); }
+
+// Options that shape the configuration, shared by serve, config and db.
+struct ConfigArgs {
+  std::string file;
+  std::string data_dir;
+  std::vector<std::string> sets;  // KEY=VALUE
+  // serve only
+  std::string http_listen;
+  std::string p2p_listen;
+  std::vector<std::string> bootstrap;
+  std::string node_name;
+  std::string log_level;
+  std::string log_format;
+  bool admin_capable = true;
+  CLI::Option* admin_capable_opt = nullptr;
+};
+
+void AddConfigOptions(CLI::App* cmd, ConfigArgs& a) {
+  cmd->add_option("-c,--config", a.file, "configuration file (YAML or JSON)")->envname("BZZZ_CONFIG");
+  cmd->add_option("--data-dir", a.data_dir, "data directory (node.data_dir)");
+  cmd->add_option("--set", a.sets, "override a key: --set http.threads=4 (repeatable)");
+}
+
+void AddServeOptions(CLI::App* cmd, ConfigArgs& a) {
+  cmd->add_option("--http-listen", a.http_listen, "HTTP API address HOST:PORT (http.host, http.port)");
+  cmd->add_option("--p2p-listen", a.p2p_listen, "P2P address HOST:PORT (p2p.listen)");
+  cmd->add_option("--bootstrap", a.bootstrap, "bootstrap peer HOST:PORT (repeatable; p2p.bootstrap)");
+  cmd->add_option("--node-name", a.node_name, "node name (node.name)");
+  a.admin_capable_opt = cmd->add_flag("--admin-capable,!--no-admin-capable", a.admin_capable,
+                                      "stand (or not) as admin candidate (election.admin_capable)");
+  cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error, critical, off");
+  cmd->add_option("--log-format", a.log_format, "text or json");
+}
+
+// Turns flags into (key, value) overrides; usage errors are returned as text.
+std::optional<std::string> Overrides(const ConfigArgs& a, std::vector<std::pair<std::string, std::string>>& out) {
+  if (!a.data_dir.empty()) out.emplace_back("node.data_dir", a.data_dir);
+  if (!a.http_listen.empty()) {
+    const auto colon = a.http_listen.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == a.http_listen.size()) {
+      return "--http-listen expects HOST:PORT, got '" + a.http_listen + "'";
+    }
+    std::string host = a.http_listen.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    out.emplace_back("http.host", host);
+    out.emplace_back("http.port", a.http_listen.substr(colon + 1));
+  }
+  if (!a.p2p_listen.empty()) out.emplace_back("p2p.listen", a.p2p_listen);
+  if (!a.bootstrap.empty()) {
+    std::string joined;
+    for (const auto& b : a.bootstrap) joined += (joined.empty() ? "" : ",") + b;
+    out.emplace_back("p2p.bootstrap", joined);
+  }
+  if (!a.node_name.empty()) out.emplace_back("node.name", a.node_name);
+  if (a.admin_capable_opt && a.admin_capable_opt->count() > 0) {
+    out.emplace_back("election.admin_capable", a.admin_capable ? "true" : "false");
+  }
+  if (!a.log_level.empty()) out.emplace_back("node.log_level", a.log_level);
+  if (!a.log_format.empty()) out.emplace_back("node.log_format", a.log_format);
+  for (const auto& kv : a.sets) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return "--set expects KEY=VALUE, got '" + kv + "'";
+    out.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return std::nullopt;
+}
+
+// Loads the configuration; prints every issue. nullopt: exit with `*code`.
+std::optional<config::Config> Load(const ConfigArgs& a, int* code, bool quiet_ok = true) {
+  config::LoadOptions options;
+  if (!a.file.empty()) options.file = a.file;
+  options.env = config::EnvironmentSnapshot();
+  if (auto usage = Overrides(a, options.overrides)) {
+    PrintError(*usage);
+    *code = kExitUsage;
+    return std::nullopt;
+  }
+  config::LoadResult result = config::LoadConfig(options);
+  for (const auto& w : result.warnings) std::fprintf(stderr, "bzzz: warning: %s\n", w.ToString().c_str());
+  if (!result.ok()) {
+    for (const auto& e : result.errors) std::fprintf(stderr, "bzzz: config error: %s\n", e.ToString().c_str());
+    *code = kExitFailure;
+    return std::nullopt;
+  }
+  (void)quiet_ok;
+  return std::move(result.config);
+}
+
+struct ClientArgs {
+  ClientOptions options;
+  int timeout_ms = 10000;
+};
+
+void AddClientOptions(CLI::App* cmd, ClientArgs& c) {
+  cmd->add_option("--url", c.options.url, "node URL")->envname("BZZZ_URL")->capture_default_str();
+  cmd->add_option("--token", c.options.token, "API token")->envname("BZZZ_TOKEN");
+  cmd->add_option("--timeout-ms", c.timeout_ms, "request timeout")->capture_default_str()->check(CLI::Range(1, 3600000));
+}
+
+// Prints the body (pretty JSON when it is JSON) and maps the status to an exit code.
+int Report(const Result<ClientResponse>& response, int ok_status_max = 299) {
+  if (!response.ok()) {
+    PrintError(response.status().message());
+    return kExitUnreachable;
+  }
+  const json body = json::parse(response->body, nullptr, false);
+  if (response->status == 401 || response->status == 403) {
+    const std::string message = !body.is_discarded() && body.contains("error")
+                                    ? body["error"].value("message", "")
+                                    : response->body;
+    PrintError("HTTP " + std::to_string(response->status) + ": " + message);
+    return kExitAuth;
+  }
+  std::cout << (body.is_discarded() ? response->body : body.dump(2)) << "\n";
+  return response->status <= ok_status_max && response->status >= 200 ? kExitOk : kExitFailure;
+}
+
+int Serve(const ConfigArgs& args) {
+  int code = kExitOk;
+  auto cfg = Load(args, &code);
+  if (!cfg) return code;
+  if (auto s = node::SetupLogging({cfg->node.log_level, cfg->node.log_format, cfg->http.access_log}); !s.ok()) {
+    PrintError(s.message());
+    return kExitFailure;
+  }
+  auto created = node::Node::Create(std::move(*cfg));
+  if (!created.ok()) {
+    PrintError(created.status().message());
+    return kExitFailure;
+  }
+  auto& node = *created;
+  if (auto s = node->Start(); !s.ok()) {
+    PrintError("cannot start: " + s.message());
+    node::ShutdownLogging();
+    return kExitFailure;
+  }
+  return node->Run();
+}
+
+int ConfigValidate(const ConfigArgs& args) {
+  int code = kExitOk;
+  auto cfg = Load(args, &code);
+  if (!cfg) return code;
+  std::cout << "configuration is valid" << (args.file.empty() ? " (defaults and environment)" : " (" + args.file + ")")
+            << "\n";
+  return kExitOk;
+}
+
+int ConfigShow(const ConfigArgs& args, const std::string& format) {
+  int code = kExitOk;
+  auto cfg = Load(args, &code);
+  if (!cfg) return code;
+  std::cout << config::RenderConfig(*cfg, format == "json" ? config::RenderFormat::kJson : config::RenderFormat::kYaml,
+                                    true);
+  if (format == "json") std::cout << "\n";
+  return kExitOk;
+}
+
+std::unique_ptr<storage::Store> OpenStoreOrReport(const config::Config& cfg, int* code) {
+  auto store = storage::OpenStore(cfg);
+  if (!store.ok()) {
+    PrintError(store.status().message());
+    *code = store.status().code() == StatusCode::kUnavailable ? kExitUnreachable : kExitFailure;
+    return nullptr;
+  }
+  return std::move(store).value();
+}
+
+int DbMigrate(const ConfigArgs& args) {
+  int code = kExitOk;
+  auto cfg = Load(args, &code);
+  if (!cfg) return code;
+  auto store = OpenStoreOrReport(*cfg, &code);
+  if (!store) return code;
+  auto state = store->Migrate();
+  if (!state.ok()) {
+    PrintError("migration failed: " + state.status().message());
+    return kExitFailure;
+  }
+  if (state->applied.empty()) {
+    std::cout << "schema is up to date (version " << state->current_version << ")\n";
+  } else {
+    for (int v : state->applied) std::cout << "applied migration " << v << "\n";
+    std::cout << "schema version " << state->current_version << "\n";
+  }
+  store->Close();
+  return kExitOk;
+}
+
+int DbHealthCheck(const ConfigArgs& args) {
+  int code = kExitOk;
+  auto cfg = Load(args, &code);
+  if (!cfg) return code;
+  auto store = OpenStoreOrReport(*cfg, &code);
+  if (!store) return code;
+  const storage::StoreHealth h = store->HealthCheck();
+  store->Close();
+  const bool healthy = h.reachable && h.integrity_ok && h.schema_version >= h.latest_version;
+  json out = {{"status", healthy ? "healthy" : "unhealthy"},
+              {"backend", h.backend},
+              {"location", h.location},
+              {"reachable", h.reachable},
+              {"integrity_ok", h.integrity_ok},
+              {"schema_version", h.schema_version},
+              {"latest_version", h.latest_version},
+              {"latency_ms", static_cast<double>(h.latency.count()) / 1000.0},
+              {"size_bytes", h.size_bytes},
+              {"message", h.message}};
+  std::cout << out.dump(2) << "\n";
+  return healthy ? kExitOk : kExitFailure;
+}
+
+int DbTestConnection(const ConfigArgs& args) {
+  int code = kExitOk;
+  auto cfg = Load(args, &code);
+  if (!cfg) return code;
+  auto store = OpenStoreOrReport(*cfg, &code);
+  if (!store) return code;
+  const auto started = std::chrono::steady_clock::now();
+  const Status s = store->TestConnection();
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  const auto h = store->HealthCheck();
+  store->Close();
+  if (!s.ok()) {
+    PrintError("connection failed: " + s.message());
+    return kExitUnreachable;
+  }
+  std::printf("connection ok: %s %s (%.2f ms)\n", h.backend.c_str(), h.location.c_str(), ms);
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{"bzzz: a peer-to-peer coordination runtime for fleets of AI agents"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "help for every subcommand");
+  app.add_flag_callback(
+      "--version", [] { throw CLI::CallForVersion("bzzz " + node::Version() + " (" + node::GitCommit() + ")", 0); },
+      "print the version and exit");
+
+  ConfigArgs serve_args;
+  auto* serve = app.add_subcommand("serve", "run a node (the embedded default needs no configuration)");
+  AddConfigOptions(serve, serve_args);
+  AddServeOptions(serve, serve_args);
+
+  ClientArgs health_args;
+  auto* health = app.add_subcommand("health", "GET /health of a running node (exit 1 when unhealthy)");
+  AddClientOptions(health, health_args);
+  ClientArgs status_args;
+  auto* status = app.add_subcommand("status", "GET /admin/status of a running node (admin token)");
+  AddClientOptions(status, status_args);
+
+  auto* config_cmd = app.add_subcommand("config", "check and print the configuration");
+  config_cmd->require_subcommand(1);
+  ConfigArgs validate_args;
+  auto* validate = config_cmd->add_subcommand("validate", "validate the configuration; every error names its key");
+  AddConfigOptions(validate, validate_args);
+  AddServeOptions(validate, validate_args);
+  ConfigArgs show_args;
+  std::string show_format = "yaml";
+  auto* show = config_cmd->add_subcommand("show", "print the effective configuration (secrets masked)");
+  AddConfigOptions(show, show_args);
+  AddServeOptions(show, show_args);
+  show->add_option("--format", show_format, "yaml or json")->check(CLI::IsMember({"yaml", "json"}))->capture_default_str();
+
+  auto* db = app.add_subcommand("db", "database maintenance");
+  db->require_subcommand(1);
+  ConfigArgs migrate_args, dbhealth_args, dbconn_args;
+  auto* migrate = db->add_subcommand("migrate", "apply pending schema migrations");
+  AddConfigOptions(migrate, migrate_args);
+  auto* dbhealth = db->add_subcommand("health-check", "check reachability, integrity and schema version");
+  AddConfigOptions(dbhealth, dbhealth_args);
+  auto* dbconn = db->add_subcommand("test-connection", "open the database and run a trivial query");
+  AddConfigOptions(dbconn, dbconn_args);
+
+  auto* version = app.add_subcommand("version", "print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what() << "\n";
+    return kExitOk;
+  } catch (const CLI::ParseError& e) {
+    PrintError(e.what());
+    std::fprintf(stderr, "run 'bzzz --help' for usage\n");
+    return kExitUsage;
+  }
+
+  auto client = [](ClientArgs& c) {
+    c.options.timeout = std::chrono::milliseconds(c.timeout_ms);
+    return c.options;
+  };
+  if (*serve) return Serve(serve_args);
+  if (*health) return Report(Call(client(health_args), "GET", "/health"));
+  if (*status) return Report(Call(client(status_args), "GET", "/admin/status"));
+  if (*validate) return ConfigValidate(validate_args);
+  if (*show) return ConfigShow(show_args, show_format);
+  if (*migrate) return DbMigrate(migrate_args);
+  if (*dbhealth) return DbHealthCheck(dbhealth_args);
+  if (*dbconn) return DbTestConnection(dbconn_args);
+  if (*version) {
+    std::cout << "bzzz " << node::Version() << " (" << node::GitCommit() << ")\n";
+    return kExitOk;
+  }
+  PrintError("no subcommand given");
+  return kExitUsage;
+}
+
+}  // namespace bzzz::cli

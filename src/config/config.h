@@ -1,0 +1,233 @@
+// The effective configuration of a bzzz node: plain data, one struct per
+// section of the configuration file (SPEC §3.1).
+//
+// Values come from, in increasing precedence: built-in defaults, the YAML or
+// JSON file, environment variables (BZZZ_* and the nO NO_* names), and
+// command-line flags. See config/loader.h and docs/configuration.md.
+// A Config is a value: copy it freely; it is not synchronized.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bzzz::config {
+
+using Millis = std::chrono::milliseconds;
+
+struct NodeConfig {
+  std::string name;                 // human name; defaults to the host name
+  std::string data_dir = "./data";  // everything the node writes lives here
+  std::string role = "agent";       // the agent role this node plays
+  std::string environment = "production";
+  std::vector<std::string> capabilities;
+  std::string log_level = "info";   // trace, debug, info, warn, error, critical, off
+  std::string log_format = "text";  // text | json
+};
+
+struct HttpConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int threads = 0;                          // 0: one per hardware thread
+  std::size_t body_limit_bytes = 1 << 20;   // larger bodies get 413
+  Millis read_timeout{30000};               // time to receive one request
+  Millis keepalive_timeout{60000};          // idle time between requests
+  std::size_t max_connections = 10000;
+  bool access_log = true;
+  std::string health_listen;                // optional "HOST:PORT" for probes only
+};
+
+struct P2pConfig {
+  std::string listen = "127.0.0.1:9000";
+  std::vector<std::string> bootstrap;       // "HOST:PORT" peers
+  std::uint32_t network_id = 0x627a7a7a;    // private network; 0 (public DHT) is rejected
+  bool multicast_discovery = false;
+  Millis presence_interval{5000};
+  Millis peer_expiry{30000};
+};
+
+struct DhtConfig {
+  int replication_factor = 3;
+  Millis provider_refresh{60000};
+  Millis cache_ttl{300000};
+  std::size_t cache_max_bytes = 64u << 20;
+};
+
+struct ElectionConfig {
+  bool admin_capable = true;
+  Millis heartbeat_interval{150};
+  Millis election_timeout{600};             // randomized in [t, 2t)
+  Millis stability_window{2000};
+};
+
+struct AutoscalingConfig {                  // nO performance.autoscaling
+  bool enabled = true;
+  int min_agents = 1;
+  int max_agents = 8;
+  double target_cpu = 70;                   // percent
+  double target_memory = 80;                // percent
+  Millis scale_up_cooldown{180000};
+  Millis scale_down_cooldown{600000};
+  int step = 1;
+};
+
+struct AgentsConfig {
+  int initial_agents = 2;
+  Millis heartbeat_interval{1000};
+  AutoscalingConfig autoscaling;
+};
+
+struct TasksConfig {
+  int default_max_attempts = 3;
+  Millis default_timeout{60000};
+  Millis lease_duration{10000};
+  std::size_t max_queue_depth = 100000;
+  Millis retry_backoff_base{500};
+  Millis retry_backoff_max{60000};
+};
+
+struct HmmmConfig {
+  bool enabled = true;
+  Millis objection_window{30000};
+  int message_limit = 200;
+  Millis room_ttl{86400000};
+  int hop_limit = 8;
+  int max_participants = 32;
+  std::vector<std::string> escalation_keywords;
+  std::string escalation_webhook;
+};
+
+struct SlurpConfig {
+  bool enabled = true;
+  std::size_t queue_capacity = 10000;
+  int max_retries = 5;
+};
+
+struct UcxiConfig {
+  bool enabled = true;
+  std::size_t max_payload_bytes = 4u << 20;
+};
+
+// A static API token: only its SHA-256 (hex) is configured, never the token.
+struct ApiToken {
+  std::string name;          // the principal this token authenticates
+  std::string token_sha256;  // 64 lower-case hex digits
+  std::vector<std::string> roles;
+};
+
+// A role defined or extended in the configuration.
+struct RoleDefinition {
+  std::string name;
+  std::vector<std::string> permissions;  // "resource:action", wildcards allowed
+};
+
+struct OidcConfig {
+  bool enabled = false;
+  std::string issuer;
+  std::string audience;
+  std::string jwks_uri;
+  std::string client_id;
+  std::string client_secret;  // secret
+  std::string redirect_uri;
+  Millis leeway{60000};
+};
+
+struct RateLimitConfig {
+  bool enabled = true;
+  double requests_per_second = 100;
+  double burst = 200;
+  bool trust_forwarded_headers = false;
+};
+
+struct SecurityConfig {
+  bool rbac_enabled = true;
+  std::vector<ApiToken> api_tokens;
+  std::vector<RoleDefinition> roles;
+  OidcConfig oidc;
+  RateLimitConfig rate_limit;
+};
+
+struct PoolConfig {                         // nO performance.connectionPool
+  bool enabled = true;
+  int min_connections = 2;
+  int max_connections = 16;
+  Millis acquire_timeout{30000};
+  Millis idle_timeout{300000};
+};
+
+struct SqliteConfig {
+  std::string path;                         // empty: <data_dir>/bzzz.db
+  std::string synchronous = "normal";       // normal | full
+  Millis busy_timeout{5000};
+};
+
+struct PostgresConfig {
+  std::string host = "localhost";
+  int port = 5432;
+  std::string database = "bzzz";
+  std::string user = "bzzz";
+  std::string password;                     // secret
+  std::string sslmode = "prefer";
+};
+
+struct StorageConfig {
+  std::string backend = "sqlite";           // sqlite | postgres
+  SqliteConfig sqlite;
+  PostgresConfig postgres;
+  PoolConfig pool;
+};
+
+struct RedisConfig {
+  std::string host = "localhost";
+  int port = 6379;
+  std::string password;                     // secret
+  int db = 0;
+};
+
+struct CacheConfig {                        // nO performance.caching
+  bool enabled = true;
+  Millis default_ttl{300000};
+  std::size_t max_size = 10000;
+  std::vector<std::string> layers{"memory"};  // memory, redis
+  RedisConfig redis;
+};
+
+struct MonitoringConfig {
+  bool prometheus_enabled = true;           // serve /metrics
+  bool grafana_enabled = false;             // accepted for nO compatibility
+};
+
+struct OperationsConfig {
+  Millis shutdown_timeout{30000};           // whole shutdown sequence
+  Millis drain_timeout{10000};              // in-flight requests
+  std::size_t debug_requests_capacity = 256;
+  Millis health_check_interval{10000};
+  Millis health_check_timeout{5000};
+  double memory_degraded_ratio = 0.85;
+  double memory_unhealthy_ratio = 0.95;
+};
+
+struct Config {
+  NodeConfig node;
+  HttpConfig http;
+  P2pConfig p2p;
+  DhtConfig dht;
+  ElectionConfig election;
+  AgentsConfig agents;
+  TasksConfig tasks;
+  HmmmConfig hmmm;
+  SlurpConfig slurp;
+  UcxiConfig ucxi;
+  SecurityConfig security;
+  StorageConfig storage;
+  CacheConfig cache;
+  MonitoringConfig monitoring;
+  OperationsConfig operations;
+
+  // The SQLite database file: storage.sqlite.path, or <data_dir>/bzzz.db.
+  std::string SqlitePath() const;
+};
+
+}  // namespace bzzz::config

@@ -1,0 +1,78 @@
+// HTTP request and response as the rest of bzzz sees them.
+//
+// These types carry no Beast types, so handlers compile without Beast. The
+// server (http/server.h) converts from and to the wire. Values, not
+// synchronized: a Request belongs to the one request being served.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "security/identity.h"
+
+namespace bzzz::http {
+
+enum class Method { kGet, kHead, kPost, kPut, kPatch, kDelete, kOptions, kOther };
+
+std::string_view MethodName(Method method);  // "GET", ... "OTHER"
+Method ParseMethod(std::string_view text);   // unknown methods give kOther
+
+// Header list with case-insensitive names, in arrival order.
+class Headers {
+ public:
+  // The first value of the header, or nullptr.
+  const std::string* Find(std::string_view name) const;
+  // Replaces every value of the header with this one.
+  void Set(std::string name, std::string value);
+  void Add(std::string name, std::string value);
+  const std::vector<std::pair<std::string, std::string>>& All() const { return items_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> items_;
+};
+
+struct Request {
+  Method method = Method::kGet;
+  std::string target;  // as received: path and query
+  std::string path;    // percent-decoded path, without the query
+  std::string query;   // raw query string, without '?'
+  Headers headers;
+  std::string body;
+  std::string remote_address;  // "127.0.0.1:53122"
+
+  // Filled by the server before the handler runs.
+  std::string request_id;
+  std::string route;  // the matched route template, e.g. "/admin/health/check/:name"
+  std::vector<std::pair<std::string, std::string>> params;  // template parameters
+  security::Identity identity;  // "anonymous" on public routes
+
+  // The value of a template parameter, or "" when absent.
+  std::string_view Param(std::string_view name) const;
+  // The percent-decoded value of a query parameter, if present.
+  std::optional<std::string> QueryParam(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  Headers headers;
+
+  // A JSON response; `json` must already be serialized JSON.
+  static Response Json(int status, std::string json);
+  static Response Text(int status, std::string text, std::string content_type = "text/plain; charset=utf-8");
+};
+
+// The JSON error envelope of SPEC §3.2:
+// {"error":{"code":"not_found","message":"...","request_id":"..."}}
+Response ErrorResponse(int status, std::string_view code, std::string_view message,
+                       std::string_view request_id);
+
+// Percent-decodes `in` ('+' is a space when form_encoding). Returns nullopt
+// on a malformed escape.
+std::optional<std::string> PercentDecode(std::string_view in, bool form_encoding);
+
+}  // namespace bzzz::http

@@ -1,0 +1,81 @@
+// Router: maps (method, path) to a route declared with a path template.
+//
+// Templates are literal segments and ":name" parameters, e.g.
+// "/admin/health/check/:name"; a final "*rest" matches the remaining path.
+// Every route declares the permission it needs ("resource:action"), or
+// kPublic. A known path with a wrong method is distinguished from an unknown
+// path (405 with the allowed methods vs 404). HEAD is served by GET routes.
+//
+// Routes are added before the server starts; Match is then safe to call from
+// any number of threads.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "http/message.h"
+
+namespace bzzz::http {
+
+// The permission of a route that needs no identity.
+inline constexpr std::string_view kPublic = "public";
+
+// Completes an asynchronous request; call exactly once, from any thread.
+using Responder = std::function<void(Response)>;
+using Handler = std::function<Response(Request&)>;
+// The Request stays valid until the Responder has been called.
+using AsyncHandler = std::function<void(Request&, Responder)>;
+
+struct Route {
+  Method method = Method::kGet;
+  std::string pattern;
+  std::string permission;  // kPublic or "resource:action"
+  Handler handler;         // exactly one of handler / async_handler
+  AsyncHandler async_handler;
+  bool probe = false;      // also served on the health-only listener
+  std::string summary;     // one line for docs and /info
+
+  std::size_t id = 0;      // index in the router, set by Add
+};
+
+struct RouteMatch {
+  enum class Kind { kFound, kNotFound, kMethodNotAllowed };
+  Kind kind = Kind::kNotFound;
+  const Route* route = nullptr;
+  std::vector<std::pair<std::string, std::string>> params;
+  std::vector<Method> allowed;  // for kMethodNotAllowed
+};
+
+class Router {
+ public:
+  Router();
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Adds a route. Fails (InvalidArgument) on a malformed template, a missing
+  // permission or handler, or a duplicate (method, template).
+  [[nodiscard]] bool Add(Route route, std::string* error = nullptr);
+
+  RouteMatch Match(Method method, std::string_view path) const;
+
+  // Every route, in the order added.
+  const std::vector<std::unique_ptr<Route>>& Routes() const { return routes_; }
+
+ private:
+  struct Compiled;
+  std::vector<std::unique_ptr<Route>> routes_;
+  std::vector<Compiled> compiled_;
+  // Routes without parameters, by path, for the common case.
+  std::unordered_map<std::string, std::vector<std::size_t>> static_;
+};
+
+// "GET, HEAD, POST" for an Allow header.
+std::string AllowHeader(const std::vector<Method>& methods);
+
+}  // namespace bzzz::http

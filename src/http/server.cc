@@ -1,0 +1,587 @@
+#include "http/server.h"
+
+// GCC 12 needs <utility> before Asio's coroutine headers (dependencies.md).
+#include <utility>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "http/probe.h"
+#include "security/access_controller.h"
+
+namespace bzzz::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+using BeastRequest = bhttp::request<bhttp::string_body>;
+using BeastResponse = bhttp::response<bhttp::string_body>;
+using Clock = std::chrono::steady_clock;
+
+// Idle keep-alive connections are closed this long after a drain starts.
+constexpr auto kDrainIdleGrace = std::chrono::milliseconds(100);
+
+bool ValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.' || c == ':';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// A random UUID (version 4) as the request id.
+std::string NewRequestId() {
+  thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                   (static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()) << 1)};
+  const std::uint64_t a = (rng() & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+  const std::uint64_t b = (rng() & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xffff),
+                static_cast<unsigned>(b >> 48), static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return buf;
+}
+
+// Maps parser errors to the status the client gets; 0: just close.
+int StatusForParseError(const beast::error_code& ec) {
+  if (ec == bhttp::error::body_limit) return 413;
+  if (ec == bhttp::error::header_limit) return 431;
+  if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
+      ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+      ec == bhttp::error::partial_message) {
+    return 0;
+  }
+  // Any other parser error (bad method, target, version, header, chunk...).
+  if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category()) return 400;
+  return 0;
+}
+
+std::string_view ReasonCode(int status) {
+  switch (status) {
+    case 400: return "bad_request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 413: return "payload_too_large";
+    case 431: return "headers_too_large";
+    case 500: return "internal";
+    case 503: return "unavailable";
+    default: return "error";
+  }
+}
+
+}  // namespace
+
+// One connection. Lives in its coroutine frame and in the registry that lets
+// a drain close idle connections; touched only on its strand.
+struct Session {
+  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  bool idle = true;                  // waiting for the first byte of a request
+  Clock::time_point idle_since = Clock::now();
+  bool parser_got_some = false;
+  std::string remote;
+};
+
+class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
+ public:
+  Impl(ServerOptions options, std::shared_ptr<const Router> router,
+       std::shared_ptr<const security::AccessController> access, prometheus::Registry* metrics)
+      : opt_(std::move(options)),
+        router_(std::move(router)),
+        access_(std::move(access)),
+        probe_(metrics, *router_),
+        ioc_(ThreadCount()),
+        api_(ioc_),
+        probe_acceptor_(ioc_) {}
+
+  int ThreadCount() const {
+    if (opt_.threads > 0) return opt_.threads;
+    const unsigned hw = std::thread::hardware_concurrency();
+    return hw == 0 ? 2 : static_cast<int>(hw);
+  }
+
+  Status Bind(tcp::acceptor& acceptor, const std::string& host, std::uint16_t port) {
+    beast::error_code ec;
+    const auto address = asio::ip::make_address(host, ec);
+    if (ec) return InvalidArgument("invalid listen address '" + host + "': " + ec.message());
+    const tcp::endpoint endpoint(address, port);
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Unavailable("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+    }
+    return Status::Ok();
+  }
+
+  Status Start() {
+    if (auto s = Bind(api_, opt_.host, opt_.port); !s.ok()) return s;
+    if (!opt_.probe_host.empty()) {
+      if (auto s = Bind(probe_acceptor_, opt_.probe_host, opt_.probe_port); !s.ok()) {
+        api_.close();
+        return s;
+      }
+    }
+    access_log_ = opt_.access_log ? spdlog::get("access") : nullptr;
+    work_.emplace(asio::make_work_guard(ioc_));
+    auto self = shared_from_this();
+    asio::co_spawn(ioc_, Accept(self, api_, false), asio::detached);
+    if (probe_acceptor_.is_open()) asio::co_spawn(ioc_, Accept(self, probe_acceptor_, true), asio::detached);
+    const int n = ThreadCount();
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this] {
+        for (;;) {
+          try {
+            ioc_.run();
+            return;
+          } catch (const std::exception& e) {
+            spdlog::error("http: unexpected exception on an I/O thread: {}", e.what());
+          }
+        }
+      });
+    }
+    return Status::Ok();
+  }
+
+  static asio::awaitable<void> Accept(std::shared_ptr<Impl> self, tcp::acceptor& acceptor, bool probe_only) {
+    for (;;) {
+      beast::error_code ec;
+      tcp::socket socket = co_await acceptor.async_accept(asio::make_strand(self->ioc_),
+                                                         asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+        // Out of file descriptors and the like: back off instead of spinning.
+        spdlog::warn("http: accept failed: {}", ec.message());
+        asio::steady_timer timer(self->ioc_, std::chrono::milliseconds(50));
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        continue;
+      }
+      if (self->connections_.load() >= static_cast<std::int64_t>(self->opt_.max_connections)) {
+        socket.close(ec);
+        continue;
+      }
+      auto session = std::make_shared<Session>(std::move(socket));
+      auto executor = session->stream.get_executor();
+      asio::co_spawn(executor, Serve(self, session, probe_only), asio::detached);
+    }
+  }
+
+  void Track(const std::shared_ptr<Session>& s, bool add) {
+    std::lock_guard lock(sessions_mu_);
+    if (add) {
+      sessions_.insert(s);
+    } else {
+      sessions_.erase(s);
+    }
+    probe_.Connections(connections_.fetch_add(add ? 1 : -1) + (add ? 1 : -1));
+  }
+
+  static asio::awaitable<void> Serve(std::shared_ptr<Impl> self, std::shared_ptr<Session> session,
+                                     bool probe_only) {
+    self->Track(session, true);
+    try {
+      co_await self->ServeLoop(*session, probe_only);
+    } catch (const std::exception& e) {
+      spdlog::warn("http: connection ended by an exception: {}", e.what());
+    }
+    beast::error_code ec;
+    session->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    session->stream.close();
+    self->Track(session, false);
+  }
+
+  asio::awaitable<void> WriteAndCount(Session& s, BeastResponse& res) {
+    beast::error_code ec;
+    s.stream.expires_after(opt_.read_timeout);
+    co_await bhttp::async_write(s.stream, res, asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  asio::awaitable<void> ServeLoop(Session& s, bool probe_only) {
+    {
+      beast::error_code ec;
+      const auto ep = s.stream.socket().remote_endpoint(ec);
+      if (!ec) s.remote = ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+    for (;;) {
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.body_limit(opt_.body_limit_bytes);
+      parser.header_limit(static_cast<std::uint32_t>(opt_.header_limit_bytes));
+      beast::error_code ec;
+
+      s.idle = s.buffer.size() == 0;
+      s.idle_since = Clock::now();
+      s.stream.expires_after(draining_.load() ? kDrainIdleGrace : opt_.keepalive_timeout);
+      co_await bhttp::async_read_header(s.stream, s.buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      s.idle = false;
+      const auto started = Clock::now();
+      const auto arrived = std::chrono::system_clock::now();
+      if (ec) {
+        const int status = StatusForParseError(ec);
+        // Named locals, not temporaries, in co_await expressions: GCC 12
+        // destroys such temporaries twice.
+        const std::string message = ec.message();
+        if (status != 0) co_await SendBareError(s, status, message);
+        co_return;
+      }
+
+      const BeastRequest& head = parser.get();
+      const bool expects_body = parser.content_length().has_value() ? *parser.content_length() > 0 : parser.chunked();
+      if (parser.content_length() && *parser.content_length() > opt_.body_limit_bytes) {
+        const std::string message =
+            "request body exceeds the limit of " + std::to_string(opt_.body_limit_bytes) + " bytes";
+        co_await SendBareError(s, 413, message);
+        co_await DiscardInput(s);
+        co_return;
+      }
+      in_flight_.fetch_add(1);
+      probe_.InFlight(in_flight_.load());
+      struct InFlightGuard {
+        Impl* impl;
+        ~InFlightGuard() {
+          impl->probe_.InFlight(impl->in_flight_.fetch_sub(1) - 1);
+          impl->drain_cv_.notify_all();
+        }
+      } guard{this};
+
+      if (expects_body) {
+        const auto expect = head[bhttp::field::expect];
+        if (beast::iequals(expect, "100-continue")) {
+          bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, head.version()};
+          co_await bhttp::async_write(s.stream, cont, asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) co_return;
+        }
+        s.stream.expires_after(opt_.read_timeout);
+        co_await bhttp::async_read(s.stream, s.buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+          const int status = StatusForParseError(ec);
+          if (status != 0) {
+            const std::string message =
+                status == 413 ? "request body exceeds the limit of " + std::to_string(opt_.body_limit_bytes) + " bytes"
+                              : ec.message();
+            co_await SendBareError(s, status, message);
+            if (status == 413) co_await DiscardInput(s);
+          }
+          co_return;
+        }
+      }
+
+      BeastRequest beast_req = parser.release();
+      Request req;
+      std::size_t route_id = HttpProbe::kUnmatched;
+      const std::string_view method_text(beast_req.method_string().data(), beast_req.method_string().size());
+      req.method = ParseMethod(method_text);
+      req.target = std::string(beast_req.target());
+      req.remote_address = s.remote;
+      for (const auto& field : beast_req) {
+        req.headers.Add(std::string(field.name_string()), std::string(field.value()));
+      }
+      req.body = std::move(beast_req.body());
+      const std::string* incoming_id = req.headers.Find("X-Request-ID");
+      req.request_id = incoming_id && ValidRequestId(*incoming_id) ? *incoming_id : NewRequestId();
+
+      Response resp;
+      if (!ParseTarget(req)) {
+        resp = ErrorResponse(400, "bad_request", "malformed request target", req.request_id);
+      } else {
+        resp = co_await Dispatch(req, probe_only, route_id);
+      }
+
+      const bool keep_alive = beast_req.keep_alive() && !draining_.load();
+      BeastResponse res{static_cast<bhttp::status>(resp.status), beast_req.version()};
+      Finish(req, resp, res, keep_alive);
+      const std::size_t bytes = resp.body.size();
+      const std::string_view route = req.route.empty() ? std::string_view("unmatched") : req.route;
+      co_await WriteAndCount(s, res);
+
+      const auto elapsed = Clock::now() - started;
+      served_.fetch_add(1, std::memory_order_relaxed);
+      probe_.RequestDone(MethodName(req.method), route_id, resp.status,
+                         std::chrono::duration<double>(elapsed).count());
+      RequestRecord record{arrived,       MethodName(req.method), route,
+                           req.path,      resp.status,            elapsed,
+                           req.request_id, req.identity.principal, req.remote_address,
+                           bytes};
+      for (const auto& observer : observers_) observer(record);
+      if (access_log_) {
+        access_log_->info("{} \"{} {}\" {} {} {:.3f}ms rid={} principal={}", req.remote_address,
+                          method_text, req.path, resp.status, bytes,
+                          std::chrono::duration<double, std::milli>(elapsed).count(), req.request_id,
+                          req.identity.principal);
+      }
+      if (!keep_alive || !s.stream.socket().is_open()) co_return;
+    }
+  }
+
+  // Splits the target into a decoded path and the raw query.
+  static bool ParseTarget(Request& req) {
+    const std::string_view target = req.target;
+    if (target.empty() || target.front() != '/') return false;
+    const auto q = target.find('?');
+    auto path = PercentDecode(target.substr(0, q), false);
+    if (!path || path->find('\0') != std::string::npos) return false;
+    req.path = std::move(*path);
+    if (q != std::string_view::npos) req.query = std::string(target.substr(q + 1));
+    return true;
+  }
+
+  asio::awaitable<Response> Dispatch(Request& req, bool probe_only, std::size_t& route_id) {
+    RouteMatch match = router_->Match(req.method, req.path);
+    if (match.kind == RouteMatch::Kind::kFound && probe_only && !match.route->probe) {
+      match.kind = RouteMatch::Kind::kNotFound;
+    }
+    if (match.kind == RouteMatch::Kind::kNotFound) {
+      co_return ErrorResponse(404, "not_found", "no route for " + req.path, req.request_id);
+    }
+    if (match.kind == RouteMatch::Kind::kMethodNotAllowed) {
+      Response resp;
+      if (req.method == Method::kOptions) {
+        resp = Response::Text(204, "");
+      } else {
+        resp = ErrorResponse(405, "method_not_allowed",
+                             std::string(MethodName(req.method)) + " is not allowed on " + req.path,
+                             req.request_id);
+      }
+      resp.headers.Set("Allow", AllowHeader(match.allowed));
+      co_return resp;
+    }
+
+    const Route& route = *match.route;
+    route_id = route.id;
+    req.route = route.pattern;
+    req.params = std::move(match.params);
+
+    if (route.permission != kPublic) {
+      if (!access_) co_return ErrorResponse(500, "internal", "access control is not configured", req.request_id);
+      const std::string* authorization = req.headers.Find("Authorization");
+      auto decision = access_->Check(authorization ? std::string_view(*authorization) : std::string_view{},
+                                     route.permission);
+      if (decision.kind == security::AccessDecision::Kind::kUnauthenticated) {
+        Response resp = ErrorResponse(401, "unauthorized", decision.reason, req.request_id);
+        resp.headers.Set("WWW-Authenticate", "Bearer realm=\"bzzz\"");
+        co_return resp;
+      }
+      req.identity = std::move(decision.identity);
+      if (decision.kind == security::AccessDecision::Kind::kForbidden) {
+        co_return ErrorResponse(403, "forbidden", decision.reason, req.request_id);
+      }
+    }
+
+    for (const auto& middleware : middlewares_) {
+      if (auto early = middleware(req, route)) co_return std::move(*early);
+    }
+
+    try {
+      if (route.handler) co_return route.handler(req);
+      co_return co_await CallAsync(route, req);
+    } catch (const std::exception& e) {
+      spdlog::error("http: handler for {} {} threw: {} (request {})", MethodName(req.method), route.pattern,
+                    e.what(), req.request_id);
+    }
+    co_return ErrorResponse(500, "internal", "internal error", req.request_id);
+  }
+
+  // Suspends the coroutine until the async handler's Responder is called,
+  // then resumes it on the connection's strand.
+  static asio::awaitable<Response> CallAsync(const Route& route, Request& req) {
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Response)>(
+        [&route, &req](auto handler) {
+          using HandlerType = decltype(handler);
+          auto shared = std::make_shared<HandlerType>(std::move(handler));
+          auto once = std::make_shared<std::atomic<bool>>(false);
+          route.async_handler(req, [shared, once](Response response) {
+            if (once->exchange(true)) return;  // a second call is a bug; ignore it
+            auto executor = asio::get_associated_executor(*shared);
+            asio::post(executor, [shared, response = std::move(response)]() mutable {
+              (*shared)(std::move(response));
+            });
+          });
+        },
+        asio::use_awaitable);
+  }
+
+  void Finish(const Request& req, Response& resp, BeastResponse& res, bool keep_alive) const {
+    res.set(bhttp::field::server, "bzzz");
+    if (!resp.body.empty() || resp.status != 204) res.set(bhttp::field::content_type, resp.content_type);
+    res.set("X-Request-ID", req.request_id);
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set("X-Frame-Options", "DENY");
+    res.set("Referrer-Policy", "no-referrer");
+    res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+    bool cache_control = false;
+    for (const auto& [name, value] : resp.headers.All()) {
+      if (beast::iequals(name, "Cache-Control")) cache_control = true;
+      res.set(name, value);
+    }
+    if (!cache_control) res.set(bhttp::field::cache_control, "no-store");
+    res.keep_alive(keep_alive);
+    if (req.method == Method::kHead) {
+      res.content_length(resp.body.size());
+    } else {
+      res.body() = std::move(resp.body);
+      res.prepare_payload();
+    }
+  }
+
+  // An error before the request could be parsed: answer and close.
+  asio::awaitable<void> SendBareError(Session& s, int status, const std::string& message) {
+    const std::string id = NewRequestId();
+    Response resp = ErrorResponse(status, ReasonCode(status), message, id);
+    BeastResponse res{static_cast<bhttp::status>(status), 11};
+    Request req;
+    req.request_id = id;
+    Finish(req, resp, res, false);
+    co_await WriteAndCount(s, res);
+    probe_.RequestDone("OTHER", HttpProbe::kUnmatched, status, 0);
+  }
+
+  // After refusing a body, read (and drop) what the client is still sending
+  // for a moment, so that it sees our answer instead of a reset.
+  asio::awaitable<void> DiscardInput(Session& s) {
+    beast::error_code ec;
+    s.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    s.stream.expires_after(std::chrono::milliseconds(500));
+    std::vector<char> sink(64 * 1024);
+    std::size_t total = 0;
+    while (!ec && total < (64u << 20)) {
+      total += co_await s.stream.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  void StopAccepting() {
+    if (draining_.exchange(true)) return;
+    asio::post(ioc_, [self = shared_from_this()] {
+      beast::error_code ec;
+      self->api_.close(ec);
+      self->probe_acceptor_.close(ec);
+    });
+  }
+
+  // Closes connections that have waited for a request since before the drain.
+  void CloseIdle() {
+    std::vector<std::shared_ptr<Session>> sessions;
+    {
+      std::lock_guard lock(sessions_mu_);
+      sessions.assign(sessions_.begin(), sessions_.end());
+    }
+    const auto now = Clock::now();
+    for (auto& s : sessions) {
+      asio::post(s->stream.get_executor(), [s, now] {
+        if (s->idle && s->buffer.size() == 0 && now - s->idle_since >= kDrainIdleGrace) {
+          beast::error_code ec;
+          s->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+          s->stream.cancel();
+        }
+      });
+    }
+  }
+
+  bool WaitDrained(std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    std::unique_lock lock(drain_mu_);
+    while (Clock::now() < deadline) {
+      if (in_flight_.load() == 0) {
+        if (connections_.load() == 0) return true;
+        lock.unlock();
+        CloseIdle();
+        lock.lock();
+      }
+      drain_cv_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+    return in_flight_.load() == 0;
+  }
+
+  void Stop() {
+    std::call_once(stop_once_, [this] {
+      StopAccepting();
+      CloseIdle();
+      work_.reset();
+      ioc_.stop();
+      for (auto& t : threads_) {
+        if (t.joinable()) t.join();
+      }
+      std::lock_guard lock(sessions_mu_);
+      sessions_.clear();
+    });
+  }
+
+  ServerOptions opt_;
+  std::shared_ptr<const Router> router_;
+  std::shared_ptr<const security::AccessController> access_;
+  HttpProbe probe_;
+  std::vector<Middleware> middlewares_;
+  std::vector<RequestObserver> observers_;
+  std::shared_ptr<spdlog::logger> access_log_;
+
+  asio::io_context ioc_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  tcp::acceptor api_;
+  tcp::acceptor probe_acceptor_;
+  std::vector<std::thread> threads_;
+  std::once_flag stop_once_;
+
+  std::atomic<std::int64_t> in_flight_{0};
+  std::atomic<std::int64_t> connections_{0};
+  std::atomic<std::uint64_t> served_{0};
+  std::atomic<bool> draining_{false};
+  std::mutex drain_mu_;
+  std::condition_variable drain_cv_;
+  std::mutex sessions_mu_;
+  std::unordered_set<std::shared_ptr<Session>> sessions_;
+};
+
+Server::Server(ServerOptions options, std::shared_ptr<const Router> router,
+               std::shared_ptr<const security::AccessController> access, prometheus::Registry* metrics)
+    : impl_(std::make_shared<Impl>(std::move(options), std::move(router), std::move(access), metrics)) {}
+
+Server::~Server() { Stop(); }
+
+void Server::Use(Middleware middleware) { impl_->middlewares_.push_back(std::move(middleware)); }
+void Server::Observe(RequestObserver observer) { impl_->observers_.push_back(std::move(observer)); }
+Status Server::Start() { return impl_->Start(); }
+std::uint16_t Server::Port() const {
+  beast::error_code ec;
+  const auto ep = impl_->api_.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+std::uint16_t Server::ProbePort() const {
+  beast::error_code ec;
+  const auto ep = impl_->probe_acceptor_.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+void Server::StopAccepting() { impl_->StopAccepting(); }
+bool Server::WaitDrained(std::chrono::milliseconds timeout) { return impl_->WaitDrained(timeout); }
+void Server::Stop() { impl_->Stop(); }
+std::int64_t Server::InFlight() const { return impl_->in_flight_.load(); }
+std::int64_t Server::OpenConnections() const { return impl_->connections_.load(); }
+std::uint64_t Server::RequestsServed() const { return impl_->served_.load(); }
+
+}  // namespace bzzz::http

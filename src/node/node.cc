@@ -1,0 +1,352 @@
+#include "node/node.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include "config/loader.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "node/build_info.h"
+#include "node/logging.h"
+#include "ops/health.h"
+#include "ops/operational_api.h"
+#include "ops/process_metrics.h"
+#include "ops/request_log.h"
+#include "ops/shutdown.h"
+#include "security/access_controller.h"
+#include "storage/store.h"
+
+namespace bzzz::node {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string Version() { return kBuildVersion; }
+std::string GitCommit() { return kBuildCommit; }
+
+Result<std::string> LoadOrCreateNodeId(const std::string& data_dir) {
+  const fs::path path = fs::path(data_dir) / "node_id";
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    std::ifstream in(path);
+    std::string id;
+    in >> id;
+    const bool valid = id.size() == 40 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (!valid) return InvalidArgument(path.string() + " does not hold a node id (40 hex digits)");
+    return id;
+  }
+  std::random_device rd;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 40; ++i) id.push_back(kHex[rd() % 16]);
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << id << "\n";
+    if (!out) return Unavailable("cannot write " + tmp.string());
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) return Unavailable("cannot create " + path.string() + ": " + ec.message());
+  return id;
+}
+
+namespace {
+
+ops::HealthCheckSpec StorageCheck(std::shared_ptr<storage::Store> store, const config::OperationsConfig& ops) {
+  ops::HealthCheckSpec spec;
+  spec.name = "storage-health";
+  spec.interval = ops.health_check_interval;
+  spec.timeout = ops.health_check_timeout;
+  spec.critical = true;
+  spec.description = "the store answers, passes its integrity check and is migrated";
+  spec.fn = [store] {
+    const storage::StoreHealth h = store->HealthCheck();
+    const json details = {{"backend", h.backend},
+                          {"location", h.location},
+                          {"reachable", h.reachable},
+                          {"integrity_ok", h.integrity_ok},
+                          {"schema_version", h.schema_version},
+                          {"latest_version", h.latest_version},
+                          {"latency_ms", static_cast<double>(h.latency.count()) / 1000.0},
+                          {"size_bytes", h.size_bytes}};
+    const std::string d = details.dump();
+    if (!h.reachable) return ops::CheckOutcome::Unhealthy("store unreachable: " + h.message, d);
+    if (!h.integrity_ok) return ops::CheckOutcome::Unhealthy("integrity check failed: " + h.message, d);
+    if (h.schema_version < h.latest_version) {
+      return ops::CheckOutcome::Degraded(std::to_string(h.latest_version - h.schema_version) + " pending migrations",
+                                         d);
+    }
+    return ops::CheckOutcome::Healthy("ok", d);
+  };
+  return spec;
+}
+
+std::uint16_t ParsePort(const std::string& hostport, std::string* host) {
+  const auto colon = hostport.rfind(':');
+  if (colon == std::string::npos) return 0;
+  std::string h = hostport.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  *host = h;
+  return static_cast<std::uint16_t>(std::stoi(hostport.substr(colon + 1)));
+}
+
+}  // namespace
+
+class Node::Impl {
+ public:
+  explicit Impl(config::Config c) : config(std::move(c)) {}
+
+  config::Config config;
+  std::string node_id;
+  int lock_fd = -1;
+  std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<storage::Store> store;
+  std::shared_ptr<ops::HealthRegistry> health;
+  std::shared_ptr<ops::ShutdownCoordinator> shutdown = std::make_shared<ops::ShutdownCoordinator>();
+  std::shared_ptr<ops::RequestLog> requests;
+  std::shared_ptr<http::Router> router = std::make_shared<http::Router>();
+  std::unique_ptr<http::Server> server;
+  std::thread signal_thread;
+  std::atomic<bool> signals_done{false};
+
+  ~Impl() {
+    signals_done = true;
+    if (signal_thread.joinable()) signal_thread.join();
+    if (server) server->Stop();
+    if (health) health->Stop();
+    if (store) store->Close();
+    if (lock_fd >= 0) close(lock_fd);
+  }
+
+  Status LockDataDir() {
+    const fs::path path = fs::path(config.node.data_dir) / "LOCK";
+    lock_fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0) return Unavailable("cannot open " + path.string() + ": " + std::strerror(errno));
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      return FailedPrecondition("data directory " + config.node.data_dir +
+                                " is in use by another bzzz process (" + path.string() + " is locked)");
+    }
+    const std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(lock_fd, 0) == 0) {
+      [[maybe_unused]] auto n = write(lock_fd, pid.data(), pid.size());
+    }
+    return Status::Ok();
+  }
+
+  // SIGINT and SIGTERM are blocked in every thread and taken here with
+  // sigtimedwait, so no handler runs in a random thread. The first signal
+  // starts the graceful shutdown; the third forces an exit.
+  void WatchSignals() {
+    signal_thread = std::thread([this] {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGINT);
+      sigaddset(&set, SIGTERM);
+      int received = 0;
+      const timespec tick{0, 100 * 1000 * 1000};
+      while (!signals_done.load()) {
+        const int sig = sigtimedwait(&set, nullptr, &tick);
+        if (sig <= 0) continue;
+        ++received;
+        const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+        if (received == 1) {
+          (void)shutdown->Request(std::string("signal ") + name);
+        } else if (received == 2) {
+          spdlog::warn("shutdown already in progress; send the signal once more to exit at once");
+        } else {
+          spdlog::error("forced exit on repeated {}", name);
+          ShutdownLogging();
+          _exit(1);
+        }
+      }
+    });
+  }
+};
+
+Node::Node(config::Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Node::~Node() = default;
+
+Result<std::unique_ptr<Node>> Node::Create(config::Config config) {
+  std::error_code ec;
+  fs::create_directories(config.node.data_dir, ec);
+  if (ec) return Unavailable("cannot create data directory " + config.node.data_dir + ": " + ec.message());
+  if (config.node.name.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    config.node.name = host[0] ? host : "bzzz";
+  }
+  return std::unique_ptr<Node>(new Node(std::move(config)));
+}
+
+Status Node::Start() {
+  Impl& n = *impl_;
+  const auto& cfg = n.config;
+
+  // Block the shutdown signals before any thread exists, so every thread
+  // inherits the mask and only the watcher takes them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (auto s = n.LockDataDir(); !s.ok()) return s;
+  auto id = LoadOrCreateNodeId(cfg.node.data_dir);
+  if (!id.ok()) return id.status();
+  n.node_id = *id;
+
+  auto store = storage::OpenStore(cfg);
+  if (!store.ok()) return store.status();
+  n.store = std::shared_ptr<storage::Store>(std::move(store).value());
+  auto migrated = n.store->Migrate();
+  if (!migrated.ok()) return migrated.status();
+  if (!migrated->applied.empty()) {
+    spdlog::info("storage: migrated {} to schema version {}", n.store->Backend(), migrated->current_version);
+  }
+  (void)n.store->PutMeta("last_start", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                          std::chrono::system_clock::now().time_since_epoch())
+                                                          .count()));
+
+  prometheus::Registry* metrics = cfg.monitoring.prometheus_enabled ? n.metrics.get() : nullptr;
+  n.health = std::make_shared<ops::HealthRegistry>(metrics);
+  if (auto s = n.health->Register(StorageCheck(n.store, cfg.operations)); !s.ok()) return s;
+  if (auto s = n.health->Register(ops::MemoryCheck(cfg.operations.memory_degraded_ratio,
+                                                   cfg.operations.memory_unhealthy_ratio,
+                                                   cfg.operations.health_check_interval,
+                                                   cfg.operations.health_check_timeout));
+      !s.ok()) {
+    return s;
+  }
+
+  // Identities: configured API tokens and the bootstrap admin token.
+  const char* bootstrap = std::getenv("BZZZ_ADMIN_TOKEN");
+  std::vector<std::unique_ptr<security::Authenticator>> authenticators;
+  authenticators.push_back(std::make_unique<security::StaticTokenAuthenticator>(
+      cfg.security.api_tokens, bootstrap ? std::string_view(bootstrap) : std::string_view{}));
+  if ((bootstrap == nullptr || *bootstrap == '\0') && cfg.security.api_tokens.empty()) {
+    spdlog::warn("security: no API tokens configured and BZZZ_ADMIN_TOKEN is unset: only public routes "
+                 "(health, metrics) can be used");
+  }
+  auto access = std::make_shared<security::AccessController>(
+      std::move(authenticators), security::Rbac(cfg.security.roles), cfg.security.rbac_enabled, metrics);
+
+  n.requests = std::make_shared<ops::RequestLog>(cfg.operations.debug_requests_capacity);
+  const auto now = std::chrono::system_clock::now();
+  ops::OperationalApi api;
+  api.info = {n.node_id, cfg.node.name, Version(), GitCommit(), cfg.node.role, cfg.node.data_dir, now,
+              std::chrono::steady_clock::now()};
+  api.health = n.health;
+  api.shutdown = n.shutdown;
+  api.requests = n.requests;
+  if (metrics) {
+    api.metrics = n.metrics;
+    api.collectables.push_back(std::make_shared<ops::ProcessCollector>());
+  }
+  api.status_sections.push_back({"http", [&n] {
+                                   json j = {{"port", n.server ? n.server->Port() : 0},
+                                             {"in_flight", n.server ? n.server->InFlight() : 0},
+                                             {"open_connections", n.server ? n.server->OpenConnections() : 0},
+                                             {"requests_served", n.server ? n.server->RequestsServed() : 0}};
+                                   return j.dump();
+                                 }});
+  api.status_sections.push_back({"storage", [&n] {
+                                   auto state = n.store->SchemaState();
+                                   json j = {{"backend", n.store->Backend()},
+                                             {"schema_version", state.ok() ? state->current_version : -1},
+                                             {"latest_version", state.ok() ? state->latest_version : -1}};
+                                   return j.dump();
+                                 }});
+  api.status_sections.push_back({"config", [&n] {
+                                   return config::RenderConfig(n.config, config::RenderFormat::kJson, true);
+                                 }});
+  if (auto s = ops::RegisterOperationalRoutes(*n.router, std::move(api)); !s.ok()) return s;
+
+  http::ServerOptions options;
+  options.host = cfg.http.host;
+  options.port = static_cast<std::uint16_t>(cfg.http.port);
+  options.threads = cfg.http.threads;
+  options.body_limit_bytes = cfg.http.body_limit_bytes;
+  options.read_timeout = cfg.http.read_timeout;
+  options.keepalive_timeout = cfg.http.keepalive_timeout;
+  options.max_connections = cfg.http.max_connections;
+  options.access_log = cfg.http.access_log;
+  if (!cfg.http.health_listen.empty()) {
+    options.probe_port = ParsePort(cfg.http.health_listen, &options.probe_host);
+  }
+  n.server = std::make_unique<http::Server>(options, n.router, access, metrics);
+  n.server->Observe([requests = n.requests](const http::RequestRecord& r) { requests->Record(r); });
+
+  // Shutdown steps, in SPEC §3.2 order.
+  http::Server* server = n.server.get();
+  (void)n.shutdown->AddHandler("http.stop-accepting", ops::kPriorityStopAccepting, std::chrono::seconds(2), [server] {
+    server->StopAccepting();
+    return Status::Ok();
+  });
+  (void)n.shutdown->AddHandler("http.drain", ops::kPriorityDrainRequests, cfg.operations.drain_timeout + std::chrono::seconds(1),
+                               [server, timeout = cfg.operations.drain_timeout] {
+                                 return server->WaitDrained(timeout)
+                                            ? Status::Ok()
+                                            : Timeout(std::to_string(server->InFlight()) + " requests still in flight");
+                               });
+  (void)n.shutdown->AddHandler("health.stop", ops::kPriorityStopServices, std::chrono::seconds(3), [health = n.health] {
+    health->Stop();
+    return Status::Ok();
+  });
+  (void)n.shutdown->AddHandler("storage.flush", ops::kPriorityFlushStores, std::chrono::seconds(10), [store = n.store] {
+    Status s = store->Flush();
+    store->Close();
+    return s;
+  });
+  (void)n.shutdown->AddHandler("logs.flush", ops::kPriorityFlushLogs, std::chrono::seconds(2), [] {
+    ShutdownLogging();
+    return Status::Ok();
+  });
+
+  n.health->Start();
+  if (auto s = n.server->Start(); !s.ok()) return s;
+  n.WatchSignals();
+  spdlog::info("bzzz {} node {} ({}) serving on http://{}:{} data_dir={}", Version(), n.node_id, cfg.node.name,
+               cfg.http.host, n.server->Port(), cfg.node.data_dir);
+  if (n.server->ProbePort() != 0) spdlog::info("health probes also on {}:{}", options.probe_host, n.server->ProbePort());
+  return Status::Ok();
+}
+
+int Node::Run() {
+  Impl& n = *impl_;
+  // Wait for a shutdown request, then bound the sequence itself.
+  while (!n.shutdown->GetStatus().requested) n.shutdown->WaitFor(std::chrono::milliseconds(200));
+  const bool finished = n.shutdown->WaitFor(n.config.operations.shutdown_timeout);
+  n.server->Stop();
+  int not_done = 0;
+  for (const auto& h : n.shutdown->Handlers()) not_done += h.state != ops::HandlerState::kDone;
+  if (!finished) {
+    spdlog::error("shutdown overran operations.shutdown_timeout ({} ms); exiting anyway",
+                  n.config.operations.shutdown_timeout.count());
+  } else if (not_done) {
+    spdlog::warn("shutdown finished with {} step(s) not done (see the log above)", not_done);
+  } else {
+    spdlog::info("bzzz node {} stopped", n.node_id);
+  }
+  ShutdownLogging();
+  return finished ? 0 : 1;
+}
+
+Status Node::RequestShutdown(std::string reason) { return impl_->shutdown->Request(std::move(reason)); }
+std::uint16_t Node::HttpPort() const { return impl_->server ? impl_->server->Port() : 0; }
+const std::string& Node::NodeId() const { return impl_->node_id; }
+
+}  // namespace bzzz::node

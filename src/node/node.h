@@ -1,0 +1,59 @@
+// Node: one running bzzz process, assembled from its subsystems.
+//
+// Create() checks the configuration and prepares the data directory; Start()
+// takes the data-directory lock, opens and migrates the store, registers the
+// health checks and shutdown steps, and starts the HTTP server; Run() blocks
+// until the graceful shutdown (SIGTERM, SIGINT or POST /admin/shutdown) has
+// finished. The shutdown order is SPEC §3.2's: stop accepting connections,
+// drain in-flight requests, (stop agents, leave the election: later
+// subsystems register these steps), stop services, flush stores, flush logs.
+//
+// Data directory layout (docs/operations.md):
+//   <data_dir>/LOCK        advisory lock: one node per data directory
+//   <data_dir>/node_id     the node's identity (until the P2P keypair replaces it)
+//   <data_dir>/bzzz.db     SQLite store (+ -wal, -shm)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "config/config.h"
+
+namespace bzzz::node {
+
+// Build facts, also reported by `bzzz version` and /info.
+std::string Version();
+std::string GitCommit();
+
+class Node {
+ public:
+  static Result<std::unique_ptr<Node>> Create(config::Config config);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Starts everything; on failure, whatever was started is stopped again.
+  Status Start();
+
+  // Blocks until shutdown has finished. Returns the process exit code: 0 for
+  // a graceful shutdown, 1 when it overran operations.shutdown_timeout.
+  int Run();
+
+  // Starts the graceful shutdown. Conflict when one is already under way.
+  Status RequestShutdown(std::string reason);
+
+  std::uint16_t HttpPort() const;
+  const std::string& NodeId() const;
+
+ private:
+  explicit Node(config::Config config);
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads or creates the node id in `data_dir`.
+Result<std::string> LoadOrCreateNodeId(const std::string& data_dir);
+
+}  // namespace bzzz::node

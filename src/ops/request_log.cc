@@ -1,0 +1,40 @@
+#include "ops/request_log.h"
+
+#include <algorithm>
+
+namespace bzzz::ops {
+
+RequestLog::RequestLog(std::size_t capacity) : ring_(std::max<std::size_t>(capacity, 1)) {}
+
+void RequestLog::Record(const http::RequestRecord& r) {
+  RequestEntry e;
+  e.time = r.time;
+  e.method = r.method;
+  e.route = r.route;
+  e.path = r.path;
+  e.status = r.status;
+  e.duration_ms = std::chrono::duration<double, std::milli>(r.duration).count();
+  e.request_id = r.request_id;
+  e.principal = r.principal;
+  e.remote_address = r.remote_address;
+  e.response_bytes = r.response_bytes;
+  std::lock_guard lock(mu_);
+  ring_[next_ % ring_.size()] = std::move(e);
+  ++next_;
+}
+
+std::vector<RequestEntry> RequestLog::Recent(std::size_t limit) const {
+  std::lock_guard lock(mu_);
+  const std::size_t n = std::min<std::uint64_t>({limit, ring_.size(), next_});
+  std::vector<RequestEntry> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) out.push_back(ring_[(next_ - 1 - i) % ring_.size()]);
+  return out;
+}
+
+std::uint64_t RequestLog::total() const {
+  std::lock_guard lock(mu_);
+  return next_;
+}
+
+}  // namespace bzzz::ops

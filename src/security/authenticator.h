@@ -1,0 +1,63 @@
+// Authentication: turning the credentials of a request into an Identity.
+//
+// Authenticators are tried in order by the AccessController; each one either
+// recognizes the credentials (authenticated or invalid) or passes. Static API
+// tokens come first; an OIDC/JWT authenticator plugs in as another
+// Authenticator without touching routes. Implementations are immutable after
+// construction and safe to call from any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "security/identity.h"
+
+namespace bzzz::security {
+
+struct Credentials {
+  std::string_view scheme;  // "Bearer" (case as received)
+  std::string_view token;
+};
+
+struct AuthResult {
+  enum class Outcome {
+    kNotMine,        // this authenticator does not handle these credentials
+    kAuthenticated,  // identity is set
+    kInvalid,        // the credentials are recognized as this kind but wrong
+  };
+  Outcome outcome = Outcome::kNotMine;
+  Identity identity;
+  std::string reason;  // for kInvalid: why, without echoing the secret
+};
+
+class Authenticator {
+ public:
+  virtual ~Authenticator() = default;
+  virtual std::string_view Name() const = 0;
+  virtual AuthResult Authenticate(const Credentials& credentials) const = 0;
+};
+
+// Opaque bearer tokens known by their SHA-256: the service accounts of the
+// configuration (security.api_tokens) and the bootstrap admin token given by
+// the BZZZ_ADMIN_TOKEN environment variable. Tokens are never stored in
+// clear: the bootstrap token is hashed on construction.
+class StaticTokenAuthenticator final : public Authenticator {
+ public:
+  StaticTokenAuthenticator(const std::vector<config::ApiToken>& tokens, std::string_view bootstrap_admin_token);
+
+  std::string_view Name() const override { return "api-token"; }
+  AuthResult Authenticate(const Credentials& credentials) const override;
+  std::size_t size() const { return by_hash_.size(); }
+
+ private:
+  std::unordered_map<std::string, Identity> by_hash_;
+};
+
+// Lower-case hex SHA-256 of `data`.
+std::string Sha256Hex(std::string_view data);
+
+}  // namespace bzzz::security

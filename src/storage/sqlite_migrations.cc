@@ -1,0 +1,31 @@
+// The schema of the SQLite backend, one Migration per version.
+//
+// Rules for adding a step:
+// - Append; never edit or reorder a step that has shipped. Databases in the
+//   field have it recorded in schema_migrations and will not run it again.
+// - Each step runs inside one BEGIN IMMEDIATE transaction, so it must not
+//   contain BEGIN/COMMIT, nor PRAGMAs that are no-ops inside a transaction
+//   (journal_mode, foreign_keys); the store sets those on every connection.
+// - Later subsystems (tasks, attempts, dead letters, HMMM threads, UCXL
+//   versions, audit log, users and tokens) each add their own step.
+#include "storage/sqlite_store.h"
+
+namespace bzzz::storage {
+
+const std::vector<Migration>& SqliteMigrations() {
+  // Leaked on purpose: no destructor runs at exit while another thread may
+  // still be opening a store.
+  static const auto* const kMigrations = new std::vector<Migration>{
+      {1, "initial", R"sql(
+        -- Small durable facts about the node: first start, ids.
+        CREATE TABLE node_meta (
+          key        TEXT PRIMARY KEY,
+          value      TEXT NOT NULL,
+          updated_at TEXT NOT NULL  -- ISO 8601 UTC
+        );
+      )sql"},
+  };
+  return *kMigrations;
+}
+
+}  // namespace bzzz::storage

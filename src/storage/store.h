@@ -1,0 +1,87 @@
+// Store: the node's durable state behind one interface.
+//
+// Everything above this header talks to a Store and never knows which
+// backend it is. The embedded default is SQLite (storage/sqlite_store.h);
+// a PostgreSQL backend implements the same interface for clusters.
+// Later subsystems (tasks, UCXL versions, HMMM threads, audit log, users and
+// tokens) add their repositories here, each behind this interface.
+//
+// Thread safety: every method may be called from any thread concurrently.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "config/config.h"
+
+namespace bzzz::storage {
+
+// One versioned schema step. Versions start at 1 and increase by one.
+struct Migration {
+  int version;
+  std::string name;  // "initial", "tasks", ...
+  std::string sql;   // statements in the backend's dialect, run in one transaction
+};
+
+struct MigrationState {
+  int current_version = 0;   // highest applied version (0: empty database)
+  int latest_version = 0;    // highest version this binary knows
+  std::vector<int> applied;  // versions applied by the call that returned this
+};
+
+struct StoreHealth {
+  bool reachable = false;      // a trivial query succeeded
+  bool integrity_ok = false;   // the backend's own consistency check passed
+  int schema_version = 0;
+  int latest_version = 0;      // pending migrations when greater than schema_version
+  std::chrono::microseconds latency{0};  // of the probe query
+  std::string backend;         // "sqlite", "postgres"
+  std::string location;        // file path or host:port/db, never a password
+  std::uint64_t size_bytes = 0;
+  std::string message;         // human summary or the error
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // "sqlite" or "postgres".
+  virtual std::string Backend() const = 0;
+
+  // Applies pending migrations in order, each in its own transaction; a failed
+  // step is rolled back and stops the run with its error, earlier steps stay.
+  virtual Result<MigrationState> Migrate() = 0;
+
+  // Current and latest schema versions without changing anything.
+  virtual Result<MigrationState> SchemaState() = 0;
+
+  // Round trip to the backend: connect (if needed) and run a trivial query.
+  virtual Status TestConnection() = 0;
+
+  // Reachability, integrity, schema version and size. Never throws; a
+  // failure is reported in the returned fields.
+  virtual StoreHealth HealthCheck() = 0;
+
+  // Small durable key/value facts about the node (first start, ids).
+  // Get returns NotFound for a missing key.
+  virtual Result<std::string> GetMeta(const std::string& key) = 0;
+  virtual Status PutMeta(const std::string& key, const std::string& value) = 0;
+
+  // Makes everything written so far durable and compact (WAL checkpoint for
+  // SQLite). Called at shutdown.
+  virtual Status Flush() = 0;
+
+  // Releases connections; later calls fail with Unavailable.
+  virtual void Close() = 0;
+};
+
+// Opens the store the configuration asks for (storage.backend), creating the
+// data directory and database file when needed. Does not migrate.
+Result<std::unique_ptr<Store>> OpenStore(const config::Config& config);
+
+}  // namespace bzzz::storage

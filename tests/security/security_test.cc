@@ -1,0 +1,123 @@
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+#include "security/access_controller.h"
+#include "security/redact.h"
+
+namespace bzzz::security {
+namespace {
+
+TEST(PermissionTest, Wildcards) {
+  EXPECT_TRUE(PermissionMatches("*", "admin:write"));
+  EXPECT_TRUE(PermissionMatches("admin:*", "admin:write"));
+  EXPECT_TRUE(PermissionMatches("*:read", "tasks:read"));
+  EXPECT_TRUE(PermissionMatches("tasks:read", "tasks:read"));
+  EXPECT_FALSE(PermissionMatches("tasks:read", "tasks:write"));
+  EXPECT_FALSE(PermissionMatches("*:read", "admin:write"));
+  EXPECT_FALSE(PermissionMatches("admin:*", "administrator:read"));
+  EXPECT_FALSE(PermissionMatches("admin", "admin:read"));
+}
+
+TEST(RbacTest, BuiltinRoles) {
+  Rbac rbac;
+  for (const char* role : {"system_admin", "operator", "developer", "user", "service_account", "master", "decision",
+                           "coordination", "suggestion", "read_only"}) {
+    EXPECT_TRUE(rbac.HasRole(role)) << role;
+  }
+  Identity op{"ops", {"operator"}, "api-token", true};
+  EXPECT_TRUE(rbac.Allows(op, "admin:write"));
+  EXPECT_TRUE(rbac.Allows(op, "debug:read"));
+  Identity user{"u", {"user"}, "api-token", true};
+  EXPECT_FALSE(rbac.Allows(user, "admin:read"));
+  EXPECT_TRUE(rbac.Allows(user, "system:read"));
+  Identity ro{"r", {"read_only"}, "api-token", true};
+  EXPECT_TRUE(rbac.Allows(ro, "admin:read"));
+  EXPECT_FALSE(rbac.Allows(ro, "admin:write"));
+  Identity unknown{"x", {"no-such-role"}, "api-token", true};
+  EXPECT_FALSE(rbac.Allows(unknown, "system:read"));
+}
+
+TEST(RbacTest, ConfiguredRolesAddAndExtend) {
+  Rbac rbac({{"auditor", {"debug:read"}}, {"user", {"admin:read"}}});
+  EXPECT_TRUE(rbac.Allows({"a", {"auditor"}, "api-token", true}, "debug:read"));
+  EXPECT_FALSE(rbac.Allows({"a", {"auditor"}, "api-token", true}, "debug:write"));
+  EXPECT_TRUE(rbac.Allows({"u", {"user"}, "api-token", true}, "admin:read"));
+  EXPECT_TRUE(rbac.Allows({"u", {"user"}, "api-token", true}, "system:read")) << "built-in grants kept";
+}
+
+TEST(StaticTokenTest, KnowsTokensByHashOnly) {
+  StaticTokenAuthenticator auth({{"ci", Sha256Hex("ci-token"), {"service_account"}}}, "boot");
+  auto ok = auth.Authenticate({"Bearer", "ci-token"});
+  ASSERT_EQ(ok.outcome, AuthResult::Outcome::kAuthenticated);
+  EXPECT_EQ(ok.identity.principal, "ci");
+  EXPECT_EQ(ok.identity.method, "api-token");
+  auto boot = auth.Authenticate({"Bearer", "boot"});
+  ASSERT_EQ(boot.outcome, AuthResult::Outcome::kAuthenticated);
+  EXPECT_EQ(boot.identity.roles, std::vector<std::string>{"system_admin"});
+  EXPECT_EQ(auth.Authenticate({"Bearer", "nope"}).outcome, AuthResult::Outcome::kInvalid);
+  EXPECT_EQ(auth.Authenticate({"Bearer", "a.b.c"}).outcome, AuthResult::Outcome::kNotMine) << "JWTs are left alone";
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+class AccessTest : public ::testing::Test {
+ protected:
+  AccessTest() {
+    std::vector<std::unique_ptr<Authenticator>> auth;
+    auth.push_back(std::make_unique<StaticTokenAuthenticator>(
+        std::vector<config::ApiToken>{{"dev", Sha256Hex("dev-token"), {"developer"}}}, "root-token"));
+    access = std::make_unique<AccessController>(std::move(auth), Rbac(), true, &registry);
+  }
+  std::string Metrics() {
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, registry.Collect());
+    return out.str();
+  }
+  prometheus::Registry registry;
+  std::unique_ptr<AccessController> access;
+};
+
+TEST_F(AccessTest, Outcomes) {
+  using Kind = AccessDecision::Kind;
+  EXPECT_EQ(access->Check("", "admin:read").kind, Kind::kUnauthenticated);
+  EXPECT_EQ(access->Check("Basic abc", "admin:read").kind, Kind::kUnauthenticated);
+  EXPECT_EQ(access->Check("Bearer", "admin:read").kind, Kind::kUnauthenticated);
+  EXPECT_EQ(access->Check("Bearer wrong", "admin:read").kind, Kind::kUnauthenticated);
+  const auto forbidden = access->Check("Bearer dev-token", "admin:read");
+  EXPECT_EQ(forbidden.kind, Kind::kForbidden);
+  EXPECT_EQ(forbidden.identity.principal, "dev");
+  EXPECT_NE(forbidden.reason.find("admin:read"), std::string::npos);
+  EXPECT_EQ(access->Check("bearer   dev-token  ", "debug:read").kind, Kind::kAllowed);
+  EXPECT_EQ(access->Check("Bearer root-token", "admin:write").kind, Kind::kAllowed);
+  const std::string m = Metrics();
+  EXPECT_NE(m.find("no_auth_attempts_total 7"), std::string::npos) << m;
+  EXPECT_NE(m.find(R"(no_auth_failures_total{reason="missing"} 1)"), std::string::npos);
+  EXPECT_NE(m.find(R"(no_auth_failures_total{reason="malformed"} 2)"), std::string::npos);
+  EXPECT_NE(m.find(R"(no_auth_failures_total{reason="invalid"} 1)"), std::string::npos);
+  EXPECT_NE(m.find("no_rbac_denials_total 1"), std::string::npos);
+  EXPECT_NE(m.find("no_security_violations_total"), std::string::npos);
+}
+
+TEST_F(AccessTest, ReasonsNeverEchoTheToken) {
+  const auto d = access->Check("Bearer super-secret-value", "admin:read");
+  EXPECT_EQ(d.reason.find("super-secret-value"), std::string::npos);
+}
+
+TEST(RedactTest, MasksSecrets) {
+  EXPECT_EQ(RedactSecrets("Authorization: Bearer abc.def.ghi done"), "Authorization: Bearer *** done");
+  EXPECT_EQ(RedactSecrets("login password=hunter2&user=bob"), "login password=***&user=bob");
+  EXPECT_EQ(RedactSecrets(R"({"client_secret": "s3cr3t", "name": "x"})"), R"({"client_secret": "***", "name": "x"})");
+  EXPECT_EQ(RedactSecrets("api_key: abcdef"), "api_key: ***");
+  EXPECT_EQ(RedactSecrets("NO_DB_PASSWORD=pw1 other"), "NO_DB_PASSWORD=*** other");
+  EXPECT_EQ(RedactSecrets("x -----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- y"),
+            "x -----BEGIN PRIVATE KEY-----***-----END PRIVATE KEY----- y");
+  const std::string plain = "GET /health 200 1.2ms rid=abc principal=anonymous";
+  EXPECT_EQ(RedactSecrets(plain), plain);
+  EXPECT_EQ(RedactSecrets("tokens are fine to mention"), "tokens are fine to mention");
+  EXPECT_EQ(RedactSecrets(""), "");
+}
+
+}  // namespace
+}  // namespace bzzz::security

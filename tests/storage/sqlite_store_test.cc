@@ -1,0 +1,560 @@
+// Tests of the Store interface over its SQLite backend: opening, migrations
+// (including failing and invalid ones), node meta, durability across
+// reopen, the health check, concurrency, Close() and Flush().
+#include "storage/sqlite_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "storage/store.h"
+
+namespace bzzz::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the system temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "bzzz_storage_XXXXXX").string();
+    char* made = mkdtemp(pattern.data());
+    if (made == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = made;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// An independent connection, as another process would have: checks what is
+// really on disk rather than what the store says.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr);
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  ~RawDb() { sqlite3_close_v2(db_); }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+
+  // Every row, every column as text (NULL as "").
+  std::vector<std::vector<std::string>> Query(const std::string& sql) {
+    std::vector<std::vector<std::string>> rows;
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+      ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db_);
+      return rows;
+    }
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      std::vector<std::string> row;
+      for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
+        const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
+        row.emplace_back(text != nullptr ? text : "");
+      }
+      rows.push_back(std::move(row));
+    }
+    sqlite3_finalize(stmt);
+    return rows;
+  }
+
+  bool TableExists(const std::string& name) {
+    return !Query("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = '" + name + "'").empty();
+  }
+
+  int Exec(const std::string& sql) { return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr); }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+std::uintmax_t SizeOrZero(const fs::path& path) {
+  std::error_code ec;
+  auto size = fs::file_size(path, ec);
+  return ec ? 0 : size;
+}
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  // Nested below the temp dir so that opening has to create directories.
+  std::string DbPath() const { return (dir_.path() / "nested" / "dir" / "bzzz.db").string(); }
+
+  SqliteOptions Options(std::vector<Migration> migrations = {}) const {
+    SqliteOptions options;
+    options.path = DbPath();
+    options.migrations = std::move(migrations);
+    return options;
+  }
+
+  std::unique_ptr<Store> MustOpen(const SqliteOptions& options) {
+    auto store = OpenSqliteStore(options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) return nullptr;
+    return std::move(store).value();
+  }
+  std::unique_ptr<Store> MustOpen() { return MustOpen(Options()); }
+
+  TempDir dir_;
+};
+
+int LatestVersion() { return SqliteMigrations().back().version; }
+
+// Two harmless steps; tests use them when they need more than one version.
+std::vector<Migration> TwoSteps() {
+  return {{1, "one", "CREATE TABLE one (x INTEGER);"}, {2, "two", "CREATE TABLE two (y TEXT);"}};
+}
+
+TEST(SqliteMigrationsTest, VersionsAreContiguousFromOne) {
+  const auto& migrations = SqliteMigrations();
+  ASSERT_FALSE(migrations.empty());
+  for (std::size_t i = 0; i < migrations.size(); ++i) {
+    EXPECT_EQ(migrations[i].version, static_cast<int>(i) + 1);
+    EXPECT_FALSE(migrations[i].name.empty());
+    EXPECT_FALSE(migrations[i].sql.empty());
+  }
+  EXPECT_EQ(migrations[0].name, "initial");
+}
+
+TEST_F(SqliteStoreTest, OpenCreatesDirectoryAndFile) {
+  ASSERT_FALSE(fs::exists(fs::path(DbPath()).parent_path()));
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->Backend(), "sqlite");
+  EXPECT_TRUE(fs::is_regular_file(DbPath()));
+  EXPECT_TRUE(store->TestConnection().ok());
+}
+
+TEST_F(SqliteStoreTest, WalModeIsActive) {
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Migrate().ok());
+  ASSERT_TRUE(store->PutMeta("k", "v").ok());
+  EXPECT_GT(SizeOrZero(DbPath() + "-wal"), 0u);
+  RawDb raw(DbPath());
+  auto rows = raw.Query("PRAGMA journal_mode");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0][0], "wal");
+}
+
+TEST_F(SqliteStoreTest, MigrateFromEmptyAppliesAllInOrderAndRecordsThem) {
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  auto before = store->SchemaState();
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_EQ(before->current_version, 0);
+  EXPECT_EQ(before->latest_version, LatestVersion());
+
+  auto state = store->Migrate();
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_EQ(state->current_version, LatestVersion());
+  EXPECT_EQ(state->latest_version, LatestVersion());
+  std::vector<int> expected;
+  for (const auto& m : SqliteMigrations()) expected.push_back(m.version);
+  EXPECT_EQ(state->applied, expected);
+
+  RawDb raw(DbPath());
+  auto rows = raw.Query("SELECT version, name, applied_at FROM schema_migrations ORDER BY version");
+  ASSERT_EQ(rows.size(), SqliteMigrations().size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i][0], std::to_string(SqliteMigrations()[i].version));
+    EXPECT_EQ(rows[i][1], SqliteMigrations()[i].name);
+    EXPECT_FALSE(rows[i][2].empty());
+  }
+  EXPECT_TRUE(raw.TableExists("node_meta"));
+
+  auto after = store->SchemaState();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->current_version, LatestVersion());
+  EXPECT_TRUE(after->applied.empty());
+}
+
+TEST_F(SqliteStoreTest, SecondMigrateAppliesNothing) {
+  auto store = MustOpen(Options(TwoSteps()));
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Migrate().ok());
+  auto again = store->Migrate();
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->applied.empty());
+  EXPECT_EQ(again->current_version, 2);
+  RawDb raw(DbPath());
+  EXPECT_EQ(raw.Query("SELECT version FROM schema_migrations").size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, MigrateAppliesOnlyNewSteps) {
+  {
+    auto store = MustOpen(Options({TwoSteps()[0]}));
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->Migrate().ok());
+  }
+  auto store = MustOpen(Options(TwoSteps()));
+  ASSERT_NE(store, nullptr);
+  auto state = store->Migrate();
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_EQ(state->applied, std::vector<int>{2});
+  EXPECT_EQ(state->current_version, 2);
+}
+
+TEST_F(SqliteStoreTest, FailedStepIsRolledBackAndEarlierStepsStay) {
+  std::vector<Migration> migrations = {
+      {1, "one", "CREATE TABLE one (x INTEGER);"},
+      // The first statement succeeds; the syntax error after it must undo it.
+      {2, "broken", "CREATE TABLE two (y TEXT); CREATE TABLE three (;"},
+      {3, "never", "CREATE TABLE four (z TEXT);"},
+  };
+  auto store = MustOpen(Options(migrations));
+  ASSERT_NE(store, nullptr);
+  auto state = store->Migrate();
+  ASSERT_FALSE(state.ok());
+  EXPECT_EQ(state.status().code(), StatusCode::kInternal);
+  EXPECT_PRED2(Contains, state.status().message(), "migration 2");
+  EXPECT_PRED2(Contains, state.status().message(), "broken");
+  EXPECT_PRED2(Contains, state.status().message(), "syntax error");
+
+  RawDb raw(DbPath());
+  auto rows = raw.Query("SELECT version FROM schema_migrations ORDER BY version");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0][0], "1");
+  EXPECT_TRUE(raw.TableExists("one"));
+  EXPECT_FALSE(raw.TableExists("two"));
+  EXPECT_FALSE(raw.TableExists("four"));
+
+  auto schema = store->SchemaState();
+  ASSERT_TRUE(schema.ok());
+  EXPECT_EQ(schema->current_version, 1);
+  // The writer is usable after the rollback.
+  EXPECT_TRUE(store->Flush().ok());
+}
+
+TEST_F(SqliteStoreTest, NonContiguousMigrationListIsRejectedBeforeTouchingTheDatabase) {
+  for (const auto& migrations : std::vector<std::vector<Migration>>{
+           {{1, "one", "CREATE TABLE one (x);"}, {3, "three", "CREATE TABLE three (x);"}},
+           {{2, "two", "CREATE TABLE two (x);"}},
+           {{1, "one", "CREATE TABLE one (x);"}, {1, "again", "CREATE TABLE again (x);"}}}) {
+    TempDir dir;
+    SqliteOptions options;
+    options.path = (dir.path() / "bzzz.db").string();
+    options.migrations = migrations;
+    auto store = OpenSqliteStore(options);
+    ASSERT_TRUE(store.ok());
+    auto state = (*store)->Migrate();
+    ASSERT_FALSE(state.ok());
+    EXPECT_EQ(state.status().code(), StatusCode::kInternal);
+    const Migration& bad = migrations.size() == 1 ? migrations[0] : migrations[1];
+    EXPECT_PRED2(Contains, state.status().message(), "version " + std::to_string(bad.version));
+    EXPECT_FALSE((*store)->SchemaState().ok());
+    RawDb raw(options.path);
+    EXPECT_FALSE(raw.TableExists("schema_migrations"));
+    EXPECT_FALSE(raw.TableExists("one"));
+  }
+}
+
+TEST_F(SqliteStoreTest, DatabaseNewerThanBinaryIsFailedPrecondition) {
+  {
+    auto store = MustOpen(Options(TwoSteps()));
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->Migrate().ok());
+  }
+  auto store = MustOpen(Options({TwoSteps()[0]}));
+  ASSERT_NE(store, nullptr);
+  auto state = store->Migrate();
+  ASSERT_FALSE(state.ok());
+  EXPECT_EQ(state.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(state.status().message(),
+            "database schema version 2 is newer than this binary (1); upgrade bzzz");
+
+  auto health = store->HealthCheck();
+  EXPECT_TRUE(health.reachable);
+  EXPECT_EQ(health.schema_version, 2);
+  EXPECT_EQ(health.latest_version, 1);
+  EXPECT_PRED2(Contains, health.message, "newer than this binary");
+}
+
+TEST_F(SqliteStoreTest, MetaBeforeMigrateIsFailedPrecondition) {
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  auto get = store->GetMeta("node_id");
+  ASSERT_FALSE(get.ok());
+  EXPECT_EQ(get.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_PRED2(Contains, get.status().message(), "run `bzzz db migrate`");
+  Status put = store->PutMeta("node_id", "x");
+  EXPECT_EQ(put.code(), StatusCode::kFailedPrecondition);
+
+  // The same connections work once the schema exists (their cached schema is
+  // stale and must be reloaded).
+  ASSERT_TRUE(store->Migrate().ok());
+  ASSERT_TRUE(store->PutMeta("node_id", "x").ok());
+  auto again = store->GetMeta("node_id");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, "x");
+}
+
+TEST_F(SqliteStoreTest, PutGetOverwriteAndNotFound) {
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Migrate().ok());
+
+  auto missing = store->GetMeta("absent");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(missing.status().IsNotFound());
+
+  ASSERT_TRUE(store->PutMeta("node_id", "first").ok());
+  EXPECT_EQ(store->GetMeta("node_id").value(), "first");
+  ASSERT_TRUE(store->PutMeta("node_id", "second").ok());
+  EXPECT_EQ(store->GetMeta("node_id").value(), "second");
+
+  // Values are bytes, not C strings; empty values are values.
+  const std::string binary("a\0b\xff", 4);
+  ASSERT_TRUE(store->PutMeta("binary", binary).ok());
+  EXPECT_EQ(store->GetMeta("binary").value(), binary);
+  ASSERT_TRUE(store->PutMeta("empty", "").ok());
+  EXPECT_EQ(store->GetMeta("empty").value(), "");
+
+  RawDb raw(DbPath());
+  auto rows = raw.Query("SELECT COUNT(*), MIN(updated_at) FROM node_meta WHERE key = 'node_id'");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0][0], "1");
+  EXPECT_FALSE(rows[0][1].empty());
+}
+
+TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
+  {
+    auto store = MustOpen();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->Migrate().ok());
+    ASSERT_TRUE(store->PutMeta("first_start", "2026-01-01T00:00:00Z").ok());
+    store->Close();
+  }
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  auto state = store->SchemaState();
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->current_version, LatestVersion());
+  auto value = store->GetMeta("first_start");
+  ASSERT_TRUE(value.ok()) << value.status().ToString();
+  EXPECT_EQ(*value, "2026-01-01T00:00:00Z");
+}
+
+TEST_F(SqliteStoreTest, GarbageFileIsInvalidArgument) {
+  fs::create_directories(fs::path(DbPath()).parent_path());
+  {
+    std::ofstream out(DbPath());
+    for (int i = 0; i < 200; ++i) out << "this is not a database, just text\n";
+  }
+  auto store = OpenSqliteStore(Options());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_PRED2(Contains, store.status().message(), DbPath());
+  EXPECT_PRED2(Contains, store.status().message(), "not a database");
+}
+
+TEST_F(SqliteStoreTest, DirectoryAsPathIsUnavailable) {
+  SqliteOptions options;
+  options.path = dir_.path().string();
+  auto store = OpenSqliteStore(options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable) << store.status().ToString();
+  EXPECT_PRED2(Contains, store.status().message(), options.path);
+}
+
+TEST_F(SqliteStoreTest, EmptyPathIsInvalidArgument) {
+  auto store = OpenSqliteStore(SqliteOptions{});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, HealthCheckReportsPendingMigrationsThenOk) {
+  auto store = MustOpen(Options(TwoSteps()));
+  ASSERT_NE(store, nullptr);
+  StoreHealth before = store->HealthCheck();
+  EXPECT_TRUE(before.reachable);
+  EXPECT_TRUE(before.integrity_ok);
+  EXPECT_EQ(before.schema_version, 0);
+  EXPECT_EQ(before.latest_version, 2);
+  EXPECT_EQ(before.message, "2 pending migrations");
+  EXPECT_EQ(before.backend, "sqlite");
+  EXPECT_EQ(before.location, DbPath());
+
+  ASSERT_TRUE(store->Migrate().ok());
+  StoreHealth after = store->HealthCheck();
+  EXPECT_TRUE(after.reachable);
+  EXPECT_TRUE(after.integrity_ok);
+  EXPECT_EQ(after.schema_version, 2);
+  EXPECT_EQ(after.latest_version, 2);
+  EXPECT_EQ(after.message, "ok");
+  EXPECT_GT(after.size_bytes, 0u);
+  EXPECT_EQ(after.size_bytes, SizeOrZero(DbPath()) + SizeOrZero(DbPath() + "-wal"));
+  EXPECT_GE(after.latency.count(), 0);
+  EXPECT_LT(after.latency, std::chrono::seconds(1));
+}
+
+TEST_F(SqliteStoreTest, HealthCheckSingularPendingMigration) {
+  auto store = MustOpen(Options({TwoSteps()[0]}));
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->HealthCheck().message, "1 pending migration");
+}
+
+TEST_F(SqliteStoreTest, ConcurrentPutAndGetFromManyThreads) {
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Migrate().ok());
+  constexpr int kThreads = 8;
+  constexpr int kOps = 500;
+  std::atomic<int> errors{0};
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kOps; ++i) {
+        // A private key (read back exactly) and a shared one (contended).
+        std::string key = "t" + std::to_string(t) + "-" + std::to_string(i % 50);
+        std::string value = std::to_string(i);
+        if (!store->PutMeta(key, value).ok()) ++errors;
+        auto got = store->GetMeta(key);
+        if (!got.ok()) {
+          ++errors;
+        } else if (*got != value) {
+          ++mismatches;
+        }
+        if (!store->PutMeta("shared", value).ok()) ++errors;
+        auto shared = store->GetMeta("shared");
+        if (!shared.ok()) ++errors;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(mismatches.load(), 0);
+  RawDb raw(DbPath());
+  EXPECT_EQ(raw.Query("SELECT key FROM node_meta").size(), static_cast<std::size_t>(kThreads * 50 + 1));
+}
+
+TEST_F(SqliteStoreTest, ReadsDoNotWaitForAnotherWriter) {
+  SqliteOptions options = Options();
+  options.busy_timeout = std::chrono::milliseconds(200);
+  auto store = MustOpen(options);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Migrate().ok());
+  ASSERT_TRUE(store->PutMeta("k", "committed").ok());
+
+  // Another process holds the write lock with an uncommitted change.
+  RawDb other(DbPath());
+  ASSERT_EQ(other.Exec("BEGIN IMMEDIATE; UPDATE node_meta SET value = 'uncommitted' WHERE key = 'k';"),
+            SQLITE_OK);
+
+  auto start = std::chrono::steady_clock::now();
+  auto value = store->GetMeta("k");
+  ASSERT_TRUE(value.ok()) << value.status().ToString();
+  EXPECT_EQ(*value, "committed");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(150));
+
+  // Our write waits out the busy timeout, then reports a retryable error.
+  Status put = store->PutMeta("k", "mine");
+  EXPECT_EQ(put.code(), StatusCode::kUnavailable) << put.ToString();
+  EXPECT_EQ(other.Exec("ROLLBACK"), SQLITE_OK);
+  EXPECT_TRUE(store->PutMeta("k", "mine").ok());
+  EXPECT_EQ(store->GetMeta("k").value(), "mine");
+}
+
+TEST_F(SqliteStoreTest, CallsAfterCloseAreUnavailable) {
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Migrate().ok());
+  store->Close();
+  store->Close();  // idempotent
+
+  auto expect_closed = [](const Status& s) {
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+    EXPECT_EQ(s.message(), "store is closed");
+  };
+  expect_closed(store->Migrate().status());
+  expect_closed(store->SchemaState().status());
+  expect_closed(store->TestConnection());
+  expect_closed(store->GetMeta("k").status());
+  expect_closed(store->PutMeta("k", "v"));
+  expect_closed(store->Flush());
+  StoreHealth health = store->HealthCheck();
+  EXPECT_FALSE(health.reachable);
+  EXPECT_EQ(health.message, "store is closed");
+  EXPECT_EQ(health.backend, "sqlite");
+}
+
+TEST_F(SqliteStoreTest, FlushTruncatesTheWal) {
+  auto store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Migrate().ok());
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(store->PutMeta("k" + std::to_string(i), "v").ok());
+  ASSERT_TRUE(store->GetMeta("k1").ok());  // a reader has been used and returned
+  ASSERT_GT(SizeOrZero(DbPath() + "-wal"), 0u);
+  Status flushed = store->Flush();
+  ASSERT_TRUE(flushed.ok()) << flushed.ToString();
+  EXPECT_EQ(SizeOrZero(DbPath() + "-wal"), 0u);
+  EXPECT_EQ(store->GetMeta("k99").value(), "v");
+}
+
+TEST(OpenStoreTest, SqliteBackendUsesTheDataDir) {
+  TempDir dir;
+  config::Config config;
+  config.node.data_dir = (dir.path() / "data").string();
+  config.storage.backend = "sqlite";
+  config.storage.sqlite.synchronous = "full";
+  auto store = OpenStore(config);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ((*store)->Backend(), "sqlite");
+  EXPECT_TRUE(fs::is_regular_file(dir.path() / "data" / "bzzz.db"));
+  ASSERT_TRUE((*store)->Migrate().ok());
+  ASSERT_TRUE((*store)->PutMeta("k", "v").ok());
+  EXPECT_EQ((*store)->HealthCheck().location, config.SqlitePath());
+}
+
+TEST(OpenStoreTest, UnknownSynchronousIsInvalidArgument) {
+  TempDir dir;
+  config::Config config;
+  config.node.data_dir = dir.path().string();
+  config.storage.sqlite.synchronous = "sometimes";
+  auto store = OpenStore(config);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(OpenStoreTest, PostgresIsNotBuiltYet) {
+  config::Config config;
+  config.storage.backend = "postgres";
+  auto store = OpenStore(config);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_PRED2(Contains, store.status().message(), "the PostgreSQL backend is not built yet");
+}
+
+TEST(OpenStoreTest, UnknownBackendIsInvalidArgument) {
+  config::Config config;
+  config.storage.backend = "mongodb";
+  auto store = OpenStore(config);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace bzzz::storage
