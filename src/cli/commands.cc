@@ -138,6 +138,7 @@ int Report(const Result<ClientResponse>& response, int ok_status_max = 299) {
 }
 
 int Serve(const ConfigArgs& args) {
+  node::BlockShutdownSignals();  // before the logging threads exist
   int code = kExitOk;
   auto cfg = Load(args, &code);
   if (!cfg) return code;

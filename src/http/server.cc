@@ -42,7 +42,7 @@ using BeastResponse = bhttp::response<bhttp::string_body>;
 using Clock = std::chrono::steady_clock;
 
 // Idle keep-alive connections are closed this long after a drain starts.
-constexpr auto kDrainIdleGrace = std::chrono::milliseconds(100);
+constexpr auto kDrainIdleGrace = std::chrono::milliseconds(1000);
 
 bool ValidRequestId(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
@@ -119,8 +119,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         access_(std::move(access)),
         probe_(metrics, *router_),
         ioc_(ThreadCount()),
-        api_(ioc_),
-        probe_acceptor_(ioc_) {}
+        api_(asio::make_strand(ioc_)),
+        probe_acceptor_(asio::make_strand(ioc_)) {}
 
   int ThreadCount() const {
     if (opt_.threads > 0) return opt_.threads;
@@ -154,8 +154,10 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     access_log_ = opt_.access_log ? spdlog::get("access") : nullptr;
     work_.emplace(asio::make_work_guard(ioc_));
     auto self = shared_from_this();
-    asio::co_spawn(ioc_, Accept(self, api_, false), asio::detached);
-    if (probe_acceptor_.is_open()) asio::co_spawn(ioc_, Accept(self, probe_acceptor_, true), asio::detached);
+    asio::co_spawn(api_.get_executor(), Accept(self, api_, false), asio::detached);
+    if (probe_acceptor_.is_open()) {
+      asio::co_spawn(probe_acceptor_.get_executor(), Accept(self, probe_acceptor_, true), asio::detached);
+    }
     const int n = ThreadCount();
     for (int i = 0; i < n; ++i) {
       threads_.emplace_back([this] {
@@ -178,6 +180,11 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       tcp::socket socket = co_await acceptor.async_accept(asio::make_strand(self->ioc_),
                                                          asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
+        if (self->draining_.load()) {
+          co_await self->AcceptBacklog(acceptor, probe_only);
+          acceptor.close(ec);
+          co_return;
+        }
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
         // Out of file descriptors and the like: back off instead of spinning.
         spdlog::warn("http: accept failed: {}", ec.message());
@@ -185,14 +192,46 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         continue;
       }
-      if (self->connections_.load() >= static_cast<std::int64_t>(self->opt_.max_connections)) {
-        socket.close(ec);
-        continue;
-      }
-      auto session = std::make_shared<Session>(std::move(socket));
-      auto executor = session->stream.get_executor();
-      asio::co_spawn(executor, Serve(self, session, probe_only), asio::detached);
+      self->StartSession(std::move(socket), probe_only);
     }
+  }
+
+  // Connections that completed the TCP handshake are queued by the kernel
+  // until accepted; closing the listener resets them after the client has
+  // sent its request. So take the queue (serving each connection one last
+  // request) until it has stayed empty for a moment, then close. A client
+  // connecting in the instant between the last check and the close can
+  // still be reset: every TCP server has that window; this keeps it small.
+  asio::awaitable<void> AcceptBacklog(tcp::acceptor& acceptor, bool probe_only) {
+    constexpr auto kQuiet = std::chrono::milliseconds(25);
+    constexpr auto kMax = std::chrono::milliseconds(250);
+    beast::error_code ec;
+    acceptor.non_blocking(true, ec);
+    const auto started = Clock::now();
+    auto last_accept = started;
+    asio::steady_timer timer(ioc_);
+    while (Clock::now() - started < kMax && Clock::now() - last_accept < kQuiet) {
+      for (;;) {
+        tcp::socket socket(asio::make_strand(ioc_));
+        acceptor.accept(socket, ec);
+        if (ec) break;
+        last_accept = Clock::now();
+        StartSession(std::move(socket), probe_only);
+      }
+      timer.expires_after(std::chrono::milliseconds(2));
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  void StartSession(tcp::socket socket, bool probe_only) {
+    if (connections_.load() >= static_cast<std::int64_t>(opt_.max_connections)) {
+      beast::error_code ec;
+      socket.close(ec);
+      return;
+    }
+    auto session = std::make_shared<Session>(std::move(socket));
+    auto executor = session->stream.get_executor();
+    asio::co_spawn(executor, Serve(shared_from_this(), session, probe_only), asio::detached);
   }
 
   void Track(const std::shared_ptr<Session>& s, bool add) {
@@ -317,8 +356,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 
       const bool keep_alive = beast_req.keep_alive() && !draining_.load();
       BeastResponse res{static_cast<bhttp::status>(resp.status), beast_req.version()};
-      Finish(req, resp, res, keep_alive);
       const std::size_t bytes = resp.body.size();
+      Finish(req, resp, res, keep_alive);
       const std::string_view route = req.route.empty() ? std::string_view("unmatched") : req.route;
       co_await WriteAndCount(s, res);
 
@@ -478,11 +517,14 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 
   void StopAccepting() {
     if (draining_.exchange(true)) return;
-    asio::post(ioc_, [self = shared_from_this()] {
-      beast::error_code ec;
-      self->api_.close(ec);
-      self->probe_acceptor_.close(ec);
-    });
+    // Cancel the pending accepts on the acceptors' own strands; each accept
+    // loop then takes the backlog and closes its listener.
+    for (tcp::acceptor* acceptor : {&api_, &probe_acceptor_}) {
+      asio::post(acceptor->get_executor(), [self = shared_from_this(), acceptor] {
+        beast::error_code ec;
+        if (acceptor->is_open()) acceptor->cancel(ec);
+      });
+    }
   }
 
   // Closes connections that have waited for a request since before the drain.

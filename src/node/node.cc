@@ -63,6 +63,15 @@ Result<std::string> LoadOrCreateNodeId(const std::string& data_dir) {
   return id;
 }
 
+void BlockShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
 namespace {
 
 ops::HealthCheckSpec StorageCheck(std::shared_ptr<storage::Store> store, const config::OperationsConfig& ops) {
@@ -195,14 +204,7 @@ Status Node::Start() {
   Impl& n = *impl_;
   const auto& cfg = n.config;
 
-  // Block the shutdown signals before any thread exists, so every thread
-  // inherits the mask and only the watcher takes them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  BlockShutdownSignals();
 
   if (auto s = n.LockDataDir(); !s.ok()) return s;
   auto id = LoadOrCreateNodeId(cfg.node.data_dir);

@@ -53,6 +53,11 @@ class Node {
   std::unique_ptr<Impl> impl_;
 };
 
+// Blocks SIGINT and SIGTERM in the calling thread, so that threads created
+// afterwards (loggers, I/O, checks) inherit the mask and the node's signal
+// watcher is the only taker. Call before creating any thread.
+void BlockShutdownSignals();
+
 // Reads or creates the node id in `data_dir`.
 Result<std::string> LoadOrCreateNodeId(const std::string& data_dir);
 

@@ -161,7 +161,7 @@ TEST(HealthRegistryTest, RunAllNowRunsInParallel) {
                           int expected = peak.load();
                           while (now > expected && !peak.compare_exchange_weak(expected, now)) {
                           }
-                          std::this_thread::sleep_for(200ms);
+                          std::this_thread::sleep_for(500ms);
                           --running;
                           return CheckOutcome::Healthy("ok");
                         })).ok());

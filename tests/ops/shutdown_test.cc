@@ -39,7 +39,7 @@ TEST(ShutdownTest, TimeoutsAndFailuresAreRecordedAndTheSequenceGoesOn) {
   ShutdownCoordinator c;
   std::atomic<bool> last_ran{false};
   ASSERT_TRUE(c.AddHandler("stuck", 1, 50ms, [] {
-                 std::this_thread::sleep_for(2s);
+                 std::this_thread::sleep_for(10s);
                  return Status::Ok();
                }).ok());
   ASSERT_TRUE(c.AddHandler("fails", 2, 1s, [] { return Unavailable("disk"); }).ok());
@@ -51,7 +51,7 @@ TEST(ShutdownTest, TimeoutsAndFailuresAreRecordedAndTheSequenceGoesOn) {
   const auto started = std::chrono::steady_clock::now();
   ASSERT_TRUE(c.Request("test").ok());
   ASSERT_TRUE(c.WaitFor(5s));
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 1500ms) << "the stuck step is abandoned at its timeout";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s) << "the stuck step is abandoned at its timeout";
   EXPECT_TRUE(last_ran.load());
   const auto h = c.Handlers();
   EXPECT_EQ(h[0].state, HandlerState::kTimedOut);
