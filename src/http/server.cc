@@ -12,6 +12,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "http/probe.h"
+#include "http/wire.h"
 #include "security/access_controller.h"
 
 namespace bzzz::http {
@@ -38,7 +40,6 @@ using tcp = asio::ip::tcp;
 namespace {
 
 using BeastRequest = bhttp::request<bhttp::string_body>;
-using BeastResponse = bhttp::response<bhttp::string_body>;
 using Clock = std::chrono::steady_clock;
 
 // Idle keep-alive connections are closed this long after a drain starts.
@@ -60,11 +61,18 @@ std::string NewRequestId() {
                                    (static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()) << 1)};
   const std::uint64_t a = (rng() & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
   const std::uint64_t b = (rng() & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  char buf[37];
-  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
-                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xffff),
-                static_cast<unsigned>(b >> 48), static_cast<unsigned long long>(b & 0xffffffffffffULL));
-  return buf;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(36, '-');
+  int pos = 0;
+  for (int i = 15; i >= 0; --i) {
+    if (pos == 8 || pos == 13 || pos == 18) ++pos;
+    id[static_cast<std::size_t>(pos++)] = kHex[(a >> (i * 4)) & 0xf];
+  }
+  for (int i = 15; i >= 0; --i) {
+    if (pos == 18 || pos == 23) ++pos;
+    id[static_cast<std::size_t>(pos++)] = kHex[(b >> (i * 4)) & 0xf];
+  }
+  return id;
 }
 
 // Maps parser errors to the status the client gets; 0: just close.
@@ -106,8 +114,8 @@ struct Session {
   beast::flat_buffer buffer;
   bool idle = true;                  // waiting for the first byte of a request
   Clock::time_point idle_since = Clock::now();
-  bool parser_got_some = false;
   std::string remote;
+  std::string out;                   // serialized response; keeps its capacity
 };
 
 class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
@@ -258,10 +266,13 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     self->Track(session, false);
   }
 
-  asio::awaitable<void> WriteAndCount(Session& s, BeastResponse& res) {
+  // Serializes and writes a response. Errors end the connection on the next
+  // read; the caller does not need them.
+  asio::awaitable<void> Write(Session& s, const Response& resp, const WireOptions& options) {
+    SerializeResponse(resp, options, s.out);
     beast::error_code ec;
     s.stream.expires_after(opt_.read_timeout);
-    co_await bhttp::async_write(s.stream, res, asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(s.stream, asio::buffer(s.out), asio::redirect_error(asio::use_awaitable, ec));
   }
 
   asio::awaitable<void> ServeLoop(Session& s, bool probe_only) {
@@ -351,15 +362,27 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       if (!ParseTarget(req)) {
         resp = ErrorResponse(400, "bad_request", "malformed request target", req.request_id);
       } else {
-        resp = co_await Dispatch(req, probe_only, route_id);
+        const Route* async_route = nullptr;
+        if (auto sync = Dispatch(req, probe_only, route_id, &async_route)) {
+          resp = std::move(*sync);
+        } else {
+          bool failed = false;
+          try {
+            resp = co_await CallAsync(*async_route, req);
+          } catch (const std::exception& e) {
+            spdlog::error("http: async handler for {} threw: {} (request {})", async_route->pattern, e.what(),
+                          req.request_id);
+            failed = true;
+          }
+          if (failed) resp = ErrorResponse(500, "internal", "internal error", req.request_id);
+        }
       }
 
       const bool keep_alive = beast_req.keep_alive() && !draining_.load();
-      BeastResponse res{static_cast<bhttp::status>(resp.status), beast_req.version()};
       const std::size_t bytes = resp.body.size();
-      Finish(req, resp, res, keep_alive);
       const std::string_view route = req.route.empty() ? std::string_view("unmatched") : req.route;
-      co_await WriteAndCount(s, res);
+      const WireOptions wire{beast_req.version(), keep_alive, req.method == Method::kHead, req.request_id};
+      co_await Write(s, resp, wire);
 
       const auto elapsed = Clock::now() - started;
       served_.fetch_add(1, std::memory_order_relaxed);
@@ -392,13 +415,17 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     return true;
   }
 
-  asio::awaitable<Response> Dispatch(Request& req, bool probe_only, std::size_t& route_id) {
+  // Routes, checks access and runs middlewares and a synchronous handler.
+  // Returns nullopt when the route's handler is asynchronous: the caller
+  // then awaits it (*async_route), so the common synchronous path costs no
+  // coroutine frame.
+  std::optional<Response> Dispatch(Request& req, bool probe_only, std::size_t& route_id, const Route** async_route) {
     RouteMatch match = router_->Match(req.method, req.path);
     if (match.kind == RouteMatch::Kind::kFound && probe_only && !match.route->probe) {
       match.kind = RouteMatch::Kind::kNotFound;
     }
     if (match.kind == RouteMatch::Kind::kNotFound) {
-      co_return ErrorResponse(404, "not_found", "no route for " + req.path, req.request_id);
+      return ErrorResponse(404, "not_found", "no route for " + req.path, req.request_id);
     }
     if (match.kind == RouteMatch::Kind::kMethodNotAllowed) {
       Response resp;
@@ -410,7 +437,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
                              req.request_id);
       }
       resp.headers.Set("Allow", AllowHeader(match.allowed));
-      co_return resp;
+      return resp;
     }
 
     const Route& route = *match.route;
@@ -419,33 +446,36 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     req.params = std::move(match.params);
 
     if (route.permission != kPublic) {
-      if (!access_) co_return ErrorResponse(500, "internal", "access control is not configured", req.request_id);
+      if (!access_) return ErrorResponse(500, "internal", "access control is not configured", req.request_id);
       const std::string* authorization = req.headers.Find("Authorization");
       auto decision = access_->Check(authorization ? std::string_view(*authorization) : std::string_view{},
                                      route.permission);
       if (decision.kind == security::AccessDecision::Kind::kUnauthenticated) {
         Response resp = ErrorResponse(401, "unauthorized", decision.reason, req.request_id);
         resp.headers.Set("WWW-Authenticate", "Bearer realm=\"bzzz\"");
-        co_return resp;
+        return resp;
       }
       req.identity = std::move(decision.identity);
       if (decision.kind == security::AccessDecision::Kind::kForbidden) {
-        co_return ErrorResponse(403, "forbidden", decision.reason, req.request_id);
+        return ErrorResponse(403, "forbidden", decision.reason, req.request_id);
       }
     }
 
     for (const auto& middleware : middlewares_) {
-      if (auto early = middleware(req, route)) co_return std::move(*early);
+      if (auto early = middleware(req, route)) return early;
     }
 
+    if (!route.handler) {
+      *async_route = &route;
+      return std::nullopt;
+    }
     try {
-      if (route.handler) co_return route.handler(req);
-      co_return co_await CallAsync(route, req);
+      return route.handler(req);
     } catch (const std::exception& e) {
       spdlog::error("http: handler for {} {} threw: {} (request {})", MethodName(req.method), route.pattern,
                     e.what(), req.request_id);
     }
-    co_return ErrorResponse(500, "internal", "internal error", req.request_id);
+    return ErrorResponse(500, "internal", "internal error", req.request_id);
   }
 
   // Suspends the coroutine until the async handler's Responder is called,
@@ -467,38 +497,12 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         asio::use_awaitable);
   }
 
-  void Finish(const Request& req, Response& resp, BeastResponse& res, bool keep_alive) const {
-    res.set(bhttp::field::server, "bzzz");
-    if (!resp.body.empty() || resp.status != 204) res.set(bhttp::field::content_type, resp.content_type);
-    res.set("X-Request-ID", req.request_id);
-    res.set("X-Content-Type-Options", "nosniff");
-    res.set("X-Frame-Options", "DENY");
-    res.set("Referrer-Policy", "no-referrer");
-    res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
-    bool cache_control = false;
-    for (const auto& [name, value] : resp.headers.All()) {
-      if (beast::iequals(name, "Cache-Control")) cache_control = true;
-      res.set(name, value);
-    }
-    if (!cache_control) res.set(bhttp::field::cache_control, "no-store");
-    res.keep_alive(keep_alive);
-    if (req.method == Method::kHead) {
-      res.content_length(resp.body.size());
-    } else {
-      res.body() = std::move(resp.body);
-      res.prepare_payload();
-    }
-  }
-
   // An error before the request could be parsed: answer and close.
   asio::awaitable<void> SendBareError(Session& s, int status, const std::string& message) {
     const std::string id = NewRequestId();
-    Response resp = ErrorResponse(status, ReasonCode(status), message, id);
-    BeastResponse res{static_cast<bhttp::status>(status), 11};
-    Request req;
-    req.request_id = id;
-    Finish(req, resp, res, false);
-    co_await WriteAndCount(s, res);
+    const Response resp = ErrorResponse(status, ReasonCode(status), message, id);
+    const WireOptions wire{11, false, false, id};
+    co_await Write(s, resp, wire);
     probe_.RequestDone("OTHER", HttpProbe::kUnmatched, status, 0);
   }
 

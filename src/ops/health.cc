@@ -1,6 +1,7 @@
 #include "ops/health.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -163,8 +164,12 @@ class HealthRegistry::Impl : public std::enable_shared_from_this<HealthRegistry:
     std::vector<CheckState> states;
     states.reserve(entries_.size());
     for (const auto& [_, e] : entries_) states.push_back(e.state);
-    probe_.SystemScore(HealthScore(Rollup(states)));
+    const HealthStatus overall = Rollup(states);
+    overall_.store(overall, std::memory_order_relaxed);
+    probe_.SystemScore(HealthScore(overall));
   }
+
+  HealthStatus Overall() const { return overall_.load(std::memory_order_relaxed); }
 
   // Waits for the runs, expiring the ones past their deadline. Caller holds lock.
   void AwaitLocked(std::unique_lock<std::mutex>& lock, const std::vector<std::pair<std::string, std::shared_ptr<Run>>>& runs) {
@@ -265,6 +270,7 @@ class HealthRegistry::Impl : public std::enable_shared_from_this<HealthRegistry:
 
  private:
   HealthProbe probe_;
+  std::atomic<HealthStatus> overall_{HealthStatus::kHealthy};
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, Entry> entries_;
@@ -283,5 +289,6 @@ std::vector<CheckState> HealthRegistry::Snapshot() const { return impl_->Snapsho
 Result<CheckState> HealthRegistry::RunNow(std::string_view name) { return impl_->RunNow(name); }
 std::vector<CheckState> HealthRegistry::RunAllNow() { return impl_->RunAll(); }
 bool HealthRegistry::Has(std::string_view name) const { return impl_->Has(name); }
+HealthStatus HealthRegistry::Overall() const { return impl_->Overall(); }
 
 }  // namespace bzzz::ops

@@ -105,6 +105,10 @@ class HealthRegistry {
 
   bool Has(std::string_view name) const;
 
+  // The rollup of the cached states, kept current as results arrive; cheap
+  // enough for every GET /health.
+  HealthStatus Overall() const;
+
  private:
   class Impl;
   std::shared_ptr<Impl> impl_;

@@ -7,19 +7,20 @@ namespace bzzz::ops {
 RequestLog::RequestLog(std::size_t capacity) : ring_(std::max<std::size_t>(capacity, 1)) {}
 
 void RequestLog::Record(const http::RequestRecord& r) {
-  RequestEntry e;
+  std::lock_guard lock(mu_);
+  // Assign into the slot in place: its strings keep their capacity, so the
+  // ring stops allocating once it has wrapped.
+  RequestEntry& e = ring_[next_ % ring_.size()];
   e.time = r.time;
-  e.method = r.method;
-  e.route = r.route;
-  e.path = r.path;
+  e.method.assign(r.method);
+  e.route.assign(r.route);
+  e.path.assign(r.path);
   e.status = r.status;
   e.duration_ms = std::chrono::duration<double, std::milli>(r.duration).count();
-  e.request_id = r.request_id;
-  e.principal = r.principal;
-  e.remote_address = r.remote_address;
+  e.request_id.assign(r.request_id);
+  e.principal.assign(r.principal);
+  e.remote_address.assign(r.remote_address);
   e.response_bytes = r.response_bytes;
-  std::lock_guard lock(mu_);
-  ring_[next_ % ring_.size()] = std::move(e);
   ++next_;
 }
 

@@ -1,0 +1,38 @@
+# bzzz: the two entry points of README.md are `make run` and `make test`.
+# Every target installs what it needs first (scripts/setup.sh is idempotent).
+
+BUILD ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+ARGS ?=
+CMAKE_EXTRA ?=
+
+.PHONY: all setup configure build run test test-asan bench clean
+
+all: build
+
+setup:
+	bash scripts/setup.sh
+
+configure: setup
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_EXTRA)
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The embedded default: a complete single-node system in ./data on 127.0.0.1:8080.
+run: build
+	./$(BUILD)/bin/bzzz serve $(ARGS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j 2
+
+# The suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+test-asan:
+	$(MAKE) test BUILD=build-asan BUILD_TYPE=Debug CMAKE_EXTRA=-DBZZZ_SANITIZE=ON
+
+bench: build
+	bash bench/http/run.sh
+
+clean:
+	rm -rf $(BUILD)
