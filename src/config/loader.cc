@@ -297,19 +297,19 @@ std::vector<KeyDef> BuildKeys() {
       Key("http.port", BZZZ_FIELD(http.port), "TCP port of the HTTP API; 0 picks a free port.")
           .Range(0, 65535)
           .Env({"NO_SERVICE_PORT"}),
-      Key("http.threads", BZZZ_FIELD(http.threads), "HTTP worker threads; 0 means one per hardware thread.")
+      Key("http.threads", BZZZ_FIELD(http.threads), "HTTP I/O threads; 0 means half the hardware threads (at least one), leaving the rest to agents and the DHT.")
           .Range(0, 256),
       Key("http.body_limit_bytes", BZZZ_FIELD(http.body_limit_bytes),
           "Largest accepted request body; larger bodies get 413.")
           .Bytes()
           .Range(kKiB, kGiB),
-      Key("http.read_timeout", BZZZ_FIELD(http.read_timeout), "Time allowed to receive one whole request.")
+      Key("http.read_timeout", BZZZ_FIELD(http.read_timeout), "Time allowed to receive a request body and to write a response.")
           .Positive(),
       Key("http.keepalive_timeout", BZZZ_FIELD(http.keepalive_timeout),
-          "Idle time a keep-alive connection may wait between requests.")
+          "Time a connection may wait for the next request and its headers.")
           .Positive(),
       Key("http.max_connections", BZZZ_FIELD(http.max_connections),
-          "Most simultaneous client connections; further ones wait in the accept backlog.")
+          "Most simultaneous client connections; further ones are closed at once.")
           .Min(1),
       Key("http.access_log", BZZZ_FIELD(http.access_log), "Log one line per HTTP request."),
       Key("http.health_listen", BZZZ_FIELD(http.health_listen),
@@ -578,7 +578,8 @@ std::vector<KeyDef> BuildKeys() {
           "Time in-flight requests get to finish during shutdown.")
           .Positive(),
       Key("operations.debug_requests_capacity", BZZZ_FIELD(operations.debug_requests_capacity),
-          "Recent requests kept for /debug/requests; 0 disables it."),
+          "Recent requests kept for /debug/requests (ring buffer).")
+          .Min(1),
       Key("operations.health_check_interval", BZZZ_FIELD(operations.health_check_interval),
           "How often health checks run in the background.")
           .Positive(),

@@ -10,13 +10,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -36,6 +36,20 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
+
+// Each I/O thread runs its own io_context and owns the connections assigned
+// to it round-robin: a connection's handlers never run concurrently, so no
+// strands are needed, and executors have a concrete type (no type-erased
+// dispatch on the hot path).
+using Executor = asio::io_context::executor_type;
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+using Stream = beast::basic_stream<tcp, Executor>;
+using Timer = asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>,
+                                         Executor>;
+template <typename T>
+using Awaitable = asio::awaitable<T, Executor>;
+constexpr asio::use_awaitable_t<Executor> kUseAwaitable;
 
 namespace {
 
@@ -107,10 +121,10 @@ std::string_view ReasonCode(int status) {
 }  // namespace
 
 // One connection. Lives in its coroutine frame and in the registry that lets
-// a drain close idle connections; touched only on its strand.
+// a drain close idle connections; touched only on its io_context's thread.
 struct Session {
-  explicit Session(tcp::socket socket) : stream(std::move(socket)) {}
-  beast::tcp_stream stream;
+  explicit Session(Socket socket) : stream(std::move(socket)) {}
+  Stream stream;
   beast::flat_buffer buffer;
   bool idle = true;                  // waiting for the first byte of a request
   Clock::time_point idle_since = Clock::now();
@@ -126,17 +140,29 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         router_(std::move(router)),
         access_(std::move(access)),
         probe_(metrics, *router_),
-        ioc_(ThreadCount()),
-        api_(asio::make_strand(ioc_)),
-        probe_acceptor_(asio::make_strand(ioc_)) {}
+        contexts_(MakeContexts(ThreadCount())),
+        api_(contexts_.front()->get_executor()),
+        probe_acceptor_(contexts_.front()->get_executor()) {}
+
+  static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
+    std::vector<std::unique_ptr<asio::io_context>> out;
+    for (int i = 0; i < n; ++i) out.push_back(std::make_unique<asio::io_context>(1));
+    return out;
+  }
+
+  asio::io_context& NextContext() {
+    return *contexts_[next_context_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
+  }
 
   int ThreadCount() const {
     if (opt_.threads > 0) return opt_.threads;
+    // The node's other work (agents, DHT, checks) needs the cores too; on a
+    // 2-core machine one I/O thread serves more than two (bench/http).
     const unsigned hw = std::thread::hardware_concurrency();
-    return hw == 0 ? 2 : static_cast<int>(hw);
+    return std::max(1, static_cast<int>(hw / 2));
   }
 
-  Status Bind(tcp::acceptor& acceptor, const std::string& host, std::uint16_t port) {
+  Status Bind(Acceptor& acceptor, const std::string& host, std::uint16_t port) {
     beast::error_code ec;
     const auto address = asio::ip::make_address(host, ec);
     if (ec) return InvalidArgument("invalid listen address '" + host + "': " + ec.message());
@@ -160,18 +186,17 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       }
     }
     access_log_ = opt_.access_log ? spdlog::get("access") : nullptr;
-    work_.emplace(asio::make_work_guard(ioc_));
+    for (auto& context : contexts_) work_.push_back(asio::make_work_guard(*context));
     auto self = shared_from_this();
     asio::co_spawn(api_.get_executor(), Accept(self, api_, false), asio::detached);
     if (probe_acceptor_.is_open()) {
       asio::co_spawn(probe_acceptor_.get_executor(), Accept(self, probe_acceptor_, true), asio::detached);
     }
-    const int n = ThreadCount();
-    for (int i = 0; i < n; ++i) {
-      threads_.emplace_back([this] {
+    for (auto& context : contexts_) {
+      threads_.emplace_back([context = context.get()] {
         for (;;) {
           try {
-            ioc_.run();
+            context->run();
             return;
           } catch (const std::exception& e) {
             spdlog::error("http: unexpected exception on an I/O thread: {}", e.what());
@@ -182,11 +207,10 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     return Status::Ok();
   }
 
-  static asio::awaitable<void> Accept(std::shared_ptr<Impl> self, tcp::acceptor& acceptor, bool probe_only) {
+  static Awaitable<void> Accept(std::shared_ptr<Impl> self, Acceptor& acceptor, bool probe_only) {
     for (;;) {
       beast::error_code ec;
-      tcp::socket socket = co_await acceptor.async_accept(asio::make_strand(self->ioc_),
-                                                         asio::redirect_error(asio::use_awaitable, ec));
+      Socket socket = co_await acceptor.async_accept(self->NextContext(), asio::redirect_error(kUseAwaitable, ec));
       if (ec) {
         if (self->draining_.load()) {
           co_await self->AcceptBacklog(acceptor, probe_only);
@@ -196,8 +220,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
         // Out of file descriptors and the like: back off instead of spinning.
         spdlog::warn("http: accept failed: {}", ec.message());
-        asio::steady_timer timer(self->ioc_, std::chrono::milliseconds(50));
-        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        Timer timer(acceptor.get_executor(), std::chrono::milliseconds(50));
+        co_await timer.async_wait(asio::redirect_error(kUseAwaitable, ec));
         continue;
       }
       self->StartSession(std::move(socket), probe_only);
@@ -210,28 +234,28 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   // request) until it has stayed empty for a moment, then close. A client
   // connecting in the instant between the last check and the close can
   // still be reset: every TCP server has that window; this keeps it small.
-  asio::awaitable<void> AcceptBacklog(tcp::acceptor& acceptor, bool probe_only) {
+  Awaitable<void> AcceptBacklog(Acceptor& acceptor, bool probe_only) {
     constexpr auto kQuiet = std::chrono::milliseconds(25);
     constexpr auto kMax = std::chrono::milliseconds(250);
     beast::error_code ec;
     acceptor.non_blocking(true, ec);
     const auto started = Clock::now();
     auto last_accept = started;
-    asio::steady_timer timer(ioc_);
+    Timer timer(acceptor.get_executor());
     while (Clock::now() - started < kMax && Clock::now() - last_accept < kQuiet) {
       for (;;) {
-        tcp::socket socket(asio::make_strand(ioc_));
+        Socket socket(NextContext());
         acceptor.accept(socket, ec);
         if (ec) break;
         last_accept = Clock::now();
         StartSession(std::move(socket), probe_only);
       }
       timer.expires_after(std::chrono::milliseconds(2));
-      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await timer.async_wait(asio::redirect_error(kUseAwaitable, ec));
     }
   }
 
-  void StartSession(tcp::socket socket, bool probe_only) {
+  void StartSession(Socket socket, bool probe_only) {
     if (connections_.load() >= static_cast<std::int64_t>(opt_.max_connections)) {
       beast::error_code ec;
       socket.close(ec);
@@ -252,7 +276,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     probe_.Connections(connections_.fetch_add(add ? 1 : -1) + (add ? 1 : -1));
   }
 
-  static asio::awaitable<void> Serve(std::shared_ptr<Impl> self, std::shared_ptr<Session> session,
+  static Awaitable<void> Serve(std::shared_ptr<Impl> self, std::shared_ptr<Session> session,
                                      bool probe_only) {
     self->Track(session, true);
     try {
@@ -261,21 +285,21 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       spdlog::warn("http: connection ended by an exception: {}", e.what());
     }
     beast::error_code ec;
-    session->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    session->stream.socket().shutdown(asio::socket_base::shutdown_send, ec);
     session->stream.close();
     self->Track(session, false);
   }
 
   // Serializes and writes a response. Errors end the connection on the next
   // read; the caller does not need them.
-  asio::awaitable<void> Write(Session& s, const Response& resp, const WireOptions& options) {
+  Awaitable<void> Write(Session& s, const Response& resp, const WireOptions& options) {
     SerializeResponse(resp, options, s.out);
     beast::error_code ec;
     s.stream.expires_after(opt_.read_timeout);
-    co_await asio::async_write(s.stream, asio::buffer(s.out), asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(s.stream, asio::buffer(s.out), asio::redirect_error(kUseAwaitable, ec));
   }
 
-  asio::awaitable<void> ServeLoop(Session& s, bool probe_only) {
+  Awaitable<void> ServeLoop(Session& s, bool probe_only) {
     {
       beast::error_code ec;
       const auto ep = s.stream.socket().remote_endpoint(ec);
@@ -290,7 +314,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       s.idle = s.buffer.size() == 0;
       s.idle_since = Clock::now();
       s.stream.expires_after(draining_.load() ? kDrainIdleGrace : opt_.keepalive_timeout);
-      co_await bhttp::async_read_header(s.stream, s.buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      co_await bhttp::async_read_header(s.stream, s.buffer, parser, asio::redirect_error(kUseAwaitable, ec));
       s.idle = false;
       const auto started = Clock::now();
       const auto arrived = std::chrono::system_clock::now();
@@ -326,11 +350,11 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         const auto expect = head[bhttp::field::expect];
         if (beast::iequals(expect, "100-continue")) {
           bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, head.version()};
-          co_await bhttp::async_write(s.stream, cont, asio::redirect_error(asio::use_awaitable, ec));
+          co_await bhttp::async_write(s.stream, cont, asio::redirect_error(kUseAwaitable, ec));
           if (ec) co_return;
         }
         s.stream.expires_after(opt_.read_timeout);
-        co_await bhttp::async_read(s.stream, s.buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+        co_await bhttp::async_read(s.stream, s.buffer, parser, asio::redirect_error(kUseAwaitable, ec));
         if (ec) {
           const int status = StatusForParseError(ec);
           if (status != 0) {
@@ -480,8 +504,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 
   // Suspends the coroutine until the async handler's Responder is called,
   // then resumes it on the connection's strand.
-  static asio::awaitable<Response> CallAsync(const Route& route, Request& req) {
-    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Response)>(
+  static Awaitable<Response> CallAsync(const Route& route, Request& req) {
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<Executor>&, void(Response)>(
         [&route, &req](auto handler) {
           using HandlerType = decltype(handler);
           auto shared = std::make_shared<HandlerType>(std::move(handler));
@@ -494,11 +518,11 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
             });
           });
         },
-        asio::use_awaitable);
+        kUseAwaitable);
   }
 
   // An error before the request could be parsed: answer and close.
-  asio::awaitable<void> SendBareError(Session& s, int status, const std::string& message) {
+  Awaitable<void> SendBareError(Session& s, int status, const std::string& message) {
     const std::string id = NewRequestId();
     const Response resp = ErrorResponse(status, ReasonCode(status), message, id);
     const WireOptions wire{11, false, false, id};
@@ -508,14 +532,14 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 
   // After refusing a body, read (and drop) what the client is still sending
   // for a moment, so that it sees our answer instead of a reset.
-  asio::awaitable<void> DiscardInput(Session& s) {
+  Awaitable<void> DiscardInput(Session& s) {
     beast::error_code ec;
-    s.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    s.stream.socket().shutdown(asio::socket_base::shutdown_send, ec);
     s.stream.expires_after(std::chrono::milliseconds(500));
     std::vector<char> sink(64 * 1024);
     std::size_t total = 0;
     while (!ec && total < (64u << 20)) {
-      total += co_await s.stream.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+      total += co_await s.stream.async_read_some(asio::buffer(sink), asio::redirect_error(kUseAwaitable, ec));
     }
   }
 
@@ -523,7 +547,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     if (draining_.exchange(true)) return;
     // Cancel the pending accepts on the acceptors' own strands; each accept
     // loop then takes the backlog and closes its listener.
-    for (tcp::acceptor* acceptor : {&api_, &probe_acceptor_}) {
+    for (Acceptor* acceptor : {&api_, &probe_acceptor_}) {
       asio::post(acceptor->get_executor(), [self = shared_from_this(), acceptor] {
         beast::error_code ec;
         if (acceptor->is_open()) acceptor->cancel(ec);
@@ -543,7 +567,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       asio::post(s->stream.get_executor(), [s, now] {
         if (s->idle && s->buffer.size() == 0 && now - s->idle_since >= kDrainIdleGrace) {
           beast::error_code ec;
-          s->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+          s->stream.socket().shutdown(asio::socket_base::shutdown_both, ec);
           s->stream.cancel();
         }
       });
@@ -569,8 +593,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     std::call_once(stop_once_, [this] {
       StopAccepting();
       CloseIdle();
-      work_.reset();
-      ioc_.stop();
+      work_.clear();
+      for (auto& context : contexts_) context->stop();
       for (auto& t : threads_) {
         if (t.joinable()) t.join();
       }
@@ -587,10 +611,11 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   std::vector<RequestObserver> observers_;
   std::shared_ptr<spdlog::logger> access_log_;
 
-  asio::io_context ioc_;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-  tcp::acceptor api_;
-  tcp::acceptor probe_acceptor_;
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::atomic<std::size_t> next_context_{0};
+  std::vector<asio::executor_work_guard<Executor>> work_;
+  Acceptor api_;
+  Acceptor probe_acceptor_;
   std::vector<std::thread> threads_;
   std::once_flag stop_once_;
 

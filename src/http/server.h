@@ -5,9 +5,9 @@
 // generated otherwise), the JSON error envelope, security headers, an access
 // log, and a per-request pipeline:
 //
-//   parse -> request id -> route (404 / 405 + Allow) -> middlewares
-//   (the access-control step: 401 / 403) -> handler -> security headers
-//   -> metrics and observers
+//   parse -> request id -> route (404 / 405 + Allow) -> access control
+//   (401 / 403) -> middlewares -> handler -> security headers -> metrics,
+//   observers and the access log
 //
 // An optional second listener serves only routes marked `probe` (health and
 // metrics), so orchestrators can probe on a separate port.
@@ -42,7 +42,7 @@ struct ServerOptions {
   std::uint16_t port = 8080;               // 0: pick a free port (see Port())
   std::string probe_host;                  // empty: no probe-only listener
   std::uint16_t probe_port = 0;
-  int threads = 0;                         // 0: one per hardware thread
+  int threads = 0;                         // 0: half the hardware threads, at least one
   std::size_t body_limit_bytes = 1 << 20;
   std::size_t header_limit_bytes = 16 << 10;
   std::chrono::milliseconds read_timeout{30000};

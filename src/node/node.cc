@@ -243,8 +243,18 @@ Status Node::Start() {
     spdlog::warn("security: no API tokens configured and BZZZ_ADMIN_TOKEN is unset: only public routes "
                  "(health, metrics) can be used");
   }
-  auto access = std::make_shared<security::AccessController>(
-      std::move(authenticators), security::Rbac(cfg.security.roles), cfg.security.rbac_enabled, metrics);
+  security::Rbac rbac(cfg.security.roles);
+  for (const auto& token : cfg.security.api_tokens) {
+    for (const auto& role : token.roles) {
+      if (!rbac.HasRole(role)) {
+        spdlog::warn("security: token '{}' has role '{}', which is neither built in nor in security.roles: it "
+                     "grants nothing",
+                     token.name, role);
+      }
+    }
+  }
+  auto access = std::make_shared<security::AccessController>(std::move(authenticators), std::move(rbac),
+                                                             cfg.security.rbac_enabled, metrics);
 
   n.requests = std::make_shared<ops::RequestLog>(cfg.operations.debug_requests_capacity);
   const auto now = std::chrono::system_clock::now();

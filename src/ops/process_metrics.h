@@ -30,8 +30,8 @@ ProcessStats ReadProcessStats();
 // Exposes process_cpu_seconds_total, process_resident_memory_bytes,
 // process_virtual_memory_bytes, process_open_fds, process_max_fds,
 // process_start_time_seconds, process_threads and no_memory_usage_ratio,
-// read fresh at every scrape. Register with prometheus::Registry-like
-// collection (see ops/metrics_endpoint.h).
+// read fresh at every scrape. Pass it to OperationalApi::collectables
+// (ops/operational_api.h) to have /metrics include it.
 class ProcessCollector : public prometheus::Collectable {
  public:
   std::vector<prometheus::MetricFamily> Collect() const override;

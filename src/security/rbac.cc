@@ -27,7 +27,11 @@ const std::map<std::string, std::vector<std::string>>& BuiltinRoles() {
       {"decision", {"system:read", "ucxl:*", "hmmm:*", "slurp:*", "tasks:*", "election:read"}},
       {"coordination", {"system:read", "ucxl:read", "ucxl:write", "hmmm:*", "tasks:*", "election:read"}},
       {"suggestion", {"system:read", "ucxl:read", "hmmm:read", "hmmm:write", "tasks:read"}},
-      {"read_only", {"*:read"}},
+      // Reads everything about the work, nothing about the node's
+      // configuration or traffic (admin:read, debug:read).
+      {"read_only",
+       {"system:read", "health:read", "metrics:read", "tasks:read", "agents:read", "dlq:read", "election:read",
+        "p2p:read", "dht:read", "ucxl:read", "hmmm:read", "slurp:read"}},
   };
   return roles;
 }

@@ -34,8 +34,10 @@ TEST(RbacTest, BuiltinRoles) {
   EXPECT_FALSE(rbac.Allows(user, "admin:read"));
   EXPECT_TRUE(rbac.Allows(user, "system:read"));
   Identity ro{"r", {"read_only"}, "api-token", true};
-  EXPECT_TRUE(rbac.Allows(ro, "admin:read"));
-  EXPECT_FALSE(rbac.Allows(ro, "admin:write"));
+  EXPECT_TRUE(rbac.Allows(ro, "tasks:read"));
+  EXPECT_FALSE(rbac.Allows(ro, "admin:read")) << "the effective configuration is not for read-only tokens";
+  EXPECT_FALSE(rbac.Allows(ro, "debug:read"));
+  EXPECT_FALSE(rbac.Allows(ro, "tasks:write"));
   Identity unknown{"x", {"no-such-role"}, "api-token", true};
   EXPECT_FALSE(rbac.Allows(unknown, "system:read"));
 }
