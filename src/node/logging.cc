@@ -1,6 +1,5 @@
 #include "node/logging.h"
 
-#include <spdlog/async.h>
 #include <spdlog/formatter.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
@@ -9,7 +8,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
+#include <thread>
 
 #include "base/clock.h"
 #include "security/redact.h"
@@ -72,14 +74,31 @@ class RedactingFormatter final : public spdlog::formatter {
   spdlog::pattern_formatter text_;
 };
 
-// Writes lines to stderr through a buffer. Lines of the access logger are
-// batched (written when 64 KiB have gathered, or by the periodic flush):
-// at tens of thousands of requests a second one write() per line would cost
-// more than serving the request. Every other line is written at once,
-// together with whatever was buffered before it, so order is kept.
+// Writes log lines to stderr without ever making the caller wait for the
+// write. Lines are formatted by the calling thread into a buffer; a writer
+// thread does the write() calls. Lines of the access logger are batched
+// (handed over when 64 KiB have gathered, or by the periodic flush): at tens
+// of thousands of requests a second one write() per line would cost more
+// than serving the request. Every other line is handed over at once, after
+// what was buffered before it, so order is kept; error lines and explicit
+// flushes also wait (bounded) until they are written. If stderr stalls,
+// queued batches beyond 8 MiB are dropped, never the caller blocked.
 class StderrSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  ~StderrSink() override { WriteOut(); }
+  StderrSink() : writer_([this] { WriterLoop(); }) {}
+
+  ~StderrSink() override {
+    {
+      std::lock_guard sink_lock(mutex_);
+      Handoff();
+    }
+    {
+      std::lock_guard lock(queue_mu_);
+      stopping_ = true;
+    }
+    queue_cv_.notify_all();
+    writer_.join();
+  }
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
@@ -87,25 +106,76 @@ class StderrSink final : public spdlog::sinks::base_sink<std::mutex> {
     formatter_->format(msg, line);
     buffer_.append(line.data(), line.size());
     const bool batched = std::string_view(msg.logger_name.data(), msg.logger_name.size()) == "access";
-    if (!batched || buffer_.size() >= kBatchBytes) WriteOut();
+    if (batched && buffer_.size() < kBatchBytes) return;
+    Handoff();
+    if (msg.level >= spdlog::level::err) WaitWritten();
   }
-  void flush_() override { WriteOut(); }
+
+  void flush_() override {
+    Handoff();
+    WaitWritten();
+  }
 
  private:
   static constexpr std::size_t kBatchBytes = 64 * 1024;
+  static constexpr std::size_t kMaxQueuedBytes = 8u << 20;
 
-  void WriteOut() {
-    std::size_t done = 0;
-    while (done < buffer_.size()) {
-      const ssize_t n = ::write(2, buffer_.data() + done, buffer_.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // stderr is gone; drop rather than block the node
-      done += static_cast<std::size_t>(n);
+  // Caller holds the sink mutex.
+  void Handoff() {
+    if (buffer_.empty()) return;
+    {
+      std::lock_guard lock(queue_mu_);
+      if (queued_bytes_ + buffer_.size() <= kMaxQueuedBytes) {
+        queued_bytes_ += buffer_.size();
+        queue_.push_back(std::move(buffer_));
+      }
     }
     buffer_.clear();
+    buffer_.reserve(kBatchBytes + 4096);
+    queue_cv_.notify_one();
   }
 
-  std::string buffer_;
+  void WaitWritten() {
+    std::unique_lock lock(queue_mu_);
+    written_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return queue_.empty() && !writing_; });
+  }
+
+  void WriterLoop() {
+    std::unique_lock lock(queue_mu_);
+    for (;;) {
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      std::string batch = std::move(queue_.front());
+      queue_.pop_front();
+      writing_ = true;
+      lock.unlock();
+      WriteAll(batch);
+      lock.lock();
+      writing_ = false;
+      queued_bytes_ -= batch.size();
+      written_cv_.notify_all();
+    }
+  }
+
+  static void WriteAll(const std::string& data) {
+    std::size_t done = 0;
+    while (done < data.size()) {
+      const ssize_t n = ::write(2, data.data() + done, data.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // stderr is gone: drop
+      done += static_cast<std::size_t>(n);
+    }
+  }
+
+  std::string buffer_;  // guarded by the sink mutex
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::condition_variable written_cv_;
+  std::deque<std::string> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  bool stopping_ = false;
+  std::thread writer_;  // last: starts after the members it uses exist
 };
 
 }  // namespace
@@ -129,9 +199,9 @@ Status SetupLogging(const LoggingOptions& options) {
 
   spdlog::drop("access");
   if (options.access_log && level <= spdlog::level::info) {
-    if (!spdlog::thread_pool()) spdlog::init_thread_pool(8192, 1);
-    auto access = std::make_shared<spdlog::async_logger>("access", sink, spdlog::thread_pool(),
-                                                         spdlog::async_overflow_policy::overrun_oldest);
+    // Synchronous on purpose: formatting on the I/O thread is cheaper than a
+    // queue per line, and the sink never blocks it.
+    auto access = std::make_shared<spdlog::logger>("access", sink);
     access->set_level(spdlog::level::info);
     spdlog::register_logger(access);
   }
@@ -141,6 +211,11 @@ Status SetupLogging(const LoggingOptions& options) {
 
 void ShutdownLogging() {
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
+}
+
+void StopLogging() {
+  ShutdownLogging();
+  spdlog::shutdown();
 }
 
 }  // namespace bzzz::node

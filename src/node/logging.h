@@ -1,7 +1,9 @@
 // Process-wide logging with spdlog: text or JSON lines on stderr, a level,
 // secrets redacted from every line (security/redact.h), and an "access"
-// logger for HTTP requests that writes through a bounded asynchronous queue
-// (under overload it drops the oldest lines rather than slowing requests).
+// logger for HTTP requests. Lines are written by a writer thread, access
+// lines in 64 KiB batches; callers never wait for stderr (if it stalls,
+// batches beyond 8 MiB are dropped), except error lines and flushes, which
+// wait up to a second for their line to be written.
 #pragma once
 
 #include <string>
@@ -19,7 +21,11 @@ struct LoggingOptions {
 // Installs the default and "access" loggers. Safe to call again (replaces them).
 Status SetupLogging(const LoggingOptions& options);
 
-// Flushes every logger and stops the asynchronous queue.
+// Flushes every logger (waits, bounded, until the lines are written).
 void ShutdownLogging();
+
+// Flushes and then drops every logger and stops spdlog's flusher thread;
+// call once, at the very end of main.
+void StopLogging();
 
 }  // namespace bzzz::node

@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <regex>
@@ -246,12 +247,17 @@ TEST_F(ServerTest, MetricsUseRouteTemplatesNotPaths) {
   Get("/items/42");
   Get("/items/43");
   Get("/nope");
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, registry.Collect());
-  const std::string text = out.str();
-  EXPECT_NE(text.find(R"(no_http_requests_total{method="GET",route="/items/:id",status="200"} 2)"), std::string::npos)
-      << text;
-  EXPECT_NE(text.find(R"(route="unmatched",status="404")"), std::string::npos);
+  // Metrics are recorded after the response is written: wait for them.
+  std::string text;
+  auto serialize = [&] {
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, registry.Collect());
+    text = out.str();
+    return text.find(R"(no_http_requests_total{method="GET",route="/items/:id",status="200"} 2)") !=
+               std::string::npos &&
+           text.find(R"(route="unmatched",status="404")") != std::string::npos;
+  };
+  ASSERT_TRUE(bzzz::testing::Eventually(serialize, std::chrono::seconds(5))) << text;
   EXPECT_EQ(text.find("/items/42"), std::string::npos);
   EXPECT_NE(text.find("no_http_request_duration_seconds_bucket"), std::string::npos);
   EXPECT_NE(text.find("no_http_requests_in_flight"), std::string::npos);
@@ -267,8 +273,10 @@ TEST_F(ServerTest, ObserversSeeEveryRequest) {
       },
       std::chrono::seconds(2)));
   std::lock_guard lock(mu);
-  EXPECT_EQ(records[0], "GET /items/:id 200");
-  EXPECT_EQ(records[1], "GET /secret 401");
+  // Observers run after the write, on the connection's thread: the two
+  // requests may be observed in either order.
+  std::sort(records.begin(), records.end());
+  EXPECT_EQ(records, (std::vector<std::string>{"GET /items/:id 200", "GET /secret 401"}));
 }
 
 TEST_F(ServerTest, DrainLetsInFlightRequestsFinishAndRefusesNewConnections) {

@@ -142,7 +142,15 @@ TEST_F(OperationalApiTest, DetailedRunsEveryCheck) {
 
 TEST_F(OperationalApiTest, MetricsExposition) {
   Call("GET", "/health");
-  auto r = Call("GET", "/metrics");
+  // A request is counted after its response is written: wait until the
+  // /health request shows in the exposition.
+  cli::ClientResponse r;
+  ASSERT_TRUE(bzzz::testing::Eventually(
+      [&] {
+        r = Call("GET", "/metrics");
+        return r.body.find(R"(route="/health",status="200")") != std::string::npos;
+      },
+      5s));
   ASSERT_EQ(r.status, 200);
   EXPECT_NE(r.content_type.find("text/plain"), std::string::npos);
   for (const char* name : {"no_http_requests_total", "no_http_request_duration_seconds_bucket",

@@ -1,0 +1,107 @@
+#include "node/logging.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "node/node.h"
+#include "support/support.h"
+
+namespace bzzz::node {
+namespace {
+
+// Redirects fd 2 into a file for the lifetime of the object.
+class CapturedStderr {
+ public:
+  explicit CapturedStderr(const std::string& path) : path_(path) {
+    saved_ = dup(2);
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    close(fd);
+  }
+  ~CapturedStderr() {
+    dup2(saved_, 2);
+    close(saved_);
+  }
+  std::string Text() const {
+    std::ifstream in(path_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+ private:
+  std::string path_;
+  int saved_;
+};
+
+TEST(LoggingTest, RejectsUnknownLevelAndFormat) {
+  EXPECT_EQ(SetupLogging({"loud", "text", true}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(SetupLogging({"info", "xml", true}).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(LoggingTest, JsonLinesWithSecretsRedacted) {
+  testing::TempDir dir;
+  CapturedStderr capture(dir.File("err.log"));
+  ASSERT_TRUE(SetupLogging({"info", "json", true}).ok());
+  spdlog::info("connecting with password=hunter2 and Authorization: Bearer abc.def");
+  spdlog::debug("not shown at info");
+  spdlog::get("access")->info("127.0.0.1:1 \"GET /health\" 200 10 0.1ms");
+  ShutdownLogging();
+  const std::string text = capture.Text();
+  EXPECT_EQ(text.find("hunter2"), std::string::npos) << text;
+  EXPECT_EQ(text.find("abc.def"), std::string::npos);
+  EXPECT_EQ(text.find("not shown"), std::string::npos);
+  std::istringstream lines(text);
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j.contains("ts") && j.contains("level") && j.contains("logger") && j.contains("msg")) << line;
+    ++count;
+  }
+  EXPECT_EQ(count, 2);
+}
+
+TEST(LoggingTest, AccessLinesAreBatchedButNeverLostOnFlushAndKeepOrder) {
+  testing::TempDir dir;
+  CapturedStderr capture(dir.File("err.log"));
+  ASSERT_TRUE(SetupLogging({"info", "text", true}).ok());
+  auto access = spdlog::get("access");
+  ASSERT_NE(access, nullptr);
+  for (int i = 0; i < 5000; ++i) access->info("request {}", i);
+  spdlog::warn("after the requests");
+  ShutdownLogging();
+  const std::string text = capture.Text();
+  EXPECT_NE(text.find("request 0\n"), std::string::npos);
+  EXPECT_NE(text.find("request 4999\n"), std::string::npos);
+  EXPECT_LT(text.find("request 4999\n"), text.find("after the requests")) << "order is kept";
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 5001);
+}
+
+TEST(LoggingTest, AccessLogCanBeOff) {
+  ASSERT_TRUE(SetupLogging({"info", "text", false}).ok());
+  EXPECT_EQ(spdlog::get("access"), nullptr);
+  ASSERT_TRUE(SetupLogging({"warn", "text", true}).ok());
+  EXPECT_EQ(spdlog::get("access"), nullptr) << "access lines are info: off at warn";
+}
+
+TEST(NodeIdTest, CreatedOnceThenKept) {
+  testing::TempDir dir;
+  auto first = LoadOrCreateNodeId(dir.path());
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->size(), 40u);
+  auto again = LoadOrCreateNodeId(dir.path());
+  EXPECT_EQ(*again, *first);
+  dir.Write("node_id", "not-an-id\n");
+  EXPECT_EQ(LoadOrCreateNodeId(dir.path()).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace bzzz::node
