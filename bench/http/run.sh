@@ -39,11 +39,14 @@ wait_http() {
   return 1
 }
 
-# Runs wrk and prints "rps p50 p99" (latencies in ms).
+# Runs wrk and prints "rps p50 p99 errors" (latencies in ms).
+# Arguments: url [connections] [extra wrk args...]
 measure() {
+  local url=$1 conns=${2:-$connections}
+  shift 2 || shift $#
   local out
-  out=$(wrk -t"$threads" -c"$connections" -d"$duration" --latency "$1")
-  echo "$out" > "$work/wrk-$(echo "$1" | tr -c 'a-z0-9' '_').txt"
+  out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency "$@" "$url")
+  echo "$out" > "$work/wrk-$(echo "$url" | tr -c 'a-z0-9' '_').txt"
   local rps p50 p99
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -63,22 +66,23 @@ to_ms() {
   esac
 }
 
+# Starts a node; sets $started_port. Not run in a subshell, so that its pid
+# reaches the cleanup list.
 start_bzzz() {  # name, extra args...
   local name=$1
   shift
-  local port
-  port=$(free_port)
-  "$bin" serve --data-dir "$work/$name" --http-listen "127.0.0.1:$port" "$@" >"$work/$name.log" 2>&1 &
+  started_port=$(free_port)
+  "$bin" serve --data-dir "$work/$name" --http-listen "127.0.0.1:$started_port" "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
-  wait_http "http://127.0.0.1:$port/health/live"
-  echo "$port"
+  wait_http "http://127.0.0.1:$started_port/health/live"
 }
 
 # nginx: 2 workers (one per core), static file with the body of /health.
 nginx_port=$(free_port)
 mkdir -p "$work/nginx/html" "$work/nginx/tmp"
 chmod 755 "$work" "$work/nginx" "$work/nginx/html"  # nginx workers drop to an unprivileged user
-bzzz_probe_port=$(start_bzzz probe --set http.access_log=false --log-level warn)
+start_bzzz probe --set http.access_log=false --log-level warn
+bzzz_probe_port=$started_port
 curl -fsS "http://127.0.0.1:$bzzz_probe_port/health" >"$work/nginx/html/health.json"
 cat >"$work/nginx/nginx.conf" <<CONF
 worker_processes 2;
@@ -96,19 +100,36 @@ nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 wait_http "http://127.0.0.1:$nginx_port/health.json"
 
-default_port=$(start_bzzz default --log-level info)   # access log on, as shipped
-quiet_port=$bzzz_probe_port                          # access log off
+admin_token=bench-$RANDOM$RANDOM
+BZZZ_ADMIN_TOKEN=$admin_token start_bzzz default --log-level info   # access log on, as shipped
+default_port=$started_port
+quiet_port=$bzzz_probe_port           # access log off
 
 echo "bench/http: wrk -t$threads -c$connections -d$duration --latency on $(nproc) cores ($(uname -m)), $(date -u +%Y-%m-%dT%H:%MZ)"
 printf '%-44s %12s %10s %10s  %s\n' "case" "req/s" "p50 ms" "p99 ms" "errors"
 run_case() {
-  local label=$1 url=$2
-  read -r rps p50 p99 errors < <(measure "$url")
+  local label=$1
+  shift
+  read -r rps p50 p99 errors < <(measure "$@")
   printf '%-44s %12s %10s %10s  %s\n' "$label" "$rps" "$p50" "$p99" "$errors"
 }
 run_case "nginx static file (reference)" "http://127.0.0.1:$nginx_port/health.json"
 run_case "bzzz GET /health (access log on, default)" "http://127.0.0.1:$default_port/health"
 run_case "bzzz GET /health (access log off)" "http://127.0.0.1:$quiet_port/health"
 run_case "bzzz GET /metrics (access log off)" "http://127.0.0.1:$quiet_port/metrics"
-rss_kb=$(ps -o rss= -p "$(pgrep -f "bzzz serve --data-dir $work/probe" | head -1)" | tr -d ' ')
-echo "bzzz resident memory after the run: $((rss_kb / 1024)) MiB"
+# The nO KPI table (1000 req/s, 500 concurrent users, p95 < 500 ms) on an
+# authenticated API route: token check, RBAC, JSON body.
+run_case "bzzz GET /info, token auth, 500 connections" "http://127.0.0.1:$default_port/info" 500 \
+  -H "Authorization: Bearer $admin_token"
+rss_default=$(ps -o rss= -p "$(pgrep -f "bzzz serve --data-dir $work/default" | head -1)")
+
+# Paced: 500 users at 1000 req/s in all (nO KPI: p50 < 100 ms, p95 < 500 ms,
+# p99 < 1 s, error rate < 0.1%).
+kpi=$(BZZZ_BENCH_TOKEN=$admin_token wrk -t"$threads" -c500 -d"$duration" -s "$root/bench/http/kpi.lua" \
+  "http://127.0.0.1:$default_port/info" | awk '/^KPI/')
+read -r _ kpi_rps kpi_p50 kpi_p95 kpi_p99 kpi_max kpi_errors <<<"$kpi"
+echo
+echo "nO KPI, GET /info with token, 500 connections paced to ~1000 req/s:"
+printf '  %s req/s, p50 %s ms, p95 %s ms, p99 %s ms, max %s ms, errors %s\n' \
+  "$kpi_rps" "$kpi_p50" "$kpi_p95" "$kpi_p99" "$kpi_max" "$kpi_errors"
+echo "bzzz resident memory: $(( rss_default / 1024 )) MiB after the saturation runs"

@@ -225,6 +225,16 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         continue;
       }
       self->StartSession(std::move(socket), probe_only);
+      // Take every other connection already queued now, rather than one per
+      // trip through the event loop: behind hundreds of busy connections a
+      // trip takes milliseconds, and a burst of new clients would wait
+      // seconds for their turn to be accepted.
+      acceptor.non_blocking(true, ec);
+      for (int i = 0; i < 1024 && !ec; ++i) {
+        Socket next(self->NextContext());
+        acceptor.accept(next, ec);
+        if (!ec) self->StartSession(std::move(next), probe_only);
+      }
     }
   }
 
