@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 ARGS ?=
 CMAKE_EXTRA ?=
 
-.PHONY: all setup configure build run test test-asan bench clean
+.PHONY: all setup configure build run test test-asan bench fuzz clean
 
 all: build
 
@@ -33,6 +33,10 @@ test-asan:
 
 bench: build
 	bash bench/http/run.sh
+
+# libFuzzer targets (installs clang); FUZZ_SECONDS per target, default 60.
+fuzz:
+	bash scripts/fuzz.sh
 
 clean:
 	rm -rf $(BUILD)

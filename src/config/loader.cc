@@ -1327,7 +1327,11 @@ class Loader {
   explicit Loader(LoadResult& result) : result_(result), schema_(GetSchema()) {}
 
   void Run(const LoadOptions& options) {
-    if (options.file) LoadFile(*options.file);
+    if (options.text) {
+      LoadText(*options.text, options.file ? "file:" + *options.file : "text", options.text_is_json);
+    } else if (options.file) {
+      LoadFile(*options.file);
+    }
     ApplyEnvironment(options.env);
     ApplyOverrides(options.overrides);
     ValidateCombinations();
@@ -1370,12 +1374,14 @@ class Loader {
       Error("", source, std::string("cannot read: ") + std::strerror(errno));
       return;
     }
-    const std::string text = content.str();
+    LoadText(content.str(), source, Lower(std::filesystem::path(file).extension().string()) == ".json");
+  }
+
+  void LoadText(const std::string& text, const std::string& source, bool is_json) {
     if (Trim(text).empty()) return;  // an empty file means all defaults
 
     YAML::Node root;
-    std::string extension = Lower(std::filesystem::path(file).extension().string());
-    if (extension == ".json") {
+    if (is_json) {
       // nlohmann gives JSON-specific errors and accepts what YAML parsers
       // reject in JSON (tabs); the walk below is the same for both.
       try {

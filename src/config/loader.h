@@ -27,6 +27,10 @@ struct ConfigIssue {
 
 struct LoadOptions {
   std::optional<std::string> file;            // YAML or JSON file; none: defaults only
+  // The document itself instead of reading `file` (which then only names
+  // the source in messages). For tests and fuzzing.
+  std::optional<std::string> text;
+  bool text_is_json = false;                  // parse `text` as JSON (else YAML)
   std::map<std::string, std::string> env;     // environment snapshot (see EnvironmentSnapshot)
   // Flag overrides as (key path, value as text), applied last, in order.
   // The source reported for them is "flag".

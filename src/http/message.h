@@ -36,6 +36,7 @@ class Headers {
 
 struct Request {
   Method method = Method::kGet;
+  std::string method_text;  // as received, e.g. "PURGE" when method is kOther
   std::string target;  // as received: path and query
   std::string path;    // percent-decoded path, without the query
   std::string query;   // raw query string, without '?'

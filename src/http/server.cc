@@ -141,8 +141,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         access_(std::move(access)),
         probe_(metrics, *router_),
         contexts_(MakeContexts(ThreadCount())),
-        api_(contexts_.front()->get_executor()),
-        probe_acceptor_(contexts_.front()->get_executor()) {}
+        api_(std::in_place, contexts_.front()->get_executor()),
+        probe_acceptor_(std::in_place, contexts_.front()->get_executor()) {}
 
   static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
     std::vector<std::unique_ptr<asio::io_context>> out;
@@ -178,19 +178,19 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   }
 
   Status Start() {
-    if (auto s = Bind(api_, opt_.host, opt_.port); !s.ok()) return s;
+    if (auto s = Bind(*api_, opt_.host, opt_.port); !s.ok()) return s;
     if (!opt_.probe_host.empty()) {
-      if (auto s = Bind(probe_acceptor_, opt_.probe_host, opt_.probe_port); !s.ok()) {
-        api_.close();
+      if (auto s = Bind(*probe_acceptor_, opt_.probe_host, opt_.probe_port); !s.ok()) {
+        api_->close();
         return s;
       }
     }
     access_log_ = opt_.access_log ? spdlog::get("access") : nullptr;
     for (auto& context : contexts_) work_.push_back(asio::make_work_guard(*context));
     auto self = shared_from_this();
-    asio::co_spawn(api_.get_executor(), Accept(self, api_, false), asio::detached);
-    if (probe_acceptor_.is_open()) {
-      asio::co_spawn(probe_acceptor_.get_executor(), Accept(self, probe_acceptor_, true), asio::detached);
+    asio::co_spawn(api_->get_executor(), Accept(self, *api_, false), asio::detached);
+    if (probe_acceptor_->is_open()) {
+      asio::co_spawn(probe_acceptor_->get_executor(), Accept(self, *probe_acceptor_, true), asio::detached);
     }
     for (auto& context : contexts_) {
       threads_.emplace_back([context = context.get()] {
@@ -383,6 +383,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       std::size_t route_id = HttpProbe::kUnmatched;
       const std::string_view method_text(beast_req.method_string().data(), beast_req.method_string().size());
       req.method = ParseMethod(method_text);
+      req.method_text = std::string(method_text);
       req.target = std::string(beast_req.target());
       req.remote_address = s.remote;
       for (const auto& field : beast_req) {
@@ -467,7 +468,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         resp = Response::Text(204, "");
       } else {
         resp = ErrorResponse(405, "method_not_allowed",
-                             std::string(MethodName(req.method)) + " is not allowed on " + req.path,
+                             req.method_text + " is not allowed on " + req.path,
                              req.request_id);
       }
       resp.headers.Set("Allow", AllowHeader(match.allowed));
@@ -557,7 +558,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     if (draining_.exchange(true)) return;
     // Cancel the pending accepts on the acceptors' own strands; each accept
     // loop then takes the backlog and closes its listener.
-    for (Acceptor* acceptor : {&api_, &probe_acceptor_}) {
+    for (Acceptor* acceptor : {&*api_, &*probe_acceptor_}) {
       asio::post(acceptor->get_executor(), [self = shared_from_this(), acceptor] {
         beast::error_code ec;
         if (acceptor->is_open()) acceptor->cancel(ec);
@@ -608,8 +609,16 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       for (auto& t : threads_) {
         if (t.joinable()) t.join();
       }
-      std::lock_guard lock(sessions_mu_);
-      sessions_.clear();
+      // Suspended coroutines hold references to this object: destroy them
+      // now (with their io_contexts), not never. Acceptors go first: they
+      // must not outlive their io_context.
+      api_.reset();
+      probe_acceptor_.reset();
+      {
+        std::lock_guard lock(sessions_mu_);
+        sessions_.clear();
+      }
+      contexts_.clear();
     });
   }
 
@@ -624,8 +633,9 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
   std::atomic<std::size_t> next_context_{0};
   std::vector<asio::executor_work_guard<Executor>> work_;
-  Acceptor api_;
-  Acceptor probe_acceptor_;
+  // Optional so that Stop() can destroy them before their io_context.
+  std::optional<Acceptor> api_;
+  std::optional<Acceptor> probe_acceptor_;
   std::vector<std::thread> threads_;
   std::once_flag stop_once_;
 
@@ -649,13 +659,15 @@ void Server::Use(Middleware middleware) { impl_->middlewares_.push_back(std::mov
 void Server::Observe(RequestObserver observer) { impl_->observers_.push_back(std::move(observer)); }
 Status Server::Start() { return impl_->Start(); }
 std::uint16_t Server::Port() const {
+  if (!impl_->api_) return 0;
   beast::error_code ec;
-  const auto ep = impl_->api_.local_endpoint(ec);
+  const auto ep = impl_->api_->local_endpoint(ec);
   return ec ? 0 : ep.port();
 }
 std::uint16_t Server::ProbePort() const {
+  if (!impl_->probe_acceptor_) return 0;
   beast::error_code ec;
-  const auto ep = impl_->probe_acceptor_.local_endpoint(ec);
+  const auto ep = impl_->probe_acceptor_->local_endpoint(ec);
   return ec ? 0 : ep.port();
 }
 void Server::StopAccepting() { impl_->StopAccepting(); }

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -59,34 +60,40 @@ int StatusCodeFor(HealthStatus status) { return status == HealthStatus::kUnhealt
 // thread, not one per request.
 class SharedRuns {
  public:
-  void Run(const std::string& key, http::Responder responder, std::function<http::Response()> work) {
+  void Run(const std::string& key, const std::string& request_id, http::Responder responder,
+           std::function<http::Response()> work) {
     {
       std::lock_guard lock(mu_);
       auto [it, inserted] = waiting_.try_emplace(key);
-      it->second.push_back(std::move(responder));
+      it->second.push_back({std::move(responder), request_id});
       if (!inserted) return;
     }
     std::thread([this, key, work = std::move(work)] {
-      http::Response response;
+      std::optional<http::Response> response;
       try {
         response = work();
       } catch (const std::exception& e) {
         spdlog::error("ops: {} failed: {}", key, e.what());
-        response = http::ErrorResponse(500, "internal", "internal error", "");
       }
-      std::vector<http::Responder> waiters;
+      std::vector<Waiter> waiters;
       {
         std::lock_guard lock(mu_);
         waiters = std::move(waiting_[key]);
         waiting_.erase(key);
       }
-      for (auto& w : waiters) w(response);
+      for (auto& w : waiters) {
+        w.respond(response ? *response : http::ErrorResponse(500, "internal", "internal error", w.request_id));
+      }
     }).detach();
   }
 
  private:
+  struct Waiter {
+    http::Responder respond;
+    std::string request_id;
+  };
   std::mutex mu_;
-  std::map<std::string, std::vector<http::Responder>> waiting_;
+  std::map<std::string, std::vector<Waiter>> waiting_;
 };
 
 struct Api {
@@ -216,8 +223,8 @@ Status RegisterOperationalRoutes(http::Router& router, OperationalApi deps) {
               return Response::Json(ready ? 200 : 503, Dump(body));
             });
   ok &= add(Method::kGet, "/health/detailed", std::string(http::kPublic), true, "every check, run live",
-            nullptr, [api](Request&, http::Responder respond) {
-              api->runs.Run("detailed", std::move(respond), [api] {
+            nullptr, [api](Request& req, http::Responder respond) {
+              api->runs.Run("detailed", req.request_id, std::move(respond), [api] {
                 const auto checks = api->deps.health->RunAllNow();
                 const auto status = Rollup(checks);
                 const auto& i = api->deps.info;
@@ -333,9 +340,9 @@ Status RegisterOperationalRoutes(http::Router& router, OperationalApi deps) {
                                             req.request_id));
                 return;
               }
-              api->runs.Run("check:" + name, std::move(respond), [api, name] {
+              api->runs.Run("check:" + name, req.request_id, std::move(respond), [api, name, id = req.request_id] {
                 auto state = api->deps.health->RunNow(name);
-                if (!state.ok()) return http::ErrorResponse(404, "not_found", state.status().message(), "");
+                if (!state.ok()) return http::ErrorResponse(404, "not_found", state.status().message(), id);
                 json body = {{"name", name}, {"check", CheckJson(*state, true)}};
                 return Response::Json(200, Dump(body));
               });

@@ -163,6 +163,7 @@ TEST_F(ServerTest, WrongMethodIs405WithAllow) {
   EXPECT_NE(raw.find("method_not_allowed"), std::string::npos);
   const std::string weird = Raw("BREW /public HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(RawStatus(weird), 405);
+  EXPECT_NE(weird.find("BREW is not allowed on /public"), std::string::npos) << weird;
   const std::string options = Raw("OPTIONS /items/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(RawStatus(options), 204);
   EXPECT_EQ(HeaderValue(options, "Allow"), "GET, HEAD, OPTIONS");
