@@ -216,21 +216,14 @@ int DbHealthCheck(const ConfigArgs& args) {
   if (!cfg) return code;
   auto store = OpenStoreOrReport(*cfg, &code);
   if (!store) return code;
-  const storage::StoreHealth h = store->HealthCheck();
+  const ops::CheckOutcome verdict = node::AssessStoreHealth(store->HealthCheck());
   store->Close();
-  const bool healthy = h.reachable && h.integrity_ok && h.schema_version >= h.latest_version;
-  json out = {{"status", healthy ? "healthy" : "unhealthy"},
-              {"backend", h.backend},
-              {"location", h.location},
-              {"reachable", h.reachable},
-              {"integrity_ok", h.integrity_ok},
-              {"schema_version", h.schema_version},
-              {"latest_version", h.latest_version},
-              {"latency_ms", static_cast<double>(h.latency.count()) / 1000.0},
-              {"size_bytes", h.size_bytes},
-              {"message", h.message}};
+  json out = json::parse(verdict.details_json);
+  out["status"] = ops::HealthStatusName(verdict.status);
+  out["message"] = verdict.message;
   std::cout << out.dump(2) << "\n";
-  return healthy ? kExitOk : kExitFailure;
+  // Degraded (pending migrations) is not fit to serve yet: exit 1 too.
+  return verdict.status == ops::HealthStatus::kHealthy ? kExitOk : kExitFailure;
 }
 
 int DbTestConnection(const ConfigArgs& args) {

@@ -63,6 +63,25 @@ Result<std::string> LoadOrCreateNodeId(const std::string& data_dir) {
   return id;
 }
 
+ops::CheckOutcome AssessStoreHealth(const storage::StoreHealth& h) {
+  const json details = {{"backend", h.backend},
+                        {"location", h.location},
+                        {"reachable", h.reachable},
+                        {"integrity_ok", h.integrity_ok},
+                        {"schema_version", h.schema_version},
+                        {"latest_version", h.latest_version},
+                        {"latency_ms", static_cast<double>(h.latency.count()) / 1000.0},
+                        {"size_bytes", h.size_bytes}};
+  const std::string d = details.dump();
+  if (!h.reachable) return ops::CheckOutcome::Unhealthy("store unreachable: " + h.message, d);
+  if (!h.integrity_ok) return ops::CheckOutcome::Unhealthy("integrity check failed: " + h.message, d);
+  if (h.schema_version < h.latest_version) {
+    return ops::CheckOutcome::Degraded(std::to_string(h.latest_version - h.schema_version) + " pending migrations",
+                                       d);
+  }
+  return ops::CheckOutcome::Healthy("ok", d);
+}
+
 void BlockShutdownSignals() {
   sigset_t set;
   sigemptyset(&set);
@@ -81,25 +100,7 @@ ops::HealthCheckSpec StorageCheck(std::shared_ptr<storage::Store> store, const c
   spec.timeout = ops.health_check_timeout;
   spec.critical = true;
   spec.description = "the store answers, passes its integrity check and is migrated";
-  spec.fn = [store] {
-    const storage::StoreHealth h = store->HealthCheck();
-    const json details = {{"backend", h.backend},
-                          {"location", h.location},
-                          {"reachable", h.reachable},
-                          {"integrity_ok", h.integrity_ok},
-                          {"schema_version", h.schema_version},
-                          {"latest_version", h.latest_version},
-                          {"latency_ms", static_cast<double>(h.latency.count()) / 1000.0},
-                          {"size_bytes", h.size_bytes}};
-    const std::string d = details.dump();
-    if (!h.reachable) return ops::CheckOutcome::Unhealthy("store unreachable: " + h.message, d);
-    if (!h.integrity_ok) return ops::CheckOutcome::Unhealthy("integrity check failed: " + h.message, d);
-    if (h.schema_version < h.latest_version) {
-      return ops::CheckOutcome::Degraded(std::to_string(h.latest_version - h.schema_version) + " pending migrations",
-                                         d);
-    }
-    return ops::CheckOutcome::Healthy("ok", d);
-  };
+  spec.fn = [store] { return AssessStoreHealth(store->HealthCheck()); };
   return spec;
 }
 

@@ -20,6 +20,8 @@
 
 #include "base/status.h"
 #include "config/config.h"
+#include "ops/health.h"
+#include "storage/store.h"
 
 namespace bzzz::node {
 
@@ -57,6 +59,11 @@ class Node {
 // afterwards (loggers, I/O, checks) inherit the mask and the node's signal
 // watcher is the only taker. Call before creating any thread.
 void BlockShutdownSignals();
+
+// The storage-health verdict on a store's health report (used by the node's
+// check and by `bzzz db health-check`): unhealthy when unreachable or
+// failing its integrity check, degraded with pending migrations.
+ops::CheckOutcome AssessStoreHealth(const storage::StoreHealth& health);
 
 // Reads or creates the node id in `data_dir`.
 Result<std::string> LoadOrCreateNodeId(const std::string& data_dir);
