@@ -175,7 +175,6 @@ int ConfigShow(const ConfigArgs& args, const std::string& format) {
   if (!cfg) return code;
   std::cout << config::RenderConfig(*cfg, format == "json" ? config::RenderFormat::kJson : config::RenderFormat::kYaml,
                                     true);
-  if (format == "json") std::cout << "\n";
   return kExitOk;
 }
 

@@ -537,8 +537,19 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     const std::string id = NewRequestId();
     const Response resp = ErrorResponse(status, ReasonCode(status), message, id);
     const WireOptions wire{11, false, false, id};
+    const auto started = Clock::now();
     co_await Write(s, resp, wire);
-    probe_.RequestDone("OTHER", HttpProbe::kUnmatched, status, 0);
+    const auto elapsed = Clock::now() - started;
+    probe_.RequestDone("OTHER", HttpProbe::kUnmatched, status, std::chrono::duration<double>(elapsed).count());
+    // Observed like any request, so /debug/requests and the access log show
+    // what was refused and why.
+    const RequestRecord record{std::chrono::system_clock::now(), "OTHER", "unparsed", "", status, elapsed, id,
+                               "anonymous", s.remote, resp.body.size()};
+    for (const auto& observer : observers_) observer(record);
+    if (access_log_) {
+      access_log_->info("{} \"(unparsed request)\" {} {} rid={} reason={}", s.remote, status, resp.body.size(), id,
+                        message);
+    }
   }
 
   // After refusing a body, read (and drop) what the client is still sending

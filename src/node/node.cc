@@ -244,6 +244,14 @@ Status Node::Start() {
     spdlog::warn("security: no API tokens configured and BZZZ_ADMIN_TOKEN is unset: only public routes "
                  "(health, metrics) can be used");
   }
+  // Say plainly which configured features do not act yet.
+  if (cfg.security.oidc.enabled) {
+    spdlog::warn("security: security.oidc is enabled but OIDC/JWT authentication is not built yet: bearer JWTs "
+                 "are refused (401)");
+  }
+  if (cfg.security.rate_limit.enabled) {
+    spdlog::info("security: rate limiting is not built yet; security.rate_limit has no effect");
+  }
   security::Rbac rbac(cfg.security.roles);
   for (const auto& token : cfg.security.api_tokens) {
     for (const auto& role : token.roles) {

@@ -215,6 +215,13 @@ TEST_F(ServerTest, MalformedRequestsAre400) {
   EXPECT_EQ(RawStatus(Raw("GET http://evil/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")), 400);
   // The server is still fine afterwards.
   EXPECT_EQ(Get("/public").status, 200);
+  // Refused requests are observed (they reach /debug/requests).
+  ASSERT_TRUE(bzzz::testing::Eventually(
+      [&] {
+        std::lock_guard lock(mu);
+        return std::count(records.begin(), records.end(), "OTHER unparsed 400") >= 3;
+      },
+      std::chrono::seconds(2)));
 }
 
 TEST_F(ServerTest, HugeHeadersAre431) {
