@@ -332,8 +332,11 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         const int status = StatusForParseError(ec);
         // Named locals, not temporaries, in co_await expressions: GCC 12
         // destroys such temporaries twice.
-        const std::string message = ec.message();
+        const std::string message =
+            status == 413 ? "request body exceeds the limit of " + std::to_string(opt_.body_limit_bytes) + " bytes"
+                          : ec.message();
         if (status != 0) co_await SendBareError(s, status, message);
+        if (status == 413) co_await DiscardInput(s);
         co_return;
       }
 

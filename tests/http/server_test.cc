@@ -198,6 +198,7 @@ TEST_F(ServerTest, OversizedBodyIs413AndDoesNotReachTheHandler) {
                               "\r\n\r\n" + big);
   EXPECT_EQ(RawStatus(raw), 413);
   EXPECT_NE(raw.find("payload_too_large"), std::string::npos);
+  EXPECT_NE(raw.find("request body exceeds the limit of 1024 bytes"), std::string::npos) << raw;
   std::string chunked = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (int i = 0; i < 4; ++i) chunked += "200\r\n" + std::string(512, 'y') + "\r\n";
   chunked += "0\r\n\r\n";
