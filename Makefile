@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 ARGS ?=
 CMAKE_EXTRA ?=
 
-.PHONY: all setup configure build run test test-asan bench fuzz clean
+.PHONY: all setup configure build run test test-asan test-tsan bench fuzz clean
 
 all: build
 
@@ -30,6 +30,10 @@ test: build
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 test-asan:
 	$(MAKE) test BUILD=build-asan BUILD_TYPE=Debug CMAKE_EXTRA=-DBZZZ_SANITIZE=ON
+
+# The suite under ThreadSanitizer.
+test-tsan:
+	$(MAKE) test BUILD=build-tsan BUILD_TYPE=RelWithDebInfo CMAKE_EXTRA=-DBZZZ_TSAN=ON
 
 bench: build
 	bash bench/http/run.sh
