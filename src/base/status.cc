@@ -14,6 +14,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kTimeout: return "timeout";
     case StatusCode::kPermissionDenied: return "permission_denied";
     case StatusCode::kUnauthenticated: return "unauthenticated";
+    case StatusCode::kResourceExhausted: return "resource_exhausted";
     case StatusCode::kInternal: return "internal";
   }
   return "unknown";

@@ -24,6 +24,7 @@ enum class StatusCode {
   kTimeout,             // the operation did not finish in time
   kPermissionDenied,    // identity known, permission missing
   kUnauthenticated,     // no valid identity
+  kResourceExhausted,   // a bounded queue or quota is full; retry later (429)
   kInternal,            // a bug or an unexpected failure of a dependency
 };
 
@@ -56,6 +57,7 @@ inline Status Conflict(std::string m) { return {StatusCode::kConflict, std::move
 inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status Timeout(std::string m) { return {StatusCode::kTimeout, std::move(m)}; }
+inline Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
 // A value of type T or a non-OK Status.

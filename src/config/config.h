@@ -39,6 +39,25 @@ struct HttpConfig {
   std::string health_listen;                // optional "HOST:PORT" for probes only
 };
 
+// How long the DHT keeps pubsub frames of each topic class (OpenDHT value
+// expiration); late joiners of a topic see what is still retained.
+struct RetentionConfig {
+  Millis coordination{600000};      // bzzz/coordination/v1
+  Millis meta_discussion{3600000};  // hmmm/meta-discussion/v1
+  Millis issue{3600000};            // bzzz/meta/issue/<id>
+  Millis election{30000};           // bzzz/election/v1
+  Millis slurp{600000};             // bzzz/slurp/v1
+  Millis internal{30000};           // probes and other bzzz/internal/ topics
+  Millis direct{300000};            // inbox (direct) messages
+};
+
+struct PubsubConfig {
+  std::size_t queue_capacity = 16384;     // per direction: outgoing and delivery queues
+  std::size_t batch_max_messages = 64;    // messages packed into one signed frame
+  std::size_t batch_max_bytes = 48u << 10;
+  std::size_t dedup_window = 8192;        // recent frames remembered per sender
+};
+
 struct P2pConfig {
   std::string listen = "127.0.0.1:9000";
   std::vector<std::string> bootstrap;       // "HOST:PORT" peers
@@ -46,11 +65,18 @@ struct P2pConfig {
   bool multicast_discovery = false;
   Millis presence_interval{5000};
   Millis peer_expiry{30000};
+  int max_peer_requests_per_sec = 0;        // OpenDHT per-IP limit; 0 default, -1 unlimited
+  int max_requests_per_sec = 0;             // OpenDHT global limit; 0 default, -1 unlimited
+  PubsubConfig pubsub;
+  RetentionConfig retention;
 };
 
 struct DhtConfig {
   int replication_factor = 3;
   Millis provider_refresh{60000};
+  Millis provider_ttl{180000};              // a provider not refreshed for this long is gone
+  Millis record_ttl{1800000};               // DHT expiration of records; holders re-put them
+  Millis operation_timeout{5000};
   Millis cache_ttl{300000};
   std::size_t cache_max_bytes = 64u << 20;
 };

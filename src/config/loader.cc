@@ -333,6 +333,46 @@ std::vector<KeyDef> BuildKeys() {
       Key("p2p.peer_expiry", BZZZ_FIELD(p2p.peer_expiry),
           "A peer not heard from for this long is considered gone.")
           .Positive(),
+      Key("p2p.max_peer_requests_per_sec", BZZZ_FIELD(p2p.max_peer_requests_per_sec),
+          "OpenDHT requests accepted per second from one IP address; 0 keeps OpenDHT's default, -1 is unlimited (for clusters on one host).")
+          .Range(-1, 10000000),
+      Key("p2p.max_requests_per_sec", BZZZ_FIELD(p2p.max_requests_per_sec),
+          "OpenDHT requests accepted per second in all; 0 keeps OpenDHT's default, -1 is unlimited.")
+          .Range(-1, 100000000),
+      Key("p2p.pubsub.queue_capacity", BZZZ_FIELD(p2p.pubsub.queue_capacity),
+          "Messages held for sending, and for delivery to each subscriber; beyond it messages are dropped and counted.")
+          .Range(16, 10000000),
+      Key("p2p.pubsub.batch_max_messages", BZZZ_FIELD(p2p.pubsub.batch_max_messages),
+          "Most messages packed into one signed frame when messages queue up (the runbook's message batch size); 1 disables batching.")
+          .Range(1, 4096),
+      Key("p2p.pubsub.batch_max_bytes", BZZZ_FIELD(p2p.pubsub.batch_max_bytes),
+          "Most payload bytes packed into one frame.")
+          .Bytes()
+          .Range(1024, 60 * 1024),
+      Key("p2p.pubsub.dedup_window", BZZZ_FIELD(p2p.pubsub.dedup_window),
+          "Recent frames remembered per sender to suppress duplicates.")
+          .Range(64, 1000000),
+      Key("p2p.retention.coordination", BZZZ_FIELD(p2p.retention.coordination),
+          "How long the DHT retains messages of bzzz/coordination/v1.")
+          .Positive(),
+      Key("p2p.retention.meta_discussion", BZZZ_FIELD(p2p.retention.meta_discussion),
+          "How long the DHT retains messages of hmmm/meta-discussion/v1.")
+          .Positive(),
+      Key("p2p.retention.issue", BZZZ_FIELD(p2p.retention.issue),
+          "How long the DHT retains messages of the per-task rooms bzzz/meta/issue/<id>.")
+          .Positive(),
+      Key("p2p.retention.election", BZZZ_FIELD(p2p.retention.election),
+          "How long the DHT retains election messages.")
+          .Positive(),
+      Key("p2p.retention.slurp", BZZZ_FIELD(p2p.retention.slurp),
+          "How long the DHT retains SLURP messages.")
+          .Positive(),
+      Key("p2p.retention.internal", BZZZ_FIELD(p2p.retention.internal),
+          "How long the DHT retains probes and other internal messages.")
+          .Positive(),
+      Key("p2p.retention.direct", BZZZ_FIELD(p2p.retention.direct),
+          "How long a direct message waits in the recipient's inbox.")
+          .Positive(),
 
       // dht
       Key("dht.replication_factor", BZZZ_FIELD(dht.replication_factor),
@@ -340,6 +380,15 @@ std::vector<KeyDef> BuildKeys() {
           .Range(1, 20),
       Key("dht.provider_refresh", BZZZ_FIELD(dht.provider_refresh),
           "How often provider records are re-announced.")
+          .Positive(),
+      Key("dht.provider_ttl", BZZZ_FIELD(dht.provider_ttl),
+          "A provider record not refreshed for this long expires.")
+          .Positive(),
+      Key("dht.record_ttl", BZZZ_FIELD(dht.record_ttl),
+          "DHT expiration of records; every holder re-puts its records each dht.provider_refresh.")
+          .Positive(),
+      Key("dht.operation_timeout", BZZZ_FIELD(dht.operation_timeout),
+          "Longest wait for one DHT put, get or discover.")
           .Positive(),
       Key("dht.cache_ttl", BZZZ_FIELD(dht.cache_ttl), "Lifetime of fetched records in the local DHT cache.")
           .Positive(),
@@ -1536,6 +1585,14 @@ class Loader {
     if (c.p2p.peer_expiry <= c.p2p.presence_interval) {
       fail("p2p.peer_expiry", "must be greater than p2p.presence_interval (" + ms(c.p2p.presence_interval) +
                                   "), or live peers expire between announcements");
+    }
+    if (c.dht.provider_ttl <= c.dht.provider_refresh) {
+      fail("dht.provider_ttl", "must be greater than dht.provider_refresh (" + ms(c.dht.provider_refresh) +
+                                   "), or live providers expire between refreshes");
+    }
+    if (c.dht.record_ttl <= c.dht.provider_refresh) {
+      fail("dht.record_ttl", "must be greater than dht.provider_refresh (" + ms(c.dht.provider_refresh) +
+                                 "), or records expire between re-puts");
     }
     if (c.tasks.retry_backoff_max < c.tasks.retry_backoff_base) {
       fail("tasks.retry_backoff_max",

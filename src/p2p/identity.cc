@@ -1,0 +1,131 @@
+#include "p2p/identity.h"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+namespace bzzz::p2p {
+
+namespace fs = std::filesystem;
+
+namespace {
+void InitSodium() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (sodium_init() < 0) std::abort();  // no usable randomness: nothing can be signed safely
+  });
+}
+}  // namespace
+
+std::string Hex(const std::uint8_t* data, std::size_t size) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(size * 2, '0');
+  for (std::size_t i = 0; i < size; ++i) {
+    out[2 * i] = kDigits[data[i] >> 4];
+    out[2 * i + 1] = kDigits[data[i] & 15];
+  }
+  return out;
+}
+
+std::string NodeIdOf(const PublicKey& public_key) {
+  InitSodium();
+  std::uint8_t digest[20];
+  crypto_generichash(digest, sizeof digest, public_key.data(), public_key.size(), nullptr, 0);
+  return Hex(digest, sizeof digest);
+}
+
+void NodeIdentity::Derive() {
+  crypto_sign_ed25519_sk_to_pk(public_key_.data(), secret_key_.data());
+  // Cannot fail for a key made by crypto_sign_keypair (a valid curve point).
+  [[maybe_unused]] const int a = crypto_sign_ed25519_pk_to_curve25519(box_public_.data(), public_key_.data());
+  [[maybe_unused]] const int b = crypto_sign_ed25519_sk_to_curve25519(box_secret_.data(), secret_key_.data());
+  node_id_ = NodeIdOf(public_key_);
+}
+
+NodeIdentity NodeIdentity::Generate() {
+  InitSodium();
+  NodeIdentity id;
+  PublicKey pk;
+  crypto_sign_keypair(pk.data(), id.secret_key_.data());
+  id.Derive();
+  return id;
+}
+
+Result<NodeIdentity> NodeIdentity::LoadOrCreate(const std::string& dir) {
+  InitSodium();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Unavailable("cannot create " + dir + ": " + ec.message());
+  const fs::path path = fs::path(dir) / "identity.key";
+  NodeIdentity id;
+  if (fs::exists(path, ec)) {
+    std::ifstream in(path, std::ios::binary);
+    in.read(reinterpret_cast<char*>(id.secret_key_.data()), static_cast<std::streamsize>(id.secret_key_.size()));
+    const bool full = in.gcount() == static_cast<std::streamsize>(id.secret_key_.size());
+    char extra;
+    if (!full || in.read(&extra, 1)) {
+      return InvalidArgument(path.string() + " is not a 64-byte Ed25519 secret key; move it away to create a new "
+                             "identity (the node id will change)");
+    }
+    id.Derive();
+    // The stored public half must match the secret: a corrupted file is refused.
+    PublicKey embedded;
+    std::memcpy(embedded.data(), id.secret_key_.data() + 32, 32);
+    if (embedded != id.public_key_) return InvalidArgument(path.string() + " is corrupted (key halves disagree)");
+    return id;
+  }
+  PublicKey pk;
+  crypto_sign_keypair(pk.data(), id.secret_key_.data());
+  id.Derive();
+  const fs::path tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Unavailable("cannot create " + tmp.string() + ": " + std::strerror(errno));
+  const bool written = ::write(fd, id.secret_key_.data(), id.secret_key_.size()) ==
+                           static_cast<ssize_t>(id.secret_key_.size()) &&
+                       ::fsync(fd) == 0;
+  ::close(fd);
+  if (!written) return Unavailable("cannot write " + tmp.string());
+  fs::rename(tmp, path, ec);
+  if (ec) return Unavailable("cannot create " + path.string() + ": " + ec.message());
+  return id;
+}
+
+Signature NodeIdentity::Sign(const std::uint8_t* data, std::size_t size) const {
+  Signature sig;
+  crypto_sign_detached(sig.data(), nullptr, data, size, secret_key_.data());
+  return sig;
+}
+
+bool NodeIdentity::Verify(const PublicKey& key, const std::uint8_t* data, std::size_t size, const Signature& sig) {
+  InitSodium();
+  return crypto_sign_verify_detached(sig.data(), data, size, key.data()) == 0;
+}
+
+Result<Bytes> NodeIdentity::SealTo(const PublicKey& recipient, const std::uint8_t* data, std::size_t size) {
+  InitSodium();
+  std::array<std::uint8_t, 32> box_pk;
+  if (crypto_sign_ed25519_pk_to_curve25519(box_pk.data(), recipient.data()) != 0) {
+    return InvalidArgument("recipient key is not a valid Ed25519 public key");
+  }
+  Bytes out(size + crypto_box_SEALBYTES);
+  crypto_box_seal(out.data(), data, size, box_pk.data());
+  return out;
+}
+
+Result<Bytes> NodeIdentity::Open(const std::uint8_t* data, std::size_t size) const {
+  if (size < crypto_box_SEALBYTES) return InvalidArgument("sealed box too short");
+  Bytes out(size - crypto_box_SEALBYTES);
+  if (crypto_box_seal_open(out.data(), data, size, box_public_.data(), box_secret_.data()) != 0) {
+    return InvalidArgument("sealed box does not open with this node's key");
+  }
+  return out;
+}
+
+}  // namespace bzzz::p2p

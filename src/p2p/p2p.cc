@@ -1,0 +1,1181 @@
+#include "p2p/p2p.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <opendht/dhtrunner.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "p2p/probe.h"
+#include "p2p/topics.h"
+
+namespace bzzz::p2p {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// OpenDHT value types: one per pubsub topic class (each with its own
+// retention) plus presence, inbox, records, providers and chunks.
+enum TypeId : dht::ValueType::Id {
+  kTypeCoordination = 0x6201,
+  kTypeMetaDiscussion,
+  kTypeIssue,
+  kTypeElection,
+  kTypeSlurp,
+  kTypeInternal,
+  kTypePresence,
+  kTypeDirect,
+  kTypeRecord,
+  kTypeProvider,
+  kTypeChunk,
+};
+
+dht::ValueType::Id TypeOfClass(TopicClass c) {
+  switch (c) {
+    case TopicClass::kCoordination: return kTypeCoordination;
+    case TopicClass::kMetaDiscussion: return kTypeMetaDiscussion;
+    case TopicClass::kIssue: return kTypeIssue;
+    case TopicClass::kElection: return kTypeElection;
+    case TopicClass::kSlurp: return kTypeSlurp;
+    default: return kTypeInternal;
+  }
+}
+
+}  // namespace
+
+std::uint64_t ValueIdOf(const PublicKey& key, std::string_view salt) {
+  std::string material(key.begin(), key.end());
+  material.append(salt);
+  const auto h = dht::InfoHash::get(material);
+  std::uint64_t id = 0;
+  for (int i = 0; i < 8; ++i) id = (id << 8) | h[i];
+  return id == 0 ? 1 : id;
+}
+
+namespace {
+
+std::uint64_t IdOfKey(const PublicKey& key) { return ValueIdOf(key, ""); }
+
+std::string KeyString(const PublicKey& key) { return std::string(key.begin(), key.end()); }
+
+// Splits "host:port" (host may be "[v6]").
+bool SplitHostPort(const std::string& hostport, std::string* host, std::string* port) {
+  const auto colon = hostport.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  *host = hostport.substr(0, colon);
+  *port = hostport.substr(colon + 1);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  return !port->empty();
+}
+
+}  // namespace
+
+std::string ChunkKey(const std::uint8_t* data, std::size_t size) {
+  return "chunk:" + dht::InfoHash::get(data, size).toString();
+}
+
+// --- Presence JSON ------------------------------------------------------------
+
+std::string PresenceToJson(const Presence& p, std::string_view node_id, std::string_view node_name) {
+  json j = {{"node_id", node_id},
+            {"name", node_name},
+            {"agent_id", p.agent_id},
+            {"role", p.role},
+            {"capabilities", p.capabilities},
+            {"models", p.models},
+            {"http_endpoint", p.http_endpoint},
+            {"available_for_work", p.available_for_work},
+            {"current_tasks", p.current_tasks},
+            {"max_tasks", p.max_tasks},
+            {"status", p.status}};
+  return j.dump();
+}
+
+Result<Presence> PresenceFromJson(std::string_view text, std::string* node_name) {
+  const json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return InvalidArgument("presence is not a JSON object");
+  Presence p;
+  try {
+    p.agent_id = j.value("agent_id", "");
+    p.role = j.value("role", "");
+    p.capabilities = j.value("capabilities", std::vector<std::string>{});
+    p.models = j.value("models", std::vector<std::string>{});
+    p.http_endpoint = j.value("http_endpoint", "");
+    p.available_for_work = j.value("available_for_work", false);
+    p.current_tasks = j.value("current_tasks", 0);
+    p.max_tasks = j.value("max_tasks", 0);
+    p.status = j.value("status", "");
+    if (node_name) *node_name = j.value("name", "");
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("presence field of the wrong type: ") + e.what());
+  }
+  return p;
+}
+
+// --- Delivery: bounded per-subscriber queues served by dispatcher threads ---
+
+namespace {
+
+struct Sink {
+  std::string name;
+  TopicClass topic_class = TopicClass::kOther;
+  SubscribeOptions options;
+  std::int64_t since_us = 0;
+  std::mutex mu;
+  MessageHandler handler;  // guarded by mu
+  std::deque<Message> queue;
+  bool scheduled = false;
+  bool closed = false;
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(std::size_t threads, std::size_t capacity) : capacity_(capacity) {
+    for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
+  }
+  ~Dispatcher() { Stop(); }
+
+  // False when the sink's queue is full (the message is dropped).
+  bool Push(const std::shared_ptr<Sink>& sink, Message message) {
+    std::unique_lock sink_lock(sink->mu);
+    if (sink->closed) return true;
+    if (sink->queue.size() >= capacity_) return false;
+    sink->queue.push_back(std::move(message));
+    if (sink->scheduled) return true;
+    sink->scheduled = true;
+    sink_lock.unlock();
+    {
+      std::lock_guard lock(mu_);
+      ready_.push_back(sink);
+    }
+    cv_.notify_one();
+    return true;
+  }
+
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+ private:
+  void Work() {
+    for (;;) {
+      std::shared_ptr<Sink> sink;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
+        if (stopping_) return;
+        sink = std::move(ready_.front());
+        ready_.pop_front();
+      }
+      std::deque<Message> batch;
+      MessageHandler handler;
+      {
+        std::lock_guard sink_lock(sink->mu);
+        const std::size_t n = std::min<std::size_t>(sink->queue.size(), 256);
+        for (std::size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(sink->queue.front()));
+          sink->queue.pop_front();
+        }
+        handler = sink->handler;
+      }
+      for (const auto& m : batch) {
+        if (!handler) break;
+        try {
+          handler(m);
+        } catch (const std::exception& e) {
+          spdlog::warn("p2p: handler '{}' threw: {}", sink->name, e.what());
+        }
+      }
+      bool again = false;
+      {
+        std::lock_guard sink_lock(sink->mu);
+        again = !sink->queue.empty() && !sink->closed;
+        sink->scheduled = again;
+      }
+      if (again) {
+        std::lock_guard lock(mu_);
+        ready_.push_back(std::move(sink));
+      }
+    }
+  }
+
+  const std::size_t capacity_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Sink>> ready_;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+// Remembers recent frame sequence numbers per sender.
+class DedupWindow {
+ public:
+  explicit DedupWindow(std::size_t per_sender) : per_sender_(per_sender) {}
+
+  // True the first time (sender, seq) is seen.
+  bool FirstTime(const PublicKey& sender, std::uint64_t seq) {
+    std::lock_guard lock(mu_);
+    auto& w = senders_[KeyString(sender)];
+    if (!w.seen.insert(seq).second) return false;
+    w.order.push_back(seq);
+    if (w.order.size() > per_sender_) {
+      w.seen.erase(w.order.front());
+      w.order.pop_front();
+    }
+    if (senders_.size() > kMaxSenders) senders_.erase(senders_.begin());  // bounded: forget an arbitrary sender
+    return true;
+  }
+
+ private:
+  static constexpr std::size_t kMaxSenders = 4096;
+  struct Window {
+    std::unordered_set<std::uint64_t> seen;
+    std::deque<std::uint64_t> order;
+  };
+  const std::size_t per_sender_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Window> senders_;
+};
+
+struct Outgoing {
+  std::string topic;
+  FrameMessage message;
+};
+
+}  // namespace
+
+// --- The node -------------------------------------------------------------------
+
+class P2pNode::Impl {
+ public:
+  Impl(Options o, NodeIdentity id, prometheus::Registry* metrics)
+      : opts(std::move(o)),
+        identity(std::move(id)),
+        probe(metrics),
+        dedup(opts.config.pubsub.dedup_window),
+        dispatcher(2, opts.config.pubsub.queue_capacity) {
+    char ns[32];
+    std::snprintf(ns, sizeof ns, "bzzz:%08x:", opts.config.network_id);
+    key_prefix = ns;
+    seq.store(static_cast<std::uint64_t>(NowUs()) * 1000);  // grows across restarts
+    presence = opts.presence;
+  }
+
+  Options opts;
+  NodeIdentity identity;
+  P2pProbe probe;
+  DedupWindow dedup;
+  Dispatcher dispatcher;
+  std::string key_prefix;
+  dht::DhtRunner runner;
+  std::atomic<std::uint64_t> seq{0};
+  std::atomic<bool> stopped{false};
+  std::atomic<unsigned> known_nodes{0};  // DHT routing table size, refreshed by the maintenance loop
+
+  // Outgoing pubsub queue.
+  std::mutex out_mu;
+  std::condition_variable out_cv;
+  std::deque<Outgoing> out_queue;
+  bool out_stopping = false;
+  std::thread publisher;
+
+  // Subscriptions.
+  struct TopicState {
+    std::shared_future<std::size_t> token;
+    std::map<std::string, std::shared_ptr<Sink>, std::less<>> sinks;
+  };
+  mutable std::mutex sub_mu;
+  std::map<std::string, TopicState, std::less<>> topics;
+
+  // Direct messages.
+  std::mutex direct_mu;
+  std::map<std::string, MessageHandler, std::less<>> direct_handlers;
+  std::shared_ptr<Sink> direct_sink = std::make_shared<Sink>();
+  std::shared_future<std::size_t> inbox_token;
+
+  // Presence and peers.
+  mutable std::mutex peers_mu;
+  std::map<std::string, PeerInfo, std::less<>> peers;
+  std::map<std::string, std::uint64_t, std::less<>> peer_seq;  // newest presence frame per peer
+  Presence presence;
+  bool presence_dirty = true;
+  std::shared_future<std::size_t> presence_token;
+
+  // Maintenance.
+  std::mutex maint_mu;
+  std::condition_variable maint_cv;
+  bool maint_stopping = false;
+  std::thread maintenance;
+
+  // Counters for Stats().
+  std::atomic<std::uint64_t> n_published{0}, n_frames{0}, n_received{0}, n_dropped{0}, n_rejected{0},
+      n_failures{0};
+
+  dht::InfoHash Hash(std::string_view key) const { return dht::InfoHash::get(key_prefix + std::string(key)); }
+  std::string PeersFile() const {
+    return opts.data_dir.empty() ? "" : (fs::path(opts.data_dir) / "p2p" / "peers").string();
+  }
+  std::uint64_t NextSeq() { return seq.fetch_add(1) + 1; }
+
+  void Drop(TopicClass c, std::string_view reason, std::uint64_t n = 1) {
+    probe.Dropped(c, reason, n);
+    n_dropped += n;
+  }
+  void Reject(TopicClass c, std::string_view reason, std::string_view stage) {
+    probe.Rejected(c, reason, stage);
+    n_rejected++;
+  }
+
+  // ----- value types and their storage policies -----
+
+  dht::StorePolicy FramePolicy(FrameKind kind, TopicClass c) {
+    return [this, kind, c](dht::InfoHash, std::shared_ptr<dht::Value>& v, const dht::InfoHash&,
+                           const dht::SockAddr&) {
+      if (v->data.size() > dht::MAX_VALUE_SIZE) return false;
+      const Decoded d = DecodeFrame(v->data.data(), v->data.size());
+      if (!d.ok() || d.frame.kind != kind) {
+        Reject(c, d.error == DecodeError::kBadSignature ? "bad_signature" : "malformed", "store");
+        return false;
+      }
+      return true;
+    };
+  }
+
+  // A node keeps one presence value (and one provider value per record) that
+  // it edits in place: the replacement must verify, come from the same
+  // sender and carry a higher sequence number. Editing instead of adding
+  // keeps the stored set small, and values only expire when their node stops
+  // refreshing them (frequent expiries make OpenDHT slow).
+  dht::EditPolicy ReplacePolicy(FrameKind kind) {
+    return [kind](dht::InfoHash, const std::shared_ptr<dht::Value>& old_value, std::shared_ptr<dht::Value>& new_value,
+                  const dht::InfoHash&, const dht::SockAddr&) {
+      FrameKind old_kind;
+      PublicKey old_sender;
+      std::uint64_t old_seq;
+      if (new_value->data.size() > dht::MAX_VALUE_SIZE) return false;
+      const Decoded d = DecodeFrame(new_value->data.data(), new_value->data.size());
+      if (!d.ok() || d.frame.kind != kind) return false;
+      if (!PeekFrameHeader(old_value->data.data(), old_value->data.size(), &old_kind, &old_sender, &old_seq)) {
+        return false;
+      }
+      return d.frame.sender == old_sender && d.frame.seq > old_seq;
+    };
+  }
+
+  // OpenDHT mishandles values that expire within seconds (puts are never
+  // acknowledged, expiries churn its searches), so no value type expires
+  // sooner than kMinExpiration. Shorter logical lifetimes (peer expiry,
+  // provider TTL) are enforced by the receivers from the signed timestamps.
+  static constexpr std::chrono::seconds kMinExpiration{30};
+  static dht::duration Expiration(config::Millis m) {
+    return std::max<dht::duration>(std::chrono::duration_cast<dht::duration>(m), kMinExpiration);
+  }
+
+  void RegisterTypes() {
+    const auto& r = opts.config.retention;
+    auto ms = [](config::Millis m) { return Expiration(m); };
+    struct PubsubType {
+      dht::ValueType::Id id;
+      const char* name;
+      config::Millis retention;
+      TopicClass cls;
+    };
+    for (const auto& t : {PubsubType{kTypeCoordination, "bzzz.coordination", r.coordination, TopicClass::kCoordination},
+                          PubsubType{kTypeMetaDiscussion, "bzzz.meta-discussion", r.meta_discussion,
+                                     TopicClass::kMetaDiscussion},
+                          PubsubType{kTypeIssue, "bzzz.issue", r.issue, TopicClass::kIssue},
+                          PubsubType{kTypeElection, "bzzz.election", r.election, TopicClass::kElection},
+                          PubsubType{kTypeSlurp, "bzzz.slurp", r.slurp, TopicClass::kSlurp},
+                          PubsubType{kTypeInternal, "bzzz.internal", r.internal, TopicClass::kInternal}}) {
+      runner.registerType(dht::ValueType(t.id, t.name, ms(t.retention), FramePolicy(FrameKind::kPubsub, t.cls)));
+    }
+    runner.registerType(dht::ValueType(kTypePresence, "bzzz.presence", ms(opts.config.peer_expiry),
+                                       FramePolicy(FrameKind::kPresence, TopicClass::kPresence),
+                                       ReplacePolicy(FrameKind::kPresence)));
+    runner.registerType(dht::ValueType(
+        kTypeDirect, "bzzz.inbox", ms(r.direct),
+        [](dht::InfoHash, std::shared_ptr<dht::Value>& v, const dht::InfoHash&, const dht::SockAddr&) {
+          return v->data.size() <= dht::MAX_VALUE_SIZE && IsSealed(v->data.data(), v->data.size());
+        }));
+  }
+
+  void RegisterDhtTypes() {
+    const config::Millis record_ttl = opts.dht.record_ttl, provider_ttl = opts.dht.provider_ttl;
+    auto ms = [](config::Millis m) { return Expiration(m); };
+    runner.registerType(dht::ValueType(kTypeRecord, "bzzz.record", ms(record_ttl),
+                                       FramePolicy(FrameKind::kRecord, TopicClass::kOther)));
+    runner.registerType(dht::ValueType(kTypeProvider, "bzzz.provider", ms(provider_ttl),
+                                       FramePolicy(FrameKind::kProvider, TopicClass::kOther),
+                                       ReplacePolicy(FrameKind::kProvider)));
+    // Chunks are content-addressed: the key must be the hash of the bytes.
+    runner.registerType(dht::ValueType(
+        kTypeChunk, "bzzz.chunk", ms(record_ttl),
+        [prefix = key_prefix](dht::InfoHash key, std::shared_ptr<dht::Value>& v, const dht::InfoHash&,
+                              const dht::SockAddr&) {
+          if (v->data.size() > dht::MAX_VALUE_SIZE) return false;
+          return dht::InfoHash::get(prefix + ChunkKey(v->data.data(), v->data.size())) == key;
+        },
+        [](dht::InfoHash, const std::shared_ptr<dht::Value>&, std::shared_ptr<dht::Value>&, const dht::InfoHash&,
+           const dht::SockAddr&) { return true; }));
+  }
+
+  // ----- start / stop -----
+
+  Status Run() {
+    const auto& c = opts.config;
+    if (c.network_id == 0) return InvalidArgument("p2p.network_id 0 is the public OpenDHT network: refused");
+    std::string host, port;
+    if (!SplitHostPort(c.listen, &host, &port)) return InvalidArgument("p2p.listen is not HOST:PORT: " + c.listen);
+    dht::SockAddr bind4;
+    for (auto& a : dht::SockAddr::resolve(host, port)) {
+      if (a.getFamily() == AF_INET) {
+        bind4 = a;
+        break;
+      }
+    }
+    if (!bind4) return InvalidArgument("p2p.listen: " + host + " has no IPv4 address");
+
+    dht::DhtRunner::Config rc;
+    rc.threaded = true;
+    rc.peer_discovery = c.multicast_discovery;
+    rc.peer_publish = c.multicast_discovery;
+    rc.bind4 = bind4;
+    auto& nc = rc.dht_config.node_config;
+    nc.network = c.network_id;
+    nc.node_id = dht::InfoHash::get(identity.public_key().data(), identity.public_key().size());
+    nc.maintain_storage = false;
+    if (c.max_peer_requests_per_sec != 0) nc.max_peer_req_per_sec = c.max_peer_requests_per_sec;
+    if (c.max_requests_per_sec != 0) nc.max_req_per_sec = c.max_requests_per_sec;
+    try {
+      runner.run(rc, dht::DhtRunner::Context{});
+    } catch (const std::exception& e) {
+      return Unavailable("p2p: cannot bind " + c.listen + ": " + e.what());
+    }
+    if (runner.getBound(AF_INET).getPort() == 0) return Unavailable("p2p: cannot bind " + c.listen);
+    RegisterTypes();
+    RegisterDhtTypes();
+
+    direct_sink->name = "direct";
+    direct_sink->topic_class = TopicClass::kDirect;
+    direct_sink->handler = [this](const Message& m) { DispatchDirect(m); };
+
+    publisher = std::thread([this] { PublishLoop(); });
+    ListenPresence();
+    ListenInbox();
+    Bootstrap();
+    maintenance = std::thread([this] { MaintenanceLoop(); });
+    return Status::Ok();
+  }
+
+  void Stop() {
+    if (stopped.exchange(true)) return;
+    {
+      std::lock_guard lock(maint_mu);
+      maint_stopping = true;
+    }
+    maint_cv.notify_all();
+    if (maintenance.joinable()) maintenance.join();
+    {
+      std::lock_guard lock(out_mu);
+      out_stopping = true;
+    }
+    out_cv.notify_all();
+    if (publisher.joinable()) publisher.join();
+    SavePeerStore();
+    if (runner.isRunning()) {
+      std::mutex m;
+      std::condition_variable cv;
+      bool done = false;
+      runner.shutdown([&] {
+        std::lock_guard lock(m);
+        done = true;
+        cv.notify_all();
+      });
+      std::unique_lock lock(m);
+      cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return done; });
+    }
+    runner.join();
+    dispatcher.Stop();
+  }
+
+  void Bootstrap() {
+    std::vector<dht::NodeExport> saved = LoadPeerStore();
+    if (!saved.empty()) runner.bootstrap(saved);
+    for (const auto& peer : opts.config.bootstrap) {
+      std::string host, port;
+      if (!SplitHostPort(peer, &host, &port)) continue;
+      try {
+        runner.bootstrap(host, port);
+      } catch (const std::exception& e) {
+        spdlog::warn("p2p: bootstrap {}: {}", peer, e.what());
+      }
+    }
+  }
+
+  // ----- peer store: the DHT contacts, saved so a restart rejoins at once -----
+
+  std::vector<dht::NodeExport> LoadPeerStore() {
+    std::vector<dht::NodeExport> nodes;
+    const std::string path = PeersFile();
+    if (path.empty()) return nodes;
+    std::ifstream in(path);
+    std::string line;
+    int bad = 0;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string id, host, port;
+      if (!(fields >> id >> host >> port) || id.size() != 40 ||
+          id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        ++bad;
+        continue;
+      }
+      auto addrs = dht::SockAddr::resolve(host, port);
+      if (addrs.empty()) {
+        ++bad;
+        continue;
+      }
+      dht::NodeExport e;
+      e.id = dht::InfoHash(id);
+      std::memset(&e.ss, 0, sizeof e.ss);
+      std::memcpy(&e.ss, addrs.front().get(), addrs.front().getLength());
+      e.sslen = addrs.front().getLength();
+      nodes.push_back(e);
+    }
+    if (bad) spdlog::warn("p2p: ignored {} unreadable line(s) in {} (bzzz p2p peers clear resets it)", bad, path);
+    return nodes;
+  }
+
+  void SavePeerStore() {
+    const std::string path = PeersFile();
+    if (path.empty() || !runner.isRunning()) return;
+    std::error_code ec;
+    fs::create_directories(fs::path(path).parent_path(), ec);
+    const std::string tmp = path + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      for (const auto& n : runner.exportNodes()) {
+        const dht::SockAddr addr(n.ss, n.sslen);
+        char ip[INET6_ADDRSTRLEN] = {};
+        const auto* sa = addr.get();
+        if (sa->sa_family == AF_INET) {
+          inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, ip, sizeof ip);
+        } else if (sa->sa_family == AF_INET6) {
+          inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, ip, sizeof ip);
+        } else {
+          continue;
+        }
+        out << n.id.toString() << ' ' << ip << ' ' << addr.getPort() << '\n';
+      }
+    }
+    fs::rename(tmp, path, ec);
+  }
+
+  // ----- publishing -----
+
+  Status Enqueue(std::string topic, FrameMessage message) {
+    const TopicClass c = ClassOf(topic);
+    {
+      std::lock_guard lock(out_mu);
+      if (out_stopping) return Unavailable("p2p node is stopping");
+      if (out_queue.size() >= opts.config.pubsub.queue_capacity) {
+        Drop(c, "publish_queue_full");
+        return ResourceExhausted("the outgoing pubsub queue is full (" +
+                                 std::to_string(opts.config.pubsub.queue_capacity) + " messages)");
+      }
+      out_queue.push_back({std::move(topic), std::move(message)});
+    }
+    out_cv.notify_one();
+    return Status::Ok();
+  }
+
+  // Drains the queue; consecutive messages of a topic share a frame, so a
+  // burst costs one signature and one DHT put per batch.
+  void PublishLoop() {
+    std::deque<Outgoing> batch;
+    for (;;) {
+      {
+        std::unique_lock lock(out_mu);
+        out_cv.wait(lock, [this] { return out_stopping || !out_queue.empty(); });
+        if (out_queue.empty() && out_stopping) return;
+        batch.swap(out_queue);
+      }
+      std::map<std::string, std::vector<FrameMessage>> by_topic;
+      for (auto& o : batch) by_topic[o.topic].push_back(std::move(o.message));
+      batch.clear();
+      for (auto& [topic, messages] : by_topic) SendFrames(topic, messages);
+    }
+  }
+
+  void SendFrames(const std::string& topic, std::vector<FrameMessage>& messages) {
+    const auto& ps = opts.config.pubsub;
+    const std::size_t overhead = FrameOverhead(topic);
+    std::size_t i = 0;
+    while (i < messages.size()) {
+      Frame f;
+      f.kind = FrameKind::kPubsub;
+      f.topic = topic;
+      std::size_t bytes = overhead;
+      while (i < messages.size() && f.messages.size() < ps.batch_max_messages) {
+        const std::size_t add = EncodedMessageSize(messages[i]);
+        if (!f.messages.empty() && (bytes + add > ps.batch_max_bytes + overhead || bytes + add > kMaxFrameBytes)) break;
+        bytes += add;
+        f.messages.push_back(std::move(messages[i++]));
+      }
+      PutFrame(topic, std::move(f));
+    }
+  }
+
+  void PutFrame(const std::string& topic, Frame f) {
+    const TopicClass c = ClassOf(topic);
+    f.seq = NextSeq();
+    f.sent_at_ns = NowUs() * 1000;
+    const std::size_t count = f.messages.size();
+    auto encoded = EncodeFrame(f, identity);
+    if (!encoded.ok()) {
+      spdlog::warn("p2p: dropping {} message(s) for {}: {}", count, topic, encoded.status().message());
+      probe.Error();
+      Drop(c, "encode_failed", count);
+      return;
+    }
+    // A lone node has no DHT peer to store the frame and echo it to its
+    // listens: hand it to this node's own subscribers directly.
+    if (known_nodes.load() == 0) {
+      const Bytes local = *encoded;
+      OnTopicValue(topic, local);
+    }
+    PutValue(Hash(topic), TypeOfClass(c), std::move(encoded).value(), 0, c);
+    probe.Published(c, count);
+    probe.FrameSent(c);
+    n_published += count;
+    n_frames++;
+  }
+
+  void PutValue(const dht::InfoHash& key, dht::ValueType::Id type, Bytes blob, std::uint64_t value_id, TopicClass c,
+                std::function<void(bool)> done = {}) {
+    auto value = std::make_shared<dht::Value>(type, std::move(blob), value_id ? value_id : dht::Value::INVALID_ID);
+    runner.put(key, value, [this, c, done = std::move(done)](bool ok) {
+      // A lone node has nobody to store at: that is not a failure of the put.
+      // (Runner callbacks hold OpenDHT's lock: read the cached count, never the table.)
+      const bool alone = known_nodes.load() == 0;
+      if (!ok && !alone) {
+        probe.PublishFailed(c);
+        n_failures++;
+      }
+      if (done) done(ok || alone);
+    });
+  }
+
+  // ----- receiving -----
+
+  std::shared_future<std::size_t> ListenOn(const dht::InfoHash& key, dht::ValueType::Id type,
+                                           std::function<void(const dht::Value&, bool expired)> fn) {
+    return runner
+        .listen(
+            key,
+            [fn = std::move(fn)](const std::vector<std::shared_ptr<dht::Value>>& values, bool expired) {
+              for (const auto& v : values) fn(*v, expired);
+              return true;
+            },
+            dht::Value::TypeFilter(type))
+        .share();
+  }
+
+  void OnTopicValue(const std::string& topic, const Bytes& data) {
+    const TopicClass c = ClassOf(topic);
+    const Decoded d = DecodeFrame(data.data(), data.size());
+    if (!d.ok()) {
+      Reject(c, d.error == DecodeError::kBadSignature ? "bad_signature" : "malformed", "receive");
+      return;
+    }
+    const Frame& f = d.frame;
+    if (f.kind != FrameKind::kPubsub || f.topic != topic) {
+      Reject(c, "wrong_topic", "receive");
+      return;
+    }
+    const bool own = f.sender == identity.public_key();
+    if (!dedup.FirstTime(f.sender, f.seq)) {
+      Drop(c, "duplicate", f.messages.size());
+      return;
+    }
+    std::vector<std::shared_ptr<Sink>> sinks;
+    {
+      std::lock_guard lock(sub_mu);
+      auto it = topics.find(topic);
+      if (it == topics.end()) return;
+      for (auto& [name, sink] : it->second.sinks) sinks.push_back(sink);
+    }
+    const std::int64_t now = NowUs();
+    const std::string from = own ? identity.node_id() : NodeIdOf(f.sender);
+    for (const auto& fm : f.messages) {
+      Message m;
+      m.topic = topic;
+      m.envelope = {fm.type, from, fm.published_us / 1000, fm.data, fm.hop_count};
+      m.published_us = fm.published_us;
+      m.received_us = now;
+      if (own) {
+        bool wanted = false;
+        for (const auto& s : sinks) wanted |= s->options.receive_own;
+        if (!wanted) {
+          Drop(c, "self");
+          continue;
+        }
+      } else {
+        probe.Received(c, static_cast<double>(now - fm.published_us) / 1e6);
+        n_received++;
+      }
+      for (const auto& s : sinks) {
+        if (own && !s->options.receive_own) continue;
+        if (!s->options.replay_retained && fm.published_us + 1'000'000 < s->since_us) {
+          Drop(c, "retained");
+          continue;
+        }
+        if (!dispatcher.Push(s, m)) Drop(c, "queue_full");
+      }
+    }
+  }
+
+  void ListenInbox() {
+    inbox_token = ListenOn(Hash("inbox:" + identity.node_id()), kTypeDirect,
+                           [this](const dht::Value& v, bool expired) {
+                             if (!expired) OnInboxValue(v);
+                           });
+  }
+
+  void OnInboxValue(const dht::Value& v) {
+    const TopicClass c = TopicClass::kDirect;
+    auto opened = UnsealFrame(v.data.data(), v.data.size(), identity);
+    if (!opened.ok()) {
+      Reject(c, "undecryptable", "receive");
+      return;
+    }
+    const Decoded d = DecodeFrame(opened->data(), opened->size());
+    if (!d.ok()) {
+      Reject(c, d.error == DecodeError::kBadSignature ? "bad_signature" : "malformed", "receive");
+      return;
+    }
+    if (d.frame.kind != FrameKind::kDirect || d.frame.topic != "inbox/" + identity.node_id()) {
+      Reject(c, "wrong_topic", "receive");  // sealed to us but addressed elsewhere: a replay
+      return;
+    }
+    if (!dedup.FirstTime(d.frame.sender, d.frame.seq)) {
+      Drop(c, "duplicate", d.frame.messages.size());
+      return;
+    }
+    const std::int64_t now = NowUs();
+    const std::string from = NodeIdOf(d.frame.sender);
+    for (const auto& fm : d.frame.messages) {
+      Message m;
+      m.topic = d.frame.topic;
+      m.envelope = {fm.type, from, fm.published_us / 1000, fm.data, fm.hop_count};
+      m.published_us = fm.published_us;
+      m.received_us = now;
+      probe.Received(c, static_cast<double>(now - fm.published_us) / 1e6);
+      n_received++;
+      if (!dispatcher.Push(direct_sink, std::move(m))) Drop(c, "queue_full");
+    }
+  }
+
+  void DispatchDirect(const Message& m) {
+    MessageHandler handler;
+    {
+      std::lock_guard lock(direct_mu);
+      auto it = direct_handlers.find(m.envelope.type);
+      if (it != direct_handlers.end()) handler = it->second;
+    }
+    if (!handler) {
+      Drop(TopicClass::kDirect, "no_handler");
+      return;
+    }
+    handler(m);
+  }
+
+  Status SendDirect(std::string_view node_id, std::string_view type, std::string data) {
+    if (type.empty() || type.size() > kMaxTypeBytes) return InvalidArgument("message type must be 1..64 bytes");
+    PublicKey recipient;
+    {
+      std::lock_guard lock(peers_mu);
+      auto it = peers.find(node_id);
+      if (it == peers.end()) return NotFound("peer " + std::string(node_id) + " is not known (no presence seen)");
+      recipient = it->second.public_key;
+    }
+    Frame f;
+    f.kind = FrameKind::kDirect;
+    f.seq = NextSeq();
+    f.sent_at_ns = NowUs() * 1000;
+    f.topic = "inbox/" + std::string(node_id);
+    f.messages.push_back({std::string(type), NowUs(), 0, std::move(data)});
+    auto encoded = EncodeFrame(f, identity);
+    if (!encoded.ok()) return encoded.status();
+    auto sealed = SealFrame(*encoded, recipient);
+    if (!sealed.ok()) return sealed.status();
+    if (sealed->size() > dht::MAX_VALUE_SIZE) return InvalidArgument("direct message too large for one DHT value");
+    PutValue(Hash("inbox:" + std::string(node_id)), kTypeDirect, std::move(sealed).value(), 0, TopicClass::kDirect);
+    probe.Published(TopicClass::kDirect, 1);
+    n_published++;
+    return Status::Ok();
+  }
+
+  // ----- presence -----
+
+  void ListenPresence() {
+    presence_token = ListenOn(Hash("presence"), kTypePresence,
+                              [this](const dht::Value& v, bool expired) { OnPresenceValue(v, expired); });
+  }
+
+  void OnPresenceValue(const dht::Value& v, bool expired) {
+    const Decoded d = DecodeFrame(v.data.data(), v.data.size());
+    if (!d.ok() || d.frame.kind != FrameKind::kPresence || d.frame.messages.size() != 1) {
+      if (!expired) Reject(TopicClass::kPresence, d.ok() ? "wrong_topic" : "bad_signature", "receive");
+      return;
+    }
+    if (d.frame.sender == identity.public_key()) return;
+    const std::string id = NodeIdOf(d.frame.sender);
+    std::lock_guard lock(peers_mu);
+    auto& newest = peer_seq[id];
+    if (expired) {
+      if (d.frame.seq >= newest) {
+        peers.erase(id);
+        peer_seq.erase(id);
+      }
+      return;
+    }
+    if (d.frame.seq < newest) return;  // an older announcement arriving late
+    const auto sent_at = std::chrono::system_clock::time_point(std::chrono::nanoseconds(d.frame.sent_at_ns));
+    if (sent_at + opts.config.peer_expiry < std::chrono::system_clock::now()) return;  // stored, but its node is silent
+    std::string name;
+    auto p = PresenceFromJson(d.frame.messages[0].data, &name);
+    if (!p.ok()) {
+      Reject(TopicClass::kPresence, "malformed", "receive");
+      return;
+    }
+    newest = d.frame.seq;
+    const auto sent = std::chrono::system_clock::time_point(std::chrono::nanoseconds(d.frame.sent_at_ns));
+    const auto now = std::chrono::system_clock::now();
+    auto [it, inserted] = peers.try_emplace(id);
+    PeerInfo& peer = it->second;
+    if (inserted) {
+      peer.first_seen = now;
+      spdlog::info("p2p: peer {} ({}) joined", id, name);
+    }
+    peer.node_id = id;
+    peer.name = name;
+    peer.public_key = d.frame.sender;
+    peer.presence = std::move(p).value();
+    peer.last_seen = std::min(now, sent);
+    peer.announced_at_ms = d.frame.sent_at_ns / 1'000'000;
+  }
+
+  void Announce() {
+    Presence p;
+    {
+      std::lock_guard lock(peers_mu);
+      p = presence;
+      presence_dirty = false;
+    }
+    Frame f;
+    f.kind = FrameKind::kPresence;
+    f.seq = NextSeq();
+    f.sent_at_ns = NowUs() * 1000;
+    f.topic = "presence";
+    f.messages.push_back({"availability", NowUs(), 0, PresenceToJson(p, identity.node_id(), opts.node_name)});
+    auto encoded = EncodeFrame(f, identity);
+    if (!encoded.ok()) return;
+    // One value per node, edited each interval (see ReplacePolicy). Listens
+    // report new nodes at once; PollPresence reads the edits.
+    PutValue(Hash("presence"), kTypePresence, std::move(encoded).value(), IdOfKey(identity.public_key()),
+             TopicClass::kPresence);
+  }
+
+  // The listen gives updates within milliseconds, but a listen registered at
+  // a storage node that restarted is only renewed by OpenDHT after ~30 s; a
+  // get each interval bounds how long such a peer stays unseen.
+  void PollPresence() {
+    runner.get(
+        Hash("presence"),
+        [this](const std::vector<std::shared_ptr<dht::Value>>& values) {
+          for (const auto& v : values) OnPresenceValue(*v, false);
+          return true;
+        },
+        [](bool) {}, dht::Value::TypeFilter(kTypePresence));
+  }
+
+  void ExpirePeers() {
+    const auto cutoff = std::chrono::system_clock::now() - opts.config.peer_expiry;
+    std::lock_guard lock(peers_mu);
+    for (auto it = peers.begin(); it != peers.end();) {
+      if (it->second.last_seen < cutoff) {
+        spdlog::info("p2p: peer {} ({}) expired", it->first, it->second.name);
+        peer_seq.erase(it->first);
+        it = peers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void MaintenanceLoop() {
+    auto next_announce = Clock::now();
+    auto next_save = Clock::now() + std::chrono::seconds(10);
+    auto next_bootstrap = Clock::now() + std::chrono::seconds(2);
+    for (;;) {
+      {
+        std::unique_lock lock(maint_mu);
+        maint_cv.wait_until(lock, std::min(next_announce, Clock::now() + std::chrono::milliseconds(250)),
+                            [this] { return maint_stopping; });
+        if (maint_stopping) return;
+      }
+      const auto now = Clock::now();
+      bool dirty;
+      {
+        std::lock_guard lock(peers_mu);
+        dirty = presence_dirty;
+      }
+      if (dirty || now >= next_announce) {
+        Announce();
+        PollPresence();
+        next_announce = now + opts.config.presence_interval;
+      }
+      ExpirePeers();
+      const auto stats = runner.getNodesStats(AF_INET);
+      known_nodes = stats.getKnownNodes();
+      probe.Peers(ConnectedPeers(), stats.good_nodes, stats.dubious_nodes);
+      if (stats.getKnownNodes() == 0 && now >= next_bootstrap && !opts.config.bootstrap.empty()) {
+        Bootstrap();  // the seeds may have come up after us
+        next_bootstrap = now + std::chrono::seconds(5);
+      }
+      if (now >= next_save) {
+        SavePeerStore();
+        next_save = now + std::chrono::seconds(60);
+      }
+    }
+  }
+
+  void WakeMaintenance() { maint_cv.notify_all(); }
+
+  std::size_t ConnectedPeers() const {
+    std::lock_guard lock(peers_mu);
+    return peers.size();
+  }
+};
+
+// --- P2pNode ---------------------------------------------------------------
+
+P2pNode::P2pNode() = default;
+P2pNode::~P2pNode() { Stop(); }
+
+Result<std::unique_ptr<P2pNode>> P2pNode::Start(Options options, NodeIdentity identity,
+                                                prometheus::Registry* metrics) {
+  std::unique_ptr<P2pNode> node(new P2pNode());
+  node->impl_ = std::make_unique<Impl>(std::move(options), std::move(identity), metrics);
+  if (auto s = node->impl_->Run(); !s.ok()) {
+    node->impl_->Stop();
+    return s;
+  }
+  return node;
+}
+
+void P2pNode::Stop() {
+  if (impl_) impl_->Stop();
+}
+
+const std::string& P2pNode::node_id() const { return impl_->identity.node_id(); }
+const NodeIdentity& P2pNode::identity() const { return impl_->identity; }
+std::uint16_t P2pNode::port() const { return impl_->runner.getBound(AF_INET).getPort(); }
+
+Status P2pNode::Publish(std::string_view topic, std::string_view type, std::string data) {
+  if (auto why = ValidateTopic(topic); !why.empty()) return InvalidArgument(why);
+  if (type.empty() || type.size() > kMaxTypeBytes) return InvalidArgument("message type must be 1..64 bytes");
+  FrameMessage m{std::string(type), NowUs(), 0, std::move(data)};
+  if (FrameOverhead(topic) + EncodedMessageSize(m) > kMaxFrameBytes) {
+    return InvalidArgument("message of " + std::to_string(m.data.size()) +
+                           " bytes does not fit one frame; store large content in the DHT and publish its address");
+  }
+  return impl_->Enqueue(std::string(topic), std::move(m));
+}
+
+Status P2pNode::PublishRawFrame(std::string_view topic, Bytes frame) {
+  if (auto why = ValidateTopic(topic); !why.empty()) return InvalidArgument(why);
+  if (frame.size() > dht::MAX_VALUE_SIZE) return InvalidArgument("frame larger than a DHT value");
+  const TopicClass c = ClassOf(topic);
+  impl_->PutValue(impl_->Hash(topic), TypeOfClass(c), std::move(frame), 0, c);
+  return Status::Ok();
+}
+
+Status P2pNode::Subscribe(std::string_view topic, std::string_view subscriber, MessageHandler handler,
+                          SubscribeOptions options) {
+  if (auto why = ValidateTopic(topic); !why.empty()) return InvalidArgument(why);
+  if (subscriber.empty()) return InvalidArgument("subscriber name must not be empty");
+  if (!handler) return InvalidArgument("handler must not be empty");
+  Impl& n = *impl_;
+  std::lock_guard lock(n.sub_mu);
+  auto [it, new_topic] = n.topics.try_emplace(std::string(topic));
+  auto& state = it->second;
+  auto found = state.sinks.find(subscriber);
+  if (found != state.sinks.end()) {
+    std::lock_guard sink_lock(found->second->mu);
+    found->second->handler = std::move(handler);
+    found->second->options = options;
+    return Status::Ok();
+  }
+  auto sink = std::make_shared<Sink>();
+  sink->name = std::string(topic) + "#" + std::string(subscriber);
+  sink->topic_class = ClassOf(topic);
+  sink->options = options;
+  sink->since_us = NowUs();
+  sink->handler = std::move(handler);
+  state.sinks.emplace(std::string(subscriber), std::move(sink));
+  if (new_topic) {
+    const std::string t(topic);
+    state.token = n.ListenOn(n.Hash(t), TypeOfClass(ClassOf(t)), [&n, t](const dht::Value& v, bool expired) {
+      if (!expired) n.OnTopicValue(t, v.data);
+    });
+  }
+  return Status::Ok();
+}
+
+void P2pNode::Unsubscribe(std::string_view topic, std::string_view subscriber) {
+  Impl& n = *impl_;
+  std::lock_guard lock(n.sub_mu);
+  auto it = n.topics.find(topic);
+  if (it == n.topics.end()) return;
+  auto found = it->second.sinks.find(subscriber);
+  if (found == it->second.sinks.end()) return;
+  {
+    std::lock_guard sink_lock(found->second->mu);
+    found->second->closed = true;
+    found->second->queue.clear();
+  }
+  it->second.sinks.erase(found);
+  if (it->second.sinks.empty()) {
+    n.runner.cancelListen(n.Hash(it->first), it->second.token);
+    n.topics.erase(it);
+  }
+}
+
+std::vector<std::string> P2pNode::Topics() const {
+  std::lock_guard lock(impl_->sub_mu);
+  std::vector<std::string> out;
+  for (const auto& [t, s] : impl_->topics) out.push_back(t);
+  return out;
+}
+
+Status P2pNode::SendDirect(std::string_view node_id, std::string_view type, std::string data) {
+  return impl_->SendDirect(node_id, type, std::move(data));
+}
+
+void P2pNode::OnDirect(std::string_view type, MessageHandler handler) {
+  std::lock_guard lock(impl_->direct_mu);
+  impl_->direct_handlers[std::string(type)] = std::move(handler);
+}
+
+void P2pNode::UpdatePresence(Presence presence) {
+  {
+    std::lock_guard lock(impl_->peers_mu);
+    if (presence == impl_->presence) return;
+    impl_->presence = std::move(presence);
+    impl_->presence_dirty = true;
+  }
+  impl_->WakeMaintenance();
+}
+
+Presence P2pNode::CurrentPresence() const {
+  std::lock_guard lock(impl_->peers_mu);
+  return impl_->presence;
+}
+
+std::vector<PeerInfo> P2pNode::Peers() const {
+  std::lock_guard lock(impl_->peers_mu);
+  std::vector<PeerInfo> out;
+  for (const auto& [id, p] : impl_->peers) out.push_back(p);
+  return out;
+}
+
+std::size_t P2pNode::ConnectedPeers() const { return impl_->ConnectedPeers(); }
+
+std::optional<PeerInfo> P2pNode::FindPeer(std::string_view node_id) const {
+  std::lock_guard lock(impl_->peers_mu);
+  auto it = impl_->peers.find(node_id);
+  if (it == impl_->peers.end()) return std::nullopt;
+  return it->second;
+}
+
+std::size_t P2pNode::ClearPeerStore() {
+  Impl& n = *impl_;
+  std::size_t forgotten = 0;
+  if (const std::string path = n.PeersFile(); !path.empty()) {
+    forgotten += n.LoadPeerStore().size();
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
+  std::lock_guard lock(n.peers_mu);
+  forgotten += n.peers.size();
+  n.peers.clear();
+  n.peer_seq.clear();
+  return forgotten;
+}
+
+DhtTableStats P2pNode::TableStats() const {
+  const auto s = impl_->runner.getNodesStats(AF_INET);
+  DhtTableStats out;
+  out.good_nodes = s.good_nodes;
+  out.dubious_nodes = s.dubious_nodes;
+  out.searches = s.searches;
+  return out;
+}
+
+PubsubStats P2pNode::Stats() const {
+  const Impl& n = *impl_;
+  return {n.n_published.load(), n.n_frames.load(), n.n_received.load(),
+          n.n_dropped.load(),   n.n_rejected.load(), n.n_failures.load()};
+}
+
+void P2pNode::DhtPut(std::string_view key, Bytes value, ValueClass cls, std::uint64_t value_id,
+                     std::function<void(bool)> done) {
+  const dht::ValueType::Id type = cls == ValueClass::kRecord ? kTypeRecord
+                                  : cls == ValueClass::kProvider ? kTypeProvider
+                                                                 : kTypeChunk;
+  impl_->PutValue(impl_->Hash(key), type, std::move(value), value_id, TopicClass::kOther, std::move(done));
+}
+
+void P2pNode::DhtGet(std::string_view key, std::function<void(std::vector<Bytes>, bool)> done) {
+  auto values = std::make_shared<std::vector<Bytes>>();
+  impl_->runner.get(
+      impl_->Hash(key),
+      [values](const std::vector<std::shared_ptr<dht::Value>>& vs) {
+        for (const auto& v : vs) values->push_back(v->data);
+        return true;
+      },
+      [values, done = std::move(done)](bool ok) { done(std::move(*values), ok); });
+}
+
+}  // namespace bzzz::p2p

@@ -1,0 +1,191 @@
+// P2pNode: the node's place in the cluster, on OpenDHT (SPEC §3.3).
+//
+// - Identity: an Ed25519 key in <data_dir>/p2p/identity.key; the OpenDHT
+//   node id and the bzzz node id both derive from it, so a restart keeps both.
+// - Network: a private network id, explicit bind address (loopback by
+//   default), bootstrap peers from configuration plus the contacts saved in
+//   <data_dir>/p2p/peers; multicast discovery only when configured.
+// - Presence: every node puts a signed availability record under one
+//   network-wide key each p2p.presence_interval, and at once when it
+//   changes; every node listens there. A peer not heard from for
+//   p2p.peer_expiry is dropped from the peer table.
+// - PubSub: a topic is a DHT key; publishing puts a signed frame carrying one
+//   or more messages (batched when messages queue up), subscribers listen on
+//   the key. Frames are verified on receipt (and by storage nodes); forged or
+//   tampered ones are dropped and counted; the node's own frames and
+//   duplicates are dropped. Retention is the value expiration of the topic's
+//   class. Queues are bounded: a full queue drops and counts.
+// - Direct messages: a frame sealed to the recipient's key and put under the
+//   recipient's inbox key.
+//
+// Callbacks (subscription and direct-message handlers) run on the node's
+// dispatcher threads, never on OpenDHT's thread; they may block briefly but
+// should hand long work to their own threads. All methods are thread-safe.
+// docs/p2p.md has the protocol in full.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "config/config.h"
+#include "p2p/identity.h"
+#include "p2p/wire.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace bzzz::p2p {
+
+// The BZZZ availability broadcast (SPEC §3.3).
+struct Presence {
+  std::string agent_id;
+  std::string role;
+  std::vector<std::string> capabilities;
+  std::vector<std::string> models;
+  std::string http_endpoint;  // "http://127.0.0.1:8080"
+  bool available_for_work = true;
+  int current_tasks = 0;
+  int max_tasks = 0;
+  std::string status = "ready";
+
+  bool operator==(const Presence&) const = default;
+};
+
+std::string PresenceToJson(const Presence& presence, std::string_view node_id, std::string_view node_name);
+// InvalidArgument on anything but the object PresenceToJson writes.
+Result<Presence> PresenceFromJson(std::string_view json, std::string* node_name);
+
+struct PeerInfo {
+  std::string node_id;
+  std::string name;
+  PublicKey public_key{};
+  Presence presence;
+  std::chrono::system_clock::time_point first_seen;
+  std::chrono::system_clock::time_point last_seen;
+  std::int64_t announced_at_ms = 0;
+};
+
+// A received pubsub or direct message.
+struct Message {
+  std::string topic;  // "inbox/<node_id>" for direct messages
+  Envelope envelope;
+  std::int64_t published_us = 0;
+  std::int64_t received_us = 0;
+};
+using MessageHandler = std::function<void(const Message&)>;
+
+struct SubscribeOptions {
+  bool receive_own = false;      // deliver this node's own messages too (probes)
+  bool replay_retained = false;  // deliver what the DHT still retains from before the subscription
+};
+
+struct Options {
+  config::P2pConfig config;
+  config::DhtConfig dht;  // expirations of records, providers and chunks
+  std::string data_dir;   // "" keeps nothing on disk (tests, benchmarks)
+  std::string node_name;
+  Presence presence;      // the first announcement
+};
+
+// OpenDHT value classes of the DHT subsystem (src/dht).
+enum class ValueClass { kRecord, kProvider, kChunk };
+
+struct DhtTableStats {
+  unsigned good_nodes = 0;
+  unsigned dubious_nodes = 0;
+  unsigned searches = 0;
+  std::size_t stored_values = 0;
+  std::size_t stored_bytes = 0;
+};
+
+struct PubsubStats {
+  std::uint64_t published = 0;
+  std::uint64_t frames_sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t dropped = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t publish_failures = 0;
+};
+
+// The DHT key of a content-addressed chunk: "chunk:" + hex(SHA-1 of the
+// bytes). Storage nodes refuse a chunk whose bytes do not hash to its key.
+std::string ChunkKey(const std::uint8_t* data, std::size_t size);
+
+// A stable OpenDHT value id for what one node keeps editing in place (its
+// presence; its provider record for one name, salted with the name).
+std::uint64_t ValueIdOf(const PublicKey& key, std::string_view salt);
+
+class P2pNode {
+ public:
+  // Binds, bootstraps and starts presence. `metrics` may be null. Fails on a
+  // bind error, network id 0, or an unreadable identity.
+  static Result<std::unique_ptr<P2pNode>> Start(Options options, NodeIdentity identity,
+                                                prometheus::Registry* metrics);
+  ~P2pNode();  // Stop()
+  P2pNode(const P2pNode&) = delete;
+  P2pNode& operator=(const P2pNode&) = delete;
+
+  // Saves the peer store, leaves the DHT and joins every thread. Idempotent.
+  void Stop();
+
+  const std::string& node_id() const;
+  const NodeIdentity& identity() const;
+  std::uint16_t port() const;  // the bound UDP port
+
+  // --- PubSub ---
+  // Queues one message. InvalidArgument for a bad topic or type or a payload
+  // that cannot fit a frame; ResourceExhausted when the outgoing queue is full.
+  Status Publish(std::string_view topic, std::string_view type, std::string data);
+  // Joins `topic` for `subscriber`; joining again replaces the handler
+  // (idempotent). The DHT listen exists while the topic has a subscriber.
+  Status Subscribe(std::string_view topic, std::string_view subscriber, MessageHandler handler,
+                   SubscribeOptions options = {});
+  // Leaves; unknown topic or subscriber is fine (idempotent).
+  void Unsubscribe(std::string_view topic, std::string_view subscriber);
+  std::vector<std::string> Topics() const;
+  // Puts an already encoded frame under `topic`: for tools and tests that
+  // check how receivers treat foreign or damaged frames.
+  Status PublishRawFrame(std::string_view topic, Bytes frame);
+
+  // --- Direct messages ---
+  // NotFound when the recipient has not announced itself (no key known).
+  Status SendDirect(std::string_view node_id, std::string_view type, std::string data);
+  // One handler per message type; registering again replaces it.
+  void OnDirect(std::string_view type, MessageHandler handler);
+
+  // --- Presence and peers ---
+  // Announces at once when `presence` differs from the last announcement.
+  void UpdatePresence(Presence presence);
+  Presence CurrentPresence() const;
+  std::vector<PeerInfo> Peers() const;  // live peers, by node id
+  std::size_t ConnectedPeers() const;
+  std::optional<PeerInfo> FindPeer(std::string_view node_id) const;
+  // Deletes <data_dir>/p2p/peers and forgets announced peers (they come back
+  // as they announce again). Returns how many contacts were forgotten.
+  std::size_t ClearPeerStore();
+
+  DhtTableStats TableStats() const;
+  PubsubStats Stats() const;
+
+  // --- Raw DHT access for the dht subsystem ---
+  // Keys are namespaced by the network id. `value_id` 0 lets OpenDHT pick.
+  // Callbacks run on OpenDHT's thread: they must not block.
+  void DhtPut(std::string_view key, Bytes value, ValueClass cls, std::uint64_t value_id,
+              std::function<void(bool ok)> done);
+  void DhtGet(std::string_view key, std::function<void(std::vector<Bytes> values, bool ok)> done);
+
+ private:
+  P2pNode();
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bzzz::p2p

@@ -1,0 +1,185 @@
+// Records, providers and replication on five real P2P nodes on loopback.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "dht/record_store.h"
+#include "p2p/cluster.h"
+#include "support/support.h"
+
+namespace bzzz::dht {
+namespace {
+
+using testing::Eventually;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+struct Member {
+  std::unique_ptr<testing::TempDir> dir;
+  std::unique_ptr<p2p::P2pNode> p2p;
+  std::unique_ptr<RecordStore> records;
+  void Stop() {
+    if (records) records->Stop();
+    records.reset();
+    p2p.reset();
+  }
+};
+
+class RecordStoreTest : public ::testing::Test {
+ protected:
+  static constexpr int kNodes = 5;
+
+  void SetUp() override {
+    for (int i = 0; i < kNodes; ++i) {
+      Member m;
+      m.dir = std::make_unique<testing::TempDir>();
+      std::vector<std::string> seeds;
+      for (const auto& other : members_) seeds.push_back("127.0.0.1:" + std::to_string(other.p2p->port()));
+      m.p2p = testing::StartP2pNode("node" + std::to_string(i), seeds, m.dir->path());
+      ASSERT_NE(m.p2p, nullptr);
+      Options o;
+      o.config = testing::FastDhtConfig();
+      o.data_dir = m.dir->path();
+      auto store = RecordStore::Start(o, *m.p2p, nullptr);
+      ASSERT_TRUE(store.ok()) << store.status().message();
+      m.records = std::move(store).value();
+      members_.push_back(std::move(m));
+    }
+    ASSERT_TRUE(Eventually(
+        [&] {
+          for (const auto& m : members_) {
+            if (m.p2p->ConnectedPeers() != kNodes - 1) return false;
+          }
+          return true;
+        },
+        10s));
+  }
+
+  void TearDown() override {
+    for (auto& m : members_) m.Stop();
+  }
+
+  std::vector<Member> members_;
+};
+
+TEST_F(RecordStoreTest, WhatOneNodePutsAnotherGets) {
+  ASSERT_TRUE(members_[0].records->Put("ucxl://dev:developer@bzzz:p2p/*^/notes.md", "hello dht", "text/markdown").ok());
+  auto r = members_[3].records->Get("ucxl://dev:developer@bzzz:p2p/*^/notes.md");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->content, "hello dht");
+  EXPECT_EQ(r->content_type, "text/markdown");
+  EXPECT_EQ(r->writer, members_[0].p2p->node_id());
+  EXPECT_EQ(r->source, "dht");
+  // The second read comes from the cache, which may be deleted while running.
+  auto again = members_[3].records->Get("ucxl://dev:developer@bzzz:p2p/*^/notes.md");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->source, "cache");
+  fs::remove_all(members_[3].dir->path() + "/dht/cache");
+  auto after_rm = members_[3].records->Get("ucxl://dev:developer@bzzz:p2p/*^/notes.md");
+  ASSERT_TRUE(after_rm.ok()) << after_rm.status().message();
+  EXPECT_EQ(after_rm->content, "hello dht");
+  EXPECT_EQ(members_[3].records->Get("no/such/record").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(RecordStoreTest, LargeContentIsChunkedAndReassembled) {
+  std::string big(300 * 1000, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7919) % 26);
+  ASSERT_TRUE(members_[1].records->Put("big/blob", big).ok());
+  auto r = members_[4].records->Get("big/blob", /*bypass_cache=*/true);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->chunks, 5u);
+  EXPECT_EQ(r->content, big);
+}
+
+TEST_F(RecordStoreTest, ProvidersAreDiscoveredOncePerNode) {
+  ASSERT_TRUE(members_[2].records->Put("shared/doc", "v1").ok());
+  ASSERT_TRUE(members_[2].records->Announce("shared/doc").ok());  // twice: still one provider entry
+  EXPECT_EQ(members_[0].records->Announce("shared/doc").code(), StatusCode::kNotFound) << "announced without holding";
+  auto providers = members_[0].records->Discover("shared/doc");
+  ASSERT_TRUE(providers.ok()) << providers.status().message();
+  std::set<std::string> ids;
+  for (const auto& p : *providers) ids.insert(p.node_id);
+  EXPECT_EQ(ids.size(), providers->size()) << "duplicate providers";
+  EXPECT_TRUE(ids.count(members_[2].p2p->node_id()));
+}
+
+TEST_F(RecordStoreTest, ReplicationReachesTargetAndIsRestoredAfterAHolderDies) {
+  ASSERT_TRUE(members_[0].records->Put("replicated/record", "keep me").ok());
+  auto factor = [&](int reader) {
+    auto r = members_[reader].records->MeasureReplication("replicated/record");
+    return r.ok() ? r->factor : -1;
+  };
+  ASSERT_TRUE(Eventually([&] { return factor(0) == 3; }, 15s)) << "factor " << factor(0);
+  // Kill a holder other than the writer.
+  auto r = members_[0].records->MeasureReplication("replicated/record");
+  ASSERT_TRUE(r.ok());
+  int victim = -1;
+  for (int i = 1; i < kNodes && victim < 0; ++i) {
+    for (const auto& p : r->providers) {
+      if (p.node_id == members_[i].p2p->node_id()) victim = i;
+    }
+  }
+  ASSERT_GT(victim, 0);
+  const std::string victim_id = members_[victim].p2p->node_id();
+  members_[victim].Stop();
+  const int reader = victim == 1 ? 2 : 1;
+  // The victim's provider record expires, then a new holder is recruited.
+  EXPECT_TRUE(Eventually(
+      [&] {
+        auto now = members_[reader].records->MeasureReplication("replicated/record");
+        if (!now.ok() || now->factor < 3) return false;
+        for (const auto& p : now->providers) {
+          if (p.node_id == victim_id) return false;
+        }
+        return true;
+      },
+      20s));
+  auto content = members_[reader].records->Get("replicated/record", true);
+  ASSERT_TRUE(content.ok());
+  EXPECT_EQ(content->content, "keep me");
+}
+
+TEST_F(RecordStoreTest, HeldRecordsSurviveARestart) {
+  ASSERT_TRUE(members_[1].records->Put("durable/x", "payload").ok());
+  const std::string dir = members_[1].dir->path();
+  members_[1].records->Stop();
+  members_[1].records.reset();
+  Options o;
+  o.config = testing::FastDhtConfig();
+  o.data_dir = dir;
+  auto store = RecordStore::Start(o, *members_[1].p2p, nullptr);
+  ASSERT_TRUE(store.ok());
+  members_[1].records = std::move(store).value();
+  auto held = members_[1].records->Held();
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].name, "durable/x");
+  auto r = members_[1].records->Get("durable/x");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->source, "held");
+}
+
+TEST_F(RecordStoreTest, BadInputIsRefused) {
+  auto& s = *members_[0].records;
+  EXPECT_EQ(s.Put("", "x").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Put(std::string(2000, 'n'), "x").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Put("ctl\x01name", "x").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Put("huge", std::string(kMaxRecordBytes + 1, 'x')).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Get("").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(RecordStoreTest, CacheClearRemovesFilesAndReadsStillWork) {
+  ASSERT_TRUE(members_[0].records->Put("cached/a", "A").ok());
+  ASSERT_TRUE(members_[2].records->Get("cached/a").ok());
+  EXPECT_GT(members_[2].records->CacheBytes(), 0u);
+  const auto cleared = members_[2].records->ClearCache();
+  EXPECT_EQ(cleared.files, 1u);
+  EXPECT_EQ(members_[2].records->CacheBytes(), 0u);
+  auto r = members_[2].records->Get("cached/a");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->source, "dht");
+}
+
+}  // namespace
+}  // namespace bzzz::dht
