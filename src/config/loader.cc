@@ -230,6 +230,16 @@ std::string CheckHostPort(std::string_view value) {
   return "";
 }
 
+// Like CheckHostPort, but port 0 ("any free port") is allowed.
+std::string CheckBindHostPort(std::string_view value) {
+  if (value.size() > 2 && value.substr(value.size() - 2) == ":0") {
+    std::string with_port(value.substr(0, value.size() - 1));
+    with_port += "1";
+    return CheckHostPort(with_port).empty() ? "" : CheckHostPort(value);
+  }
+  return CheckHostPort(value);
+}
+
 std::string CheckOptionalHostPort(std::string_view value) {
   return value.empty() ? "" : CheckHostPort(value);
 }
@@ -317,7 +327,9 @@ std::vector<KeyDef> BuildKeys() {
           .Check(CheckOptionalHostPort),
 
       // p2p
-      Key("p2p.listen", BZZZ_FIELD(p2p.listen), "HOST:PORT the OpenDHT node binds to.").Check(CheckHostPort),
+      Key("p2p.listen", BZZZ_FIELD(p2p.listen),
+          "HOST:PORT (UDP) the OpenDHT node binds to; loopback by default; port 0 picks a free port.")
+          .Check(CheckBindHostPort),
       Key("p2p.bootstrap", BZZZ_FIELD(p2p.bootstrap),
           "HOST:PORT of peers to bootstrap from; never a public bootstrap by default.")
           .Check(CheckHostPort),

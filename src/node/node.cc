@@ -17,15 +17,18 @@
 #include <spdlog/spdlog.h>
 
 #include "config/loader.h"
+#include "dht/record_store.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "node/build_info.h"
 #include "node/logging.h"
+#include "node/p2p_api.h"
 #include "ops/health.h"
 #include "ops/operational_api.h"
 #include "ops/process_metrics.h"
 #include "ops/request_log.h"
 #include "ops/shutdown.h"
+#include "p2p/p2p.h"
 #include "security/access_controller.h"
 #include "storage/store.h"
 
@@ -36,32 +39,6 @@ using nlohmann::json;
 
 std::string Version() { return kBuildVersion; }
 std::string GitCommit() { return kBuildCommit; }
-
-Result<std::string> LoadOrCreateNodeId(const std::string& data_dir) {
-  const fs::path path = fs::path(data_dir) / "node_id";
-  std::error_code ec;
-  if (fs::exists(path, ec)) {
-    std::ifstream in(path);
-    std::string id;
-    in >> id;
-    const bool valid = id.size() == 40 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
-    if (!valid) return InvalidArgument(path.string() + " does not hold a node id (40 hex digits)");
-    return id;
-  }
-  std::random_device rd;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id;
-  for (int i = 0; i < 40; ++i) id.push_back(kHex[rd() % 16]);
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << id << "\n";
-    if (!out) return Unavailable("cannot write " + tmp.string());
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) return Unavailable("cannot create " + path.string() + ": " + ec.message());
-  return id;
-}
 
 ops::CheckOutcome AssessStoreHealth(const storage::StoreHealth& h) {
   const json details = {{"backend", h.backend},
@@ -117,10 +94,14 @@ std::uint16_t ParsePort(const std::string& hostport, std::string* host) {
 
 class Node::Impl {
  public:
-  explicit Impl(config::Config c) : config(std::move(c)) {}
+  Impl(config::Config c, NodeOptions o) : config(std::move(c)), options(o) {}
 
   config::Config config;
+  NodeOptions options;
   std::string node_id;
+  std::unique_ptr<p2p::P2pNode> p2p;
+  std::unique_ptr<dht::RecordStore> records;
+  std::shared_ptr<P2pServices> p2p_services;
   int lock_fd = -1;
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
   std::shared_ptr<storage::Store> store;
@@ -137,6 +118,9 @@ class Node::Impl {
     if (signal_thread.joinable()) signal_thread.join();
     if (server) server->Stop();
     if (health) health->Stop();
+    p2p_services.reset();
+    if (records) records->Stop();
+    if (p2p) p2p->Stop();
     if (store) store->Close();
     if (lock_fd >= 0) close(lock_fd);
   }
@@ -186,10 +170,11 @@ class Node::Impl {
   }
 };
 
-Node::Node(config::Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Node::Node(config::Config config, NodeOptions options)
+    : impl_(std::make_unique<Impl>(std::move(config), options)) {}
 Node::~Node() = default;
 
-Result<std::unique_ptr<Node>> Node::Create(config::Config config) {
+Result<std::unique_ptr<Node>> Node::Create(config::Config config, NodeOptions options) {
   std::error_code ec;
   fs::create_directories(config.node.data_dir, ec);
   if (ec) return Unavailable("cannot create data directory " + config.node.data_dir + ": " + ec.message());
@@ -198,7 +183,7 @@ Result<std::unique_ptr<Node>> Node::Create(config::Config config) {
     gethostname(host, sizeof host - 1);
     config.node.name = host[0] ? host : "bzzz";
   }
-  return std::unique_ptr<Node>(new Node(std::move(config)));
+  return std::unique_ptr<Node>(new Node(std::move(config), options));
 }
 
 Status Node::Start() {
@@ -208,9 +193,9 @@ Status Node::Start() {
   BlockShutdownSignals();
 
   if (auto s = n.LockDataDir(); !s.ok()) return s;
-  auto id = LoadOrCreateNodeId(cfg.node.data_dir);
-  if (!id.ok()) return id.status();
-  n.node_id = *id;
+  auto identity = p2p::NodeIdentity::LoadOrCreate((fs::path(cfg.node.data_dir) / "p2p").string());
+  if (!identity.ok()) return identity.status();
+  n.node_id = identity->node_id();
 
   auto store = storage::OpenStore(cfg);
   if (!store.ok()) return store.status();
@@ -294,6 +279,39 @@ Status Node::Start() {
   api.status_sections.push_back({"config", [&n] {
                                    return config::RenderConfig(n.config, config::RenderFormat::kJson, true);
                                  }});
+  // The P2P node: presence, pubsub, direct messages; and the record store.
+  p2p::Options p2p_options;
+  p2p_options.config = cfg.p2p;
+  p2p_options.dht = cfg.dht;
+  p2p_options.data_dir = cfg.node.data_dir;
+  p2p_options.node_name = cfg.node.name;
+  p2p_options.presence.agent_id = cfg.node.name;
+  p2p_options.presence.role = n.options.bootstrap_only ? "bootstrap" : cfg.node.role;
+  p2p_options.presence.capabilities = cfg.node.capabilities;
+  p2p_options.presence.available_for_work = !n.options.bootstrap_only;
+  p2p_options.presence.max_tasks = n.options.bootstrap_only ? 0 : cfg.agents.initial_agents;
+  p2p_options.presence.status = n.options.bootstrap_only ? "bootstrap" : "ready";
+  auto p2p_node = p2p::P2pNode::Start(std::move(p2p_options), std::move(identity).value(), metrics);
+  if (!p2p_node.ok()) return p2p_node.status();
+  n.p2p = std::move(p2p_node).value();
+  if (!n.options.bootstrap_only) {
+    dht::Options dht_options;
+    dht_options.config = cfg.dht;
+    dht_options.data_dir = cfg.node.data_dir;
+    auto records = dht::RecordStore::Start(std::move(dht_options), *n.p2p, metrics);
+    if (!records.ok()) return records.status();
+    n.records = std::move(records).value();
+  }
+  auto services = P2pServices::Start(*n.p2p, n.records.get(), cfg);
+  if (!services.ok()) return services.status();
+  n.p2p_services = std::move(services).value();
+  for (auto& check : n.p2p_services->HealthChecks(cfg.operations)) {
+    if (auto s = n.health->Register(std::move(check)); !s.ok()) return s;
+  }
+  if (auto s = n.p2p_services->RegisterRoutes(*n.router); !s.ok()) return s;
+  api.status_sections.push_back({"p2p", [&n] { return n.p2p_services->P2pStatusJson(); }});
+  api.status_sections.push_back({"dht", [&n] { return n.p2p_services->DhtStatusJson(); }});
+
   if (auto s = ops::RegisterOperationalRoutes(*n.router, std::move(api)); !s.ok()) return s;
 
   http::ServerOptions options;
@@ -308,23 +326,34 @@ Status Node::Start() {
   if (!cfg.http.health_listen.empty()) {
     options.probe_port = ParsePort(cfg.http.health_listen, &options.probe_host);
   }
-  n.server = std::make_unique<http::Server>(options, n.router, access, metrics);
-  n.server->Observe([requests = n.requests](const http::RequestRecord& r) { requests->Record(r); });
+  if (n.options.serve_http) {
+    n.server = std::make_unique<http::Server>(options, n.router, access, metrics);
+    n.server->Observe([requests = n.requests](const http::RequestRecord& r) { requests->Record(r); });
+  }
 
   // Shutdown steps, in SPEC §3.2 order.
-  http::Server* server = n.server.get();
-  (void)n.shutdown->AddHandler("http.stop-accepting", ops::kPriorityStopAccepting, std::chrono::seconds(2), [server] {
-    server->StopAccepting();
-    return Status::Ok();
-  });
-  (void)n.shutdown->AddHandler("http.drain", ops::kPriorityDrainRequests, cfg.operations.drain_timeout + std::chrono::seconds(1),
-                               [server, timeout = cfg.operations.drain_timeout] {
-                                 return server->WaitDrained(timeout)
-                                            ? Status::Ok()
-                                            : Timeout(std::to_string(server->InFlight()) + " requests still in flight");
-                               });
+  if (http::Server* server = n.server.get()) {
+    (void)n.shutdown->AddHandler("http.stop-accepting", ops::kPriorityStopAccepting, std::chrono::seconds(2),
+                                 [server] {
+                                   server->StopAccepting();
+                                   return Status::Ok();
+                                 });
+    (void)n.shutdown->AddHandler(
+        "http.drain", ops::kPriorityDrainRequests, cfg.operations.drain_timeout + std::chrono::seconds(1),
+        [server, timeout = cfg.operations.drain_timeout] {
+          return server->WaitDrained(timeout) ? Status::Ok()
+                                              : Timeout(std::to_string(server->InFlight()) + " requests still in flight");
+        });
+  }
   (void)n.shutdown->AddHandler("health.stop", ops::kPriorityStopServices, std::chrono::seconds(3), [health = n.health] {
     health->Stop();
+    return Status::Ok();
+  });
+  // Leaving the DHT saves the peer store and hands stored values to peers.
+  (void)n.shutdown->AddHandler("p2p.leave", ops::kPriorityStopServices + 1, std::chrono::seconds(5), [&n] {
+    n.p2p_services.reset();
+    if (n.records) n.records->Stop();
+    n.p2p->Stop();
     return Status::Ok();
   });
   (void)n.shutdown->AddHandler("storage.flush", ops::kPriorityFlushStores, std::chrono::seconds(10), [store = n.store] {
@@ -338,11 +367,25 @@ Status Node::Start() {
   });
 
   n.health->Start();
-  if (auto s = n.server->Start(); !s.ok()) return s;
+  if (n.server) {
+    if (auto s = n.server->Start(); !s.ok()) return s;
+    p2p::Presence presence = n.p2p->CurrentPresence();
+    const std::string host = cfg.http.host == "0.0.0.0" || cfg.http.host.empty() ? "127.0.0.1" : cfg.http.host;
+    presence.http_endpoint = "http://" + host + ":" + std::to_string(n.server->Port());
+    n.p2p->UpdatePresence(std::move(presence));
+  }
   n.WatchSignals();
-  spdlog::info("bzzz {} node {} ({}) serving on http://{}:{} data_dir={}", Version(), n.node_id, cfg.node.name,
-               cfg.http.host, n.server->Port(), cfg.node.data_dir);
-  if (n.server->ProbePort() != 0) spdlog::info("health probes also on {}:{}", options.probe_host, n.server->ProbePort());
+  if (n.server) {
+    spdlog::info("bzzz {} node {} ({}) serving on http://{}:{}, p2p on udp {}:{}, data_dir={}", Version(), n.node_id,
+                 cfg.node.name, cfg.http.host, n.server->Port(), cfg.p2p.listen.substr(0, cfg.p2p.listen.rfind(':')),
+                 n.p2p->port(), cfg.node.data_dir);
+    if (n.server->ProbePort() != 0) {
+      spdlog::info("health probes also on {}:{}", options.probe_host, n.server->ProbePort());
+    }
+  } else {
+    spdlog::info("bzzz {} DHT bootstrap node {} ({}) on udp {}:{}, data_dir={}", Version(), n.node_id, cfg.node.name,
+                 cfg.p2p.listen.substr(0, cfg.p2p.listen.rfind(':')), n.p2p->port(), cfg.node.data_dir);
+  }
   return Status::Ok();
 }
 
@@ -351,7 +394,7 @@ int Node::Run() {
   // Wait for a shutdown request, then bound the sequence itself.
   while (!n.shutdown->GetStatus().requested) n.shutdown->WaitFor(std::chrono::milliseconds(200));
   const bool finished = n.shutdown->WaitFor(n.config.operations.shutdown_timeout);
-  n.server->Stop();
+  if (n.server) n.server->Stop();
   int not_done = 0;
   for (const auto& h : n.shutdown->Handlers()) not_done += h.state != ops::HandlerState::kDone;
   if (!finished) {

@@ -9,9 +9,12 @@
 // subsystems register these steps), stop services, flush stores, flush logs.
 //
 // Data directory layout (docs/operations.md):
-//   <data_dir>/LOCK        advisory lock: one node per data directory
-//   <data_dir>/node_id     the node's identity (until the P2P keypair replaces it)
-//   <data_dir>/bzzz.db     SQLite store (+ -wal, -shm)
+//   <data_dir>/LOCK                 advisory lock: one node per data directory
+//   <data_dir>/p2p/identity.key     Ed25519 key; the node id derives from it
+//   <data_dir>/p2p/peers            DHT contacts, for a fast rejoin (peer store)
+//   <data_dir>/dht/held/            records this node holds and re-puts
+//   <data_dir>/dht/cache/           records fetched from the DHT (deletable)
+//   <data_dir>/bzzz.db              SQLite store (+ -wal, -shm)
 #pragma once
 
 #include <cstdint>
@@ -29,9 +32,16 @@ namespace bzzz::node {
 std::string Version();
 std::string GitCommit();
 
+struct NodeOptions {
+  // `bzzz dht-bootstrap`: a DHT node that only helps others join: no
+  // record store, no agents, and an HTTP API only when `serve_http`.
+  bool bootstrap_only = false;
+  bool serve_http = true;
+};
+
 class Node {
  public:
-  static Result<std::unique_ptr<Node>> Create(config::Config config);
+  static Result<std::unique_ptr<Node>> Create(config::Config config, NodeOptions options = {});
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -50,7 +60,7 @@ class Node {
   const std::string& NodeId() const;
 
  private:
-  explicit Node(config::Config config);
+  Node(config::Config config, NodeOptions options);
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
@@ -64,8 +74,5 @@ void BlockShutdownSignals();
 // check and by `bzzz db health-check`): unhealthy when unreachable or
 // failing its integrity check, degraded with pending migrations.
 ops::CheckOutcome AssessStoreHealth(const storage::StoreHealth& health);
-
-// Reads or creates the node id in `data_dir`.
-Result<std::string> LoadOrCreateNodeId(const std::string& data_dir);
 
 }  // namespace bzzz::node

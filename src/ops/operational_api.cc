@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/clock.h"
+#include "http/blocking.h"
 #include "ops/process_metrics.h"
 
 namespace bzzz::ops {
@@ -55,50 +56,9 @@ json ChecksJson(const std::vector<CheckState>& checks, bool admin) {
 
 int StatusCodeFor(HealthStatus status) { return status == HealthStatus::kUnhealthy ? 503 : 200; }
 
-// Runs blocking work (live health checks) off the I/O threads. Concurrent
-// requests for the same key share one run, so a burst of requests costs one
-// thread, not one per request.
-class SharedRuns {
- public:
-  void Run(const std::string& key, const std::string& request_id, http::Responder responder,
-           std::function<http::Response()> work) {
-    {
-      std::lock_guard lock(mu_);
-      auto [it, inserted] = waiting_.try_emplace(key);
-      it->second.push_back({std::move(responder), request_id});
-      if (!inserted) return;
-    }
-    std::thread([this, key, work = std::move(work)] {
-      std::optional<http::Response> response;
-      try {
-        response = work();
-      } catch (const std::exception& e) {
-        spdlog::error("ops: {} failed: {}", key, e.what());
-      }
-      std::vector<Waiter> waiters;
-      {
-        std::lock_guard lock(mu_);
-        waiters = std::move(waiting_[key]);
-        waiting_.erase(key);
-      }
-      for (auto& w : waiters) {
-        w.respond(response ? *response : http::ErrorResponse(500, "internal", "internal error", w.request_id));
-      }
-    }).detach();
-  }
-
- private:
-  struct Waiter {
-    http::Responder respond;
-    std::string request_id;
-  };
-  std::mutex mu_;
-  std::map<std::string, std::vector<Waiter>> waiting_;
-};
-
 struct Api {
   OperationalApi deps;
-  SharedRuns runs;
+  http::BlockingRuns runs;
   std::vector<std::pair<std::string, std::string>> routes;  // for /info: "METHOD path" -> permission
 };
 

@@ -835,11 +835,13 @@ TEST_F(ConfigTest, NetworkIdZeroIsRejected) {
 }
 
 TEST_F(ConfigTest, HostPortValidation) {
-  for (const char* good : {"127.0.0.1:9000", "[::1]:9000", "walnut:1", "node-1.example.com:65535"}) {
+  for (const char* good : {"127.0.0.1:9000", "[::1]:9000", "walnut:1", "node-1.example.com:65535", "127.0.0.1:0"}) {
     EXPECT_TRUE(LoadFlag("p2p.listen", good).ok()) << good;
   }
+  // Port 0 (any free port) is for binding only, never for a peer to reach.
+  EXPECT_NE(Find(LoadYaml("p2p:\n  bootstrap: [\"127.0.0.1:0\"]\n").errors, "p2p.bootstrap[0]"), nullptr);
   for (const char* bad :
-       {"127.0.0.1", "127.0.0.1:0", "host:65536", ":9000", "::1:9000", "[::1]9000", "h:p", "a b:1", ""}) {
+       {"127.0.0.1", "host:65536", ":9000", "::1:9000", "[::1]9000", "h:p", "a b:1", ""}) {
     LoadResult r = LoadFlag("p2p.listen", bad);
     const ConfigIssue* issue = Find(r.errors, "p2p.listen");
     ASSERT_NE(issue, nullptr) << bad;

@@ -59,7 +59,7 @@ class NodeProcess {
                                          "    - name: e2e-user\n      token_sha256: " +
                                              security::Sha256Hex(kUserToken) + "\n      roles: [user]\n");
     std::vector<std::string> args = {"serve", "--config", config, "--data-dir", dir.File("data"),
-                                     "--http-listen", "127.0.0.1:" + std::to_string(port_), "--log-level", "info"};
+                                     "--p2p-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:" + std::to_string(port_), "--log-level", "info"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     log_ = dir.File("node.log");
     process_ = std::make_unique<Process>(BZZZ_BINARY, args,
@@ -252,7 +252,7 @@ TEST(NodeE2E, SecondNodeOnTheSameDataDirectoryIsRefused) {
   TempDir dir;
   NodeProcess first(dir);
   ASSERT_TRUE(first.WaitReady()) << first.Log();
-  auto second = RunBzzz(dir, {"serve", "--data-dir", dir.File("data"), "--http-listen",
+  auto second = RunBzzz(dir, {"serve", "--data-dir", dir.File("data"), "--p2p-listen", "127.0.0.1:0", "--http-listen",
                               "127.0.0.1:" + std::to_string(testing::FreePort())});
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_NE(second.output.find("in use by another bzzz process"), std::string::npos) << second.output;
@@ -264,7 +264,7 @@ TEST(NodeE2E, BusyPortIsAClearError) {
   NodeProcess first(dir);
   ASSERT_TRUE(first.WaitReady()) << first.Log();
   TempDir other;
-  auto second = RunBzzz(other, {"serve", "--data-dir", other.File("data"), "--http-listen",
+  auto second = RunBzzz(other, {"serve", "--data-dir", other.File("data"), "--p2p-listen", "127.0.0.1:0", "--http-listen",
                                 "127.0.0.1:" + std::to_string(first.port())});
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_NE(second.output.find("cannot listen on 127.0.0.1:" + std::to_string(first.port())), std::string::npos)
@@ -343,7 +343,7 @@ TEST(CliE2E, VersionAndUsage) {
   EXPECT_NE(v.output.find("bzzz "), std::string::npos);
   EXPECT_EQ(RunBzzz(dir, {}).exit_code, 2);
   EXPECT_EQ(RunBzzz(dir, {"frobnicate"}).exit_code, 2);
-  auto bad_listen = RunBzzz(dir, {"serve", "--data-dir", dir.File("d"), "--http-listen", "nonsense"});
+  auto bad_listen = RunBzzz(dir, {"serve", "--data-dir", dir.File("d"), "--p2p-listen", "127.0.0.1:0", "--http-listen", "nonsense"});
   EXPECT_EQ(bad_listen.exit_code, 2) << bad_listen.output;
 }
 

@@ -32,7 +32,7 @@ TEST(PrometheusE2E, ScrapesNodeMetrics) {
   testing::TempDir dir;
   const auto node_port = testing::FreePort();
   testing::Process node(BZZZ_BINARY,
-                        {"serve", "--data-dir", dir.File("data"), "--http-listen",
+                        {"serve", "--data-dir", dir.File("data"), "--p2p-listen", "127.0.0.1:0", "--http-listen",
                          "127.0.0.1:" + std::to_string(node_port)},
                         {}, dir.File("node.log"));
   const auto prom_port = testing::FreePort();

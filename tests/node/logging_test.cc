@@ -92,16 +92,5 @@ TEST(LoggingTest, AccessLogCanBeOff) {
   EXPECT_EQ(spdlog::get("access"), nullptr) << "access lines are info: off at warn";
 }
 
-TEST(NodeIdTest, CreatedOnceThenKept) {
-  testing::TempDir dir;
-  auto first = LoadOrCreateNodeId(dir.path());
-  ASSERT_TRUE(first.ok());
-  EXPECT_EQ(first->size(), 40u);
-  auto again = LoadOrCreateNodeId(dir.path());
-  EXPECT_EQ(*again, *first);
-  dir.Write("node_id", "not-an-id\n");
-  EXPECT_EQ(LoadOrCreateNodeId(dir.path()).status().code(), StatusCode::kInvalidArgument);
-}
-
 }  // namespace
 }  // namespace bzzz::node

@@ -1,0 +1,47 @@
+#include "http/blocking.h"
+
+#include <optional>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+namespace bzzz::http {
+
+void BlockingRuns::Run(const std::string& key, const std::string& request_id, Responder responder,
+                       std::function<Response()> work) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = waiting_.find(key);
+    if (it != waiting_.end()) {
+      it->second.push_back({std::move(responder), request_id});
+      return;
+    }
+    if (waiting_.size() >= max_runs_) {
+      Response busy = ErrorResponse(429, "too_many_requests", "too many operations in progress; retry shortly",
+                                    request_id);
+      busy.headers.Set("Retry-After", "1");
+      responder(std::move(busy));
+      return;
+    }
+    waiting_[key].push_back({std::move(responder), request_id});
+  }
+  std::thread([this, key, work = std::move(work)] {
+    std::optional<Response> response;
+    try {
+      response = work();
+    } catch (const std::exception& e) {
+      spdlog::error("http: {} failed: {}", key, e.what());
+    }
+    std::vector<Waiter> waiters;
+    {
+      std::lock_guard lock(mu_);
+      waiters = std::move(waiting_[key]);
+      waiting_.erase(key);
+    }
+    for (auto& w : waiters) {
+      w.respond(response ? *response : ErrorResponse(500, "internal", "internal error", w.request_id));
+    }
+  }).detach();
+}
+
+}  // namespace bzzz::http

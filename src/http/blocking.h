@@ -1,0 +1,37 @@
+// BlockingRuns: runs blocking work for asynchronous routes (live health
+// checks, P2P probes, DHT operations) on its own thread, off the I/O threads.
+// Concurrent requests with the same key share one run, so a burst of
+// identical requests costs one thread; give distinct keys for work that
+// must not be shared. At most `max_runs` runs exist at once: past that a
+// request gets 429 at once instead of queueing without bound.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "http/router.h"
+
+namespace bzzz::http {
+
+class BlockingRuns {
+ public:
+  explicit BlockingRuns(std::size_t max_runs = 64) : max_runs_(max_runs) {}
+
+  void Run(const std::string& key, const std::string& request_id, Responder responder,
+           std::function<Response()> work);
+
+ private:
+  struct Waiter {
+    Responder respond;
+    std::string request_id;
+  };
+  const std::size_t max_runs_;
+  std::mutex mu_;
+  std::map<std::string, std::vector<Waiter>> waiting_;
+};
+
+}  // namespace bzzz::http
