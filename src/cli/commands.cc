@@ -3,7 +3,12 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -244,6 +249,185 @@ int DbTestConnection(const ConfigArgs& args) {
   return kExitOk;
 }
 
+
+// --- P2P and DHT commands ------------------------------------------------------
+
+// Answers 401/403/unreachable like Report; otherwise the parsed JSON body.
+std::optional<json> CallJson(const ClientOptions& options, const char* method, const std::string& path,
+                             const std::string& body, int* code) {
+  auto response = Call(options, method, path, body);
+  if (!response.ok()) {
+    PrintError(response.status().message());
+    *code = kExitUnreachable;
+    return std::nullopt;
+  }
+  json parsed = json::parse(response->body, nullptr, false);
+  if (response->status >= 300 || parsed.is_discarded()) {
+    const std::string message = !parsed.is_discarded() && parsed.contains("error")
+                                    ? parsed["error"].value("message", "")
+                                    : response->body;
+    PrintError("HTTP " + std::to_string(response->status) + ": " + message);
+    *code = response->status == 401 || response->status == 403 ? kExitAuth : kExitFailure;
+    return std::nullopt;
+  }
+  return parsed;
+}
+
+int Peers(const ClientOptions& options, bool as_json) {
+  int code = kExitOk;
+  auto body = CallJson(options, "GET", "/api/v1/peers", "", &code);
+  if (!body) return code;
+  if (as_json) {
+    std::cout << body->dump(2) << "\n";
+    return kExitOk;
+  }
+  const auto& peers = (*body)["peers"];
+  std::printf("%zu peer(s) of %s; DHT table: %d good, %d dubious\n", peers.size(),
+              body->value("node_id", "").c_str(), (*body)["dht"].value("good_nodes", 0),
+              (*body)["dht"].value("dubious_nodes", 0));
+  if (peers.empty()) return kExitOk;
+  std::printf("%-40s  %-16s  %-10s  %-8s  %-6s  %s\n", "NODE ID", "NAME", "ROLE", "STATUS", "TASKS", "HTTP");
+  for (const auto& p : peers) {
+    std::printf("%-40s  %-16s  %-10s  %-8s  %2d/%-3d  %s\n", p.value("node_id", "").c_str(),
+                p.value("name", "").c_str(), p.value("role", "").c_str(), p.value("status", "").c_str(),
+                p.value("current_tasks", 0), p.value("max_tasks", 0), p.value("http_endpoint", "").c_str());
+  }
+  return kExitOk;
+}
+
+// Runs `clear` on a data directory no node is using (its LOCK is free).
+int ClearOffline(const std::string& data_dir, const std::function<std::string()>& clear) {
+  const std::string lock_path = data_dir + "/LOCK";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd >= 0) {
+    const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    ::close(fd);
+    if (!free) {
+      PrintError("a node is running on " + data_dir + ": drop --data-dir to ask it over HTTP (--url)");
+      return kExitFailure;
+    }
+  }
+  std::cout << clear() << "\n";
+  return kExitOk;
+}
+
+int PeersClear(const ClientOptions& options, const std::string& data_dir) {
+  if (!data_dir.empty()) {
+    return ClearOffline(data_dir, [&] {
+      std::error_code ec;
+      const bool removed = std::filesystem::remove(data_dir + "/p2p/peers", ec);
+      return std::string(removed ? "peer store cleared: " : "no peer store at ") + data_dir + "/p2p/peers";
+    });
+  }
+  int code = kExitOk;
+  auto body = CallJson(options, "DELETE", "/api/v1/p2p/peers", "", &code);
+  if (!body) return code;
+  std::printf("peer store cleared: %d contact(s) forgotten; peers reappear as they announce\n",
+              body->value("forgotten", 0));
+  return kExitOk;
+}
+
+int DhtCacheClear(const ClientOptions& options, const std::string& data_dir) {
+  if (!data_dir.empty()) {
+    return ClearOffline(data_dir, [&] {
+      std::size_t files = 0;
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(data_dir + "/dht/cache", ec)) {
+        files += std::filesystem::remove(e.path(), ec) ? 1 : 0;
+      }
+      return "DHT cache cleared: " + std::to_string(files) + " file(s) removed from " + data_dir + "/dht/cache";
+    });
+  }
+  int code = kExitOk;
+  auto body = CallJson(options, "DELETE", "/api/v1/dht/cache", "", &code);
+  if (!body) return code;
+  std::printf("DHT cache cleared: %d file(s), %d byte(s)\n", body->value("files", 0), body->value("bytes", 0));
+  return kExitOk;
+}
+
+int TestP2pMessage(const ClientOptions& options, int probe_timeout_ms, bool allow_alone, bool as_json) {
+  int code = kExitOk;
+  ClientOptions o = options;
+  o.timeout = std::max(o.timeout, std::chrono::milliseconds(probe_timeout_ms + 5000));
+  std::fprintf(stderr, "probing every known peer over pubsub (timeout %d ms)...\n", probe_timeout_ms);
+  auto body = CallJson(o, "POST", "/api/v1/p2p/test-message",
+                       json{{"timeout_ms", probe_timeout_ms}}.dump(), &code);
+  if (!body) return code;
+  if (as_json) std::cout << body->dump(2) << "\n";
+  const auto& results = (*body)["results"];
+  if (!as_json) {
+    for (const auto& r : results) {
+      if (r.value("answered", false)) {
+        std::printf("  ok       %-40s %-16s %8.2f ms\n", r.value("node_id", "").c_str(), r.value("name", "").c_str(),
+                    r.value("rtt_ms", 0.0));
+      } else {
+        std::printf("  NO REPLY %-40s %-16s\n", r.value("node_id", "").c_str(), r.value("name", "").c_str());
+      }
+    }
+    std::printf("%d of %d peer(s) answered\n", body->value("answered", 0), body->value("peers", 0));
+  }
+  const int peers = body->value("peers", 0);
+  if (peers == 0) {
+    if (allow_alone) return kExitOk;
+    PrintError("no peers known: nothing was probed (use --allow-alone on a single node)");
+    return kExitFailure;
+  }
+  if (body->contains("error")) PrintError((*body)["error"].get<std::string>());
+  return body->value("answered", 0) == peers ? kExitOk : kExitFailure;
+}
+
+int TestDhtOperations(const ClientOptions& options, bool as_json) {
+  int code = kExitOk;
+  auto body = CallJson(options, "POST", "/api/v1/dht/test", "{}", &code);
+  if (!body) return code;
+  if (as_json) {
+    std::cout << body->dump(2) << "\n";
+  } else {
+    for (const auto& op : (*body)["operations"]) {
+      std::printf("  %-9s %-4s %8.2f ms  %s\n", op.value("operation", "").c_str(), op.value("ok", false) ? "ok" : "FAIL",
+                  op.value("latency_ms", 0.0), op.value("error", "").c_str());
+    }
+  }
+  const bool ok = body->value("ok", false);
+  if (!ok) PrintError("a DHT operation failed");
+  return ok ? kExitOk : kExitFailure;
+}
+
+int DhtBootstrap(ConfigArgs args, int port, const std::string& listen_host) {
+  if (port < 1 || port > 65535) {
+    PrintError("--port must be 1..65535");
+    return kExitUsage;
+  }
+  args.p2p_listen = listen_host + ":" + std::to_string(port);
+  const bool serve_http = !args.http_listen.empty();
+  node::BlockShutdownSignals();
+  int code = kExitOk;
+  auto cfg = Load(args, &code);
+  if (!cfg) return code;
+  // Its own data directory unless told: a bootstrap node may share a host with a node.
+  if (args.data_dir.empty()) cfg->node.data_dir += "/dht-bootstrap-" + std::to_string(port);
+  if (cfg->node.name.empty()) cfg->node.name = "dht-bootstrap-" + std::to_string(port);
+  if (auto s = node::SetupLogging({cfg->node.log_level, cfg->node.log_format, cfg->http.access_log}); !s.ok()) {
+    PrintError(s.message());
+    return kExitFailure;
+  }
+  node::NodeOptions options;
+  options.bootstrap_only = true;
+  options.serve_http = serve_http;
+  auto created = node::Node::Create(std::move(*cfg), options);
+  if (!created.ok()) {
+    PrintError(created.status().message());
+    return kExitFailure;
+  }
+  auto& node = *created;
+  if (auto s = node->Start(); !s.ok()) {
+    PrintError("cannot start: " + s.message());
+    node::ShutdownLogging();
+    return kExitFailure;
+  }
+  return node->Run();
+}
+
 }  // namespace
 
 int RunCli(int argc, char** argv) {
@@ -291,6 +475,65 @@ int RunCli(int argc, char** argv) {
 
   auto* version = app.add_subcommand("version", "print the version");
 
+  // P2P and DHT.
+  ConfigArgs bootstrap_args;
+  int bootstrap_port = 0;
+  std::string bootstrap_host = "127.0.0.1";
+  auto* dht_bootstrap = app.add_subcommand("dht-bootstrap", "run a DHT bootstrap-only node (no agents; no HTTP API "
+                                                            "unless --http-listen is given)");
+  AddConfigOptions(dht_bootstrap, bootstrap_args);
+  dht_bootstrap->add_option("--port", bootstrap_port, "UDP port to serve the DHT on")->required();
+  dht_bootstrap->add_option("--listen-host", bootstrap_host, "address to bind")->capture_default_str();
+  dht_bootstrap->add_option("--http-listen", bootstrap_args.http_listen, "also serve health and metrics on HOST:PORT");
+  dht_bootstrap->add_option("--bootstrap", bootstrap_args.bootstrap, "other bootstrap peers HOST:PORT (repeatable)");
+  dht_bootstrap->add_option("--node-name", bootstrap_args.node_name, "node name");
+  dht_bootstrap->add_option("--log-level", bootstrap_args.log_level, "trace, debug, info, warn, error, critical, off");
+
+  ClientArgs peers_args;
+  bool peers_json = false;
+  auto* peers = app.add_subcommand("peers", "list the peers a running node sees");
+  AddClientOptions(peers, peers_args);
+  peers->add_flag("--json", peers_json, "print the JSON answer");
+
+  auto* p2p_cmd = app.add_subcommand("p2p", "P2P maintenance");
+  p2p_cmd->require_subcommand(1);
+  auto* p2p_peers = p2p_cmd->add_subcommand("peers", "the peer store");
+  p2p_peers->require_subcommand(1);
+  ClientArgs peers_clear_args;
+  std::string peers_clear_dir;
+  auto* peers_clear = p2p_peers->add_subcommand("clear", "clear the peer store (running node, or --data-dir offline)");
+  AddClientOptions(peers_clear, peers_clear_args);
+  peers_clear->add_option("--data-dir", peers_clear_dir, "clear the store of a stopped node's data directory");
+
+  auto* dht_cmd = app.add_subcommand("dht", "DHT maintenance");
+  dht_cmd->require_subcommand(1);
+  auto* dht_cache = dht_cmd->add_subcommand("cache", "the local DHT cache");
+  dht_cache->require_subcommand(1);
+  ClientArgs cache_clear_args;
+  std::string cache_clear_dir;
+  auto* cache_clear = dht_cache->add_subcommand("clear", "empty <data_dir>/dht/cache (running node, or --data-dir)");
+  AddClientOptions(cache_clear, cache_clear_args);
+  cache_clear->add_option("--data-dir", cache_clear_dir, "clear the cache of a stopped node's data directory");
+
+  ClientArgs test_msg_args;
+  int probe_timeout_ms = 3000;
+  bool allow_alone = false, test_msg_json = false;
+  auto* test_msg = app.add_subcommand("test-p2p-message", "probe every known peer over pubsub; exit 0 only if all "
+                                                          "answered");
+  AddClientOptions(test_msg, test_msg_args);
+  test_msg->add_option("--probe-timeout-ms", probe_timeout_ms, "how long to wait for answers")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60000));
+  test_msg->add_flag("--allow-alone", allow_alone, "succeed on a node without peers");
+  test_msg->add_flag("--json", test_msg_json, "print the JSON answer");
+
+  ClientArgs test_dht_args;
+  bool test_dht_json = false;
+  auto* test_dht = app.add_subcommand("test-dht-operations", "put, get, announce and discover on the live DHT; "
+                                                             "non-zero exit on any failure");
+  AddClientOptions(test_dht, test_dht_args);
+  test_dht->add_flag("--json", test_dht_json, "print the JSON answer");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -318,6 +561,12 @@ int RunCli(int argc, char** argv) {
   if (*migrate) return DbMigrate(migrate_args);
   if (*dbhealth) return DbHealthCheck(dbhealth_args);
   if (*dbconn) return DbTestConnection(dbconn_args);
+  if (*dht_bootstrap) return DhtBootstrap(bootstrap_args, bootstrap_port, bootstrap_host);
+  if (*peers) return Peers(client(peers_args), peers_json);
+  if (*peers_clear) return PeersClear(client(peers_clear_args), peers_clear_dir);
+  if (*cache_clear) return DhtCacheClear(client(cache_clear_args), cache_clear_dir);
+  if (*test_msg) return TestP2pMessage(client(test_msg_args), probe_timeout_ms, allow_alone, test_msg_json);
+  if (*test_dht) return TestDhtOperations(client(test_dht_args), test_dht_json);
   if (*version) {
     std::cout << "bzzz " << node::Version() << " (" << node::GitCommit() << ")\n";
     return kExitOk;

@@ -897,9 +897,11 @@ class P2pNode::Impl {
 
   void Announce() {
     Presence p;
+    bool changed;
     {
       std::lock_guard lock(peers_mu);
       p = presence;
+      changed = presence_dirty;
       presence_dirty = false;
     }
     Frame f;
@@ -914,6 +916,25 @@ class P2pNode::Impl {
     // report new nodes at once; PollPresence reads the edits.
     PutValue(Hash("presence"), kTypePresence, std::move(encoded).value(), IdOfKey(identity.public_key()),
              TopicClass::kPresence);
+    // Listens do not pass edits on, so a change also goes out as a pubsub
+    // message that every node hears within milliseconds.
+    if (changed) {
+      (void)Enqueue(std::string(kPresenceTopic),
+                    {"availability", NowUs(), 0, PresenceToJson(p, identity.node_id(), opts.node_name)});
+    }
+  }
+
+  // A presence change heard on kPresenceTopic; the sender's key is already
+  // known from its presence record (unknown senders wait for that record).
+  void OnPresenceChange(const Message& m) {
+    std::string name;
+    auto p = PresenceFromJson(m.envelope.data, &name);
+    if (!p.ok()) return;
+    std::lock_guard lock(peers_mu);
+    auto it = peers.find(m.envelope.from);
+    if (it == peers.end()) return;
+    it->second.presence = std::move(p).value();
+    it->second.last_seen = std::chrono::system_clock::now();
   }
 
   // The listen gives updates within milliseconds, but a listen registered at
@@ -999,6 +1020,11 @@ Result<std::unique_ptr<P2pNode>> P2pNode::Start(Options options, NodeIdentity id
   node->impl_ = std::make_unique<Impl>(std::move(options), std::move(identity), metrics);
   if (auto s = node->impl_->Run(); !s.ok()) {
     node->impl_->Stop();
+    return s;
+  }
+  Impl* impl = node->impl_.get();
+  if (auto s = node->Subscribe(kPresenceTopic, "presence", [impl](const Message& m) { impl->OnPresenceChange(m); });
+      !s.ok()) {
     return s;
   }
   return node;

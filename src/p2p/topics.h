@@ -14,6 +14,7 @@ inline constexpr std::string_view kElectionTopic = "bzzz/election/v1";
 inline constexpr std::string_view kSlurpTopic = "bzzz/slurp/v1";
 inline constexpr std::string_view kInternalTopicPrefix = "bzzz/internal/";
 inline constexpr std::string_view kProbeTopic = "bzzz/internal/probe/v1";
+inline constexpr std::string_view kPresenceTopic = "bzzz/internal/presence/v1";  // presence changes
 
 // The per-task room of an issue: "bzzz/meta/issue/<id>".
 std::string IssueTopic(std::string_view issue_id);
