@@ -378,7 +378,9 @@ int TestP2pMessage(const ClientOptions& options, int probe_timeout_ms, bool allo
 
 int TestDhtOperations(const ClientOptions& options, bool as_json) {
   int code = kExitOk;
-  auto body = CallJson(options, "POST", "/api/v1/dht/test", "{}", &code);
+  ClientOptions o = options;
+  o.timeout = std::max(o.timeout, std::chrono::milliseconds(60000));  // four DHT operations, each bounded by the node
+  auto body = CallJson(o, "POST", "/api/v1/dht/test", "{}", &code);
   if (!body) return code;
   if (as_json) {
     std::cout << body->dump(2) << "\n";

@@ -56,6 +56,7 @@ struct PubsubConfig {
   std::size_t batch_max_messages = 64;    // messages packed into one signed frame
   std::size_t batch_max_bytes = 48u << 10;
   std::size_t dedup_window = 8192;        // recent frames remembered per sender
+  std::size_t max_inflight_frames = 32;   // frames awaiting storage acknowledgement (flow control)
 };
 
 struct P2pConfig {
@@ -67,6 +68,7 @@ struct P2pConfig {
   Millis peer_expiry{30000};
   int max_peer_requests_per_sec = 0;        // OpenDHT per-IP limit; 0 default, -1 unlimited
   int max_requests_per_sec = 0;             // OpenDHT global limit; 0 default, -1 unlimited
+  std::size_t max_store_bytes = 256u << 20; // values this node stores for the DHT (all topics, records)
   PubsubConfig pubsub;
   RetentionConfig retention;
 };

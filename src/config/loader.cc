@@ -351,6 +351,11 @@ std::vector<KeyDef> BuildKeys() {
       Key("p2p.max_requests_per_sec", BZZZ_FIELD(p2p.max_requests_per_sec),
           "OpenDHT requests accepted per second in all; 0 keeps OpenDHT's default, -1 is unlimited.")
           .Range(-1, 100000000),
+      Key("p2p.max_store_bytes", BZZZ_FIELD(p2p.max_store_bytes),
+          "Bytes of DHT values this node stores for the network; pubsub needs at least message rate x size x retention.")
+          .Bytes()
+          .Range(1 << 20, 2.0 * (1ull << 30))
+          .Note("OpenDHT keeps the limit in 32 bits"),
       Key("p2p.pubsub.queue_capacity", BZZZ_FIELD(p2p.pubsub.queue_capacity),
           "Messages held for sending, and for delivery to each subscriber; beyond it messages are dropped and counted.")
           .Range(16, 10000000),
@@ -361,6 +366,9 @@ std::vector<KeyDef> BuildKeys() {
           "Most payload bytes packed into one frame.")
           .Bytes()
           .Range(1024, 60 * 1024),
+      Key("p2p.pubsub.max_inflight_frames", BZZZ_FIELD(p2p.pubsub.max_inflight_frames),
+          "Frames that may await their storage acknowledgement; past it publishing waits (flow control).")
+          .Range(1, 4096),
       Key("p2p.pubsub.dedup_window", BZZZ_FIELD(p2p.pubsub.dedup_window),
           "Recent frames remembered per sender to suppress duplicates.")
           .Range(64, 1000000),

@@ -179,6 +179,7 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     std::string name;
     std::size_t size = 0;
     int replication = -1;
+    bool replicate = true;  // false: held here only (probes), never recruited elsewhere
     std::vector<Bytes> blobs;  // only without a data directory
   };
   mutable std::mutex mu;
@@ -331,14 +332,16 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     const p2p::Decoded d = p2p::DecodeFrame(blobs[0].data(), blobs[0].size());
     items.push_back({"rec:" + d.frame.topic, blobs[0], p2p::ValueClass::kRecord, IdOfValue(blobs[0])});
     for (std::size_t i = 1; i < blobs.size(); ++i) {
-      items.push_back({p2p::ChunkKey(blobs[i].data(), blobs[i].size()), blobs[i], p2p::ValueClass::kChunk, 0});
+      items.push_back(
+          {p2p::ChunkKey(blobs[i].data(), blobs[i].size()), blobs[i], p2p::ValueClass::kChunk, IdOfValue(blobs[i])});
     }
     return items;
   }
 
-  Status Hold(const RawRecord& raw) {
+  Status Hold(const RawRecord& raw, bool replicate = true) {
     Held h;
     h.name = raw.record.name;
+    h.replicate = replicate;
     h.size = raw.record.content.size();
     if (OnDisk()) {
       if (!WriteBlobs(HeldPath(h.name), kHeldMagic, 0, raw.blobs)) {
@@ -388,7 +391,7 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
         continue;
       }
       std::lock_guard lock(mu);
-      held[raw.record.name] = Held{raw.record.name, raw.record.content.size(), -1, {}};
+      held[raw.record.name] = Held{raw.record.name, raw.record.content.size(), -1, true, {}};
     }
     if (!held.empty()) spdlog::info("dht: holding {} record(s) from {}", held.size(), HeldDir().string());
   }
@@ -514,6 +517,12 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
   void ReplicateOne(const std::string& name) {
     auto blobs = HeldBlobs(name);
     if (!blobs.ok()) return;
+    bool local_only = false;
+    {
+      std::lock_guard lock(mu);
+      auto it = held.find(name);
+      if (it != held.end()) local_only = !it->second.replicate;
+    }
     (void)PutAll(ItemsOf(*blobs));  // keep the DHT copies alive
     (void)Announce(name);
     auto providers = Discover(name);
@@ -524,13 +533,15 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
       auto it = held.find(name);
       if (it != held.end()) it->second.replication = factor;
     }
-    const int target = opts.config.replication_factor;
+    const int target = local_only ? 1 : opts.config.replication_factor;
     if (factor >= target) return;
     std::set<std::string> holding;
     for (const auto& p : *providers) holding.insert(p.node_id);
     holding.insert(p2p.node_id());
     std::vector<std::pair<std::string, std::string>> candidates;  // (rank, node id)
     for (const auto& peer : p2p.Peers()) {
+      // Bootstrap-only nodes run no record store: asking them would stall the record below target.
+      if (peer.presence.role == "bootstrap") continue;
       if (!holding.count(peer.node_id)) candidates.emplace_back(Rank(name, peer.node_id), peer.node_id);
     }
     std::sort(candidates.begin(), candidates.end());
@@ -682,7 +693,7 @@ void RecordStore::Stop() {
   if (impl_->worker.joinable()) impl_->worker.join();
 }
 
-Status RecordStore::Put(std::string_view name, std::string content, std::string_view content_type) {
+Status RecordStore::Put(std::string_view name, std::string content, std::string_view content_type, bool replicate) {
   Impl& n = *impl_;
   const auto start = SteadyClock::now();
   if (auto why = ValidateName(name); !why.empty()) return InvalidArgument(why);
@@ -720,9 +731,10 @@ Status RecordStore::Put(std::string_view name, std::string content, std::string_
   Status s = n.PutAll(n.ItemsOf(raw.blobs));
   n.probe.Done(Operation::kPut, Impl::Seconds(start), s.ok() ? "" : Impl::Reason(s));
   if (!s.ok()) return s;
-  if (Status h = n.Hold(raw); !h.ok()) return h;
+  if (Status h = n.Hold(raw, replicate); !h.ok()) return h;
   (void)n.Announce(name);
-  n.RequestRound();  // replicate now rather than at the next refresh
+  if (replicate) n.RequestRound();  // replicate now rather than at the next refresh
+  n.UpdateGauges();
   return Status::Ok();
 }
 

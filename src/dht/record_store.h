@@ -91,8 +91,10 @@ class RecordStore {
   void Stop();
 
   // Signs and stores `content` under `name`; this node holds and provides it.
+  // With `replicate` false no other node is asked to hold it (probes).
   // InvalidArgument for an empty or oversized name or content.
-  Status Put(std::string_view name, std::string content, std::string_view content_type = "application/octet-stream");
+  Status Put(std::string_view name, std::string content, std::string_view content_type = "application/octet-stream",
+             bool replicate = true);
   // NotFound when no node has it; Unavailable on a verification failure of
   // every copy found. `bypass_cache` skips the held copy and the cache.
   Result<Record> Get(std::string_view name, bool bypass_cache = false);

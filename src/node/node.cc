@@ -349,7 +349,8 @@ Status Node::Start() {
     health->Stop();
     return Status::Ok();
   });
-  // Leaving the DHT saves the peer store and hands stored values to peers.
+  // Leaving the DHT saves the peer store; values this node stored for others
+  // stay with the other storage nodes (OpenDHT keeps several copies).
   (void)n.shutdown->AddHandler("p2p.leave", ops::kPriorityStopServices + 1, std::chrono::seconds(5), [&n] {
     n.p2p_services.reset();
     if (n.records) n.records->Stop();

@@ -302,6 +302,41 @@ class P2pNode::Impl {
   std::atomic<bool> stopped{false};
   std::atomic<unsigned> known_nodes{0};  // DHT routing table size, refreshed by the maintenance loop
 
+  // What this node put through DhtPut, so that a node without any DHT peer
+  // (the embedded single-node default) still reads its own records. Bounded.
+  std::mutex own_mu;
+  std::map<std::string, std::map<std::uint64_t, Bytes>> own_values;
+  std::size_t own_bytes = 0;
+  static constexpr std::size_t kOwnValuesLimit = 64u << 20;
+
+  // Whether the routing table is empty. Reads the table: never call it from
+  // an OpenDHT callback (they hold the runner's lock; use known_nodes there).
+  bool Alone() {
+    const unsigned n = runner.getNodesStats(AF_INET).getKnownNodes();
+    known_nodes = n;
+    return n == 0;
+  }
+
+  void RememberOwn(const std::string& key, std::uint64_t id, const Bytes& value) {
+    std::lock_guard lock(own_mu);
+    auto& slot = own_values[key][id];
+    own_bytes = own_bytes - slot.size() + value.size();
+    slot = value;
+    while (own_bytes > kOwnValuesLimit && !own_values.empty()) {
+      for (const auto& [i, v] : own_values.begin()->second) own_bytes -= v.size();
+      own_values.erase(own_values.begin());
+    }
+  }
+  std::vector<Bytes> OwnValues(const std::string& key) {
+    std::lock_guard lock(own_mu);
+    std::vector<Bytes> out;
+    auto it = own_values.find(key);
+    if (it != own_values.end()) {
+      for (const auto& [i, v] : it->second) out.push_back(v);
+    }
+    return out;
+  }
+
   // Outgoing pubsub queue.
   std::mutex out_mu;
   std::condition_variable out_cv;
@@ -342,6 +377,9 @@ class P2pNode::Impl {
       n_failures{0};
 
   dht::InfoHash Hash(std::string_view key) const { return dht::InfoHash::get(key_prefix + std::string(key)); }
+  // Topics live under their own prefix, so no topic name can collide with
+  // the presence, inbox, record, provider or chunk keys.
+  dht::InfoHash TopicHash(std::string_view topic) const { return Hash("topic/" + std::string(topic)); }
   std::string PeersFile() const {
     return opts.data_dir.empty() ? "" : (fs::path(opts.data_dir) / "p2p" / "peers").string();
   }
@@ -445,8 +483,9 @@ class P2pNode::Impl {
           if (v->data.size() > dht::MAX_VALUE_SIZE) return false;
           return dht::InfoHash::get(prefix + ChunkKey(v->data.data(), v->data.size())) == key;
         },
-        [](dht::InfoHash, const std::shared_ptr<dht::Value>&, std::shared_ptr<dht::Value>&, const dht::InfoHash&,
-           const dht::SockAddr&) { return true; }));
+        // Content-addressed: a stored chunk is never replaced by other bytes.
+        [](dht::InfoHash, const std::shared_ptr<dht::Value>& old_value, std::shared_ptr<dht::Value>& new_value,
+           const dht::InfoHash&, const dht::SockAddr&) { return old_value->data == new_value->data; }));
   }
 
   // ----- start / stop -----
@@ -476,6 +515,7 @@ class P2pNode::Impl {
     nc.maintain_storage = false;
     if (c.max_peer_requests_per_sec != 0) nc.max_peer_req_per_sec = c.max_peer_requests_per_sec;
     if (c.max_requests_per_sec != 0) nc.max_req_per_sec = c.max_requests_per_sec;
+    nc.max_store_size = static_cast<ssize_t>(c.max_store_bytes);
     try {
       runner.run(rc, dht::DhtRunner::Context{});
     } catch (const std::exception& e) {
@@ -655,6 +695,29 @@ class P2pNode::Impl {
     }
   }
 
+  // Flow control: at most p2p.pubsub.max_inflight_frames pubsub frames wait
+  // for their storage acknowledgements. Beyond that the publisher waits, the bounded
+  // queue fills and Publish answers ResourceExhausted, instead of UDP
+  // buffers overflowing and frames vanishing silently.
+  std::mutex inflight_mu;
+  std::condition_variable inflight_cv;
+  int inflight = 0;
+
+  void WaitForWindow() {
+    std::unique_lock lock(inflight_mu);
+    inflight_cv.wait_for(lock, std::chrono::milliseconds(100), [this] {
+      return inflight < static_cast<int>(opts.config.pubsub.max_inflight_frames);
+    });
+    ++inflight;  // an acknowledgement lost on the way holds the window 100 ms at most
+  }
+  void FrameAcknowledged() {
+    {
+      std::lock_guard lock(inflight_mu);
+      if (inflight > 0) --inflight;
+    }
+    inflight_cv.notify_one();
+  }
+
   void PutFrame(const std::string& topic, Frame f) {
     const TopicClass c = ClassOf(topic);
     f.seq = NextSeq();
@@ -669,11 +732,14 @@ class P2pNode::Impl {
     }
     // A lone node has no DHT peer to store the frame and echo it to its
     // listens: hand it to this node's own subscribers directly.
-    if (known_nodes.load() == 0) {
+    if (Alone()) {
       const Bytes local = *encoded;
       OnTopicValue(topic, local);
+      PutValue(TopicHash(topic), TypeOfClass(c), std::move(encoded).value(), 0, c);
+    } else {
+      WaitForWindow();
+      PutValue(TopicHash(topic), TypeOfClass(c), std::move(encoded).value(), 0, c, [this](bool) { FrameAcknowledged(); });
     }
-    PutValue(Hash(topic), TypeOfClass(c), std::move(encoded).value(), 0, c);
     probe.Published(c, count);
     probe.FrameSent(c);
     n_published += count;
@@ -855,7 +921,10 @@ class P2pNode::Impl {
   void OnPresenceValue(const dht::Value& v, bool expired) {
     const Decoded d = DecodeFrame(v.data.data(), v.data.size());
     if (!d.ok() || d.frame.kind != FrameKind::kPresence || d.frame.messages.size() != 1) {
-      if (!expired) Reject(TopicClass::kPresence, d.ok() ? "wrong_topic" : "bad_signature", "receive");
+      if (!expired) {
+        Reject(TopicClass::kPresence,
+               d.ok() ? "wrong_topic" : d.error == DecodeError::kBadSignature ? "bad_signature" : "malformed", "receive");
+      }
       return;
     }
     if (d.frame.sender == identity.public_key()) return;
@@ -1053,7 +1122,7 @@ Status P2pNode::PublishRawFrame(std::string_view topic, Bytes frame) {
   if (auto why = ValidateTopic(topic); !why.empty()) return InvalidArgument(why);
   if (frame.size() > dht::MAX_VALUE_SIZE) return InvalidArgument("frame larger than a DHT value");
   const TopicClass c = ClassOf(topic);
-  impl_->PutValue(impl_->Hash(topic), TypeOfClass(c), std::move(frame), 0, c);
+  impl_->PutValue(impl_->TopicHash(topic), TypeOfClass(c), std::move(frame), 0, c);
   return Status::Ok();
 }
 
@@ -1082,7 +1151,7 @@ Status P2pNode::Subscribe(std::string_view topic, std::string_view subscriber, M
   state.sinks.emplace(std::string(subscriber), std::move(sink));
   if (new_topic) {
     const std::string t(topic);
-    state.token = n.ListenOn(n.Hash(t), TypeOfClass(ClassOf(t)), [&n, t](const dht::Value& v, bool expired) {
+    state.token = n.ListenOn(n.TopicHash(t), TypeOfClass(ClassOf(t)), [&n, t](const dht::Value& v, bool expired) {
       if (!expired) n.OnTopicValue(t, v.data);
     });
   }
@@ -1103,7 +1172,7 @@ void P2pNode::Unsubscribe(std::string_view topic, std::string_view subscriber) {
   }
   it->second.sinks.erase(found);
   if (it->second.sinks.empty()) {
-    n.runner.cancelListen(n.Hash(it->first), it->second.token);
+    n.runner.cancelListen(n.TopicHash(it->first), it->second.token);
     n.topics.erase(it);
   }
 }
@@ -1190,18 +1259,30 @@ void P2pNode::DhtPut(std::string_view key, Bytes value, ValueClass cls, std::uin
   const dht::ValueType::Id type = cls == ValueClass::kRecord ? kTypeRecord
                                   : cls == ValueClass::kProvider ? kTypeProvider
                                                                  : kTypeChunk;
+  if (value_id == 0) {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    value_id = std::uniform_int_distribution<std::uint64_t>(1)(rng);
+  }
+  impl_->RememberOwn(std::string(key), value_id, value);
   impl_->PutValue(impl_->Hash(key), type, std::move(value), value_id, TopicClass::kOther, std::move(done));
 }
 
 void P2pNode::DhtGet(std::string_view key, std::function<void(std::vector<Bytes>, bool)> done) {
+  if (impl_->Alone()) {  // what this node stored is all there is
+    done(impl_->OwnValues(std::string(key)), true);
+    return;
+  }
   auto values = std::make_shared<std::vector<Bytes>>();
+  const dht::ValueType::Id type = key.starts_with("rec:")    ? kTypeRecord
+                                  : key.starts_with("prov:") ? kTypeProvider
+                                                             : kTypeChunk;
   impl_->runner.get(
       impl_->Hash(key),
       [values](const std::vector<std::shared_ptr<dht::Value>>& vs) {
         for (const auto& v : vs) values->push_back(v->data);
         return true;
       },
-      [values, done = std::move(done)](bool ok) { done(std::move(*values), ok); });
+      [values, done = std::move(done)](bool ok) { done(std::move(*values), ok); }, dht::Value::TypeFilter(type));
 }
 
 }  // namespace bzzz::p2p

@@ -176,7 +176,9 @@ class P2pNode {
   PubsubStats Stats() const;
 
   // --- Raw DHT access for the dht subsystem ---
-  // Keys are namespaced by the network id. `value_id` 0 lets OpenDHT pick.
+  // Keys are namespaced by the network id; gets return only values of the
+  // key's class ("rec:" records, "prov:" providers, else chunks). `value_id`
+  // 0 lets OpenDHT pick.
   // Callbacks run on OpenDHT's thread: they must not block.
   void DhtPut(std::string_view key, Bytes value, ValueClass cls, std::uint64_t value_id,
               std::function<void(bool ok)> done);

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# P2P benchmarks: bzzz (bzzz_p2p_bench) and js-libp2p (anchor/run.sh) in the
+# same run, one after the other, on 127.0.0.1 only. Prints every JSON line
+# (system, bench, figures, load1) and a side-by-side table.
+#
+#   bash bench/p2p/run.sh                    # pubsub (1 publisher, 2 subscriber processes) and DHT (10 nodes)
+#   SKIP_ANCHOR=1 bash bench/p2p/run.sh      # bzzz only
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bench=${BZZZ_P2P_BENCH:-$root/build/bin/bzzz_p2p_bench}
+[ -x "$bench" ] || { echo "bench: $bench is missing (run make build)" >&2; exit 1; }
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+echo "[bzzz] pubsub: signed 1 KiB messages, 1 publisher + 2 subscriber processes" >&2
+timeout -k 5 180 "$bench" pubsub --subscribers 2 --latency-messages 2000 --rate 500 --seconds 10 2>/dev/null | tee -a "$out"
+echo "[bzzz] dht: 10 node processes, 200 puts and gets" >&2
+timeout -k 5 180 "$bench" dht --nodes 10 --ops 200 2>/dev/null | tee -a "$out"
+if [ -z "${SKIP_ANCHOR:-}" ]; then
+  timeout -k 5 600 bash "$root/bench/p2p/anchor/run.sh" | tee -a "$out"
+fi
+
+echo
+printf '%-10s %-20s %12s %12s %16s\n' system bench p50_ms p99_ms msgs/s/sub
+jq -r '[.system, .bench, (.p50_ms // "" | tostring), (.p99_ms // "" | tostring),
+        (.msgs_per_s_per_subscriber // "" | tostring)] | @tsv' "$out" |
+  while IFS=$'\t' read -r s b p50 p99 rate; do printf '%-10s %-20s %12s %12s %16s\n' "$s" "$b" "$p50" "$p99" "$rate"; done
