@@ -37,6 +37,7 @@ test-tsan:
 
 bench: build
 	bash bench/http/run.sh
+	bash bench/p2p/run.sh
 
 # libFuzzer targets (installs clang); FUZZ_SECONDS per target, default 60.
 fuzz:

@@ -219,6 +219,7 @@ int Pubsub(int argc, char** argv) {
   std::this_thread::sleep_for(2s);
   std::vector<double> p50s, p99s;
   double min_rate = 1e18;
+  unsigned long long min_received = ~0ull;
   std::size_t lat_received = 0;
   for (auto& c : children) {
     WriteLine(c.command, "report");
@@ -227,6 +228,7 @@ int Pubsub(int argc, char** argv) {
     double p50 = 0, p99 = 0;
     std::sscanf(ReadLine(c.result).c_str(), "%llu %lf %lf %llu %lld", &count, &p50, &p99, &tput, &span);
     lat_received += count;
+    min_received = std::min(min_received, tput);
     p50s.push_back(p50);
     p99s.push_back(p99);
     const double r = span > 0 ? static_cast<double>(tput) / (static_cast<double>(span) / 1e6) : 0;
@@ -243,8 +245,8 @@ int Pubsub(int argc, char** argv) {
               *std::max_element(p50s.begin(), p50s.end()), *std::max_element(p99s.begin(), p99s.end()), lat_messages,
               lat_received, subscribers, LoadAverage());
   std::printf("{\"system\":\"bzzz\",\"bench\":\"pubsub_throughput\",\"msgs_per_s_per_subscriber\":%.0f,\"seconds\":%d,"
-              "\"published\":%llu,\"frames\":%llu,\"load1\":%.2f}\n",
-              min_rate, seconds, static_cast<unsigned long long>(sent),
+              "\"published\":%llu,\"received_min\":%llu,\"frames\":%llu,\"load1\":%.2f}\n",
+              min_rate, seconds, static_cast<unsigned long long>(sent), min_received,
               static_cast<unsigned long long>(stats.frames_sent), LoadAverage());
   std::fflush(stdout);
   for (auto& c : children) kill(c.pid, SIGKILL);  // a benchmark needs no graceful leave

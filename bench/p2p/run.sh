@@ -23,6 +23,6 @@ fi
 
 echo
 printf '%-10s %-20s %12s %12s %16s\n' system bench p50_ms p99_ms msgs/s/sub
-jq -r '[.system, .bench, (.p50_ms // "" | tostring), (.p99_ms // "" | tostring),
-        (.msgs_per_s_per_subscriber // "" | tostring)] | @tsv' "$out" |
-  while IFS=$'\t' read -r s b p50 p99 rate; do printf '%-10s %-20s %12s %12s %16s\n' "$s" "$b" "$p50" "$p99" "$rate"; done
+jq -r '[.system, .bench, (.p50_ms // "-" | tostring), (.p99_ms // "-" | tostring),
+        (.msgs_per_s_per_subscriber // "-" | tostring)] | join(" ")' "$out" |
+  while read -r s b p50 p99 rate; do printf '%-10s %-20s %12s %12s %16s\n' "$s" "$b" "$p50" "$p99" "$rate"; done
