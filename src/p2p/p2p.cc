@@ -701,19 +701,29 @@ class P2pNode::Impl {
   // buffers overflowing and frames vanishing silently.
   std::mutex inflight_mu;
   std::condition_variable inflight_cv;
-  int inflight = 0;
+  std::map<std::uint64_t, Clock::time_point> inflight;  // frame seq -> when put
+  static constexpr auto kAckGiveUp = std::chrono::seconds(1);
 
-  void WaitForWindow() {
+  // Waits for a slot in the window. A frame whose acknowledgement has not
+  // come back within kAckGiveUp is presumed lost and frees its slot, so lost
+  // acknowledgements never shrink the window for good.
+  void WaitForWindow(std::uint64_t seq) {
+    const std::size_t window = opts.config.pubsub.max_inflight_frames;
     std::unique_lock lock(inflight_mu);
-    inflight_cv.wait_for(lock, std::chrono::milliseconds(100), [this] {
-      return inflight < static_cast<int>(opts.config.pubsub.max_inflight_frames);
-    });
-    ++inflight;  // an acknowledgement lost on the way holds the window 100 ms at most
+    for (;;) {
+      const auto give_up = Clock::now() - kAckGiveUp;
+      for (auto it = inflight.begin(); it != inflight.end();) {
+        it = it->second < give_up ? inflight.erase(it) : std::next(it);
+      }
+      if (inflight.size() < window) break;
+      inflight_cv.wait_for(lock, std::chrono::milliseconds(10));
+    }
+    inflight.emplace(seq, Clock::now());
   }
-  void FrameAcknowledged() {
+  void FrameAcknowledged(std::uint64_t seq) {
     {
       std::lock_guard lock(inflight_mu);
-      if (inflight > 0) --inflight;
+      inflight.erase(seq);
     }
     inflight_cv.notify_one();
   }
@@ -737,8 +747,9 @@ class P2pNode::Impl {
       OnTopicValue(topic, local);
       PutValue(TopicHash(topic), TypeOfClass(c), std::move(encoded).value(), 0, c);
     } else {
-      WaitForWindow();
-      PutValue(TopicHash(topic), TypeOfClass(c), std::move(encoded).value(), 0, c, [this](bool) { FrameAcknowledged(); });
+      WaitForWindow(f.seq);
+      PutValue(TopicHash(topic), TypeOfClass(c), std::move(encoded).value(), 0, c,
+               [this, seq = f.seq](bool) { FrameAcknowledged(seq); });
     }
     probe.Published(c, count);
     probe.FrameSent(c);
