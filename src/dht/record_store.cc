@@ -6,6 +6,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -57,9 +58,17 @@ struct Waiter {
     }
     cv.notify_all();
   }
-  bool Wait(std::chrono::milliseconds timeout) {
+  // False on timeout, or as soon as `abort` (checked every 20 ms) is true.
+  bool Wait(std::chrono::milliseconds timeout, const std::function<bool()>& abort = {}) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     std::unique_lock lock(mu);
-    return cv.wait_for(lock, timeout, [this] { return done; });
+    while (!done) {
+      if (abort && abort()) return false;
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return false;
+      cv.wait_for(lock, std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(20)));
+    }
+    return true;
   }
 };
 
@@ -233,8 +242,9 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
         if (--st->left == 0) st->done.Set(true);
       });
     }
-    if (!st->done.Wait(OpTimeout())) return Timeout("DHT put not acknowledged within " +
-                                                  std::to_string(OpTimeout().count()) + " ms");
+    if (!st->done.Wait(OpTimeout(), [this] { return Stopping(); })) {
+      return Timeout("DHT put not acknowledged within " + std::to_string(OpTimeout().count()) + " ms");
+    }
     if (!st->ok) return Unavailable("no DHT node stored the value");
     return Status::Ok();
   }
@@ -242,8 +252,9 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
   Result<std::vector<Bytes>> GetAll(const std::string& key) {
     auto w = std::make_shared<Waiter<std::pair<std::vector<Bytes>, bool>>>();
     p2p.DhtGet(key, [w](std::vector<Bytes> values, bool ok) { w->Set({std::move(values), ok}); });
-    if (!w->Wait(OpTimeout())) return Timeout("DHT get of " + key + " took longer than " +
-                                            std::to_string(OpTimeout().count()) + " ms");
+    if (!w->Wait(OpTimeout(), [this] { return Stopping(); })) {
+      return Timeout("DHT get of " + key + " took longer than " + std::to_string(OpTimeout().count()) + " ms");
+    }
     return std::move(w->value.first);
   }
 
@@ -319,7 +330,9 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
         if (--st->left == 0) st->done.Set(true);
       });
     }
-    if (!st->done.Wait(OpTimeout())) return Timeout("chunks not fetched within the operation timeout");
+    if (!st->done.Wait(OpTimeout(), [this] { return Stopping(); })) {
+      return Timeout("chunks not fetched within the operation timeout");
+    }
     std::lock_guard lock(st->mu);
     for (std::size_t i = 0; i < keys.size(); ++i) {
       if (!st->found[i]) return NotFound("chunk " + keys[i] + " not found");

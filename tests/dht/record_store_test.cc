@@ -58,6 +58,10 @@ class RecordStoreTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    // Record stores first: their rounds would otherwise wait on departed nodes.
+    for (auto& m : members_) {
+      if (m.records) m.records->Stop();
+    }
     for (auto& m : members_) m.Stop();
   }
 
