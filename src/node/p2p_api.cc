@@ -119,7 +119,13 @@ class P2pServices::Impl : public std::enable_shared_from_this<P2pServices::Impl>
     {
       std::unique_lock lock(mu);
       if (published.ok()) {
-        cv.wait_for(lock, timeout, [&] { return probes[nonce].answers.size() >= peers.size(); });
+        // Done when every peer of the snapshot answered (answers from nodes
+        // that joined since do not count towards it).
+        cv.wait_for(lock, timeout, [&] {
+          std::size_t known = 0;
+          for (const auto& p : peers) known += probes[nonce].answers.count(p.node_id);
+          return known >= peers.size();
+        });
       }
       answers = probes[nonce].answers;
       probes.erase(nonce);
@@ -347,7 +353,7 @@ Status P2pServices::RegisterRoutes(http::Router& router) {
               std::chrono::milliseconds timeout;
               std::string error;
               if (!ReadTimeout(req.body, std::chrono::milliseconds(3000), &timeout, &error)) {
-                respond(http::ErrorResponse(400, "invalid_argument", error, req.request_id));
+                respond(http::ErrorResponse(400, "bad_request", error, req.request_id));
                 return;
               }
               impl->runs.Run("test-message:" + req.request_id, req.request_id, std::move(respond), [impl, timeout] {
@@ -361,7 +367,7 @@ Status P2pServices::RegisterRoutes(http::Router& router) {
               std::chrono::milliseconds timeout;
               std::string error;
               if (!ReadTimeout(req.body, std::chrono::milliseconds(5000), &timeout, &error)) {
-                respond(http::ErrorResponse(400, "invalid_argument", error, req.request_id));
+                respond(http::ErrorResponse(400, "bad_request", error, req.request_id));
                 return;
               }
               if (impl->records == nullptr) {
@@ -396,7 +402,8 @@ Status P2pServices::RegisterRoutes(http::Router& router) {
                   const int status = r.status().code() == StatusCode::kInvalidArgument ? 400
                                      : r.status().code() == StatusCode::kTimeout     ? 504
                                                                                      : 503;
-                  return http::ErrorResponse(status, StatusCodeName(r.status().code()), r.status().message(), id);
+                  return http::ErrorResponse(status, status == 400 ? "bad_request" : StatusCodeName(r.status().code()),
+                                             r.status().message(), id);
                 }
                 json providers = json::array();
                 for (const auto& p : r->providers) {

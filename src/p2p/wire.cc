@@ -49,6 +49,8 @@ class Reader {
       const std::uint8_t b = *p_++;
       result |= static_cast<std::uint64_t>(b & 0x7f) << shift;
       if ((b & 0x80) == 0) {
+        // Minimal encodings only: one frame has exactly one byte form.
+        if (b == 0 && shift > 0) return false;
         *v = result;
         return true;
       }
