@@ -667,7 +667,12 @@ class P2pNode::Impl {
         std::unique_lock lock(out_mu);
         out_cv.wait(lock, [this] { return out_stopping || !out_queue.empty(); });
         if (out_queue.empty() && out_stopping) return;
-        batch.swap(out_queue);
+        // Take a bounded slice, so the queue frees up as frames go out and
+        // p2p.pubsub.queue_capacity bounds everything waiting, not half of it.
+        const std::size_t take = std::min<std::size_t>(out_queue.size(), 1024);
+        batch.assign(std::make_move_iterator(out_queue.begin()),
+                     std::make_move_iterator(out_queue.begin() + static_cast<std::ptrdiff_t>(take)));
+        out_queue.erase(out_queue.begin(), out_queue.begin() + static_cast<std::ptrdiff_t>(take));
       }
       std::map<std::string, std::vector<FrameMessage>> by_topic;
       for (auto& o : batch) by_topic[o.topic].push_back(std::move(o.message));
@@ -742,7 +747,9 @@ class P2pNode::Impl {
     }
     // A lone node has no DHT peer to store the frame and echo it to its
     // listens: hand it to this node's own subscribers directly.
-    if (Alone()) {
+    // The cached count first: reading the table takes OpenDHT's lock, which
+    // its thread holds for long stretches under load.
+    if (known_nodes.load() == 0 && Alone()) {
       const Bytes local = *encoded;
       OnTopicValue(topic, local);
       PutValue(TopicHash(topic), TypeOfClass(c), std::move(encoded).value(), 0, c);
