@@ -142,16 +142,13 @@ int Report(const Result<ClientResponse>& response, int ok_status_max = 299) {
   return response->status <= ok_status_max && response->status >= 200 ? kExitOk : kExitFailure;
 }
 
-int Serve(const ConfigArgs& args) {
-  node::BlockShutdownSignals();  // before the logging threads exist
-  int code = kExitOk;
-  auto cfg = Load(args, &code);
-  if (!cfg) return code;
-  if (auto s = node::SetupLogging({cfg->node.log_level, cfg->node.log_format, cfg->http.access_log}); !s.ok()) {
+// Sets up logging, starts a node and blocks until its graceful shutdown.
+int RunNode(config::Config cfg, node::NodeOptions options) {
+  if (auto s = node::SetupLogging({cfg.node.log_level, cfg.node.log_format, cfg.http.access_log}); !s.ok()) {
     PrintError(s.message());
     return kExitFailure;
   }
-  auto created = node::Node::Create(std::move(*cfg));
+  auto created = node::Node::Create(std::move(cfg), options);
   if (!created.ok()) {
     PrintError(created.status().message());
     return kExitFailure;
@@ -163,6 +160,14 @@ int Serve(const ConfigArgs& args) {
     return kExitFailure;
   }
   return node->Run();
+}
+
+int Serve(const ConfigArgs& args) {
+  node::BlockShutdownSignals();  // before the logging threads exist
+  int code = kExitOk;
+  auto cfg = Load(args, &code);
+  if (!cfg) return code;
+  return RunNode(std::move(*cfg), {});
 }
 
 int ConfigValidate(const ConfigArgs& args) {
@@ -409,25 +414,10 @@ int DhtBootstrap(ConfigArgs args, int port, const std::string& listen_host) {
   // Its own data directory unless told: a bootstrap node may share a host with a node.
   if (args.data_dir.empty()) cfg->node.data_dir += "/dht-bootstrap-" + std::to_string(port);
   if (cfg->node.name.empty()) cfg->node.name = "dht-bootstrap-" + std::to_string(port);
-  if (auto s = node::SetupLogging({cfg->node.log_level, cfg->node.log_format, cfg->http.access_log}); !s.ok()) {
-    PrintError(s.message());
-    return kExitFailure;
-  }
   node::NodeOptions options;
   options.bootstrap_only = true;
   options.serve_http = serve_http;
-  auto created = node::Node::Create(std::move(*cfg), options);
-  if (!created.ok()) {
-    PrintError(created.status().message());
-    return kExitFailure;
-  }
-  auto& node = *created;
-  if (auto s = node->Start(); !s.ok()) {
-    PrintError("cannot start: " + s.message());
-    node::ShutdownLogging();
-    return kExitFailure;
-  }
-  return node->Run();
+  return RunNode(std::move(*cfg), options);
 }
 
 }  // namespace

@@ -6,8 +6,6 @@
 #include <signal.h>
 
 #include <atomic>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "cli/client.h"
@@ -20,18 +18,12 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::Eventually;
+using testing::ReadFile;
 using testing::Process;
 using testing::TempDir;
 
 constexpr char kAdminToken[] = "e2e-admin-token";
 constexpr char kUserToken[] = "e2e-user-token";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 struct CommandResult {
   int exit_code;

@@ -6,9 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <signal.h>
 
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "cli/client.h"
 #include "support/support.h"
@@ -19,17 +17,11 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::Eventually;
+using testing::ReadFile;
 using testing::Process;
 using testing::TempDir;
 
 constexpr char kAdminToken[] = "p2p-e2e-admin";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Fast presence so that joins and departures show within seconds.
 const std::vector<std::string> kFast = {"--set", "p2p.presence_interval=300ms", "--set", "p2p.peer_expiry=3s",

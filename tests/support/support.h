@@ -27,6 +27,9 @@ class TempDir {
   std::string path_;
 };
 
+// The whole content of a file ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 std::uint16_t FreePort();
 
