@@ -256,6 +256,10 @@ class P2pServices::Impl : public std::enable_shared_from_this<P2pServices::Impl>
     if (!st->cv.wait_for(lock, std::max(left, std::chrono::milliseconds(1)), [&] { return st->phase >= 2; })) {
       return ops::CheckOutcome::Unhealthy("get not answered within the timeout");
     }
+    const bool found = st->found;
+    // Never hold st->mu while reading the routing table: OpenDHT's thread
+    // holds its own lock when it runs the callbacks that take st->mu.
+    lock.unlock();
     const auto table = p2p.TableStats();
     const json details = {{"put_ms", put_ms},
                           {"get_ms", MsSince(get_start)},
@@ -263,7 +267,7 @@ class P2pServices::Impl : public std::enable_shared_from_this<P2pServices::Impl>
                           {"dht_dubious_nodes", table.dubious_nodes},
                           {"records_held", records ? records->Held().size() : 0},
                           {"replication_factor", records ? records->AverageReplication() : 0.0}};
-    if (!st->found) return ops::CheckOutcome::Unhealthy("the value just put was not found", details.dump());
+    if (!found) return ops::CheckOutcome::Unhealthy("the value just put was not found", details.dump());
     return ops::CheckOutcome::Healthy("put and get work", details.dump());
   }
 
