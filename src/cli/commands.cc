@@ -40,6 +40,7 @@ struct ConfigArgs {
   std::string log_format;
   bool admin_capable = true;
   CLI::Option* admin_capable_opt = nullptr;
+  std::string bootstrap_expect;
 };
 
 void AddConfigOptions(CLI::App* cmd, ConfigArgs& a) {
@@ -55,6 +56,8 @@ void AddServeOptions(CLI::App* cmd, ConfigArgs& a) {
   cmd->add_option("--node-name", a.node_name, "node name (node.name)");
   a.admin_capable_opt = cmd->add_flag("--admin-capable,!--no-admin-capable", a.admin_capable,
                                       "stand (or not) as admin candidate (election.admin_capable)");
+  cmd->add_option("--bootstrap-expect", a.bootstrap_expect,
+                  "admin-capable nodes that form the electorate together (election.bootstrap_expect)");
   cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error, critical, off");
   cmd->add_option("--log-format", a.log_format, "text or json");
 }
@@ -82,6 +85,7 @@ std::optional<std::string> Overrides(const ConfigArgs& a, std::vector<std::pair<
   if (a.admin_capable_opt && a.admin_capable_opt->count() > 0) {
     out.emplace_back("election.admin_capable", a.admin_capable ? "true" : "false");
   }
+  if (!a.bootstrap_expect.empty()) out.emplace_back("election.bootstrap_expect", a.bootstrap_expect);
   if (!a.log_level.empty()) out.emplace_back("node.log_level", a.log_level);
   if (!a.log_format.empty()) out.emplace_back("node.log_format", a.log_format);
   for (const auto& kv : a.sets) {
@@ -258,6 +262,20 @@ int DbTestConnection(const ConfigArgs& args) {
 // --- P2P and DHT commands ------------------------------------------------------
 
 // Answers 401/403/unreachable like Report; otherwise the parsed JSON body.
+// The JSON body of a 2xx answer; otherwise prints the error and sets `code`.
+std::optional<json> CallJsonResult(const ClientResponse& response, int* code) {
+  json parsed = json::parse(response.body, nullptr, false);
+  if (response.status >= 300 || parsed.is_discarded()) {
+    const std::string message = !parsed.is_discarded() && parsed.contains("error")
+                                    ? parsed["error"].value("message", "")
+                                    : response.body;
+    PrintError("HTTP " + std::to_string(response.status) + ": " + message);
+    *code = response.status == 401 || response.status == 403 ? kExitAuth : kExitFailure;
+    return std::nullopt;
+  }
+  return parsed;
+}
+
 std::optional<json> CallJson(const ClientOptions& options, const char* method, const std::string& path,
                              const std::string& body, int* code) {
   auto response = Call(options, method, path, body);
@@ -266,16 +284,7 @@ std::optional<json> CallJson(const ClientOptions& options, const char* method, c
     *code = kExitUnreachable;
     return std::nullopt;
   }
-  json parsed = json::parse(response->body, nullptr, false);
-  if (response->status >= 300 || parsed.is_discarded()) {
-    const std::string message = !parsed.is_discarded() && parsed.contains("error")
-                                    ? parsed["error"].value("message", "")
-                                    : response->body;
-    PrintError("HTTP " + std::to_string(response->status) + ": " + message);
-    *code = response->status == 401 || response->status == 403 ? kExitAuth : kExitFailure;
-    return std::nullopt;
-  }
-  return parsed;
+  return CallJsonResult(*response, code);
 }
 
 int Peers(const ClientOptions& options, bool as_json) {
@@ -379,6 +388,86 @@ int TestP2pMessage(const ClientOptions& options, int probe_timeout_ms, bool allo
   }
   if (body->contains("error")) PrintError((*body)["error"].get<std::string>());
   return body->value("answered", 0) == peers ? kExitOk : kExitFailure;
+}
+
+std::string AdminLabel(const json& side) {
+  const std::string admin = side.value("admin_id", "");
+  return (admin.empty() ? std::string("none") : admin) + " (term " + std::to_string(side.value("term", 0)) + ")";
+}
+
+int TriggerElection(const ClientOptions& options, bool force, bool as_json) {
+  int code = kExitOk;
+  ClientOptions o = options;
+  o.timeout = std::max(o.timeout, std::chrono::milliseconds(30000));
+  auto response = Call(o, "POST", "/api/election/trigger", json{{"force", force}}.dump());
+  if (!response.ok()) {
+    PrintError(response.status().message());
+    return kExitUnreachable;
+  }
+  json body = json::parse(response->body, nullptr, false);
+  if (response->status == 504 && body.is_object()) {
+    if (as_json) std::cout << body.dump(2) << "\n";
+    PrintError("no new admin yet: was " + AdminLabel(body["previous"]) + ", now " + AdminLabel(body["current"]));
+    return kExitFailure;
+  }
+  auto parsed = CallJsonResult(*response, &code);
+  if (!parsed) return code;
+  if (as_json) {
+    std::cout << parsed->dump(2) << "\n";
+  } else {
+    std::printf("old admin: %s\nnew admin: %s\n", AdminLabel((*parsed)["previous"]).c_str(),
+                AdminLabel((*parsed)["current"]).c_str());
+  }
+  return kExitOk;
+}
+
+int ElectionStatus(const ClientOptions& options, bool as_json) {
+  int code = kExitOk;
+  auto body = CallJson(options, "GET", "/api/election/status", "", &code);
+  if (!body) return code;
+  if (as_json) {
+    std::cout << body->dump(2) << "\n";
+    return kExitOk;
+  }
+  const json& b = *body;
+  auto str = [&](const char* k) { return b.contains(k) && b[k].is_string() ? b[k].get<std::string>() : std::string("-"); };
+  std::printf("node      %s (%s)\nadmin     %s\nterm      %llu\nheartbeat %s\n", str("node_id").c_str(),
+              str("state").c_str(), str("admin_id").c_str(), static_cast<unsigned long long>(b.value("term", 0ull)),
+              b["heartbeat_age_ms"].is_number() ? (std::to_string(b["heartbeat_age_ms"].get<long long>()) + " ms ago").c_str()
+                                                : "none");
+  std::printf("cluster   %s, electorate of %zu%s\n", str("cluster").c_str(), b["electorate"]["members"].size(),
+              b.value("member", false) ? " (member)" : " (not a member)");
+  for (const auto& c : b["candidates"]) {
+    std::printf("  %-42s score %.3f%s%s\n", c.value("node_id", "").c_str(), c.value("score", 0.0),
+                c.value("admin_capable", false) ? "" : " observer", c.value("member", false) ? " member" : "");
+  }
+  if (b.contains("problem") && b["problem"].is_string()) std::printf("problem   %s\n", str("problem").c_str());
+  return kExitOk;
+}
+
+// Electorate changes go to the admin: a node that is not answers 409 with
+// the admin's URL, and the request is sent there once.
+int ElectorateChange(const ClientOptions& options, const std::string& op, const std::string& node_id) {
+  const std::string body = json{{op, node_id}}.dump();
+  auto response = Call(options, "POST", "/api/election/electorate", body);
+  if (response.ok() && response->status == 409) {
+    const json j = json::parse(response->body, nullptr, false);
+    if (j.is_object() && j.contains("admin_url") && j["admin_url"].is_string()) {
+      ClientOptions at_admin = options;
+      at_admin.url = j["admin_url"].get<std::string>();
+      std::fprintf(stderr, "sending the change to the admin at %s\n", at_admin.url.c_str());
+      response = Call(at_admin, "POST", "/api/election/electorate", body);
+    }
+  }
+  if (!response.ok()) {
+    PrintError(response.status().message());
+    return kExitUnreachable;
+  }
+  int code = kExitOk;
+  auto parsed = CallJsonResult(*response, &code);
+  if (!parsed) return code;
+  std::printf("electorate version %s: %s\n", (*parsed)["version"].dump().c_str(), (*parsed)["members"].dump().c_str());
+  return kExitOk;
 }
 
 int TestDhtOperations(const ClientOptions& options, bool as_json) {
@@ -526,6 +615,32 @@ int RunCli(int argc, char** argv) {
   AddClientOptions(test_dht, test_dht_args);
   test_dht->add_flag("--json", test_dht_json, "print the JSON answer");
 
+  ClientArgs trigger_args;
+  bool trigger_force = false, trigger_json = false;
+  auto* trigger = app.add_subcommand("trigger-election", "ask the running node to start an election; prints the old "
+                                                         "and the new admin and term");
+  AddClientOptions(trigger, trigger_args);
+  trigger->add_flag("--force", trigger_force, "even inside election.stability_window");
+  trigger->add_flag("--json", trigger_json, "print the JSON answer");
+
+  auto* election_cmd = app.add_subcommand("election", "the admin election");
+  election_cmd->require_subcommand(1);
+  ClientArgs election_status_args;
+  bool election_status_json = false;
+  auto* election_status = election_cmd->add_subcommand("status", "this node's view: admin, term, candidates");
+  AddClientOptions(election_status, election_status_args);
+  election_status->add_flag("--json", election_status_json, "print the JSON answer");
+  auto* electorate_cmd = election_cmd->add_subcommand("electorate", "change the electorate by one member (on the admin)");
+  electorate_cmd->require_subcommand(1);
+  ClientArgs electorate_args;
+  std::string electorate_node;
+  auto* electorate_add = electorate_cmd->add_subcommand("add", "add an admin-capable node (by node id)");
+  auto* electorate_remove = electorate_cmd->add_subcommand("remove", "remove a node (by node id)");
+  for (auto* c : {electorate_add, electorate_remove}) {
+    AddClientOptions(c, electorate_args);
+    c->add_option("node_id", electorate_node, "node id (bzzz election status lists candidates)")->required();
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -559,6 +674,10 @@ int RunCli(int argc, char** argv) {
   if (*cache_clear) return DhtCacheClear(client(cache_clear_args), cache_clear_dir);
   if (*test_msg) return TestP2pMessage(client(test_msg_args), probe_timeout_ms, allow_alone, test_msg_json);
   if (*test_dht) return TestDhtOperations(client(test_dht_args), test_dht_json);
+  if (*trigger) return TriggerElection(client(trigger_args), trigger_force, trigger_json);
+  if (*election_status) return ElectionStatus(client(election_status_args), election_status_json);
+  if (*electorate_add) return ElectorateChange(client(electorate_args), "add", electorate_node);
+  if (*electorate_remove) return ElectorateChange(client(electorate_args), "remove", electorate_node);
   if (*version) {
     std::cout << "bzzz " << node::Version() << " (" << node::GitCommit() << ")\n";
     return kExitOk;

@@ -85,6 +85,7 @@ struct DhtConfig {
 
 struct ElectionConfig {
   bool admin_capable = true;
+  int bootstrap_expect = 1;                 // admin-capable nodes that form the electorate together
   Millis heartbeat_interval{150};
   Millis election_timeout{600};             // randomized in [t, 2t)
   Millis stability_window{2000};

@@ -419,6 +419,11 @@ std::vector<KeyDef> BuildKeys() {
       // election
       Key("election.admin_capable", BZZZ_FIELD(election.admin_capable),
           "Whether this node stands as a candidate for admin."),
+      Key("election.bootstrap_expect", BZZZ_FIELD(election.bootstrap_expect),
+          "A fresh admin-capable node forms the electorate once it sees exactly this many fresh "
+          "admin-capable nodes (itself included): 1 for a single node, N for N nodes started together; "
+          "0 joins an existing cluster (then add it with `bzzz election electorate add`).")
+          .Range(0, 1024),
       Key("election.heartbeat_interval", BZZZ_FIELD(election.heartbeat_interval),
           "How often the admin sends heartbeats.")
           .Positive(),

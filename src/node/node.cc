@@ -22,6 +22,7 @@
 #include "http/server.h"
 #include "node/build_info.h"
 #include "node/logging.h"
+#include "node/election_api.h"
 #include "node/p2p_api.h"
 #include "ops/health.h"
 #include "ops/operational_api.h"
@@ -102,6 +103,7 @@ class Node::Impl {
   std::unique_ptr<p2p::P2pNode> p2p;
   std::unique_ptr<dht::RecordStore> records;
   std::shared_ptr<P2pServices> p2p_services;
+  std::shared_ptr<ElectionNode> election;
   int lock_fd = -1;
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
   std::shared_ptr<storage::Store> store;
@@ -118,6 +120,7 @@ class Node::Impl {
     if (signal_thread.joinable()) signal_thread.join();
     if (server) server->Stop();
     if (health) health->Stop();
+    election.reset();
     p2p_services.reset();
     if (records) records->Stop();
     if (p2p) p2p->Stop();
@@ -311,6 +314,15 @@ Status Node::Start() {
   if (auto s = n.p2p_services->RegisterRoutes(*n.router); !s.ok()) return s;
   api.status_sections.push_back({"p2p", [&n] { return n.p2p_services->P2pStatusJson(); }});
   api.status_sections.push_back({"dht", [&n] { return n.p2p_services->DhtStatusJson(); }});
+  // The admin election (bootstrap-only nodes take no part).
+  if (!n.options.bootstrap_only) {
+    auto election = ElectionNode::Start(*n.p2p, cfg, metrics);
+    if (!election.ok()) return election.status();
+    n.election = std::move(election).value();
+    if (auto s = n.health->Register(n.election->HealthCheck(cfg.operations)); !s.ok()) return s;
+    if (auto s = n.election->RegisterRoutes(*n.router); !s.ok()) return s;
+    api.status_sections.push_back({"election", [&n] { return n.election ? n.election->StatusJson() : "{}"; }});
+  }
 
   if (auto s = ops::RegisterOperationalRoutes(*n.router, std::move(api)); !s.ok()) return s;
 
@@ -345,6 +357,16 @@ Status Node::Start() {
                                               : Timeout(std::to_string(server->InFlight()) + " requests still in flight");
         });
   }
+  // An admin hands over to its best live successor and waits (bounded) for
+  // its first heartbeat, while the P2P layer still runs.
+  if (ElectionNode* election = n.election.get()) {
+    const auto budget = 4 * cfg.election.heartbeat_interval + std::chrono::milliseconds(1200);
+    (void)n.shutdown->AddHandler("election.leave", ops::kPriorityLeaveElection,
+                                 std::chrono::duration_cast<std::chrono::milliseconds>(budget), [election] {
+      election->Leave();
+      return Status::Ok();
+    });
+  }
   (void)n.shutdown->AddHandler("health.stop", ops::kPriorityStopServices, std::chrono::seconds(3), [health = n.health] {
     health->Stop();
     return Status::Ok();
@@ -352,6 +374,7 @@ Status Node::Start() {
   // Leaving the DHT saves the peer store; values this node stored for others
   // stay with the other storage nodes (OpenDHT keeps several copies).
   (void)n.shutdown->AddHandler("p2p.leave", ops::kPriorityStopServices + 1, std::chrono::seconds(5), [&n] {
+    n.election.reset();
     n.p2p_services.reset();
     if (n.records) n.records->Stop();
     n.p2p->Stop();

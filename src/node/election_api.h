@@ -1,0 +1,50 @@
+// The node's election: ElectionService on the P2P transport (signed pubsub
+// on bzzz/election/v1), the candidate score, the HTTP routes, the
+// election-health check and the /admin/status section.
+//
+//   GET  /api/election/status      election:read   SPEC §2 fields, plus the electorate
+//   POST /api/election/trigger     election:admin  hand over / stand now; answers with old and new admin
+//   POST /api/election/electorate  election:admin  {"add": id} or {"remove": id}, on the admin
+//
+// Admin-only services (the master loop, SLURP) register with
+// admin_services(): they start with the term as fencing token when this node
+// becomes admin and stop when it stops being admin.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "config/config.h"
+#include "election/admin_services.h"
+#include "http/router.h"
+#include "ops/health.h"
+#include "p2p/p2p.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace bzzz::node {
+
+class ElectionNode {
+ public:
+  static Result<std::shared_ptr<ElectionNode>> Start(p2p::P2pNode& p2p, const config::Config& config,
+                                                     prometheus::Registry* metrics);
+  ~ElectionNode();
+
+  election::AdminServices& admin_services();
+  Status RegisterRoutes(http::Router& router);
+  ops::HealthCheckSpec HealthCheck(const config::OperationsConfig& ops);
+  std::string StatusJson() const;
+
+  // Shutdown step: an admin hands over and waits (bounded) for its successor.
+  void Leave();
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace bzzz::node
