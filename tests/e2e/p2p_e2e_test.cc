@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "cli/client.h"
+#include "e2e/cluster.h"
 #include "support/support.h"
 
 namespace bzzz {
@@ -20,68 +21,7 @@ using testing::Eventually;
 using testing::ReadFile;
 using testing::Process;
 using testing::TempDir;
-
-constexpr char kAdminToken[] = "p2p-e2e-admin";
-
-// Fast presence so that joins and departures show within seconds.
-const std::vector<std::string> kFast = {"--set", "p2p.presence_interval=300ms", "--set", "p2p.peer_expiry=3s",
-                                        "--set", "p2p.max_peer_requests_per_sec=-1"};
-
-struct Cluster {
-  TempDir dir;
-  std::uint16_t bootstrap_port = testing::FreePort();
-  std::unique_ptr<Process> bootstrap;
-  std::vector<std::uint16_t> http;
-  std::vector<std::unique_ptr<Process>> nodes;
-  int runs = 0;
-
-  std::string Url(int i) const { return "http://127.0.0.1:" + std::to_string(http[i]); }
-
-  void StartBootstrap() {
-    std::vector<std::string> args = {"dht-bootstrap", "--port", std::to_string(bootstrap_port), "--data-dir",
-                                     dir.File("boot")};
-    args.insert(args.end(), kFast.begin(), kFast.end());
-    bootstrap = std::make_unique<Process>(BZZZ_BINARY, args, std::vector<std::string>{}, dir.File("boot.log"));
-  }
-
-  void StartNode(int i, bool with_bootstrap = true) {
-    if (static_cast<int>(http.size()) <= i) http.resize(i + 1, 0);
-    if (static_cast<int>(nodes.size()) <= i) nodes.resize(i + 1);
-    if (http[i] == 0) http[i] = testing::FreePort();
-    std::vector<std::string> args = {"serve", "--data-dir", dir.File("n" + std::to_string(i)), "--http-listen",
-                                     "127.0.0.1:" + std::to_string(http[i]), "--p2p-listen", "127.0.0.1:0",
-                                     "--node-name", "n" + std::to_string(i)};
-    if (with_bootstrap) {
-      args.push_back("--bootstrap");
-      args.push_back("127.0.0.1:" + std::to_string(bootstrap_port));
-    }
-    args.insert(args.end(), kFast.begin(), kFast.end());
-    nodes[i] = std::make_unique<Process>(BZZZ_BINARY, args,
-                                         std::vector<std::string>{std::string("BZZZ_ADMIN_TOKEN=") + kAdminToken},
-                                         dir.File("n" + std::to_string(i) + "-" + std::to_string(runs++) + ".log"));
-  }
-
-  json Get(int i, const std::string& path) const {
-    cli::ClientOptions o;
-    o.url = Url(i);
-    o.token = kAdminToken;
-    auto r = cli::Call(o, "GET", path);
-    if (!r.ok() || r->status != 200) return nullptr;
-    return json::parse(r->body, nullptr, false);
-  }
-
-  std::size_t Peers(int i) const {
-    const json j = Get(i, "/api/v1/peers");
-    return j.is_object() ? j["peers"].size() : 0;
-  }
-
-  std::pair<int, std::string> Cli(std::vector<std::string> args) {
-    const std::string log = dir.File("cli-" + std::to_string(runs++) + ".log");
-    Process p(BZZZ_BINARY, args, {std::string("BZZZ_TOKEN=") + kAdminToken}, log);
-    const int code = p.Wait(30s);
-    return {code, ReadFile(log)};
-  }
-};
+using e2e::Cluster;
 
 TEST(P2pEndToEnd, ClusterProbesSurvivesKillAndRestart) {
   Cluster c;
@@ -89,7 +29,7 @@ TEST(P2pEndToEnd, ClusterProbesSurvivesKillAndRestart) {
   for (int i = 0; i < 3; ++i) c.StartNode(i);
   // Each node sees the two others and the bootstrap node.
   ASSERT_TRUE(Eventually([&] { return c.Peers(0) == 3 && c.Peers(1) == 3 && c.Peers(2) == 3; }, 20s))
-      << ReadFile(c.dir.File("n0-0.log"));
+      << ReadFile(c.Log(0, 0));
 
   auto peers = c.Cli({"peers", "--url", c.Url(0)});
   EXPECT_EQ(peers.first, 0) << peers.second;

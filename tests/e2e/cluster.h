@@ -1,0 +1,91 @@
+// A cluster of real bzzz processes for end-to-end tests: an optional DHT
+// bootstrap node and serve nodes on loopback, each with its own data
+// directory and log, driven over HTTP and through the CLI.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cli/client.h"
+#include "support/support.h"
+
+namespace bzzz::e2e {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+inline constexpr char kAdminToken[] = "e2e-admin";
+
+// Fast presence so that joins and departures show within seconds.
+inline const std::vector<std::string> kFastP2p = {"--set", "p2p.presence_interval=300ms", "--set",
+                                                  "p2p.peer_expiry=3s", "--set", "p2p.max_peer_requests_per_sec=-1"};
+
+struct Cluster {
+  testing::TempDir dir;
+  std::uint16_t bootstrap_port = testing::FreePort();
+  std::unique_ptr<testing::Process> bootstrap;
+  std::vector<std::uint16_t> http;
+  std::vector<std::unique_ptr<testing::Process>> nodes;
+  std::vector<std::string> node_args;  // added to every serve command
+  std::vector<std::string> logs;       // each node's current log file
+  int runs = 0;
+
+  std::string Url(int i) const { return "http://127.0.0.1:" + std::to_string(http[i]); }
+  std::string Log(int i, int run) const { return dir.File("n" + std::to_string(i) + "-" + std::to_string(run) + ".log"); }
+
+  void StartBootstrap() {
+    std::vector<std::string> args = {"dht-bootstrap", "--port", std::to_string(bootstrap_port), "--data-dir",
+                                     dir.File("boot")};
+    args.insert(args.end(), kFastP2p.begin(), kFastP2p.end());
+    bootstrap = std::make_unique<testing::Process>(BZZZ_BINARY, args, std::vector<std::string>{}, dir.File("boot.log"));
+  }
+
+  void StartNode(int i, bool with_bootstrap = true, std::vector<std::string> extra = {}) {
+    if (static_cast<int>(http.size()) <= i) http.resize(i + 1, 0);
+    if (static_cast<int>(nodes.size()) <= i) nodes.resize(i + 1);
+    if (http[i] == 0) http[i] = testing::FreePort();
+    std::vector<std::string> args = {"serve", "--data-dir", dir.File("n" + std::to_string(i)), "--http-listen",
+                                     "127.0.0.1:" + std::to_string(http[i]), "--p2p-listen", "127.0.0.1:0",
+                                     "--node-name", "n" + std::to_string(i)};
+    if (with_bootstrap) {
+      args.push_back("--bootstrap");
+      args.push_back("127.0.0.1:" + std::to_string(bootstrap_port));
+    }
+    args.insert(args.end(), kFastP2p.begin(), kFastP2p.end());
+    args.insert(args.end(), node_args.begin(), node_args.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    if (static_cast<int>(logs.size()) <= i) logs.resize(i + 1);
+    logs[i] = dir.File("n" + std::to_string(i) + "-" + std::to_string(runs++) + ".log");
+    nodes[i] = std::make_unique<testing::Process>(
+        BZZZ_BINARY, args, std::vector<std::string>{std::string("BZZZ_ADMIN_TOKEN=") + kAdminToken}, logs[i]);
+  }
+
+  json Get(int i, const std::string& path) const {
+    cli::ClientOptions o;
+    o.url = Url(i);
+    o.token = kAdminToken;
+    o.timeout = 2s;
+    auto r = cli::Call(o, "GET", path);
+    if (!r.ok() || r->status != 200) return nullptr;
+    return json::parse(r->body, nullptr, false);
+  }
+
+  std::size_t Peers(int i) const {
+    const json j = Get(i, "/api/v1/peers");
+    return j.is_object() ? j["peers"].size() : 0;
+  }
+
+  // Runs the CLI; returns its exit code and its output (stdout and stderr).
+  std::pair<int, std::string> Cli(std::vector<std::string> args) {
+    const std::string log = dir.File("cli-" + std::to_string(runs++) + ".log");
+    testing::Process p(BZZZ_BINARY, args, {std::string("BZZZ_TOKEN=") + kAdminToken}, log);
+    const int code = p.Wait(30s);
+    return {code, testing::ReadFile(log)};
+  }
+};
+
+}  // namespace bzzz::e2e
