@@ -40,6 +40,7 @@ test-tsan:
 bench: build
 	bash bench/http/run.sh
 	bash bench/p2p/run.sh
+	bash bench/election/run.sh
 
 # libFuzzer targets (installs clang); FUZZ_SECONDS per target, default 60.
 fuzz:

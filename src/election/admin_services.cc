@@ -21,7 +21,7 @@ void AdminServices::Register(Service service) {
 void AdminServices::BecameAdmin(std::uint64_t term) {
   std::lock_guard lock(mu_);
   if (running_ && *running_ == term) return;
-  if (term <= last_started_) return;  // never twice, never an older term
+  if (term <= last_started_) return;                  // never twice, never an older term
   for (std::size_t i = services_.size(); i-- > 0;) {  // reverse order of start
     if (states_[i].running && services_[i].stop) services_[i].stop(states_[i].term);
     states_[i].running = false;
@@ -33,7 +33,8 @@ void AdminServices::BecameAdmin(std::uint64_t term) {
     states_[i].running = s.ok();
     states_[i].term = term;
     states_[i].last_error = s.ok() ? "" : s.ToString();
-    if (!s.ok()) spdlog::error("admin service {} did not start for term {}: {}", services_[i].name, term, s.ToString());
+    if (!s.ok())
+      spdlog::error("admin service {} did not start for term {}: {}", services_[i].name, term, s.ToString());
   }
 }
 
@@ -63,8 +64,8 @@ Status TermFence::Admit(std::uint64_t term) {
     if (newest_.compare_exchange_weak(newest, term)) return Status::Ok();
   }
   if (term == newest) return Status::Ok();
-  return FailedPrecondition("write of term " + std::to_string(term) + " refused: term " + std::to_string(newest) +
-                            " has a newer admin");
+  return FailedPrecondition("write of term " + std::to_string(term) + " refused: term " +
+                            std::to_string(newest) + " has a newer admin");
 }
 
 }  // namespace bzzz::election

@@ -17,25 +17,38 @@ std::string Ms(std::chrono::nanoseconds d) {
 
 std::string_view RoleName(Role role) {
   switch (role) {
-    case Role::kFollower: return "follower";
-    case Role::kCandidate: return "candidate";
-    case Role::kAdmin: return "admin";
-    case Role::kObserver: return "observer";
+    case Role::kFollower:
+      return "follower";
+    case Role::kCandidate:
+      return "candidate";
+    case Role::kAdmin:
+      return "admin";
+    case Role::kObserver:
+      return "observer";
   }
   return "unknown";
 }
 
 std::string_view MessageTypeName(MessageType type) {
   switch (type) {
-    case MessageType::kHello: return "hello";
-    case MessageType::kHeartbeat: return "heartbeat";
-    case MessageType::kHeartbeatAck: return "heartbeat_ack";
-    case MessageType::kPreVote: return "pre_vote";
-    case MessageType::kPreVoteReply: return "pre_vote_reply";
-    case MessageType::kVote: return "vote";
-    case MessageType::kVoteReply: return "vote_reply";
-    case MessageType::kTimeoutNow: return "timeout_now";
-    case MessageType::kTransferRequest: return "transfer_request";
+    case MessageType::kHello:
+      return "hello";
+    case MessageType::kHeartbeat:
+      return "heartbeat";
+    case MessageType::kHeartbeatAck:
+      return "heartbeat_ack";
+    case MessageType::kPreVote:
+      return "pre_vote";
+    case MessageType::kPreVoteReply:
+      return "pre_vote_reply";
+    case MessageType::kVote:
+      return "vote";
+    case MessageType::kVoteReply:
+      return "vote_reply";
+    case MessageType::kTimeoutNow:
+      return "timeout_now";
+    case MessageType::kTransferRequest:
+      return "transfer_request";
   }
   return "unknown";
 }
@@ -60,8 +73,8 @@ std::string ClusterIdOf(const std::vector<std::string>& sorted_members) {
   return buf;
 }
 
-Election::Election(Options options, HardState state, Transport* transport, StateStore* store, Observer* observer,
-                   SteadyTime now)
+Election::Election(Options options, HardState state, Transport* transport, StateStore* store,
+                   Observer* observer, SteadyTime now)
     : options_(std::move(options)),
       hs_(std::move(state)),
       transport_(transport),
@@ -149,7 +162,8 @@ void Election::ResetElectionTimer(SteadyTime now) {
   live.emplace_back(score_, options_.node_id);
   const auto horizon = options_.hello_interval * kHelloLifetimes;
   for (const auto& [id, p] : peers_) {
-    if (id == admin_ || !p.admin_capable || !hs_.electorate.Contains(id) || now - p.last_seen > horizon) continue;
+    if (id == admin_ || !p.admin_capable || !hs_.electorate.Contains(id) || now - p.last_seen > horizon)
+      continue;
     live.emplace_back(p.score, id);
   }
   std::sort(live.begin(), live.end(), [](const auto& a, const auto& b) {
@@ -184,7 +198,8 @@ void Election::Tick(SteadyTime now) {
       break;
     case Role::kFollower:
     case Role::kCandidate:
-      if (CanStand() && !resigned_ && now >= election_deadline_ && now >= no_stand_until_) Campaign(now, false);
+      if (CanStand() && !resigned_ && now >= election_deadline_ && now >= no_stand_until_)
+        Campaign(now, false);
       break;
     case Role::kObserver:
       break;
@@ -247,8 +262,9 @@ void Election::TryBootstrap(SteadyTime now) {
     return;
   }
   if (fresh.size() > expect) {
-    problem_ = "not forming an electorate: " + std::to_string(fresh.size()) +
-               " fresh admin-capable nodes seen, more than election.bootstrap_expect=" + std::to_string(expect);
+    problem_ =
+        "not forming an electorate: " + std::to_string(fresh.size()) +
+        " fresh admin-capable nodes seen, more than election.bootstrap_expect=" + std::to_string(expect);
     return;
   }
   // The same set for two fresh-hello intervals: a node that started a
@@ -307,14 +323,29 @@ void Election::Receive(const Message& m, SteadyTime now) {
     if (m.type != MessageType::kHeartbeat || !AdoptIfFresh(m, now)) return;
   }
   switch (m.type) {
-    case MessageType::kHello: break;
-    case MessageType::kHeartbeat: OnHeartbeat(m, now); break;
-    case MessageType::kHeartbeatAck: OnHeartbeatAck(m, now); break;
-    case MessageType::kPreVote: OnPreVote(m, now); break;
-    case MessageType::kPreVoteReply: OnPreVoteReply(m, now); break;
-    case MessageType::kVote: OnVote(m, now); break;
-    case MessageType::kVoteReply: OnVoteReply(m, now); break;
-    case MessageType::kTimeoutNow: OnTimeoutNow(m, now); break;
+    case MessageType::kHello:
+      break;
+    case MessageType::kHeartbeat:
+      OnHeartbeat(m, now);
+      break;
+    case MessageType::kHeartbeatAck:
+      OnHeartbeatAck(m, now);
+      break;
+    case MessageType::kPreVote:
+      OnPreVote(m, now);
+      break;
+    case MessageType::kPreVoteReply:
+      OnPreVoteReply(m, now);
+      break;
+    case MessageType::kVote:
+      OnVote(m, now);
+      break;
+    case MessageType::kVoteReply:
+      OnVoteReply(m, now);
+      break;
+    case MessageType::kTimeoutNow:
+      OnTimeoutNow(m, now);
+      break;
     case MessageType::kTransferRequest:
       if (role_ == Role::kAdmin && m.term == hs_.term) (void)Trigger(now, true);
       break;
@@ -359,7 +390,8 @@ void Election::OnHeartbeat(const Message& m, SteadyTime now) {
   // The admin's electorate is authoritative. Within one admin's term its
   // versions only grow, and its first version already carries its term, so
   // "newer" is the right test even for heartbeats that arrive out of order.
-  if (m.config > hs_.electorate.id && !m.members.empty() && std::is_sorted(m.members.begin(), m.members.end())) {
+  if (m.config > hs_.electorate.id && !m.members.empty() &&
+      std::is_sorted(m.members.begin(), m.members.end())) {
     HardState next = hs_;
     next.electorate = Electorate{m.config, m.members};
     if (!Save(std::move(next))) return;
@@ -401,7 +433,8 @@ void Election::OnPreVote(const Message& m, SteadyTime now) {
 void Election::OnPreVoteReply(const Message& m, SteadyTime now) {
   if (resigned_) return;
   if (!m.granted) {
-    if (m.term > hs_.term) BecomeFollower(m.term, "", now, "a member is in newer term " + std::to_string(m.term));
+    if (m.term > hs_.term)
+      BecomeFollower(m.term, "", now, "a member is in newer term " + std::to_string(m.term));
     return;
   }
   if (!prevoting_ || m.term != hs_.term + 1 || !hs_.electorate.Contains(m.from)) return;
@@ -424,7 +457,8 @@ void Election::OnVote(const Message& m, SteadyTime now) {
   }
   Message r = Base(MessageType::kVoteReply, m.from);
   r.granted = false;
-  if (m.term == hs_.term && (hs_.voted_for.empty() || hs_.voted_for == m.from) && m.config >= hs_.electorate.id) {
+  if (m.term == hs_.term && (hs_.voted_for.empty() || hs_.voted_for == m.from) &&
+      m.config >= hs_.electorate.id) {
     HardState next = hs_;
     next.voted_for = m.from;
     if (!Save(std::move(next))) return;
@@ -562,8 +596,9 @@ std::string Election::BestSuccessor(SteadyTime now) const {
 Status Election::Trigger(SteadyTime now, bool force) {
   if (hs_.electorate.Empty()) return FailedPrecondition(problem_.empty() ? "no electorate yet" : problem_);
   if (!force && changed_once_ && now - last_change_ < options_.stability_window) {
-    return Conflict("the admin changed " + Ms(now - last_change_) + " ago, inside election.stability_window (" +
-                    Ms(options_.stability_window) + "): retry later or force");
+    return Conflict("the admin changed " + Ms(now - last_change_) +
+                    " ago, inside election.stability_window (" + Ms(options_.stability_window) +
+                    "): retry later or force");
   }
   if (role_ == Role::kAdmin) {
     const std::string next = BestSuccessor(now);
@@ -622,7 +657,8 @@ Status Election::Propose(std::vector<std::string> members, SteadyTime now) {
 
 Status Election::AddMember(const std::string& node_id, SteadyTime now) {
   if (node_id.empty() || node_id.size() > 128) return InvalidArgument("node id must be 1 to 128 characters");
-  if (hs_.electorate.Contains(node_id)) return Status(StatusCode::kAlreadyExists, node_id + " is already a member");
+  if (hs_.electorate.Contains(node_id))
+    return Status(StatusCode::kAlreadyExists, node_id + " is already a member");
   if (role_ == Role::kAdmin) {
     // Only a node that is up and admin-capable: a member that never answers
     // would count against the majority from the start.

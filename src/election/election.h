@@ -65,20 +65,20 @@ std::string ClusterIdOf(const std::vector<std::string>& sorted_members);
 // What survives a crash. Saved (durably) before any message that depends on
 // it is sent.
 struct HardState {
-  std::string cluster;       // "" until the electorate is formed or learned
+  std::string cluster;  // "" until the electorate is formed or learned
   std::uint64_t term = 0;
-  std::string voted_for;     // in `term`; "" when no vote was given
+  std::string voted_for;  // in `term`; "" when no vote was given
   Electorate electorate;
   bool operator==(const HardState&) const = default;
 };
 
 enum class MessageType : std::uint8_t {
-  kHello,            // periodic, broadcast: capability, score, electorate, fresh
-  kHeartbeat,        // admin -> all
-  kHeartbeatAck,     // -> admin
-  kPreVote,          // candidate -> all, for term+1, changes nothing at voters
+  kHello,         // periodic, broadcast: capability, score, electorate, fresh
+  kHeartbeat,     // admin -> all
+  kHeartbeatAck,  // -> admin
+  kPreVote,       // candidate -> all, for term+1, changes nothing at voters
   kPreVoteReply,
-  kVote,             // candidate -> all
+  kVote,  // candidate -> all
   kVoteReply,
   kTimeoutNow,       // admin -> chosen successor: stand now (handover)
   kTransferRequest,  // any -> admin: hand over (trigger-election on a non-member)
@@ -88,18 +88,18 @@ std::string_view MessageTypeName(MessageType type);
 struct Message {
   MessageType type = MessageType::kHello;
   std::string from;
-  std::string to;              // "" for everyone
+  std::string to;  // "" for everyone
   std::string cluster;
-  std::uint64_t term = 0;      // sender's term; kPreVote: the proposed term
-  ConfigId config;             // sender's electorate version
+  std::uint64_t term = 0;            // sender's term; kPreVote: the proposed term
+  ConfigId config;                   // sender's electorate version
   std::vector<std::string> members;  // kHello, kHeartbeat: the sender's electorate
-  std::uint64_t seq = 0;       // kHeartbeat and its ack
-  bool granted = false;        // replies
-  bool transfer = false;       // kVote after a handover: voters ignore stickiness
-  bool admin_capable = false;  // kHello
-  bool fresh = false;          // kHello: no electorate yet (bootstrap)
-  double score = 0;            // kHello
-  std::string admin;           // kHello: the admin the sender follows
+  std::uint64_t seq = 0;             // kHeartbeat and its ack
+  bool granted = false;              // replies
+  bool transfer = false;             // kVote after a handover: voters ignore stickiness
+  bool admin_capable = false;        // kHello
+  bool fresh = false;                // kHello: no electorate yet (bootstrap)
+  double score = 0;                  // kHello
+  std::string admin;                 // kHello: the admin the sender follows
   bool operator==(const Message&) const = default;
 };
 
@@ -146,7 +146,7 @@ struct Options {
   Millis election_timeout{600};   // a follower stands after [t, 2t) without heartbeat
   Millis stability_window{2000};  // no voluntary change sooner than this after one
   Millis hello_interval{1000};
-  std::uint64_t seed = 0;         // randomized timeouts
+  std::uint64_t seed = 0;  // randomized timeouts
 };
 
 struct CandidateInfo {
@@ -163,15 +163,15 @@ struct Snapshot {
   std::string admin;
   std::string cluster;
   std::uint64_t term = 0;
-  SteadyTime since{};             // when `admin` became known (or role changed)
+  SteadyTime since{};                   // when `admin` became known (or role changed)
   std::optional<Millis> heartbeat_age;  // since the last heartbeat (admin: 0)
   Electorate electorate;
-  bool electorate_committed = false;    // admin only: known to a majority
+  bool electorate_committed = false;  // admin only: known to a majority
   bool member = false;
   std::vector<CandidateInfo> candidates;
   std::uint64_t leadership_changes = 0;
-  std::string problem;            // "" or why the node cannot take part (bootstrap, conflicts)
-  std::uint64_t foreign_messages = 0;   // messages of another cluster, ignored
+  std::string problem;                 // "" or why the node cannot take part (bootstrap, conflicts)
+  std::uint64_t foreign_messages = 0;  // messages of another cluster, ignored
 };
 
 class Election {
@@ -234,7 +234,8 @@ class Election {
   Message Base(MessageType type, const std::string& to) const;
   void SetRole(Role role, const std::string& admin, SteadyTime now, const std::string& reason);
   Role RestingRole() const;  // follower, or observer when not admin-capable
-  void BecomeFollower(std::uint64_t term, const std::string& admin, SteadyTime now, const std::string& reason);
+  void BecomeFollower(std::uint64_t term, const std::string& admin, SteadyTime now,
+                      const std::string& reason);
   void ResetElectionTimer(SteadyTime now);
   void Campaign(SteadyTime now, bool transfer);
   void BecomeCandidate(SteadyTime now, bool transfer);
@@ -268,7 +269,7 @@ class Election {
   Role role_ = Role::kFollower;
   std::string admin_;
   SteadyTime since_{};
-  SteadyTime admin_heard_{};     // last heartbeat from admin_
+  SteadyTime admin_heard_{};  // last heartbeat from admin_
   bool heard_admin_ = false;
   SteadyTime election_deadline_{};
   SteadyTime next_hello_{};
@@ -276,8 +277,8 @@ class Election {
   SteadyTime no_stand_until_{};  // after a voluntary handover
   SteadyTime last_change_{};     // last leadership change seen
   bool changed_once_ = false;
-  std::string last_admin_;       // the last admin known (leadership changes count)
-  bool resigned_ = false;        // shutting down: never stand again
+  std::string last_admin_;  // the last admin known (leadership changes count)
+  bool resigned_ = false;   // shutting down: never stand again
   double score_ = 0.5;
 
   bool prevoting_ = false;

@@ -25,10 +25,13 @@ class MemoryStore : public StateStore {
 
 double StateValue(Role role) {
   switch (role) {
-    case Role::kCandidate: return 1;
-    case Role::kAdmin: return 2;
+    case Role::kCandidate:
+      return 1;
+    case Role::kAdmin:
+      return 2;
     case Role::kFollower:
-    case Role::kObserver: return 0;
+    case Role::kObserver:
+      return 0;
   }
   return 0;
 }
@@ -161,13 +164,17 @@ Result<std::unique_ptr<ElectionService>> ElectionService::Start(ServiceOptions o
   impl->store_ = std::move(store);
   if (metrics) {
     const auto& id = impl->options_.election.node_id;
-    impl->state_gauge_ = &prometheus::BuildGauge()
-                              .Name("bzzz_election_state")
-                              .Help("Election state of this node: 0 follower (or observer), 1 candidate, 2 admin")
-                              .Register(*metrics)
-                              .Add({{"node_id", id}});
-    impl->term_gauge_ =
-        &prometheus::BuildGauge().Name("bzzz_election_term").Help("Current election term").Register(*metrics).Add({});
+    impl->state_gauge_ =
+        &prometheus::BuildGauge()
+             .Name("bzzz_election_state")
+             .Help("Election state of this node: 0 follower (or observer), 1 candidate, 2 admin")
+             .Register(*metrics)
+             .Add({{"node_id", id}});
+    impl->term_gauge_ = &prometheus::BuildGauge()
+                             .Name("bzzz_election_term")
+                             .Help("Current election term")
+                             .Register(*metrics)
+                             .Add({});
     impl->changes_counter_ = &prometheus::BuildCounter()
                                   .Name("bzzz_election_leadership_changes_total")
                                   .Help("Changes of the admin this node has seen")
@@ -260,8 +267,8 @@ std::string ElectionService::Resign(std::chrono::milliseconds wait) {
   if (handed) {
     spdlog::info("election: handed over to {} (term {})", next, impl_->election_->term());
   } else {
-    spdlog::warn("election: {} did not take over within {} ms; the others will elect after their timeout", next,
-                 wait.count());
+    spdlog::warn("election: {} did not take over within {} ms; the others will elect after their timeout",
+                 next, wait.count());
   }
   return next;
 }

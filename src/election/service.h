@@ -35,7 +35,8 @@ class ElectionService {
   // forget a vote) and starts the threads. `transport` must outlive the
   // service; `metrics` and `services` may be null.
   static Result<std::unique_ptr<ElectionService>> Start(ServiceOptions options, Transport* transport,
-                                                        prometheus::Registry* metrics, AdminServices* services);
+                                                        prometheus::Registry* metrics,
+                                                        AdminServices* services);
   ~ElectionService();  // Stop()
   ElectionService(const ElectionService&) = delete;
   ElectionService& operator=(const ElectionService&) = delete;
@@ -50,7 +51,8 @@ class ElectionService {
   Status Trigger(bool force);
   // Waits until the admin or the term differs from the given ones; returns
   // the snapshot then, or at `timeout`.
-  Snapshot WaitForChange(const std::string& admin, std::uint64_t term, std::chrono::milliseconds timeout) const;
+  Snapshot WaitForChange(const std::string& admin, std::uint64_t term,
+                         std::chrono::milliseconds timeout) const;
   // Graceful shutdown: steps down, names a successor, waits up to `wait` for
   // its heartbeat, and never stands again. Returns the successor ("" if none).
   std::string Resign(std::chrono::milliseconds wait);

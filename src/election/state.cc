@@ -3,13 +3,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "election/wire.h"
@@ -55,20 +54,23 @@ Result<HardState> HardStateFromJson(std::string_view text) {
     s.voted_for = j.at("voted_for").get<std::string>();
     const json& e = j.at("electorate");
     const json& config = e.at("config");
-    if (!config.is_array() || config.size() != 2) return InvalidArgument("field 'electorate.config': not [term, version]");
+    if (!config.is_array() || config.size() != 2)
+      return InvalidArgument("field 'electorate.config': not [term, version]");
     s.electorate.id = ConfigId{config[0].get<std::uint64_t>(), config[1].get<std::uint64_t>()};
     s.electorate.members = e.at("members").get<std::vector<std::string>>();
   } catch (const json::exception& ex) {
     return InvalidArgument(std::string("missing or mistyped field: ") + ex.what());
   }
   if (!std::is_sorted(s.electorate.members.begin(), s.electorate.members.end()) ||
-      std::adjacent_find(s.electorate.members.begin(), s.electorate.members.end()) != s.electorate.members.end()) {
+      std::adjacent_find(s.electorate.members.begin(), s.electorate.members.end()) !=
+          s.electorate.members.end()) {
     return InvalidArgument("field 'electorate.members': not sorted and unique");
   }
   if (s.electorate.Empty() != s.electorate.members.empty()) {
     return InvalidArgument("field 'electorate': members and version disagree");
   }
-  if (s.electorate.members.size() > kMaxMembers) return InvalidArgument("field 'electorate.members': too many");
+  if (s.electorate.members.size() > kMaxMembers)
+    return InvalidArgument("field 'electorate.members': too many");
   return s;
 }
 

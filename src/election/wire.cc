@@ -1,10 +1,9 @@
 #include "election/wire.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 namespace bzzz::election {
 
@@ -12,9 +11,9 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kTypes[] = {"hello",          "heartbeat", "heartbeat_ack",
-                                       "pre_vote",       "pre_vote_reply", "vote",
-                                       "vote_reply",     "timeout_now", "transfer_request"};
+constexpr std::string_view kTypes[] = {"hello",      "heartbeat",      "heartbeat_ack",
+                                       "pre_vote",   "pre_vote_reply", "vote",
+                                       "vote_reply", "timeout_now",    "transfer_request"};
 
 constexpr std::uint64_t kMaxTerm = std::numeric_limits<std::int64_t>::max();
 
@@ -96,7 +95,8 @@ Result<Message> DecodeMessage(std::string_view bytes) {
   m.config = ConfigId{(*config)[0].get<std::uint64_t>(), (*config)[1].get<std::uint64_t>()};
   if (m.config.term > kMaxTerm || m.config.version > kMaxTerm) return Bad("config", "out of range");
   if (auto members = j.find("members"); members != j.end()) {
-    if (!members->is_array() || members->size() > kMaxMembers) return Bad("members", "not an array of up to 1024");
+    if (!members->is_array() || members->size() > kMaxMembers)
+      return Bad("members", "not an array of up to 1024");
     for (const auto& id : *members) {
       if (!id.is_string() || id.get_ref<const std::string&>().empty() ||
           id.get_ref<const std::string&>().size() > kMaxIdBytes) {

@@ -163,4 +163,16 @@ std::string AllowHeader(const std::vector<Method>& methods) {
   return out;
 }
 
+bool AddRoute(Router& router, Method method, std::string pattern, std::string permission, std::string summary,
+              Handler handler, AsyncHandler async, std::string* error) {
+  Route route;
+  route.method = method;
+  route.pattern = std::move(pattern);
+  route.permission = std::move(permission);
+  route.summary = std::move(summary);
+  route.handler = std::move(handler);
+  route.async_handler = std::move(async);
+  return router.Add(std::move(route), error);
+}
+
 }  // namespace bzzz::http

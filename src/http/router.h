@@ -75,6 +75,12 @@ class Router {
   std::unordered_map<std::string, std::vector<std::size_t>> static_;
 };
 
+// Fills a Route (exactly one of `handler` and `async`) and adds it; the
+// shorthand of the subsystems' route tables.
+[[nodiscard]] bool AddRoute(Router& router, Method method, std::string pattern, std::string permission,
+                            std::string summary, Handler handler, AsyncHandler async = nullptr,
+                            std::string* error = nullptr);
+
 // "GET, HEAD, POST" for an Allow header.
 std::string AllowHeader(const std::vector<Method>& methods);
 

@@ -1,14 +1,13 @@
 #include "node/election_api.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
-
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 
 #include "base/clock.h"
 #include "election/service.h"
@@ -58,12 +57,16 @@ double FreeResources() {
 
 int HttpStatusOf(const Status& s) {
   switch (s.code()) {
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kNotFound: return 404;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
     case StatusCode::kAlreadyExists:
     case StatusCode::kConflict:
-    case StatusCode::kFailedPrecondition: return 409;
-    default: return 503;
+    case StatusCode::kFailedPrecondition:
+      return 409;
+    default:
+      return 503;
   }
 }
 
@@ -84,12 +87,14 @@ class ElectionNode::Impl {
   double Score(std::size_t members) const {
     // docs/election.md: uptime 0.25, capabilities 0.15, free resources 0.25,
     // network quality 0.20, task experience 0.15.
-    const double hours = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / 3600;
+    const double hours =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / 3600;
     const double uptime = std::min(1.0, hours);
     const double caps = std::min(1.0, static_cast<double>(config.node.capabilities.size()) / 8);
     const double network =
-        members <= 1 ? 1.0
-                     : std::min(1.0, static_cast<double>(p2p.ConnectedPeers()) / static_cast<double>(members - 1));
+        members <= 1
+            ? 1.0
+            : std::min(1.0, static_cast<double>(p2p.ConnectedPeers()) / static_cast<double>(members - 1));
     const double experience = 0;  // completed tasks: reported once the task runtime exists
     return 0.25 * uptime + 0.15 * caps + 0.25 * FreeResources() + 0.20 * network + 0.15 * experience;
   }
@@ -146,16 +151,21 @@ class ElectionNode::Impl {
                           {"problem", s.problem}};
     const auto timeout = config.election.election_timeout;
     if (s.role == el::Role::kAdmin) {
-      if (!s.problem.empty()) return ops::CheckOutcome::Degraded("admin of term " + std::to_string(s.term) + "; " + s.problem, details.dump());
-      return ops::CheckOutcome::Healthy("this node is the admin (term " + std::to_string(s.term) + ")", details.dump());
+      if (!s.problem.empty())
+        return ops::CheckOutcome::Degraded("admin of term " + std::to_string(s.term) + "; " + s.problem,
+                                           details.dump());
+      return ops::CheckOutcome::Healthy("this node is the admin (term " + std::to_string(s.term) + ")",
+                                        details.dump());
     }
     if (!s.admin.empty() && s.heartbeat_age && *s.heartbeat_age < 2 * timeout) {
       const std::string msg = "admin " + s.admin + " (term " + std::to_string(s.term) + "), heartbeat " +
                               std::to_string(s.heartbeat_age->count()) + " ms ago";
       if (!s.problem.empty()) return ops::CheckOutcome::Degraded(msg + "; " + s.problem, details.dump());
       if (config.election.admin_capable && !s.member) {
-        return ops::CheckOutcome::Degraded(msg + "; admin-capable but not in the electorate (bzzz election "
-                                                 "electorate add " + s.node_id + ")",
+        return ops::CheckOutcome::Degraded(msg +
+                                               "; admin-capable but not in the electorate (bzzz election "
+                                               "electorate add " +
+                                               s.node_id + ")",
                                            details.dump());
       }
       return ops::CheckOutcome::Healthy(msg, details.dump());
@@ -180,7 +190,8 @@ Result<std::shared_ptr<ElectionNode>> ElectionNode::Start(p2p::P2pNode& p2p, con
   options.election.heartbeat_interval = config.election.heartbeat_interval;
   options.election.election_timeout = config.election.election_timeout;
   options.election.stability_window = config.election.stability_window;
-  options.election.hello_interval = std::max(std::chrono::milliseconds(1000), 4 * config.election.heartbeat_interval);
+  options.election.hello_interval =
+      std::max(std::chrono::milliseconds(1000), 4 * config.election.heartbeat_interval);
   options.state_path = config.node.data_dir.empty() ? "" : config.node.data_dir + "/election/state.json";
   options.score = [impl](std::size_t members) { return impl->Score(members); };
   auto service = el::ElectionService::Start(std::move(options), &impl->transport, metrics, &impl->services);
@@ -226,48 +237,44 @@ Status ElectionNode::RegisterRoutes(http::Router& router) {
   std::string error;
   auto add = [&](http::Method method, std::string pattern, std::string permission, std::string summary,
                  http::Handler handler, http::AsyncHandler async = nullptr) {
-    http::Route route;
-    route.method = method;
-    route.pattern = std::move(pattern);
-    route.permission = std::move(permission);
-    route.summary = std::move(summary);
-    route.handler = std::move(handler);
-    route.async_handler = std::move(async);
-    return router.Add(std::move(route), &error);
+    return http::AddRoute(router, method, std::move(pattern), std::move(permission), std::move(summary),
+                          std::move(handler), std::move(async), &error);
   };
   bool ok = true;
   ok &= add(http::Method::kGet, "/api/election/status", "election:read",
             "this node's election state, the admin, the term and the candidates",
             [impl](http::Request&) { return JsonOk(200, impl->StatusJson()); });
-  ok &= add(
-      http::Method::kPost, "/api/election/trigger", "election:admin",
-      "start an election: the admin hands over, an admin-capable member stands; answers with old and new admin",
-      nullptr, [impl](http::Request& req, http::Responder respond) {
-        bool force = false;
-        if (!req.body.empty()) {
-          const json j = json::parse(req.body, nullptr, false);
-          if (!j.is_object() || (j.contains("force") && !j["force"].is_boolean())) {
-            respond(http::ErrorResponse(400, "bad_request", "body must be {\"force\": true|false} or empty",
-                                        req.request_id));
-            return;
-          }
-          force = j.value("force", false);
-        }
-        const std::string id = req.request_id;
-        impl->runs.Run("trigger:" + id, id, std::move(respond), [impl, force, id] {
-          const el::Snapshot before = impl->service->GetSnapshot();
-          if (auto s = impl->service->Trigger(force); !s.ok()) {
-            return http::ErrorResponse(HttpStatusOf(s), StatusCodeName(s.code()), s.message(), id);
-          }
-          const auto wait = 3 * impl->config.election.election_timeout + std::chrono::milliseconds(1000);
-          const el::Snapshot after = impl->service->WaitForChange(before.admin, before.term, wait);
-          const bool changed = !after.admin.empty() && (after.admin != before.admin || after.term != before.term);
-          return JsonOk(changed ? 200 : 504,
-                        {{"changed", changed},
-                         {"previous", {{"admin_id", before.admin}, {"term", before.term}}},
-                         {"current", {{"admin_id", after.admin}, {"term", after.term}}}});
-        });
-      });
+  ok &= add(http::Method::kPost, "/api/election/trigger", "election:admin",
+            "start an election: the admin hands over, an admin-capable member stands; answers with old and "
+            "new admin",
+            nullptr, [impl](http::Request& req, http::Responder respond) {
+              bool force = false;
+              if (!req.body.empty()) {
+                const json j = json::parse(req.body, nullptr, false);
+                if (!j.is_object() || (j.contains("force") && !j["force"].is_boolean())) {
+                  respond(http::ErrorResponse(
+                      400, "bad_request", "body must be {\"force\": true|false} or empty", req.request_id));
+                  return;
+                }
+                force = j.value("force", false);
+              }
+              const std::string id = req.request_id;
+              impl->runs.Run("trigger:" + id, id, std::move(respond), [impl, force, id] {
+                const el::Snapshot before = impl->service->GetSnapshot();
+                if (auto s = impl->service->Trigger(force); !s.ok()) {
+                  return http::ErrorResponse(HttpStatusOf(s), StatusCodeName(s.code()), s.message(), id);
+                }
+                const auto wait =
+                    3 * impl->config.election.election_timeout + std::chrono::milliseconds(1000);
+                const el::Snapshot after = impl->service->WaitForChange(before.admin, before.term, wait);
+                const bool changed =
+                    !after.admin.empty() && (after.admin != before.admin || after.term != before.term);
+                return JsonOk(changed ? 200 : 504,
+                              {{"changed", changed},
+                               {"previous", {{"admin_id", before.admin}, {"term", before.term}}},
+                               {"current", {{"admin_id", after.admin}, {"term", after.term}}}});
+              });
+            });
   ok &= add(http::Method::kPost, "/api/election/electorate", "election:admin",
             "change the electorate by one member: {\"add\": node_id} or {\"remove\": node_id} (on the admin)",
             [impl](http::Request& req) {
@@ -275,16 +282,18 @@ Status ElectionNode::RegisterRoutes(http::Router& router) {
               const bool add_one = j.is_object() && j.contains("add") && j["add"].is_string();
               const bool remove_one = j.is_object() && j.contains("remove") && j["remove"].is_string();
               if (add_one == remove_one || j.size() != 1) {
-                return http::ErrorResponse(400, "bad_request", "body must be {\"add\": \"<node id>\"} or "
-                                                               "{\"remove\": \"<node id>\"}",
+                return http::ErrorResponse(400, "bad_request",
+                                           "body must be {\"add\": \"<node id>\"} or "
+                                           "{\"remove\": \"<node id>\"}",
                                            req.request_id);
               }
               const Status s = add_one ? impl->service->AddMember(j["add"].get<std::string>())
                                        : impl->service->RemoveMember(j["remove"].get<std::string>());
               if (!s.ok()) {
-                json body = {{"error", {{"code", StatusCodeName(s.code())},
-                                        {"message", s.message()},
-                                        {"request_id", req.request_id}}}};
+                json body = {{"error",
+                              {{"code", StatusCodeName(s.code())},
+                               {"message", s.message()},
+                               {"request_id", req.request_id}}}};
                 const json status = impl->StatusJson();
                 body["admin_id"] = status["admin_id"];
                 if (status.contains("admin_url")) body["admin_url"] = status["admin_url"];

@@ -333,14 +333,8 @@ Status P2pServices::RegisterRoutes(http::Router& router) {
   std::string error;
   auto add = [&](http::Method method, std::string pattern, std::string permission, std::string summary,
                  http::Handler handler, http::AsyncHandler async = nullptr) {
-    http::Route route;
-    route.method = method;
-    route.pattern = std::move(pattern);
-    route.permission = std::move(permission);
-    route.summary = std::move(summary);
-    route.handler = std::move(handler);
-    route.async_handler = std::move(async);
-    return router.Add(std::move(route), &error);
+    return http::AddRoute(router, method, std::move(pattern), std::move(permission), std::move(summary),
+                          std::move(handler), std::move(async), &error);
   };
   bool ok = true;
   ok &= add(http::Method::kGet, "/api/v1/peers", "p2p:read", "live peers with their presence, and the DHT table",

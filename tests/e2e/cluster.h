@@ -3,9 +3,8 @@
 // directory and log, driven over HTTP and through the CLI.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,8 +20,9 @@ using namespace std::chrono_literals;
 inline constexpr char kAdminToken[] = "e2e-admin";
 
 // Fast presence so that joins and departures show within seconds.
-inline const std::vector<std::string> kFastP2p = {"--set", "p2p.presence_interval=300ms", "--set",
-                                                  "p2p.peer_expiry=3s", "--set", "p2p.max_peer_requests_per_sec=-1"};
+inline const std::vector<std::string> kFastP2p = {"--set", "p2p.presence_interval=300ms",
+                                                  "--set", "p2p.peer_expiry=3s",
+                                                  "--set", "p2p.max_peer_requests_per_sec=-1"};
 
 struct Cluster {
   testing::TempDir dir;
@@ -35,22 +35,31 @@ struct Cluster {
   int runs = 0;
 
   std::string Url(int i) const { return "http://127.0.0.1:" + std::to_string(http[i]); }
-  std::string Log(int i, int run) const { return dir.File("n" + std::to_string(i) + "-" + std::to_string(run) + ".log"); }
+  std::string Log(int i, int run) const {
+    return dir.File("n" + std::to_string(i) + "-" + std::to_string(run) + ".log");
+  }
 
   void StartBootstrap() {
     std::vector<std::string> args = {"dht-bootstrap", "--port", std::to_string(bootstrap_port), "--data-dir",
                                      dir.File("boot")};
     args.insert(args.end(), kFastP2p.begin(), kFastP2p.end());
-    bootstrap = std::make_unique<testing::Process>(BZZZ_BINARY, args, std::vector<std::string>{}, dir.File("boot.log"));
+    bootstrap = std::make_unique<testing::Process>(BZZZ_BINARY, args, std::vector<std::string>{},
+                                                   dir.File("boot.log"));
   }
 
   void StartNode(int i, bool with_bootstrap = true, std::vector<std::string> extra = {}) {
     if (static_cast<int>(http.size()) <= i) http.resize(i + 1, 0);
     if (static_cast<int>(nodes.size()) <= i) nodes.resize(i + 1);
     if (http[i] == 0) http[i] = testing::FreePort();
-    std::vector<std::string> args = {"serve", "--data-dir", dir.File("n" + std::to_string(i)), "--http-listen",
-                                     "127.0.0.1:" + std::to_string(http[i]), "--p2p-listen", "127.0.0.1:0",
-                                     "--node-name", "n" + std::to_string(i)};
+    std::vector<std::string> args = {"serve",
+                                     "--data-dir",
+                                     dir.File("n" + std::to_string(i)),
+                                     "--http-listen",
+                                     "127.0.0.1:" + std::to_string(http[i]),
+                                     "--p2p-listen",
+                                     "127.0.0.1:0",
+                                     "--node-name",
+                                     "n" + std::to_string(i)};
     if (with_bootstrap) {
       args.push_back("--bootstrap");
       args.push_back("127.0.0.1:" + std::to_string(bootstrap_port));

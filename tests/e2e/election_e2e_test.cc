@@ -94,7 +94,11 @@ TEST(ElectionEndToEnd, ThreeNodesKillRestartTriggerAndHandover) {
       },
       20s));
   std::string admin;
-  ASSERT_TRUE(Eventually([&] { return !(admin = Agreed(c, {0, 1, 2}, book)).empty(); }, 30s))
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return !(admin = Agreed(c, {0, 1, 2}, book)).empty();
+      },
+      30s))
       << ReadFile(c.Log(0, 0));
 
   // The status has the fields of SPEC §2, and the health check agrees.
@@ -163,7 +167,11 @@ TEST(ElectionEndToEnd, ThreeNodesKillRestartTriggerAndHandover) {
   ASSERT_EQ(trig.first, 0) << trig.second;
   EXPECT_NE(trig.second.find("old admin: " + admin), std::string::npos) << trig.second;
   std::string moved;
-  ASSERT_TRUE(Eventually([&] { return !(moved = Agreed(c, {0, 1, 2}, book)).empty() && moved != admin; }, 10s));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return !(moved = Agreed(c, {0, 1, 2}, book)).empty() && moved != admin;
+      },
+      10s));
   EXPECT_NE(trig.second.find("new admin: " + moved), std::string::npos) << trig.second;
   // Inside the stability window it is refused (409), unless forced.
   auto refused = c.Cli({"trigger-election", "--url", c.Url(IndexOf(ids, moved))});
@@ -212,8 +220,9 @@ TEST(ElectionEndToEnd, ThreeNodesKillRestartTriggerAndHandover) {
   o.url = c.Url(stay[0]);
   auto metrics = cli::Call(o, "GET", "/metrics");
   ASSERT_TRUE(metrics.ok());
-  for (const char* name : {"bzzz_election_state{node_id=", "bzzz_election_term ",
-                           "bzzz_election_leadership_changes_total ", "bzzz_election_heartbeat_age_seconds "}) {
+  for (const char* name :
+       {"bzzz_election_state{node_id=", "bzzz_election_term ", "bzzz_election_leadership_changes_total ",
+        "bzzz_election_heartbeat_age_seconds "}) {
     EXPECT_NE(metrics->body.find(name), std::string::npos) << name;
   }
   EXPECT_TRUE(book.violation.empty()) << book.violation;
@@ -266,7 +275,9 @@ class Namespaces {
   std::string Hub() const { return prefix_ + "hub"; }
   std::string Node(int i) const { return prefix_ + "n" + std::to_string(i); }
   static std::string Address(int i) { return "10.77.0." + std::to_string(i + 1); }
-  void Cut(int i, bool cut) { Run(InHub("ip link set v" + std::to_string(i) + " master " + (cut ? "br1" : "br0"))); }
+  void Cut(int i, bool cut) {
+    Run(InHub("ip link set v" + std::to_string(i) + " master " + (cut ? "br1" : "br0")));
+  }
 
  private:
   std::string InHub(const std::string& cmd) const { return "ip -n " + Hub() + " " + cmd.substr(3); }
@@ -309,11 +320,23 @@ TEST(ElectionEndToEnd, FiveNodesPartitionedMinorityNeverElects) {
   std::vector<std::uint16_t> ports(kNodes);
   for (int i = 0; i < kNodes; ++i) {
     ports[i] = testing::FreePort();
-    std::vector<std::string> args = {"netns", "exec", ns.Node(i), BZZZ_BINARY, "serve", "--data-dir",
-                                     c.dir.File("n" + std::to_string(i)), "--http-listen",
-                                     "127.0.0.1:" + std::to_string(ports[i]), "--p2p-listen",
-                                     ns.Address(i) + ":0", "--node-name", "n" + std::to_string(i), "--bootstrap",
-                                     boot, "--bootstrap-expect", std::to_string(kNodes)};
+    std::vector<std::string> args = {"netns",
+                                     "exec",
+                                     ns.Node(i),
+                                     BZZZ_BINARY,
+                                     "serve",
+                                     "--data-dir",
+                                     c.dir.File("n" + std::to_string(i)),
+                                     "--http-listen",
+                                     "127.0.0.1:" + std::to_string(ports[i]),
+                                     "--p2p-listen",
+                                     ns.Address(i) + ":0",
+                                     "--node-name",
+                                     "n" + std::to_string(i),
+                                     "--bootstrap",
+                                     boot,
+                                     "--bootstrap-expect",
+                                     std::to_string(kNodes)};
     args.insert(args.end(), e2e::kFastP2p.begin(), e2e::kFastP2p.end());
     c.nodes.push_back(std::make_unique<testing::Process>(
         "/usr/sbin/ip", args, std::vector<std::string>{std::string("BZZZ_ADMIN_TOKEN=") + e2e::kAdminToken},
@@ -336,7 +359,11 @@ TEST(ElectionEndToEnd, FiveNodesPartitionedMinorityNeverElects) {
   };
   std::vector<json> all;
   std::string admin;
-  ASSERT_TRUE(Eventually([&] { return !(admin = agreed(all = statuses(), {0, 1, 2, 3, 4})).empty(); }, 40s))
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return !(admin = agreed(all = statuses(), {0, 1, 2, 3, 4})).empty();
+      },
+      40s))
       << ReadFile(c.Log(0, 0));
   int a = -1;
   for (int i = 0; i < kNodes; ++i) {
@@ -394,12 +421,13 @@ TEST(ElectionEndToEnd, FiveNodesPartitionedMinorityNeverElects) {
       },
       60s))
       << [&] {
-    std::string out;
-    for (const auto& s : all) out += s.dump() + "\n";
-    return out;
-  }();
+           std::string out;
+           for (const auto& s : all) out += s.dump() + "\n";
+           return out;
+         }();
   std::printf("healed: the minority follows the majority's admin after %lld ms\n",
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - healed).count()));
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - healed).count()));
   for (int i = 0; i < kNodes; ++i) EXPECT_GE(all[i]["term"].get<std::uint64_t>(), term_majority) << i;
   EXPECT_TRUE(book.violation.empty()) << book.violation;
   for (auto& n : c.nodes) n->Signal(SIGTERM);

@@ -162,7 +162,7 @@ Outcome RunScenario(std::uint64_t seed, bool tracing) {
     for (int i = 0; i < n; ++i) c.Start(i);
   });
   const auto settle_start = c.now();
-  // Stable means: one agreed admin for a whole election timeout.
+  // Stable means: one agreed admin for two election timeouts.
   SteadyTime agreed_since{};
   int agreed = -1;
   while (c.violation.empty() && c.now() - settle_start < kSettle) {

@@ -24,11 +24,11 @@ using std::chrono::microseconds;
 using std::chrono::milliseconds;
 
 struct NetworkProfile {
-  double loss = 0;                   // probability a message is dropped
-  double duplicate = 0;              // probability a message is delivered twice
+  double loss = 0;       // probability a message is dropped
+  double duplicate = 0;  // probability a message is delivered twice
   microseconds min_delay{200};
   microseconds max_delay{3000};
-  double slow = 0;                   // probability of a delay up to slow_delay (reordering)
+  double slow = 0;  // probability of a delay up to slow_delay (reordering)
   microseconds slow_delay{300000};
 };
 
@@ -119,15 +119,15 @@ class Cluster {
     groups_.assign(nodes_.size(), 0);
     Trace("heal");
   }
-  bool Connected(int a, int b) const {
-    return groups_.empty() || groups_[a] == groups_[b];
-  }
+  bool Connected(int a, int b) const { return groups_.empty() || groups_[a] == groups_[b]; }
   bool Partitioned() const {
     return std::any_of(groups_.begin(), groups_.end(), [](int g) { return g != 0; });
   }
 
   // Runs one closure at a virtual time (faults, operations).
-  void At(SteadyTime t, std::function<void()> f) { Push(Event{t, seq_++, Event::kCall, -1, 0, {}, std::move(f)}); }
+  void At(SteadyTime t, std::function<void()> f) {
+    Push(Event{t, seq_++, Event::kCall, -1, 0, {}, std::move(f)});
+  }
 
   // Processes events until `until` or a violation.
   void RunUntil(SteadyTime until) {
@@ -163,7 +163,9 @@ class Cluster {
     }
     if (violation.empty() && now_ < until) now_ = until;
   }
-  void RunFor(std::chrono::nanoseconds d) { RunUntil(now_ + std::chrono::duration_cast<SteadyTime::duration>(d)); }
+  void RunFor(std::chrono::nanoseconds d) {
+    RunUntil(now_ + std::chrono::duration_cast<SteadyTime::duration>(d));
+  }
 
   // The admin every live node agrees on, or -1 (none, or disagreement).
   int AgreedAdmin() {
@@ -212,13 +214,14 @@ class Cluster {
   }
   void OnSave(int i, const HardState& s) {
     Node& n = *nodes_[i];
-    if (s.term < n.saved.term) Fail(n.options.node_id + ": term went back from " + std::to_string(n.saved.term));
+    if (s.term < n.saved.term)
+      Fail(n.options.node_id + ": term went back from " + std::to_string(n.saved.term));
     if (!s.voted_for.empty()) {
       auto key = std::make_pair(n.options.node_id, s.term);
       auto [it, inserted] = votes_.emplace(key, s.voted_for);
       if (!inserted && it->second != s.voted_for) {
-        Fail(n.options.node_id + " voted twice in term " + std::to_string(s.term) + ": " + it->second + " and " +
-             s.voted_for);
+        Fail(n.options.node_id + " voted twice in term " + std::to_string(s.term) + ": " + it->second +
+             " and " + s.voted_for);
       }
     }
     if (!n.saved.electorate.Empty() && s.electorate.id < n.saved.electorate.id) {
@@ -228,8 +231,9 @@ class Cluster {
   }
   void OnTransition(int i, const Transition& t) {
     Node& n = *nodes_[i];
-    Trace(n.options.node_id + " " + std::string(RoleName(t.previous)) + " -> " + std::string(RoleName(t.role)) +
-          " term " + std::to_string(t.term) + " admin " + t.admin + " (" + t.reason + ")");
+    Trace(n.options.node_id + " " + std::string(RoleName(t.previous)) + " -> " +
+          std::string(RoleName(t.role)) + " term " + std::to_string(t.term) + " admin " + t.admin + " (" +
+          t.reason + ")");
     if (t.role == Role::kCandidate) n.candidate_since = now_;
     if (t.previous == Role::kAdmin && t.role != Role::kAdmin) OnLeaveAdmin(i);
     if (t.role == Role::kAdmin && t.previous != Role::kAdmin) OnBecomeAdmin(i, t.term);
@@ -292,8 +296,8 @@ class Cluster {
       if (m >= 0 && Connected(m, i)) ++reachable;
     }
     if (votes < el.Quorum()) {
-      Fail(id + " became admin of term " + std::to_string(term) + " with " + std::to_string(votes) + " votes of " +
-           std::to_string(el.members.size()));
+      Fail(id + " became admin of term " + std::to_string(term) + " with " + std::to_string(votes) +
+           " votes of " + std::to_string(el.members.size()));
     }
     // A minority never elects: when the partition predates the candidacy,
     // every vote came from inside the admin's side.
@@ -303,8 +307,8 @@ class Cluster {
     // Fencing: the admin-only services of an older term are not running.
     for (const auto& [node, running_term] : services_) {
       if (running_term >= term && node != id) {
-        Fail(id + " starts admin services for term " + std::to_string(term) + " while " + node + " runs term " +
-             std::to_string(running_term));
+        Fail(id + " starts admin services for term " + std::to_string(term) + " while " + node +
+             " runs term " + std::to_string(running_term));
       }
     }
     services_[id] = term;

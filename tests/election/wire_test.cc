@@ -1,12 +1,13 @@
 // The election's wire format, durable state file, admin-only service
 // lifecycle and term fence.
+#include "election/wire.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 
 #include "election/admin_services.h"
 #include "election/state.h"
-#include "election/wire.h"
 #include "support/support.h"
 
 namespace bzzz::election {
@@ -81,8 +82,9 @@ TEST(ElectionState, SavedAtomicallyLoadedBackAndDamageIsAnError) {
   auto damaged = FileStateStore::Load(path);
   EXPECT_EQ(damaged.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(damaged.status().message().find(path), std::string::npos);
-  std::ofstream(path) << "{\"version\": 1, \"cluster\": \"x\", \"term\": 1, \"voted_for\": \"\", \"electorate\": "
-                         "{\"config\": [0, 1], \"members\": [\"b\", \"a\"]}}";
+  std::ofstream(path)
+      << "{\"version\": 1, \"cluster\": \"x\", \"term\": 1, \"voted_for\": \"\", \"electorate\": "
+         "{\"config\": [0, 1], \"members\": [\"b\", \"a\"]}}";
   EXPECT_FALSE(FileStateStore::Load(path).ok());
 }
 
@@ -109,8 +111,8 @@ TEST(AdminServices, StartWithTheTermStopBeforeANewerTermNeverTwice) {
   services.StoppedBeingAdmin();
   services.BecameAdmin(4);  // older than one already started: refused
   EXPECT_FALSE(services.RunningTerm());
-  const std::vector<std::string> want = {"start loop 3", "start slurp 3", "stop loop 3", "start loop 5",
-                                         "start slurp 5", "stop loop 5"};
+  const std::vector<std::string> want = {"start loop 3", "start slurp 3", "stop loop 3",
+                                         "start loop 5", "start slurp 5", "stop loop 5"};
   EXPECT_EQ(log, want);  // slurp failed to start, so it is never stopped
   EXPECT_NE(services.States()[1].last_error.find("no store"), std::string::npos);
 }
