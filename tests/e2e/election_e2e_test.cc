@@ -6,7 +6,9 @@
 //     leadership; SIGTERM of the admin hands over within a heartbeat.
 //   - 5 nodes in network namespaces (one per node, bridged in a hub
 //     namespace): the admin and one follower are cut off; the minority never
-//     elects, the majority does, and after healing the majority's admin stays.
+//     elects, the majority does, and after healing everyone follows an admin
+//     of the majority side; then kill -9 of that admin: the four survivors
+//     agree on a new one and the restarted node follows it.
 // Every status read is checked against "one admin per term" across nodes.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -304,7 +306,7 @@ json NsStatus(Cluster& c, Namespaces& ns, int i, std::uint16_t port, TermBook& b
   return s;
 }
 
-TEST(ElectionEndToEnd, FiveNodesPartitionedMinorityNeverElects) {
+TEST(ElectionEndToEnd, FiveNodesPartitionHealKillAndRestart) {
   if (geteuid() != 0 || access("/usr/sbin/ip", X_OK) != 0) GTEST_SKIP() << "needs root and iproute2";
   constexpr int kNodes = 5;
   Namespaces ns(kNodes);
@@ -318,8 +320,9 @@ TEST(ElectionEndToEnd, FiveNodesPartitionedMinorityNeverElects) {
                                c.dir.File("boot")},
       std::vector<std::string>{}, c.dir.File("boot.log"));
   std::vector<std::uint16_t> ports(kNodes);
-  for (int i = 0; i < kNodes; ++i) {
-    ports[i] = testing::FreePort();
+  c.nodes.resize(kNodes);
+  // Node i in its namespace; `run` numbers its log.
+  auto start_node = [&](int i, int run) {
     std::vector<std::string> args = {"netns",
                                      "exec",
                                      ns.Node(i),
@@ -338,9 +341,13 @@ TEST(ElectionEndToEnd, FiveNodesPartitionedMinorityNeverElects) {
                                      "--bootstrap-expect",
                                      std::to_string(kNodes)};
     args.insert(args.end(), e2e::kFastP2p.begin(), e2e::kFastP2p.end());
-    c.nodes.push_back(std::make_unique<testing::Process>(
+    c.nodes[i] = std::make_unique<testing::Process>(
         "/usr/sbin/ip", args, std::vector<std::string>{std::string("BZZZ_ADMIN_TOKEN=") + e2e::kAdminToken},
-        c.Log(static_cast<int>(c.nodes.size()), 0)));
+        c.Log(i, run));
+  };
+  for (int i = 0; i < kNodes; ++i) {
+    ports[i] = testing::FreePort();
+    start_node(i, 0);
   }
   TermBook book;
   auto statuses = [&] {
@@ -429,6 +436,35 @@ TEST(ElectionEndToEnd, FiveNodesPartitionedMinorityNeverElects) {
               static_cast<long long>(
                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - healed).count()));
   for (int i = 0; i < kNodes; ++i) EXPECT_GE(all[i]["term"].get<std::uint64_t>(), term_majority) << i;
+
+  // kill -9 of the admin of the five: the four survivors agree on a new one;
+  // the killed node restarts and follows it.
+  int victim = -1;
+  for (int i = 0; i < kNodes; ++i) {
+    if (all[i]["node_id"] == final_admin) victim = i;
+  }
+  ASSERT_GE(victim, 0);
+  std::vector<int> survivors;
+  for (int i = 0; i < kNodes; ++i) {
+    if (i != victim) survivors.push_back(i);
+  }
+  c.nodes[victim]->Signal(SIGKILL);
+  c.nodes[victim]->Wait(5s);
+  std::string after_kill;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        all = statuses();
+        after_kill = agreed(all, survivors);
+        return !after_kill.empty() && after_kill != final_admin;
+      },
+      20s));
+  start_node(victim, 1);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        all = statuses();
+        return agreed(all, {0, 1, 2, 3, 4}) == after_kill && all[victim]["state"] == "follower";
+      },
+      30s));
   EXPECT_TRUE(book.violation.empty()) << book.violation;
   for (auto& n : c.nodes) n->Signal(SIGTERM);
   for (auto& n : c.nodes) n->Wait(15s);
