@@ -25,6 +25,7 @@ using e2e::Cluster;
 
 TEST(P2pEndToEnd, ClusterProbesSurvivesKillAndRestart) {
   Cluster c;
+  c.node_args = {"--bootstrap-expect", "3"};  // one electorate, as a real cluster would be set up
   c.StartBootstrap();
   for (int i = 0; i < 3; ++i) c.StartNode(i);
   // Each node sees the two others and the bootstrap node.
