@@ -24,6 +24,22 @@ const std::vector<Migration>& SqliteMigrations() {
           updated_at TEXT NOT NULL  -- ISO 8601 UTC
         );
       )sql"},
+      {2, "ucxl_context_versions", R"sql(
+        -- Append-only versions of the content at UCXL addresses (src/ucxl).
+        CREATE TABLE context_versions (
+          key          TEXT NOT NULL,     -- ucxl://agent:role@project:task/path
+          number       INTEGER NOT NULL,  -- 1, 2, ... per key
+          author_agent TEXT NOT NULL,
+          author_role  TEXT NOT NULL,
+          created_ms   INTEGER NOT NULL,  -- Unix milliseconds
+          content_type TEXT NOT NULL,
+          size         INTEGER NOT NULL,
+          content_hash TEXT NOT NULL,     -- hex SHA-256 of the content as given
+          tombstone    INTEGER NOT NULL DEFAULT 0,
+          content      BLOB NOT NULL,     -- as stored (sealed by role encryption later)
+          PRIMARY KEY (key, number)
+        ) WITHOUT ROWID;
+      )sql"},
   };
   return *kMigrations;
 }

@@ -277,6 +277,11 @@ class SqliteStore final : public Store {
   StoreHealth HealthCheck() override;
   Result<std::string> GetMeta(const std::string& key) override;
   Status PutMeta(const std::string& key, const std::string& value) override;
+  Result<ContextVersion> AppendContextVersion(ContextVersion version, const std::string& stored) override;
+  Result<std::vector<ContextVersion>> ContextHistory(const std::string& key) override;
+  Result<std::string> ContextContent(const std::string& key, std::uint64_t number) override;
+  Result<std::vector<ContextVersion>> SearchContext(const std::string& text, std::size_t limit) override;
+  Result<ContextTotals> ContextStats() override;
   Status Flush() override;
   void Close() override;
 
@@ -544,6 +549,152 @@ Status SqliteStore::PutMeta(const std::string& key, const std::string& value) {
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) return RuntimeError(LastError(writer_->db(), rc), "writing node_meta");
     return {};
+  });
+}
+
+namespace {
+
+constexpr std::string_view kVersionColumns =
+    "key, number, author_agent, author_role, created_ms, content_type, size, content_hash, tombstone";
+
+std::string ColumnText(sqlite3_stmt* stmt, int i) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
+  return text ? std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, i))) : std::string();
+}
+
+ContextVersion ReadVersion(sqlite3_stmt* stmt) {
+  ContextVersion v;
+  v.key = ColumnText(stmt, 0);
+  v.number = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 1));
+  v.author_agent = ColumnText(stmt, 2);
+  v.author_role = ColumnText(stmt, 3);
+  v.created_ms = sqlite3_column_int64(stmt, 4);
+  v.content_type = ColumnText(stmt, 5);
+  v.size = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 6));
+  v.content_hash = ColumnText(stmt, 7);
+  v.tombstone = sqlite3_column_int64(stmt, 8) != 0;
+  return v;
+}
+
+Status BindBlob(sqlite3_stmt* stmt, int index, const std::string& value) {
+  if (value.size() > static_cast<std::size_t>(INT_MAX)) return InvalidArgument("value too large");
+  int rc = sqlite3_bind_blob(stmt, index, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+  if (rc == SQLITE_TOOBIG) return InvalidArgument("value too large for SQLite");
+  if (rc != SQLITE_OK) return Internal(std::string("binding a parameter: ") + sqlite3_errstr(rc));
+  return {};
+}
+
+}  // namespace
+
+Result<ContextVersion> SqliteStore::AppendContextVersion(ContextVersion v, const std::string& stored) {
+  return NoThrow("append context version", [&]() -> Result<ContextVersion> {
+    std::shared_lock<std::shared_mutex> life;
+    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    std::lock_guard lock(writer_mu_);
+    // One statement under the writer lock: the number is the key's next.
+    sqlite3_stmt* stmt = writer_->Prepare(
+        "INSERT INTO context_versions (key, number, author_agent, author_role, created_ms, content_type, size, "
+        "content_hash, tombstone, content) VALUES (?1, (SELECT COALESCE(MAX(number), 0) + 1 FROM context_versions "
+        "WHERE key = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING number");
+    if (stmt == nullptr) return PrepareError(writer_->db(), "writing context_versions");
+    StmtUse use(stmt);
+    for (auto [i, text] : {std::pair{1, &v.key}, {2, &v.author_agent}, {3, &v.author_role}, {5, &v.content_type},
+                           {7, &v.content_hash}}) {
+      if (Status s = BindText(stmt, i, *text); !s.ok()) return s;
+    }
+    sqlite3_bind_int64(stmt, 4, v.created_ms);
+    sqlite3_bind_int64(stmt, 6, static_cast<sqlite3_int64>(v.size));
+    sqlite3_bind_int64(stmt, 8, v.tombstone ? 1 : 0);
+    if (Status s = BindBlob(stmt, 9, stored); !s.ok()) return s;
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) return RuntimeError(LastError(writer_->db(), rc), "writing context_versions");
+    v.number = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0));
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE) return RuntimeError(LastError(writer_->db(), rc), "writing context_versions");
+    return v;
+  });
+}
+
+Result<std::vector<ContextVersion>> SqliteStore::ContextHistory(const std::string& key) {
+  return NoThrow("context history", [&]() -> Result<std::vector<ContextVersion>> {
+    std::shared_lock<std::shared_mutex> life;
+    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    auto reader = AcquireReader();
+    if (!reader.ok()) return reader.status();
+    SqliteConnection& conn = **reader;
+    sqlite3_stmt* stmt = conn.Prepare(std::string("SELECT ") + std::string(kVersionColumns) +
+                                      " FROM context_versions WHERE key = ?1 ORDER BY number");
+    if (stmt == nullptr) return PrepareError(conn.db(), "reading context_versions");
+    StmtUse use(stmt);
+    if (Status s = BindText(stmt, 1, key); !s.ok()) return s;
+    std::vector<ContextVersion> out;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) out.push_back(ReadVersion(stmt));
+    if (rc != SQLITE_DONE) return RuntimeError(LastError(conn.db(), rc), "reading context_versions");
+    return out;
+  });
+}
+
+Result<std::string> SqliteStore::ContextContent(const std::string& key, std::uint64_t number) {
+  return NoThrow("context content", [&]() -> Result<std::string> {
+    std::shared_lock<std::shared_mutex> life;
+    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    auto reader = AcquireReader();
+    if (!reader.ok()) return reader.status();
+    SqliteConnection& conn = **reader;
+    sqlite3_stmt* stmt = conn.Prepare("SELECT content FROM context_versions WHERE key = ?1 AND number = ?2");
+    if (stmt == nullptr) return PrepareError(conn.db(), "reading context_versions");
+    StmtUse use(stmt);
+    if (Status s = BindText(stmt, 1, key); !s.ok()) return s;
+    sqlite3_bind_int64(stmt, 2, static_cast<sqlite3_int64>(number));
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) return NotFound("no version " + std::to_string(number) + " of " + key);
+    if (rc != SQLITE_ROW) return RuntimeError(LastError(conn.db(), rc), "reading context_versions");
+    const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt, 0));
+    return data ? std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt, 0))) : std::string();
+  });
+}
+
+Result<std::vector<ContextVersion>> SqliteStore::SearchContext(const std::string& text, std::size_t limit) {
+  return NoThrow("search context", [&]() -> Result<std::vector<ContextVersion>> {
+    std::shared_lock<std::shared_mutex> life;
+    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    auto reader = AcquireReader();
+    if (!reader.ok()) return reader.status();
+    SqliteConnection& conn = **reader;
+    sqlite3_stmt* stmt = conn.Prepare(
+        std::string("SELECT ") + std::string(kVersionColumns) +
+        " FROM context_versions v WHERE number = (SELECT MAX(number) FROM context_versions w WHERE w.key = v.key) "
+        "AND tombstone = 0 AND (?1 = '' OR instr(key, ?1) > 0 OR instr(content_type, ?1) > 0 OR "
+        "instr(author_agent, ?1) > 0 OR instr(author_role, ?1) > 0 OR instr(content, CAST(?1 AS BLOB)) > 0) "
+        "ORDER BY key LIMIT ?2");
+    if (stmt == nullptr) return PrepareError(conn.db(), "searching context_versions");
+    StmtUse use(stmt);
+    if (Status s = BindText(stmt, 1, text); !s.ok()) return s;
+    sqlite3_bind_int64(stmt, 2, static_cast<sqlite3_int64>(std::min<std::size_t>(limit, 1u << 30)));
+    std::vector<ContextVersion> out;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) out.push_back(ReadVersion(stmt));
+    if (rc != SQLITE_DONE) return RuntimeError(LastError(conn.db(), rc), "searching context_versions");
+    return out;
+  });
+}
+
+Result<Store::ContextTotals> SqliteStore::ContextStats() {
+  return NoThrow("context stats", [&]() -> Result<ContextTotals> {
+    std::shared_lock<std::shared_mutex> life;
+    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    auto reader = AcquireReader();
+    if (!reader.ok()) return reader.status();
+    SqliteConnection& conn = **reader;
+    sqlite3_stmt* stmt = conn.Prepare("SELECT COUNT(*), COALESCE(SUM(length(content)), 0) FROM context_versions");
+    if (stmt == nullptr) return PrepareError(conn.db(), "reading context_versions");
+    StmtUse use(stmt);
+    if (int rc = sqlite3_step(stmt); rc != SQLITE_ROW) {
+      return RuntimeError(LastError(conn.db(), rc), "reading context_versions");
+    }
+    return ContextTotals{static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0)),
+                         static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 1))};
   });
 }
 

@@ -46,6 +46,22 @@ struct StoreHealth {
   std::string message;         // human summary or the error
 };
 
+// One version of the content at a UCXL address (src/ucxl). The versions of
+// a key are numbered 1, 2, ... in the order they were appended and never
+// change; a delete appends a tombstone (no content).
+struct ContextVersion {
+  std::string key;               // ucxl::ContentKey: "ucxl://agent:role@project:task/path"
+  std::uint64_t number = 0;      // assigned by AppendContextVersion
+  std::string author_agent;
+  std::string author_role;
+  std::int64_t created_ms = 0;   // Unix milliseconds
+  std::string content_type;
+  std::uint64_t size = 0;        // of the content as given (before any sealing)
+  std::string content_hash;      // hex SHA-256 of the content as given
+  bool tombstone = false;
+  bool operator==(const ContextVersion&) const = default;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -71,6 +87,26 @@ class Store {
   // Get returns NotFound for a missing key.
   virtual Result<std::string> GetMeta(const std::string& key) = 0;
   virtual Status PutMeta(const std::string& key, const std::string& value) = 0;
+
+  // --- UCXL context versions (append-only) ---
+  // Appends `version` as the key's next version (its `number` is ignored and
+  // returned set) with `stored` as its bytes (the content, or the content
+  // sealed by the caller).
+  virtual Result<ContextVersion> AppendContextVersion(ContextVersion version, const std::string& stored) = 0;
+  // Every version of `key`, oldest first; empty when there is none.
+  virtual Result<std::vector<ContextVersion>> ContextHistory(const std::string& key) = 0;
+  // The stored bytes of one version; NotFound when there is no such version.
+  virtual Result<std::string> ContextContent(const std::string& key, std::uint64_t number) = 0;
+  // The latest version of every key whose latest version is not a tombstone
+  // and whose key, content type, author or stored bytes contain `text`
+  // (every live key when `text` is empty), at most `limit`, by key.
+  virtual Result<std::vector<ContextVersion>> SearchContext(const std::string& text, std::size_t limit) = 0;
+  // How many versions and how many stored bytes the store holds.
+  struct ContextTotals {
+    std::uint64_t versions = 0;
+    std::uint64_t bytes = 0;
+  };
+  virtual Result<ContextTotals> ContextStats() = 0;
 
   // Makes everything written so far durable and compact (WAL checkpoint for
   // SQLite). Called at shutdown.

@@ -16,8 +16,23 @@ bool Hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c
 bool QueryChar(char c) {
   if (NameChar(c)) return true;
   switch (c) {
-    case '.': case '~': case '!': case '$': case '&': case '\'': case '(': case ')': case '*':
-    case '+': case ',': case ';': case '=': case ':': case '@': case '/': case '?':
+    case '.':
+    case '~':
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+    case ':':
+    case '@':
+    case '/':
+    case '?':
       return true;
     default:
       return false;
@@ -94,7 +109,8 @@ unsigned Num(std::string_view s) {
 
 // YYYY-MM-DDTHH:MM:SS[.fraction]Z
 std::optional<Failure> ParseInstant(std::string_view s, Temporal* out) {
-  const Failure bad{"temporal", "not *^, *~, *~N, ~~N, ^^N or an ISO-8601 UTC instant (YYYY-MM-DDTHH:MM:SS[.fff]Z)"};
+  const Failure bad{"temporal",
+                    "not *^, *~, *~N, ~~N, ^^N or an ISO-8601 UTC instant (YYYY-MM-DDTHH:MM:SS[.fff]Z)"};
   if (s.size() < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':') return bad;
   if (s.back() != 'Z') return Failure{"temporal", "the instant must be UTC, ending in Z"};
   const std::string_view year = s.substr(0, 4), month = s.substr(5, 2), day = s.substr(8, 2),
@@ -188,10 +204,12 @@ std::optional<Failure> ParseAll(std::string_view text, Address* a) {
   }
 
   const auto slash = rest.find('/');
-  if (slash == std::string_view::npos) return Failure{"temporal", "missing: the address needs /<temporal>/ after the task"};
+  if (slash == std::string_view::npos)
+    return Failure{"temporal", "missing: the address needs /<temporal>/ after the task"};
   const std::string_view authority = rest.substr(0, slash);
   const auto at = authority.find('@');
-  if (at == std::string_view::npos) return Failure{"address", "missing '@' between <agent>:<role> and <project>:<task>"};
+  if (at == std::string_view::npos)
+    return Failure{"address", "missing '@' between <agent>:<role> and <project>:<task>"};
   const std::string_view who = authority.substr(0, at), what = authority.substr(at + 1);
   const auto c1 = who.find(':'), c2 = what.find(':');
   if (c1 == std::string_view::npos) return Failure{"role", "missing: expected <agent>:<role>"};
@@ -205,7 +223,8 @@ std::optional<Failure> ParseAll(std::string_view text, Address* a) {
   const auto slash2 = after.find('/');
   const std::string_view temporal = after.substr(0, slash2);
   if (auto f = ParseTemporal(temporal, &a->temporal)) return f;
-  const std::string_view path = slash2 == std::string_view::npos ? std::string_view() : after.substr(slash2 + 1);
+  const std::string_view path =
+      slash2 == std::string_view::npos ? std::string_view() : after.substr(slash2 + 1);
   for (char c : path) {
     if (!PathChar(c)) {
       return Failure{"path", "may hold only letters, digits, '_', '-', '.' and '/' (found code " +
@@ -225,9 +244,7 @@ std::optional<Failure> ParseAll(std::string_view text, Address* a) {
 
 }  // namespace
 
-bool Address::HasWildcard() const {
-  return agent == kAny || role == kAny || project == kAny || task == kAny;
-}
+bool Address::HasWildcard() const { return agent == kAny || role == kAny || project == kAny || task == kAny; }
 
 Result<Address> Parse(std::string_view text, AddressError* error) {
   Address a;
@@ -240,11 +257,16 @@ Result<Address> Parse(std::string_view text, AddressError* error) {
 
 std::string FormatTemporal(const Temporal& t) {
   switch (t.kind) {
-    case TemporalKind::kLatest: return "*^";
-    case TemporalKind::kFirst: return "*~";
-    case TemporalKind::kVersion: return "*~" + std::to_string(t.n);
-    case TemporalKind::kBack: return "~~" + std::to_string(t.n);
-    case TemporalKind::kForward: return "^^" + std::to_string(t.n);
+    case TemporalKind::kLatest:
+      return "*^";
+    case TemporalKind::kFirst:
+      return "*~";
+    case TemporalKind::kVersion:
+      return "*~" + std::to_string(t.n);
+    case TemporalKind::kBack:
+      return "~~" + std::to_string(t.n);
+    case TemporalKind::kForward:
+      return "^^" + std::to_string(t.n);
     case TemporalKind::kInstant: {
       std::int64_t days = t.seconds / 86400, secs = t.seconds % 86400;
       if (secs < 0) {
@@ -292,8 +314,10 @@ Result<std::size_t> Resolve(const Temporal& t, const std::vector<VersionRef>& hi
     return FailedPrecondition("temporal out of range: " + what + " (" + std::to_string(n) + " version(s))");
   };
   switch (t.kind) {
-    case TemporalKind::kLatest: return n - 1;
-    case TemporalKind::kFirst: return std::size_t{0};
+    case TemporalKind::kLatest:
+      return n - 1;
+    case TemporalKind::kFirst:
+      return std::size_t{0};
     case TemporalKind::kVersion:
       for (std::size_t i = 0; i < n; ++i) {
         if (history[i].number == t.n) return i;

@@ -35,9 +35,9 @@ enum class TemporalKind { kLatest, kFirst, kVersion, kBack, kForward, kInstant }
 
 struct Temporal {
   TemporalKind kind = TemporalKind::kLatest;
-  std::uint64_t n = 0;            // kVersion: the version (>= 1); kBack, kForward: steps
-  std::int64_t seconds = 0;       // kInstant: Unix seconds, UTC
-  std::uint32_t nanos = 0;        // kInstant: fraction of the second
+  std::uint64_t n = 0;       // kVersion: the version (>= 1); kBack, kForward: steps
+  std::int64_t seconds = 0;  // kInstant: Unix seconds, UTC
+  std::uint32_t nanos = 0;   // kInstant: fraction of the second
   bool operator==(const Temporal&) const = default;
 };
 
@@ -72,8 +72,8 @@ std::string FormatTemporal(const Temporal& temporal);
 
 // One version of the content at an address, oldest first in a history.
 struct VersionRef {
-  std::uint64_t number = 0;       // 1, 2, 3, ...
-  std::int64_t created_ms = 0;    // Unix milliseconds
+  std::uint64_t number = 0;     // 1, 2, 3, ...
+  std::int64_t created_ms = 0;  // Unix milliseconds
 };
 
 // The index in `history` (ascending by number, non-empty) that `temporal`

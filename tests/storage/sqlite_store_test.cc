@@ -558,3 +558,76 @@ TEST(OpenStoreTest, UnknownBackendIsInvalidArgument) {
 
 }  // namespace
 }  // namespace bzzz::storage
+
+namespace bzzz::storage {
+namespace {
+
+class ContextVersionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SqliteOptions options;
+    options.path = (dir_.path() / "bzzz.db").string();
+    auto store = OpenSqliteStore(options);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+    ASSERT_TRUE(store_->Migrate().ok());
+  }
+  ContextVersion V(const std::string& key, const std::string& agent, bool tombstone = false) {
+    ContextVersion v;
+    v.key = key;
+    v.author_agent = agent;
+    v.author_role = "developer";
+    v.created_ms = 1000 + static_cast<std::int64_t>(++clock_);
+    v.content_type = "text/plain";
+    v.tombstone = tombstone;
+    return v;
+  }
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  int clock_ = 0;
+};
+
+TEST_F(ContextVersionsTest, AppendNumbersPerKeyAndKeepsHistory) {
+  const std::string k1 = "ucxl://a:r@p:t/x", k2 = "ucxl://a:r@p:t/y";
+  EXPECT_EQ(store_->AppendContextVersion(V(k1, "a"), "one")->number, 1u);
+  EXPECT_EQ(store_->AppendContextVersion(V(k1, "a"), "two")->number, 2u);
+  EXPECT_EQ(store_->AppendContextVersion(V(k2, "b"), "other")->number, 1u);
+  EXPECT_EQ(store_->AppendContextVersion(V(k1, "a", true), "")->number, 3u);
+  auto history = store_->ContextHistory(k1);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_FALSE((*history)[1].tombstone);
+  EXPECT_TRUE((*history)[2].tombstone);
+  EXPECT_EQ(*store_->ContextContent(k1, 2), "two");
+  EXPECT_TRUE(store_->ContextContent(k1, 9).status().IsNotFound());
+  EXPECT_TRUE(store_->ContextHistory("ucxl://a:r@p:t/none")->empty());
+  // Binary content survives.
+  const std::string binary("\0\xff\x01zero", 7);
+  auto bin = store_->AppendContextVersion(V(k2, "b"), binary);
+  ASSERT_TRUE(bin.ok());
+  EXPECT_EQ(*store_->ContextContent(k2, bin->number), binary);
+  auto stats = store_->ContextStats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->versions, 5u);
+  EXPECT_EQ(stats->bytes, 3u + 3u + 5u + 0u + 7u);
+}
+
+TEST_F(ContextVersionsTest, SearchSeesLatestLiveVersionsOnly) {
+  ASSERT_TRUE(store_->AppendContextVersion(V("ucxl://a:r@p:t/deleted", "a"), "needle").ok());
+  ASSERT_TRUE(store_->AppendContextVersion(V("ucxl://a:r@p:t/deleted", "a", true), "").ok());
+  ASSERT_TRUE(store_->AppendContextVersion(V("ucxl://a:r@p:t/old", "a"), "needle").ok());
+  ASSERT_TRUE(store_->AppendContextVersion(V("ucxl://a:r@p:t/old", "a"), "hay").ok());
+  ASSERT_TRUE(store_->AppendContextVersion(V("ucxl://a:r@p:t/live", "a"), "a needle here").ok());
+  ASSERT_TRUE(store_->AppendContextVersion(V("ucxl://a:r@p:t/needle-key", "a"), "hay").ok());
+  auto found = store_->SearchContext("needle", 10);
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->size(), 2u);
+  EXPECT_EQ((*found)[0].key, "ucxl://a:r@p:t/live");
+  EXPECT_EQ((*found)[1].key, "ucxl://a:r@p:t/needle-key");
+  EXPECT_EQ(store_->SearchContext("", 10)->size(), 3u);
+  EXPECT_EQ(store_->SearchContext("", 1)->size(), 1u);
+  EXPECT_TRUE(store_->SearchContext("%", 10)->empty());  // no LIKE patterns
+}
+
+}  // namespace
+}  // namespace bzzz::storage

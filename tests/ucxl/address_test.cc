@@ -1,11 +1,11 @@
 // UCXL addresses: a table of valid and invalid forms covering every rule of
 // the grammar, the canonical round trip (also as a randomized property),
 // temporal resolution and wildcard matching.
+#include "ucxl/address.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
-
-#include "ucxl/address.h"
 
 namespace bzzz::ucxl {
 namespace {
@@ -126,7 +126,8 @@ TEST(UcxlAddress, RandomAddressesRoundTrip) {
   auto pick = [&](const std::string& alphabet, int min, int max) {
     const int n = std::uniform_int_distribution<int>(min, max)(rng);
     std::string s;
-    for (int i = 0; i < n; ++i) s += alphabet[std::uniform_int_distribution<std::size_t>(0, alphabet.size() - 1)(rng)];
+    for (int i = 0; i < n; ++i)
+      s += alphabet[std::uniform_int_distribution<std::size_t>(0, alphabet.size() - 1)(rng)];
     return s;
   };
   const std::string name = "abcXYZ019_-";
@@ -138,11 +139,21 @@ TEST(UcxlAddress, RandomAddressesRoundTrip) {
     a.project = maybe_any(pick(name, 1, 12));
     a.task = maybe_any(pick(name, 1, 12));
     switch (rng() % 6) {
-      case 0: a.temporal = {TemporalKind::kLatest}; break;
-      case 1: a.temporal = {TemporalKind::kFirst}; break;
-      case 2: a.temporal = {TemporalKind::kVersion, 1 + rng() % 100000}; break;
-      case 3: a.temporal = {TemporalKind::kBack, rng() % 1000}; break;
-      case 4: a.temporal = {TemporalKind::kForward, rng() % 1000}; break;
+      case 0:
+        a.temporal = {TemporalKind::kLatest};
+        break;
+      case 1:
+        a.temporal = {TemporalKind::kFirst};
+        break;
+      case 2:
+        a.temporal = {TemporalKind::kVersion, 1 + rng() % 100000};
+        break;
+      case 3:
+        a.temporal = {TemporalKind::kBack, rng() % 1000};
+        break;
+      case 4:
+        a.temporal = {TemporalKind::kForward, rng() % 1000};
+        break;
       default:
         a.temporal.kind = TemporalKind::kInstant;
         a.temporal.seconds = static_cast<std::int64_t>(rng() % 253402300799ull);  // up to 9999-12-31

@@ -1,0 +1,190 @@
+// The versioned context store: append-only versions with authors and
+// hashes, tombstones, temporal reads and navigation, search and discovery,
+// history across a restart (SQLite), and cross-node resolution through the
+// DHT (three in-process P2P nodes with record stores).
+#include "ucxl/context_store.h"
+
+#include <gtest/gtest.h>
+
+#include "dht/record_store.h"
+#include "p2p/cluster.h"
+#include "storage/sqlite_store.h"
+#include "support/support.h"
+
+namespace bzzz::ucxl {
+namespace {
+
+using namespace std::chrono_literals;
+
+Address A(const std::string& s) {
+  auto a = Parse(s);
+  EXPECT_TRUE(a.ok()) << s << ": " << a.status().message();
+  return *a;
+}
+
+std::shared_ptr<storage::Store> OpenStore(const std::string& dir) {
+  storage::SqliteOptions o;
+  o.path = dir + "/bzzz.db";
+  auto store = storage::OpenSqliteStore(o);
+  EXPECT_TRUE(store.ok());
+  std::shared_ptr<storage::Store> shared = std::move(store).value();
+  EXPECT_TRUE(shared->Migrate().ok());
+  return shared;
+}
+
+const Author kAlice{"alice", "developer"};
+
+TEST(ContextStore, VersionsTombstonesTemporalReadsAndNavigation) {
+  testing::TempDir dir;
+  ContextStore cs(OpenStore(dir.path()), nullptr);
+  const Address at = A("ucxl://alice:developer@bzzz:t1/*^/notes/plan.md");
+  for (const char* text : {"v1", "v2", "v3"}) {
+    auto e = cs.Put(at, kAlice, "text/markdown", text);
+    ASSERT_TRUE(e.ok()) << e.status().message();
+  }
+  auto latest = cs.Get(at);
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(latest->content, "v3");
+  EXPECT_EQ(latest->version.number, 3u);
+  EXPECT_EQ(latest->version.author_agent, "alice");
+  EXPECT_EQ(latest->version.size, 2u);
+  EXPECT_EQ(latest->version.content_hash.size(), 64u);
+  EXPECT_EQ(latest->address, "ucxl://alice:developer@bzzz:t1/*~3/notes/plan.md");
+  EXPECT_EQ(latest->source, Source::kLocal);
+  EXPECT_EQ(cs.Get(A("ucxl://alice:developer@bzzz:t1/*~/notes/plan.md"))->content, "v1");
+  EXPECT_EQ(cs.Get(A("ucxl://alice:developer@bzzz:t1/~~2/notes/plan.md"))->content, "v1");
+  EXPECT_EQ(cs.Get(A("ucxl://alice:developer@bzzz:t1/^^1/notes/plan.md"))->content, "v2");
+  EXPECT_EQ(cs.Get(A("ucxl://alice:developer@bzzz:t1/2100-01-01T00:00:00Z/notes/plan.md"))->content, "v3");
+  EXPECT_EQ(cs.Get(A("ucxl://alice:developer@bzzz:t1/*~9/notes/plan.md")).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(cs.Get(A("ucxl://alice:developer@bzzz:t1/2000-01-01T00:00:00Z/notes/plan.md")).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(cs.Get(A("ucxl://alice:developer@bzzz:t1/*^/nothing")).status().IsNotFound());
+
+  // Navigate from v3 two back, then one forward.
+  auto back = cs.Navigate(at, -2);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->content, "v1");
+  EXPECT_EQ(cs.Navigate(A("ucxl://alice:developer@bzzz:t1/*~1/notes/plan.md"), 1)->content, "v2");
+  EXPECT_EQ(cs.Navigate(at, 1).status().code(), StatusCode::kFailedPrecondition);
+
+  // Delete writes a tombstone; the latest is gone, the history stays.
+  auto del = cs.Delete(at, kAlice);
+  ASSERT_TRUE(del.ok());
+  EXPECT_TRUE(del->tombstone);
+  EXPECT_EQ(del->number, 4u);
+  auto gone = cs.Get(at);
+  EXPECT_TRUE(gone.status().IsNotFound());
+  EXPECT_NE(gone.status().message().find("deleted at version 4"), std::string::npos);
+  EXPECT_EQ(cs.Get(A("ucxl://alice:developer@bzzz:t1/~~1/notes/plan.md"))->content, "v3");
+  EXPECT_EQ(cs.History(at)->size(), 4u);
+  EXPECT_TRUE(cs.Delete(at, kAlice).status().IsNotFound());     // nothing live
+  ASSERT_TRUE(cs.Put(at, kAlice, "text/markdown", "v5").ok());  // writes resume after a delete
+  EXPECT_EQ(cs.Get(at)->version.number, 5u);
+}
+
+TEST(ContextStore, RefusesWhatItCannotStore) {
+  testing::TempDir dir;
+  ContextStore cs(OpenStore(dir.path()), nullptr, ContextStoreOptions{16});
+  EXPECT_EQ(cs.Put(A("ucxl://any:r@p:t/*^/x"), kAlice, "t", "x").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(cs.Put(A("ucxl://a:r@p:t/*~2/x"), kAlice, "t", "x").status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(cs.Put(A("ucxl://a:r@p:t/*^/x"), Author{"", "r"}, "t", "x").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(cs.Put(A("ucxl://a:r@p:t/*^/x"), kAlice, "t", std::string(17, 'x')).status().code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_EQ(cs.Get(A("ucxl://a:any@p:t/*^/x")).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(cs.History(A("ucxl://a:r@p:t/*^/x"))->empty());  // nothing was stored
+}
+
+TEST(ContextStore, SearchDiscoverAndHistoryAfterRestart) {
+  testing::TempDir dir;
+  {
+    ContextStore cs(OpenStore(dir.path()), nullptr);
+    ASSERT_TRUE(
+        cs.Put(A("ucxl://alice:dev@bzzz:t1/*^/design/api.md"), kAlice, "text/markdown", "REST api").ok());
+    ASSERT_TRUE(
+        cs.Put(A("ucxl://alice:dev@bzzz:t1/*^/design/api.md"), kAlice, "text/markdown", "gRPC api").ok());
+    ASSERT_TRUE(
+        cs.Put(A("ucxl://bob:qa@bzzz:t2/*^/tests/plan"), Author{"bob", "qa"}, "text/plain", "api tests")
+            .ok());
+    ASSERT_TRUE(
+        cs.Put(A("ucxl://bob:qa@other:t3/*^/x"), Author{"bob", "qa"}, "text/plain", "unrelated").ok());
+  }
+  ContextStore cs(OpenStore(dir.path()), nullptr);  // reopened: the history is intact
+  auto h = cs.History(A("ucxl://alice:dev@bzzz:t1/*^/design/api.md"));
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->size(), 2u);
+  EXPECT_EQ(cs.Get(A("ucxl://alice:dev@bzzz:t1/*~1/design/api.md"))->content, "REST api");
+  auto found = cs.Search("api", 10);
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->size(), 2u);
+  EXPECT_EQ(cs.Search("REST", 10)->size(), 0u);  // only latest versions are searched
+  EXPECT_EQ(cs.Discover(A("ucxl://any:any@bzzz:any/*^"), 10)->size(), 2u);
+  EXPECT_EQ(cs.Discover(A("ucxl://bob:any@any:any/*^"), 10)->size(), 2u);
+  EXPECT_EQ(cs.Discover(A("ucxl://any:any@any:any/*^/design"), 10)->size(), 1u);
+  EXPECT_EQ(cs.Discover(A("ucxl://any:any@any:any/*^"), 1)->size(), 1u);
+}
+
+// Three nodes: what one stores, the others resolve through the DHT.
+TEST(ContextStore, OtherNodesResolveThroughTheDht) {
+  struct Node {
+    std::unique_ptr<testing::TempDir> dir;
+    std::unique_ptr<p2p::P2pNode> p2p;
+    std::unique_ptr<dht::RecordStore> records;
+    std::unique_ptr<ContextStore> context;
+  };
+  std::vector<Node> nodes;
+  for (int i = 0; i < 3; ++i) {
+    Node n;
+    n.dir = std::make_unique<testing::TempDir>();
+    std::vector<std::string> seeds;
+    for (const auto& other : nodes) seeds.push_back("127.0.0.1:" + std::to_string(other.p2p->port()));
+    n.p2p = testing::StartP2pNode("n" + std::to_string(i), seeds, n.dir->path());
+    ASSERT_NE(n.p2p, nullptr);
+    dht::Options o;
+    o.config = testing::FastDhtConfig();
+    o.data_dir = n.dir->path();
+    auto records = dht::RecordStore::Start(o, *n.p2p, nullptr);
+    ASSERT_TRUE(records.ok());
+    n.records = std::move(records).value();
+    n.context = std::make_unique<ContextStore>(OpenStore(n.dir->path()), n.records.get());
+    nodes.push_back(std::move(n));
+  }
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        for (const auto& n : nodes) {
+          if (n.p2p->ConnectedPeers() != 2) return false;
+        }
+        return true;
+      },
+      10s));
+  const Address at = A("ucxl://alice:developer@bzzz:t1/*^/shared/decision.md");
+  ASSERT_TRUE(nodes[0].context->Put(at, kAlice, "text/markdown", "first").ok());
+  ASSERT_TRUE(nodes[0].context->Put(at, kAlice, "text/markdown", "second").ok());
+
+  auto remote = nodes[2].context->Get(at);
+  ASSERT_TRUE(remote.ok()) << remote.status().message();
+  EXPECT_EQ(remote->content, "second");
+  EXPECT_EQ(remote->version.number, 2u);
+  EXPECT_NE(remote->source, Source::kLocal);
+  auto first = nodes[1].context->Get(A("ucxl://alice:developer@bzzz:t1/*~1/shared/decision.md"));
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(first->content, "first");
+  EXPECT_EQ(nodes[1].context->Navigate(at, -1)->content, "first");
+  EXPECT_EQ(nodes[1].context->History(at)->size(), 2u);
+  auto providers = nodes[2].context->Providers(at);
+  ASSERT_TRUE(providers.ok());
+  EXPECT_NE(std::find(providers->begin(), providers->end(), nodes[0].p2p->node_id()), providers->end());
+
+  // A delete on the writer is seen elsewhere too.
+  ASSERT_TRUE(nodes[0].context->Delete(at, kAlice).ok());
+  EXPECT_TRUE(testing::Eventually([&] { return nodes[2].context->Get(at).status().IsNotFound(); }, 10s));
+
+  for (auto& n : nodes) n.records->Stop();
+  for (auto& n : nodes) n.p2p->Stop();
+}
+
+}  // namespace
+}  // namespace bzzz::ucxl
