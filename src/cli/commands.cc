@@ -1,22 +1,26 @@
 #include "cli/commands.h"
 
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
+#include <tuple>
 
 #include "cli/client.h"
 #include "config/loader.h"
 #include "node/logging.h"
 #include "node/node.h"
 #include "storage/store.h"
+#include "ucxl/address.h"
 
 namespace bzzz::cli {
 
@@ -63,7 +67,8 @@ void AddServeOptions(CLI::App* cmd, ConfigArgs& a) {
 }
 
 // Turns flags into (key, value) overrides; usage errors are returned as text.
-std::optional<std::string> Overrides(const ConfigArgs& a, std::vector<std::pair<std::string, std::string>>& out) {
+std::optional<std::string> Overrides(const ConfigArgs& a,
+                                     std::vector<std::pair<std::string, std::string>>& out) {
   if (!a.data_dir.empty()) out.emplace_back("node.data_dir", a.data_dir);
   if (!a.http_listen.empty()) {
     const auto colon = a.http_listen.rfind(':');
@@ -109,7 +114,8 @@ std::optional<config::Config> Load(const ConfigArgs& a, int* code, bool quiet_ok
   config::LoadResult result = config::LoadConfig(options);
   for (const auto& w : result.warnings) std::fprintf(stderr, "bzzz: warning: %s\n", w.ToString().c_str());
   if (!result.ok()) {
-    for (const auto& e : result.errors) std::fprintf(stderr, "bzzz: config error: %s\n", e.ToString().c_str());
+    for (const auto& e : result.errors)
+      std::fprintf(stderr, "bzzz: config error: %s\n", e.ToString().c_str());
     *code = kExitFailure;
     return std::nullopt;
   }
@@ -125,7 +131,9 @@ struct ClientArgs {
 void AddClientOptions(CLI::App* cmd, ClientArgs& c) {
   cmd->add_option("--url", c.options.url, "node URL")->envname("BZZZ_URL")->capture_default_str();
   cmd->add_option("--token", c.options.token, "API token")->envname("BZZZ_TOKEN");
-  cmd->add_option("--timeout-ms", c.timeout_ms, "request timeout")->capture_default_str()->check(CLI::Range(1, 3600000));
+  cmd->add_option("--timeout-ms", c.timeout_ms, "request timeout")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600000));
 }
 
 // Prints the body (pretty JSON when it is JSON) and maps the status to an exit code.
@@ -136,9 +144,8 @@ int Report(const Result<ClientResponse>& response, int ok_status_max = 299) {
   }
   const json body = json::parse(response->body, nullptr, false);
   if (response->status == 401 || response->status == 403) {
-    const std::string message = !body.is_discarded() && body.contains("error")
-                                    ? body["error"].value("message", "")
-                                    : response->body;
+    const std::string message =
+        !body.is_discarded() && body.contains("error") ? body["error"].value("message", "") : response->body;
     PrintError("HTTP " + std::to_string(response->status) + ": " + message);
     return kExitAuth;
   }
@@ -178,8 +185,8 @@ int ConfigValidate(const ConfigArgs& args) {
   int code = kExitOk;
   auto cfg = Load(args, &code);
   if (!cfg) return code;
-  std::cout << "configuration is valid" << (args.file.empty() ? " (defaults and environment)" : " (" + args.file + ")")
-            << "\n";
+  std::cout << "configuration is valid"
+            << (args.file.empty() ? " (defaults and environment)" : " (" + args.file + ")") << "\n";
   return kExitOk;
 }
 
@@ -187,8 +194,8 @@ int ConfigShow(const ConfigArgs& args, const std::string& format) {
   int code = kExitOk;
   auto cfg = Load(args, &code);
   if (!cfg) return code;
-  std::cout << config::RenderConfig(*cfg, format == "json" ? config::RenderFormat::kJson : config::RenderFormat::kYaml,
-                                    true);
+  std::cout << config::RenderConfig(
+      *cfg, format == "json" ? config::RenderFormat::kJson : config::RenderFormat::kYaml, true);
   return kExitOk;
 }
 
@@ -247,7 +254,8 @@ int DbTestConnection(const ConfigArgs& args) {
   if (!store) return code;
   const auto started = std::chrono::steady_clock::now();
   const Status s = store->TestConnection();
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   const auto h = store->HealthCheck();
   store->Close();
   if (!s.ok()) {
@@ -257,7 +265,6 @@ int DbTestConnection(const ConfigArgs& args) {
   std::printf("connection ok: %s %s (%.2f ms)\n", h.backend.c_str(), h.location.c_str(), ms);
   return kExitOk;
 }
-
 
 // --- P2P and DHT commands ------------------------------------------------------
 
@@ -349,13 +356,15 @@ int DhtCacheClear(const ClientOptions& options, const std::string& data_dir) {
       for (const auto& e : std::filesystem::directory_iterator(data_dir + "/dht/cache", ec)) {
         files += std::filesystem::remove(e.path(), ec) ? 1 : 0;
       }
-      return "DHT cache cleared: " + std::to_string(files) + " file(s) removed from " + data_dir + "/dht/cache";
+      return "DHT cache cleared: " + std::to_string(files) + " file(s) removed from " + data_dir +
+             "/dht/cache";
     });
   }
   int code = kExitOk;
   auto body = CallJson(options, "DELETE", "/api/v1/dht/cache", "", &code);
   if (!body) return code;
-  std::printf("DHT cache cleared: %d file(s), %d byte(s)\n", body->value("files", 0), body->value("bytes", 0));
+  std::printf("DHT cache cleared: %d file(s), %d byte(s)\n", body->value("files", 0),
+              body->value("bytes", 0));
   return kExitOk;
 }
 
@@ -364,16 +373,16 @@ int TestP2pMessage(const ClientOptions& options, int probe_timeout_ms, bool allo
   ClientOptions o = options;
   o.timeout = std::max(o.timeout, std::chrono::milliseconds(probe_timeout_ms + 5000));
   std::fprintf(stderr, "probing every known peer over pubsub (timeout %d ms)...\n", probe_timeout_ms);
-  auto body = CallJson(o, "POST", "/api/v1/p2p/test-message",
-                       json{{"timeout_ms", probe_timeout_ms}}.dump(), &code);
+  auto body =
+      CallJson(o, "POST", "/api/v1/p2p/test-message", json{{"timeout_ms", probe_timeout_ms}}.dump(), &code);
   if (!body) return code;
   if (as_json) std::cout << body->dump(2) << "\n";
   const auto& results = (*body)["results"];
   if (!as_json) {
     for (const auto& r : results) {
       if (r.value("answered", false)) {
-        std::printf("  ok       %-40s %-16s %8.2f ms\n", r.value("node_id", "").c_str(), r.value("name", "").c_str(),
-                    r.value("rtt_ms", 0.0));
+        std::printf("  ok       %-40s %-16s %8.2f ms\n", r.value("node_id", "").c_str(),
+                    r.value("name", "").c_str(), r.value("rtt_ms", 0.0));
       } else {
         std::printf("  NO REPLY %-40s %-16s\n", r.value("node_id", "").c_str(), r.value("name", "").c_str());
       }
@@ -392,7 +401,8 @@ int TestP2pMessage(const ClientOptions& options, int probe_timeout_ms, bool allo
 
 std::string AdminLabel(const json& side) {
   const std::string admin = side.value("admin_id", "");
-  return (admin.empty() ? std::string("none") : admin) + " (term " + std::to_string(side.value("term", 0)) + ")";
+  return (admin.empty() ? std::string("none") : admin) + " (term " + std::to_string(side.value("term", 0)) +
+         ")";
 }
 
 int TriggerElection(const ClientOptions& options, bool force, bool as_json) {
@@ -407,7 +417,8 @@ int TriggerElection(const ClientOptions& options, bool force, bool as_json) {
   json body = json::parse(response->body, nullptr, false);
   if (response->status == 504 && body.is_object()) {
     if (as_json) std::cout << body.dump(2) << "\n";
-    PrintError("no new admin yet: was " + AdminLabel(body["previous"]) + ", now " + AdminLabel(body["current"]));
+    PrintError("no new admin yet: was " + AdminLabel(body["previous"]) + ", now " +
+               AdminLabel(body["current"]));
     return kExitFailure;
   }
   auto parsed = CallJsonResult(*response, &code);
@@ -430,18 +441,24 @@ int ElectionStatus(const ClientOptions& options, bool as_json) {
     return kExitOk;
   }
   const json& b = *body;
-  auto str = [&](const char* k) { return b.contains(k) && b[k].is_string() ? b[k].get<std::string>() : std::string("-"); };
+  auto str = [&](const char* k) {
+    return b.contains(k) && b[k].is_string() ? b[k].get<std::string>() : std::string("-");
+  };
   std::printf("node      %s (%s)\nadmin     %s\nterm      %llu\nheartbeat %s\n", str("node_id").c_str(),
-              str("state").c_str(), str("admin_id").c_str(), static_cast<unsigned long long>(b.value("term", 0ull)),
-              b["heartbeat_age_ms"].is_number() ? (std::to_string(b["heartbeat_age_ms"].get<long long>()) + " ms ago").c_str()
-                                                : "none");
-  std::printf("cluster   %s, electorate of %zu%s\n", str("cluster").c_str(), b["electorate"]["members"].size(),
-              b.value("member", false) ? " (member)" : " (not a member)");
+              str("state").c_str(), str("admin_id").c_str(),
+              static_cast<unsigned long long>(b.value("term", 0ull)),
+              b["heartbeat_age_ms"].is_number()
+                  ? (std::to_string(b["heartbeat_age_ms"].get<long long>()) + " ms ago").c_str()
+                  : "none");
+  std::printf("cluster   %s, electorate of %zu%s\n", str("cluster").c_str(),
+              b["electorate"]["members"].size(), b.value("member", false) ? " (member)" : " (not a member)");
   for (const auto& c : b["candidates"]) {
     std::printf("  %-42s score %.3f%s%s\n", c.value("node_id", "").c_str(), c.value("score", 0.0),
-                c.value("admin_capable", false) ? "" : " observer", c.value("member", false) ? " member" : "");
+                c.value("admin_capable", false) ? "" : " observer",
+                c.value("member", false) ? " member" : "");
   }
-  if (b.contains("problem") && b["problem"].is_string()) std::printf("problem   %s\n", str("problem").c_str());
+  if (b.contains("problem") && b["problem"].is_string())
+    std::printf("problem   %s\n", str("problem").c_str());
   return kExitOk;
 }
 
@@ -466,22 +483,146 @@ int ElectorateChange(const ClientOptions& options, const std::string& op, const 
   int code = kExitOk;
   auto parsed = CallJsonResult(*response, &code);
   if (!parsed) return code;
-  std::printf("electorate version %s: %s\n", (*parsed)["version"].dump().c_str(), (*parsed)["members"].dump().c_str());
+  std::printf("electorate version %s: %s\n", (*parsed)["version"].dump().c_str(),
+              (*parsed)["members"].dump().c_str());
+  return kExitOk;
+}
+
+// Every boundary validates UCXL addresses: the CLI before sending.
+bool CheckAddress(const std::string& text, bool wildcards_ok = true) {
+  ucxl::AddressError why;
+  auto a = ucxl::Parse(text, &why);
+  if (!a.ok()) {
+    PrintError(a.status().message());
+    return false;
+  }
+  if (!wildcards_ok && a->HasWildcard()) {
+    PrintError("invalid UCXL address: address: any/* is only for discover patterns");
+    return false;
+  }
+  return true;
+}
+
+std::string PercentEncode(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// A UCXI answer: the data of a success envelope, or the error printed (with
+// its UCXL code) and `code` set.
+std::optional<json> UcxiCall(const ClientOptions& options, const char* method, const std::string& path,
+                             const std::string& body, int* code,
+                             const std::string& content_type = "application/json") {
+  auto response = Call(options, method, path, body, content_type);
+  if (!response.ok()) {
+    PrintError(response.status().message());
+    *code = kExitUnreachable;
+    return std::nullopt;
+  }
+  const json j = json::parse(response->body, nullptr, false);
+  if (response->status < 300 && j.is_object() && j.contains("response")) return j["response"];
+  if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+    PrintError(j["error"].value("code", "") + ": " + j["error"].value("message", ""));
+  } else {
+    PrintError("HTTP " + std::to_string(response->status) + ": " + response->body);
+  }
+  *code = response->status == 401 || response->status == 403 ? kExitAuth : kExitFailure;
+  return std::nullopt;
+}
+
+void PrintVersions(const json& results) {
+  for (const auto& r : results) {
+    const json& v = r["version"];
+    std::printf("%-60s v%-4llu %-24s %8llu B  %s\n", r.value("address", "").c_str(),
+                static_cast<unsigned long long>(v.value("number", 0ull)), v.value("content_type", "").c_str(),
+                static_cast<unsigned long long>(v.value("size", 0ull)), v.value("created_at", "").c_str());
+  }
+}
+
+int Ucxl(const ClientOptions& options, const std::string& op, const std::string& arg, const std::string& file,
+         const std::string& content, const std::string& content_type, long long steps, int limit,
+         bool as_json) {
+  const bool pattern_op = op == "discover";
+  if (op != "search" && !CheckAddress(arg, pattern_op)) return kExitUsage;
+  int code = kExitOk;
+  std::optional<json> r;
+  if (op == "get") {
+    r = UcxiCall(options, "GET", "/ucxi/v1/get?address=" + PercentEncode(arg), "", &code);
+  } else if (op == "put") {
+    std::string body = content;
+    if (!file.empty()) {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) {
+        PrintError("cannot read " + file);
+        return kExitUsage;
+      }
+      std::ostringstream buf;
+      buf << in.rdbuf();
+      body = buf.str();
+    }
+    r = UcxiCall(options, "PUT", "/ucxi/v1/put?address=" + PercentEncode(arg), body, &code, content_type);
+  } else if (op == "delete") {
+    r = UcxiCall(options, "DELETE", "/ucxi/v1/delete?address=" + PercentEncode(arg), "", &code);
+  } else if (op == "navigate") {
+    r = UcxiCall(options, "GET",
+                 "/ucxi/v1/navigate?address=" + PercentEncode(arg) + "&steps=" + std::to_string(steps), "",
+                 &code);
+  } else if (op == "search") {
+    r = UcxiCall(options, "GET",
+                 "/ucxi/v1/search?q=" + PercentEncode(arg) + "&limit=" + std::to_string(limit), "", &code);
+  } else if (op == "announce") {
+    r = UcxiCall(options, "POST", "/ucxi/v1/announce", json{{"address", arg}}.dump(), &code);
+  } else if (op == "discover") {
+    r = UcxiCall(options, "GET",
+                 "/ucxi/v1/discover?pattern=" + PercentEncode(arg) + "&limit=" + std::to_string(limit), "",
+                 &code);
+  }
+  if (!r) return code;
+  if (as_json) {
+    std::cout << r->dump(2) << "\n";
+    return kExitOk;
+  }
+  const json& data = (*r)["data"];
+  if (op == "get" || op == "navigate") {
+    std::fprintf(stderr, "%s (%s, from %s)\n", data.value("address", "").c_str(),
+                 data["version"].value("content_type", "").c_str(), data.value("source", "").c_str());
+    std::cout << data.value("content", "");
+    if (data.value("encoding", "") == "base64")
+      std::fprintf(stderr, "\n(base64: the content is not UTF-8)\n");
+  } else if (op == "search" || op == "discover") {
+    PrintVersions(data["results"]);
+    if (data.contains("providers")) std::printf("providers: %s\n", data["providers"].dump().c_str());
+  } else {
+    std::printf("%s: %s\n", r->value("code", "").c_str(), r->value("message", "").c_str());
+    if (data.contains("address")) std::printf("%s\n", data["address"].get<std::string>().c_str());
+  }
   return kExitOk;
 }
 
 int TestDhtOperations(const ClientOptions& options, bool as_json) {
   int code = kExitOk;
   ClientOptions o = options;
-  o.timeout = std::max(o.timeout, std::chrono::milliseconds(60000));  // four DHT operations, each bounded by the node
+  o.timeout =
+      std::max(o.timeout, std::chrono::milliseconds(60000));  // four DHT operations, each bounded by the node
   auto body = CallJson(o, "POST", "/api/v1/dht/test", "{}", &code);
   if (!body) return code;
   if (as_json) {
     std::cout << body->dump(2) << "\n";
   } else {
     for (const auto& op : (*body)["operations"]) {
-      std::printf("  %-9s %-4s %8.2f ms  %s\n", op.value("operation", "").c_str(), op.value("ok", false) ? "ok" : "FAIL",
-                  op.value("latency_ms", 0.0), op.value("error", "").c_str());
+      std::printf("  %-9s %-4s %8.2f ms  %s\n", op.value("operation", "").c_str(),
+                  op.value("ok", false) ? "ok" : "FAIL", op.value("latency_ms", 0.0),
+                  op.value("error", "").c_str());
     }
   }
   const bool ok = body->value("ok", false);
@@ -516,7 +657,8 @@ int RunCli(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every subcommand");
   app.add_flag_callback(
-      "--version", [] { throw CLI::CallForVersion("bzzz " + node::Version() + " (" + node::GitCommit() + ")", 0); },
+      "--version",
+      [] { throw CLI::CallForVersion("bzzz " + node::Version() + " (" + node::GitCommit() + ")", 0); },
       "print the version and exit");
 
   ConfigArgs serve_args;
@@ -534,7 +676,8 @@ int RunCli(int argc, char** argv) {
   auto* config_cmd = app.add_subcommand("config", "check and print the configuration");
   config_cmd->require_subcommand(1);
   ConfigArgs validate_args;
-  auto* validate = config_cmd->add_subcommand("validate", "validate the configuration; every error names its key");
+  auto* validate =
+      config_cmd->add_subcommand("validate", "validate the configuration; every error names its key");
   AddConfigOptions(validate, validate_args);
   AddServeOptions(validate, validate_args);
   ConfigArgs show_args;
@@ -542,7 +685,9 @@ int RunCli(int argc, char** argv) {
   auto* show = config_cmd->add_subcommand("show", "print the effective configuration (secrets masked)");
   AddConfigOptions(show, show_args);
   AddServeOptions(show, show_args);
-  show->add_option("--format", show_format, "yaml or json")->check(CLI::IsMember({"yaml", "json"}))->capture_default_str();
+  show->add_option("--format", show_format, "yaml or json")
+      ->check(CLI::IsMember({"yaml", "json"}))
+      ->capture_default_str();
 
   auto* db = app.add_subcommand("db", "database maintenance");
   db->require_subcommand(1);
@@ -560,15 +705,19 @@ int RunCli(int argc, char** argv) {
   ConfigArgs bootstrap_args;
   int bootstrap_port = 0;
   std::string bootstrap_host = "127.0.0.1";
-  auto* dht_bootstrap = app.add_subcommand("dht-bootstrap", "run a DHT bootstrap-only node (no agents; no HTTP API "
-                                                            "unless --http-listen is given)");
+  auto* dht_bootstrap = app.add_subcommand("dht-bootstrap",
+                                           "run a DHT bootstrap-only node (no agents; no HTTP API "
+                                           "unless --http-listen is given)");
   AddConfigOptions(dht_bootstrap, bootstrap_args);
   dht_bootstrap->add_option("--port", bootstrap_port, "UDP port to serve the DHT on")->required();
   dht_bootstrap->add_option("--listen-host", bootstrap_host, "address to bind")->capture_default_str();
-  dht_bootstrap->add_option("--http-listen", bootstrap_args.http_listen, "also serve health and metrics on HOST:PORT");
-  dht_bootstrap->add_option("--bootstrap", bootstrap_args.bootstrap, "other bootstrap peers HOST:PORT (repeatable)");
+  dht_bootstrap->add_option("--http-listen", bootstrap_args.http_listen,
+                            "also serve health and metrics on HOST:PORT");
+  dht_bootstrap->add_option("--bootstrap", bootstrap_args.bootstrap,
+                            "other bootstrap peers HOST:PORT (repeatable)");
   dht_bootstrap->add_option("--node-name", bootstrap_args.node_name, "node name");
-  dht_bootstrap->add_option("--log-level", bootstrap_args.log_level, "trace, debug, info, warn, error, critical, off");
+  dht_bootstrap->add_option("--log-level", bootstrap_args.log_level,
+                            "trace, debug, info, warn, error, critical, off");
 
   ClientArgs peers_args;
   bool peers_json = false;
@@ -582,9 +731,11 @@ int RunCli(int argc, char** argv) {
   p2p_peers->require_subcommand(1);
   ClientArgs peers_clear_args;
   std::string peers_clear_dir;
-  auto* peers_clear = p2p_peers->add_subcommand("clear", "clear the peer store (running node, or --data-dir offline)");
+  auto* peers_clear =
+      p2p_peers->add_subcommand("clear", "clear the peer store (running node, or --data-dir offline)");
   AddClientOptions(peers_clear, peers_clear_args);
-  peers_clear->add_option("--data-dir", peers_clear_dir, "clear the store of a stopped node's data directory");
+  peers_clear->add_option("--data-dir", peers_clear_dir,
+                          "clear the store of a stopped node's data directory");
 
   auto* dht_cmd = app.add_subcommand("dht", "DHT maintenance");
   dht_cmd->require_subcommand(1);
@@ -592,15 +743,18 @@ int RunCli(int argc, char** argv) {
   dht_cache->require_subcommand(1);
   ClientArgs cache_clear_args;
   std::string cache_clear_dir;
-  auto* cache_clear = dht_cache->add_subcommand("clear", "empty <data_dir>/dht/cache (running node, or --data-dir)");
+  auto* cache_clear =
+      dht_cache->add_subcommand("clear", "empty <data_dir>/dht/cache (running node, or --data-dir)");
   AddClientOptions(cache_clear, cache_clear_args);
-  cache_clear->add_option("--data-dir", cache_clear_dir, "clear the cache of a stopped node's data directory");
+  cache_clear->add_option("--data-dir", cache_clear_dir,
+                          "clear the cache of a stopped node's data directory");
 
   ClientArgs test_msg_args;
   int probe_timeout_ms = 3000;
   bool allow_alone = false, test_msg_json = false;
-  auto* test_msg = app.add_subcommand("test-p2p-message", "probe every known peer over pubsub; exit 0 only if all "
-                                                          "answered");
+  auto* test_msg = app.add_subcommand("test-p2p-message",
+                                      "probe every known peer over pubsub; exit 0 only if all "
+                                      "answered");
   AddClientOptions(test_msg, test_msg_args);
   test_msg->add_option("--probe-timeout-ms", probe_timeout_ms, "how long to wait for answers")
       ->capture_default_str()
@@ -610,15 +764,17 @@ int RunCli(int argc, char** argv) {
 
   ClientArgs test_dht_args;
   bool test_dht_json = false;
-  auto* test_dht = app.add_subcommand("test-dht-operations", "put, get, announce and discover on the live DHT; "
-                                                             "non-zero exit on any failure");
+  auto* test_dht = app.add_subcommand("test-dht-operations",
+                                      "put, get, announce and discover on the live DHT; "
+                                      "non-zero exit on any failure");
   AddClientOptions(test_dht, test_dht_args);
   test_dht->add_flag("--json", test_dht_json, "print the JSON answer");
 
   ClientArgs trigger_args;
   bool trigger_force = false, trigger_json = false;
-  auto* trigger = app.add_subcommand("trigger-election", "ask the running node to start an election; prints the old "
-                                                         "and the new admin and term");
+  auto* trigger = app.add_subcommand("trigger-election",
+                                     "ask the running node to start an election; prints the old "
+                                     "and the new admin and term");
   AddClientOptions(trigger, trigger_args);
   trigger->add_flag("--force", trigger_force, "even inside election.stability_window");
   trigger->add_flag("--json", trigger_json, "print the JSON answer");
@@ -630,7 +786,8 @@ int RunCli(int argc, char** argv) {
   auto* election_status = election_cmd->add_subcommand("status", "this node's view: admin, term, candidates");
   AddClientOptions(election_status, election_status_args);
   election_status->add_flag("--json", election_status_json, "print the JSON answer");
-  auto* electorate_cmd = election_cmd->add_subcommand("electorate", "change the electorate by one member (on the admin)");
+  auto* electorate_cmd =
+      election_cmd->add_subcommand("electorate", "change the electorate by one member (on the admin)");
   electorate_cmd->require_subcommand(1);
   ClientArgs electorate_args;
   std::string electorate_node;
@@ -639,6 +796,41 @@ int RunCli(int argc, char** argv) {
   for (auto* c : {electorate_add, electorate_remove}) {
     AddClientOptions(c, electorate_args);
     c->add_option("node_id", electorate_node, "node id (bzzz election status lists candidates)")->required();
+  }
+
+  auto* ucxl_cmd = app.add_subcommand("ucxl", "read and write context at UCXL addresses (UCXI)");
+  ucxl_cmd->require_subcommand(1);
+  ClientArgs ucxl_args;
+  std::string ucxl_arg, ucxl_file, ucxl_content, ucxl_type = "text/plain; charset=utf-8";
+  long long ucxl_steps = -1;
+  int ucxl_limit = 100;
+  bool ucxl_json = false;
+  std::vector<std::pair<std::string, CLI::App*>> ucxl_ops;
+  for (const auto& [op, help, positional] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"get", "print the content an address names", "address"},
+           {"put", "store content (--file or --content) as the next version", "address"},
+           {"delete", "delete (a tombstone version; the history stays)", "address"},
+           {"navigate", "step back (--steps -N) or forward (--steps N) from an address", "address"},
+           {"search", "search the latest versions (metadata and content)", "text"},
+           {"announce", "provide an address's content in the DHT", "address"},
+           {"discover", "list stored addresses matching a pattern (any/* wildcards)", "pattern"}}) {
+    auto* c = ucxl_cmd->add_subcommand(op, help);
+    AddClientOptions(c, ucxl_args);
+    c->add_option(positional, ucxl_arg, positional)->required();
+    c->add_flag("--json", ucxl_json, "print the JSON answer");
+    if (op == "put") {
+      auto* f = c->add_option("--file", ucxl_file, "file with the content");
+      auto* t = c->add_option("--content", ucxl_content, "the content");
+      f->excludes(t);
+      c->add_option("--content-type", ucxl_type, "content type")->capture_default_str();
+    }
+    if (op == "navigate") c->add_option("--steps", ucxl_steps, "versions to move")->capture_default_str();
+    if (op == "search" || op == "discover") {
+      c->add_option("--limit", ucxl_limit, "at most this many")
+          ->capture_default_str()
+          ->check(CLI::Range(1, 1000));
+    }
+    ucxl_ops.emplace_back(op, c);
   }
 
   try {
@@ -674,6 +866,12 @@ int RunCli(int argc, char** argv) {
   if (*cache_clear) return DhtCacheClear(client(cache_clear_args), cache_clear_dir);
   if (*test_msg) return TestP2pMessage(client(test_msg_args), probe_timeout_ms, allow_alone, test_msg_json);
   if (*test_dht) return TestDhtOperations(client(test_dht_args), test_dht_json);
+  for (const auto& [op, c] : ucxl_ops) {
+    if (*c) {
+      return Ucxl(client(ucxl_args), op, ucxl_arg, ucxl_file, ucxl_content, ucxl_type, ucxl_steps, ucxl_limit,
+                  ucxl_json);
+    }
+  }
   if (*trigger) return TriggerElection(client(trigger_args), trigger_force, trigger_json);
   if (*election_status) return ElectionStatus(client(election_status_args), election_status_json);
   if (*electorate_add) return ElectorateChange(client(electorate_args), "add", electorate_node);

@@ -163,6 +163,18 @@ std::string AllowHeader(const std::vector<Method>& methods) {
   return out;
 }
 
+void Router::SetErrorFormatter(std::string prefix, ErrorFormatter formatter) {
+  error_formatters_.emplace_back(std::move(prefix), std::move(formatter));
+}
+
+Response Router::MakeError(std::string_view path, int status, std::string_view code, std::string_view message,
+                           std::string_view request_id) const {
+  for (const auto& [prefix, formatter] : error_formatters_) {
+    if (path.substr(0, prefix.size()) == prefix) return formatter(status, code, message, path, request_id);
+  }
+  return ErrorResponse(status, code, message, request_id);
+}
+
 bool AddRoute(Router& router, Method method, std::string pattern, std::string permission, std::string summary,
               Handler handler, AsyncHandler async, std::string* error) {
   Route route;

@@ -67,12 +67,22 @@ class Router {
   // Every route, in the order added.
   const std::vector<std::unique_ptr<Route>>& Routes() const { return routes_; }
 
+  // Errors the server itself answers (404, 405, 401, 403, 413, 400, 500) on
+  // paths under `prefix` are built by `formatter` instead of ErrorResponse
+  // (UCXI answers in its own envelope). Set before the server starts.
+  using ErrorFormatter = std::function<Response(int status, std::string_view code, std::string_view message,
+                                                std::string_view path, std::string_view request_id)>;
+  void SetErrorFormatter(std::string prefix, ErrorFormatter formatter);
+  Response MakeError(std::string_view path, int status, std::string_view code, std::string_view message,
+                     std::string_view request_id) const;
+
  private:
   struct Compiled;
   std::vector<std::unique_ptr<Route>> routes_;
   std::vector<Compiled> compiled_;
   // Routes without parameters, by path, for the common case.
   std::unordered_map<std::string, std::vector<std::size_t>> static_;
+  std::vector<std::pair<std::string, ErrorFormatter>> error_formatters_;
 };
 
 // Fills a Route (exactly one of `handler` and `async`) and adds it; the

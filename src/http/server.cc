@@ -335,7 +335,11 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         const std::string message =
             status == 413 ? "request body exceeds the limit of " + std::to_string(opt_.body_limit_bytes) + " bytes"
                           : ec.message();
-        if (status != 0) co_await SendBareError(s, status, message);
+        // The start line is parsed before the body limit trips: its path
+        // picks the error format (UCXI answers in its own envelope).
+        const std::string target = status == 413 ? std::string(parser.get().target()) : std::string();
+        const std::string path = target.substr(0, target.find('?'));
+        if (status != 0) co_await SendBareError(s, status, message, path);
         if (status == 413) co_await DiscardInput(s);
         co_return;
       }
@@ -345,7 +349,9 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       if (parser.content_length() && *parser.content_length() > opt_.body_limit_bytes) {
         const std::string message =
             "request body exceeds the limit of " + std::to_string(opt_.body_limit_bytes) + " bytes";
-        co_await SendBareError(s, 413, message);
+        const std::string target(head.target());
+        const std::string path = target.substr(0, target.find('?'));
+        co_await SendBareError(s, 413, message, path);
         co_await DiscardInput(s);
         co_return;
       }
@@ -374,7 +380,9 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
             const std::string message =
                 status == 413 ? "request body exceeds the limit of " + std::to_string(opt_.body_limit_bytes) + " bytes"
                               : ec.message();
-            co_await SendBareError(s, status, message);
+            const std::string target(parser.get().target());
+            const std::string path = target.substr(0, target.find('?'));
+            co_await SendBareError(s, status, message, path);
             if (status == 413) co_await DiscardInput(s);
           }
           co_return;
@@ -398,7 +406,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 
       Response resp;
       if (!ParseTarget(req)) {
-        resp = ErrorResponse(400, "bad_request", "malformed request target", req.request_id);
+        resp = router_->MakeError(req.target.substr(0, req.target.find('?')), 400, "bad_request",
+                                  "malformed request target", req.request_id);
       } else {
         const Route* async_route = nullptr;
         if (auto sync = Dispatch(req, probe_only, route_id, &async_route)) {
@@ -412,7 +421,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
                           req.request_id);
             failed = true;
           }
-          if (failed) resp = ErrorResponse(500, "internal", "internal error", req.request_id);
+          if (failed) resp = router_->MakeError(req.path, 500, "internal", "internal error", req.request_id);
         }
       }
 
@@ -463,16 +472,15 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       match.kind = RouteMatch::Kind::kNotFound;
     }
     if (match.kind == RouteMatch::Kind::kNotFound) {
-      return ErrorResponse(404, "not_found", "no route for " + req.path, req.request_id);
+      return router_->MakeError(req.path, 404, "not_found", "no route for " + req.path, req.request_id);
     }
     if (match.kind == RouteMatch::Kind::kMethodNotAllowed) {
       Response resp;
       if (req.method == Method::kOptions) {
         resp = Response::Text(204, "");
       } else {
-        resp = ErrorResponse(405, "method_not_allowed",
-                             req.method_text + " is not allowed on " + req.path,
-                             req.request_id);
+        resp = router_->MakeError(req.path, 405, "method_not_allowed",
+                                  req.method_text + " is not allowed on " + req.path, req.request_id);
       }
       resp.headers.Set("Allow", AllowHeader(match.allowed));
       return resp;
@@ -484,18 +492,20 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     req.params = std::move(match.params);
 
     if (route.permission != kPublic) {
-      if (!access_) return ErrorResponse(500, "internal", "access control is not configured", req.request_id);
+      if (!access_) {
+        return router_->MakeError(req.path, 500, "internal", "access control is not configured", req.request_id);
+      }
       const std::string* authorization = req.headers.Find("Authorization");
       auto decision = access_->Check(authorization ? std::string_view(*authorization) : std::string_view{},
                                      route.permission);
       if (decision.kind == security::AccessDecision::Kind::kUnauthenticated) {
-        Response resp = ErrorResponse(401, "unauthorized", decision.reason, req.request_id);
+        Response resp = router_->MakeError(req.path, 401, "unauthorized", decision.reason, req.request_id);
         resp.headers.Set("WWW-Authenticate", "Bearer realm=\"bzzz\"");
         return resp;
       }
       req.identity = std::move(decision.identity);
       if (decision.kind == security::AccessDecision::Kind::kForbidden) {
-        return ErrorResponse(403, "forbidden", decision.reason, req.request_id);
+        return router_->MakeError(req.path, 403, "forbidden", decision.reason, req.request_id);
       }
     }
 
@@ -513,7 +523,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       spdlog::error("http: handler for {} {} threw: {} (request {})", MethodName(req.method), route.pattern,
                     e.what(), req.request_id);
     }
-    return ErrorResponse(500, "internal", "internal error", req.request_id);
+    return router_->MakeError(req.path, 500, "internal", "internal error", req.request_id);
   }
 
   // Suspends the coroutine until the async handler's Responder is called,
@@ -536,9 +546,9 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   }
 
   // An error before the request could be parsed: answer and close.
-  Awaitable<void> SendBareError(Session& s, int status, const std::string& message) {
+  Awaitable<void> SendBareError(Session& s, int status, const std::string& message, std::string path = "") {
     const std::string id = NewRequestId();
-    const Response resp = ErrorResponse(status, ReasonCode(status), message, id);
+    const Response resp = router_->MakeError(path, status, ReasonCode(status), message, id);
     const WireOptions wire{11, false, false, id};
     const auto started = Clock::now();
     co_await Write(s, resp, wire);

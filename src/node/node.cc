@@ -24,6 +24,7 @@
 #include "node/logging.h"
 #include "node/election_api.h"
 #include "node/p2p_api.h"
+#include "node/ucxi_api.h"
 #include "ops/health.h"
 #include "ops/operational_api.h"
 #include "ops/process_metrics.h"
@@ -104,6 +105,7 @@ class Node::Impl {
   std::unique_ptr<dht::RecordStore> records;
   std::shared_ptr<P2pServices> p2p_services;
   std::shared_ptr<ElectionNode> election;
+  std::shared_ptr<UcxiServices> ucxi;
   int lock_fd = -1;
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
   std::shared_ptr<storage::Store> store;
@@ -121,6 +123,7 @@ class Node::Impl {
     if (server) server->Stop();
     if (health) health->Stop();
     election.reset();
+    ucxi.reset();
     p2p_services.reset();
     if (records) records->Stop();
     if (p2p) p2p->Stop();
@@ -314,6 +317,12 @@ Status Node::Start() {
   if (auto s = n.p2p_services->RegisterRoutes(*n.router); !s.ok()) return s;
   api.status_sections.push_back({"p2p", [&n] { return n.p2p_services->P2pStatusJson(); }});
   api.status_sections.push_back({"dht", [&n] { return n.p2p_services->DhtStatusJson(); }});
+  // UCXI: the versioned context behind UCXL addresses, resolved through the DHT.
+  if (!n.options.bootstrap_only) {
+    n.ucxi = UcxiServices::Create(n.store, n.records.get(), cfg, metrics);
+    if (auto s = n.ucxi->RegisterRoutes(*n.router); !s.ok()) return s;
+    api.status_sections.push_back({"ucxi", [&n] { return n.ucxi ? n.ucxi->StatusJson() : "{}"; }});
+  }
   // The admin election (bootstrap-only nodes take no part).
   if (!n.options.bootstrap_only) {
     auto election = ElectionNode::Start(*n.p2p, cfg, metrics);
@@ -375,6 +384,7 @@ Status Node::Start() {
   // stay with the other storage nodes (OpenDHT keeps several copies).
   (void)n.shutdown->AddHandler("p2p.leave", ops::kPriorityStopServices + 1, std::chrono::seconds(5), [&n] {
     n.election.reset();
+    n.ucxi.reset();
     n.p2p_services.reset();
     if (n.records) n.records->Stop();
     n.p2p->Stop();

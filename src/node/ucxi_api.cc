@@ -1,0 +1,507 @@
+#include "node/ucxi_api.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <sodium.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <variant>
+
+#include "base/clock.h"
+#include "dht/record_store.h"
+#include "http/blocking.h"
+#include "ucxl/context_store.h"
+
+namespace bzzz::node {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kDefaultLimit = 100;
+constexpr std::size_t kMaxLimit = 1000;
+
+std::string Now() { return FormatIso8601(std::chrono::system_clock::now()); }
+
+// "UCXL-404-NOT_FOUND" and friends, by HTTP status and name.
+std::string Code(int status, std::string_view name) {
+  return "UCXL-" + std::to_string(status) + "-" + std::string(name);
+}
+
+http::Response Success(int status, std::string_view name, std::string_view message, json data,
+                       const std::string& request_id, json details = json::object()) {
+  const json body = {{"response",
+                      {{"code", Code(status, name)},
+                       {"message", message},
+                       {"data", std::move(data)},
+                       {"details", std::move(details)},
+                       {"request_id", request_id},
+                       {"timestamp", Now()}}}};
+  return http::Response::Json(status, body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+http::Response Error(int status, std::string_view name, std::string_view message, std::string_view path,
+                     std::string_view request_id, json details = json::object(),
+                     std::string_view cause = "") {
+  const json body = {{"error",
+                      {{"code", Code(status, name)},
+                       {"message", message},
+                       {"details", std::move(details)},
+                       {"source", "ucxi-server"},
+                       {"path", path},
+                       {"request_id", request_id},
+                       {"timestamp", Now()},
+                       {"cause", cause.empty() ? json(nullptr) : json(cause)}}}};
+  return http::Response::Json(status, body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+// The server's own errors on /ucxi/, in the UCXI envelope.
+http::Response ServerError(int status, std::string_view code, std::string_view message, std::string_view path,
+                           std::string_view request_id) {
+  std::string_view name = "INTERNAL";
+  switch (status) {
+    case 400:
+      name = "BAD_REQUEST";
+      break;
+    case 401:
+      name = "UNAUTHORIZED";
+      break;
+    case 403:
+      name = "FORBIDDEN";
+      break;
+    case 404:
+      name = "NOT_FOUND";
+      break;
+    case 405:
+      name = "METHOD_NOT_ALLOWED";
+      break;
+    case 409:
+      name = "CONFLICT";
+      break;
+    case 413:
+      name = "PAYLOAD_TOO_LARGE";
+      break;
+    case 422:
+      name = "UNPROCESSABLE";
+      break;
+    case 429:
+      name = "RATE_LIMITED";
+      break;
+    case 503:
+      name = "SERVICE_UNAVAILABLE";
+      break;
+    default:
+      status = status >= 500 ? 500 : status;
+      break;
+  }
+  return Error(status, name, message, path, request_id, json::object(), code);
+}
+
+bool ValidUtf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n;
+    if (c < 0x80) {
+      n = 0;
+    } else if ((c >> 5) == 6) {
+      n = 1;
+    } else if ((c >> 4) == 14) {
+      n = 2;
+    } else if ((c >> 3) == 30) {
+      n = 3;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size() && n > 0) return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+std::string Base64(std::string_view in) {
+  std::string out(sodium_base64_ENCODED_LEN(in.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(in.data()), in.size(),
+                    sodium_base64_VARIANT_ORIGINAL);
+  out.resize(out.size() - 1);  // the terminating NUL
+  return out;
+}
+
+std::optional<std::string> FromBase64(std::string_view in) {
+  std::string out(in.size(), '\0');
+  std::size_t len = 0;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), in.data(), in.size(),
+                        nullptr, &len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0) {
+    return std::nullopt;
+  }
+  out.resize(len);
+  return out;
+}
+
+json VersionJson(const storage::ContextVersion& v) {
+  return {{"number", v.number},
+          {"author", {{"agent", v.author_agent}, {"role", v.author_role}}},
+          {"created_at",
+           FormatIso8601(std::chrono::system_clock::time_point(std::chrono::milliseconds(v.created_ms)))},
+          {"content_type", v.content_type},
+          {"size", v.size},
+          {"content_hash", v.content_hash},
+          {"tombstone", v.tombstone}};
+}
+
+json EntryJson(const ucxl::Entry& e) {
+  json j = {
+      {"address", e.address}, {"version", VersionJson(e.version)}, {"source", ucxl::SourceName(e.source)}};
+  if (!e.version.tombstone) {
+    const bool text = ValidUtf8(e.content);
+    j["encoding"] = text ? "utf-8" : "base64";
+    j["content"] = text ? e.content : Base64(e.content);
+  }
+  return j;
+}
+
+}  // namespace
+
+class UcxiServices::Impl {
+ public:
+  std::shared_ptr<storage::Store> store;
+  dht::RecordStore* records = nullptr;
+  std::unique_ptr<ucxl::ContextStore> context;
+  std::size_t max_bytes = 0;
+  http::BlockingRuns runs{64};
+
+  prometheus::Family<prometheus::Counter>* resolutions = nullptr;
+  prometheus::Histogram* latency = nullptr;
+  prometheus::Gauge* versions = nullptr;
+  prometheus::Gauge* bytes = nullptr;
+
+  void CountResolution(std::string_view result, std::string_view source, double seconds) {
+    if (!resolutions) return;
+    resolutions->Add({{"result", std::string(result)}, {"source", std::string(source)}}).Increment();
+    latency->Observe(seconds);
+  }
+  void UpdateTotals() {
+    if (!versions) return;
+    if (auto t = store->ContextStats(); t.ok()) {
+      versions->Set(static_cast<double>(t->versions));
+      bytes->Set(static_cast<double>(t->bytes));
+    }
+  }
+
+  // The address in query parameter `name`, or an error response.
+  std::variant<ucxl::Address, http::Response> AddressParam(const http::Request& req, const char* name) {
+    auto text = req.QueryParam(name);
+    if (!text || text->empty()) {
+      return Error(400, "BAD_REQUEST",
+                   std::string("query parameter '") + name + "' (a UCXL address) is required", req.path,
+                   req.request_id, {{"parameter", name}});
+    }
+    return ParseOrError(*text, req);
+  }
+  std::variant<ucxl::Address, http::Response> ParseOrError(const std::string& text,
+                                                           const http::Request& req) {
+    ucxl::AddressError why;
+    auto a = ucxl::Parse(text, &why);
+    if (!a.ok()) {
+      const int status = 400;
+      const char* name = why.field == "temporal" ? "TEMPORAL_INVALID" : "INVALID_ADDRESS";
+      return Error(status, name, a.status().message(), req.path, req.request_id,
+                   {{"field", why.field}, {"reason", why.reason}, {"address", text}});
+    }
+    return *a;
+  }
+
+  // A ContextStore failure as an envelope.
+  http::Response Failure(const Status& s, const http::Request& req, const std::string& address) {
+    const json details = {{"address", address}};
+    switch (s.code()) {
+      case StatusCode::kInvalidArgument:
+        return Error(400, "INVALID_ADDRESS", s.message(), req.path, req.request_id, details);
+      case StatusCode::kFailedPrecondition:
+        return Error(400, "TEMPORAL_INVALID", s.message(), req.path, req.request_id, details);
+      case StatusCode::kNotFound:
+        return Error(404, "NOT_FOUND", s.message(), req.path, req.request_id, details);
+      case StatusCode::kResourceExhausted:
+        return Error(413, "PAYLOAD_TOO_LARGE", s.message(), req.path, req.request_id, details);
+      case StatusCode::kTimeout:
+      case StatusCode::kUnavailable:
+        return Error(404, "RESOLUTION_FAILED", s.message(), req.path, req.request_id, details,
+                     StatusCodeName(s.code()));
+      default:
+        return Error(500, "INTERNAL", s.message(), req.path, req.request_id, details,
+                     StatusCodeName(s.code()));
+    }
+  }
+
+  std::optional<std::size_t> Limit(const http::Request& req) {
+    auto l = req.QueryParam("limit");
+    if (!l) return kDefaultLimit;
+    if (l->empty() || l->size() > 6 || l->find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+    const std::size_t v = std::stoul(*l);
+    if (v < 1 || v > kMaxLimit) return std::nullopt;
+    return v;
+  }
+
+  http::Response Get(http::Request& req) {
+    const auto start = std::chrono::steady_clock::now();
+    auto a = AddressParam(req, "address");
+    if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
+    const auto& address = std::get<ucxl::Address>(a);
+    auto e = context->Get(address);
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!e.ok()) {
+      CountResolution(e.status().IsNotFound() ? "not_found" : "error", "none", took);
+      return Failure(e.status(), req, ucxl::Format(address));
+    }
+    CountResolution("found", ucxl::SourceName(e->source), took);
+    return Success(200, "SUCCESS", "resolved", EntryJson(*e), req.request_id);
+  }
+
+  http::Response Store(http::Request& req, const ucxl::Address& address, std::string content_type,
+                       std::string content) {
+    const ucxl::Author author{address.agent, address.role};
+    auto e = context->Put(address, author, std::move(content_type), std::move(content));
+    if (!e.ok()) return Failure(e.status(), req, ucxl::Format(address));
+    UpdateTotals();
+    json data = EntryJson(*e);
+    data.erase("content");
+    data.erase("encoding");
+    return Success(201, "CREATED", "stored as version " + std::to_string(e->version.number), data,
+                   req.request_id);
+  }
+
+  http::Response Put(http::Request& req) {
+    auto a = AddressParam(req, "address");
+    if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
+    const std::string* type = req.headers.Find("Content-Type");
+    return Store(req, std::get<ucxl::Address>(a), type ? *type : "application/octet-stream", req.body);
+  }
+
+  http::Response Post(http::Request& req) {
+    const json j = json::parse(req.body, nullptr, false);
+    if (!j.is_object()) {
+      return Error(400, "INVALID_PAYLOAD",
+                   "body must be a JSON object {address, content, content_type?, encoding?}", req.path,
+                   req.request_id);
+    }
+    for (const char* field : {"address", "content"}) {
+      if (!j.contains(field) || !j[field].is_string()) {
+        return Error(400, "INVALID_PAYLOAD", std::string("field '") + field + "' must be a string", req.path,
+                     req.request_id, {{"field", field}});
+      }
+    }
+    for (const char* field : {"content_type", "encoding"}) {
+      if (j.contains(field) && !j[field].is_string()) {
+        return Error(400, "INVALID_PAYLOAD", std::string("field '") + field + "' must be a string", req.path,
+                     req.request_id, {{"field", field}});
+      }
+    }
+    auto a = ParseOrError(j["address"].get<std::string>(), req);
+    if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
+    std::string content = j["content"].get<std::string>();
+    const std::string encoding = j.value("encoding", "utf-8");
+    if (encoding == "base64") {
+      auto decoded = FromBase64(content);
+      if (!decoded) {
+        return Error(400, "INVALID_PAYLOAD", "content is not valid base64", req.path, req.request_id,
+                     {{"field", "content"}});
+      }
+      content = std::move(*decoded);
+    } else if (encoding != "utf-8") {
+      return Error(400, "INVALID_PAYLOAD", "encoding must be utf-8 or base64", req.path, req.request_id,
+                   {{"field", "encoding"}});
+    }
+    return Store(req, std::get<ucxl::Address>(a), j.value("content_type", "text/plain; charset=utf-8"),
+                 std::move(content));
+  }
+
+  http::Response Delete(http::Request& req) {
+    auto a = AddressParam(req, "address");
+    if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
+    const auto& address = std::get<ucxl::Address>(a);
+    auto v = context->Delete(address, ucxl::Author{address.agent, address.role});
+    if (!v.ok()) return Failure(v.status(), req, ucxl::Format(address));
+    UpdateTotals();
+    return Success(200, "SUCCESS", "deleted: tombstone is version " + std::to_string(v->number),
+                   {{"address", ucxl::ContentKey(address)}, {"version", VersionJson(*v)}}, req.request_id);
+  }
+
+  http::Response Announce(http::Request& req) {
+    const json j = json::parse(req.body, nullptr, false);
+    if (!j.is_object() || !j.contains("address") || !j["address"].is_string()) {
+      return Error(400, "INVALID_PAYLOAD", "body must be {\"address\": \"ucxl://...\"}", req.path,
+                   req.request_id);
+    }
+    auto a = ParseOrError(j["address"].get<std::string>(), req);
+    if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
+    const auto& address = std::get<ucxl::Address>(a);
+    auto history = context->History(address);
+    if (!history.ok()) return Failure(history.status(), req, ucxl::Format(address));
+    if (history->empty()) return Failure(NotFound("nothing stored at " + ucxl::ContentKey(address)), req, "");
+    if (auto s = context->Announce(address); !s.ok()) {
+      if (s.IsNotFound())
+        return Failure(NotFound("this node does not hold " + ucxl::ContentKey(address)), req, "");
+      return Error(503, "SERVICE_UNAVAILABLE", s.message(), req.path, req.request_id, {},
+                   StatusCodeName(s.code()));
+    }
+    return Success(202, "ACCEPTED", "announced", {{"address", ucxl::ContentKey(address)}}, req.request_id);
+  }
+
+  http::Response Discover(http::Request& req) {
+    auto a = AddressParam(req, "pattern");
+    if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
+    const auto& pattern = std::get<ucxl::Address>(a);
+    const auto limit = Limit(req);
+    if (!limit) return Error(400, "BAD_REQUEST", "limit must be 1 to 1000", req.path, req.request_id);
+    auto found = context->Discover(pattern, *limit);
+    if (!found.ok()) return Failure(found.status(), req, ucxl::Format(pattern));
+    json items = json::array();
+    for (const auto& v : *found) items.push_back({{"address", v.key}, {"version", VersionJson(v)}});
+    json data = {{"pattern", ucxl::Format(pattern)}, {"results", items}};
+    if (!pattern.HasWildcard() && records) {
+      if (auto p = context->Providers(pattern); p.ok()) data["providers"] = *p;
+    }
+    return Success(200, "SUCCESS", std::to_string(items.size()) + " match(es)", data, req.request_id);
+  }
+
+  http::Response Navigate(http::Request& req) {
+    auto a = AddressParam(req, "address");
+    if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
+    const auto& address = std::get<ucxl::Address>(a);
+    auto steps_text = req.QueryParam("steps");
+    long long steps = -1;
+    if (steps_text) {
+      const std::string& t = *steps_text;
+      const std::size_t digits = t.size() - (t.rfind('-', 0) == 0 || t.rfind('+', 0) == 0 ? 1 : 0);
+      if (digits < 1 || digits > 9 ||
+          t.find_first_not_of("0123456789", t.size() - digits) != std::string::npos) {
+        return Error(400, "BAD_REQUEST", "steps must be an integer (negative: back, positive: forward)",
+                     req.path, req.request_id, {{"parameter", "steps"}});
+      }
+      steps = std::stoll(t);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    auto e = context->Navigate(address, steps);
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!e.ok()) {
+      CountResolution(e.status().IsNotFound() ? "not_found" : "error", "none", took);
+      return Failure(e.status(), req, ucxl::Format(address));
+    }
+    CountResolution("found", ucxl::SourceName(e->source), took);
+    json data = EntryJson(*e);
+    data["from"] = ucxl::Format(address);
+    data["steps"] = steps;
+    return Success(200, "SUCCESS", "navigated", data, req.request_id);
+  }
+
+  http::Response Search(http::Request& req) {
+    const auto q = req.QueryParam("q");
+    if (!q) return Error(400, "BAD_REQUEST", "query parameter 'q' is required", req.path, req.request_id);
+    const auto limit = Limit(req);
+    if (!limit) return Error(400, "BAD_REQUEST", "limit must be 1 to 1000", req.path, req.request_id);
+    auto found = context->Search(*q, *limit);
+    if (!found.ok()) return Failure(found.status(), req, "");
+    json items = json::array();
+    for (const auto& v : *found) items.push_back({{"address", v.key}, {"version", VersionJson(v)}});
+    return Success(200, "SUCCESS", std::to_string(items.size()) + " result(s)",
+                   {{"q", *q}, {"results", items}}, req.request_id);
+  }
+
+  json StatusData() const {
+    json j = {{"dht", records != nullptr}, {"max_content_bytes", max_bytes}};
+    if (auto t = store->ContextStats(); t.ok()) {
+      j["versions"] = t->versions;
+      j["bytes"] = t->bytes;
+    }
+    return j;
+  }
+};
+
+std::shared_ptr<UcxiServices> UcxiServices::Create(std::shared_ptr<storage::Store> store,
+                                                   dht::RecordStore* records, const config::Config& config,
+                                                   prometheus::Registry* metrics) {
+  auto s = std::shared_ptr<UcxiServices>(new UcxiServices());
+  s->impl_ = std::make_shared<Impl>();
+  Impl& i = *s->impl_;
+  i.store = store;
+  i.records = records;
+  // Content must fit a request body (the server refuses larger ones first).
+  i.max_bytes = std::min<std::size_t>(config.http.body_limit_bytes, dht::kMaxRecordBytes);
+  i.context = std::make_unique<ucxl::ContextStore>(store, records, ucxl::ContextStoreOptions{i.max_bytes});
+  if (metrics) {
+    i.resolutions =
+        &prometheus::BuildCounter()
+             .Name("bzzz_ucxl_resolutions_total")
+             .Help("UCXL resolutions (get, navigate) by result and by where they were answered from")
+             .Register(*metrics);
+    i.latency =
+        &prometheus::BuildHistogram()
+             .Name("bzzz_ucxl_resolution_duration_seconds")
+             .Help("Time to resolve a UCXL address")
+             .Register(*metrics)
+             .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                              0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5});
+    i.versions = &prometheus::BuildGauge()
+                      .Name("bzzz_ucxl_stored_versions")
+                      .Help("Context versions in this node's store (tombstones included)")
+                      .Register(*metrics)
+                      .Add({});
+    i.bytes = &prometheus::BuildGauge()
+                   .Name("bzzz_ucxl_stored_bytes")
+                   .Help("Bytes of context content in this node's store")
+                   .Register(*metrics)
+                   .Add({});
+    i.UpdateTotals();
+  }
+  return s;
+}
+
+UcxiServices::~UcxiServices() = default;
+
+std::string UcxiServices::StatusJson() const { return impl_->StatusData().dump(); }
+
+Status UcxiServices::RegisterRoutes(http::Router& router) {
+  router.SetErrorFormatter("/ucxi/", ServerError);
+  std::shared_ptr<Impl> impl = impl_;
+  std::string error;
+  // Every UCXI route may block on the store or the DHT: off the I/O threads.
+  auto add = [&](http::Method method, const char* path, const char* permission, const char* summary,
+                 http::Response (Impl::*fn)(http::Request&)) {
+    return http::AddRoute(
+        router, method, path, permission, summary, nullptr,
+        [impl, fn](http::Request& req, http::Responder respond) {
+          impl->runs.Run("ucxi:" + req.request_id, req.request_id, std::move(respond),
+                         [impl, fn, &req] { return ((*impl).*fn)(req); });
+        },
+        &error);
+  };
+  bool ok = true;
+  ok &= add(http::Method::kGet, "/ucxi/v1/get", "ucxl:read", "resolve a UCXL address", &Impl::Get);
+  ok &= add(http::Method::kPut, "/ucxi/v1/put", "ucxl:write", "store content at an address (body = content)",
+            &Impl::Put);
+  ok &= add(http::Method::kPost, "/ucxi/v1/post", "ucxl:write", "store content given as JSON", &Impl::Post);
+  ok &= add(http::Method::kDelete, "/ucxi/v1/delete", "ucxl:write", "delete (append a tombstone)",
+            &Impl::Delete);
+  ok &= add(http::Method::kPost, "/ucxi/v1/announce", "ucxl:write", "provide an address's content in the DHT",
+            &Impl::Announce);
+  ok &= add(http::Method::kGet, "/ucxi/v1/discover", "ucxl:read", "addresses matching a wildcard pattern",
+            &Impl::Discover);
+  ok &= add(http::Method::kGet, "/ucxi/v1/navigate", "ucxl:read", "step back or forward through versions",
+            &Impl::Navigate);
+  ok &= add(http::Method::kGet, "/ucxi/v1/search", "ucxl:read", "search latest versions", &Impl::Search);
+  ok &= http::AddRoute(
+      router, http::Method::kGet, "/ucxi/v1/status", "ucxl:read", "UCXI status",
+      [impl](http::Request& req) {
+        return Success(200, "SUCCESS", "ok", impl->StatusData(), req.request_id);
+      },
+      nullptr, &error);
+  return ok ? Status::Ok() : InvalidArgument("ucxi routes: " + error);
+}
+
+}  // namespace bzzz::node

@@ -1,0 +1,53 @@
+// UCXI: the resolver API for UCXL addresses under /ucxi/v1 (SPEC §3.9), on
+// top of ucxl::ContextStore.
+//
+//   GET    /ucxi/v1/get?address=          ucxl:read   the version the address names
+//   PUT    /ucxi/v1/put?address=          ucxl:write  body = content, Content-Type = its type (201)
+//   POST   /ucxi/v1/post                  ucxl:write  {"address", "content", "content_type"?, "encoding"?}
+//   (201) DELETE /ucxi/v1/delete?address=       ucxl:write  appends a tombstone POST   /ucxi/v1/announce
+//   ucxl:write  {"address"}: provide it in the DHT (202) GET    /ucxi/v1/discover?pattern=     ucxl:read
+//   stored addresses matching a wildcard pattern (+ DHT providers) GET    /ucxi/v1/navigate?address=&steps=N
+//   ucxl:read  N versions forward (N < 0: back) GET    /ucxi/v1/search?q=&limit=      ucxl:read   latest
+//   versions whose metadata or content contain q GET    /ucxi/v1/status                ucxl:read   counts,
+//   limits, DHT
+//
+// Every answer is an envelope: success {"response": {code, message, data,
+// details, request_id, timestamp}}, error {"error": {code, message, details,
+// source: "ucxi-server", path, request_id, timestamp, cause}}, with codes
+// UCXL-<status>-<NAME> and the HTTP status equal to the code's number; the
+// server's own errors on /ucxi/ (401, 403, 404, 405, 413) use it too.
+#pragma once
+
+#include <memory>
+
+#include "base/status.h"
+#include "config/config.h"
+#include "http/router.h"
+#include "storage/store.h"
+
+namespace prometheus {
+class Registry;
+}
+namespace bzzz::dht {
+class RecordStore;
+}
+
+namespace bzzz::node {
+
+class UcxiServices {
+ public:
+  // `records` may be null (no DHT).
+  static std::shared_ptr<UcxiServices> Create(std::shared_ptr<storage::Store> store,
+                                              dht::RecordStore* records, const config::Config& config,
+                                              prometheus::Registry* metrics);
+  ~UcxiServices();
+  Status RegisterRoutes(http::Router& router);
+  std::string StatusJson() const;
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace bzzz::node
