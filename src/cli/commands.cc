@@ -559,6 +559,10 @@ int Ucxl(const ClientOptions& options, const std::string& op, const std::string&
   if (op == "get") {
     r = UcxiCall(options, "GET", "/ucxi/v1/get?address=" + PercentEncode(arg), "", &code);
   } else if (op == "put") {
+    if (file.empty() && content.empty()) {
+      PrintError("put needs --file or --content");
+      return kExitUsage;
+    }
     std::string body = content;
     if (!file.empty()) {
       std::ifstream in(file, std::ios::binary);

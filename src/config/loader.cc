@@ -519,7 +519,7 @@ std::vector<KeyDef> BuildKeys() {
       // ucxi
       Key("ucxi.enabled", BZZZ_FIELD(ucxi.enabled), "Serve the UCXI API under /ucxi/v1."),
       Key("ucxi.max_payload_bytes", BZZZ_FIELD(ucxi.max_payload_bytes),
-          "Largest UCXL content accepted by put.")
+          "Largest UCXL content accepted by put and post (at most 16 MiB is used: one DHT record).")
           .Bytes()
           .Range(1, kGiB),
 

@@ -318,7 +318,7 @@ Status Node::Start() {
   api.status_sections.push_back({"p2p", [&n] { return n.p2p_services->P2pStatusJson(); }});
   api.status_sections.push_back({"dht", [&n] { return n.p2p_services->DhtStatusJson(); }});
   // UCXI: the versioned context behind UCXL addresses, resolved through the DHT.
-  if (!n.options.bootstrap_only) {
+  if (!n.options.bootstrap_only && cfg.ucxi.enabled) {
     n.ucxi = UcxiServices::Create(n.store, n.records.get(), cfg, metrics);
     if (auto s = n.ucxi->RegisterRoutes(*n.router); !s.ok()) return s;
     api.status_sections.push_back({"ucxi", [&n] { return n.ucxi ? n.ucxi->StatusJson() : "{}"; }});

@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 #include <sodium.h>
 
+#include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <variant>
@@ -100,24 +101,35 @@ http::Response ServerError(int status, std::string_view code, std::string_view m
   return Error(status, name, message, path, request_id, json::object(), code);
 }
 
+// Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
+// above U+10FFFF. Anything else is returned base64-encoded.
 bool ValidUtf8(std::string_view s) {
+  auto at = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
   for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n;
+    const unsigned char c = at(i);
+    std::size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
     if (c < 0x80) {
-      n = 0;
-    } else if ((c >> 5) == 6) {
+      ++i;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
       n = 1;
-    } else if ((c >> 4) == 14) {
+    } else if (c >= 0xE0 && c <= 0xEF) {
       n = 2;
-    } else if ((c >> 3) == 30) {
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
       n = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
     } else {
       return false;
     }
-    if (i + n >= s.size() && n > 0) return false;
-    for (std::size_t k = 1; k <= n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+    if (i + n >= s.size()) return false;
+    if (at(i + 1) < lo || at(i + 1) > hi) return false;
+    for (std::size_t k = 2; k <= n; ++k) {
+      if ((at(i + k) >> 6) != 2) return false;
     }
     i += n + 1;
   }
@@ -174,6 +186,7 @@ class UcxiServices::Impl {
   std::unique_ptr<ucxl::ContextStore> context;
   std::size_t max_bytes = 0;
   http::BlockingRuns runs{64};
+  std::atomic<std::uint64_t> next_run{0};
 
   prometheus::Family<prometheus::Counter>* resolutions = nullptr;
   prometheus::Histogram* latency = nullptr;
@@ -216,20 +229,31 @@ class UcxiServices::Impl {
     return *a;
   }
 
-  // A ContextStore failure as an envelope.
-  http::Response Failure(const Status& s, const http::Request& req, const std::string& address) {
+  // A ContextStore failure as an envelope. `reading`: a failure to reach
+  // other nodes is a failed resolution (404), not an outage (503).
+  http::Response Failure(const Status& s, const http::Request& req, const std::string& address,
+                         bool reading = true) {
     const json details = {{"address", address}};
+    const bool temporal = s.message().rfind("temporal", 0) == 0;
+    const bool about_author = s.message().rfind("author", 0) == 0;
     switch (s.code()) {
       case StatusCode::kInvalidArgument:
-        return Error(400, "INVALID_ADDRESS", s.message(), req.path, req.request_id, details);
+        return Error(400, about_author ? "INVALID_PAYLOAD" : "INVALID_ADDRESS", s.message(), req.path,
+                     req.request_id, details);
       case StatusCode::kFailedPrecondition:
-        return Error(400, "TEMPORAL_INVALID", s.message(), req.path, req.request_id, details);
+        if (temporal) return Error(400, "TEMPORAL_INVALID", s.message(), req.path, req.request_id, details);
+        return Error(503, "SERVICE_UNAVAILABLE", s.message(), req.path, req.request_id, details,
+                     StatusCodeName(s.code()));
       case StatusCode::kNotFound:
         return Error(404, "NOT_FOUND", s.message(), req.path, req.request_id, details);
       case StatusCode::kResourceExhausted:
         return Error(413, "PAYLOAD_TOO_LARGE", s.message(), req.path, req.request_id, details);
       case StatusCode::kTimeout:
       case StatusCode::kUnavailable:
+        if (!reading) {
+          return Error(503, "SERVICE_UNAVAILABLE", s.message(), req.path, req.request_id, details,
+                       StatusCodeName(s.code()));
+        }
         return Error(404, "RESOLUTION_FAILED", s.message(), req.path, req.request_id, details,
                      StatusCodeName(s.code()));
       default:
@@ -267,7 +291,7 @@ class UcxiServices::Impl {
                        std::string content) {
     const ucxl::Author author{address.agent, address.role};
     auto e = context->Put(address, author, std::move(content_type), std::move(content));
-    if (!e.ok()) return Failure(e.status(), req, ucxl::Format(address));
+    if (!e.ok()) return Failure(e.status(), req, ucxl::Format(address), /*reading=*/false);
     UpdateTotals();
     json data = EntryJson(*e);
     data.erase("content");
@@ -326,7 +350,7 @@ class UcxiServices::Impl {
     if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
     const auto& address = std::get<ucxl::Address>(a);
     auto v = context->Delete(address, ucxl::Author{address.agent, address.role});
-    if (!v.ok()) return Failure(v.status(), req, ucxl::Format(address));
+    if (!v.ok()) return Failure(v.status(), req, ucxl::Format(address), /*reading=*/false);
     UpdateTotals();
     return Success(200, "SUCCESS", "deleted: tombstone is version " + std::to_string(v->number),
                    {{"address", ucxl::ContentKey(address)}, {"version", VersionJson(*v)}}, req.request_id);
@@ -343,10 +367,12 @@ class UcxiServices::Impl {
     const auto& address = std::get<ucxl::Address>(a);
     auto history = context->History(address);
     if (!history.ok()) return Failure(history.status(), req, ucxl::Format(address));
-    if (history->empty()) return Failure(NotFound("nothing stored at " + ucxl::ContentKey(address)), req, "");
+    if (history->empty())
+      return Failure(NotFound("nothing stored at " + ucxl::ContentKey(address)), req, ucxl::Format(address));
     if (auto s = context->Announce(address); !s.ok()) {
       if (s.IsNotFound())
-        return Failure(NotFound("this node does not hold " + ucxl::ContentKey(address)), req, "");
+        return Failure(NotFound("this node does not hold " + ucxl::ContentKey(address)), req,
+                       ucxl::Format(address));
       return Error(503, "SERVICE_UNAVAILABLE", s.message(), req.path, req.request_id, {},
                    StatusCodeName(s.code()));
     }
@@ -432,7 +458,9 @@ std::shared_ptr<UcxiServices> UcxiServices::Create(std::shared_ptr<storage::Stor
   i.store = store;
   i.records = records;
   // Content must fit a request body (the server refuses larger ones first).
-  i.max_bytes = std::min<std::size_t>(config.http.body_limit_bytes, dht::kMaxRecordBytes);
+  // ucxi.max_payload_bytes, within what one DHT record carries; a request
+  // body over http.body_limit_bytes is refused by the server first.
+  i.max_bytes = std::min<std::size_t>(config.ucxi.max_payload_bytes, dht::kMaxRecordBytes);
   i.context = std::make_unique<ucxl::ContextStore>(store, records, ucxl::ContextStoreOptions{i.max_bytes});
   if (metrics) {
     i.resolutions =
@@ -476,7 +504,10 @@ Status UcxiServices::RegisterRoutes(http::Router& router) {
     return http::AddRoute(
         router, method, path, permission, summary, nullptr,
         [impl, fn](http::Request& req, http::Responder respond) {
-          impl->runs.Run("ucxi:" + req.request_id, req.request_id, std::move(respond),
+          // A key of its own per request: a client-chosen X-Request-ID must
+          // not let two requests share one run.
+          const std::string key = "ucxi:" + std::to_string(impl->next_run.fetch_add(1));
+          impl->runs.Run(key, req.request_id, std::move(respond),
                          [impl, fn, &req] { return ((*impl).*fn)(req); });
         },
         &error);

@@ -1,15 +1,17 @@
 // UCXI: the resolver API for UCXL addresses under /ucxi/v1 (SPEC §3.9), on
 // top of ucxl::ContextStore.
 //
-//   GET    /ucxi/v1/get?address=          ucxl:read   the version the address names
-//   PUT    /ucxi/v1/put?address=          ucxl:write  body = content, Content-Type = its type (201)
-//   POST   /ucxi/v1/post                  ucxl:write  {"address", "content", "content_type"?, "encoding"?}
-//   (201) DELETE /ucxi/v1/delete?address=       ucxl:write  appends a tombstone POST   /ucxi/v1/announce
-//   ucxl:write  {"address"}: provide it in the DHT (202) GET    /ucxi/v1/discover?pattern=     ucxl:read
-//   stored addresses matching a wildcard pattern (+ DHT providers) GET    /ucxi/v1/navigate?address=&steps=N
-//   ucxl:read  N versions forward (N < 0: back) GET    /ucxi/v1/search?q=&limit=      ucxl:read   latest
-//   versions whose metadata or content contain q GET    /ucxi/v1/status                ucxl:read   counts,
-//   limits, DHT
+// clang-format off
+//   GET    /ucxi/v1/get?address=         ucxl:read   the version the address names
+//   PUT    /ucxi/v1/put?address=         ucxl:write  body = content, Content-Type = its type (201)
+//   POST   /ucxi/v1/post                 ucxl:write  {"address", "content", "content_type"?, "encoding"?} (201)
+//   DELETE /ucxi/v1/delete?address=      ucxl:write  appends a tombstone
+//   POST   /ucxi/v1/announce             ucxl:write  {"address"}: provide it in the DHT (202)
+//   GET    /ucxi/v1/discover?pattern=    ucxl:read   stored addresses matching a wildcard pattern (+ DHT providers)
+//   GET    /ucxi/v1/navigate?address=&steps=N  ucxl:read  N versions forward (N < 0: back; default -1)
+//   GET    /ucxi/v1/search?q=&limit=     ucxl:read   latest versions whose metadata or content contain q
+//   GET    /ucxi/v1/status               ucxl:read   counts, limits, DHT
+// clang-format on
 //
 // Every answer is an envelope: success {"response": {code, message, data,
 // details, request_id, timestamp}}, error {"error": {code, message, details,
