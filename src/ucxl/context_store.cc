@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dht/record_store.h"
+#include "security/authenticator.h"
 
 namespace bzzz::ucxl {
 
@@ -14,17 +15,7 @@ namespace {
 using nlohmann::json;
 using storage::ContextVersion;
 
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : digest) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
-}
+using security::Sha256Hex;
 
 json VersionJson(const ContextVersion& v) {
   return {{"number", v.number},
@@ -103,6 +94,16 @@ std::string ContextStore::VersionRecordName(const std::string& key, std::uint64_
   return "ucxl/v/" + Sha256Hex(key) + "/" + std::to_string(number);
 }
 
+ContextVersion ContextStore::NewVersion(const std::string& key, const Author& author) const {
+  ContextVersion v;
+  v.key = key;
+  v.author_agent = author.agent;
+  v.author_role = author.role;
+  v.created_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch()).count();
+  return v;
+}
+
 Result<Entry> ContextStore::Put(const Address& address, const Author& author, std::string content_type,
                                 std::string content) {
   if (address.HasWildcard()) return InvalidArgument("address: a put needs a concrete address (no any or *)");
@@ -117,12 +118,7 @@ Result<Entry> ContextStore::Put(const Address& address, const Author& author, st
   }
   if (content_type.empty()) content_type = "application/octet-stream";
   const std::string key = ContentKey(address);
-  ContextVersion v;
-  v.key = key;
-  v.author_agent = author.agent;
-  v.author_role = author.role;
-  v.created_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch()).count();
+  ContextVersion v = NewVersion(key, author);
   v.content_type = std::move(content_type);
   v.size = content.size();
   v.content_hash = Sha256Hex(content);
@@ -235,12 +231,7 @@ Result<ContextVersion> ContextStore::Delete(const Address& address, const Author
   auto history = store_->ContextHistory(key);
   if (!history.ok()) return history.status();
   if (history->empty() || history->back().tombstone) return NotFound("nothing live at " + key);
-  ContextVersion v;
-  v.key = key;
-  v.author_agent = author.agent;
-  v.author_role = author.role;
-  v.created_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch()).count();
+  ContextVersion v = NewVersion(key, author);
   v.content_type = history->back().content_type;
   v.content_hash = Sha256Hex("");
   v.tombstone = true;

@@ -103,6 +103,8 @@ class ContextStore {
   Result<Entry> Load(const Address& address, const std::vector<storage::ContextVersion>& history,
                      std::size_t index, Source source);
   void Publish(const std::string& key, const storage::ContextVersion& version, const std::string& stored);
+  // A version of `key` by `author`, stamped now; the caller fills the rest.
+  storage::ContextVersion NewVersion(const std::string& key, const Author& author) const;
 
   std::shared_ptr<storage::Store> store_;
   dht::RecordStore* records_;
