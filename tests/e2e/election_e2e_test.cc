@@ -457,7 +457,12 @@ TEST(ElectionEndToEnd, FiveNodesPartitionHealKillAndRestart) {
         after_kill = agreed(all, survivors);
         return !after_kill.empty() && after_kill != final_admin;
       },
-      20s));
+      40s))  // generous: each round of statuses spawns five CLI processes, slow under sanitizers
+      << [&] {
+           std::string out;
+           for (const auto& st : all) out += st.dump() + "\n";
+           return out;
+         }();
   start_node(victim, 1);
   ASSERT_TRUE(Eventually(
       [&] {
