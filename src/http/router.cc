@@ -187,4 +187,18 @@ bool AddRoute(Router& router, Method method, std::string pattern, std::string pe
   return router.Add(std::move(route), error);
 }
 
+void RouteTable::Add(Method method, std::string pattern, std::string permission, std::string summary,
+                     Handler handler, AsyncHandler async) {
+  std::string error;
+  if (!AddRoute(router_, method, std::move(pattern), std::move(permission), std::move(summary),
+                std::move(handler), std::move(async), &error) &&
+      error_.empty()) {
+    error_ = error.empty() ? "route refused" : error;
+  }
+}
+
+Status RouteTable::Done() const {
+  return error_.empty() ? Status::Ok() : InvalidArgument(name_ + " routes: " + error_);
+}
+
 }  // namespace bzzz::http

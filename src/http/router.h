@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/status.h"
 #include "http/message.h"
 
 namespace bzzz::http {
@@ -37,10 +38,10 @@ struct Route {
   std::string permission;  // kPublic or "resource:action"
   Handler handler;         // exactly one of handler / async_handler
   AsyncHandler async_handler;
-  bool probe = false;      // also served on the health-only listener
-  std::string summary;     // one line for docs and /info
+  bool probe = false;   // also served on the health-only listener
+  std::string summary;  // one line for docs and /info
 
-  std::size_t id = 0;      // index in the router, set by Add
+  std::size_t id = 0;  // index in the router, set by Add
 };
 
 struct RouteMatch {
@@ -90,6 +91,21 @@ class Router {
 [[nodiscard]] bool AddRoute(Router& router, Method method, std::string pattern, std::string permission,
                             std::string summary, Handler handler, AsyncHandler async = nullptr,
                             std::string* error = nullptr);
+
+// A subsystem's route table: adds routes one after another and keeps the
+// first error, reported once by Done() as "<name> routes: <error>".
+class RouteTable {
+ public:
+  RouteTable(Router& router, std::string name) : router_(router), name_(std::move(name)) {}
+  void Add(Method method, std::string pattern, std::string permission, std::string summary, Handler handler,
+           AsyncHandler async = nullptr);
+  Status Done() const;
+
+ private:
+  Router& router_;
+  std::string name_;
+  std::string error_;
+};
 
 // "GET, HEAD, POST" for an Allow header.
 std::string AllowHeader(const std::vector<Method>& methods);

@@ -234,74 +234,69 @@ std::string ElectionNode::StatusJson() const { return impl_->StatusJson().dump()
 
 Status ElectionNode::RegisterRoutes(http::Router& router) {
   std::shared_ptr<Impl> impl = impl_;
-  std::string error;
-  auto add = [&](http::Method method, std::string pattern, std::string permission, std::string summary,
-                 http::Handler handler, http::AsyncHandler async = nullptr) {
-    return http::AddRoute(router, method, std::move(pattern), std::move(permission), std::move(summary),
-                          std::move(handler), std::move(async), &error);
-  };
-  bool ok = true;
-  ok &= add(http::Method::kGet, "/api/election/status", "election:read",
-            "this node's election state, the admin, the term and the candidates",
-            [impl](http::Request&) { return JsonOk(200, impl->StatusJson()); });
-  ok &= add(http::Method::kPost, "/api/election/trigger", "election:admin",
-            "start an election: the admin hands over, an admin-capable member stands; answers with old and "
-            "new admin",
-            nullptr, [impl](http::Request& req, http::Responder respond) {
-              bool force = false;
-              if (!req.body.empty()) {
-                const json j = json::parse(req.body, nullptr, false);
-                if (!j.is_object() || (j.contains("force") && !j["force"].is_boolean())) {
-                  respond(http::ErrorResponse(
-                      400, "bad_request", "body must be {\"force\": true|false} or empty", req.request_id));
-                  return;
-                }
-                force = j.value("force", false);
-              }
-              const std::string id = req.request_id;
-              impl->runs.Run("trigger:" + id, id, std::move(respond), [impl, force, id] {
-                const el::Snapshot before = impl->service->GetSnapshot();
-                if (auto s = impl->service->Trigger(force); !s.ok()) {
-                  return http::ErrorResponse(HttpStatusOf(s), StatusCodeName(s.code()), s.message(), id);
-                }
-                const auto wait =
-                    3 * impl->config.election.election_timeout + std::chrono::milliseconds(1000);
-                const el::Snapshot after = impl->service->WaitForChange(before.admin, before.term, wait);
-                const bool changed =
-                    !after.admin.empty() && (after.admin != before.admin || after.term != before.term);
-                return JsonOk(changed ? 200 : 504,
-                              {{"changed", changed},
-                               {"previous", {{"admin_id", before.admin}, {"term", before.term}}},
-                               {"current", {{"admin_id", after.admin}, {"term", after.term}}}});
-              });
-            });
-  ok &= add(http::Method::kPost, "/api/election/electorate", "election:admin",
-            "change the electorate by one member: {\"add\": node_id} or {\"remove\": node_id} (on the admin)",
-            [impl](http::Request& req) {
-              const json j = json::parse(req.body, nullptr, false);
-              const bool add_one = j.is_object() && j.contains("add") && j["add"].is_string();
-              const bool remove_one = j.is_object() && j.contains("remove") && j["remove"].is_string();
-              if (add_one == remove_one || j.size() != 1) {
-                return http::ErrorResponse(400, "bad_request",
-                                           "body must be {\"add\": \"<node id>\"} or "
-                                           "{\"remove\": \"<node id>\"}",
-                                           req.request_id);
-              }
-              const Status s = add_one ? impl->service->AddMember(j["add"].get<std::string>())
-                                       : impl->service->RemoveMember(j["remove"].get<std::string>());
-              if (!s.ok()) {
-                json body = {{"error",
-                              {{"code", StatusCodeName(s.code())},
-                               {"message", s.message()},
-                               {"request_id", req.request_id}}}};
-                const json status = impl->StatusJson();
-                body["admin_id"] = status["admin_id"];
-                if (status.contains("admin_url")) body["admin_url"] = status["admin_url"];
-                return JsonOk(HttpStatusOf(s), body);
-              }
-              return JsonOk(200, impl->StatusJson()["electorate"]);
-            });
-  return ok ? Status::Ok() : InvalidArgument("election routes: " + error);
+  http::RouteTable routes(router, "election");
+  routes.Add(http::Method::kGet, "/api/election/status", "election:read",
+             "this node's election state, the admin, the term and the candidates",
+             [impl](http::Request&) { return JsonOk(200, impl->StatusJson()); });
+  routes.Add(http::Method::kPost, "/api/election/trigger", "election:admin",
+             "start an election: the admin hands over, an admin-capable member stands; answers with old and "
+             "new admin",
+             nullptr, [impl](http::Request& req, http::Responder respond) {
+               bool force = false;
+               if (!req.body.empty()) {
+                 const json j = json::parse(req.body, nullptr, false);
+                 if (!j.is_object() || (j.contains("force") && !j["force"].is_boolean())) {
+                   respond(http::ErrorResponse(
+                       400, "bad_request", "body must be {\"force\": true|false} or empty", req.request_id));
+                   return;
+                 }
+                 force = j.value("force", false);
+               }
+               const std::string id = req.request_id;
+               impl->runs.Run("trigger:" + id, id, std::move(respond), [impl, force, id] {
+                 const el::Snapshot before = impl->service->GetSnapshot();
+                 if (auto s = impl->service->Trigger(force); !s.ok()) {
+                   return http::ErrorResponse(HttpStatusOf(s), StatusCodeName(s.code()), s.message(), id);
+                 }
+                 const auto wait =
+                     3 * impl->config.election.election_timeout + std::chrono::milliseconds(1000);
+                 const el::Snapshot after = impl->service->WaitForChange(before.admin, before.term, wait);
+                 const bool changed =
+                     !after.admin.empty() && (after.admin != before.admin || after.term != before.term);
+                 return JsonOk(changed ? 200 : 504,
+                               {{"changed", changed},
+                                {"previous", {{"admin_id", before.admin}, {"term", before.term}}},
+                                {"current", {{"admin_id", after.admin}, {"term", after.term}}}});
+               });
+             });
+  routes.Add(
+      http::Method::kPost, "/api/election/electorate", "election:admin",
+      "change the electorate by one member: {\"add\": node_id} or {\"remove\": node_id} (on the admin)",
+      [impl](http::Request& req) {
+        const json j = json::parse(req.body, nullptr, false);
+        const bool add_one = j.is_object() && j.contains("add") && j["add"].is_string();
+        const bool remove_one = j.is_object() && j.contains("remove") && j["remove"].is_string();
+        if (add_one == remove_one || j.size() != 1) {
+          return http::ErrorResponse(400, "bad_request",
+                                     "body must be {\"add\": \"<node id>\"} or "
+                                     "{\"remove\": \"<node id>\"}",
+                                     req.request_id);
+        }
+        const Status s = add_one ? impl->service->AddMember(j["add"].get<std::string>())
+                                 : impl->service->RemoveMember(j["remove"].get<std::string>());
+        if (!s.ok()) {
+          json body = {{"error",
+                        {{"code", StatusCodeName(s.code())},
+                         {"message", s.message()},
+                         {"request_id", req.request_id}}}};
+          const json status = impl->StatusJson();
+          body["admin_id"] = status["admin_id"];
+          if (status.contains("admin_url")) body["admin_url"] = status["admin_url"];
+          return JsonOk(HttpStatusOf(s), body);
+        }
+        return JsonOk(200, impl->StatusJson()["electorate"]);
+      });
+  return routes.Done();
 }
 
 ops::HealthCheckSpec ElectionNode::HealthCheck(const config::OperationsConfig& ops) {

@@ -1,14 +1,14 @@
 #include "node/p2p_api.h"
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
-
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "base/clock.h"
 #include "http/blocking.h"
@@ -28,7 +28,9 @@ std::string Nonce() {
   return buf;
 }
 
-double MsSince(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
+double MsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
 
 std::string Iso(std::chrono::system_clock::time_point t) { return FormatIso8601(t); }
 
@@ -181,7 +183,8 @@ class P2pServices::Impl : public std::enable_shared_from_this<P2pServices::Impl>
       for (const auto& p : *providers) found_self |= p.node_id == p2p.node_id();
     }
     record("discover", found_self, MsSince(t),
-           providers.ok() ? (found_self ? "" : "this node is not among the providers") : providers.status().message());
+           providers.ok() ? (found_self ? "" : "this node is not among the providers")
+                          : providers.status().message());
     (void)records->Release(name);  // a test record is not kept alive
     (void)timeout;
     return {{"node_id", p2p.node_id()}, {"ok", all_ok}, {"record", name}, {"operations", ops}};
@@ -204,18 +207,17 @@ class P2pServices::Impl : public std::enable_shared_from_this<P2pServices::Impl>
     }
     const double ms = MsSince(start);
     const auto stats = p2p.Stats();
-    const json details = {{"round_trip_ms", ms},
-                          {"connected_peers", p2p.ConnectedPeers()},
-                          {"published", stats.published},
-                          {"received", stats.received},
-                          {"dropped", stats.dropped},
-                          {"rejected", stats.rejected}};
-    if (!received) return ops::CheckOutcome::Unhealthy("own message not received within the timeout", details.dump());
+    const json details = {{"round_trip_ms", ms},          {"connected_peers", p2p.ConnectedPeers()},
+                          {"published", stats.published}, {"received", stats.received},
+                          {"dropped", stats.dropped},     {"rejected", stats.rejected}};
+    if (!received)
+      return ops::CheckOutcome::Unhealthy("own message not received within the timeout", details.dump());
     if (!config.p2p.bootstrap.empty() && p2p.ConnectedPeers() == 0) {
-      return ops::CheckOutcome::Degraded("publish and receive work, but no peer is connected", details.dump());
+      return ops::CheckOutcome::Degraded("publish and receive work, but no peer is connected",
+                                         details.dump());
     }
-    return ops::CheckOutcome::Healthy("published and received in " + std::to_string(static_cast<int>(ms)) + " ms",
-                                      details.dump());
+    return ops::CheckOutcome::Healthy(
+        "published and received in " + std::to_string(static_cast<int>(ms)) + " ms", details.dump());
   }
 
   ops::CheckOutcome DhtHealth(std::chrono::milliseconds timeout) {
@@ -253,7 +255,8 @@ class P2pServices::Impl : public std::enable_shared_from_this<P2pServices::Impl>
     });
     lock.lock();
     const auto left = timeout - std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-    if (!st->cv.wait_for(lock, std::max(left, std::chrono::milliseconds(1)), [&] { return st->phase >= 2; })) {
+    if (!st->cv.wait_for(lock, std::max(left, std::chrono::milliseconds(1)),
+                         [&] { return st->phase >= 2; })) {
       return ops::CheckOutcome::Unhealthy("get not answered within the timeout");
     }
     const bool found = st->found;
@@ -314,11 +317,12 @@ Result<std::shared_ptr<P2pServices>> P2pServices::Start(p2p::P2pNode& p2p, dht::
   }
   p2p::SubscribeOptions own;
   own.receive_own = true;
-  if (auto s = p2p.Subscribe(n.health_topic, "pubsub-health",
-                             [weak](const p2p::Message& m) {
-                               if (auto impl = weak.lock()) impl->OnHealth(m);
-                             },
-                             own);
+  if (auto s = p2p.Subscribe(
+          n.health_topic, "pubsub-health",
+          [weak](const p2p::Message& m) {
+            if (auto impl = weak.lock()) impl->OnHealth(m);
+          },
+          own);
       !s.ok()) {
     return s;
   }
@@ -330,100 +334,100 @@ Result<std::shared_ptr<P2pServices>> P2pServices::Start(p2p::P2pNode& p2p, dht::
 
 Status P2pServices::RegisterRoutes(http::Router& router) {
   std::shared_ptr<Impl> impl = impl_;
-  std::string error;
-  auto add = [&](http::Method method, std::string pattern, std::string permission, std::string summary,
-                 http::Handler handler, http::AsyncHandler async = nullptr) {
-    return http::AddRoute(router, method, std::move(pattern), std::move(permission), std::move(summary),
-                          std::move(handler), std::move(async), &error);
-  };
-  bool ok = true;
-  ok &= add(http::Method::kGet, "/api/v1/peers", "p2p:read", "live peers with their presence, and the DHT table",
-            [impl](http::Request&) { return JsonOk(200, impl->PeersJson()); });
-  ok &= add(http::Method::kDelete, "/api/v1/p2p/peers", "p2p:admin",
-            "clear the peer store (<data_dir>/p2p/peers) and the peer table", [impl](http::Request&) {
-              const std::size_t forgotten = impl->p2p.ClearPeerStore();
-              spdlog::warn("p2p: peer store cleared ({} contacts forgotten)", forgotten);
-              return JsonOk(200, {{"cleared", true}, {"forgotten", forgotten}});
-            });
-  ok &= add(http::Method::kPost, "/api/v1/p2p/test-message", "p2p:write",
-            "publish a probe on bzzz/internal/probe/v1 and collect every peer's answer", nullptr,
-            [impl](http::Request& req, http::Responder respond) {
-              std::chrono::milliseconds timeout;
-              std::string error;
-              if (!ReadTimeout(req.body, std::chrono::milliseconds(3000), &timeout, &error)) {
-                respond(http::ErrorResponse(400, "bad_request", error, req.request_id));
-                return;
-              }
-              impl->runs.Run("test-message:" + req.request_id, req.request_id, std::move(respond), [impl, timeout] {
-                const json out = impl->TestMessage(timeout);
-                return JsonOk(200, out);
-              });
-            });
-  ok &= add(http::Method::kPost, "/api/v1/dht/test", "dht:write",
-            "put, get, announce and discover a test record, with latencies", nullptr,
-            [impl](http::Request& req, http::Responder respond) {
-              std::chrono::milliseconds timeout;
-              std::string error;
-              if (!ReadTimeout(req.body, std::chrono::milliseconds(5000), &timeout, &error)) {
-                respond(http::ErrorResponse(400, "bad_request", error, req.request_id));
-                return;
-              }
-              if (impl->records == nullptr) {
-                respond(http::ErrorResponse(503, "unavailable", "this node runs no record store", req.request_id));
-                return;
-              }
-              impl->runs.Run("dht-test:" + req.request_id, req.request_id, std::move(respond),
-                             [impl, timeout] { return JsonOk(200, impl->DhtTest(timeout)); });
-            });
-  ok &= add(http::Method::kGet, "/api/v1/dht/replication", "dht:read",
-            "replication factor of one record (?name=) or of every held record", nullptr,
-            [impl](http::Request& req, http::Responder respond) {
-              if (impl->records == nullptr) {
-                respond(http::ErrorResponse(503, "unavailable", "this node runs no record store", req.request_id));
-                return;
-              }
-              const auto name = req.QueryParam("name");
-              if (!name) {
-                json held = json::array();
-                for (const auto& h : impl->records->Held()) {
-                  held.push_back({{"name", h.name}, {"size", h.size}, {"replication_factor", h.replication}});
-                }
-                respond(JsonOk(200, {{"target", impl->config.dht.replication_factor},
-                                     {"average", impl->records->AverageReplication()},
-                                     {"records", held}}));
-                return;
-              }
-              const std::string id = req.request_id;
-              impl->runs.Run("replication:" + *name, id, std::move(respond), [impl, n = *name, id] {
-                auto r = impl->records->MeasureReplication(n);
-                if (!r.ok()) {
-                  const int status = r.status().code() == StatusCode::kInvalidArgument ? 400
-                                     : r.status().code() == StatusCode::kTimeout     ? 504
-                                                                                     : 503;
-                  return http::ErrorResponse(status, status == 400 ? "bad_request" : StatusCodeName(r.status().code()),
-                                             r.status().message(), id);
-                }
-                json providers = json::array();
-                for (const auto& p : r->providers) {
-                  providers.push_back({{"node_id", p.node_id},
-                                       {"http_endpoint", p.http_endpoint},
-                                       {"announced_at_ms", p.announced_at_ms}});
-                }
-                return JsonOk(200, {{"name", r->name},
-                                    {"replication_factor", r->factor},
-                                    {"target", r->target},
-                                    {"providers", providers}});
-              });
-            });
-  ok &= add(http::Method::kDelete, "/api/v1/dht/cache", "dht:admin", "empty the DHT cache (<data_dir>/dht/cache)",
-            [impl](http::Request& req) {
-              if (impl->records == nullptr) {
-                return http::ErrorResponse(503, "unavailable", "this node runs no record store", req.request_id);
-              }
-              const auto r = impl->records->ClearCache();
-              return JsonOk(200, {{"cleared", true}, {"files", r.files}, {"bytes", r.bytes}});
-            });
-  return ok ? Status::Ok() : InvalidArgument("p2p routes: " + error);
+  http::RouteTable routes(router, "p2p");
+  routes.Add(http::Method::kGet, "/api/v1/peers", "p2p:read",
+             "live peers with their presence, and the DHT table",
+             [impl](http::Request&) { return JsonOk(200, impl->PeersJson()); });
+  routes.Add(http::Method::kDelete, "/api/v1/p2p/peers", "p2p:admin",
+             "clear the peer store (<data_dir>/p2p/peers) and the peer table", [impl](http::Request&) {
+               const std::size_t forgotten = impl->p2p.ClearPeerStore();
+               spdlog::warn("p2p: peer store cleared ({} contacts forgotten)", forgotten);
+               return JsonOk(200, {{"cleared", true}, {"forgotten", forgotten}});
+             });
+  routes.Add(http::Method::kPost, "/api/v1/p2p/test-message", "p2p:write",
+             "publish a probe on bzzz/internal/probe/v1 and collect every peer's answer", nullptr,
+             [impl](http::Request& req, http::Responder respond) {
+               std::chrono::milliseconds timeout;
+               std::string error;
+               if (!ReadTimeout(req.body, std::chrono::milliseconds(3000), &timeout, &error)) {
+                 respond(http::ErrorResponse(400, "bad_request", error, req.request_id));
+                 return;
+               }
+               impl->runs.Run("test-message:" + req.request_id, req.request_id, std::move(respond),
+                              [impl, timeout] {
+                                const json out = impl->TestMessage(timeout);
+                                return JsonOk(200, out);
+                              });
+             });
+  routes.Add(
+      http::Method::kPost, "/api/v1/dht/test", "dht:write",
+      "put, get, announce and discover a test record, with latencies", nullptr,
+      [impl](http::Request& req, http::Responder respond) {
+        std::chrono::milliseconds timeout;
+        std::string error;
+        if (!ReadTimeout(req.body, std::chrono::milliseconds(5000), &timeout, &error)) {
+          respond(http::ErrorResponse(400, "bad_request", error, req.request_id));
+          return;
+        }
+        if (impl->records == nullptr) {
+          respond(http::ErrorResponse(503, "unavailable", "this node runs no record store", req.request_id));
+          return;
+        }
+        impl->runs.Run("dht-test:" + req.request_id, req.request_id, std::move(respond),
+                       [impl, timeout] { return JsonOk(200, impl->DhtTest(timeout)); });
+      });
+  routes.Add(
+      http::Method::kGet, "/api/v1/dht/replication", "dht:read",
+      "replication factor of one record (?name=) or of every held record", nullptr,
+      [impl](http::Request& req, http::Responder respond) {
+        if (impl->records == nullptr) {
+          respond(http::ErrorResponse(503, "unavailable", "this node runs no record store", req.request_id));
+          return;
+        }
+        const auto name = req.QueryParam("name");
+        if (!name) {
+          json held = json::array();
+          for (const auto& h : impl->records->Held()) {
+            held.push_back({{"name", h.name}, {"size", h.size}, {"replication_factor", h.replication}});
+          }
+          respond(JsonOk(200, {{"target", impl->config.dht.replication_factor},
+                               {"average", impl->records->AverageReplication()},
+                               {"records", held}}));
+          return;
+        }
+        const std::string id = req.request_id;
+        impl->runs.Run("replication:" + *name, id, std::move(respond), [impl, n = *name, id] {
+          auto r = impl->records->MeasureReplication(n);
+          if (!r.ok()) {
+            const int status = r.status().code() == StatusCode::kInvalidArgument ? 400
+                               : r.status().code() == StatusCode::kTimeout       ? 504
+                                                                                 : 503;
+            return http::ErrorResponse(status,
+                                       status == 400 ? "bad_request" : StatusCodeName(r.status().code()),
+                                       r.status().message(), id);
+          }
+          json providers = json::array();
+          for (const auto& p : r->providers) {
+            providers.push_back({{"node_id", p.node_id},
+                                 {"http_endpoint", p.http_endpoint},
+                                 {"announced_at_ms", p.announced_at_ms}});
+          }
+          return JsonOk(200, {{"name", r->name},
+                              {"replication_factor", r->factor},
+                              {"target", r->target},
+                              {"providers", providers}});
+        });
+      });
+  routes.Add(http::Method::kDelete, "/api/v1/dht/cache", "dht:admin",
+             "empty the DHT cache (<data_dir>/dht/cache)", [impl](http::Request& req) {
+               if (impl->records == nullptr) {
+                 return http::ErrorResponse(503, "unavailable", "this node runs no record store",
+                                            req.request_id);
+               }
+               const auto r = impl->records->ClearCache();
+               return JsonOk(200, {{"cleared", true}, {"files", r.files}, {"bytes", r.bytes}});
+             });
+  return routes.Done();
 }
 
 std::vector<ops::HealthCheckSpec> P2pServices::HealthChecks(const config::OperationsConfig& ops) {
@@ -436,7 +440,8 @@ std::vector<ops::HealthCheckSpec> P2pServices::HealthChecks(const config::Operat
   pubsub.critical = false;
   pubsub.description = "publishes to the node's health topic and receives it back through the DHT";
   // Leave the registry a margin to record the result before its own timeout.
-  const auto wait = ops.health_check_timeout - std::min(ops.health_check_timeout / 10, std::chrono::milliseconds(100));
+  const auto wait =
+      ops.health_check_timeout - std::min(ops.health_check_timeout / 10, std::chrono::milliseconds(100));
   pubsub.fn = [weak, wait] {
     auto impl = weak.lock();
     return impl ? impl->PubsubHealth(wait) : ops::CheckOutcome::Unhealthy("p2p stopped");

@@ -497,42 +497,35 @@ std::string UcxiServices::StatusJson() const { return impl_->StatusData().dump()
 Status UcxiServices::RegisterRoutes(http::Router& router) {
   router.SetErrorFormatter("/ucxi/", ServerError);
   std::shared_ptr<Impl> impl = impl_;
-  std::string error;
+  http::RouteTable routes(router, "ucxi");
   // Every UCXI route may block on the store or the DHT: off the I/O threads.
   auto add = [&](http::Method method, const char* path, const char* permission, const char* summary,
                  http::Response (Impl::*fn)(http::Request&)) {
-    return http::AddRoute(
-        router, method, path, permission, summary, nullptr,
-        [impl, fn](http::Request& req, http::Responder respond) {
-          // A key of its own per request: a client-chosen X-Request-ID must
-          // not let two requests share one run.
-          const std::string key = "ucxi:" + std::to_string(impl->next_run.fetch_add(1));
-          impl->runs.Run(key, req.request_id, std::move(respond),
-                         [impl, fn, &req] { return ((*impl).*fn)(req); });
-        },
-        &error);
+    routes.Add(method, path, permission, summary, nullptr,
+               [impl, fn](http::Request& req, http::Responder respond) {
+                 // A key of its own per request: a client-chosen X-Request-ID
+                 // must not let two requests share one run.
+                 const std::string key = "ucxi:" + std::to_string(impl->next_run.fetch_add(1));
+                 impl->runs.Run(key, req.request_id, std::move(respond),
+                                [impl, fn, &req] { return ((*impl).*fn)(req); });
+               });
   };
-  bool ok = true;
-  ok &= add(http::Method::kGet, "/ucxi/v1/get", "ucxl:read", "resolve a UCXL address", &Impl::Get);
-  ok &= add(http::Method::kPut, "/ucxi/v1/put", "ucxl:write", "store content at an address (body = content)",
-            &Impl::Put);
-  ok &= add(http::Method::kPost, "/ucxi/v1/post", "ucxl:write", "store content given as JSON", &Impl::Post);
-  ok &= add(http::Method::kDelete, "/ucxi/v1/delete", "ucxl:write", "delete (append a tombstone)",
-            &Impl::Delete);
-  ok &= add(http::Method::kPost, "/ucxi/v1/announce", "ucxl:write", "provide an address's content in the DHT",
-            &Impl::Announce);
-  ok &= add(http::Method::kGet, "/ucxi/v1/discover", "ucxl:read", "addresses matching a wildcard pattern",
-            &Impl::Discover);
-  ok &= add(http::Method::kGet, "/ucxi/v1/navigate", "ucxl:read", "step back or forward through versions",
-            &Impl::Navigate);
-  ok &= add(http::Method::kGet, "/ucxi/v1/search", "ucxl:read", "search latest versions", &Impl::Search);
-  ok &= http::AddRoute(
-      router, http::Method::kGet, "/ucxi/v1/status", "ucxl:read", "UCXI status",
-      [impl](http::Request& req) {
-        return Success(200, "SUCCESS", "ok", impl->StatusData(), req.request_id);
-      },
-      nullptr, &error);
-  return ok ? Status::Ok() : InvalidArgument("ucxi routes: " + error);
+  add(http::Method::kGet, "/ucxi/v1/get", "ucxl:read", "resolve a UCXL address", &Impl::Get);
+  add(http::Method::kPut, "/ucxi/v1/put", "ucxl:write", "store content at an address (body = content)",
+      &Impl::Put);
+  add(http::Method::kPost, "/ucxi/v1/post", "ucxl:write", "store content given as JSON", &Impl::Post);
+  add(http::Method::kDelete, "/ucxi/v1/delete", "ucxl:write", "delete (append a tombstone)", &Impl::Delete);
+  add(http::Method::kPost, "/ucxi/v1/announce", "ucxl:write", "provide an address's content in the DHT",
+      &Impl::Announce);
+  add(http::Method::kGet, "/ucxi/v1/discover", "ucxl:read", "addresses matching a wildcard pattern",
+      &Impl::Discover);
+  add(http::Method::kGet, "/ucxi/v1/navigate", "ucxl:read", "step back or forward through versions",
+      &Impl::Navigate);
+  add(http::Method::kGet, "/ucxi/v1/search", "ucxl:read", "search latest versions", &Impl::Search);
+  routes.Add(http::Method::kGet, "/ucxi/v1/status", "ucxl:read", "UCXI status", [impl](http::Request& req) {
+    return Success(200, "SUCCESS", "ok", impl->StatusData(), req.request_id);
+  });
+  return routes.Done();
 }
 
 }  // namespace bzzz::node
