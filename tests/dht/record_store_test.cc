@@ -1,11 +1,12 @@
 // Records, providers and replication on five real P2P nodes on loopback.
+#include "dht/record_store.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <set>
 #include <thread>
 
-#include "dht/record_store.h"
 #include "p2p/cluster.h"
 #include "support/support.h"
 
@@ -69,17 +70,21 @@ class RecordStoreTest : public ::testing::Test {
 };
 
 TEST_F(RecordStoreTest, WhatOneNodePutsAnotherGets) {
-  ASSERT_TRUE(members_[0].records->Put("ucxl://dev:developer@bzzz:p2p/*^/notes.md", "hello dht", "text/markdown").ok());
+  ASSERT_TRUE(members_[0]
+                  .records->Put("ucxl://dev:developer@bzzz:p2p/*^/notes.md", "hello dht", "text/markdown")
+                  .ok());
   auto r = members_[3].records->Get("ucxl://dev:developer@bzzz:p2p/*^/notes.md");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->content, "hello dht");
   EXPECT_EQ(r->content_type, "text/markdown");
   EXPECT_EQ(r->writer, members_[0].p2p->node_id());
   EXPECT_EQ(r->source, "dht");
-  // The second read comes from the cache, which may be deleted while running.
+  // The second read is local: from the cache, or from a replica this node
+  // was recruited to hold meanwhile (replication rounds run every 500 ms).
   auto again = members_[3].records->Get("ucxl://dev:developer@bzzz:p2p/*^/notes.md");
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again->source, "cache");
+  EXPECT_TRUE(again->source == "cache" || again->source == "held") << again->source;
+  // The cache may be deleted while running.
   fs::remove_all(members_[3].dir->path() + "/dht/cache");
   auto after_rm = members_[3].records->Get("ucxl://dev:developer@bzzz:p2p/*^/notes.md");
   ASSERT_TRUE(after_rm.ok()) << after_rm.status().message();
@@ -100,7 +105,8 @@ TEST_F(RecordStoreTest, LargeContentIsChunkedAndReassembled) {
 TEST_F(RecordStoreTest, ProvidersAreDiscoveredOncePerNode) {
   ASSERT_TRUE(members_[2].records->Put("shared/doc", "v1").ok());
   ASSERT_TRUE(members_[2].records->Announce("shared/doc").ok());  // twice: still one provider entry
-  EXPECT_EQ(members_[0].records->Announce("shared/doc").code(), StatusCode::kNotFound) << "announced without holding";
+  EXPECT_EQ(members_[0].records->Announce("shared/doc").code(), StatusCode::kNotFound)
+      << "announced without holding";
   auto providers = members_[0].records->Discover("shared/doc");
   ASSERT_TRUE(providers.ok()) << providers.status().message();
   std::set<std::string> ids;
