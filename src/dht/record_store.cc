@@ -473,18 +473,25 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
       std::lock_guard lock(mu);
       if (!held.count(name)) return NotFound("this node does not hold " + std::string(name));
     }
-    p2p::Frame f;
-    f.kind = p2p::FrameKind::kProvider;
-    f.seq = NextSeq();
-    f.sent_at_ns = NowMs() * 1'000'000;
-    f.topic = std::string(name);
-    const json body = {{"node_id", p2p.node_id()}, {"http_endpoint", p2p.CurrentPresence().http_endpoint}};
-    f.messages.push_back({"provider", NowMs() * 1000, 0, body.dump()});
-    auto encoded = p2p::EncodeFrame(f, p2p.identity());
-    if (!encoded.ok()) return encoded.status();
-    // One value per (node, name), edited in place by each refresh.
-    Status s = PutAll({{"prov:" + std::string(name), std::move(encoded).value(), p2p::ValueClass::kProvider,
-                        p2p::ValueIdOf(p2p.identity().public_key(), name)}});
+    // One value per (node, name), edited in place by each refresh; storage
+    // nodes accept an edit only with a higher sequence number. Announcements
+    // from the put, the refresh round and a caller can race and arrive out of
+    // order, so a refused one is sent once more with a fresh, higher number.
+    Status s;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      p2p::Frame f;
+      f.kind = p2p::FrameKind::kProvider;
+      f.seq = NextSeq();
+      f.sent_at_ns = NowMs() * 1'000'000;
+      f.topic = std::string(name);
+      const json body = {{"node_id", p2p.node_id()}, {"http_endpoint", p2p.CurrentPresence().http_endpoint}};
+      f.messages.push_back({"provider", NowMs() * 1000, 0, body.dump()});
+      auto encoded = p2p::EncodeFrame(f, p2p.identity());
+      if (!encoded.ok()) return encoded.status();
+      s = PutAll({{"prov:" + std::string(name), std::move(encoded).value(), p2p::ValueClass::kProvider,
+                   p2p::ValueIdOf(p2p.identity().public_key(), name)}});
+      if (s.ok() || Stopping()) break;
+    }
     probe.Done(Operation::kAnnounce, Seconds(start), s.ok() ? "" : Reason(s));
     return s;
   }
