@@ -102,10 +102,31 @@ struct AutoscalingConfig {                  // nO performance.autoscaling
   int step = 1;
 };
 
+// The `command` executor's sandbox (bubblewrap) and its default limits.
+struct SandboxConfig {
+  std::string bwrap = "bwrap";              // the bubblewrap binary
+  bool allow_network = false;               // whether a task may ask for network access
+  int memory_limit_mb = 512;                // address-space limit of a task's process tree
+  std::size_t max_output_bytes = 65536;     // stdout and stderr are each cut there
+  std::string work_root;                    // where private work directories go ("" = <data_dir>/sandbox)
+};
+
+// The `llm` executor: an Ollama or OpenAI-compatible server.
+struct LlmConfig {
+  std::string endpoint;                     // "http://127.0.0.1:11434"; "" disables the llm executor
+  std::string api = "ollama";               // "ollama" (/api/chat) or "openai" (/v1/chat/completions)
+  std::vector<std::string> models;          // preferred models, first wins among those the server offers
+  std::string api_key;                      // Bearer token for OpenAI-compatible servers
+  int max_iterations = 8;                   // reasoning loop bound
+  Millis request_timeout{60000};
+};
+
 struct AgentsConfig {
   int initial_agents = 2;
   Millis heartbeat_interval{1000};
   AutoscalingConfig autoscaling;
+  SandboxConfig sandbox;
+  LlmConfig llm;
 };
 
 struct TasksConfig {
@@ -115,6 +136,7 @@ struct TasksConfig {
   std::size_t max_queue_depth = 100000;
   Millis retry_backoff_base{500};
   Millis retry_backoff_max{60000};
+  std::string strategy = "least-loaded";   // round-robin, least-loaded, performance, capability-match
 };
 
 struct HmmmConfig {

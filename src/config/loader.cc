@@ -471,7 +471,34 @@ std::vector<KeyDef> BuildKeys() {
           "Agents added or removed per scaling decision.")
           .Range(1, 10000),
 
+      Key("agents.sandbox.bwrap", BZZZ_FIELD(agents.sandbox.bwrap), "The bubblewrap binary of the command executor."),
+      Key("agents.sandbox.allow_network", BZZZ_FIELD(agents.sandbox.allow_network),
+          "Whether a command task may ask for network access (\"network\": true); never by default."),
+      Key("agents.sandbox.memory_limit_mb", BZZZ_FIELD(agents.sandbox.memory_limit_mb),
+          "Address-space limit of a sandboxed task, in MiB (a task may ask for less).")
+          .Range(16, 1 << 20),
+      Key("agents.sandbox.max_output_bytes", BZZZ_FIELD(agents.sandbox.max_output_bytes),
+          "stdout and stderr of a sandboxed task are each cut at this size.")
+          .Bytes()
+          .Min(1),
+      Key("agents.sandbox.work_root", BZZZ_FIELD(agents.sandbox.work_root),
+          "Where private work directories are made; empty means <data_dir>/sandbox."),
+      Key("agents.llm.endpoint", BZZZ_FIELD(agents.llm.endpoint),
+          "Base URL of the LLM server (e.g. http://127.0.0.1:11434); empty disables the llm executor."),
+      Key("agents.llm.api", BZZZ_FIELD(agents.llm.api), "Protocol of the LLM server.").OneOf({"ollama", "openai"}),
+      Key("agents.llm.models", BZZZ_FIELD(agents.llm.models),
+          "Models in order of preference; the first one the server offers is used."),
+      Key("agents.llm.api_key", BZZZ_FIELD(agents.llm.api_key), "Bearer token for OpenAI-compatible servers.")
+          .Secret(),
+      Key("agents.llm.max_iterations", BZZZ_FIELD(agents.llm.max_iterations),
+          "Most reasoning-loop iterations of an llm task that does not set its own.")
+          .Range(1, 1000),
+      Key("agents.llm.request_timeout", BZZZ_FIELD(agents.llm.request_timeout), "Time limit of one LLM request.")
+          .Positive(),
+
       // tasks
+      Key("tasks.strategy", BZZZ_FIELD(tasks.strategy), "How the nO loop picks the agent for a task.")
+          .OneOf({"round-robin", "least-loaded", "performance", "capability-match"}),
       Key("tasks.default_max_attempts", BZZZ_FIELD(tasks.default_max_attempts),
           "Attempts before a task goes to the dead-letter queue, unless the task says otherwise.")
           .Range(1, 1000),

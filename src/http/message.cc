@@ -129,4 +129,25 @@ std::optional<std::string> PercentDecode(std::string_view in, bool form_encoding
   return out;
 }
 
+Response ErrorFromStatus(const Status& status, std::string_view request_id) {
+  int code = 500;
+  switch (status.code()) {
+    case StatusCode::kOk: code = 200; break;
+    case StatusCode::kInvalidArgument: code = 400; break;
+    case StatusCode::kUnauthenticated: code = 401; break;
+    case StatusCode::kPermissionDenied: code = 403; break;
+    case StatusCode::kNotFound: code = 404; break;
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kConflict:
+    case StatusCode::kFailedPrecondition: code = 409; break;
+    case StatusCode::kResourceExhausted: code = 429; break;
+    case StatusCode::kUnavailable: code = 503; break;
+    case StatusCode::kTimeout: code = 504; break;
+    case StatusCode::kInternal: code = 500; break;
+  }
+  Response r = ErrorResponse(code, StatusCodeName(status.code()), status.message(), request_id);
+  if (code == 429 || code == 503) r.headers.Set("Retry-After", "1");
+  return r;
+}
+
 }  // namespace bzzz::http

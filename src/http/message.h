@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/status.h"
 #include "security/identity.h"
 
 namespace bzzz::http {
@@ -71,6 +72,12 @@ struct Response {
 // {"error":{"code":"not_found","message":"...","request_id":"..."}}
 Response ErrorResponse(int status, std::string_view code, std::string_view message,
                        std::string_view request_id);
+
+// ErrorResponse for a failed Status: InvalidArgument 400, Unauthenticated 401,
+// PermissionDenied 403, NotFound 404, AlreadyExists/Conflict/
+// FailedPrecondition 409, ResourceExhausted 429 (with Retry-After: 1),
+// Unavailable 503, Timeout 504, anything else 500.
+Response ErrorFromStatus(const Status& status, std::string_view request_id);
 
 // Percent-decodes `in` ('+' is a space when form_encoding). Returns nullopt
 // on a malformed escape.

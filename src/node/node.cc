@@ -24,6 +24,7 @@
 #include "node/logging.h"
 #include "node/election_api.h"
 #include "node/p2p_api.h"
+#include "node/tasks_api.h"
 #include "node/ucxi_api.h"
 #include "ops/health.h"
 #include "ops/operational_api.h"
@@ -106,6 +107,7 @@ class Node::Impl {
   std::shared_ptr<P2pServices> p2p_services;
   std::shared_ptr<ElectionNode> election;
   std::shared_ptr<UcxiServices> ucxi;
+  std::shared_ptr<TaskServices> tasks;
   int lock_fd = -1;
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
   std::shared_ptr<storage::Store> store;
@@ -122,6 +124,7 @@ class Node::Impl {
     if (signal_thread.joinable()) signal_thread.join();
     if (server) server->Stop();
     if (health) health->Stop();
+    tasks.reset();
     election.reset();
     ucxi.reset();
     p2p_services.reset();
@@ -333,6 +336,16 @@ Status Node::Start() {
     api.status_sections.push_back({"election", [&n] { return n.election ? n.election->StatusJson() : "{}"; }});
   }
 
+  // Tasks and the agent pool (bootstrap-only nodes run no agents).
+  if (!n.options.bootstrap_only) {
+    auto tasks = TaskServices::Start(n.store, cfg, n.node_id, metrics);
+    if (!tasks.ok()) return tasks.status();
+    n.tasks = std::move(tasks).value();
+    if (auto s = n.health->Register(n.tasks->HealthCheck(cfg.operations)); !s.ok()) return s;
+    if (auto s = n.tasks->RegisterRoutes(*n.router); !s.ok()) return s;
+    api.status_sections.push_back({"tasks", [&n] { return n.tasks ? n.tasks->StatusJson() : "{}"; }});
+  }
+
   if (auto s = ops::RegisterOperationalRoutes(*n.router, std::move(api)); !s.ok()) return s;
 
   http::ServerOptions options;
@@ -366,6 +379,16 @@ Status Node::Start() {
                                               : Timeout(std::to_string(server->InFlight()) + " requests still in flight");
         });
   }
+  // Agents stop taking work; running tasks get a grace period, then are
+  // handed back (queued again durably) so that nothing is lost.
+  if (TaskServices* tasks = n.tasks.get()) {
+    const auto grace = std::chrono::milliseconds(std::min<long long>(2000, cfg.operations.drain_timeout.count()));
+    (void)n.shutdown->AddHandler("agents.drain", ops::kPriorityStopAgents, grace + std::chrono::seconds(3),
+                                 [tasks, grace] {
+                                   tasks->Drain(grace);
+                                   return Status::Ok();
+                                 });
+  }
   // An admin hands over to its best live successor and waits (bounded) for
   // its first heartbeat, while the P2P layer still runs.
   if (ElectionNode* election = n.election.get()) {
@@ -390,6 +413,12 @@ Status Node::Start() {
     n.p2p->Stop();
     return Status::Ok();
   });
+  if (TaskServices* tasks = n.tasks.get()) {
+    (void)n.shutdown->AddHandler("tasks.flush", ops::kPriorityFlushStores - 1, std::chrono::seconds(10), [tasks] {
+      tasks->Stop();
+      return Status::Ok();
+    });
+  }
   (void)n.shutdown->AddHandler("storage.flush", ops::kPriorityFlushStores, std::chrono::seconds(10), [store = n.store] {
     Status s = store->Flush();
     store->Close();

@@ -40,6 +40,24 @@ const std::vector<Migration>& SqliteMigrations() {
           PRIMARY KEY (key, number)
         ) WITHOUT ROWID;
       )sql"},
+      {3, "tasks", R"sql(
+        -- Tasks this node owns (src/tasks): filter columns plus the whole
+        -- task (attempts, events) as JSON in doc.
+        CREATE TABLE tasks (
+          id              TEXT PRIMARY KEY,
+          idempotency_key TEXT UNIQUE,        -- NULL when none
+          state           TEXT NOT NULL,
+          executor        TEXT NOT NULL,
+          project         TEXT NOT NULL,
+          priority        INTEGER NOT NULL,
+          created_ms      INTEGER NOT NULL,   -- Unix milliseconds
+          updated_ms      INTEGER NOT NULL,
+          seq             INTEGER NOT NULL,   -- creation order on this node
+          doc             TEXT NOT NULL
+        );
+        CREATE INDEX tasks_by_seq ON tasks (seq);
+        CREATE INDEX tasks_by_state ON tasks (state, seq);
+      )sql"},
   };
   return *kMigrations;
 }

@@ -282,6 +282,12 @@ class SqliteStore final : public Store {
   Result<std::string> ContextContent(const std::string& key, std::uint64_t number) override;
   Result<std::vector<ContextVersion>> SearchContext(const std::string& text, std::size_t limit) override;
   Result<ContextTotals> ContextStats() override;
+  Status WriteTasks(const std::vector<TaskRow>& upserts, const std::vector<std::string>& deletes) override;
+  Result<TaskRow> GetTask(const std::string& id) override;
+  Result<TaskRow> FindTaskByIdempotencyKey(const std::string& key) override;
+  Result<std::vector<TaskRow>> ListTasks(const TaskQuery& query) override;
+  Result<std::vector<TaskRow>> TasksInStates(const std::vector<std::string>& states) override;
+  Result<TaskTotals> TaskStats() override;
   Status Flush() override;
   void Close() override;
 
@@ -695,6 +701,190 @@ Result<Store::ContextTotals> SqliteStore::ContextStats() {
     }
     return ContextTotals{static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0)),
                          static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 1))};
+  });
+}
+
+// --- tasks ---
+
+namespace {
+
+constexpr std::string_view kTaskColumns =
+    "id, COALESCE(idempotency_key, ''), state, executor, project, priority, created_ms, updated_ms, seq, doc";
+
+TaskRow ReadTask(sqlite3_stmt* stmt) {
+  TaskRow row;
+  row.id = ColumnText(stmt, 0);
+  row.idempotency_key = ColumnText(stmt, 1);
+  row.state = ColumnText(stmt, 2);
+  row.executor = ColumnText(stmt, 3);
+  row.project = ColumnText(stmt, 4);
+  row.priority = sqlite3_column_int(stmt, 5);
+  row.created_ms = sqlite3_column_int64(stmt, 6);
+  row.updated_ms = sqlite3_column_int64(stmt, 7);
+  row.seq = sqlite3_column_int64(stmt, 8);
+  row.doc = ColumnText(stmt, 9);
+  return row;
+}
+
+// Runs a prepared query and collects its rows.
+Result<std::vector<TaskRow>> CollectTasks(SqliteConnection& conn, sqlite3_stmt* stmt) {
+  std::vector<TaskRow> out;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) out.push_back(ReadTask(stmt));
+  if (rc != SQLITE_DONE) return RuntimeError(LastError(conn.db(), rc), "reading tasks");
+  return out;
+}
+
+}  // namespace
+
+Status SqliteStore::WriteTasks(const std::vector<TaskRow>& upserts, const std::vector<std::string>& deletes) {
+  return NoThrow("write tasks", [&]() -> Status {
+    std::shared_lock<std::shared_mutex> life;
+    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    std::lock_guard lock(writer_mu_);
+    sqlite3* db = writer_->db();
+    auto fail = [&](const SqlError& e) -> Status {
+      if (sqlite3_get_autocommit(db) == 0) (void)Exec(db, "ROLLBACK");
+      if ((e.code & 0xff) == SQLITE_CONSTRAINT) return Conflict("writing tasks: " + e.message);
+      return RuntimeError(e, "writing tasks");
+    };
+    if (SqlError e = Exec(db, "BEGIN IMMEDIATE"); !e.ok()) return fail(e);
+    sqlite3_stmt* put = writer_->Prepare(
+        "INSERT INTO tasks (id, idempotency_key, state, executor, project, priority, created_ms, updated_ms, seq, doc) "
+        "VALUES (?1, NULLIF(?2, ''), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO UPDATE SET "
+        "state = excluded.state, priority = excluded.priority, updated_ms = excluded.updated_ms, doc = excluded.doc");
+    if (put == nullptr) return fail(LastError(db, sqlite3_extended_errcode(db)));
+    for (const TaskRow& row : upserts) {
+      StmtUse use(put);
+      for (auto [i, text] : {std::pair{1, &row.id}, {2, &row.idempotency_key}, {3, &row.state}, {4, &row.executor},
+                             {5, &row.project}, {10, &row.doc}}) {
+        if (Status s = BindText(put, i, *text); !s.ok()) return fail({SQLITE_ERROR, s.message()});
+      }
+      sqlite3_bind_int(put, 6, row.priority);
+      sqlite3_bind_int64(put, 7, row.created_ms);
+      sqlite3_bind_int64(put, 8, row.updated_ms);
+      sqlite3_bind_int64(put, 9, row.seq);
+      if (int rc = sqlite3_step(put); rc != SQLITE_DONE) return fail(LastError(db, rc));
+    }
+    if (!deletes.empty()) {
+      sqlite3_stmt* del = writer_->Prepare("DELETE FROM tasks WHERE id = ?1");
+      if (del == nullptr) return fail(LastError(db, sqlite3_extended_errcode(db)));
+      for (const std::string& id : deletes) {
+        StmtUse use(del);
+        if (Status s = BindText(del, 1, id); !s.ok()) return fail({SQLITE_ERROR, s.message()});
+        if (int rc = sqlite3_step(del); rc != SQLITE_DONE) return fail(LastError(db, rc));
+      }
+    }
+    if (SqlError e = Exec(db, "COMMIT"); !e.ok()) return fail(e);
+    return {};
+  });
+}
+
+Result<TaskRow> SqliteStore::GetTask(const std::string& id) {
+  return NoThrow("get task", [&]() -> Result<TaskRow> {
+    std::shared_lock<std::shared_mutex> life;
+    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    auto reader = AcquireReader();
+    if (!reader.ok()) return reader.status();
+    SqliteConnection& conn = **reader;
+    sqlite3_stmt* stmt = conn.Prepare(std::string("SELECT ") + std::string(kTaskColumns) + " FROM tasks WHERE id = ?1");
+    if (stmt == nullptr) return PrepareError(conn.db(), "reading tasks");
+    StmtUse use(stmt);
+    if (Status s = BindText(stmt, 1, id); !s.ok()) return s;
+    auto rows = CollectTasks(conn, stmt);
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return NotFound("no task " + id);
+    return std::move(rows->front());
+  });
+}
+
+Result<TaskRow> SqliteStore::FindTaskByIdempotencyKey(const std::string& key) {
+  return NoThrow("find task", [&]() -> Result<TaskRow> {
+    std::shared_lock<std::shared_mutex> life;
+    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    auto reader = AcquireReader();
+    if (!reader.ok()) return reader.status();
+    SqliteConnection& conn = **reader;
+    sqlite3_stmt* stmt =
+        conn.Prepare(std::string("SELECT ") + std::string(kTaskColumns) + " FROM tasks WHERE idempotency_key = ?1");
+    if (stmt == nullptr) return PrepareError(conn.db(), "reading tasks");
+    StmtUse use(stmt);
+    if (Status s = BindText(stmt, 1, key); !s.ok()) return s;
+    auto rows = CollectTasks(conn, stmt);
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return NotFound("no task with idempotency key " + key);
+    return std::move(rows->front());
+  });
+}
+
+Result<std::vector<TaskRow>> SqliteStore::ListTasks(const TaskQuery& q) {
+  return NoThrow("list tasks", [&]() -> Result<std::vector<TaskRow>> {
+    std::shared_lock<std::shared_mutex> life;
+    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    auto reader = AcquireReader();
+    if (!reader.ok()) return reader.status();
+    SqliteConnection& conn = **reader;
+    sqlite3_stmt* stmt = conn.Prepare(std::string("SELECT ") + std::string(kTaskColumns) +
+                                      " FROM tasks WHERE (?1 = '' OR state = ?1) AND (?2 = '' OR executor = ?2) AND "
+                                      "(?3 = '' OR project = ?3) AND (?4 <= 0 OR seq < ?4) ORDER BY seq DESC LIMIT ?5");
+    if (stmt == nullptr) return PrepareError(conn.db(), "reading tasks");
+    StmtUse use(stmt);
+    for (auto [i, text] : {std::pair{1, &q.state}, {2, &q.executor}, {3, &q.project}}) {
+      if (Status s = BindText(stmt, i, *text); !s.ok()) return s;
+    }
+    sqlite3_bind_int64(stmt, 4, q.before_seq);
+    sqlite3_bind_int64(stmt, 5, static_cast<sqlite3_int64>(std::min<std::size_t>(q.limit, 1u << 30)));
+    return CollectTasks(conn, stmt);
+  });
+}
+
+Result<std::vector<TaskRow>> SqliteStore::TasksInStates(const std::vector<std::string>& states) {
+  return NoThrow("tasks in states", [&]() -> Result<std::vector<TaskRow>> {
+    std::shared_lock<std::shared_mutex> life;
+    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    auto reader = AcquireReader();
+    if (!reader.ok()) return reader.status();
+    SqliteConnection& conn = **reader;
+    sqlite3_stmt* stmt = conn.Prepare(std::string("SELECT ") + std::string(kTaskColumns) +
+                                      " FROM tasks WHERE state = ?1 ORDER BY seq");
+    if (stmt == nullptr) return PrepareError(conn.db(), "reading tasks");
+    std::vector<TaskRow> out;
+    for (const std::string& state : states) {
+      StmtUse use(stmt);
+      if (Status s = BindText(stmt, 1, state); !s.ok()) return s;
+      auto rows = CollectTasks(conn, stmt);
+      if (!rows.ok()) return rows.status();
+      for (auto& r : *rows) out.push_back(std::move(r));
+    }
+    std::sort(out.begin(), out.end(), [](const TaskRow& a, const TaskRow& b) { return a.seq < b.seq; });
+    return out;
+  });
+}
+
+Result<Store::TaskTotals> SqliteStore::TaskStats() {
+  return NoThrow("task stats", [&]() -> Result<TaskTotals> {
+    std::shared_lock<std::shared_mutex> life;
+    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    auto reader = AcquireReader();
+    if (!reader.ok()) return reader.status();
+    SqliteConnection& conn = **reader;
+    TaskTotals totals;
+    sqlite3_stmt* stmt = conn.Prepare("SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state");
+    if (stmt == nullptr) return PrepareError(conn.db(), "reading tasks");
+    {
+      StmtUse use(stmt);
+      int rc;
+      while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        totals.by_state.emplace_back(ColumnText(stmt, 0), static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 1)));
+      }
+      if (rc != SQLITE_DONE) return RuntimeError(LastError(conn.db(), rc), "reading tasks");
+    }
+    sqlite3_stmt* max = conn.Prepare("SELECT COALESCE(MAX(seq), 0) FROM tasks");
+    if (max == nullptr) return PrepareError(conn.db(), "reading tasks");
+    StmtUse use(max);
+    if (int rc = sqlite3_step(max); rc != SQLITE_ROW) return RuntimeError(LastError(conn.db(), rc), "reading tasks");
+    totals.max_seq = sqlite3_column_int64(max, 0);
+    return totals;
   });
 }
 

@@ -1,15 +1,26 @@
-#include "cli/client.h"
+#include "http/client.h"
 
 #include <curl/curl.h>
 
 #include <algorithm>
 
-namespace bzzz::cli {
+namespace bzzz::http {
 
 namespace {
 
+struct Sink {
+  std::string* body;
+  std::size_t limit;
+  bool overflow = false;
+};
+
 std::size_t Append(char* data, std::size_t size, std::size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
+  auto* sink = static_cast<Sink*>(user);
+  if (sink->body->size() + size * count > sink->limit) {
+    sink->overflow = true;
+    return 0;  // libcurl stops with CURLE_WRITE_ERROR
+  }
+  sink->body->append(data, size * count);
   return size * count;
 }
 
@@ -41,6 +52,8 @@ Result<ClientResponse> Call(const ClientOptions& options, std::string_view metho
   if (!body.empty()) headers = curl_slist_append(headers, type.c_str());
   headers = curl_slist_append(headers, "Accept: application/json");
   headers = curl_slist_append(headers, "Expect:");
+  for (const auto& h : options.headers) headers = curl_slist_append(headers, h.c_str());
+  Sink sink{&response.body, options.max_response_bytes};
 
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method_text.c_str());
@@ -51,11 +64,11 @@ Result<ClientResponse> Call(const ClientOptions& options, std::string_view metho
   }
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Append);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options.timeout.count()));
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min<long>(options.timeout.count(), 5000)));
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "bzzz-cli");
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, options.user_agent.c_str());
   // Never send the token to a host that redirects us elsewhere.
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
 
@@ -69,6 +82,13 @@ Result<ClientResponse> Call(const ClientOptions& options, std::string_view metho
   }
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
+  if (sink.overflow) {
+    return ResourceExhausted("the answer of " + options.url + " is longer than " +
+                             std::to_string(options.max_response_bytes) + " bytes");
+  }
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    return Timeout("no answer from " + options.url + " within " + std::to_string(options.timeout.count()) + " ms");
+  }
   if (rc != CURLE_OK) {
     return Unavailable("cannot reach " + options.url + ": " + curl_easy_strerror(rc));
   }
@@ -76,4 +96,4 @@ Result<ClientResponse> Call(const ClientOptions& options, std::string_view metho
   return response;
 }
 
-}  // namespace bzzz::cli
+}  // namespace bzzz::http

@@ -1,0 +1,27 @@
+// The executors a node offers, built from its configuration.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "executors/executor.h"
+#include "executors/sandbox.h"
+
+namespace bzzz::executors {
+
+// builtin, command (bubblewrap), http (webhook), and llm when
+// agents.llm.endpoint is set.
+std::unique_ptr<ExecutorRegistry> MakeRegistry(const config::Config& config);
+
+std::unique_ptr<Executor> MakeCommandExecutor(std::shared_ptr<Sandbox> sandbox);
+std::unique_ptr<Executor> MakeHttpExecutor();
+std::unique_ptr<Executor> MakeLlmExecutor(config::LlmConfig llm, std::shared_ptr<Sandbox> sandbox);
+
+// The reasoning loop's parsing, exposed for tests: the shell command in a
+// model's reply (the first fenced block, else the first non-empty line),
+// and whether the reply ends the task (it contains TASK_COMPLETE).
+std::string ExtractCommand(const std::string& reply);
+bool IsComplete(const std::string& reply, std::string* answer);
+
+}  // namespace bzzz::executors

@@ -1,0 +1,401 @@
+#include "node/tasks_api.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "executors/executors.h"
+#include "tasks/codec.h"
+#include "tasks/manager.h"
+#include "tasks/pool.h"
+
+namespace bzzz::node {
+
+using nlohmann::json;
+
+namespace {
+
+http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, body.dump()); }
+
+http::Response BadRequest(const std::string& message, const std::string& request_id) {
+  return http::ErrorResponse(400, "bad_request", message, request_id);
+}
+
+// A non-negative integer query parameter; InvalidArgument when malformed.
+Result<long long> IntParam(const http::Request& req, std::string_view name, long long fallback, long long lo,
+                           long long hi) {
+  auto v = req.QueryParam(name);
+  if (!v) return fallback;
+  try {
+    std::size_t used = 0;
+    const long long n = std::stoll(*v, &used);
+    if (used != v->size() || n < lo || n > hi) throw std::out_of_range("");
+    return n;
+  } catch (const std::exception&) {
+    return InvalidArgument(std::string(name) + ": an integer " + std::to_string(lo) + ".." + std::to_string(hi));
+  }
+}
+
+// The submit body: strict (unknown fields are errors, types are checked).
+Result<tasks::SubmitRequest> ParseSubmit(const http::Request& req) {
+  const json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) return InvalidArgument("body: not valid JSON");
+  if (!j.is_object()) return InvalidArgument("body: must be a JSON object");
+  static const char* kKnown[] = {"executor", "input", "idempotency_key", "priority", "max_attempts",
+                                 "timeout_ms", "project", "name", "capabilities", "role"};
+  for (const auto& [k, v] : j.items()) {
+    if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* n) { return k == n; })) {
+      return InvalidArgument("body." + k + ": unknown field");
+    }
+  }
+  tasks::SubmitRequest r;
+  const auto str = [&](const char* key, std::string& out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end()) return Status::Ok();
+    if (!it->is_string()) return InvalidArgument(std::string("body.") + key + ": must be a string");
+    out = it->get<std::string>();
+    return Status::Ok();
+  };
+  const auto integer = [&](const char* key, auto& out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end()) return Status::Ok();
+    if (!it->is_number_integer()) return InvalidArgument(std::string("body.") + key + ": must be an integer");
+    out = it->get<long long>();
+    return Status::Ok();
+  };
+  auto exec = j.find("executor");
+  if (exec == j.end() || !exec->is_string() || exec->get<std::string>().empty()) {
+    return InvalidArgument("body.executor: required string (builtin, command, http, llm)");
+  }
+  r.executor = exec->get<std::string>();
+  if (auto in = j.find("input"); in != j.end()) r.input = in->dump();
+  for (auto [key, out] : {std::pair{"idempotency_key", &r.idempotency_key}, {"project", &r.project},
+                          {"name", &r.name}, {"role", &r.role}}) {
+    if (Status s = str(key, *out); !s.ok()) return s;
+  }
+  long long priority = 0, max_attempts = -1, timeout = -1;
+  if (Status s = integer("priority", priority); !s.ok()) return s;
+  if (Status s = integer("max_attempts", max_attempts); !s.ok()) return s;
+  if (Status s = integer("timeout_ms", timeout); !s.ok()) return s;
+  if (priority < -1000 || priority > 1000) return InvalidArgument("body.priority: must be -1000..1000");
+  r.priority = static_cast<int>(priority);
+  if (j.contains("max_attempts")) {
+    if (max_attempts < 1 || max_attempts > 1000) return InvalidArgument("body.max_attempts: must be 1..1000");
+    r.max_attempts = static_cast<int>(max_attempts);
+  }
+  if (j.contains("timeout_ms")) {
+    if (timeout < 1 || timeout > 86400000) return InvalidArgument("body.timeout_ms: must be 1..86400000");
+    r.timeout_ms = timeout;
+  }
+  if (auto caps = j.find("capabilities"); caps != j.end()) {
+    if (!caps->is_array()) return InvalidArgument("body.capabilities: must be an array of strings");
+    for (const auto& c : *caps) {
+      if (!c.is_string()) return InvalidArgument("body.capabilities: must be an array of strings");
+      r.capabilities.push_back(c.get<std::string>());
+    }
+  }
+  if (const std::string* header = req.headers.Find("Idempotency-Key")) {
+    if (!r.idempotency_key.empty() && r.idempotency_key != *header) {
+      return InvalidArgument("Idempotency-Key header and body.idempotency_key differ");
+    }
+    r.idempotency_key = *header;
+  }
+  return r;
+}
+
+json AgentJson(const tasks::AgentInfo& a) {
+  return {{"id", a.id},
+          {"role", a.role},
+          {"capabilities", a.capabilities},
+          {"model", a.model},
+          {"state", tasks::AgentStateName(a.state)},
+          {"last_heartbeat_ms", a.last_heartbeat_ms},
+          {"current_task", a.current_task.empty() ? json(nullptr) : json(a.current_task)},
+          {"stats",
+           {{"completed", a.completed},
+            {"succeeded", a.succeeded},
+            {"failed", a.failed},
+            {"restarts", a.restarts},
+            {"mean_seconds", a.completed ? a.total_seconds / static_cast<double>(a.completed) : 0.0},
+            {"performance_score", a.performance}}},
+          {"last_error", a.last_error}};
+}
+
+json SummaryJson(const tasks::PoolSummary& s) {
+  return {{"size", s.size},         {"active", s.active},           {"idle", s.idle},
+          {"failed", s.failed},     {"draining", s.draining},       {"healthy_ratio", s.healthy_ratio},
+          {"last_decision", s.last_decision}, {"last_decision_ms", s.last_decision_ms}};
+}
+
+}  // namespace
+
+class TaskServices::Impl {
+ public:
+  config::Config config;
+  std::string node_id;
+  std::unique_ptr<executors::ExecutorRegistry> executors;
+  std::unique_ptr<tasks::TaskManager> manager;
+  std::unique_ptr<tasks::AgentPool> pool;
+
+  http::Response Page(std::vector<tasks::Task> list, std::size_t limit) {
+    json items = json::array();
+    for (const auto& t : list) items.push_back(tasks::TaskToJson(t));
+    json out = {{"tasks", std::move(items)}, {"count", list.size()}};
+    out["next_before"] = list.size() == limit && !list.empty() ? json(list.back().seq) : json(nullptr);
+    return JsonOk(200, out);
+  }
+};
+
+Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storage::Store> store,
+                                                          const config::Config& config, const std::string& node_id,
+                                                          prometheus::Registry* metrics) {
+  auto svc = std::shared_ptr<TaskServices>(new TaskServices());
+  svc->impl_ = std::make_shared<Impl>();
+  Impl& s = *svc->impl_;
+  s.config = config;
+  s.node_id = node_id;
+  s.executors = executors::MakeRegistry(config);
+  tasks::ManagerOptions mo;
+  mo.core.node_id = node_id;
+  mo.core.default_max_attempts = config.tasks.default_max_attempts;
+  mo.core.default_timeout_ms = config.tasks.default_timeout.count();
+  mo.core.lease_ms = config.tasks.lease_duration.count();
+  mo.core.max_open_tasks = config.tasks.max_queue_depth;
+  mo.core.backoff_base_ms = config.tasks.retry_backoff_base.count();
+  mo.core.backoff_max_ms = config.tasks.retry_backoff_max.count();
+  mo.core.strategy = tasks::ParseStrategy(config.tasks.strategy).value_or(tasks::Strategy::kLeastLoaded);
+  mo.store = std::move(store);
+  mo.executors = s.executors.get();
+  auto manager = tasks::TaskManager::Start(std::move(mo), metrics);
+  if (!manager.ok()) return manager.status();
+  s.manager = std::move(manager).value();
+  tasks::PoolOptions po;
+  po.node_id = node_id;
+  po.role = config.node.role;
+  po.capabilities = config.node.capabilities;
+  po.model = config.agents.llm.models.empty() ? "" : config.agents.llm.models.front();
+  po.initial_agents = config.agents.initial_agents;
+  po.autoscaling = config.agents.autoscaling;
+  po.heartbeat = config.agents.heartbeat_interval;
+  po.executors = s.executors.get();
+  po.manager = s.manager.get();
+  auto pool = tasks::AgentPool::Start(std::move(po), metrics);
+  if (!pool.ok()) return pool.status();
+  s.pool = std::move(pool).value();
+  return svc;
+}
+
+TaskServices::~TaskServices() {
+  if (impl_) {
+    Drain(std::chrono::milliseconds(0));
+    Stop();
+  }
+}
+
+void TaskServices::Drain(std::chrono::milliseconds grace) {
+  if (impl_->pool) impl_->pool->Drain(grace);
+}
+
+void TaskServices::Stop() {
+  if (impl_->manager) impl_->manager->Stop();
+}
+
+void TaskServices::Load(int* running, int* capacity) const {
+  const auto s = impl_->pool->Summary();
+  *running = s.active;
+  *capacity = s.size;
+}
+
+std::string TaskServices::StatusJson() const {
+  json out = {{"agents", SummaryJson(impl_->pool->Summary())},
+              {"executors", impl_->executors->Kinds()},
+              {"strategy", impl_->config.tasks.strategy}};
+  if (auto st = impl_->manager->Stats(); st.ok()) {
+    json by_state = json::object();
+    for (const auto& [k, v] : st->by_state) by_state[k] = v;
+    out["tasks"] = {{"by_state", by_state}, {"queue_depth", st->queue_depth}, {"in_flight", st->in_flight}};
+  }
+  return out.dump();
+}
+
+ops::HealthCheckSpec TaskServices::HealthCheck(const config::OperationsConfig& ops) {
+  std::weak_ptr<Impl> weak = impl_;
+  ops::HealthCheckSpec spec;
+  spec.name = "agent-pool";
+  spec.interval = std::min(ops.health_check_interval, std::chrono::milliseconds(5000));
+  spec.timeout = ops.health_check_timeout;
+  spec.critical = false;
+  spec.description = "agents are healthy and able to take the queued work";
+  spec.fn = [weak] {
+    auto impl = weak.lock();
+    if (!impl) return ops::CheckOutcome::Unhealthy("agent pool stopped");
+    const auto s = impl->pool->Summary();
+    const std::size_t depth = impl->manager->QueueDepth();
+    const json details = {{"size", s.size}, {"active", s.active}, {"idle", s.idle}, {"failed", s.failed},
+                          {"healthy_ratio", s.healthy_ratio}, {"queue_depth", depth}};
+    if (s.size - s.failed <= 0 && depth > 0) {
+      return ops::CheckOutcome::Unhealthy(std::to_string(depth) + " tasks wait and no agent can take them",
+                                          details.dump());
+    }
+    if (s.healthy_ratio < 0.5) {
+      return ops::CheckOutcome::Degraded(std::to_string(s.failed) + " of " + std::to_string(s.size) +
+                                             " agents are failing",
+                                         details.dump());
+    }
+    return ops::CheckOutcome::Healthy(std::to_string(s.size) + " agents, " + std::to_string(s.active) + " busy",
+                                      details.dump());
+  };
+  return spec;
+}
+
+Status TaskServices::RegisterRoutes(http::Router& router) {
+  std::shared_ptr<Impl> impl = impl_;
+  http::RouteTable routes(router, "tasks");
+  using http::Method;
+  routes.Add(Method::kPost, "/api/v1/tasks", "tasks:write", "submit a task", nullptr,
+             [impl](http::Request& req, http::Responder respond) {
+               auto parsed = ParseSubmit(req);
+               if (!parsed.ok()) {
+                 respond(BadRequest(parsed.status().message(), req.request_id));
+                 return;
+               }
+               impl->manager->Submit(std::move(*parsed), [respond, id = req.request_id](Result<tasks::SubmitOutcome> r) {
+                 if (!r.ok()) {
+                   respond(http::ErrorFromStatus(r.status(), id));
+                   return;
+                 }
+                 http::Response res = JsonOk(r->created ? 201 : 200, tasks::TaskToJson(r->task));
+                 res.headers.Set("Location", "/api/v1/tasks/" + r->task.id);
+                 respond(std::move(res));
+               });
+             });
+  routes.Add(Method::kGet, "/api/v1/tasks", "tasks:read", "list tasks (state, executor, project, limit, before)",
+             [impl](http::Request& req) {
+               storage::TaskQuery q;
+               q.state = req.QueryParam("state").value_or("");
+               q.executor = req.QueryParam("executor").value_or("");
+               q.project = req.QueryParam("project").value_or("");
+               if (!q.state.empty() && !tasks::ParseTaskState(q.state)) {
+                 return BadRequest("state: unknown task state \"" + q.state + "\"", req.request_id);
+               }
+               auto limit = IntParam(req, "limit", 100, 1, 1000);
+               if (!limit.ok()) return BadRequest(limit.status().message(), req.request_id);
+               auto before = IntParam(req, "before", 0, 0, INT64_MAX);
+               if (!before.ok()) return BadRequest(before.status().message(), req.request_id);
+               q.limit = static_cast<std::size_t>(*limit);
+               q.before_seq = *before;
+               auto list = impl->manager->List(q);
+               if (!list.ok()) return http::ErrorFromStatus(list.status(), req.request_id);
+               return impl->Page(std::move(*list), q.limit);
+             });
+  routes.Add(Method::kGet, "/api/v1/tasks/stats", "tasks:read", "task counts by state", [impl](http::Request& req) {
+    auto st = impl->manager->Stats();
+    if (!st.ok()) return http::ErrorFromStatus(st.status(), req.request_id);
+    json by_state = json::object();
+    for (const auto& [k, v] : st->by_state) by_state[k] = v;
+    return JsonOk(200, {{"by_state", by_state},
+                        {"queue_depth", st->queue_depth},
+                        {"in_flight", st->in_flight},
+                        {"waiting_agents", st->waiting_agents},
+                        {"committed_batches", st->committed_batches},
+                        {"write_failures", st->write_failures}});
+  });
+  routes.Add(Method::kGet, "/api/v1/tasks/:id", "tasks:read", "one task with its attempts and events",
+             [impl](http::Request& req) {
+               auto t = impl->manager->Get(std::string(req.Param("id")));
+               if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
+               return JsonOk(200, tasks::TaskToJson(*t));
+             });
+  routes.Add(Method::kGet, "/api/v1/tasks/:id/events", "tasks:read",
+             "events after the N-th (?after=N), waiting up to wait_ms for new ones", nullptr,
+             [impl](http::Request& req, http::Responder respond) {
+               auto after = IntParam(req, "after", 0, 0, INT64_MAX);
+               auto wait = IntParam(req, "wait_ms", 0, 0, 30000);
+               if (!after.ok() || !wait.ok()) {
+                 respond(BadRequest((!after.ok() ? after : wait).status().message(), req.request_id));
+                 return;
+               }
+               const std::size_t from = static_cast<std::size_t>(*after);
+               impl->manager->Watch(std::string(req.Param("id")), from, std::chrono::milliseconds(*wait),
+                                    [respond, from, rid = req.request_id](Result<tasks::Task> t) {
+                                      if (!t.ok()) {
+                                        respond(http::ErrorFromStatus(t.status(), rid));
+                                        return;
+                                      }
+                                      json events = json::array();
+                                      const std::int64_t first = t->event_count - static_cast<std::int64_t>(t->events.size());
+                                      for (std::size_t i = 0; i < t->events.size(); ++i) {
+                                        const std::int64_t n = first + static_cast<std::int64_t>(i);
+                                        if (n < static_cast<std::int64_t>(from)) continue;
+                                        const auto& e = t->events[i];
+                                        events.push_back({{"n", n}, {"at_ms", e.at_ms}, {"type", e.type},
+                                                          {"detail", e.detail}, {"attempt", e.attempt}});
+                                      }
+                                      respond(JsonOk(200, {{"task_id", t->id},
+                                                           {"state", tasks::TaskStateName(t->state)},
+                                                           {"finished", tasks::IsTerminal(t->state)},
+                                                           {"events", std::move(events)},
+                                                           {"next", t->event_count}}));
+                                    });
+             });
+  routes.Add(Method::kPost, "/api/v1/tasks/:id/cancel", "tasks:write", "cancel a task", [impl](http::Request& req) {
+    auto t = impl->manager->Cancel(std::string(req.Param("id")));
+    if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
+    return JsonOk(200, tasks::TaskToJson(*t));
+  });
+  routes.Add(Method::kGet, "/api/v1/dlq", "dlq:read", "dead-letter queue (limit, before)", [impl](http::Request& req) {
+    auto limit = IntParam(req, "limit", 100, 1, 1000);
+    if (!limit.ok()) return BadRequest(limit.status().message(), req.request_id);
+    auto before = IntParam(req, "before", 0, 0, INT64_MAX);
+    if (!before.ok()) return BadRequest(before.status().message(), req.request_id);
+    auto list = impl->manager->DeadLetters(static_cast<std::size_t>(*limit), *before);
+    if (!list.ok()) return http::ErrorFromStatus(list.status(), req.request_id);
+    return impl->Page(std::move(*list), static_cast<std::size_t>(*limit));
+  });
+  routes.Add(Method::kPost, "/api/v1/dlq/:id/replay", "dlq:write", "queue a dead task again", [impl](http::Request& req) {
+    auto t = impl->manager->Replay(std::string(req.Param("id")));
+    if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
+    return JsonOk(200, tasks::TaskToJson(*t));
+  });
+  routes.Add(Method::kDelete, "/api/v1/dlq/:id", "dlq:write", "purge a dead task", [impl](http::Request& req) {
+    if (Status s = impl->manager->Purge(std::string(req.Param("id"))); !s.ok()) {
+      return http::ErrorFromStatus(s, req.request_id);
+    }
+    return http::Response::Text(204, "");
+  });
+  routes.Add(Method::kGet, "/api/v1/agents", "agents:read", "the agent pool", [impl](http::Request&) {
+    json agents = json::array();
+    for (const auto& a : impl->pool->Agents()) agents.push_back(AgentJson(a));
+    const auto& as = impl->config.agents.autoscaling;
+    return JsonOk(200, {{"node_id", impl->node_id},
+                        {"summary", SummaryJson(impl->pool->Summary())},
+                        {"autoscaling",
+                         {{"enabled", as.enabled},
+                          {"minAgents", as.min_agents},
+                          {"maxAgents", as.max_agents},
+                          {"targetCpu", as.target_cpu},
+                          {"targetMemory", as.target_memory},
+                          {"scaleUpCooldown", as.scale_up_cooldown.count()},
+                          {"scaleDownCooldown", as.scale_down_cooldown.count()},
+                          {"step", as.step}}},
+                        {"agents", std::move(agents)}});
+  });
+  routes.Add(Method::kPost, "/api/v1/agents/scale", "agents:write", "set the pool size ({agents} or {delta})",
+             [impl](http::Request& req) {
+               const json j = json::parse(req.body, nullptr, false);
+               if (!j.is_object()) return BadRequest("body: must be a JSON object {\"agents\": N} or {\"delta\": k}", req.request_id);
+               const bool has_n = j.contains("agents"), has_d = j.contains("delta");
+               if (has_n == has_d) return BadRequest("body: exactly one of \"agents\" and \"delta\"", req.request_id);
+               const json& v = has_n ? j["agents"] : j["delta"];
+               if (!v.is_number_integer()) return BadRequest(std::string("body.") + (has_n ? "agents" : "delta") + ": must be an integer", req.request_id);
+               long long target = v.get<long long>();
+               if (has_d) target += impl->pool->Summary().size;
+               if (target < 0 || target > 1000000) return BadRequest("agents: out of range", req.request_id);
+               auto s = impl->pool->Scale(static_cast<int>(target), "POST /api/v1/agents/scale by " + req.identity.principal);
+               if (!s.ok()) return http::ErrorFromStatus(s.status(), req.request_id);
+               return JsonOk(200, {{"summary", SummaryJson(*s)}});
+             });
+  return routes.Done();
+}
+
+}  // namespace bzzz::node

@@ -1,0 +1,63 @@
+// Tasks, the agent pool and the dead-letter queue over HTTP (SPEC §3.6),
+// on top of tasks::TaskManager and tasks::AgentPool.
+//
+// clang-format off
+//   POST   /api/v1/tasks                 tasks:write  submit (201; 200 for a known idempotency key; 429 + Retry-After)
+//   GET    /api/v1/tasks                 tasks:read   ?state=&executor=&project=&limit=&before=
+//   GET    /api/v1/tasks/stats           tasks:read   {by_state, queue_depth, in_flight, ...}
+//   GET    /api/v1/tasks/:id             tasks:read   the task with its attempts and events
+//   GET    /api/v1/tasks/:id/events      tasks:read   ?after=N&wait_ms=M: long poll for events after the N-th
+//   POST   /api/v1/tasks/:id/cancel      tasks:write
+//   GET    /api/v1/dlq                   dlq:read     dead tasks
+//   POST   /api/v1/dlq/:id/replay        dlq:write    queued again with a fresh attempt budget
+//   DELETE /api/v1/dlq/:id               dlq:write    purged (204)
+//   GET    /api/v1/agents                agents:read  the pool: summary and every agent
+//   POST   /api/v1/agents/scale          agents:write {"agents": N} or {"delta": ±k}
+// clang-format on
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "config/config.h"
+#include "http/router.h"
+#include "ops/health.h"
+#include "storage/store.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace bzzz::node {
+
+class TaskServices {
+ public:
+  // Recovers the tasks of a previous run and starts the agents.
+  static Result<std::shared_ptr<TaskServices>> Start(std::shared_ptr<storage::Store> store,
+                                                     const config::Config& config, const std::string& node_id,
+                                                     prometheus::Registry* metrics);
+  ~TaskServices();
+
+  Status RegisterRoutes(http::Router& router);
+  // agent-pool: unhealthy with no agent able to work while tasks wait,
+  // degraded when fewer than half the agents are healthy.
+  ops::HealthCheckSpec HealthCheck(const config::OperationsConfig& ops);
+  std::string StatusJson() const;
+  // Agents running and free, for the node's presence.
+  void Load(int* running, int* capacity) const;
+
+  // Shutdown step "agents.drain": stop taking work; running tasks get
+  // `grace`, then are handed back (durably queued again).
+  void Drain(std::chrono::milliseconds grace);
+  // Shutdown step "tasks.flush": writes what is pending and stops.
+  void Stop();
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace bzzz::node

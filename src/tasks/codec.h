@@ -1,0 +1,23 @@
+// Task ⇄ JSON (the API's representation and the store's doc column), and
+// Task ⇄ storage::TaskRow. Includes nlohmann/json: for .cc files only.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "storage/store.h"
+#include "tasks/task.h"
+
+namespace bzzz::tasks {
+
+nlohmann::json TaskToJson(const Task& task);
+// InvalidArgument with the field at fault when `j` is not what TaskToJson writes.
+Result<Task> TaskFromJson(const nlohmann::json& j);
+
+storage::TaskRow ToRow(const Task& task);
+Result<Task> FromRow(const storage::TaskRow& row);
+
+}  // namespace bzzz::tasks

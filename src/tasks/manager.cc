@@ -1,0 +1,635 @@
+#include "tasks/manager.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include "executors/executor.h"
+#include "tasks/codec.h"
+
+namespace bzzz::tasks {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Metrics {
+  prometheus::Gauge* queue_depth = nullptr;
+  prometheus::Histogram* loop_duration = nullptr;
+  prometheus::Gauge* efficiency = nullptr;
+  prometheus::Family<prometheus::Counter>* transitions = nullptr;
+  prometheus::Family<prometheus::Histogram>* latency = nullptr;
+  prometheus::Counter* write_failures = nullptr;
+  prometheus::Counter* rejected = nullptr;
+  std::map<std::pair<std::string, std::string>, prometheus::Counter*> counters;  // (state, executor)
+  std::map<std::string, prometheus::Histogram*> histograms;                      // executor
+
+  void Count(const std::string& state, const std::string& executor) {
+    if (!transitions) return;
+    auto key = std::make_pair(state, executor);
+    auto it = counters.find(key);
+    if (it == counters.end()) it = counters.emplace(key, &transitions->Add({{"state", state}, {"executor", executor}})).first;
+    it->second->Increment();
+  }
+  void Latency(const std::string& executor, double seconds) {
+    if (!latency) return;
+    auto it = histograms.find(executor);
+    if (it == histograms.end()) {
+      it = histograms
+               .emplace(executor, &latency->Add({{"executor", executor}},
+                                                prometheus::Histogram::BucketBoundaries{
+                                                    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01,
+                                                    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}))
+               .first;
+    }
+    it->second->Observe(seconds);
+  }
+};
+
+}  // namespace
+
+class TaskManager::Impl {
+ public:
+  Impl(ManagerOptions o) : options(std::move(o)), core(options.core, std::random_device{}()) {}
+
+  ManagerOptions options;
+  mutable std::mutex mu;
+  TaskCore core;
+  bool stopping = false;
+  std::condition_variable writer_cv;  // dirty tasks or stop
+  std::condition_variable tick_cv;
+  std::thread writer, ticker;
+
+  // Group commit bookkeeping (under mu).
+  std::uint64_t taken_batches = 0;      // batches the writer has taken
+  std::uint64_t committed_batches = 0;  // of those, written
+  std::uint64_t write_failures = 0;
+  std::size_t unwritten = 0;            // tasks taken but not yet written
+  std::multimap<std::uint64_t, std::function<void()>> after_commit;  // batch → callback
+
+  // Agents waiting for work (under mu).
+  struct Waiter {
+    WorkerSlot slot;
+    std::optional<Assignment> got;
+    bool released = false;
+    std::condition_variable cv;
+  };
+  std::unordered_map<std::string, Waiter*> waiting;
+  std::vector<std::string> waiting_order;  // arrival order: the strategies' tie-break
+  std::function<void(const std::string&, const std::string&)> cancel_hook;
+
+  // Watchers (under mu).
+  struct Watcher {
+    std::string id;
+    std::size_t after;
+    SteadyClock::time_point deadline;
+    std::function<void(Result<Task>)> done;
+  };
+  std::vector<Watcher> watchers;
+
+  // Metrics (under mu).
+  Metrics metrics;
+  std::unordered_map<std::string, TaskState> last_counted;
+  std::unordered_map<std::string, SteadyClock::time_point> submitted_at;
+  std::uint64_t attempts_ok = 0, attempts_done = 0;
+
+  // Dispatches ready tasks to waiting agents. Requires mu.
+  void DispatchLocked(std::int64_t now) {
+    if (waiting.empty() || core.ReadyCount() == 0) return;
+    const auto t0 = SteadyClock::now();
+    std::vector<WorkerSlot> slots;
+    slots.reserve(waiting_order.size());
+    for (const auto& id : waiting_order) slots.push_back(waiting.at(id)->slot);
+    auto assignments = core.Dispatch(slots, now);
+    for (auto& a : assignments) {
+      auto it = waiting.find(a.agent_id);
+      Waiter* w = it->second;
+      waiting.erase(it);
+      waiting_order.erase(std::find(waiting_order.begin(), waiting_order.end(), a.agent_id));
+      w->got = std::move(a);
+      w->cv.notify_one();
+    }
+    if (metrics.loop_duration) {
+      metrics.loop_duration->Observe(std::chrono::duration<double>(SteadyClock::now() - t0).count());
+    }
+    if (!assignments.empty()) writer_cv.notify_one();
+  }
+
+  // After a change: hand out work and wake the writer. Requires mu.
+  void Changed(std::int64_t now) {
+    DispatchLocked(now);
+    if (core.HasDirty()) writer_cv.notify_one();
+  }
+
+  // Callback once everything changed so far is written. Requires mu.
+  void AfterCommit(std::function<void()> fn) { after_commit.emplace(taken_batches + 1, std::move(fn)); }
+
+  void NotifyWatchers(bool all_expired_only) {
+    std::vector<std::pair<std::function<void(Result<Task>)>, Result<Task>>> ready;
+    {
+      std::lock_guard lock(mu);
+      const auto now = SteadyClock::now();
+      for (auto it = watchers.begin(); it != watchers.end();) {
+        const Task* t = core.Find(it->id);
+        const bool due = now >= it->deadline;
+        const bool news = t && (static_cast<std::size_t>(t->event_count) > it->after || IsTerminal(t->state));
+        if (due || (!all_expired_only && news) || !t) {
+          if (t) {
+            ready.emplace_back(std::move(it->done), *t);
+          } else {
+            ready.emplace_back(std::move(it->done), Result<Task>(NotFound("")));  // left memory: read the store
+          }
+          it = watchers.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& [fn, task] : ready) {
+      if (!task.ok()) {
+        fn(Read(task.status().message()));
+        continue;
+      }
+      fn(std::move(task));
+    }
+  }
+
+  Result<Task> Read(const std::string& id) {
+    {
+      std::lock_guard lock(mu);
+      if (const Task* t = core.Find(id)) return *t;
+    }
+    auto row = options.store->GetTask(id);
+    if (!row.ok()) return row.status();
+    return FromRow(*row);
+  }
+
+  void WriterLoop() {
+    std::map<std::string, Task> pending;
+    std::chrono::milliseconds backoff{50};
+    for (;;) {
+      std::uint64_t batch;
+      {
+        std::unique_lock lock(mu);
+        writer_cv.wait(lock, [&] { return stopping || core.HasDirty() || !pending.empty(); });
+        if (stopping && !core.HasDirty() && pending.empty()) return;
+        for (Task& t : core.TakeDirty()) pending[t.id] = std::move(t);
+        batch = ++taken_batches;
+        unwritten = pending.size();
+      }
+      std::vector<storage::TaskRow> rows;
+      rows.reserve(pending.size());
+      for (const auto& [id, t] : pending) rows.push_back(ToRow(t));
+      Status s = options.store->WriteTasks(rows, {});
+      if (!s.ok()) {
+        {
+          std::lock_guard lock(mu);
+          ++write_failures;
+          if (metrics.write_failures) metrics.write_failures->Increment();
+          if (stopping && write_failures > 20) {
+            spdlog::error("tasks: giving up writing {} tasks at shutdown: {}", pending.size(), s.ToString());
+            return;
+          }
+        }
+        spdlog::warn("tasks: writing {} tasks failed ({}); retrying in {} ms", pending.size(), s.ToString(),
+                     backoff.count());
+        std::this_thread::sleep_for(backoff);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+        continue;
+      }
+      backoff = std::chrono::milliseconds(50);
+      std::vector<std::function<void()>> callbacks;
+      std::vector<std::string> written;
+      written.reserve(pending.size());
+      {
+        std::lock_guard lock(mu);
+        committed_batches = batch;
+        unwritten = 0;
+        for (auto& [id, t] : pending) {
+          written.push_back(id);
+          CountTransition(t);
+        }
+        core.Evict(written, NowMs());
+        for (auto it = after_commit.begin(); it != after_commit.end() && it->first <= batch;) {
+          callbacks.push_back(std::move(it->second));
+          it = after_commit.erase(it);
+        }
+        if (metrics.queue_depth) {
+          auto c = core.counts();
+          metrics.queue_depth->Set(static_cast<double>(c.queued + c.retrying));
+        }
+      }
+      pending.clear();
+      for (auto& cb : callbacks) cb();
+      NotifyWatchers(false);
+    }
+  }
+
+  // Metrics of a written task's state change. Requires mu.
+  void CountTransition(const Task& t) {
+    auto it = last_counted.find(t.id);
+    const bool is_new = it == last_counted.end();
+    if (!is_new && it->second == t.state) return;
+    if (is_new) metrics.Count("created", t.executor);
+    metrics.Count(std::string(TaskStateName(t.state)), t.executor);
+    if (IsTerminal(t.state)) {
+      if (!is_new) last_counted.erase(it);
+      submitted_at.erase(t.id);
+    } else {
+      last_counted[t.id] = t.state;
+    }
+  }
+
+  void TickerLoop() {
+    std::unique_lock lock(mu);
+    while (!stopping) {
+      const std::int64_t now = NowMs();
+      core.Tick(now);
+      Changed(now);
+      const std::int64_t next = core.NextDeadline();
+      auto wait = options.tick;
+      if (next != INT64_MAX) wait = std::clamp(std::chrono::milliseconds(next - now), std::chrono::milliseconds(1), options.tick);
+      tick_cv.wait_for(lock, wait);
+      if (!watchers.empty()) {
+        lock.unlock();
+        NotifyWatchers(true);
+        lock.lock();
+      }
+    }
+  }
+};
+
+TaskManager::TaskManager(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TaskManager::~TaskManager() { Stop(); }
+
+Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, prometheus::Registry* registry) {
+  if (!options.store) return InvalidArgument("tasks: no store");
+  auto impl = std::make_shared<Impl>(std::move(options));
+  // Recovery: every task that has not finished, in creation order.
+  auto rows = impl->options.store->TasksInStates({"queued", "assigned", "running", "failed", "retried"});
+  if (!rows.ok()) return rows.status();
+  auto totals = impl->options.store->TaskStats();
+  if (!totals.ok()) return totals.status();
+  std::vector<Task> open;
+  open.reserve(rows->size());
+  for (const auto& row : *rows) {
+    auto t = FromRow(row);
+    if (!t.ok()) return Internal("tasks: stored task " + row.id + " is damaged: " + t.status().message());
+    open.push_back(std::move(*t));
+  }
+  const std::size_t recovered = open.size();
+  impl->core.Recover(std::move(open), totals->max_seq, NowMs());
+  for (const Task& t : impl->core.Snapshot()) impl->last_counted[t.id] = t.state;
+  if (recovered) spdlog::info("tasks: recovered {} unfinished tasks", recovered);
+  if (registry) {
+    Metrics& m = impl->metrics;
+    m.queue_depth = &prometheus::BuildGauge().Name("no_task_queue_depth").Help("Tasks waiting to run on this node (ready or waiting to retry)").Register(*registry).Add({});
+    m.loop_duration = &prometheus::BuildHistogram()
+                           .Name("no_loop_iteration_duration_seconds")
+                           .Help("Duration of one dispatch iteration of the nO loop")
+                           .Register(*registry)
+                           .Add({}, prometheus::Histogram::BucketBoundaries{0.00001, 0.000025, 0.00005, 0.0001, 0.00025,
+                                                                            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1});
+    m.efficiency = &prometheus::BuildGauge()
+                        .Name("no_loop_efficiency_ratio")
+                        .Help("Share of finished attempts that succeeded (work not wasted on failures, timeouts, lost leases)")
+                        .Register(*registry)
+                        .Add({});
+    m.efficiency->Set(1);
+    m.transitions = &prometheus::BuildCounter()
+                         .Name("no_tasks_total")
+                         .Help("Tasks entering each state (created, queued, running, succeeded, retried, dead, cancelled), by executor")
+                         .Register(*registry);
+    m.latency = &prometheus::BuildHistogram()
+                     .Name("no_task_latency_seconds")
+                     .Help("Time from submission to success, by executor")
+                     .Register(*registry);
+    m.write_failures = &prometheus::BuildCounter().Name("no_task_store_write_failures_total").Help("Failed group-commit writes of tasks (retried)").Register(*registry).Add({});
+    m.rejected = &prometheus::BuildCounter().Name("no_task_submissions_rejected_total").Help("Submissions refused with 429 (backpressure)").Register(*registry).Add({});
+    auto c = impl->core.counts();
+    m.queue_depth->Set(static_cast<double>(c.queued + c.retrying));
+  }
+  Impl* raw = impl.get();
+  impl->writer = std::thread([raw] { raw->WriterLoop(); });
+  impl->ticker = std::thread([raw] { raw->TickerLoop(); });
+  return std::unique_ptr<TaskManager>(new TaskManager(std::move(impl)));
+}
+
+void TaskManager::Stop() {
+  Impl& m = *impl_;
+  {
+    std::lock_guard lock(m.mu);
+    if (m.stopping) return;
+    m.stopping = true;
+    for (auto& [id, w] : m.waiting) {
+      w->released = true;
+      w->cv.notify_one();
+    }
+  }
+  m.tick_cv.notify_all();
+  m.writer_cv.notify_all();
+  if (m.ticker.joinable()) m.ticker.join();
+  if (m.writer.joinable()) m.writer.join();
+  std::vector<std::function<void()>> left;
+  {
+    std::lock_guard lock(m.mu);
+    for (auto& [b, cb] : m.after_commit) left.push_back(std::move(cb));
+    m.after_commit.clear();
+  }
+  for (auto& cb : left) cb();  // each re-reads its outcome; nothing further is promised
+  m.NotifyWatchers(true);
+  std::vector<std::function<void(Result<Task>)>> rest;
+  {
+    std::lock_guard lock(m.mu);
+    for (auto& w : m.watchers) rest.push_back(std::move(w.done));
+    m.watchers.clear();
+  }
+  for (auto& fn : rest) fn(Unavailable("the node is stopping"));
+}
+
+void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
+  Impl& m = *impl_;
+  if (m.options.executors) {
+    if (Status s = m.options.executors->Validate(request.executor, request.input); !s.ok()) {
+      done(s);
+      return;
+    }
+  }
+  // A key seen before this process started (or that left memory) is in the store.
+  if (!request.idempotency_key.empty()) {
+    bool known;
+    {
+      std::lock_guard lock(m.mu);
+      known = m.core.RecentKey(request.idempotency_key).has_value();
+    }
+    if (!known) {
+      auto row = m.options.store->FindTaskByIdempotencyKey(request.idempotency_key);
+      if (row.ok()) {
+        auto t = FromRow(*row);
+        if (!t.ok()) {
+          done(t.status());
+          return;
+        }
+        done(SubmitOutcome{std::move(*t), false});
+        return;
+      }
+      if (row.status().code() != StatusCode::kNotFound) {
+        done(row.status());
+        return;
+      }
+    } else {
+      std::unique_lock lock(m.mu);
+      auto id = m.core.RecentKey(request.idempotency_key);
+      if (id && !m.core.Find(*id)) {
+        lock.unlock();
+        auto t = m.Read(*id);
+        if (t.ok()) {
+          done(SubmitOutcome{std::move(*t), false});
+          return;
+        }
+      }
+    }
+  }
+  std::unique_lock lock(m.mu);
+  if (m.stopping) {
+    lock.unlock();
+    done(Unavailable("the node is stopping"));
+    return;
+  }
+  if (m.unwritten >= m.options.max_unwritten) {
+    if (m.metrics.rejected) m.metrics.rejected->Increment();
+    lock.unlock();
+    done(ResourceExhausted("the task store is behind (" + std::to_string(m.unwritten) + " unwritten changes)"));
+    return;
+  }
+  const std::int64_t now = NowMs();
+  auto outcome = m.core.Submit(request, now);
+  if (!outcome.ok()) {
+    if (outcome.status().code() == StatusCode::kResourceExhausted && m.metrics.rejected) m.metrics.rejected->Increment();
+    lock.unlock();
+    done(outcome.status());
+    return;
+  }
+  if (outcome->created) m.submitted_at.emplace(outcome->task.id, SteadyClock::now());
+  auto shared = std::make_shared<SubmitOutcome>(std::move(*outcome));
+  m.AfterCommit([shared, done = std::move(done), impl = impl_] {
+    // Report the task as written (it may have moved on since).
+    bool stopped;
+    {
+      std::lock_guard l(impl->mu);
+      stopped = impl->stopping && impl->committed_batches < impl->taken_batches;
+      if (const Task* t = impl->core.Find(shared->task.id)) shared->task = *t;
+    }
+    if (stopped) {
+      auto row = impl->options.store->GetTask(shared->task.id);
+      if (!row.ok()) {
+        done(Unavailable("the node stopped before the task was written"));
+        return;
+      }
+    }
+    done(std::move(*shared));
+  });
+  m.Changed(now);
+}
+
+Result<Task> TaskManager::Get(const std::string& id) { return impl_->Read(id); }
+
+Result<std::vector<Task>> TaskManager::List(const storage::TaskQuery& query) {
+  auto rows = impl_->options.store->ListTasks(query);
+  if (!rows.ok()) return rows.status();
+  std::vector<Task> out;
+  out.reserve(rows->size());
+  std::lock_guard lock(impl_->mu);
+  for (const auto& row : *rows) {
+    if (const Task* t = impl_->core.Find(row.id)) {
+      out.push_back(*t);
+      continue;
+    }
+    auto t = FromRow(row);
+    if (!t.ok()) return t.status();
+    out.push_back(std::move(*t));
+  }
+  return out;
+}
+
+Result<TaskStats> TaskManager::Stats() {
+  auto totals = impl_->options.store->TaskStats();
+  if (!totals.ok()) return totals.status();
+  TaskStats s;
+  s.by_state = totals->by_state;
+  std::lock_guard lock(impl_->mu);
+  auto c = impl_->core.counts();
+  s.queue_depth = c.queued + c.retrying;
+  s.in_flight = c.in_flight;
+  s.waiting_agents = impl_->waiting.size();
+  s.committed_batches = impl_->committed_batches;
+  s.write_failures = impl_->write_failures;
+  return s;
+}
+
+Result<Task> TaskManager::Cancel(const std::string& id) {
+  Impl& m = *impl_;
+  std::function<void(const std::string&, const std::string&)> hook;
+  std::string agent;
+  Result<Task> out = NotFound("");
+  {
+    std::lock_guard lock(m.mu);
+    out = m.core.Cancel(id, NowMs());
+    if (out.ok() && out->Current()) {
+      agent = out->Current()->agent_id;
+      hook = m.cancel_hook;
+    }
+    if (out.ok()) m.Changed(NowMs());
+  }
+  if (!out.ok() && out.status().code() == StatusCode::kNotFound) {
+    auto stored = m.Read(id);
+    if (!stored.ok()) return stored.status();
+    return Conflict("task " + id + " is already " + std::string(TaskStateName(stored->state)));
+  }
+  if (hook && !agent.empty()) hook(agent, id);
+  return out;
+}
+
+Result<std::vector<Task>> TaskManager::DeadLetters(std::size_t limit, std::int64_t before_seq) {
+  storage::TaskQuery q;
+  q.state = "dead";
+  q.limit = limit;
+  q.before_seq = before_seq;
+  return List(q);
+}
+
+Result<Task> TaskManager::Replay(const std::string& id) {
+  auto t = impl_->Read(id);
+  if (!t.ok()) return t.status();
+  std::lock_guard lock(impl_->mu);
+  if (const Task* mem = impl_->core.Find(id)) *t = *mem;
+  auto out = impl_->core.Replay(std::move(*t), NowMs());
+  if (out.ok()) {
+    impl_->last_counted[id] = TaskState::kDead;
+    impl_->Changed(NowMs());
+  }
+  return out;
+}
+
+Status TaskManager::Purge(const std::string& id) {
+  auto t = impl_->Read(id);
+  if (!t.ok()) return t.status();
+  if (t->state != TaskState::kDead) {
+    return Conflict("task " + id + " is " + std::string(TaskStateName(t->state)) + ": only dead tasks are purged");
+  }
+  return impl_->options.store->WriteTasks({}, {id});
+}
+
+void TaskManager::Watch(const std::string& id, std::size_t after, std::chrono::milliseconds wait,
+                        std::function<void(Result<Task>)> done) {
+  Impl& m = *impl_;
+  {
+    std::lock_guard lock(m.mu);
+    const Task* t = m.core.Find(id);
+    if (t && static_cast<std::size_t>(t->event_count) <= after && !IsTerminal(t->state) && wait.count() > 0 && !m.stopping) {
+      m.watchers.push_back({id, after, SteadyClock::now() + wait, std::move(done)});
+      return;
+    }
+  }
+  done(m.Read(id));
+}
+
+std::optional<Assignment> TaskManager::Await(const WorkerSlot& slot, std::chrono::milliseconds wait) {
+  Impl& m = *impl_;
+  Impl::Waiter w;
+  w.slot = slot;
+  std::unique_lock lock(m.mu);
+  if (m.stopping) return std::nullopt;
+  m.waiting[slot.agent_id] = &w;
+  m.waiting_order.push_back(slot.agent_id);
+  m.DispatchLocked(NowMs());
+  if (!w.got) w.cv.wait_for(lock, wait, [&] { return w.got.has_value() || w.released; });
+  if (!w.got) {
+    auto it = m.waiting.find(slot.agent_id);
+    if (it != m.waiting.end() && it->second == &w) {
+      m.waiting.erase(it);
+      m.waiting_order.erase(std::find(m.waiting_order.begin(), m.waiting_order.end(), slot.agent_id));
+    }
+  }
+  return std::move(w.got);
+}
+
+void TaskManager::Release(const std::string& agent_id) {
+  std::lock_guard lock(impl_->mu);
+  if (auto it = impl_->waiting.find(agent_id); it != impl_->waiting.end()) {
+    it->second->released = true;
+    it->second->cv.notify_one();
+  }
+}
+
+Status TaskManager::Begin(const Assignment& a) {
+  std::lock_guard lock(impl_->mu);
+  Status s = impl_->core.Start(a.task_id, a.attempt, a.agent_id, NowMs());
+  if (s.ok()) impl_->writer_cv.notify_one();
+  return s;
+}
+
+Status TaskManager::Renew(const std::string& task_id, int attempt, const std::string& agent) {
+  std::lock_guard lock(impl_->mu);
+  return impl_->core.Renew(task_id, attempt, agent, NowMs());
+}
+
+Status TaskManager::Complete(const Assignment& a, const AttemptOutcome& outcome) {
+  Impl& m = *impl_;
+  std::lock_guard lock(m.mu);
+  const std::int64_t now = NowMs();
+  auto t = m.core.Complete(a.task_id, a.attempt, a.agent_id, outcome, now);
+  if (!t.ok()) return t.status();
+  ++m.attempts_done;
+  if (outcome.state == AttemptState::kSucceeded) ++m.attempts_ok;
+  if (m.metrics.efficiency && m.attempts_done % 64 == 0) {
+    m.metrics.efficiency->Set(static_cast<double>(m.attempts_ok) / static_cast<double>(m.attempts_done));
+  }
+  if (IsTerminal(t->state)) {
+    if (auto it = m.submitted_at.find(a.task_id); it != m.submitted_at.end()) {
+      if (t->state == TaskState::kSucceeded) {
+        m.metrics.Latency(t->executor, std::chrono::duration<double>(SteadyClock::now() - it->second).count());
+      }
+      m.submitted_at.erase(it);
+    }
+  }
+  m.Changed(now);
+  return Status::Ok();
+}
+
+Status TaskManager::HandBack(const Assignment& a) {
+  std::lock_guard lock(impl_->mu);
+  Status s = impl_->core.HandBack(a.task_id, a.attempt, a.agent_id, NowMs());
+  if (s.ok()) impl_->Changed(NowMs());
+  return s;
+}
+
+void TaskManager::OnCancel(std::function<void(const std::string&, const std::string&)> hook) {
+  std::lock_guard lock(impl_->mu);
+  impl_->cancel_hook = std::move(hook);
+}
+
+std::size_t TaskManager::QueueDepth() const {
+  std::lock_guard lock(impl_->mu);
+  auto c = impl_->core.counts();
+  return c.queued + c.retrying;
+}
+
+const CoreOptions& TaskManager::options() const { return impl_->core.options(); }
+
+}  // namespace bzzz::tasks

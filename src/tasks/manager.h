@@ -1,0 +1,108 @@
+// TaskManager: the tasks this node owns, durable in its store, run by
+// agents (pool.h). It wraps TaskCore with a lock and three duties:
+//
+// - Group commit: one writer thread writes every changed task in one
+//   transaction per batch. A submitter hears 201 only after the batch that
+//   holds its task is committed; watchers hear of changes after they are
+//   committed. A failed write is retried (the tasks stay in memory).
+// - The loop (ticker thread, and at once on every event): lease expiry,
+//   timeouts, due retries, and dispatch of ready tasks to waiting agents by
+//   the configured strategy.
+// - Reads: memory first (open and recently finished tasks), then the store.
+//
+// Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "storage/store.h"
+#include "tasks/core.h"
+
+namespace prometheus {
+class Registry;
+}
+namespace bzzz::executors {
+class ExecutorRegistry;
+}
+
+namespace bzzz::tasks {
+
+struct ManagerOptions {
+  CoreOptions core;
+  std::shared_ptr<storage::Store> store;
+  const executors::ExecutorRegistry* executors = nullptr;  // validates inputs at submit; null: no check
+  std::size_t max_unwritten = 50000;  // changed tasks waiting for the writer; past it, submit gets 429
+  std::chrono::milliseconds tick{50};
+};
+
+struct TaskStats {
+  std::vector<std::pair<std::string, std::uint64_t>> by_state;  // committed
+  std::size_t queue_depth = 0;   // ready + waiting to retry
+  std::size_t in_flight = 0;
+  std::size_t waiting_agents = 0;
+  std::uint64_t committed_batches = 0;
+  std::uint64_t write_failures = 0;
+};
+
+class TaskManager {
+ public:
+  // Loads the open tasks (in-flight attempts of a previous run become lost),
+  // then starts the writer and the loop. `metrics` may be null.
+  static Result<std::unique_ptr<TaskManager>> Start(ManagerOptions options, prometheus::Registry* metrics);
+  ~TaskManager();  // Stop()
+  // Writes what is pending (bounded wait) and stops the threads. Idempotent.
+  void Stop();
+
+  using SubmitDone = std::function<void(Result<SubmitOutcome>)>;
+  // `done` runs once: with the task when it is durable (created or found by
+  // its idempotency key), or with InvalidArgument / ResourceExhausted /
+  // Unavailable. It may run on the calling thread or the writer's.
+  void Submit(SubmitRequest request, SubmitDone done);
+
+  Result<Task> Get(const std::string& id);
+  Result<std::vector<Task>> List(const storage::TaskQuery& query);
+  Result<TaskStats> Stats();
+  Result<Task> Cancel(const std::string& id);
+  // Dead-letter queue: dead tasks. Replay re-queues with a fresh attempt
+  // budget; Purge deletes the task for good.
+  Result<std::vector<Task>> DeadLetters(std::size_t limit, std::int64_t before_seq);
+  Result<Task> Replay(const std::string& id);
+  Status Purge(const std::string& id);
+
+  // Calls `done` with the task once it has more than `after` events or is
+  // finished, or when `wait` has passed (with the task as it is).
+  void Watch(const std::string& id, std::size_t after, std::chrono::milliseconds wait,
+             std::function<void(Result<Task>)> done);
+
+  // --- agents (pool.h) ---
+  // Offers `slot` for work and blocks up to `wait` for an assignment.
+  std::optional<Assignment> Await(const WorkerSlot& slot, std::chrono::milliseconds wait);
+  // Wakes an agent blocked in Await (stopping it).
+  void Release(const std::string& agent_id);
+  Status Begin(const Assignment& a);
+  Status Renew(const std::string& task_id, int attempt, const std::string& agent);
+  // Records the end; FailedPrecondition when the attempt is stale (the
+  // lease expired and the task moved on): nothing is recorded.
+  Status Complete(const Assignment& a, const AttemptOutcome& outcome);
+  Status HandBack(const Assignment& a);
+  // The pool's hook to stop an attempt whose task was cancelled.
+  void OnCancel(std::function<void(const std::string& agent_id, const std::string& task_id)> hook);
+
+  std::size_t QueueDepth() const;
+  const CoreOptions& options() const;
+
+  class Impl;
+
+ private:
+  explicit TaskManager(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace bzzz::tasks

@@ -1,0 +1,469 @@
+#include "tasks/pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include "executors/executor.h"
+#include "tasks/policy.h"
+
+namespace bzzz::tasks {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Whole-machine CPU use since the previous call, from /proc/stat.
+class CpuSampler {
+ public:
+  double Percent() {
+    std::ifstream f("/proc/stat");
+    std::string cpu;
+    unsigned long long v[8] = {};
+    f >> cpu >> v[0] >> v[1] >> v[2] >> v[3] >> v[4] >> v[5] >> v[6] >> v[7];
+    if (!f) return 0;
+    unsigned long long idle = v[3] + v[4], total = 0;
+    for (auto x : v) total += x;
+    const double busy = total > total_ ? 1.0 - static_cast<double>(idle - idle_) / static_cast<double>(total - total_) : 0;
+    idle_ = idle;
+    total_ = total;
+    return std::clamp(busy * 100.0, 0.0, 100.0);
+  }
+
+ private:
+  unsigned long long idle_ = 0, total_ = 0;
+};
+
+double MemoryPercent() {
+  std::ifstream f("/proc/meminfo");
+  std::string key, unit;
+  double total = 0, available = 0, value = 0;
+  while (f >> key >> value >> unit) {
+    if (key == "MemTotal:") total = value;
+    if (key == "MemAvailable:") available = value;
+  }
+  return total > 0 ? 100.0 * (total - available) / total : 0;
+}
+
+}  // namespace
+
+std::string_view AgentStateName(AgentState state) {
+  switch (state) {
+    case AgentState::kIdle: return "idle";
+    case AgentState::kBusy: return "busy";
+    case AgentState::kError: return "error";
+    case AgentState::kDraining: return "draining";
+    case AgentState::kStopped: return "stopped";
+  }
+  return "unknown";
+}
+
+double PerformanceScore(std::uint64_t succeeded, std::uint64_t completed, double total_seconds) {
+  if (completed == 0) return 0.5;
+  const double success = (static_cast<double>(succeeded) + 1) / (static_cast<double>(completed) + 2);
+  const double speed = 1.0 / (1.0 + total_seconds / static_cast<double>(completed));
+  return 0.7 * success + 0.3 * speed;
+}
+
+class AgentPool::Impl {
+ public:
+  struct Agent {
+    AgentInfo info;           // guarded by Impl::mu
+    std::optional<Assignment> current;  // guarded by Impl::mu
+    std::atomic<bool> stop{false};
+    std::atomic<bool> cancel{false};
+    bool handing_back = false;  // guarded by Impl::mu: cancelled by drain, not by the user
+    std::thread thread;
+    prometheus::Gauge* score = nullptr;
+  };
+
+  PoolOptions options;
+  mutable std::mutex mu;
+  std::condition_variable cv;  // supervisor wake-ups and error backoffs
+  std::vector<std::shared_ptr<Agent>> agents;
+  std::vector<std::shared_ptr<Agent>> retiring;  // stopping; joined by the supervisor
+  int next_number = 1;
+  bool draining = false;
+  bool stopped = false;
+  std::thread supervisor;
+  std::int64_t last_up_ms = -1, last_down_ms = -1;
+  std::string last_decision;
+  std::int64_t last_decision_ms = 0;
+  CpuSampler cpu;
+
+  prometheus::Gauge *size_g = nullptr, *active_g = nullptr, *idle_g = nullptr, *failed_g = nullptr,
+                    *healthy_g = nullptr;
+  prometheus::Family<prometheus::Gauge>* score_family = nullptr;
+
+  // Requires mu.
+  void AddAgent() {
+    auto a = std::make_shared<Agent>();
+    a->info.id = options.node_id.substr(0, 8) + "-a" + std::to_string(next_number++);
+    a->info.role = options.role;
+    a->info.capabilities = options.capabilities;
+    a->info.model = options.model;
+    a->info.state = AgentState::kIdle;
+    a->info.last_heartbeat_ms = NowMs();
+    if (score_family) {
+      a->score = &score_family->Add({{"agent", a->info.id}});
+      a->score->Set(0.5);
+    }
+    a->thread = std::thread([this, a] { Run(*a); });
+    agents.push_back(std::move(a));
+  }
+
+  // Stops `n` agents, idle ones first. Requires mu.
+  void RemoveAgents(int n) {
+    for (int k = 0; k < n && !agents.empty(); ++k) {
+      auto it = std::find_if(agents.begin(), agents.end(), [](const auto& a) { return a->info.state == AgentState::kIdle; });
+      if (it == agents.end()) it = agents.end() - 1;
+      (*it)->stop = true;
+      options.manager->Release((*it)->info.id);
+      retiring.push_back(*it);
+      agents.erase(it);
+    }
+    cv.notify_all();
+  }
+
+  void Run(Agent& a) {
+    int errors = 0;
+    while (!a.stop.load()) {
+      WorkerSlot slot;
+      {
+        std::lock_guard lock(mu);
+        a.info.state = AgentState::kIdle;
+        a.info.current_task.clear();
+        slot.agent_id = a.info.id;
+        slot.node_id = options.node_id;
+        slot.role = a.info.role;
+        slot.capabilities = a.info.capabilities;
+        slot.performance = a.info.performance;
+        slot.completed = a.info.completed;
+      }
+      auto got = options.manager->Await(slot, std::chrono::milliseconds(250));
+      if (!got) continue;
+      Assignment job = std::move(*got);
+      {
+        std::lock_guard lock(mu);
+        a.current = job;
+        a.info.state = AgentState::kBusy;
+        a.info.current_task = job.task_id;
+        a.cancel = false;
+        a.handing_back = false;
+      }
+      if (!options.manager->Begin(job).ok()) continue;  // the lease is already gone
+      const auto t0 = SteadyClock::now();
+      executors::ExecResult result;
+      bool crashed = false;
+      executors::Executor* exec = options.executors ? options.executors->Find(job.executor) : nullptr;
+      if (!exec) {
+        result = executors::ExecResult::Failure("no executor \"" + job.executor + "\" on this node");
+      } else {
+        executors::ExecContext ctx;
+        ctx.task_id = job.task_id;
+        ctx.attempt = job.attempt;
+        ctx.input = job.input;
+        ctx.deadline = t0 + std::chrono::milliseconds(job.timeout_ms);
+        ctx.cancel = &a.cancel;
+        try {
+          result = exec->Execute(ctx);
+        } catch (const std::exception& e) {
+          crashed = true;
+          result = executors::ExecResult::Failure(std::string("executor crashed: ") + e.what());
+        }
+      }
+      const double seconds = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+      bool hand_back;
+      {
+        std::lock_guard lock(mu);
+        hand_back = a.handing_back && result.outcome == executors::ExecResult::Outcome::kCancelled;
+        a.current.reset();
+      }
+      Status reported;
+      if (hand_back) {
+        reported = options.manager->HandBack(job);
+      } else {
+        AttemptOutcome outcome;
+        switch (result.outcome) {
+          case executors::ExecResult::Outcome::kSucceeded: outcome.state = AttemptState::kSucceeded; break;
+          case executors::ExecResult::Outcome::kFailed: outcome.state = AttemptState::kFailed; break;
+          case executors::ExecResult::Outcome::kTimedOut: outcome.state = AttemptState::kTimedOut; break;
+          case executors::ExecResult::Outcome::kCancelled: outcome.state = AttemptState::kCancelled; break;
+        }
+        outcome.result = std::move(result.result);
+        outcome.error = std::move(result.error);
+        reported = options.manager->Complete(job, outcome);
+      }
+      if (!reported.ok() && reported.code() != StatusCode::kFailedPrecondition) {
+        spdlog::warn("agent {}: reporting {} attempt {}: {}", a.info.id, job.task_id, job.attempt, reported.ToString());
+      }
+      std::unique_lock lock(mu);
+      a.info.completed += hand_back ? 0 : 1;
+      if (!hand_back) {
+        (result.outcome == executors::ExecResult::Outcome::kSucceeded ? a.info.succeeded : a.info.failed) += 1;
+        a.info.total_seconds += seconds;
+      }
+      a.info.performance = PerformanceScore(a.info.succeeded, a.info.completed, a.info.total_seconds);
+      if (a.score) a.score->Set(a.info.performance);
+      if (crashed) {
+        // Restart with backoff: the agent sits in `error` for 1 s, 2 s, ... 30 s.
+        ++errors;
+        ++a.info.restarts;
+        a.info.state = AgentState::kError;
+        a.info.last_error = result.error;
+        const auto backoff = std::chrono::milliseconds(std::min(30000LL, 1000LL << std::min(errors - 1, 5)));
+        spdlog::warn("agent {}: {}; restarting in {} ms", a.info.id, result.error, backoff.count());
+        cv.wait_for(lock, backoff, [&] { return a.stop.load(); });
+      } else {
+        errors = 0;
+      }
+    }
+    std::lock_guard lock(mu);
+    a.info.state = AgentState::kStopped;
+  }
+
+  PoolSummary SummaryLocked() const {
+    PoolSummary s;
+    for (const auto& a : agents) {
+      ++s.size;
+      switch (a->info.state) {
+        case AgentState::kBusy: ++s.active; break;
+        case AgentState::kIdle: ++s.idle; break;
+        case AgentState::kError: ++s.failed; break;
+        case AgentState::kDraining: ++s.draining; break;
+        case AgentState::kStopped: break;
+      }
+    }
+    s.healthy_ratio = s.size ? static_cast<double>(s.size - s.failed) / s.size : 1.0;
+    s.last_decision = last_decision;
+    s.last_decision_ms = last_decision_ms;
+    return s;
+  }
+
+  void Publish(const PoolSummary& s) {
+    if (!size_g) return;
+    size_g->Set(s.size);
+    active_g->Set(s.active);
+    idle_g->Set(s.idle);
+    failed_g->Set(s.failed);
+    healthy_g->Set(s.healthy_ratio);
+  }
+
+  void JoinRetired(std::unique_lock<std::mutex>& lock) {
+    std::vector<std::shared_ptr<Agent>> done;
+    for (auto it = retiring.begin(); it != retiring.end();) {
+      if ((*it)->info.state == AgentState::kStopped) {
+        done.push_back(*it);
+        it = retiring.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    lock.unlock();
+    for (auto& a : done) {
+      if (a->thread.joinable()) a->thread.join();
+      if (a->score && score_family) score_family->Remove(a->score);
+    }
+    lock.lock();
+  }
+
+  void Supervise() {
+    std::unique_lock lock(mu);
+    auto next_scale = SteadyClock::now() + options.autoscale_interval;
+    while (!stopped) {
+      cv.wait_for(lock, options.heartbeat);
+      if (stopped) break;
+      const std::int64_t now = NowMs();
+      std::vector<Assignment> renew;
+      for (auto& a : agents) {
+        a->info.last_heartbeat_ms = now;
+        if (a->current) renew.push_back(*a->current);
+      }
+      JoinRetired(lock);
+      if (!draining && SteadyClock::now() >= next_scale) {
+        next_scale = SteadyClock::now() + options.autoscale_interval;
+        PoolSummary s = SummaryLocked();
+        ScaleInputs in;
+        in.size = s.size;
+        in.busy = s.active;
+        in.queue_depth = options.manager->QueueDepth();
+        lock.unlock();
+        in.cpu_percent = options.cpu_percent ? options.cpu_percent() : cpu.Percent();
+        in.memory_percent = options.memory_percent ? options.memory_percent() : MemoryPercent();
+        lock.lock();
+        in.now_ms = now;
+        in.last_scale_up_ms = last_up_ms;
+        in.last_scale_down_ms = last_down_ms;
+        const ScaleDecision d = DecideScale(in, options.autoscaling);
+        if (d.delta != 0 && !draining && !stopped) {
+          if (d.delta > 0) {
+            for (int i = 0; i < d.delta; ++i) AddAgent();
+            last_up_ms = now;
+          } else {
+            RemoveAgents(-d.delta);
+            last_down_ms = now;
+          }
+          last_decision = (d.delta > 0 ? "+" : "") + std::to_string(d.delta) + ": " + d.reason;
+          last_decision_ms = now;
+          spdlog::info("agents: scaled by {} to {} ({})", d.delta, agents.size(), d.reason);
+        }
+      }
+      Publish(SummaryLocked());
+      lock.unlock();
+      for (const auto& job : renew) (void)options.manager->Renew(job.task_id, job.attempt, job.agent_id);
+      lock.lock();
+    }
+  }
+};
+
+AgentPool::AgentPool(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AgentPool::~AgentPool() { Drain(std::chrono::milliseconds(0)); }
+
+Result<std::unique_ptr<AgentPool>> AgentPool::Start(PoolOptions options, prometheus::Registry* registry) {
+  if (!options.manager) return InvalidArgument("agents: no task manager");
+  auto impl = std::make_shared<Impl>();
+  impl->options = std::move(options);
+  if (registry) {
+    auto gauge = [&](const char* name, const char* help) {
+      return &prometheus::BuildGauge().Name(name).Help(help).Register(*registry).Add({});
+    };
+    impl->size_g = gauge("no_agent_pool_size", "Agents in this node's pool that take work");
+    impl->active_g = gauge("no_agent_pool_active", "Agents running a task");
+    impl->idle_g = gauge("no_agent_pool_idle", "Agents waiting for work");
+    impl->failed_g = gauge("no_agent_pool_failed", "Agents in error state (restarting after a backoff)");
+    impl->healthy_g = gauge("no_agent_pool_healthy_ratio", "Share of agents not in error state (1 for an empty pool)");
+    impl->score_family = &prometheus::BuildGauge()
+                              .Name("no_agent_performance_score")
+                              .Help("Per-agent score: 0.7 success ratio + 0.3 speed (see docs/tasks.md)")
+                              .Register(*registry);
+  }
+  {
+    std::lock_guard lock(impl->mu);
+    // Starting counts as a scaling event: the cooldowns run from here.
+    impl->last_up_ms = impl->last_down_ms = NowMs();
+    for (int i = 0; i < impl->options.initial_agents; ++i) impl->AddAgent();
+    impl->Publish(impl->SummaryLocked());
+  }
+  Impl* raw = impl.get();
+  impl->supervisor = std::thread([raw] { raw->Supervise(); });
+  auto pool = std::unique_ptr<AgentPool>(new AgentPool(impl));
+  std::weak_ptr<Impl> weak = impl;
+  impl->options.manager->OnCancel([weak](const std::string& agent_id, const std::string& task_id) {
+    auto p = weak.lock();
+    if (!p) return;
+    std::lock_guard lock(p->mu);
+    for (auto& a : p->agents) {
+      if (a->info.id == agent_id && a->current && a->current->task_id == task_id) a->cancel = true;
+    }
+  });
+  return pool;
+}
+
+Result<PoolSummary> AgentPool::Scale(int target, const std::string& reason) {
+  Impl& p = *impl_;
+  if (target < 0 || target > p.options.autoscaling.max_agents) {
+    return InvalidArgument("agents: must be 0.." + std::to_string(p.options.autoscaling.max_agents) +
+                           " (agents.autoscaling.max_agents)");
+  }
+  std::lock_guard lock(p.mu);
+  if (p.draining) return Conflict("the agent pool is draining");
+  const int size = static_cast<int>(p.agents.size());
+  if (target > size) {
+    for (int i = size; i < target; ++i) p.AddAgent();
+    p.last_up_ms = NowMs();
+  } else if (target < size) {
+    p.RemoveAgents(size - target);
+    p.last_down_ms = NowMs();
+  }
+  if (target != size) {
+    p.last_decision = "set to " + std::to_string(target) + ": " + reason;
+    p.last_decision_ms = NowMs();
+    spdlog::info("agents: scaled from {} to {} ({})", size, target, reason);
+  }
+  PoolSummary s = p.SummaryLocked();
+  p.Publish(s);
+  return s;
+}
+
+void AgentPool::Drain(std::chrono::milliseconds grace) {
+  Impl& p = *impl_;
+  std::vector<std::shared_ptr<Impl::Agent>> all;
+  {
+    std::lock_guard lock(p.mu);
+    if (p.stopped) return;
+    p.draining = true;
+    for (auto& a : p.agents) {
+      a->stop = true;
+      if (a->info.state == AgentState::kIdle) a->info.state = AgentState::kDraining;
+      p.options.manager->Release(a->info.id);
+    }
+    all = p.agents;
+    all.insert(all.end(), p.retiring.begin(), p.retiring.end());
+  }
+  p.cv.notify_all();
+  const auto deadline = SteadyClock::now() + grace;
+  for (;;) {
+    bool running = false;
+    {
+      std::lock_guard lock(p.mu);
+      for (auto& a : all) running |= a->current.has_value();
+      if (!running || SteadyClock::now() >= deadline) {
+        // Cancel what still runs; the agents hand it back.
+        for (auto& a : all) {
+          if (a->current) {
+            a->handing_back = true;
+            a->cancel = true;
+          }
+        }
+        break;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (auto& a : all) {
+    if (a->thread.joinable()) a->thread.join();
+  }
+  {
+    std::lock_guard lock(p.mu);
+    p.stopped = true;
+    p.agents.clear();
+    p.retiring.clear();
+    p.Publish(p.SummaryLocked());
+  }
+  p.cv.notify_all();
+  if (p.supervisor.joinable()) p.supervisor.join();
+}
+
+std::vector<AgentInfo> AgentPool::Agents() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<AgentInfo> out;
+  for (const auto& a : impl_->agents) out.push_back(a->info);
+  return out;
+}
+
+PoolSummary AgentPool::Summary() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->SummaryLocked();
+}
+
+int AgentPool::FreeAgents() const {
+  std::lock_guard lock(impl_->mu);
+  int n = 0;
+  for (const auto& a : impl_->agents) n += a->info.state == AgentState::kIdle;
+  return n;
+}
+
+}  // namespace bzzz::tasks
