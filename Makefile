@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 ARGS ?=
 CMAKE_EXTRA ?=
 
-.PHONY: all setup configure build run test test-asan test-tsan bench fuzz clean
+.PHONY: all setup configure build run test test-asan test-tsan bench bench-tasks fuzz clean
 
 all: build
 
@@ -41,6 +41,11 @@ bench: build
 	bash bench/http/run.sh
 	bash bench/p2p/run.sh
 	bash bench/election/run.sh
+	bash bench/tasks/run.sh
+
+# No-op tasks end to end, bzzz (1 and 3 nodes) against BullMQ + Redis.
+bench-tasks: build
+	bash bench/tasks/run.sh
 
 # libFuzzer targets (installs clang); FUZZ_SECONDS per target, default 60.
 fuzz:

@@ -16,6 +16,8 @@
 #include <tuple>
 
 #include "cli/client.h"
+#include "cli/common.h"
+#include "cli/task_commands.h"
 #include "config/loader.h"
 #include "node/logging.h"
 #include "node/node.h"
@@ -28,7 +30,6 @@ namespace {
 
 using nlohmann::json;
 
-void PrintError(const std::string& message) { std::fprintf(stderr, "bzzz: error: %s\n", message.c_str()); }
 
 // Options that shape the configuration, shared by serve, config and db.
 struct ConfigArgs {
@@ -123,35 +124,8 @@ std::optional<config::Config> Load(const ConfigArgs& a, int* code, bool quiet_ok
   return std::move(result.config);
 }
 
-struct ClientArgs {
-  ClientOptions options;
-  int timeout_ms = 10000;
-};
 
-void AddClientOptions(CLI::App* cmd, ClientArgs& c) {
-  cmd->add_option("--url", c.options.url, "node URL")->envname("BZZZ_URL")->capture_default_str();
-  cmd->add_option("--token", c.options.token, "API token")->envname("BZZZ_TOKEN");
-  cmd->add_option("--timeout-ms", c.timeout_ms, "request timeout")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 3600000));
-}
 
-// Prints the body (pretty JSON when it is JSON) and maps the status to an exit code.
-int Report(const Result<ClientResponse>& response, int ok_status_max = 299) {
-  if (!response.ok()) {
-    PrintError(response.status().message());
-    return kExitUnreachable;
-  }
-  const json body = json::parse(response->body, nullptr, false);
-  if (response->status == 401 || response->status == 403) {
-    const std::string message =
-        !body.is_discarded() && body.contains("error") ? body["error"].value("message", "") : response->body;
-    PrintError("HTTP " + std::to_string(response->status) + ": " + message);
-    return kExitAuth;
-  }
-  std::cout << (body.is_discarded() ? response->body : body.dump(2)) << "\n";
-  return response->status <= ok_status_max && response->status >= 200 ? kExitOk : kExitFailure;
-}
 
 // Sets up logging, starts a node and blocks until its graceful shutdown.
 int RunNode(config::Config cfg, node::NodeOptions options) {
@@ -268,31 +242,7 @@ int DbTestConnection(const ConfigArgs& args) {
 
 // --- P2P and DHT commands ------------------------------------------------------
 
-// Answers 401/403/unreachable like Report; otherwise the parsed JSON body.
-// The JSON body of a 2xx answer; otherwise prints the error and sets `code`.
-std::optional<json> CallJsonResult(const ClientResponse& response, int* code) {
-  json parsed = json::parse(response.body, nullptr, false);
-  if (response.status >= 300 || parsed.is_discarded()) {
-    const std::string message = !parsed.is_discarded() && parsed.contains("error")
-                                    ? parsed["error"].value("message", "")
-                                    : response.body;
-    PrintError("HTTP " + std::to_string(response.status) + ": " + message);
-    *code = response.status == 401 || response.status == 403 ? kExitAuth : kExitFailure;
-    return std::nullopt;
-  }
-  return parsed;
-}
 
-std::optional<json> CallJson(const ClientOptions& options, const char* method, const std::string& path,
-                             const std::string& body, int* code) {
-  auto response = Call(options, method, path, body);
-  if (!response.ok()) {
-    PrintError(response.status().message());
-    *code = kExitUnreachable;
-    return std::nullopt;
-  }
-  return CallJsonResult(*response, code);
-}
 
 int Peers(const ClientOptions& options, bool as_json) {
   int code = kExitOk;
@@ -837,6 +787,8 @@ int RunCli(int argc, char** argv) {
     ucxl_ops.emplace_back(op, c);
   }
 
+  TaskCommands task_commands(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -876,6 +828,7 @@ int RunCli(int argc, char** argv) {
                   ucxl_json);
     }
   }
+  if (auto code = task_commands.Run()) return *code;
   if (*trigger) return TriggerElection(client(trigger_args), trigger_force, trigger_json);
   if (*election_status) return ElectionStatus(client(election_status_args), election_status_json);
   if (*electorate_add) return ElectorateChange(client(electorate_args), "add", electorate_node);

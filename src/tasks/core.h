@@ -60,6 +60,9 @@ struct SubmitRequest {
 struct SubmitOutcome {
   Task task;
   bool created = false;
+  // The key belongs to a finished task that left memory: only task.id is
+  // set; the caller reads the task from the store.
+  bool evicted = false;
 };
 
 // What an agent is told to run.
@@ -132,6 +135,7 @@ class TaskCore {
   // Tasks changed since the last call (copies, ready to write).
   std::vector<Task> TakeDirty();
   bool HasDirty() const { return !dirty_.empty(); }
+  bool IsDirty(const std::string& id) const { return dirty_.count(id) > 0; }
 
   const Task* Find(const std::string& id) const;
   std::vector<Task> Snapshot() const;  // every task in memory

@@ -136,36 +136,47 @@ class TaskManager::Impl {
     if (core.HasDirty()) writer_cv.notify_one();
   }
 
-  // Callback once everything changed so far is written. Requires mu.
-  void AfterCommit(std::function<void()> fn) { after_commit.emplace(taken_batches + 1, std::move(fn)); }
+  // Runs `fn` once task `id` as it is now is written: after the next batch
+  // when it has unwritten changes, else after the batch the writer holds
+  // (at once when that is written). Requires mu; may unlock it.
+  void AfterCommit(const std::string& id, std::function<void()> fn, std::unique_lock<std::mutex>& lock) {
+    const std::uint64_t batch = core.IsDirty(id) ? taken_batches + 1 : taken_batches;
+    if (batch <= committed_batches) {
+      lock.unlock();
+      fn();
+      return;
+    }
+    after_commit.emplace(batch, std::move(fn));
+  }
 
   void NotifyWatchers(bool all_expired_only) {
-    std::vector<std::pair<std::function<void(Result<Task>)>, Result<Task>>> ready;
+    struct Due {
+      std::function<void(Result<Task>)> done;
+      std::string id;
+      std::optional<Task> task;  // empty: it left memory, read the store
+    };
+    std::vector<Due> due;
     {
       std::lock_guard lock(mu);
       const auto now = SteadyClock::now();
       for (auto it = watchers.begin(); it != watchers.end();) {
         const Task* t = core.Find(it->id);
-        const bool due = now >= it->deadline;
+        const bool expired = now >= it->deadline;
         const bool news = t && (static_cast<std::size_t>(t->event_count) > it->after || IsTerminal(t->state));
-        if (due || (!all_expired_only && news) || !t) {
-          if (t) {
-            ready.emplace_back(std::move(it->done), *t);
-          } else {
-            ready.emplace_back(std::move(it->done), Result<Task>(NotFound("")));  // left memory: read the store
-          }
+        if (expired || (!all_expired_only && news) || !t) {
+          due.push_back({std::move(it->done), it->id, t ? std::optional<Task>(*t) : std::nullopt});
           it = watchers.erase(it);
         } else {
           ++it;
         }
       }
     }
-    for (auto& [fn, task] : ready) {
-      if (!task.ok()) {
-        fn(Read(task.status().message()));
-        continue;
+    for (auto& d : due) {
+      if (d.task) {
+        d.done(std::move(*d.task));
+      } else {
+        d.done(Read(d.id));
       }
-      fn(std::move(task));
     }
   }
 
@@ -370,7 +381,7 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
       return;
     }
   }
-  // A key seen before this process started (or that left memory) is in the store.
+  // A key seen before this process started is in the store.
   if (!request.idempotency_key.empty()) {
     bool known;
     {
@@ -385,23 +396,12 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
           done(t.status());
           return;
         }
-        done(SubmitOutcome{std::move(*t), false});
+        done(SubmitOutcome{std::move(*t), false, false});
         return;
       }
       if (row.status().code() != StatusCode::kNotFound) {
         done(row.status());
         return;
-      }
-    } else {
-      std::unique_lock lock(m.mu);
-      auto id = m.core.RecentKey(request.idempotency_key);
-      if (id && !m.core.Find(*id)) {
-        lock.unlock();
-        auto t = m.Read(*id);
-        if (t.ok()) {
-          done(SubmitOutcome{std::move(*t), false});
-          return;
-        }
       }
     }
   }
@@ -425,9 +425,21 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
     done(outcome.status());
     return;
   }
+  if (outcome->evicted) {  // finished and written: read it back
+    lock.unlock();
+    auto t = m.Read(outcome->task.id);
+    if (!t.ok()) {
+      done(t.status());
+      return;
+    }
+    done(SubmitOutcome{std::move(*t), false, false});
+    return;
+  }
   if (outcome->created) m.submitted_at.emplace(outcome->task.id, SteadyClock::now());
   auto shared = std::make_shared<SubmitOutcome>(std::move(*outcome));
-  m.AfterCommit([shared, done = std::move(done), impl = impl_] {
+  m.Changed(now);
+  const std::string id = shared->task.id;
+  m.AfterCommit(id, [shared, done = std::move(done), impl = impl_] {
     // Report the task as written (it may have moved on since).
     bool stopped;
     {
@@ -443,8 +455,7 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
       }
     }
     done(std::move(*shared));
-  });
-  m.Changed(now);
+  }, lock);
 }
 
 Result<Task> TaskManager::Get(const std::string& id) { return impl_->Read(id); }

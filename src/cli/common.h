@@ -1,0 +1,33 @@
+// Helpers shared by the CLI's command files (internal to src/cli).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/client.h"
+
+namespace bzzz::cli {
+
+void PrintError(const std::string& message);
+
+struct ClientArgs {
+  ClientOptions options;
+  int timeout_ms = 10000;
+};
+
+// --url (BZZZ_URL), --token (BZZZ_TOKEN), --timeout-ms.
+void AddClientOptions(CLI::App* cmd, ClientArgs& c);
+
+// Prints the body (pretty JSON when it is JSON) and maps the status to an
+// exit code (401/403 → kExitAuth, unreachable → kExitUnreachable).
+int Report(const Result<ClientResponse>& response, int ok_status_max = 299);
+
+// The JSON body of a 2xx answer; otherwise prints the error and sets `code`.
+std::optional<nlohmann::json> CallJsonResult(const ClientResponse& response, int* code);
+std::optional<nlohmann::json> CallJson(const ClientOptions& options, const char* method, const std::string& path,
+                                       const std::string& body, int* code);
+
+}  // namespace bzzz::cli

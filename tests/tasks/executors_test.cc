@@ -1,0 +1,329 @@
+// Executors: builtin ops, the command sandbox (escape attempts: network,
+// files outside the work directory, memory and fork bombs, time and output
+// limits), the http webhook executor and the llm reasoning loop against a
+// small local server speaking the Ollama and OpenAI chat protocols.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "executors/executors.h"
+#include "support/support.h"
+
+namespace bzzz::executors {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+// A tiny HTTP/1.1 server on loopback: one request per connection, answered
+// by `handler(method, path, body)` → (status, body).
+class MiniServer {
+ public:
+  using Handler = std::function<std::pair<int, std::string>(const std::string&, const std::string&, const std::string&)>;
+  explicit MiniServer(Handler handler) : handler_(std::move(handler)) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    listen(fd_, 16);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~MiniServer() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::uint16_t port() const { return port_; }
+  std::vector<std::string> requests() {
+    std::lock_guard l(mu_);
+    return requests_;
+  }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string in;
+      char buf[4096];
+      std::size_t need = std::string::npos;
+      while (true) {
+        ssize_t n = read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        in.append(buf, static_cast<std::size_t>(n));
+        auto hdr = in.find("\r\n\r\n");
+        if (hdr != std::string::npos && need == std::string::npos) {
+          std::size_t len = 0;
+          auto cl = in.find("Content-Length: ");
+          if (cl == std::string::npos) cl = in.find("content-length: ");
+          if (cl != std::string::npos && cl < hdr) len = std::stoul(in.substr(cl + 16));
+          need = hdr + 4 + len;
+        }
+        if (need != std::string::npos && in.size() >= need) break;
+      }
+      const auto sp1 = in.find(' '), sp2 = in.find(' ', sp1 + 1);
+      const std::string method = in.substr(0, sp1), path = in.substr(sp1 + 1, sp2 - sp1 - 1);
+      const auto hdr = in.find("\r\n\r\n");
+      const std::string body = hdr == std::string::npos ? "" : in.substr(hdr + 4);
+      {
+        std::lock_guard l(mu_);
+        requests_.push_back(method + " " + path + " " + body);
+      }
+      auto [status, out] = handler_(method, path, body);
+      std::string res = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\nContent-Length: " +
+                        std::to_string(out.size()) + "\r\nConnection: close\r\n\r\n" + out;
+      [[maybe_unused]] auto w = write(c, res.data(), res.size());
+      close(c);
+    }
+  }
+  Handler handler_;
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> requests_;
+};
+
+class ExecutorsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.node.data_dir = dir_.path();
+    config_.agents.sandbox.memory_limit_mb = 256;
+    config_.agents.sandbox.max_output_bytes = 4096;
+    sandbox_ = std::make_shared<Sandbox>(config_.agents.sandbox, dir_.path());
+    if (!sandbox_->Probe().ok()) GTEST_SKIP() << "bubblewrap cannot run here: " << sandbox_->Probe().ToString();
+  }
+
+  ExecResult Run(Executor& e, const std::string& input, std::chrono::milliseconds timeout = 10s,
+                 const std::atomic<bool>* cancel = nullptr) {
+    EXPECT_TRUE(e.Validate(input).ok()) << e.Validate(input).ToString();
+    ExecContext ctx;
+    ctx.task_id = "t-test";
+    ctx.attempt = 1;
+    ctx.input = input;
+    ctx.deadline = std::chrono::steady_clock::now() + timeout;
+    ctx.cancel = cancel;
+    return e.Execute(ctx);
+  }
+
+  ExecResult Sh(const std::string& script, std::chrono::milliseconds timeout = 10s, json extra = json::object()) {
+    auto e = MakeCommandExecutor(sandbox_);
+    extra["argv"] = {"/bin/sh", "-c", script};
+    return Run(*e, extra.dump(), timeout);
+  }
+
+  testing::TempDir dir_;
+  config::Config config_;
+  std::shared_ptr<Sandbox> sandbox_;
+};
+
+TEST(BuiltinTest, EchoSleepFailAndValidation) {
+  auto e = MakeBuiltinExecutor();
+  ExecContext ctx;
+  ctx.deadline = std::chrono::steady_clock::now() + 5s;
+  ctx.input = R"({"op":"echo","value":{"a":1}})";
+  EXPECT_EQ(e->Execute(ctx).result, R"({"value":{"a":1}})");
+  ctx.input = R"({"op":"sleep","ms":20})";
+  EXPECT_EQ(e->Execute(ctx).outcome, ExecResult::Outcome::kSucceeded);
+  ctx.input = R"({"op":"fail","message":"x"})";
+  auto f = e->Execute(ctx);
+  EXPECT_EQ(f.outcome, ExecResult::Outcome::kFailed);
+  EXPECT_EQ(f.error, "x");
+  ctx.input = R"({"op":"sleep","ms":60000})";
+  ctx.deadline = std::chrono::steady_clock::now() + 50ms;
+  EXPECT_EQ(e->Execute(ctx).outcome, ExecResult::Outcome::kTimedOut);
+  for (const char* bad : {"[]", "{}", R"({"op":1})", R"({"op":"sleep"})", R"({"op":"sleep","ms":-1})",
+                          R"({"op":"nope"})", "not json", R"({"op":"fail","message":3})"}) {
+    EXPECT_EQ(e->Validate(bad).code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST_F(ExecutorsTest, CommandRunsAndReportsExitCodeAndOutput) {
+  auto ok = Sh("echo out; echo err >&2; cat");
+  ASSERT_EQ(ok.outcome, ExecResult::Outcome::kSucceeded) << ok.error;
+  json r = json::parse(ok.result);
+  EXPECT_EQ(r["stdout"], "out\n");
+  EXPECT_EQ(r["stderr"], "err\n");
+  EXPECT_EQ(r["exit_code"], 0);
+  auto bad = Sh("echo no >&2; exit 3");
+  EXPECT_EQ(bad.outcome, ExecResult::Outcome::kFailed);
+  EXPECT_NE(bad.error.find("exit code 3"), std::string::npos);
+  auto in = Sh("tr a-z A-Z", 10s, {{"stdin", "hello"}, {"env", {{"GREETING", "hi"}}}});
+  EXPECT_EQ(json::parse(in.result)["stdout"], "HELLO");
+  auto env = Sh("echo $GREETING; echo $HOME; id -u; pwd", 10s, {{"env", {{"GREETING", "hi"}}}});
+  EXPECT_EQ(json::parse(env.result)["stdout"], "hi\n/work\n65534\n/work\n");
+}
+
+TEST_F(ExecutorsTest, SandboxHasNoNetwork) {
+  // A server on the host's loopback is out of reach from inside.
+  MiniServer server([](const std::string&, const std::string&, const std::string&) { return std::make_pair(200, std::string("{}")); });
+  auto r = Sh("python3 -c \"import socket; s=socket.create_connection(('127.0.0.1', " + std::to_string(server.port()) +
+              "), 2); print('CONNECTED')\"");
+  EXPECT_EQ(r.outcome, ExecResult::Outcome::kFailed);
+  EXPECT_EQ(json::parse(r.result)["stdout"], "");
+  EXPECT_TRUE(server.requests().empty());
+  // Asking for network is refused unless the node allows it.
+  auto e = MakeCommandExecutor(sandbox_);
+  EXPECT_EQ(e->Validate(R"({"argv":["true"],"network":true})").code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(ExecutorsTest, SandboxSeesNoHostFilesAndCannotWriteOutside) {
+  const std::string secret = dir_.Write("secret.txt", "TOP-SECRET");
+  auto r = Sh("cat " + secret + "; cat /etc/shadow; cat /etc/passwd; ls /root; touch /usr/evil; touch /etc/evil; "
+              "echo kept > /work/f; ls /work");
+  json out = json::parse(r.result);
+  EXPECT_EQ(out["stdout"].get<std::string>().find("TOP-SECRET"), std::string::npos);
+  EXPECT_EQ(out["stdout"].get<std::string>().find("root:"), std::string::npos);
+  EXPECT_NE(out["stderr"].get<std::string>().find("Read-only file system"), std::string::npos);
+  EXPECT_NE(out["stdout"].get<std::string>().find("f\n"), std::string::npos);
+  EXPECT_FALSE(std::ifstream("/usr/evil").good());
+  // The work directory is private and removed afterwards.
+  auto again = Sh("ls /work | wc -l");
+  EXPECT_EQ(json::parse(again.result)["stdout"], "0\n");
+}
+
+TEST_F(ExecutorsTest, MemoryBombIsStoppedByTheLimit) {
+  auto r = Sh("python3 -c \"x = bytearray(2 * 1024 * 1024 * 1024); print('ALLOCATED')\"", 20s, {{"memory_mb", 128}});
+  EXPECT_EQ(r.outcome, ExecResult::Outcome::kFailed);
+  json out = json::parse(r.result);
+  EXPECT_EQ(out["stdout"], "");
+  EXPECT_NE(out["stderr"].get<std::string>().find("MemoryError"), std::string::npos) << out.dump();
+}
+
+TEST_F(ExecutorsTest, ForkBombAndEndlessLoopsStopAtTheTimeout) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = Sh("bomb() { bomb | bomb & }; bomb; sleep 100", 1500ms);
+  EXPECT_EQ(r.outcome, ExecResult::Outcome::kTimedOut);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  auto loop = Sh("exec >&- 2>&-; while :; do :; done", 500ms);
+  EXPECT_EQ(loop.outcome, ExecResult::Outcome::kTimedOut);
+}
+
+TEST_F(ExecutorsTest, OutputIsTruncatedAtTheLimit) {
+  auto r = Sh("head -c 100000 /dev/zero | tr '\\0' x");
+  json out = json::parse(r.result);
+  EXPECT_EQ(out["stdout"].get<std::string>().size(), 4096u);
+  EXPECT_TRUE(out["stdout_truncated"].get<bool>());
+}
+
+TEST_F(ExecutorsTest, CancelStopsTheCommand) {
+  std::atomic<bool> cancel{false};
+  std::thread t([&] {
+    std::this_thread::sleep_for(200ms);
+    cancel = true;
+  });
+  auto e = MakeCommandExecutor(sandbox_);
+  auto r = Run(*e, R"({"argv":["sleep","30"]})", 30s, &cancel);
+  t.join();
+  EXPECT_EQ(r.outcome, ExecResult::Outcome::kCancelled);
+}
+
+TEST_F(ExecutorsTest, CommandInputValidation) {
+  auto e = MakeCommandExecutor(sandbox_);
+  for (const char* bad : {R"({})", R"({"argv":[]})", R"({"argv":"ls"})", R"({"argv":[1]})", R"({"argv":[""]})",
+                          R"({"argv":["ls"],"env":{"A":1}})", R"({"argv":["ls"],"memory_mb":1})",
+                          R"({"argv":["ls"],"network":"yes"})", "[]"}) {
+    EXPECT_EQ(e->Validate(bad).code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST_F(ExecutorsTest, HttpExecutorPostsTheTaskToAWebhook) {
+  MiniServer server([](const std::string&, const std::string& path, const std::string& body) {
+    json in = json::parse(body);
+    if (path == "/fail") return std::make_pair(500, std::string(R"({"error":"nope"})"));
+    return std::make_pair(200, json{{"got", in["input"]}, {"task", in["task_id"]}}.dump());
+  });
+  auto e = MakeHttpExecutor();
+  auto ok = Run(*e, json{{"url", server.url() + "/hook"}, {"body", {{"x", 1}}}}.dump());
+  ASSERT_EQ(ok.outcome, ExecResult::Outcome::kSucceeded) << ok.error;
+  json r = json::parse(ok.result);
+  EXPECT_EQ(r["status"], 200);
+  EXPECT_EQ(r["body"]["got"]["x"], 1);
+  EXPECT_EQ(r["body"]["task"], "t-test");
+  auto bad = Run(*e, json{{"url", server.url() + "/fail"}}.dump());
+  EXPECT_EQ(bad.outcome, ExecResult::Outcome::kFailed);
+  EXPECT_EQ(e->Validate(R"({"url":"ftp://x"})").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(e->Validate(R"({"url":"http://x","headers":{"A\r\nB":"c"}})").code(), StatusCode::kInvalidArgument);
+}
+
+// A scripted model: first asks to write and read a file in the sandbox, then
+// completes once it has seen the command's output.
+std::pair<int, std::string> ScriptedModel(bool openai, const std::string& path, const std::string& body) {
+  if (path == "/api/tags") return {200, R"({"models":[{"name":"other"},{"name":"llama3"}]})"};
+  if (path == "/v1/models") return {200, R"({"object":"list","data":[{"id":"gpt-test"},{"id":"llama3"}]})"};
+  json req = json::parse(body);
+  const auto& messages = req["messages"];
+  const std::string last = messages.back()["content"];
+  std::string reply;
+  if (messages.size() <= 2) {
+    reply = "I will check.\n```sh\necho hello > note.txt && cat note.txt\n```";
+  } else if (last.find("hello") != std::string::npos && last.find("exit code 0") != std::string::npos) {
+    reply = "TASK_COMPLETE the note says hello (model " + req["model"].get<std::string>() + ")";
+  } else {
+    reply = "```sh\nfalse\n```";
+  }
+  if (openai) {
+    return {200, json{{"choices", {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", reply}}}}}}}.dump()};
+  }
+  return {200, json{{"model", req["model"]}, {"message", {{"role", "assistant"}, {"content", reply}}}, {"done", true}}.dump()};
+}
+
+TEST_F(ExecutorsTest, LlmLoopAgainstOllamaAndOpenAiCompatibleServers) {
+  for (bool openai : {false, true}) {
+    MiniServer server([openai](const std::string&, const std::string& path, const std::string& body) {
+      return ScriptedModel(openai, path, body);
+    });
+    config::LlmConfig llm;
+    llm.endpoint = server.url();
+    llm.api = openai ? "openai" : "ollama";
+    llm.models = {"missing", "llama3"};
+    auto e = MakeLlmExecutor(llm, sandbox_);
+    auto r = Run(*e, R"({"prompt":"write a note and read it back"})");
+    ASSERT_EQ(r.outcome, ExecResult::Outcome::kSucceeded) << r.error;
+    json out = json::parse(r.result);
+    EXPECT_EQ(out["iterations"], 2);
+    EXPECT_EQ(out["model"], "llama3");  // configured list ∩ offered
+    EXPECT_EQ(out["answer"], "the note says hello (model llama3)");
+    const auto reqs = server.requests();
+    EXPECT_NE(reqs[1].find(openai ? "POST /v1/chat/completions" : "POST /api/chat"), std::string::npos);
+    // A model the server does not offer is an error; max_iterations bounds the loop.
+    auto missing = Run(*e, R"({"prompt":"x","model":"nope"})");
+    EXPECT_EQ(missing.outcome, ExecResult::Outcome::kFailed);
+    auto bounded = Run(*e, R"({"prompt":"x","max_iterations":1})");
+    EXPECT_EQ(bounded.outcome, ExecResult::Outcome::kFailed);
+    EXPECT_NE(bounded.error.find("after 1 iterations"), std::string::npos);
+  }
+}
+
+TEST(LlmParsingTest, CommandAndCompletion) {
+  EXPECT_EQ(ExtractCommand("Let me look.\n```bash\nls -la\n```\nthen"), "ls -la");
+  EXPECT_EQ(ExtractCommand("\n  uname -a  \nmore"), "uname -a");
+  EXPECT_EQ(ExtractCommand(""), "");
+  std::string answer;
+  EXPECT_TRUE(IsComplete("done. TASK_COMPLETE 42", &answer));
+  EXPECT_EQ(answer, "42");
+  EXPECT_FALSE(IsComplete("task complete", &answer));
+}
+
+}  // namespace
+}  // namespace bzzz::executors

@@ -1,0 +1,340 @@
+// TaskManager and AgentPool on a real SQLite store: durability, idempotency
+// across restarts, recovery of in-flight attempts, leases, retries to the
+// dead-letter queue and back, cancel, backpressure, drain.
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+#include "executors/executors.h"
+#include "storage/sqlite_store.h"
+#include "support/support.h"
+#include "tasks/manager.h"
+#include "tasks/pool.h"
+
+namespace bzzz::tasks {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.node.data_dir = dir_.path();
+    executors_ = executors::MakeRegistry(config_);
+    OpenStore();
+  }
+  void TearDown() override {
+    pool_.reset();
+    manager_.reset();
+  }
+
+  void OpenStore() {
+    storage::SqliteOptions o;
+    o.path = dir_.File("bzzz.db");
+    auto s = storage::OpenSqliteStore(o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+    ASSERT_TRUE(store_->Migrate().ok());
+  }
+
+  void StartManager(CoreOptions core = {}) {
+    core.node_id = "node-1";
+    if (core.backoff_base_ms == 500) core.backoff_base_ms = 10;
+    ManagerOptions o;
+    o.core = core;
+    o.store = store_;
+    o.executors = executors_.get();
+    o.tick = 10ms;
+    auto m = TaskManager::Start(o, nullptr);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    manager_ = std::move(m).value();
+  }
+
+  void StartPool(int agents) {
+    PoolOptions p;
+    p.node_id = "node-1";
+    p.initial_agents = agents;
+    p.autoscaling.enabled = false;
+    p.autoscaling.min_agents = 0;
+    p.autoscaling.max_agents = 16;
+    p.heartbeat = 50ms;
+    p.executors = executors_.get();
+    p.manager = manager_.get();
+    auto pool = AgentPool::Start(p, nullptr);
+    ASSERT_TRUE(pool.ok());
+    pool_ = std::move(pool).value();
+  }
+
+  Result<SubmitOutcome> Submit(SubmitRequest r) {
+    std::promise<Result<SubmitOutcome>> p;
+    auto f = p.get_future();
+    manager_->Submit(std::move(r), [&p](Result<SubmitOutcome> out) { p.set_value(std::move(out)); });
+    return f.get();
+  }
+
+  static SubmitRequest Echo(int v, std::string key = "") {
+    SubmitRequest r;
+    r.executor = "builtin";
+    r.input = R"({"op":"echo","value":)" + std::to_string(v) + "}";
+    r.idempotency_key = std::move(key);
+    return r;
+  }
+
+  bool WaitState(const std::string& id, TaskState state, std::chrono::milliseconds timeout = 10s) {
+    return testing::Eventually([&] {
+      auto t = manager_->Get(id);
+      return t.ok() && t->state == state;
+    }, timeout);
+  }
+
+  testing::TempDir dir_;
+  config::Config config_;
+  std::unique_ptr<executors::ExecutorRegistry> executors_;
+  std::shared_ptr<storage::Store> store_;
+  std::unique_ptr<TaskManager> manager_;
+  std::unique_ptr<AgentPool> pool_;
+};
+
+TEST_F(ManagerTest, AcceptedTasksAreDurableAndSucceedExactlyOnce) {
+  StartManager();
+  StartPool(3);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 300; ++i) {
+    auto out = Submit(Echo(i));
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_TRUE(out->created);
+    // Acknowledged means written.
+    ASSERT_TRUE(store_->GetTask(out->task.id).ok());
+    ids.push_back(out->task.id);
+  }
+  for (const auto& id : ids) ASSERT_TRUE(WaitState(id, TaskState::kSucceeded)) << id;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    auto t = manager_->Get(ids[i]);
+    ASSERT_TRUE(t.ok());
+    EXPECT_EQ(t->SuccessfulAttempts(), 1);
+    EXPECT_EQ(t->attempts.size(), 1u);
+    EXPECT_EQ(t->result, R"({"value":)" + std::to_string(i) + "}");
+  }
+  ASSERT_TRUE(testing::Eventually([&] {
+    auto s = manager_->Stats();
+    return s.ok() && s->by_state.size() == 1 && s->by_state[0] == std::make_pair(std::string("succeeded"), std::uint64_t{300});
+  }, 5s));
+}
+
+TEST_F(ManagerTest, BadInputIsRefusedAndNothingIsStored) {
+  StartManager();
+  SubmitRequest r;
+  r.executor = "nope";
+  EXPECT_EQ(Submit(r).status().code(), StatusCode::kInvalidArgument);
+  r.executor = "builtin";
+  r.input = R"({"op":"explode"})";
+  EXPECT_EQ(Submit(r).status().code(), StatusCode::kInvalidArgument);
+  r.input = R"({"argv":[]})";
+  r.executor = "command";
+  EXPECT_EQ(Submit(r).status().code(), StatusCode::kInvalidArgument);
+  auto list = manager_->List({});
+  ASSERT_TRUE(list.ok());
+  EXPECT_TRUE(list->empty());
+}
+
+TEST_F(ManagerTest, IdempotencyKeyNamesOneTaskAcrossRestarts) {
+  StartManager();
+  auto a = Submit(Echo(1, "key-1"));
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->created);
+  auto b = Submit(Echo(2, "key-1"));
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(b->created);
+  EXPECT_EQ(a->task.id, b->task.id);
+  manager_.reset();
+  StartManager();
+  auto c = Submit(Echo(3, "key-1"));
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->created);
+  EXPECT_EQ(c->task.id, a->task.id);
+}
+
+TEST_F(ManagerTest, InFlightAttemptOfAStoppedOwnerIsLostAndRunsAgain) {
+  StartManager();
+  auto out = Submit(Echo(7));
+  ASSERT_TRUE(out.ok());
+  // A fake agent takes it and never finishes; the owner goes away.
+  WorkerSlot slot;
+  slot.agent_id = "ghost";
+  slot.node_id = "node-1";
+  auto job = manager_->Await(slot, 2s);
+  ASSERT_TRUE(job.has_value());
+  ASSERT_TRUE(manager_->Begin(*job).ok());
+  ASSERT_TRUE(WaitState(out->task.id, TaskState::kRunning));
+  manager_.reset();  // writes what it has: the task is running
+  auto row = store_->GetTask(out->task.id);
+  ASSERT_TRUE(row.ok());
+  EXPECT_EQ(row->state, "running");
+
+  StartManager();
+  StartPool(1);
+  ASSERT_TRUE(WaitState(out->task.id, TaskState::kSucceeded));
+  auto t = manager_->Get(out->task.id);
+  ASSERT_EQ(t->attempts.size(), 2u);
+  EXPECT_EQ(t->attempts[0].state, AttemptState::kLost);
+  EXPECT_EQ(t->attempts[1].state, AttemptState::kSucceeded);
+  // The ghost's late report is refused: no second success.
+  AttemptOutcome late;
+  EXPECT_FALSE(manager_->Complete(*job, late).ok());
+  EXPECT_EQ(manager_->Get(out->task.id)->SuccessfulAttempts(), 1);
+}
+
+TEST_F(ManagerTest, ExpiredLeaseRequeuesAndTheStaleReportIsIgnored) {
+  CoreOptions core;
+  core.lease_ms = 150;
+  StartManager(core);
+  auto out = Submit(Echo(1));
+  ASSERT_TRUE(out.ok());
+  WorkerSlot slot;
+  slot.agent_id = "slow";
+  slot.node_id = "node-1";
+  auto job = manager_->Await(slot, 2s);
+  ASSERT_TRUE(job.has_value());
+  ASSERT_TRUE(manager_->Begin(*job).ok());
+  // No renewal: the lease runs out and another agent gets attempt 2.
+  slot.agent_id = "fast";
+  auto second = manager_->Await(slot, 5s);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->attempt, 2);
+  AttemptOutcome ok;
+  ok.result = "1";
+  EXPECT_EQ(manager_->Complete(*job, ok).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(manager_->Begin(*second).ok());
+  EXPECT_TRUE(manager_->Complete(*second, ok).ok());
+  auto t = manager_->Get(out->task.id);
+  EXPECT_EQ(t->state, TaskState::kSucceeded);
+  EXPECT_EQ(t->SuccessfulAttempts(), 1);
+  EXPECT_EQ(t->attempts[0].state, AttemptState::kLost);
+}
+
+TEST_F(ManagerTest, FailingTaskIsRetriedThenDeadLetteredReplayedAndPurged) {
+  StartManager();
+  StartPool(2);
+  SubmitRequest r;
+  r.executor = "builtin";
+  r.input = R"({"op":"fail","message":"boom"})";
+  r.max_attempts = 2;
+  auto out = Submit(r);
+  ASSERT_TRUE(out.ok());
+  const std::string id = out->task.id;
+  ASSERT_TRUE(WaitState(id, TaskState::kDead));
+  auto t = manager_->Get(id);
+  ASSERT_EQ(t->attempts.size(), 2u);
+  EXPECT_EQ(t->attempts[0].state, AttemptState::kFailed);
+  EXPECT_NE(t->error.find("boom"), std::string::npos);
+  auto dlq = manager_->DeadLetters(10, 0);
+  ASSERT_TRUE(dlq.ok());
+  ASSERT_EQ(dlq->size(), 1u);
+  EXPECT_EQ((*dlq)[0].id, id);
+
+  auto replayed = manager_->Replay(id);
+  ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
+  ASSERT_TRUE(WaitState(id, TaskState::kDead));
+  t = manager_->Get(id);
+  EXPECT_EQ(t->attempts.size(), 4u);
+  EXPECT_EQ(t->attempt_base, 2);
+  EXPECT_EQ(manager_->Replay(t->id).ok(), true);
+  ASSERT_TRUE(WaitState(id, TaskState::kDead));
+  EXPECT_EQ(manager_->Purge(id).code(), StatusCode::kOk);
+  EXPECT_EQ(manager_->Get(id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Purge(id).code(), StatusCode::kNotFound);
+}
+
+TEST_F(ManagerTest, OnlyDeadTasksAreReplayedOrPurged) {
+  StartManager();
+  StartPool(1);
+  auto out = Submit(Echo(1));
+  ASSERT_TRUE(WaitState(out->task.id, TaskState::kSucceeded));
+  EXPECT_EQ(manager_->Replay(out->task.id).status().code(), StatusCode::kConflict);
+  EXPECT_EQ(manager_->Purge(out->task.id).code(), StatusCode::kConflict);
+  EXPECT_EQ(manager_->Cancel(out->task.id).status().code(), StatusCode::kConflict);
+  EXPECT_EQ(manager_->Cancel("t-nope").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ManagerTest, CancelStopsARunningTask) {
+  StartManager();
+  StartPool(1);
+  SubmitRequest r;
+  r.executor = "builtin";
+  r.input = R"({"op":"sleep","ms":20000})";
+  auto out = Submit(r);
+  ASSERT_TRUE(WaitState(out->task.id, TaskState::kRunning));
+  auto c = manager_->Cancel(out->task.id);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(WaitState(out->task.id, TaskState::kCancelled, 3s));
+  auto t = manager_->Get(out->task.id);
+  EXPECT_EQ(t->attempts.back().state, AttemptState::kCancelled);
+}
+
+TEST_F(ManagerTest, FullQueueRefusesWithResourceExhausted) {
+  CoreOptions core;
+  core.max_open_tasks = 5;
+  StartManager(core);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Submit(Echo(i)).ok());
+  EXPECT_EQ(Submit(Echo(9)).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(manager_->List({}).value().size(), 5u);
+}
+
+TEST_F(ManagerTest, DrainHandsRunningTasksBackWithoutCountingThem) {
+  StartManager();
+  StartPool(1);
+  SubmitRequest r;
+  r.executor = "builtin";
+  r.input = R"({"op":"sleep","ms":20000})";
+  r.max_attempts = 1;
+  auto out = Submit(r);
+  ASSERT_TRUE(WaitState(out->task.id, TaskState::kRunning));
+  pool_->Drain(50ms);
+  ASSERT_TRUE(WaitState(out->task.id, TaskState::kQueued, 3s));
+  auto t = manager_->Get(out->task.id);
+  EXPECT_EQ(t->attempts.back().state, AttemptState::kHandedBack);
+  EXPECT_EQ(t->FailedAttempts(), 0);
+  // A later owner runs it (not dead although max_attempts is 1).
+  manager_.reset();
+  pool_.reset();
+  StartManager();
+  auto again = manager_->Get(out->task.id);
+  EXPECT_EQ(again->state, TaskState::kQueued);
+}
+
+TEST_F(ManagerTest, WatchReturnsWhenSomethingHappens) {
+  StartManager();
+  auto out = Submit(Echo(1));
+  ASSERT_TRUE(out.ok());
+  std::promise<Result<Task>> p;
+  manager_->Watch(out->task.id, static_cast<std::size_t>(out->task.event_count), 5s,
+                  [&p](Result<Task> t) { p.set_value(std::move(t)); });
+  StartPool(1);
+  auto f = p.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  auto t = f.get();
+  ASSERT_TRUE(t.ok());
+  EXPECT_GT(t->event_count, out->task.event_count);
+}
+
+TEST_F(ManagerTest, PoolScalesAndReportsItsAgents) {
+  StartManager();
+  StartPool(2);
+  EXPECT_EQ(pool_->Summary().size, 2);
+  ASSERT_TRUE(pool_->Scale(5, "test").ok());
+  EXPECT_EQ(pool_->Summary().size, 5);
+  ASSERT_TRUE(pool_->Scale(1, "test").ok());
+  ASSERT_TRUE(testing::Eventually([&] { return pool_->Summary().size == 1; }, 3s));
+  EXPECT_EQ(pool_->Scale(17, "test").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(pool_->Agents().size(), 1u);
+}
+
+TEST(PerformanceScoreTest, RewardsSuccessAndSpeed) {
+  EXPECT_DOUBLE_EQ(PerformanceScore(0, 0, 0), 0.5);
+  EXPECT_GT(PerformanceScore(10, 10, 1), PerformanceScore(5, 10, 1));
+  EXPECT_GT(PerformanceScore(10, 10, 1), PerformanceScore(10, 10, 100));
+}
+
+}  // namespace
+}  // namespace bzzz::tasks
