@@ -336,9 +336,11 @@ Status Node::Start() {
     api.status_sections.push_back({"election", [&n] { return n.election ? n.election->StatusJson() : "{}"; }});
   }
 
-  // Tasks and the agent pool (bootstrap-only nodes run no agents).
+  // Tasks and the agent pool (bootstrap-only nodes run no agents); the nO
+  // master loop runs while this node is admin.
   if (!n.options.bootstrap_only) {
-    auto tasks = TaskServices::Start(n.store, cfg, n.node_id, metrics);
+    auto tasks = TaskServices::Start(n.store, cfg, n.node_id, metrics, n.p2p.get(),
+                                     n.election ? &n.election->admin_services() : nullptr);
     if (!tasks.ok()) return tasks.status();
     n.tasks = std::move(tasks).value();
     if (auto s = n.health->Register(n.tasks->HealthCheck(cfg.operations)); !s.ok()) return s;

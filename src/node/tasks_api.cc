@@ -4,7 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "election/admin_services.h"
 #include "executors/executors.h"
+#include "p2p/p2p.h"
+#include "p2p/topics.h"
+#include "tasks/cluster.h"
 #include "tasks/codec.h"
 #include "tasks/manager.h"
 #include "tasks/pool.h"
@@ -103,6 +107,10 @@ Result<tasks::SubmitRequest> ParseSubmit(const http::Request& req) {
   return r;
 }
 
+tasks::Strategy mo_strategy(const config::Config& config) {
+  return tasks::ParseStrategy(config.tasks.strategy).value_or(tasks::Strategy::kLeastLoaded);
+}
+
 json AgentJson(const tasks::AgentInfo& a) {
   return {{"id", a.id},
           {"role", a.role},
@@ -127,6 +135,32 @@ json SummaryJson(const tasks::PoolSummary& s) {
           {"last_decision", s.last_decision}, {"last_decision_ms", s.last_decision_ms}};
 }
 
+constexpr const char* kClusterTypes[] = {"tasks.offer", "tasks.grant", "tasks.result", "tasks.ack", "tasks.renew"};
+
+// Cluster messages over the P2P layer: direct (sealed) messages between
+// nodes, load reports on the coordination topic.
+class P2pTransport final : public tasks::ClusterTransport {
+ public:
+  // `local` takes messages this node sends to itself (the admin's offers to
+  // its own tasks), which the P2P layer does not deliver.
+  P2pTransport(p2p::P2pNode& p2p, std::function<void(const std::string&, const std::string&)> local)
+      : p2p_(p2p), local_(std::move(local)) {}
+  Status Send(const std::string& node_id, const std::string& type, std::string payload) override {
+    if (node_id == p2p_.node_id()) {
+      local_(type, payload);
+      return Status::Ok();
+    }
+    return p2p_.SendDirect(node_id, type, std::move(payload));
+  }
+  Status Broadcast(std::string payload) override {
+    return p2p_.Publish(p2p::kCoordinationTopic, "tasks.load", std::move(payload));
+  }
+
+ private:
+  p2p::P2pNode& p2p_;
+  std::function<void(const std::string&, const std::string&)> local_;
+};
+
 }  // namespace
 
 class TaskServices::Impl {
@@ -136,6 +170,19 @@ class TaskServices::Impl {
   std::unique_ptr<executors::ExecutorRegistry> executors;
   std::unique_ptr<tasks::TaskManager> manager;
   std::unique_ptr<tasks::AgentPool> pool;
+  p2p::P2pNode* p2p = nullptr;
+  std::unique_ptr<P2pTransport> transport;
+  std::unique_ptr<tasks::ClusterLink> link;
+  std::unique_ptr<tasks::MasterLoop> master;
+
+  // Stops the cluster protocol (before the pool and manager).
+  void StopCluster() {
+    if (p2p) {
+      p2p->Unsubscribe(p2p::kCoordinationTopic, "tasks");
+      for (const char* type : kClusterTypes) p2p->OnDirect(type, [](const p2p::Message&) {});
+    }
+    if (link) link->Stop();
+  }
 
   http::Response Page(std::vector<tasks::Task> list, std::size_t limit) {
     json items = json::array();
@@ -148,7 +195,8 @@ class TaskServices::Impl {
 
 Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storage::Store> store,
                                                           const config::Config& config, const std::string& node_id,
-                                                          prometheus::Registry* metrics) {
+                                                          prometheus::Registry* metrics, p2p::P2pNode* p2p,
+                                                          election::AdminServices* admin) {
   auto svc = std::shared_ptr<TaskServices>(new TaskServices());
   svc->impl_ = std::make_shared<Impl>();
   Impl& s = *svc->impl_;
@@ -163,7 +211,7 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
   mo.core.max_open_tasks = config.tasks.max_queue_depth;
   mo.core.backoff_base_ms = config.tasks.retry_backoff_base.count();
   mo.core.backoff_max_ms = config.tasks.retry_backoff_max.count();
-  mo.core.strategy = tasks::ParseStrategy(config.tasks.strategy).value_or(tasks::Strategy::kLeastLoaded);
+  mo.core.strategy = mo_strategy(config);
   mo.store = std::move(store);
   mo.executors = s.executors.get();
   auto manager = tasks::TaskManager::Start(std::move(mo), metrics);
@@ -182,6 +230,59 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
   auto pool = tasks::AgentPool::Start(std::move(po), metrics);
   if (!pool.ok()) return pool.status();
   s.pool = std::move(pool).value();
+  if (p2p) {
+    s.p2p = p2p;
+    std::weak_ptr<Impl> self = svc->impl_;
+    s.transport = std::make_unique<P2pTransport>(*p2p, [self, node_id](const std::string& type, const std::string& payload) {
+      if (auto impl = self.lock(); impl && impl->link) impl->link->OnMessage(node_id, type, payload);
+    });
+    tasks::ClusterLink::Options lo;
+    lo.node_id = node_id;
+    lo.role = config.node.role;
+    lo.capabilities = config.node.capabilities;
+    tasks::AgentPool* pool_ptr = s.pool.get();
+    s.link = std::make_unique<tasks::ClusterLink>(lo, *s.manager, *s.transport,
+                                                  [pool_ptr](int* agents, int* idle, double* performance) {
+                                                    const auto sum = pool_ptr->Summary();
+                                                    *agents = sum.size;
+                                                    *idle = sum.idle;
+                                                    double total = 0;
+                                                    const auto list = pool_ptr->Agents();
+                                                    for (const auto& a : list) total += a.performance;
+                                                    *performance = list.empty() ? 0.5 : total / static_cast<double>(list.size());
+                                                  });
+    s.master = std::make_unique<tasks::MasterLoop>(*s.transport, mo_strategy(config), std::chrono::milliseconds(200),
+                                                   std::chrono::milliseconds(2000));
+    std::weak_ptr<Impl> weak = svc->impl_;
+    for (const char* type : kClusterTypes) {
+      p2p->OnDirect(type, [weak, t = std::string(type)](const p2p::Message& m) {
+        if (auto impl = weak.lock(); impl && impl->link) impl->link->OnMessage(m.envelope.from, t, m.envelope.data);
+      });
+    }
+    if (auto st = p2p->Subscribe(p2p::kCoordinationTopic, "tasks",
+                                 [weak](const p2p::Message& m) {
+                                   if (m.envelope.type != "tasks.load") return;
+                                   auto impl = weak.lock();
+                                   if (!impl || !impl->master) return;
+                                   auto report = tasks::DecodeReport(m.envelope.data);
+                                   if (report.ok() && report->node_id == m.envelope.from) impl->master->OnReport(std::move(*report));
+                                 },
+                                 p2p::SubscribeOptions{true, false});
+        !st.ok()) {
+      return st;
+    }
+    s.link->Start();
+    if (admin) {
+      admin->Register({"no-master-loop",
+                       [weak](std::uint64_t term) {
+                         auto impl = weak.lock();
+                         return impl && impl->master ? impl->master->Start(term) : Unavailable("tasks stopped");
+                       },
+                       [weak](std::uint64_t term) {
+                         if (auto impl = weak.lock(); impl && impl->master) impl->master->Stop(term);
+                       }});
+    }
+  }
   return svc;
 }
 
@@ -193,10 +294,13 @@ TaskServices::~TaskServices() {
 }
 
 void TaskServices::Drain(std::chrono::milliseconds grace) {
+  impl_->StopCluster();
   if (impl_->pool) impl_->pool->Drain(grace);
 }
 
 void TaskServices::Stop() {
+  impl_->StopCluster();
+  if (impl_->master) impl_->master->Stop(impl_->master->GetStats().term);
   if (impl_->manager) impl_->manager->Stop();
 }
 
@@ -210,6 +314,23 @@ std::string TaskServices::StatusJson() const {
   json out = {{"agents", SummaryJson(impl_->pool->Summary())},
               {"executors", impl_->executors->Kinds()},
               {"strategy", impl_->config.tasks.strategy}};
+  if (impl_->master) {
+    const auto m = impl_->master->GetStats();
+    out["master_loop"] = {{"running", m.running},          {"term", m.term},
+                          {"iterations", m.iterations},    {"offers", m.offers},
+                          {"nodes", m.nodes},              {"cluster_queued", m.cluster_queued},
+                          {"cluster_agents", m.cluster_agents}, {"cluster_idle", m.cluster_idle}};
+  }
+  if (impl_->link) {
+    const auto l = impl_->link->GetStats();
+    out["cluster"] = {{"lent", l.lent},
+                      {"borrowed", l.borrowed},
+                      {"results_sent", l.results_sent},
+                      {"results_received", l.results_received},
+                      {"stale_results", l.stale_results},
+                      {"offers_refused", l.offers_refused},
+                      {"unacknowledged", l.unacknowledged}};
+  }
   if (auto st = impl_->manager->Stats(); st.ok()) {
     json by_state = json::object();
     for (const auto& [k, v] : st->by_state) by_state[k] = v;

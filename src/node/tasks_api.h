@@ -29,15 +29,24 @@
 namespace prometheus {
 class Registry;
 }
+namespace bzzz::p2p {
+class P2pNode;
+}
+namespace bzzz::election {
+class AdminServices;
+}
 
 namespace bzzz::node {
 
 class TaskServices {
  public:
-  // Recovers the tasks of a previous run and starts the agents.
+  // Recovers the tasks of a previous run and starts the agents. With `p2p`
+  // the node takes part in the cluster protocol (tasks/cluster.h); with
+  // `admin` the nO master loop runs while this node is admin.
   static Result<std::shared_ptr<TaskServices>> Start(std::shared_ptr<storage::Store> store,
                                                      const config::Config& config, const std::string& node_id,
-                                                     prometheus::Registry* metrics);
+                                                     prometheus::Registry* metrics, p2p::P2pNode* p2p = nullptr,
+                                                     election::AdminServices* admin = nullptr);
   ~TaskServices();
 
   Status RegisterRoutes(http::Router& router);

@@ -173,7 +173,7 @@ std::vector<Assignment> TaskCore::Dispatch(std::vector<WorkerSlot>& slots, std::
     t.AddEvent(now_ms, "assigned", slot.agent_id + " on " + slot.node_id, a.number);
     in_flight_.insert(t.id);
     Touch(t, now_ms);
-    out.push_back(Assignment{t.id, a.number, slot.agent_id, t.executor, t.input, t.timeout_ms, a.lease_expiry_ms});
+    out.push_back(Assignment{t.id, a.number, slot.agent_id, t.executor, t.input, t.timeout_ms, a.lease_expiry_ms, ""});
   }
   for (const auto& k : taken) ready_.erase(k);
   return out;

@@ -74,6 +74,7 @@ struct Assignment {
   std::string input;
   std::int64_t timeout_ms = 0;
   std::int64_t lease_expiry_ms = 0;
+  std::string owner;  // "" when this node owns the task; else the owner lent it (cluster.h)
 };
 
 // How an attempt ended, as its agent reports it.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <random>
@@ -92,6 +93,10 @@ class TaskManager::Impl {
   std::unordered_map<std::string, Waiter*> waiting;
   std::vector<std::string> waiting_order;  // arrival order: the strategies' tie-break
   std::function<void(const std::string&, const std::string&)> cancel_hook;
+  // Borrowed work (under mu).
+  std::deque<Assignment> foreign_queued;
+  std::map<std::pair<std::string, int>, Assignment> foreign_running;
+  std::function<void(const Assignment&, const AttemptOutcome&)> foreign_hook;
 
   // Watchers (under mu).
   struct Watcher {
@@ -566,15 +571,29 @@ std::optional<Assignment> TaskManager::Await(const WorkerSlot& slot, std::chrono
   w.slot = slot;
   std::unique_lock lock(m.mu);
   if (m.stopping) return std::nullopt;
+  if (!m.foreign_queued.empty()) {
+    Assignment job = std::move(m.foreign_queued.front());
+    m.foreign_queued.pop_front();
+    m.foreign_running[{job.task_id, job.attempt}] = job;
+    return job;
+  }
   m.waiting[slot.agent_id] = &w;
   m.waiting_order.push_back(slot.agent_id);
   m.DispatchLocked(NowMs());
-  if (!w.got) w.cv.wait_for(lock, wait, [&] { return w.got.has_value() || w.released; });
+  if (!w.got) {
+    w.cv.wait_for(lock, wait, [&] { return w.got.has_value() || w.released || !m.foreign_queued.empty(); });
+  }
   if (!w.got) {
     auto it = m.waiting.find(slot.agent_id);
     if (it != m.waiting.end() && it->second == &w) {
       m.waiting.erase(it);
       m.waiting_order.erase(std::find(m.waiting_order.begin(), m.waiting_order.end(), slot.agent_id));
+    }
+    if (!m.foreign_queued.empty() && !w.released && !m.stopping) {
+      Assignment job = std::move(m.foreign_queued.front());
+      m.foreign_queued.pop_front();
+      m.foreign_running[{job.task_id, job.attempt}] = job;
+      return job;
     }
   }
   return std::move(w.got);
@@ -589,6 +608,7 @@ void TaskManager::Release(const std::string& agent_id) {
 }
 
 Status TaskManager::Begin(const Assignment& a) {
+  if (!a.owner.empty()) return Status::Ok();  // the owner learns from renewals and the result
   std::lock_guard lock(impl_->mu);
   Status s = impl_->core.Start(a.task_id, a.attempt, a.agent_id, NowMs());
   if (s.ok()) impl_->writer_cv.notify_one();
@@ -602,6 +622,16 @@ Status TaskManager::Renew(const std::string& task_id, int attempt, const std::st
 
 Status TaskManager::Complete(const Assignment& a, const AttemptOutcome& outcome) {
   Impl& m = *impl_;
+  if (!a.owner.empty()) {
+    std::function<void(const Assignment&, const AttemptOutcome&)> hook;
+    {
+      std::lock_guard lock(m.mu);
+      m.foreign_running.erase({a.task_id, a.attempt});
+      hook = m.foreign_hook;
+    }
+    if (hook) hook(a, outcome);
+    return Status::Ok();
+  }
   std::lock_guard lock(m.mu);
   const std::int64_t now = NowMs();
   auto t = m.core.Complete(a.task_id, a.attempt, a.agent_id, outcome, now);
@@ -624,6 +654,11 @@ Status TaskManager::Complete(const Assignment& a, const AttemptOutcome& outcome)
 }
 
 Status TaskManager::HandBack(const Assignment& a) {
+  if (!a.owner.empty()) {
+    AttemptOutcome back;
+    back.state = AttemptState::kHandedBack;
+    return Complete(a, back);
+  }
   std::lock_guard lock(impl_->mu);
   Status s = impl_->core.HandBack(a.task_id, a.attempt, a.agent_id, NowMs());
   if (s.ok()) impl_->Changed(NowMs());
@@ -633,6 +668,87 @@ Status TaskManager::HandBack(const Assignment& a) {
 void TaskManager::OnCancel(std::function<void(const std::string&, const std::string&)> hook) {
   std::lock_guard lock(impl_->mu);
   impl_->cancel_hook = std::move(hook);
+}
+
+std::vector<Assignment> TaskManager::Lend(const std::string& worker, const std::string& role,
+                                          const std::vector<std::string>& capabilities, int count) {
+  Impl& m = *impl_;
+  std::lock_guard lock(m.mu);
+  if (m.stopping || count <= 0) return {};
+  std::vector<WorkerSlot> slot(1);
+  slot[0].agent_id = "remote:" + worker;
+  slot[0].node_id = worker;
+  slot[0].role = role;
+  slot[0].capabilities = capabilities;
+  slot[0].free = count;
+  const std::int64_t now = NowMs();
+  auto out = m.core.Dispatch(slot, now);
+  if (!out.empty()) m.writer_cv.notify_one();
+  return out;
+}
+
+Status TaskManager::RemoteComplete(const std::string& task_id, int attempt, const std::string& agent,
+                                   const AttemptOutcome& outcome) {
+  Impl& m = *impl_;
+  std::lock_guard lock(m.mu);
+  const std::int64_t now = NowMs();
+  if (outcome.state == AttemptState::kHandedBack) {
+    Status s = m.core.HandBack(task_id, attempt, agent, now);
+    if (s.ok()) m.Changed(now);
+    return s;
+  }
+  auto t = m.core.Complete(task_id, attempt, agent, outcome, now);
+  if (!t.ok()) return t.status();
+  if (t->state == TaskState::kSucceeded) {
+    if (auto it = m.submitted_at.find(task_id); it != m.submitted_at.end()) {
+      m.metrics.Latency(t->executor, std::chrono::duration<double>(SteadyClock::now() - it->second).count());
+      m.submitted_at.erase(it);
+    }
+  }
+  m.Changed(now);
+  return Status::Ok();
+}
+
+Status TaskManager::RemoteRenew(const std::string& task_id, int attempt, const std::string& agent) {
+  std::lock_guard lock(impl_->mu);
+  return impl_->core.Renew(task_id, attempt, agent, NowMs());
+}
+
+void TaskManager::AcceptForeign(std::vector<Assignment> jobs) {
+  Impl& m = *impl_;
+  std::lock_guard lock(m.mu);
+  for (auto& j : jobs) m.foreign_queued.push_back(std::move(j));
+  // Wake waiting agents: they take borrowed work first.
+  for (auto& [id, w] : m.waiting) w->cv.notify_one();
+}
+
+void TaskManager::OnForeignDone(std::function<void(const Assignment&, const AttemptOutcome&)> hook) {
+  std::lock_guard lock(impl_->mu);
+  impl_->foreign_hook = std::move(hook);
+}
+
+std::vector<Assignment> TaskManager::ForeignHeld() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<Assignment> out(impl_->foreign_queued.begin(), impl_->foreign_queued.end());
+  for (const auto& [k, a] : impl_->foreign_running) out.push_back(a);
+  return out;
+}
+
+std::vector<Assignment> TaskManager::TakeForeignQueued() {
+  std::lock_guard lock(impl_->mu);
+  std::vector<Assignment> out(impl_->foreign_queued.begin(), impl_->foreign_queued.end());
+  impl_->foreign_queued.clear();
+  return out;
+}
+
+std::size_t TaskManager::ReadyCount() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->core.ReadyCount() + impl_->foreign_queued.size();
+}
+
+std::size_t TaskManager::InFlight() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->core.counts().in_flight;
 }
 
 std::size_t TaskManager::QueueDepth() const {

@@ -95,7 +95,27 @@ class TaskManager {
   // The pool's hook to stop an attempt whose task was cancelled.
   void OnCancel(std::function<void(const std::string& agent_id, const std::string& task_id)> hook);
 
+  // --- other nodes (cluster.h) ---
+  // Owner: leases up to `count` ready tasks that `worker`'s agents can run
+  // (agent "remote:<worker>").
+  std::vector<Assignment> Lend(const std::string& worker, const std::string& role,
+                               const std::vector<std::string>& capabilities, int count);
+  // Owner: what a borrower reports (kHandedBack hands the attempt back).
+  Status RemoteComplete(const std::string& task_id, int attempt, const std::string& agent,
+                        const AttemptOutcome& outcome);
+  Status RemoteRenew(const std::string& task_id, int attempt, const std::string& agent);
+  // Worker: borrowed attempts (owner set) for the local agents, before
+  // local work; their ends go to the hook instead of the local core.
+  void AcceptForeign(std::vector<Assignment> jobs);
+  void OnForeignDone(std::function<void(const Assignment&, const AttemptOutcome&)> hook);
+  // Borrowed attempts held here (queued or running), for renewals.
+  std::vector<Assignment> ForeignHeld() const;
+  // Removes and returns the borrowed attempts no agent has started.
+  std::vector<Assignment> TakeForeignQueued();
+
   std::size_t QueueDepth() const;
+  std::size_t ReadyCount() const;
+  std::size_t InFlight() const;
   const CoreOptions& options() const;
 
   class Impl;
