@@ -145,7 +145,9 @@ Response ErrorFromStatus(const Status& status, std::string_view request_id) {
     case StatusCode::kTimeout: code = 504; break;
     case StatusCode::kInternal: code = 500; break;
   }
-  Response r = ErrorResponse(code, StatusCodeName(status.code()), status.message(), request_id);
+  // The codes the server's own errors use for these statuses.
+  std::string_view name = code == 400 ? "bad_request" : code == 429 ? "too_many_requests" : StatusCodeName(status.code());
+  Response r = ErrorResponse(code, name, status.message(), request_id);
   if (code == 429 || code == 503) r.headers.Set("Retry-After", "1");
   return r;
 }

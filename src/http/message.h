@@ -76,7 +76,8 @@ Response ErrorResponse(int status, std::string_view code, std::string_view messa
 // ErrorResponse for a failed Status: InvalidArgument 400, Unauthenticated 401,
 // PermissionDenied 403, NotFound 404, AlreadyExists/Conflict/
 // FailedPrecondition 409, ResourceExhausted 429 (with Retry-After: 1),
-// Unavailable 503, Timeout 504, anything else 500.
+// Unavailable 503, Timeout 504, anything else 500. The error code is
+// "bad_request" for 400, "too_many_requests" for 429, else StatusCodeName.
 Response ErrorFromStatus(const Status& status, std::string_view request_id);
 
 // Percent-decodes `in` ('+' is a space when form_encoding). Returns nullopt
