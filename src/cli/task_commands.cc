@@ -65,6 +65,7 @@ struct TaskCommands::Args {
   // list
   std::string state, filter_executor, filter_project;
   int limit = 50;
+  long long before = 0;
   // scale
   int agents = -1;
   CLI::App *submit, *get, *list, *cancel, *watch, *stats, *dlq_list, *dlq_replay, *dlq_purge, *agents_list,
@@ -166,6 +167,7 @@ struct TaskCommands::Args {
 
   int List() {
     std::string q = "/api/v1/tasks?limit=" + std::to_string(limit);
+    if (before > 0) q += "&before=" + std::to_string(before);
     if (!state.empty()) q += "&state=" + Encode(state);
     if (!filter_executor.empty()) q += "&executor=" + Encode(filter_executor);
     if (!filter_project.empty()) q += "&project=" + Encode(filter_project);
@@ -223,6 +225,7 @@ TaskCommands::TaskCommands(CLI::App& app) : args_(std::make_unique<Args>()) {
   a.list->add_option("--executor", a.filter_executor, "executor kind");
   a.list->add_option("--project", a.filter_project, "project");
   a.list->add_option("--limit", a.limit, "at most this many")->check(CLI::Range(1, 1000))->capture_default_str();
+  a.list->add_option("--before", a.before, "only tasks older than this seq (the next page)");
   a.cancel = client(task->add_subcommand("cancel", "cancel a task that has not finished"));
   a.cancel->add_option("id", a.id, "task id")->required();
   a.watch = client(task->add_subcommand("watch", "print a task's events live until it finishes"));
@@ -233,6 +236,7 @@ TaskCommands::TaskCommands(CLI::App& app) : args_(std::make_unique<Args>()) {
   dlq->require_subcommand(1);
   a.dlq_list = client(dlq->add_subcommand("list", "dead tasks"));
   a.dlq_list->add_option("--limit", a.limit, "at most this many")->check(CLI::Range(1, 1000));
+  a.dlq_list->add_option("--before", a.before, "only tasks older than this seq (the next page)");
   a.dlq_replay = client(dlq->add_subcommand("replay", "queue a dead task again with fresh attempts"));
   a.dlq_replay->add_option("id", a.id, "task id")->required();
   a.dlq_purge = client(dlq->add_subcommand("purge", "delete a dead task"));
@@ -255,7 +259,12 @@ std::optional<int> TaskCommands::Run() {
   if (*a.cancel) return a.Show("POST", "/api/v1/tasks/" + Encode(a.id) + "/cancel", true);
   if (*a.watch) return a.Watch();
   if (*a.stats) return Report(Call(a.Options(), "GET", "/api/v1/tasks/stats"));
-  if (*a.dlq_list) return a.Show("GET", "/api/v1/dlq?limit=" + std::to_string(a.limit), false);
+  if (*a.dlq_list) {
+    return a.Show("GET",
+                  "/api/v1/dlq?limit=" + std::to_string(a.limit) +
+                      (a.before > 0 ? "&before=" + std::to_string(a.before) : std::string()),
+                  false);
+  }
   if (*a.dlq_replay) return a.Show("POST", "/api/v1/dlq/" + Encode(a.id) + "/replay", true);
   if (*a.dlq_purge) return Report(Call(a.Options(), "DELETE", "/api/v1/dlq/" + Encode(a.id)));
   if (*a.agents_list) return a.Agents();

@@ -452,11 +452,11 @@ std::vector<KeyDef> BuildKeys() {
           .Range(0, 10000)
           .Alias("performance.autoscaling.maxAgents"),
       Key("agents.autoscaling.target_cpu", BZZZ_FIELD(agents.autoscaling.target_cpu),
-          "CPU utilisation (percent) above which the pool grows.")
+          "Machine CPU use (percent) up to which the pool may grow when work waits and every agent is busy (agents are threads on this machine: past it, more agents add no capacity).")
           .Above(0, 100)
           .Alias("performance.autoscaling.targetCpu"),
       Key("agents.autoscaling.target_memory", BZZZ_FIELD(agents.autoscaling.target_memory),
-          "Memory utilisation (percent) above which the pool grows.")
+          "Machine memory use (percent) up to which the pool may grow; above it the pool sheds agents.")
           .Above(0, 100)
           .Alias("performance.autoscaling.targetMemory"),
       Key("agents.autoscaling.scale_up_cooldown", BZZZ_FIELD(agents.autoscaling.scale_up_cooldown),
@@ -1645,6 +1645,11 @@ class Loader {
     if (c.dht.record_ttl <= c.dht.provider_refresh) {
       fail("dht.record_ttl", "must be greater than dht.provider_refresh (" + ms(c.dht.provider_refresh) +
                                  "), or records expire between re-puts");
+    }
+    if (c.agents.heartbeat_interval * 2 > c.tasks.lease_duration) {
+      fail("agents.heartbeat_interval",
+           "must be at most half of tasks.lease_duration (" + ms(c.tasks.lease_duration) +
+               "): agents renew their leases every heartbeat");
     }
     if (c.tasks.retry_backoff_max < c.tasks.retry_backoff_base) {
       fail("tasks.retry_backoff_max",

@@ -1,6 +1,8 @@
 #include "node/tasks_api.h"
 
 #include <algorithm>
+#include <mutex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -38,73 +40,6 @@ Result<long long> IntParam(const http::Request& req, std::string_view name, long
   } catch (const std::exception&) {
     return InvalidArgument(std::string(name) + ": an integer " + std::to_string(lo) + ".." + std::to_string(hi));
   }
-}
-
-// The submit body: strict (unknown fields are errors, types are checked).
-Result<tasks::SubmitRequest> ParseSubmit(const http::Request& req) {
-  const json j = json::parse(req.body, nullptr, false);
-  if (j.is_discarded()) return InvalidArgument("body: not valid JSON");
-  if (!j.is_object()) return InvalidArgument("body: must be a JSON object");
-  static const char* kKnown[] = {"executor", "input", "idempotency_key", "priority", "max_attempts",
-                                 "timeout_ms", "project", "name", "capabilities", "role"};
-  for (const auto& [k, v] : j.items()) {
-    if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* n) { return k == n; })) {
-      return InvalidArgument("body." + k + ": unknown field");
-    }
-  }
-  tasks::SubmitRequest r;
-  const auto str = [&](const char* key, std::string& out) -> Status {
-    auto it = j.find(key);
-    if (it == j.end()) return Status::Ok();
-    if (!it->is_string()) return InvalidArgument(std::string("body.") + key + ": must be a string");
-    out = it->get<std::string>();
-    return Status::Ok();
-  };
-  const auto integer = [&](const char* key, auto& out) -> Status {
-    auto it = j.find(key);
-    if (it == j.end()) return Status::Ok();
-    if (!it->is_number_integer()) return InvalidArgument(std::string("body.") + key + ": must be an integer");
-    out = it->get<long long>();
-    return Status::Ok();
-  };
-  auto exec = j.find("executor");
-  if (exec == j.end() || !exec->is_string() || exec->get<std::string>().empty()) {
-    return InvalidArgument("body.executor: required string (builtin, command, http, llm)");
-  }
-  r.executor = exec->get<std::string>();
-  if (auto in = j.find("input"); in != j.end()) r.input = in->dump();
-  for (auto [key, out] : {std::pair{"idempotency_key", &r.idempotency_key}, {"project", &r.project},
-                          {"name", &r.name}, {"role", &r.role}}) {
-    if (Status s = str(key, *out); !s.ok()) return s;
-  }
-  long long priority = 0, max_attempts = -1, timeout = -1;
-  if (Status s = integer("priority", priority); !s.ok()) return s;
-  if (Status s = integer("max_attempts", max_attempts); !s.ok()) return s;
-  if (Status s = integer("timeout_ms", timeout); !s.ok()) return s;
-  if (priority < -1000 || priority > 1000) return InvalidArgument("body.priority: must be -1000..1000");
-  r.priority = static_cast<int>(priority);
-  if (j.contains("max_attempts")) {
-    if (max_attempts < 1 || max_attempts > 1000) return InvalidArgument("body.max_attempts: must be 1..1000");
-    r.max_attempts = static_cast<int>(max_attempts);
-  }
-  if (j.contains("timeout_ms")) {
-    if (timeout < 1 || timeout > 86400000) return InvalidArgument("body.timeout_ms: must be 1..86400000");
-    r.timeout_ms = timeout;
-  }
-  if (auto caps = j.find("capabilities"); caps != j.end()) {
-    if (!caps->is_array()) return InvalidArgument("body.capabilities: must be an array of strings");
-    for (const auto& c : *caps) {
-      if (!c.is_string()) return InvalidArgument("body.capabilities: must be an array of strings");
-      r.capabilities.push_back(c.get<std::string>());
-    }
-  }
-  if (const std::string* header = req.headers.Find("Idempotency-Key")) {
-    if (!r.idempotency_key.empty() && r.idempotency_key != *header) {
-      return InvalidArgument("Idempotency-Key header and body.idempotency_key differ");
-    }
-    r.idempotency_key = *header;
-  }
-  return r;
 }
 
 tasks::Strategy mo_strategy(const config::Config& config) {
@@ -174,6 +109,20 @@ class TaskServices::Impl {
   std::unique_ptr<P2pTransport> transport;
   std::unique_ptr<tasks::ClusterLink> link;
   std::unique_ptr<tasks::MasterLoop> master;
+  // Whether bubblewrap runs here, probed at most once a minute by the check.
+  std::mutex sandbox_mu;
+  Status sandbox_status;
+  std::chrono::steady_clock::time_point sandbox_probed{};
+
+  Status SandboxStatus() {
+    std::lock_guard lock(sandbox_mu);
+    const auto now = std::chrono::steady_clock::now();
+    if (sandbox_probed == std::chrono::steady_clock::time_point{} || now - sandbox_probed > std::chrono::minutes(1)) {
+      sandbox_status = executors::Sandbox(config.agents.sandbox, config.node.data_dir).Probe();
+      sandbox_probed = now;
+    }
+    return sandbox_status;
+  }
 
   // Stops the cluster protocol (before the pool and manager).
   void StopCluster() {
@@ -240,6 +189,7 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
     lo.node_id = node_id;
     lo.role = config.node.role;
     lo.capabilities = config.node.capabilities;
+    lo.executors = s.executors->Kinds();
     tasks::AgentPool* pool_ptr = s.pool.get();
     s.link = std::make_unique<tasks::ClusterLink>(lo, *s.manager, *s.transport,
                                                   [pool_ptr](int* agents, int* idle, double* performance) {
@@ -294,8 +244,16 @@ TaskServices::~TaskServices() {
 }
 
 void TaskServices::Drain(std::chrono::milliseconds grace) {
-  impl_->StopCluster();
+  // Agents first, so that borrowed attempts they hand back are reported to
+  // their owners before the cluster link stops (briefly waiting for acks).
   if (impl_->pool) impl_->pool->Drain(grace);
+  if (impl_->link) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    while (impl_->link->GetStats().unacknowledged > 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  impl_->StopCluster();
 }
 
 void TaskServices::Stop() {
@@ -358,6 +316,11 @@ ops::HealthCheckSpec TaskServices::HealthCheck(const config::OperationsConfig& o
       return ops::CheckOutcome::Unhealthy(std::to_string(depth) + " tasks wait and no agent can take them",
                                           details.dump());
     }
+    if (Status sandbox = impl->SandboxStatus(); !sandbox.ok()) {
+      json d = details;
+      d["sandbox"] = sandbox.message();
+      return ops::CheckOutcome::Degraded("command and llm tasks cannot run: " + sandbox.message(), d.dump());
+    }
     if (s.healthy_ratio < 0.5) {
       return ops::CheckOutcome::Degraded(std::to_string(s.failed) + " of " + std::to_string(s.size) +
                                              " agents are failing",
@@ -375,7 +338,8 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
   using http::Method;
   routes.Add(Method::kPost, "/api/v1/tasks", "tasks:write", "submit a task", nullptr,
              [impl](http::Request& req, http::Responder respond) {
-               auto parsed = ParseSubmit(req);
+               const std::string* header = req.headers.Find("Idempotency-Key");
+               auto parsed = tasks::ParseSubmitBody(req.body, header ? *header : std::string_view{});
                if (!parsed.ok()) {
                  respond(BadRequest(parsed.status().message(), req.request_id));
                  return;

@@ -27,7 +27,7 @@ json JobJson(const Assignment& a) {
 }  // namespace
 
 std::string EncodeReport(const LoadReport& r) {
-  return json{{"node_id", r.node_id}, {"role", r.role},     {"capabilities", r.capabilities},
+  return json{{"node_id", r.node_id}, {"role", r.role},     {"capabilities", r.capabilities}, {"executors", r.executors},
               {"queued", r.queued},   {"in_flight", r.in_flight}, {"agents", r.agents},
               {"idle", r.idle},       {"performance", r.performance}, {"at_ms", r.at_ms}}
       .dump();
@@ -41,6 +41,7 @@ Result<LoadReport> DecodeReport(std::string_view text) {
     r.node_id = j.at("node_id").get<std::string>();
     r.role = j.at("role").get<std::string>();
     r.capabilities = j.at("capabilities").get<std::vector<std::string>>();
+    r.executors = j.at("executors").get<std::vector<std::string>>();
     r.queued = j.at("queued").get<std::int64_t>();
     r.in_flight = j.at("in_flight").get<std::int64_t>();
     r.agents = j.at("agents").get<int>();
@@ -57,7 +58,7 @@ Result<LoadReport> DecodeReport(std::string_view text) {
 }
 
 std::vector<Offer> PlanTransfers(const std::vector<LoadReport>& reports, Strategy strategy, std::uint64_t term,
-                                 std::size_t& cursor, int max_per_offer) {
+                                 std::size_t& cursor, int max_per_offer, int per_idle_agent) {
   std::vector<const LoadReport*> owners;
   std::vector<WorkerSlot> spare;
   for (const auto& r : reports) {
@@ -68,7 +69,8 @@ std::vector<Offer> PlanTransfers(const std::vector<LoadReport>& reports, Strateg
       s.node_id = r.node_id;
       s.role = r.role;
       s.capabilities = r.capabilities;
-      s.free = r.idle;
+      s.executors = r.executors;
+      s.free = r.idle * per_idle_agent;
       s.load = static_cast<int>(r.in_flight);
       s.performance = r.performance;
       spare.push_back(std::move(s));
@@ -84,7 +86,7 @@ std::vector<Offer> PlanTransfers(const std::vector<LoadReport>& reports, Strateg
       if (pick < 0) return out;
       WorkerSlot& w = spare[static_cast<std::size_t>(pick)];
       const int count = static_cast<int>(std::min<std::int64_t>({backlog, w.free, max_per_offer}));
-      out.push_back(Offer{term, o->node_id, w.node_id, count, w.role, w.capabilities});
+      out.push_back(Offer{term, o->node_id, w.node_id, count, w.role, w.capabilities, w.executors});
       w.free -= count;
       w.load += count;
       backlog -= count;
@@ -180,8 +182,8 @@ void MasterLoop::Run(std::uint64_t term) {
     stats_ = view;
     lock.unlock();
     for (const auto& o : offers) {
-      json j = {{"term", o.term}, {"worker", o.worker}, {"count", o.count}, {"role", o.role},
-                {"capabilities", o.capabilities}};
+      json j = {{"term", o.term},          {"worker", o.worker},      {"count", o.count},
+                {"role", o.role},          {"capabilities", o.capabilities}, {"executors", o.executors}};
       if (Status s = transport_.Send(o.owner, "tasks.offer", j.dump()); !s.ok()) {
         spdlog::debug("nO master loop: offer to {}: {}", o.owner, s.ToString());
       }
@@ -256,15 +258,17 @@ void ClusterLink::OnOffer(const std::string& from, const std::string& payload) {
   const int count = std::clamp(j["count"].get<int>(), 0, static_cast<int>(kMaxBatch));
   if (worker == options_.node_id || count == 0) return;
   std::string role;
-  std::vector<std::string> caps;
+  std::vector<std::string> caps, kinds;
   if (auto r = j.find("role"); r != j.end() && r->is_string()) role = r->get<std::string>();
-  if (auto c = j.find("capabilities"); c != j.end() && c->is_array()) {
-    for (const auto& x : *c) {
-      if (x.is_string()) caps.push_back(x.get<std::string>());
+  for (auto [key, out] : {std::pair{"capabilities", &caps}, {"executors", &kinds}}) {
+    if (auto c = j.find(key); c != j.end() && c->is_array()) {
+      for (const auto& x : *c) {
+        if (x.is_string()) out->push_back(x.get<std::string>());
+      }
     }
   }
-  // Only tasks the worker's agents can run (capabilities, role).
-  auto jobs = manager_.Lend(worker, role, caps, count);
+  // Only tasks the worker's agents can run (capabilities, role, executor).
+  auto jobs = manager_.Lend(worker, role, caps, kinds, count);
   if (jobs.empty()) return;
   json list = json::array();
   for (const auto& a : jobs) list.push_back(JobJson(a));
@@ -423,6 +427,7 @@ void ClusterLink::Loop() {
       r.node_id = options_.node_id;
       r.role = options_.role;
       r.capabilities = options_.capabilities;
+      r.executors = options_.executors;
       r.queued = static_cast<std::int64_t>(manager_.ReadyCount());
       r.in_flight = static_cast<std::int64_t>(manager_.InFlight());
       if (load_) load_(&r.agents, &r.idle, &r.performance);

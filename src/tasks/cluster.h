@@ -42,6 +42,7 @@ struct LoadReport {
   std::string node_id;
   std::string role;
   std::vector<std::string> capabilities;
+  std::vector<std::string> executors;  // kinds its agents can run
   std::int64_t queued = 0;     // ready to run here
   std::int64_t in_flight = 0;  // running or leased
   int agents = 0;
@@ -60,14 +61,17 @@ struct Offer {
   int count = 0;
   std::string role;                       // the worker's, from its report:
   std::vector<std::string> capabilities;  // the owner lends only what it can run
+  std::vector<std::string> executors;
 };
 
 // The master loop's decision: owners whose ready backlog exceeds their idle
 // agents lend to nodes with idle agents and nothing queued, the worker
 // chosen by `strategy` (load = in_flight, performance, capabilities).
-// At most `max_per_offer` per offer. Never pairs a node with itself.
+// A worker gets up to `per_idle_agent` tasks per idle agent (they queue
+// there; short tasks would otherwise wait for the next round trip), at most
+// `max_per_offer` per offer. Never pairs a node with itself.
 std::vector<Offer> PlanTransfers(const std::vector<LoadReport>& reports, Strategy strategy, std::uint64_t term,
-                                 std::size_t& cursor, int max_per_offer = 256);
+                                 std::size_t& cursor, int max_per_offer = 256, int per_idle_agent = 16);
 
 // How cluster messages travel (the node adapts its P2P layer).
 class ClusterTransport {
@@ -124,7 +128,8 @@ class ClusterLink {
     std::string node_id;
     std::string role;
     std::vector<std::string> capabilities;
-    std::chrono::milliseconds report_interval{500};
+    std::vector<std::string> executors;
+    std::chrono::milliseconds report_interval{250};
     std::chrono::milliseconds resend_interval{1000};
     std::chrono::milliseconds give_up_after{std::chrono::minutes(10)};  // an unacknowledged result
   };

@@ -1,5 +1,7 @@
 #include "tasks/codec.h"
 
+#include <algorithm>
+
 namespace bzzz::tasks {
 
 using nlohmann::json;
@@ -118,6 +120,72 @@ Result<Task> TaskFromJson(const json& j) {
   } catch (const json::exception& e) {
     return InvalidArgument(std::string("task document: ") + e.what());
   }
+}
+
+Result<SubmitRequest> ParseSubmitBody(std::string_view body, std::string_view header_key) {
+  const json j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) return InvalidArgument("body: not valid JSON");
+  if (!j.is_object()) return InvalidArgument("body: must be a JSON object");
+  static const char* kKnown[] = {"executor", "input", "idempotency_key", "priority", "max_attempts",
+                                 "timeout_ms", "project", "name", "capabilities", "role"};
+  for (const auto& [k, v] : j.items()) {
+    if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* n) { return k == n; })) {
+      return InvalidArgument("body." + k + ": unknown field");
+    }
+  }
+  SubmitRequest r;
+  const auto str = [&](const char* key, std::string& out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end()) return Status::Ok();
+    if (!it->is_string()) return InvalidArgument(std::string("body.") + key + ": must be a string");
+    out = it->get<std::string>();
+    return Status::Ok();
+  };
+  const auto integer = [&](const char* key, auto& out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end()) return Status::Ok();
+    if (!it->is_number_integer()) return InvalidArgument(std::string("body.") + key + ": must be an integer");
+    out = it->get<long long>();
+    return Status::Ok();
+  };
+  auto exec = j.find("executor");
+  if (exec == j.end() || !exec->is_string() || exec->get<std::string>().empty()) {
+    return InvalidArgument("body.executor: required string (builtin, command, http, llm)");
+  }
+  r.executor = exec->get<std::string>();
+  if (auto in = j.find("input"); in != j.end()) r.input = in->dump();
+  for (auto [key, out] : {std::pair{"idempotency_key", &r.idempotency_key}, {"project", &r.project},
+                          {"name", &r.name}, {"role", &r.role}}) {
+    if (Status s = str(key, *out); !s.ok()) return s;
+  }
+  long long priority = 0, max_attempts = -1, timeout = -1;
+  if (Status s = integer("priority", priority); !s.ok()) return s;
+  if (Status s = integer("max_attempts", max_attempts); !s.ok()) return s;
+  if (Status s = integer("timeout_ms", timeout); !s.ok()) return s;
+  if (priority < -1000 || priority > 1000) return InvalidArgument("body.priority: must be -1000..1000");
+  r.priority = static_cast<int>(priority);
+  if (j.contains("max_attempts")) {
+    if (max_attempts < 1 || max_attempts > 1000) return InvalidArgument("body.max_attempts: must be 1..1000");
+    r.max_attempts = static_cast<int>(max_attempts);
+  }
+  if (j.contains("timeout_ms")) {
+    if (timeout < 1 || timeout > 86400000) return InvalidArgument("body.timeout_ms: must be 1..86400000");
+    r.timeout_ms = timeout;
+  }
+  if (auto caps = j.find("capabilities"); caps != j.end()) {
+    if (!caps->is_array()) return InvalidArgument("body.capabilities: must be an array of strings");
+    for (const auto& c : *caps) {
+      if (!c.is_string()) return InvalidArgument("body.capabilities: must be an array of strings");
+      r.capabilities.push_back(c.get<std::string>());
+    }
+  }
+  if (!header_key.empty()) {
+    if (!r.idempotency_key.empty() && r.idempotency_key != header_key) {
+      return InvalidArgument("Idempotency-Key header and body.idempotency_key differ");
+    }
+    r.idempotency_key = std::string(header_key);
+  }
+  return r;
 }
 
 storage::TaskRow ToRow(const Task& t) {

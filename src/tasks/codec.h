@@ -9,6 +9,7 @@
 
 #include "base/status.h"
 #include "storage/store.h"
+#include "tasks/core.h"
 #include "tasks/task.h"
 
 namespace bzzz::tasks {
@@ -16,6 +17,11 @@ namespace bzzz::tasks {
 nlohmann::json TaskToJson(const Task& task);
 // InvalidArgument with the field at fault when `j` is not what TaskToJson writes.
 Result<Task> TaskFromJson(const nlohmann::json& j);
+
+// The body of POST /api/v1/tasks, strictly: unknown fields and wrong types
+// are InvalidArgument naming the field. `header_key` is the Idempotency-Key
+// header ("" when absent); it must agree with body.idempotency_key.
+Result<SubmitRequest> ParseSubmitBody(std::string_view body, std::string_view header_key);
 
 storage::TaskRow ToRow(const Task& task);
 Result<Task> FromRow(const storage::TaskRow& row);

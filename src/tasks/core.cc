@@ -69,6 +69,7 @@ void TaskCore::Recover(std::vector<Task> open, std::int64_t max_seq, std::int64_
         a->state = AttemptState::kLost;
         a->finished_ms = now_ms;
         a->error = "the owner restarted while the attempt was in flight";
+        task.error = a->error;
         task.AddEvent(now_ms, "lost", a->error, a->number);
       }
       task.assigned_agent.clear();
@@ -149,7 +150,7 @@ std::vector<Assignment> TaskCore::Dispatch(std::vector<WorkerSlot>& slots, std::
   std::size_t skipped = 0;
   for (auto it = ready_.begin(); it != ready_.end() && free > 0 && skipped < 256; ++it) {
     Task& t = tasks_.at(it->second);
-    const int pick = PickWorker(options_.strategy, slots, Requirements{t.capabilities, t.role}, rr_cursor_);
+    const int pick = PickWorker(options_.strategy, slots, Requirements{t.capabilities, t.role, t.executor}, rr_cursor_);
     if (pick < 0) {
       ++skipped;  // nobody can run it now; a later task may fit another agent
       continue;
@@ -188,6 +189,17 @@ Status TaskCore::Start(const std::string& id, int attempt, const std::string& ag
   a->started_ms = now_ms;
   t->state = TaskState::kRunning;
   t->AddEvent(now_ms, "running", agent, attempt);
+  Touch(*t, now_ms);
+  return Status::Ok();
+}
+
+Status TaskCore::Progress(const std::string& id, int attempt, const std::string& agent, std::string text,
+                          std::int64_t now_ms) {
+  Task* t = Get(id);
+  Attempt* a = t ? t->Current() : nullptr;
+  if (!a || a->number != attempt || a->agent_id != agent) return FailedPrecondition("stale attempt");
+  if (text.size() > 512) text.resize(512);
+  t->AddEvent(now_ms, "progress", std::move(text), attempt);
   Touch(*t, now_ms);
   return Status::Ok();
 }
@@ -387,6 +399,17 @@ void TaskCore::Evict(const std::vector<std::string>& written, std::int64_t now_m
       recent_keys_[t.idempotency_key] = {t.id, now_ms};
       recent_order_.emplace_back(now_ms, t.idempotency_key);
     }
+    finished_.erase(id);
+    tasks_.erase(it);
+  }
+}
+
+void TaskCore::Forget(const std::string& id, const std::string& key) {
+  if (!key.empty()) {
+    if (auto it = keys_.find(key); it != keys_.end() && it->second == id) keys_.erase(it);
+    if (auto it = recent_keys_.find(key); it != recent_keys_.end() && it->second.first == id) recent_keys_.erase(it);
+  }
+  if (auto it = tasks_.find(id); it != tasks_.end() && IsTerminal(it->second.state) && !dirty_.count(id)) {
     finished_.erase(id);
     tasks_.erase(it);
   }

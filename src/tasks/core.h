@@ -40,7 +40,7 @@ struct CoreOptions {
   std::int64_t backoff_base_ms = 500;
   std::int64_t backoff_max_ms = 60000;
   std::int64_t timeout_grace_ms = 2000;       // past the timeout before the owner gives up on an attempt
-  std::int64_t idempotency_window_ms = 600000;  // keys of finished tasks stay in memory this long
+  std::int64_t idempotency_window_ms = 60000;  // keys of finished tasks stay in memory this long (then: the store)
   Strategy strategy = Strategy::kLeastLoaded;
 };
 
@@ -106,6 +106,8 @@ class TaskCore {
 
   // The agent began running it (assigned → running).
   Status Start(const std::string& id, int attempt, const std::string& agent, std::int64_t now_ms);
+  // A progress line of the running attempt (an event; written like any change).
+  Status Progress(const std::string& id, int attempt, const std::string& agent, std::string text, std::int64_t now_ms);
   // Extends the lease. FailedPrecondition when the attempt is not current.
   Status Renew(const std::string& id, int attempt, const std::string& agent, std::int64_t now_ms);
   // Records the end of an attempt. FailedPrecondition ("stale") when it is
@@ -132,6 +134,9 @@ class TaskCore {
   // Finished tasks that have been written leave memory (their idempotency
   // keys stay for the window).
   void Evict(const std::vector<std::string>& written, std::int64_t now_ms);
+
+  // Forgets a purged task and its idempotency key (a new task may take it).
+  void Forget(const std::string& id, const std::string& key);
 
   // Tasks changed since the last call (copies, ready to write).
   std::vector<Task> TakeDirty();

@@ -74,7 +74,13 @@ class TaskManager::Impl {
   bool stopping = false;
   std::condition_variable writer_cv;  // dirty tasks or stop
   std::condition_variable tick_cv;
-  std::thread writer, ticker;
+  std::thread writer, ticker, acker;
+  // Acknowledgements run on their own thread, so the writer goes on writing
+  // while the answers (201 bodies, watcher replies) are built.
+  std::mutex ack_mu;
+  std::condition_variable ack_cv;
+  std::deque<std::function<void()>> acks;  // guarded by ack_mu
+  bool ack_stop = false;                   // guarded by ack_mu
 
   // Group commit bookkeeping (under mu).
   std::uint64_t taken_batches = 0;      // batches the writer has taken
@@ -251,8 +257,12 @@ class TaskManager::Impl {
         }
       }
       pending.clear();
-      for (auto& cb : callbacks) cb();
-      NotifyWatchers(false);
+      {
+        std::lock_guard l(ack_mu);
+        for (auto& cb : callbacks) acks.push_back(std::move(cb));
+        acks.push_back([this] { NotifyWatchers(false); });
+      }
+      ack_cv.notify_one();
     }
   }
 
@@ -268,6 +278,19 @@ class TaskManager::Impl {
       submitted_at.erase(t.id);
     } else {
       last_counted[t.id] = t.state;
+    }
+  }
+
+  void AckLoop() {
+    std::unique_lock l(ack_mu);
+    for (;;) {
+      ack_cv.wait(l, [&] { return ack_stop || !acks.empty(); });
+      if (acks.empty()) return;  // stopping and nothing left
+      std::deque<std::function<void()>> run;
+      run.swap(acks);
+      l.unlock();
+      for (auto& fn : run) fn();
+      l.lock();
     }
   }
 
@@ -323,7 +346,7 @@ Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, 
                                                                             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1});
     m.efficiency = &prometheus::BuildGauge()
                         .Name("no_loop_efficiency_ratio")
-                        .Help("Share of finished attempts that succeeded (work not wasted on failures, timeouts, lost leases)")
+                        .Help("Share of the attempts this node's agents finished that succeeded (work not wasted on failures)")
                         .Register(*registry)
                         .Add({});
     m.efficiency->Set(1);
@@ -343,6 +366,7 @@ Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, 
   Impl* raw = impl.get();
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
   impl->ticker = std::thread([raw] { raw->TickerLoop(); });
+  impl->acker = std::thread([raw] { raw->AckLoop(); });
   return std::unique_ptr<TaskManager>(new TaskManager(std::move(impl)));
 }
 
@@ -361,6 +385,12 @@ void TaskManager::Stop() {
   m.writer_cv.notify_all();
   if (m.ticker.joinable()) m.ticker.join();
   if (m.writer.joinable()) m.writer.join();
+  {
+    std::lock_guard l(m.ack_mu);
+    m.ack_stop = true;
+  }
+  m.ack_cv.notify_all();
+  if (m.acker.joinable()) m.acker.join();
   std::vector<std::function<void()>> left;
   {
     std::lock_guard lock(m.mu);
@@ -548,7 +578,10 @@ Status TaskManager::Purge(const std::string& id) {
   if (t->state != TaskState::kDead) {
     return Conflict("task " + id + " is " + std::string(TaskStateName(t->state)) + ": only dead tasks are purged");
   }
-  return impl_->options.store->WriteTasks({}, {id});
+  if (Status s = impl_->options.store->WriteTasks({}, {id}); !s.ok()) return s;
+  std::lock_guard lock(impl_->mu);
+  impl_->core.Forget(id, t->idempotency_key);
+  return Status::Ok();
 }
 
 void TaskManager::Watch(const std::string& id, std::size_t after, std::chrono::milliseconds wait,
@@ -615,6 +648,14 @@ Status TaskManager::Begin(const Assignment& a) {
   return s;
 }
 
+void TaskManager::Progress(const Assignment& a, std::string_view text) {
+  if (!a.owner.empty()) return;
+  std::lock_guard lock(impl_->mu);
+  if (impl_->core.Progress(a.task_id, a.attempt, a.agent_id, std::string(text), NowMs()).ok()) {
+    impl_->writer_cv.notify_one();
+  }
+}
+
 Status TaskManager::Renew(const std::string& task_id, int attempt, const std::string& agent) {
   std::lock_guard lock(impl_->mu);
   return impl_->core.Renew(task_id, attempt, agent, NowMs());
@@ -671,7 +712,8 @@ void TaskManager::OnCancel(std::function<void(const std::string&, const std::str
 }
 
 std::vector<Assignment> TaskManager::Lend(const std::string& worker, const std::string& role,
-                                          const std::vector<std::string>& capabilities, int count) {
+                                          const std::vector<std::string>& capabilities,
+                                          const std::vector<std::string>& executors, int count) {
   Impl& m = *impl_;
   std::lock_guard lock(m.mu);
   if (m.stopping || count <= 0) return {};
@@ -680,6 +722,7 @@ std::vector<Assignment> TaskManager::Lend(const std::string& worker, const std::
   slot[0].node_id = worker;
   slot[0].role = role;
   slot[0].capabilities = capabilities;
+  slot[0].executors = executors;
   slot[0].free = count;
   const std::int64_t now = NowMs();
   auto out = m.core.Dispatch(slot, now);

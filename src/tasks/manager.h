@@ -88,6 +88,9 @@ class TaskManager {
   void Release(const std::string& agent_id);
   Status Begin(const Assignment& a);
   Status Renew(const std::string& task_id, int attempt, const std::string& agent);
+  // A progress line from the executor (an event of the task; borrowed
+  // attempts keep theirs to themselves).
+  void Progress(const Assignment& a, std::string_view text);
   // Records the end; FailedPrecondition when the attempt is stale (the
   // lease expired and the task moved on): nothing is recorded.
   Status Complete(const Assignment& a, const AttemptOutcome& outcome);
@@ -99,7 +102,8 @@ class TaskManager {
   // Owner: leases up to `count` ready tasks that `worker`'s agents can run
   // (agent "remote:<worker>").
   std::vector<Assignment> Lend(const std::string& worker, const std::string& role,
-                               const std::vector<std::string>& capabilities, int count);
+                               const std::vector<std::string>& capabilities,
+                               const std::vector<std::string>& executors, int count);
   // Owner: what a borrower reports (kHandedBack hands the attempt back).
   Status RemoteComplete(const std::string& task_id, int attempt, const std::string& agent,
                         const AttemptOutcome& outcome);

@@ -26,6 +26,10 @@ std::optional<Strategy> ParseStrategy(std::string_view name) {
 bool Eligible(const WorkerSlot& slot, const Requirements& need) {
   if (slot.free <= 0) return false;
   if (!need.role.empty() && need.role != slot.role) return false;
+  if (!need.executor.empty() && !slot.executors.empty() &&
+      std::find(slot.executors.begin(), slot.executors.end(), need.executor) == slot.executors.end()) {
+    return false;
+  }
   for (const auto& cap : need.capabilities) {
     if (std::find(slot.capabilities.begin(), slot.capabilities.end(), cap) == slot.capabilities.end()) return false;
   }

@@ -27,6 +27,7 @@ struct WorkerSlot {
   std::string node_id;
   std::string role;
   std::vector<std::string> capabilities;
+  std::vector<std::string> executors;  // kinds it can run; empty = every kind
   int free = 1;              // tasks it can still take
   int load = 0;              // tasks it runs now
   double performance = 0.5;  // 0..1 (success ratio weighted by speed), see AgentStats
@@ -37,12 +38,13 @@ struct WorkerSlot {
 struct Requirements {
   std::vector<std::string> capabilities;  // every one
   std::string role;                       // "" = any
+  std::string executor;                   // "" = any
 };
 
 bool Eligible(const WorkerSlot& slot, const Requirements& need);
 
 // The index in `slots` of the agent that should take a task with `need`, or
-// -1 when none is eligible (free > 0, capabilities, role). `cursor` is the
+// -1 when none is eligible (free > 0, capabilities, role, executor). `cursor` is the
 // round-robin position, advanced past the pick. Ties go to the first slot at
 // or after the cursor, so equal agents share work.
 int PickWorker(Strategy strategy, const std::vector<WorkerSlot>& slots, const Requirements& need,

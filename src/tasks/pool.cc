@@ -178,6 +178,8 @@ class AgentPool::Impl {
         ctx.input = job.input;
         ctx.deadline = t0 + std::chrono::milliseconds(job.timeout_ms);
         ctx.cancel = &a.cancel;
+        TaskManager* manager = options.manager;
+        ctx.progress = [manager, &job](std::string_view line) { manager->Progress(job, line); };
         try {
           result = exec->Execute(ctx);
         } catch (const std::exception& e) {
@@ -374,9 +376,10 @@ Result<std::unique_ptr<AgentPool>> AgentPool::Start(PoolOptions options, prometh
 
 Result<PoolSummary> AgentPool::Scale(int target, const std::string& reason) {
   Impl& p = *impl_;
-  if (target < 0 || target > p.options.autoscaling.max_agents) {
-    return InvalidArgument("agents: must be 0.." + std::to_string(p.options.autoscaling.max_agents) +
-                           " (agents.autoscaling.max_agents)");
+  const auto& as = p.options.autoscaling;
+  if (target < as.min_agents || target > as.max_agents) {
+    return InvalidArgument("agents: must be " + std::to_string(as.min_agents) + ".." + std::to_string(as.max_agents) +
+                           " (agents.autoscaling.min_agents..max_agents)");
   }
   std::lock_guard lock(p.mu);
   if (p.draining) return Conflict("the agent pool is draining");

@@ -91,7 +91,7 @@ class AgentPool {
   ~AgentPool();  // Drain(0)
 
   // Sets the number of agents (manual scaling). InvalidArgument outside
-  // [0, agents.autoscaling.max_agents]; Conflict while draining.
+  // [min_agents, max_agents]; Conflict while draining.
   Result<PoolSummary> Scale(int target, const std::string& reason);
 
   // Stops taking work, waits up to `grace` for running tasks, then cancels

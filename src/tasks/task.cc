@@ -91,7 +91,7 @@ std::string Task::UcxlAddress() const {
 }
 
 void Task::AddEvent(std::int64_t at_ms, std::string type, std::string detail, int attempt) {
-  if (events.size() >= kMaxEvents) events.erase(events.begin() + 1);  // keep "created"
+  if (events.size() >= kMaxEvents) events.erase(events.begin());
   events.push_back(TaskEvent{at_ms, std::move(type), std::move(detail), attempt});
   ++event_count;
 }

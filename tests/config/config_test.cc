@@ -479,9 +479,9 @@ TEST_F(ConfigTest, Durations) {
   ASSERT_TRUE(zero.ok()) << Dump(zero.errors);
   EXPECT_EQ(zero.config.agents.autoscaling.scale_up_cooldown, Millis(0));
   // In a file, integers are milliseconds.
-  LoadResult file = LoadYaml("tasks:\n  lease_duration: 1234\n");
+  LoadResult file = LoadYaml("tasks:\n  lease_duration: 2345\n");
   ASSERT_TRUE(file.ok()) << Dump(file.errors);
-  EXPECT_EQ(file.config.tasks.lease_duration, Millis(1234));
+  EXPECT_EQ(file.config.tasks.lease_duration, Millis(2345));
 }
 
 TEST_F(ConfigTest, Sizes) {

@@ -86,6 +86,7 @@ TEST(TasksEndToEnd, TenThousandTasksSurviveKillNineOfAWorkerAndOfTheAdmin) {
   for (int i = 0; i < 3; ++i) admin_index = ids[i] == admin ? i : admin_index;
   const int worker = (admin_index + 1) % 3;
   const int heavy = (admin_index + 2) % 3;  // gets most of the work: it lends to the others
+  ASSERT_EQ(Post(c, heavy, "/api/v1/agents/scale", {{"agents", 1}}).status, 200);
 
   // Submitters: 10,000 tasks spread over the nodes; 3% meant to fail; every
   // 20th reuses the key of an earlier submission.

@@ -48,8 +48,8 @@ TEST(StrategyTest, CapabilityMatchPrefersTheMostSpecialisedFit) {
   std::vector<WorkerSlot> slots = {Slot("general", 0, 0.5, {"gpu", "rust", "go"}), Slot("gpu-only", 0, 0.5, {"gpu"}),
                                    Slot("none", 0, 0.5, {})};
   std::size_t cursor = 0;
-  EXPECT_EQ(PickWorker(Strategy::kCapabilityMatch, slots, Requirements{{"gpu"}, ""}, cursor), 1);
-  EXPECT_EQ(PickWorker(Strategy::kCapabilityMatch, slots, Requirements{{"rust"}, ""}, cursor), 0);
+  EXPECT_EQ(PickWorker(Strategy::kCapabilityMatch, slots, Requirements{{"gpu"}, "", ""}, cursor), 1);
+  EXPECT_EQ(PickWorker(Strategy::kCapabilityMatch, slots, Requirements{{"rust"}, "", ""}, cursor), 0);
 }
 
 TEST(StrategyTest, EveryStrategyHonoursCapabilitiesRoleAndFreeSlots) {
@@ -57,11 +57,22 @@ TEST(StrategyTest, EveryStrategyHonoursCapabilitiesRoleAndFreeSlots) {
   slots[1].free = 0;
   for (Strategy s : {Strategy::kRoundRobin, Strategy::kLeastLoaded, Strategy::kPerformance, Strategy::kCapabilityMatch}) {
     std::size_t cursor = 0;
-    EXPECT_EQ(PickWorker(s, slots, Requirements{{"x"}, ""}, cursor), 0) << StrategyName(s);
-    EXPECT_EQ(PickWorker(s, slots, Requirements{{"y"}, ""}, cursor), -1) << StrategyName(s);  // b has no free slot
-    EXPECT_EQ(PickWorker(s, slots, Requirements{{}, "reviewer"}, cursor), -1) << StrategyName(s);
+    EXPECT_EQ(PickWorker(s, slots, Requirements{{"x"}, "", ""}, cursor), 0) << StrategyName(s);
+    EXPECT_EQ(PickWorker(s, slots, Requirements{{"y"}, "", ""}, cursor), -1) << StrategyName(s);  // b has no free slot
+    EXPECT_EQ(PickWorker(s, slots, Requirements{{}, "reviewer", ""}, cursor), -1) << StrategyName(s);
     EXPECT_EQ(PickWorker(s, {}, Requirements{}, cursor), -1);
   }
+}
+
+TEST(StrategyTest, ExecutorKindsLimitWhereATaskCanGo) {
+  std::vector<WorkerSlot> slots = {Slot("no-llm", 0, 0.9), Slot("llm", 3, 0.1)};
+  slots[0].executors = {"builtin", "command", "http"};
+  slots[1].executors = {"builtin", "command", "http", "llm"};
+  std::size_t cursor = 0;
+  EXPECT_EQ(PickWorker(Strategy::kLeastLoaded, slots, Requirements{{}, "", "llm"}, cursor), 1);
+  EXPECT_EQ(PickWorker(Strategy::kLeastLoaded, slots, Requirements{{}, "", "builtin"}, cursor), 0);
+  slots[0].executors.clear();  // empty: every kind
+  EXPECT_EQ(PickWorker(Strategy::kLeastLoaded, slots, Requirements{{}, "", "llm"}, cursor), 0);
 }
 
 TEST(BackoffTest, DoublesCapsAndJitters) {

@@ -177,7 +177,13 @@ class Sim {
   void Dispatch() {
     std::vector<WorkerSlot> slots;
     for (auto& a : agents_) {
-      if (!a.job) slots.push_back({a.id, "owner", "", {}, 1, 0, U(), 0});
+      if (!a.job) {
+        WorkerSlot slot;
+        slot.agent_id = a.id;
+        slot.node_id = "owner";
+        slot.performance = U();
+        slots.push_back(std::move(slot));
+      }
     }
     for (auto& as : core_->Dispatch(slots, now_)) {
       for (auto& a : agents_) {
