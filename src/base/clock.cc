@@ -52,4 +52,9 @@ double ToUnixSeconds(SystemTime t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
 
+std::int64_t UnixMillisNow() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace bzzz

@@ -29,4 +29,7 @@ std::string FormatIso8601(SystemTime t);
 // Seconds since the Unix epoch, as a double.
 double ToUnixSeconds(SystemTime t);
 
+// Milliseconds since the Unix epoch, now (the real clock).
+std::int64_t UnixMillisNow();
+
 }  // namespace bzzz

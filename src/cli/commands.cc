@@ -453,20 +453,6 @@ bool CheckAddress(const std::string& text, bool wildcards_ok = true) {
   return true;
 }
 
-std::string PercentEncode(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : in) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 // A UCXI answer: the data of a success envelope, or the error printed (with
 // its UCXL code) and `code` set.

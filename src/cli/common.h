@@ -13,6 +13,10 @@ namespace bzzz::cli {
 
 void PrintError(const std::string& message);
 
+// Percent-encodes everything but RFC 3986 unreserved characters (for a
+// path segment or a query value).
+std::string PercentEncode(std::string_view in);
+
 struct ClientArgs {
   ClientOptions options;
   int timeout_ms = 10000;

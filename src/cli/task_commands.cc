@@ -15,20 +15,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string Encode(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : in) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 void PrintTaskLine(const json& t) {
   std::printf("%-22s %-10s %-8s %3zu  %s\n", t.value("id", "").c_str(), t.value("state", "").c_str(),
@@ -126,7 +112,7 @@ struct TaskCommands::Args {
       int code = kExitOk;
       ClientOptions o = Options();
       o.timeout = std::max(o.timeout, std::chrono::milliseconds(15000));
-      auto r = CallJson(o, "GET", "/api/v1/tasks/" + Encode(id) + "/events?after=" + std::to_string(next) + "&wait_ms=10000",
+      auto r = CallJson(o, "GET", "/api/v1/tasks/" + PercentEncode(id) + "/events?after=" + std::to_string(next) + "&wait_ms=10000",
                         "", &code);
       if (!r) return code;
       for (const auto& e : (*r)["events"]) {
@@ -141,7 +127,7 @@ struct TaskCommands::Args {
       }
       next = r->value("next", next);
       if (r->value("finished", false)) {
-        auto t = CallJson(Options(), "GET", "/api/v1/tasks/" + Encode(id), "", &code);
+        auto t = CallJson(Options(), "GET", "/api/v1/tasks/" + PercentEncode(id), "", &code);
         if (!t) return code;
         if (!as_json) PrintTask(*t);
         return t->value("state", "") == "succeeded" ? kExitOk : kExitFailure;
@@ -168,9 +154,9 @@ struct TaskCommands::Args {
   int List() {
     std::string q = "/api/v1/tasks?limit=" + std::to_string(limit);
     if (before > 0) q += "&before=" + std::to_string(before);
-    if (!state.empty()) q += "&state=" + Encode(state);
-    if (!filter_executor.empty()) q += "&executor=" + Encode(filter_executor);
-    if (!filter_project.empty()) q += "&project=" + Encode(filter_project);
+    if (!state.empty()) q += "&state=" + PercentEncode(state);
+    if (!filter_executor.empty()) q += "&executor=" + PercentEncode(filter_executor);
+    if (!filter_project.empty()) q += "&project=" + PercentEncode(filter_project);
     return Show("GET", q, false);
   }
 
@@ -254,9 +240,9 @@ TaskCommands::~TaskCommands() = default;
 std::optional<int> TaskCommands::Run() {
   Args& a = *args_;
   if (*a.submit) return a.Submit();
-  if (*a.get) return a.Show("GET", "/api/v1/tasks/" + Encode(a.id), true);
+  if (*a.get) return a.Show("GET", "/api/v1/tasks/" + PercentEncode(a.id), true);
   if (*a.list) return a.List();
-  if (*a.cancel) return a.Show("POST", "/api/v1/tasks/" + Encode(a.id) + "/cancel", true);
+  if (*a.cancel) return a.Show("POST", "/api/v1/tasks/" + PercentEncode(a.id) + "/cancel", true);
   if (*a.watch) return a.Watch();
   if (*a.stats) return Report(Call(a.Options(), "GET", "/api/v1/tasks/stats"));
   if (*a.dlq_list) {
@@ -265,8 +251,8 @@ std::optional<int> TaskCommands::Run() {
                       (a.before > 0 ? "&before=" + std::to_string(a.before) : std::string()),
                   false);
   }
-  if (*a.dlq_replay) return a.Show("POST", "/api/v1/dlq/" + Encode(a.id) + "/replay", true);
-  if (*a.dlq_purge) return Report(Call(a.Options(), "DELETE", "/api/v1/dlq/" + Encode(a.id)));
+  if (*a.dlq_replay) return a.Show("POST", "/api/v1/dlq/" + PercentEncode(a.id) + "/replay", true);
+  if (*a.dlq_purge) return Report(Call(a.Options(), "DELETE", "/api/v1/dlq/" + PercentEncode(a.id)));
   if (*a.agents_list) return a.Agents();
   if (*a.agents_scale) {
     return Report(Call(a.Options(), "POST", "/api/v1/agents/scale", json{{"agents", a.agents}}.dump()));

@@ -5,17 +5,14 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/clock.h"
+
 namespace bzzz::tasks {
 
 using nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
-
-std::int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 constexpr std::size_t kMaxBatch = 512;  // attempts per grant / result / renew message
 
@@ -431,7 +428,7 @@ void ClusterLink::Loop() {
       r.queued = static_cast<std::int64_t>(manager_.ReadyCount());
       r.in_flight = static_cast<std::int64_t>(manager_.InFlight());
       if (load_) load_(&r.agents, &r.idle, &r.performance);
-      r.at_ms = NowMs();
+      r.at_ms = UnixMillisNow();
       (void)transport_.Broadcast(EncodeReport(r));
     }
     lock.lock();

@@ -15,6 +15,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include "base/clock.h"
 #include "executors/executor.h"
 #include "tasks/codec.h"
 
@@ -23,11 +24,6 @@ namespace bzzz::tasks {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-
-std::int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 struct Metrics {
   prometheus::Gauge* queue_depth = nullptr;
@@ -246,7 +242,7 @@ class TaskManager::Impl {
           written.push_back(id);
           CountTransition(t);
         }
-        core.Evict(written, NowMs());
+        core.Evict(written, UnixMillisNow());
         for (auto it = after_commit.begin(); it != after_commit.end() && it->first <= batch;) {
           callbacks.push_back(std::move(it->second));
           it = after_commit.erase(it);
@@ -297,7 +293,7 @@ class TaskManager::Impl {
   void TickerLoop() {
     std::unique_lock lock(mu);
     while (!stopping) {
-      const std::int64_t now = NowMs();
+      const std::int64_t now = UnixMillisNow();
       core.Tick(now);
       Changed(now);
       const std::int64_t next = core.NextDeadline();
@@ -332,7 +328,7 @@ Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, 
     open.push_back(std::move(*t));
   }
   const std::size_t recovered = open.size();
-  impl->core.Recover(std::move(open), totals->max_seq, NowMs());
+  impl->core.Recover(std::move(open), totals->max_seq, UnixMillisNow());
   for (const Task& t : impl->core.Snapshot()) impl->last_counted[t.id] = t.state;
   if (recovered) spdlog::info("tasks: recovered {} unfinished tasks", recovered);
   if (registry) {
@@ -452,7 +448,7 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
     done(ResourceExhausted("the task store is behind (" + std::to_string(m.unwritten) + " unwritten changes)"));
     return;
   }
-  const std::int64_t now = NowMs();
+  const std::int64_t now = UnixMillisNow();
   auto outcome = m.core.Submit(request, now);
   if (!outcome.ok()) {
     if (outcome.status().code() == StatusCode::kResourceExhausted && m.metrics.rejected) m.metrics.rejected->Increment();
@@ -535,12 +531,12 @@ Result<Task> TaskManager::Cancel(const std::string& id) {
   Result<Task> out = NotFound("");
   {
     std::lock_guard lock(m.mu);
-    out = m.core.Cancel(id, NowMs());
+    out = m.core.Cancel(id, UnixMillisNow());
     if (out.ok() && out->Current()) {
       agent = out->Current()->agent_id;
       hook = m.cancel_hook;
     }
-    if (out.ok()) m.Changed(NowMs());
+    if (out.ok()) m.Changed(UnixMillisNow());
   }
   if (!out.ok() && out.status().code() == StatusCode::kNotFound) {
     auto stored = m.Read(id);
@@ -564,10 +560,10 @@ Result<Task> TaskManager::Replay(const std::string& id) {
   if (!t.ok()) return t.status();
   std::lock_guard lock(impl_->mu);
   if (const Task* mem = impl_->core.Find(id)) *t = *mem;
-  auto out = impl_->core.Replay(std::move(*t), NowMs());
+  auto out = impl_->core.Replay(std::move(*t), UnixMillisNow());
   if (out.ok()) {
     impl_->last_counted[id] = TaskState::kDead;
-    impl_->Changed(NowMs());
+    impl_->Changed(UnixMillisNow());
   }
   return out;
 }
@@ -612,7 +608,7 @@ std::optional<Assignment> TaskManager::Await(const WorkerSlot& slot, std::chrono
   }
   m.waiting[slot.agent_id] = &w;
   m.waiting_order.push_back(slot.agent_id);
-  m.DispatchLocked(NowMs());
+  m.DispatchLocked(UnixMillisNow());
   if (!w.got) {
     w.cv.wait_for(lock, wait, [&] { return w.got.has_value() || w.released || !m.foreign_queued.empty(); });
   }
@@ -643,7 +639,7 @@ void TaskManager::Release(const std::string& agent_id) {
 Status TaskManager::Begin(const Assignment& a) {
   if (!a.owner.empty()) return Status::Ok();  // the owner learns from renewals and the result
   std::lock_guard lock(impl_->mu);
-  Status s = impl_->core.Start(a.task_id, a.attempt, a.agent_id, NowMs());
+  Status s = impl_->core.Start(a.task_id, a.attempt, a.agent_id, UnixMillisNow());
   if (s.ok()) impl_->writer_cv.notify_one();
   return s;
 }
@@ -651,14 +647,14 @@ Status TaskManager::Begin(const Assignment& a) {
 void TaskManager::Progress(const Assignment& a, std::string_view text) {
   if (!a.owner.empty()) return;
   std::lock_guard lock(impl_->mu);
-  if (impl_->core.Progress(a.task_id, a.attempt, a.agent_id, std::string(text), NowMs()).ok()) {
+  if (impl_->core.Progress(a.task_id, a.attempt, a.agent_id, std::string(text), UnixMillisNow()).ok()) {
     impl_->writer_cv.notify_one();
   }
 }
 
 Status TaskManager::Renew(const std::string& task_id, int attempt, const std::string& agent) {
   std::lock_guard lock(impl_->mu);
-  return impl_->core.Renew(task_id, attempt, agent, NowMs());
+  return impl_->core.Renew(task_id, attempt, agent, UnixMillisNow());
 }
 
 Status TaskManager::Complete(const Assignment& a, const AttemptOutcome& outcome) {
@@ -674,7 +670,7 @@ Status TaskManager::Complete(const Assignment& a, const AttemptOutcome& outcome)
     return Status::Ok();
   }
   std::lock_guard lock(m.mu);
-  const std::int64_t now = NowMs();
+  const std::int64_t now = UnixMillisNow();
   auto t = m.core.Complete(a.task_id, a.attempt, a.agent_id, outcome, now);
   if (!t.ok()) return t.status();
   ++m.attempts_done;
@@ -701,8 +697,8 @@ Status TaskManager::HandBack(const Assignment& a) {
     return Complete(a, back);
   }
   std::lock_guard lock(impl_->mu);
-  Status s = impl_->core.HandBack(a.task_id, a.attempt, a.agent_id, NowMs());
-  if (s.ok()) impl_->Changed(NowMs());
+  Status s = impl_->core.HandBack(a.task_id, a.attempt, a.agent_id, UnixMillisNow());
+  if (s.ok()) impl_->Changed(UnixMillisNow());
   return s;
 }
 
@@ -724,7 +720,7 @@ std::vector<Assignment> TaskManager::Lend(const std::string& worker, const std::
   slot[0].capabilities = capabilities;
   slot[0].executors = executors;
   slot[0].free = count;
-  const std::int64_t now = NowMs();
+  const std::int64_t now = UnixMillisNow();
   auto out = m.core.Dispatch(slot, now);
   if (!out.empty()) m.writer_cv.notify_one();
   return out;
@@ -734,7 +730,7 @@ Status TaskManager::RemoteComplete(const std::string& task_id, int attempt, cons
                                    const AttemptOutcome& outcome) {
   Impl& m = *impl_;
   std::lock_guard lock(m.mu);
-  const std::int64_t now = NowMs();
+  const std::int64_t now = UnixMillisNow();
   if (outcome.state == AttemptState::kHandedBack) {
     Status s = m.core.HandBack(task_id, attempt, agent, now);
     if (s.ok()) m.Changed(now);
@@ -754,7 +750,7 @@ Status TaskManager::RemoteComplete(const std::string& task_id, int attempt, cons
 
 Status TaskManager::RemoteRenew(const std::string& task_id, int attempt, const std::string& agent) {
   std::lock_guard lock(impl_->mu);
-  return impl_->core.Renew(task_id, attempt, agent, NowMs());
+  return impl_->core.Renew(task_id, attempt, agent, UnixMillisNow());
 }
 
 void TaskManager::AcceptForeign(std::vector<Assignment> jobs) {

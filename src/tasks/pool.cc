@@ -12,6 +12,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include "base/clock.h"
 #include "executors/executor.h"
 #include "tasks/policy.h"
 
@@ -20,11 +21,6 @@ namespace bzzz::tasks {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-
-std::int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Whole-machine CPU use since the previous call, from /proc/stat.
 class CpuSampler {
@@ -116,7 +112,7 @@ class AgentPool::Impl {
     a->info.capabilities = options.capabilities;
     a->info.model = options.model;
     a->info.state = AgentState::kIdle;
-    a->info.last_heartbeat_ms = NowMs();
+    a->info.last_heartbeat_ms = UnixMillisNow();
     if (score_family) {
       a->score = &score_family->Add({{"agent", a->info.id}});
       a->score->Set(0.5);
@@ -288,7 +284,7 @@ class AgentPool::Impl {
     while (!stopped) {
       cv.wait_for(lock, options.heartbeat);
       if (stopped) break;
-      const std::int64_t now = NowMs();
+      const std::int64_t now = UnixMillisNow();
       std::vector<Assignment> renew;
       for (auto& a : agents) {
         a->info.last_heartbeat_ms = now;
@@ -355,7 +351,7 @@ Result<std::unique_ptr<AgentPool>> AgentPool::Start(PoolOptions options, prometh
   {
     std::lock_guard lock(impl->mu);
     // Starting counts as a scaling event: the cooldowns run from here.
-    impl->last_up_ms = impl->last_down_ms = NowMs();
+    impl->last_up_ms = impl->last_down_ms = UnixMillisNow();
     for (int i = 0; i < impl->options.initial_agents; ++i) impl->AddAgent();
     impl->Publish(impl->SummaryLocked());
   }
@@ -386,14 +382,14 @@ Result<PoolSummary> AgentPool::Scale(int target, const std::string& reason) {
   const int size = static_cast<int>(p.agents.size());
   if (target > size) {
     for (int i = size; i < target; ++i) p.AddAgent();
-    p.last_up_ms = NowMs();
+    p.last_up_ms = UnixMillisNow();
   } else if (target < size) {
     p.RemoveAgents(size - target);
-    p.last_down_ms = NowMs();
+    p.last_down_ms = UnixMillisNow();
   }
   if (target != size) {
     p.last_decision = "set to " + std::to_string(target) + ": " + reason;
-    p.last_decision_ms = NowMs();
+    p.last_decision_ms = UnixMillisNow();
     spdlog::info("agents: scaled from {} to {} ({})", size, target, reason);
   }
   PoolSummary s = p.SummaryLocked();
