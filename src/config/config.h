@@ -109,6 +109,8 @@ struct SandboxConfig {
   int memory_limit_mb = 512;                // address-space limit of a task's process tree
   std::size_t max_output_bytes = 65536;     // stdout and stderr are each cut there
   std::string work_root;                    // where private work directories go ("" = <data_dir>/sandbox)
+  int run_as_uid = 65534;                   // a root node runs bwrap as this uid (and gid); -1: as root
+  int max_processes = 512;                  // RLIMIT_NPROC of that uid: fork bombs stop here
 };
 
 // The `llm` executor: an Ollama or OpenAI-compatible server.

@@ -482,7 +482,16 @@ std::vector<KeyDef> BuildKeys() {
           .Bytes()
           .Min(1),
       Key("agents.sandbox.work_root", BZZZ_FIELD(agents.sandbox.work_root),
-          "Where private work directories are made; empty means <data_dir>/sandbox."),
+          "Where private work directories are made; empty means <data_dir>/sandbox. The sandbox user must be able "
+          "to reach it (every parent directory searchable)."),
+      Key("agents.sandbox.run_as_uid", BZZZ_FIELD(agents.sandbox.run_as_uid),
+          "When the node runs as root, bubblewrap runs as this uid and gid (unprivileged user namespaces), so "
+          "that the process limit applies; -1 keeps root (no process limit).")
+          .Range(-1, 2147483647),
+      Key("agents.sandbox.max_processes", BZZZ_FIELD(agents.sandbox.max_processes),
+          "Most processes of the sandbox user at once (RLIMIT_NPROC), across every running task: fork bombs stop "
+          "here. Not enforced for root (run_as_uid -1).")
+          .Range(16, 1 << 22),
       Key("agents.llm.endpoint", BZZZ_FIELD(agents.llm.endpoint),
           "Base URL of the LLM server (e.g. http://127.0.0.1:11434); empty disables the llm executor."),
       Key("agents.llm.api", BZZZ_FIELD(agents.llm.api), "Protocol of the LLM server.").OneOf({"ollama", "openai"}),

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <grp.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +44,8 @@ bool Drain(int fd, std::string& into, std::size_t limit, bool& truncated) {
 
 }  // namespace
 
+int Sandbox::SandboxUid() const { return geteuid() == 0 && config_.run_as_uid >= 0 ? config_.run_as_uid : -1; }
+
 Sandbox::Sandbox(config::SandboxConfig config, std::string data_dir) : config_(std::move(config)) {
   root_ = config_.work_root.empty() ? (fs::path(data_dir) / "sandbox").string() : config_.work_root;
 }
@@ -52,6 +56,15 @@ Result<std::string> Sandbox::MakeWorkdir(const std::string& task_id, int attempt
   if (ec) return Unavailable("cannot create " + root_ + ": " + ec.message());
   std::string tmpl = (fs::path(root_) / (task_id + "-" + std::to_string(attempt) + "-XXXXXX")).string();
   if (mkdtemp(tmpl.data()) == nullptr) return Unavailable("cannot create a work directory in " + root_ + ": " + std::strerror(errno));
+  if (const int uid = SandboxUid(); uid >= 0) {
+    // The sandbox user reaches the root (searchable) and owns its directory.
+    chmod(root_.c_str(), 0711);
+    if (chown(tmpl.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(uid)) != 0) {
+      const int e = errno;
+      RemoveWorkdir(tmpl);
+      return Unavailable("cannot hand " + tmpl + " to uid " + std::to_string(uid) + ": " + std::strerror(e));
+    }
+  }
   return tmpl;
 }
 
@@ -94,6 +107,7 @@ Result<SandboxResult> Sandbox::Run(const SandboxRequest& r) const {
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(status_pipe, O_CLOEXEC)) {
     return Unavailable(std::string("pipe: ") + std::strerror(errno));
   }
+  const int run_as = SandboxUid();
   const auto started = Clock::now();
   const pid_t pid = fork();
   if (pid < 0) return Unavailable(std::string("fork: ") + std::strerror(errno));
@@ -105,6 +119,18 @@ Result<SandboxResult> Sandbox::Run(const SandboxRequest& r) const {
     setrlimit(RLIMIT_FSIZE, &fsize);
     rlimit core{0, 0};
     setrlimit(RLIMIT_CORE, &core);
+    if (run_as >= 0) {
+      // Leave root before bubblewrap: it then needs unprivileged user
+      // namespaces, and RLIMIT_NPROC binds (root is exempt from it).
+      if (setgroups(0, nullptr) != 0 || setgid(static_cast<gid_t>(run_as)) != 0 ||
+          setuid(static_cast<uid_t>(run_as)) != 0) {
+        const int e = errno;
+        [[maybe_unused]] auto n = write(status_pipe[1], &e, sizeof e);
+        _exit(127);
+      }
+      rlimit nproc{static_cast<rlim_t>(config_.max_processes), static_cast<rlim_t>(config_.max_processes)};
+      setrlimit(RLIMIT_NPROC, &nproc);
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -186,7 +212,10 @@ Result<SandboxResult> Sandbox::Run(const SandboxRequest& r) const {
   }
   kill(-pid, SIGKILL);  // anything left of the group
   res.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
-  if (exec_failed) return Unavailable("cannot run " + config_.bwrap + ": " + std::strerror(exec_errno));
+  if (exec_failed) {
+    return Unavailable("cannot run " + config_.bwrap + (run_as >= 0 ? " as uid " + std::to_string(run_as) : "") + ": " +
+                       std::strerror(exec_errno));
+  }
   if (WIFEXITED(status)) res.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) res.signal = WTERMSIG(status);
   return res;
@@ -196,7 +225,11 @@ Status Sandbox::Probe() const {
   SandboxRequest r;
   r.argv = {"/usr/bin/true"};
   r.deadline = Clock::now() + std::chrono::seconds(5);
+  auto dir = MakeWorkdir("probe", 0);
+  if (!dir.ok()) return dir.status();
+  r.workdir = *dir;
   auto res = Run(r);
+  RemoveWorkdir(*dir);
   if (!res.ok()) return res.status();
   if (res->exit_code != 0) {
     return Unavailable("bubblewrap could not start a sandbox (exit " + std::to_string(res->exit_code) + "): " + res->err);

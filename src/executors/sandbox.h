@@ -1,6 +1,10 @@
 // Sandbox: runs an argv under bubblewrap (bwrap), as the command and llm
 // executors do.
 //
+// A node running as root starts bubblewrap as agents.sandbox.run_as_uid
+// (65534) with RLIMIT_NPROC = agents.sandbox.max_processes, so that a fork
+// bomb stops there (root is exempt from that limit); the work directory is
+// handed to that uid.
 // Inside: new user (uid/gid 65534), PID, IPC, UTS, cgroup and network
 // namespaces (network shared only when the request asks and
 // agents.sandbox.allow_network permits), no capabilities, a read-only /usr
@@ -65,6 +69,8 @@ class Sandbox {
   Status Probe() const;
 
   const config::SandboxConfig& config() const { return config_; }
+  // The uid bubblewrap runs as: run_as_uid when this process is root, else -1.
+  int SandboxUid() const;
 
  private:
   config::SandboxConfig config_;

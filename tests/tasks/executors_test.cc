@@ -210,6 +210,16 @@ TEST_F(ExecutorsTest, MemoryBombIsStoppedByTheLimit) {
   EXPECT_NE(out["stderr"].get<std::string>().find("MemoryError"), std::string::npos) << out.dump();
 }
 
+TEST_F(ExecutorsTest, ProcessLimitHoldsAForkBombBackAsRoot) {
+  if (sandbox_->SandboxUid() < 0) GTEST_SKIP() << "not root: the node's own uid limits apply";
+  // Far below the limit: fine; a loop forking more than max_processes fails.
+  config_.agents.sandbox.max_processes = 32;
+  sandbox_ = std::make_shared<Sandbox>(config_.agents.sandbox, dir_.path());
+  auto r = Sh("for i in $(seq 1 100); do sleep 5 & done; wait", 3s);
+  json out = json::parse(r.result);
+  EXPECT_NE(out["stderr"].get<std::string>().find("fork"), std::string::npos) << out.dump();
+}
+
 TEST_F(ExecutorsTest, ForkBombAndEndlessLoopsStopAtTheTimeout) {
   const auto t0 = std::chrono::steady_clock::now();
   auto r = Sh("bomb() { bomb | bomb & }; bomb; sleep 100", 1500ms);
