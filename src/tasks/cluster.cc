@@ -373,6 +373,8 @@ void ClusterLink::OnRenew(const std::string& from, const std::string& payload) {
 
 void ClusterLink::Loop() {
   auto next_report = SteadyClock::now();
+  auto last_report = SteadyClock::time_point{};
+  LoadReport last_load;  // the last report sent (its load figures)
   auto next_renew = SteadyClock::now();
   std::unique_lock lock(mu_);
   while (!stopping_) {
@@ -429,7 +431,14 @@ void ClusterLink::Loop() {
       r.in_flight = static_cast<std::int64_t>(manager_.InFlight());
       if (load_) load_(&r.agents, &r.idle, &r.performance);
       r.at_ms = UnixMillisNow();
-      (void)transport_.Broadcast(EncodeReport(r));
+      // Only a changed load, or a keepalive: idle clusters stay quiet.
+      const bool changed = r.queued != last_load.queued || r.in_flight != last_load.in_flight ||
+                           r.agents != last_load.agents || r.idle != last_load.idle;
+      if (changed || now - last_report >= options_.report_keepalive) {
+        (void)transport_.Broadcast(EncodeReport(r));
+        last_load = r;
+        last_report = now;
+      }
     }
     lock.lock();
   }
