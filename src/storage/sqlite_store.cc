@@ -318,6 +318,19 @@ class SqliteStore final : public Store {
   }
 
   Result<ReaderLease> AcquireReader();
+  // Runs `body` with a pooled reader connection, holding off Close(), with
+  // NoThrow's error handling: the prologue of every read.
+  template <typename F>
+  auto WithReader(std::string_view what, F&& body) -> decltype(body(std::declval<SqliteConnection&>())) {
+    using R = decltype(body(std::declval<SqliteConnection&>()));
+    return NoThrow(what, [&]() -> R {
+      std::shared_lock<std::shared_mutex> life;
+      if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+      auto reader = AcquireReader();
+      if (!reader.ok()) return reader.status();
+      return body(**reader);
+    });
+  }
   void ReleaseReader(std::unique_ptr<SqliteConnection> conn);
   Status ApplyMigration(const Migration& migration);  // requires writer_mu_
 
@@ -520,12 +533,7 @@ StoreHealth SqliteStore::HealthCheck() {
 }
 
 Result<std::string> SqliteStore::GetMeta(const std::string& key) {
-  return NoThrow("get meta", [&]() -> Result<std::string> {
-    std::shared_lock<std::shared_mutex> life;
-    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
-    auto reader = AcquireReader();
-    if (!reader.ok()) return reader.status();
-    SqliteConnection& conn = **reader;
+  return WithReader("get meta", [&](SqliteConnection& conn) -> Result<std::string> {
     sqlite3_stmt* stmt = conn.Prepare("SELECT value FROM node_meta WHERE key = ?1");
     if (stmt == nullptr) return PrepareError(conn.db(), "reading node_meta");
     StmtUse use(stmt);
@@ -622,12 +630,7 @@ Result<ContextVersion> SqliteStore::AppendContextVersion(ContextVersion v, const
 }
 
 Result<std::vector<ContextVersion>> SqliteStore::ContextHistory(const std::string& key) {
-  return NoThrow("context history", [&]() -> Result<std::vector<ContextVersion>> {
-    std::shared_lock<std::shared_mutex> life;
-    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
-    auto reader = AcquireReader();
-    if (!reader.ok()) return reader.status();
-    SqliteConnection& conn = **reader;
+  return WithReader("context history", [&](SqliteConnection& conn) -> Result<std::vector<ContextVersion>> {
     sqlite3_stmt* stmt = conn.Prepare(std::string("SELECT ") + std::string(kVersionColumns) +
                                       " FROM context_versions WHERE key = ?1 ORDER BY number");
     if (stmt == nullptr) return PrepareError(conn.db(), "reading context_versions");
@@ -642,12 +645,7 @@ Result<std::vector<ContextVersion>> SqliteStore::ContextHistory(const std::strin
 }
 
 Result<std::string> SqliteStore::ContextContent(const std::string& key, std::uint64_t number) {
-  return NoThrow("context content", [&]() -> Result<std::string> {
-    std::shared_lock<std::shared_mutex> life;
-    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
-    auto reader = AcquireReader();
-    if (!reader.ok()) return reader.status();
-    SqliteConnection& conn = **reader;
+  return WithReader("context content", [&](SqliteConnection& conn) -> Result<std::string> {
     sqlite3_stmt* stmt = conn.Prepare("SELECT content FROM context_versions WHERE key = ?1 AND number = ?2");
     if (stmt == nullptr) return PrepareError(conn.db(), "reading context_versions");
     StmtUse use(stmt);
@@ -662,12 +660,7 @@ Result<std::string> SqliteStore::ContextContent(const std::string& key, std::uin
 }
 
 Result<std::vector<ContextVersion>> SqliteStore::SearchContext(const std::string& text, std::size_t limit) {
-  return NoThrow("search context", [&]() -> Result<std::vector<ContextVersion>> {
-    std::shared_lock<std::shared_mutex> life;
-    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
-    auto reader = AcquireReader();
-    if (!reader.ok()) return reader.status();
-    SqliteConnection& conn = **reader;
+  return WithReader("search context", [&](SqliteConnection& conn) -> Result<std::vector<ContextVersion>> {
     sqlite3_stmt* stmt = conn.Prepare(
         std::string("SELECT ") + std::string(kVersionColumns) +
         " FROM context_versions v WHERE number = (SELECT MAX(number) FROM context_versions w WHERE w.key = v.key) "
@@ -687,12 +680,7 @@ Result<std::vector<ContextVersion>> SqliteStore::SearchContext(const std::string
 }
 
 Result<Store::ContextTotals> SqliteStore::ContextStats() {
-  return NoThrow("context stats", [&]() -> Result<ContextTotals> {
-    std::shared_lock<std::shared_mutex> life;
-    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
-    auto reader = AcquireReader();
-    if (!reader.ok()) return reader.status();
-    SqliteConnection& conn = **reader;
+  return WithReader("context stats", [&](SqliteConnection& conn) -> Result<ContextTotals> {
     sqlite3_stmt* stmt = conn.Prepare("SELECT COUNT(*), COALESCE(SUM(length(content)), 0) FROM context_versions");
     if (stmt == nullptr) return PrepareError(conn.db(), "reading context_versions");
     StmtUse use(stmt);
@@ -781,12 +769,7 @@ Status SqliteStore::WriteTasks(const std::vector<TaskRow>& upserts, const std::v
 }
 
 Result<TaskRow> SqliteStore::GetTask(const std::string& id) {
-  return NoThrow("get task", [&]() -> Result<TaskRow> {
-    std::shared_lock<std::shared_mutex> life;
-    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
-    auto reader = AcquireReader();
-    if (!reader.ok()) return reader.status();
-    SqliteConnection& conn = **reader;
+  return WithReader("get task", [&](SqliteConnection& conn) -> Result<TaskRow> {
     sqlite3_stmt* stmt = conn.Prepare(std::string("SELECT ") + std::string(kTaskColumns) + " FROM tasks WHERE id = ?1");
     if (stmt == nullptr) return PrepareError(conn.db(), "reading tasks");
     StmtUse use(stmt);
@@ -799,12 +782,7 @@ Result<TaskRow> SqliteStore::GetTask(const std::string& id) {
 }
 
 Result<TaskRow> SqliteStore::FindTaskByIdempotencyKey(const std::string& key) {
-  return NoThrow("find task", [&]() -> Result<TaskRow> {
-    std::shared_lock<std::shared_mutex> life;
-    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
-    auto reader = AcquireReader();
-    if (!reader.ok()) return reader.status();
-    SqliteConnection& conn = **reader;
+  return WithReader("find task", [&](SqliteConnection& conn) -> Result<TaskRow> {
     sqlite3_stmt* stmt =
         conn.Prepare(std::string("SELECT ") + std::string(kTaskColumns) + " FROM tasks WHERE idempotency_key = ?1");
     if (stmt == nullptr) return PrepareError(conn.db(), "reading tasks");
@@ -818,12 +796,7 @@ Result<TaskRow> SqliteStore::FindTaskByIdempotencyKey(const std::string& key) {
 }
 
 Result<std::vector<TaskRow>> SqliteStore::ListTasks(const TaskQuery& q) {
-  return NoThrow("list tasks", [&]() -> Result<std::vector<TaskRow>> {
-    std::shared_lock<std::shared_mutex> life;
-    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
-    auto reader = AcquireReader();
-    if (!reader.ok()) return reader.status();
-    SqliteConnection& conn = **reader;
+  return WithReader("list tasks", [&](SqliteConnection& conn) -> Result<std::vector<TaskRow>> {
     sqlite3_stmt* stmt = conn.Prepare(std::string("SELECT ") + std::string(kTaskColumns) +
                                       " FROM tasks WHERE (?1 = '' OR state = ?1) AND (?2 = '' OR executor = ?2) AND "
                                       "(?3 = '' OR project = ?3) AND (?4 <= 0 OR seq < ?4) ORDER BY seq DESC LIMIT ?5");
@@ -839,12 +812,7 @@ Result<std::vector<TaskRow>> SqliteStore::ListTasks(const TaskQuery& q) {
 }
 
 Result<std::vector<TaskRow>> SqliteStore::TasksInStates(const std::vector<std::string>& states) {
-  return NoThrow("tasks in states", [&]() -> Result<std::vector<TaskRow>> {
-    std::shared_lock<std::shared_mutex> life;
-    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
-    auto reader = AcquireReader();
-    if (!reader.ok()) return reader.status();
-    SqliteConnection& conn = **reader;
+  return WithReader("tasks in states", [&](SqliteConnection& conn) -> Result<std::vector<TaskRow>> {
     sqlite3_stmt* stmt = conn.Prepare(std::string("SELECT ") + std::string(kTaskColumns) +
                                       " FROM tasks WHERE state = ?1 ORDER BY seq");
     if (stmt == nullptr) return PrepareError(conn.db(), "reading tasks");
@@ -862,12 +830,7 @@ Result<std::vector<TaskRow>> SqliteStore::TasksInStates(const std::vector<std::s
 }
 
 Result<Store::TaskTotals> SqliteStore::TaskStats() {
-  return NoThrow("task stats", [&]() -> Result<TaskTotals> {
-    std::shared_lock<std::shared_mutex> life;
-    if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
-    auto reader = AcquireReader();
-    if (!reader.ok()) return reader.status();
-    SqliteConnection& conn = **reader;
+  return WithReader("task stats", [&](SqliteConnection& conn) -> Result<TaskTotals> {
     TaskTotals totals;
     sqlite3_stmt* stmt = conn.Prepare("SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state");
     if (stmt == nullptr) return PrepareError(conn.db(), "reading tasks");
