@@ -202,7 +202,7 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
                                                     *performance = list.empty() ? 0.5 : total / static_cast<double>(list.size());
                                                   });
     s.master = std::make_unique<tasks::MasterLoop>(*s.transport, mo_strategy(config), std::chrono::milliseconds(200),
-                                                   std::chrono::milliseconds(2000));
+                                                   std::chrono::milliseconds(5000));
     std::weak_ptr<Impl> weak = svc->impl_;
     for (const char* type : kClusterTypes) {
       p2p->OnDirect(type, [weak, t = std::string(type)](const p2p::Message& m) {

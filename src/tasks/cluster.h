@@ -130,7 +130,7 @@ class ClusterLink {
     std::vector<std::string> capabilities;
     std::vector<std::string> executors;
     std::chrono::milliseconds report_interval{250};   // at most this often, when the load changed
-    std::chrono::milliseconds report_keepalive{1000}; // at least this often (the admin forgets after 2 s)
+    std::chrono::milliseconds report_keepalive{2000}; // at least this often (the admin forgets after 5 s)
     std::chrono::milliseconds resend_interval{1000};
     std::chrono::milliseconds give_up_after{std::chrono::minutes(10)};  // an unacknowledged result
   };
