@@ -30,6 +30,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sodium.h>
+
+#include "cluster/membership.h"
 #include "p2p/p2p.h"
 #include "p2p/wire.h"
 
@@ -80,8 +83,35 @@ bzzz::p2p::Options NodeOptions(int port, const std::vector<std::string>& seeds, 
   return o;
 }
 
+// Every process of one run joins the same cluster: the cluster key is
+// derived from BZZZ_BENCH_CLUSTER_SEED (default "bzzz-bench"), and
+// each node issues its own credential with it (a benchmark shortcut; real
+// nodes are admitted by the cluster's admin).
+std::shared_ptr<bzzz::cluster::Membership> BenchMembership(const bzzz::p2p::NodeIdentity& id) {
+  const char* seed_env = std::getenv("BZZZ_BENCH_CLUSTER_SEED");
+  std::string seed = seed_env ? seed_env : "bzzz-bench";
+  unsigned char pk[32], sk[64], digest[32];
+  crypto_generichash(digest, sizeof digest, reinterpret_cast<const unsigned char*>(seed.data()), seed.size(),
+                     nullptr, 0);
+  crypto_sign_seed_keypair(pk, sk, digest);
+  auto ca = bzzz::cluster::ClusterAuthority::FromSecret(std::string(reinterpret_cast<char*>(sk), 64)).value();
+  auto m = bzzz::cluster::Membership::Open("").value();
+  (void)m->Adopt(ca.public_key());
+  bzzz::cluster::Credential c;
+  c.node_key = id.public_key();
+  c.role = bzzz::cluster::NodeRole::kWorker;
+  c.serial = 1;
+  c.issued_at_ms = bzzz::cluster::NowMs();
+  c.expires_at_ms = c.issued_at_ms + 24 * 3600 * 1000;
+  (void)m->Admit(bzzz::cluster::EncodeCredential(c, ca), "", id.public_key());
+  return m;
+}
+
 std::unique_ptr<bzzz::p2p::P2pNode> StartNode(int port, const std::vector<std::string>& seeds, const std::string& name) {
-  auto node = bzzz::p2p::P2pNode::Start(NodeOptions(port, seeds, name), bzzz::p2p::NodeIdentity::Generate(), nullptr);
+  auto identity = bzzz::p2p::NodeIdentity::Generate();
+  auto options = NodeOptions(port, seeds, name);
+  options.membership = BenchMembership(identity);
+  auto node = bzzz::p2p::P2pNode::Start(std::move(options), std::move(identity), nullptr);
   if (!node.ok()) {
     std::fprintf(stderr, "%s: %s\n", name.c_str(), node.status().message().c_str());
     _exit(3);

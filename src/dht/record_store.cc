@@ -268,8 +268,8 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     std::size_t invalid = 0;
     for (auto& v : *values) {
       const p2p::Decoded d = p2p::DecodeFrame(v.data(), v.size());
-      if (!d.ok() || d.frame.kind != p2p::FrameKind::kRecord || d.frame.topic != name) {
-        ++invalid;
+      if (!d.ok() || d.frame.kind != p2p::FrameKind::kRecord || d.frame.topic != name || !p2p.Authorize(d.frame)) {
+        ++invalid;  // forged, damaged, or written by a node that is not a member
         continue;
       }
       frames.emplace_back(d.frame.sent_at_ns, std::move(v));
@@ -484,6 +484,7 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
       f.seq = NextSeq();
       f.sent_at_ns = NowMs() * 1'000'000;
       f.topic = std::string(name);
+      f.credential = p2p.credential();
       const json body = {{"node_id", p2p.node_id()}, {"http_endpoint", p2p.CurrentPresence().http_endpoint}};
       f.messages.push_back({"provider", NowMs() * 1000, 0, body.dump()});
       auto encoded = p2p::EncodeFrame(f, p2p.identity());
@@ -507,7 +508,9 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     std::map<std::string, Provider> by_node;
     for (const auto& v : *values) {
       const p2p::Decoded d = p2p::DecodeFrame(v.data(), v.size());
-      if (!d.ok() || d.frame.kind != p2p::FrameKind::kProvider || d.frame.topic != name) continue;
+      if (!d.ok() || d.frame.kind != p2p::FrameKind::kProvider || d.frame.topic != name || !p2p.Authorize(d.frame)) {
+        continue;
+      }
       const std::int64_t at = d.frame.sent_at_ns / 1'000'000;
       if (at + opts.config.provider_ttl.count() < now) continue;  // stale: its node stopped refreshing
       const json body = json::parse(d.frame.messages[0].data, nullptr, false);
@@ -736,6 +739,7 @@ Status RecordStore::Put(std::string_view name, std::string content, std::string_
   }
   p2p::Frame f;
   f.kind = p2p::FrameKind::kRecord;
+  f.credential = n.p2p.credential();
   f.seq = n.NextSeq();
   f.sent_at_ns = NowMs() * 1'000'000;
   f.topic = std::string(name);

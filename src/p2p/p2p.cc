@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "cluster/membership.h"
 #include "p2p/probe.h"
 #include "p2p/topics.h"
 
@@ -52,6 +53,7 @@ enum TypeId : dht::ValueType::Id {
   kTypeRecord,
   kTypeProvider,
   kTypeChunk,
+  kTypeJoin,
 };
 
 dht::ValueType::Id TypeOfClass(TopicClass c) {
@@ -283,9 +285,12 @@ class P2pNode::Impl {
         identity(std::move(id)),
         probe(metrics),
         dedup(opts.config.pubsub.dedup_window),
-        dispatcher(2, opts.config.pubsub.queue_capacity) {
+        dispatcher(2, opts.config.pubsub.queue_capacity),
+        membership(opts.membership) {
+    network_id = opts.config.network_id != 0 ? opts.config.network_id
+                                             : cluster::NetworkIdOf(membership->cluster_key());
     char ns[32];
-    std::snprintf(ns, sizeof ns, "bzzz:%08x:", opts.config.network_id);
+    std::snprintf(ns, sizeof ns, "bzzz:%08x:", network_id);
     key_prefix = ns;
     seq.store(static_cast<std::uint64_t>(NowUs()) * 1000);  // grows across restarts
     presence = opts.presence;
@@ -296,6 +301,8 @@ class P2pNode::Impl {
   P2pProbe probe;
   DedupWindow dedup;
   Dispatcher dispatcher;
+  std::shared_ptr<cluster::Membership> membership;
+  std::uint32_t network_id = 0;
   std::string key_prefix;
   dht::DhtRunner runner;
   std::atomic<std::uint64_t> seq{0};
@@ -394,6 +401,39 @@ class P2pNode::Impl {
     n_rejected++;
   }
 
+  // Whether the frame's sender is a member in good standing; a refusal is
+  // counted as a security violation and logged (at most every 10 s).
+  bool Admit(const Frame& f, TopicClass c, std::string_view stage, cluster::NodeRole* role = nullptr) {
+    const cluster::Verdict v = membership->Check(f.credential, f.sender, cluster::NowMs());
+    if (v.ok()) {
+      if (role) *role = v.role;
+      return true;
+    }
+    Reject(c, v.refused, stage);
+    probe.Violation("p2p_" + v.refused);
+    LogRefusal(NodeIdOf(f.sender), v.refused, stage);
+    return false;
+  }
+
+  std::mutex refusal_mu;
+  Clock::time_point refusal_logged{};
+  std::uint64_t refusals_unlogged = 0;
+  void LogRefusal(const std::string& sender, std::string_view why, std::string_view stage) {
+    std::lock_guard lock(refusal_mu);
+    const auto now = Clock::now();
+    if (now - refusal_logged < std::chrono::seconds(10)) {
+      ++refusals_unlogged;
+      return;
+    }
+    spdlog::warn("p2p: refused a frame of {} ({}, at {}); {} more refusal(s) since the last report", sender, why,
+                 stage, refusals_unlogged);
+    refusal_logged = now;
+    refusals_unlogged = 0;
+  }
+
+  // This node's credential for the frames it sends ("" before admission).
+  std::string Credential() const { return membership->credential(); }
+
   // ----- value types and their storage policies -----
 
   dht::StorePolicy FramePolicy(FrameKind kind, TopicClass c) {
@@ -405,7 +445,7 @@ class P2pNode::Impl {
         Reject(c, d.error == DecodeError::kBadSignature ? "bad_signature" : "malformed", "store");
         return false;
       }
-      return true;
+      return Admit(d.frame, c, "store");
     };
   }
 
@@ -415,7 +455,7 @@ class P2pNode::Impl {
   // keeps the stored set small, and values only expire when their node stops
   // refreshing them (frequent expiries make OpenDHT slow).
   dht::EditPolicy ReplacePolicy(FrameKind kind) {
-    return [kind](dht::InfoHash, const std::shared_ptr<dht::Value>& old_value, std::shared_ptr<dht::Value>& new_value,
+    return [this, kind](dht::InfoHash, const std::shared_ptr<dht::Value>& old_value, std::shared_ptr<dht::Value>& new_value,
                   const dht::InfoHash&, const dht::SockAddr&) {
       FrameKind old_kind;
       PublicKey old_sender;
@@ -423,6 +463,9 @@ class P2pNode::Impl {
       if (new_value->data.size() > dht::MAX_VALUE_SIZE) return false;
       const Decoded d = DecodeFrame(new_value->data.data(), new_value->data.size());
       if (!d.ok() || d.frame.kind != kind) return false;
+      if (!Admit(d.frame, kind == FrameKind::kPresence ? TopicClass::kPresence : TopicClass::kOther, "store")) {
+        return false;
+      }
       if (!PeekFrameHeader(old_value->data.data(), old_value->data.size(), &old_kind, &old_sender, &old_seq)) {
         return false;
       }
@@ -460,6 +503,12 @@ class P2pNode::Impl {
     runner.registerType(dht::ValueType(kTypePresence, "bzzz.presence", ms(opts.config.peer_expiry),
                                        FramePolicy(FrameKind::kPresence, TopicClass::kPresence),
                                        ReplacePolicy(FrameKind::kPresence)));
+    // Join requests: only a valid, unexpired join token of this cluster is stored.
+    runner.registerType(dht::ValueType(
+        kTypeJoin, "bzzz.join", ms(config::Millis(30000)),
+        [this](dht::InfoHash, std::shared_ptr<dht::Value>& v, const dht::InfoHash&, const dht::SockAddr&) {
+          return v->data.size() <= dht::MAX_VALUE_SIZE && ParseJoin(v->data, "store").has_value();
+        }));
     runner.registerType(dht::ValueType(
         kTypeDirect, "bzzz.inbox", ms(r.direct),
         [](dht::InfoHash, std::shared_ptr<dht::Value>& v, const dht::InfoHash&, const dht::SockAddr&) {
@@ -492,7 +541,6 @@ class P2pNode::Impl {
 
   Status Run() {
     const auto& c = opts.config;
-    if (c.network_id == 0) return InvalidArgument("p2p.network_id 0 is the public OpenDHT network: refused");
     std::string host, port;
     if (!SplitHostPort(c.listen, &host, &port)) return InvalidArgument("p2p.listen is not HOST:PORT: " + c.listen);
     dht::SockAddr bind4;
@@ -510,7 +558,7 @@ class P2pNode::Impl {
     rc.peer_publish = c.multicast_discovery;
     rc.bind4 = bind4;
     auto& nc = rc.dht_config.node_config;
-    nc.network = c.network_id;
+    nc.network = network_id;
     nc.node_id = dht::InfoHash::get(identity.public_key().data(), identity.public_key().size());
     nc.maintain_storage = false;
     if (c.max_peer_requests_per_sec != 0) nc.max_peer_req_per_sec = c.max_peer_requests_per_sec;
@@ -644,6 +692,7 @@ class P2pNode::Impl {
 
   Status Enqueue(std::string topic, FrameMessage message) {
     const TopicClass c = ClassOf(topic);
+    if (!membership->Admitted()) return FailedPrecondition("this node is not admitted to its cluster yet");
     {
       std::lock_guard lock(out_mu);
       if (out_stopping) return Unavailable("p2p node is stopping");
@@ -735,6 +784,7 @@ class P2pNode::Impl {
 
   void PutFrame(const std::string& topic, Frame f) {
     const TopicClass c = ClassOf(topic);
+    f.credential = Credential();
     f.seq = NextSeq();
     f.sent_at_ns = NowUs() * 1000;
     const std::size_t count = f.messages.size();
@@ -807,6 +857,11 @@ class P2pNode::Impl {
       return;
     }
     const bool own = f.sender == identity.public_key();
+    cluster::NodeRole role = cluster::NodeRole::kWorker;
+    if (!own && !Admit(f, c, "receive", &role)) return;
+    if (own) {
+      if (auto mine = membership->own()) role = mine->role;
+    }
     if (!dedup.FirstTime(f.sender, f.seq)) {
       Drop(c, "duplicate", f.messages.size());
       return;
@@ -824,6 +879,8 @@ class P2pNode::Impl {
       Message m;
       m.topic = topic;
       m.envelope = {fm.type, from, fm.published_us / 1000, fm.data, fm.hop_count};
+      m.sender_key = f.sender;
+      m.sender_role = role;
       m.published_us = fm.published_us;
       m.received_us = now;
       if (own) {
@@ -871,6 +928,8 @@ class P2pNode::Impl {
       Reject(c, "wrong_topic", "receive");  // sealed to us but addressed elsewhere: a replay
       return;
     }
+    cluster::NodeRole role = cluster::NodeRole::kWorker;
+    if (!Admit(d.frame, c, "receive", &role)) return;
     if (!dedup.FirstTime(d.frame.sender, d.frame.seq)) {
       Drop(c, "duplicate", d.frame.messages.size());
       return;
@@ -881,6 +940,8 @@ class P2pNode::Impl {
       Message m;
       m.topic = d.frame.topic;
       m.envelope = {fm.type, from, fm.published_us / 1000, fm.data, fm.hop_count};
+      m.sender_key = d.frame.sender;
+      m.sender_role = role;
       m.published_us = fm.published_us;
       m.received_us = now;
       probe.Received(c, static_cast<double>(now - fm.published_us) / 1e6);
@@ -904,7 +965,6 @@ class P2pNode::Impl {
   }
 
   Status SendDirect(std::string_view node_id, std::string_view type, std::string data) {
-    if (type.empty() || type.size() > kMaxTypeBytes) return InvalidArgument("message type must be 1..64 bytes");
     PublicKey recipient;
     {
       std::lock_guard lock(peers_mu);
@@ -912,8 +972,16 @@ class P2pNode::Impl {
       if (it == peers.end()) return NotFound("peer " + std::string(node_id) + " is not known (no presence seen)");
       recipient = it->second.public_key;
     }
+    return SendDirectToKey(recipient, type, std::move(data));
+  }
+
+  Status SendDirectToKey(const PublicKey& recipient, std::string_view type, std::string data) {
+    if (type.empty() || type.size() > kMaxTypeBytes) return InvalidArgument("message type must be 1..64 bytes");
+    if (!membership->Admitted()) return FailedPrecondition("this node is not admitted to its cluster yet");
+    const std::string node_id = NodeIdOf(recipient);
     Frame f;
     f.kind = FrameKind::kDirect;
+    f.credential = Credential();
     f.seq = NextSeq();
     f.sent_at_ns = NowUs() * 1000;
     f.topic = "inbox/" + std::string(node_id);
@@ -927,6 +995,84 @@ class P2pNode::Impl {
     probe.Published(TopicClass::kDirect, 1);
     n_published++;
     return Status::Ok();
+  }
+
+  // ----- admission -----
+
+  // A join request that may be stored and handed on: a kJoin frame signed by
+  // the joiner, carrying a valid, unexpired join token of this cluster.
+  std::optional<JoinRequest> ParseJoin(const Bytes& data, std::string_view stage) {
+    const Decoded d = DecodeFrame(data.data(), data.size());
+    if (!d.ok() || d.frame.kind != FrameKind::kJoin || d.frame.topic != "join" || d.frame.messages.size() != 1 ||
+        d.frame.messages[0].type != "join") {
+      Reject(TopicClass::kInternal, d.ok() ? "wrong_topic" : "malformed", stage);
+      return std::nullopt;
+    }
+    const json j = json::parse(d.frame.messages[0].data, nullptr, false);
+    if (!j.is_object() || !j.contains("token") || !j["token"].is_string() ||
+        (j.contains("name") && !j["name"].is_string())) {
+      Reject(TopicClass::kInternal, "malformed", stage);
+      return std::nullopt;
+    }
+    JoinRequest r;
+    r.token = j["token"].get<std::string>();
+    r.name = j.value("name", "");
+    auto token = cluster::DecodeJoinToken(r.token);
+    if (!token.ok() || token->cluster_key != membership->cluster_key() || token->expires_at_ms <= cluster::NowMs()) {
+      Reject(TopicClass::kInternal, "join_invalid", stage);
+      probe.Violation("p2p_join_invalid");
+      LogRefusal(NodeIdOf(d.frame.sender), token.ok() ? "expired or foreign join token" : token.status().message(),
+                 stage);
+      return std::nullopt;
+    }
+    r.node_key = d.frame.sender;
+    r.node_id = NodeIdOf(d.frame.sender);
+    return r;
+  }
+
+  Status RequestAdmission(std::string_view token, std::string_view name) {
+    Frame f;
+    f.kind = FrameKind::kJoin;
+    f.seq = NextSeq();
+    f.sent_at_ns = NowUs() * 1000;
+    f.topic = "join";
+    f.messages.push_back({"join", NowUs(), 0, json{{"token", token}, {"name", name}}.dump()});
+    auto encoded = EncodeFrame(f, identity);
+    if (!encoded.ok()) return encoded.status();
+    PutValue(Hash("join"), kTypeJoin, std::move(encoded).value(), 0, TopicClass::kInternal);
+    return Status::Ok();
+  }
+
+  std::shared_ptr<Sink> join_sink = std::make_shared<Sink>();
+  std::shared_future<std::size_t> join_listen;
+
+  void ListenJoin(std::function<void(const JoinRequest&)> handler) {
+    {
+      std::lock_guard lock(join_sink->mu);
+      join_sink->name = "join";
+      join_sink->topic_class = TopicClass::kInternal;
+      join_sink->handler = [handler = std::move(handler)](const Message& m) {
+        JoinRequest r;
+        r.node_key = m.sender_key;
+        r.node_id = m.envelope.from;
+        r.name = m.envelope.type;
+        r.token = m.envelope.data;
+        handler(r);
+      };
+    }
+    if (join_listen.valid()) return;
+    join_listen = ListenOn(Hash("join"), kTypeJoin, [this](const dht::Value& v, bool expired) {
+      if (expired) return;
+      auto r = ParseJoin(v.data, "receive");
+      if (!r) return;
+      Message m;
+      m.topic = "join";
+      m.envelope.from = r->node_id;
+      m.envelope.type = r->name;
+      m.envelope.data = r->token;
+      m.sender_key = r->node_key;
+      if (!dispatcher.Push(join_sink, std::move(m))) Drop(TopicClass::kInternal, "queue_full");
+    });
   }
 
   // ----- presence -----
@@ -946,6 +1092,7 @@ class P2pNode::Impl {
       return;
     }
     if (d.frame.sender == identity.public_key()) return;
+    if (!expired && !Admit(d.frame, TopicClass::kPresence, "receive")) return;
     const std::string id = NodeIdOf(d.frame.sender);
     std::lock_guard lock(peers_mu);
     auto& newest = peer_seq[id];
@@ -983,6 +1130,8 @@ class P2pNode::Impl {
   }
 
   void Announce() {
+    const std::string credential = Credential();
+    if (credential.empty()) return;  // not admitted yet: nothing to announce
     Presence p;
     bool changed;
     {
@@ -993,6 +1142,7 @@ class P2pNode::Impl {
     }
     Frame f;
     f.kind = FrameKind::kPresence;
+    f.credential = credential;
     f.seq = NextSeq();
     f.sent_at_ns = NowUs() * 1000;
     f.topic = "presence";
@@ -1041,7 +1191,11 @@ class P2pNode::Impl {
     const auto cutoff = std::chrono::system_clock::now() - opts.config.peer_expiry;
     std::lock_guard lock(peers_mu);
     for (auto it = peers.begin(); it != peers.end();) {
-      if (it->second.last_seen < cutoff) {
+      if (membership->IsRevoked(it->first)) {
+        spdlog::warn("p2p: peer {} ({}) was revoked", it->first, it->second.name);
+        peer_seq.erase(it->first);
+        it = peers.erase(it);
+      } else if (it->second.last_seen < cutoff) {
         spdlog::info("p2p: peer {} ({}) expired", it->first, it->second.name);
         peer_seq.erase(it->first);
         it = peers.erase(it);
@@ -1103,6 +1257,9 @@ P2pNode::~P2pNode() { Stop(); }
 
 Result<std::unique_ptr<P2pNode>> P2pNode::Start(Options options, NodeIdentity identity,
                                                 prometheus::Registry* metrics) {
+  if (!options.membership || !options.membership->HasCluster()) {
+    return FailedPrecondition("p2p: the node belongs to no cluster (found one or join with a token first)");
+  }
   std::unique_ptr<P2pNode> node(new P2pNode());
   node->impl_ = std::make_unique<Impl>(std::move(options), std::move(identity), metrics);
   if (auto s = node->impl_->Run(); !s.ok()) {
@@ -1234,6 +1391,38 @@ std::vector<PeerInfo> P2pNode::Peers() const {
 }
 
 std::size_t P2pNode::ConnectedPeers() const { return impl_->ConnectedPeers(); }
+
+Status P2pNode::SendDirectToKey(const PublicKey& recipient, std::string_view type, std::string data) {
+  return impl_->SendDirectToKey(recipient, type, std::move(data));
+}
+
+Status P2pNode::RequestAdmission(std::string_view token, std::string_view name) {
+  return impl_->RequestAdmission(token, name);
+}
+
+void P2pNode::OnJoinRequest(std::function<void(const JoinRequest&)> handler) {
+  impl_->ListenJoin(std::move(handler));
+}
+
+void P2pNode::MembershipChanged() {
+  {
+    std::lock_guard lock(impl_->peers_mu);
+    impl_->presence_dirty = true;
+  }
+  impl_->WakeMaintenance();
+}
+
+bool P2pNode::Authorize(const Frame& frame, std::string* refused) {
+  if (frame.sender == impl_->identity.public_key()) return true;
+  const cluster::Verdict v = impl_->membership->Check(frame.credential, frame.sender, cluster::NowMs());
+  if (v.ok()) return true;
+  impl_->Reject(TopicClass::kOther, v.refused, "read");
+  impl_->probe.Violation("p2p_" + v.refused);
+  if (refused) *refused = v.refused;
+  return false;
+}
+
+std::string P2pNode::credential() const { return impl_->Credential(); }
 
 std::optional<PeerInfo> P2pNode::FindPeer(std::string_view node_id) const {
   std::lock_guard lock(impl_->peers_mu);

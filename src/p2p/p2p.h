@@ -1,5 +1,13 @@
 // P2pNode: the node's place in the cluster, on OpenDHT (SPEC §3.3).
 //
+// - Membership (cluster/membership.h): the node sends frames only once it
+//   holds a credential of its cluster, and every frame it receives, stores
+//   for others or reads back from the DHT must carry a valid, unexpired,
+//   unrevoked credential of the same cluster bound to the frame's signing
+//   key; anything else is dropped and counted
+//   (no_security_violations_total{kind}). The network id derives from the
+//   cluster key unless p2p.network_id sets one. A node without a credential
+//   may only put join requests (a join token in a kJoin frame).
 // - Identity: an Ed25519 key in <data_dir>/p2p/identity.key; the OpenDHT
 //   node id and the bzzz node id both derive from it, so a restart keeps both.
 // - Network: a private network id, explicit bind address (loopback by
@@ -34,12 +42,17 @@
 #include <vector>
 
 #include "base/status.h"
+#include "cluster/credential.h"
 #include "config/config.h"
 #include "p2p/identity.h"
 #include "p2p/wire.h"
 
 namespace prometheus {
 class Registry;
+}
+
+namespace bzzz::cluster {
+class Membership;
 }
 
 namespace bzzz::p2p {
@@ -75,8 +88,12 @@ struct PeerInfo {
 
 // A received pubsub or direct message.
 struct Message {
-  std::string topic;  // "inbox/<node_id>" for direct messages
+  std::string topic;  // "inbox/<node_id>" for direct messages, "join" for join requests
   Envelope envelope;
+  PublicKey sender_key{};  // the verified signer
+  // What the sender's verified credential says it is (join requests: the
+  // role of the token they carry).
+  cluster::NodeRole sender_role = cluster::NodeRole::kWorker;
   std::int64_t published_us = 0;
   std::int64_t received_us = 0;
 };
@@ -93,6 +110,17 @@ struct Options {
   std::string data_dir;   // "" keeps nothing on disk (tests, benchmarks)
   std::string node_name;
   Presence presence;      // the first announcement
+  // Required: the cluster this node belongs to (or is joining). Shared with
+  // the node, which admits, renews and revokes through it.
+  std::shared_ptr<cluster::Membership> membership;
+};
+
+// A node's request to be admitted, as an authority receives it.
+struct JoinRequest {
+  PublicKey node_key{};
+  std::string node_id;
+  std::string name;
+  std::string token;  // the join token text; its signature was checked on receipt
 };
 
 // OpenDHT value classes of the DHT subsystem (src/dht).
@@ -126,7 +154,9 @@ std::uint64_t ValueIdOf(const PublicKey& key, std::string_view salt);
 class P2pNode {
  public:
   // Binds, bootstraps and starts presence. `metrics` may be null. Fails on a
-  // bind error, network id 0, or an unreadable identity.
+  // bind error, an unreadable identity, or options without a membership
+  // that knows its cluster. Until the membership holds a credential the
+  // node announces nothing and Publish/SendDirect answer FailedPrecondition.
   static Result<std::unique_ptr<P2pNode>> Start(Options options, NodeIdentity identity,
                                                 prometheus::Registry* metrics);
   ~P2pNode();  // Stop()
@@ -160,6 +190,23 @@ class P2pNode {
   Status SendDirect(std::string_view node_id, std::string_view type, std::string data);
   // One handler per message type; registering again replaces it.
   void OnDirect(std::string_view type, MessageHandler handler);
+  // A direct message to a key whose presence is not known (an admission
+  // answer to a node that is not a member yet).
+  Status SendDirectToKey(const PublicKey& recipient, std::string_view type, std::string data);
+
+  // --- Admission ---
+  // Puts a join request carrying `token` (joining nodes, before admission).
+  Status RequestAdmission(std::string_view token, std::string_view name);
+  // Listens for join requests (authorities). Requests whose token is not a
+  // valid, unexpired token of this cluster never reach `handler`.
+  void OnJoinRequest(std::function<void(const JoinRequest&)> handler);
+  // Announces at once (after admission or renewal).
+  void MembershipChanged();
+  // The verdict on a frame's sender, for frames read straight from the DHT
+  // (records, providers).
+  bool Authorize(const Frame& frame, std::string* refused = nullptr);
+  // This node's credential, to put in frames it encodes itself ("" before admission).
+  std::string credential() const;
 
   // --- Presence and peers ---
   // Announces at once when `presence` differs from the last announcement.

@@ -27,6 +27,7 @@ struct P2pProbe::State {
   std::array<prometheus::Histogram*, kClasses> latency{};
   prometheus::Family<prometheus::Counter>* dropped = nullptr;
   prometheus::Family<prometheus::Counter>* rejected = nullptr;
+  prometheus::Family<prometheus::Counter>* violations = nullptr;
   prometheus::Gauge* peers = nullptr;
   prometheus::Gauge* good = nullptr;
   prometheus::Gauge* dubious = nullptr;
@@ -98,6 +99,14 @@ P2pProbe::P2pProbe(prometheus::Registry* registry) : state_(std::make_unique<Sta
                   .Help("Errors by component")
                   .Register(*registry)
                   .Add({{"component", "p2p"}});
+  // Shared with security::SecurityProbe (the registry merges same-name families).
+  s.violations = &prometheus::BuildCounter()
+                      .Name("no_security_violations_total")
+                      .Help("Detected security violations (forged messages, tampering, policy breaches)")
+                      .Register(*registry);
+  for (const char* kind : {"p2p_no_credential", "p2p_foreign_cluster", "p2p_revoked"}) {
+    s.series[std::string("v") + kind] = &s.violations->Add({{"kind", kind}});
+  }
   // Pre-create the common series so dashboards see zeros, not gaps.
   for (const char* reason : {"queue_full", "duplicate"}) Dropped(TopicClass::kCoordination, reason, 0);
   s.series["rcoordination/bad_signature/receive"] = &s.rejected->Add(
@@ -118,6 +127,16 @@ void P2pProbe::PublishFailed(TopicClass c) {
 void P2pProbe::Received(TopicClass c, double latency) {
   if (auto* m = state_->received[Index(c)]) m->Increment();
   if (auto* h = state_->latency[Index(c)]) h->Observe(latency < 0 ? 0 : latency);
+}
+
+void P2pProbe::Violation(std::string_view kind) {
+  auto& s = *state_;
+  if (s.violations == nullptr) return;
+  const std::string key = "v" + std::string(kind);
+  std::lock_guard lock(s.mu);
+  auto& counter = s.series[key];
+  if (counter == nullptr) counter = &s.violations->Add({{"kind", std::string(kind)}});
+  counter->Increment();
 }
 
 void P2pProbe::Dropped(TopicClass c, std::string_view reason, std::uint64_t n) {

@@ -13,6 +13,10 @@
 //   bzzz_pubsub_publish_failures_total{topic_class}        puts no node took
 //   bzzz_pubsub_delivery_latency_seconds{topic_class}      publish -> handler queue
 //   bzzz_errors_total{component="p2p"}
+//   no_security_violations_total{kind}                     frames refused because
+//       of who sent them: p2p_no_credential, p2p_foreign_cluster,
+//       p2p_bad_credential, p2p_key_mismatch, p2p_expired, p2p_revoked,
+//       p2p_join_invalid (the family is shared with the security subsystem)
 // Topic classes are a fixed set (p2p/topics.h), so label sets stay bounded.
 // Thread-safe; every method is a no-op without a registry.
 #pragma once
@@ -42,6 +46,8 @@ class P2pProbe {
   void Rejected(TopicClass c, std::string_view reason, std::string_view stage);
   void Peers(std::size_t connected, unsigned good_nodes, unsigned dubious_nodes);
   void Error();
+  // A frame refused for its sender (no_security_violations_total{kind}).
+  void Violation(std::string_view kind);
 
  private:
   struct State;

@@ -6,7 +6,7 @@ namespace bzzz::p2p {
 
 namespace {
 
-constexpr std::uint8_t kMagic[3] = {'B', 'Z', '1'};
+constexpr std::uint8_t kMagic[3] = {'B', 'Z', '2'};
 constexpr std::uint8_t kSealedMagic[4] = {'B', 'Z', 'S', '1'};
 constexpr std::size_t kHeaderBytes = 4 + 32 + 8 + 8;
 constexpr std::size_t kSignatureBytes = 64;
@@ -84,7 +84,7 @@ class Reader {
   const std::uint8_t* end_;
 };
 
-bool ValidKind(std::uint8_t k) { return k >= 1 && k <= 5; }
+bool ValidKind(std::uint8_t k) { return k >= 1 && k <= 6; }
 
 }  // namespace
 
@@ -93,12 +93,14 @@ std::size_t EncodedMessageSize(const FrameMessage& m) {
 }
 
 std::size_t FrameOverhead(std::string_view topic) {
-  return kHeaderBytes + VarintSize(topic.size()) + topic.size() + 3 + kSignatureBytes;
+  return kHeaderBytes + VarintSize(kMaxCredentialBytes) + kMaxCredentialBytes + VarintSize(topic.size()) +
+         topic.size() + 3 + kSignatureBytes;
 }
 
 Result<Bytes> EncodeFrame(const Frame& frame, const NodeIdentity& signer) {
   if (frame.topic.size() > kMaxTopicBytes) return InvalidArgument("topic longer than 1024 bytes");
   if (frame.messages.empty()) return InvalidArgument("a frame carries at least one message");
+  if (frame.credential.size() > kMaxCredentialBytes) return InvalidArgument("credential longer than 256 bytes");
   if (frame.messages.size() > kMaxFrameMessages) return InvalidArgument("too many messages in one frame");
   std::size_t size = FrameOverhead(frame.topic);
   for (const auto& m : frame.messages) {
@@ -116,6 +118,7 @@ Result<Bytes> EncodeFrame(const Frame& frame, const NodeIdentity& signer) {
   out.insert(out.end(), signer.public_key().begin(), signer.public_key().end());
   PutU64(out, frame.seq);
   PutU64(out, static_cast<std::uint64_t>(frame.sent_at_ns));
+  PutString(out, frame.credential);
   PutString(out, frame.topic);
   PutVarint(out, frame.messages.size());
   for (const auto& m : frame.messages) {
@@ -160,6 +163,7 @@ Decoded DecodeFrame(const std::uint8_t* data, std::size_t size) {
   std::uint64_t sent_at, count;
   if (!r.U64(&sent_at)) return malformed("truncated header");
   d.frame.sent_at_ns = static_cast<std::int64_t>(sent_at);
+  if (!r.String(&d.frame.credential, kMaxCredentialBytes)) return malformed("bad credential");
   if (!r.String(&d.frame.topic, kMaxTopicBytes)) return malformed("bad topic");
   if (!r.Varint(&count) || count == 0 || count > kMaxFrameMessages) return malformed("bad message count");
   d.frame.messages.resize(count);

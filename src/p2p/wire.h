@@ -2,13 +2,16 @@
 // presence, direct messages, records, provider records). docs/p2p.md
 // describes the layout byte by byte:
 //
-//   "BZ1" kind(1) | sender Ed25519 public key (32) | seq u64 | sent_at_ns u64
-//   | topic (varint length + bytes) | count (varint)
+//   "BZ2" kind(1) | sender Ed25519 public key (32) | seq u64 | sent_at_ns u64
+//   | sender's cluster credential (varint length + bytes; empty only in a
+//     join request) | topic (varint length + bytes) | count (varint)
 //   | count x { type (varint+bytes) | published_us u64 | hop_count u8 | data (varint+bytes) }
 //   | Ed25519 signature (64) over everything before it
 //
 // Integers are little-endian. One signature covers the whole batch, so a
-// receiver verifies once per frame, not once per message. A direct message
+// receiver verifies once per frame, not once per message. The credential
+// (cluster/credential.h) says what the sender is in its cluster; the P2P
+// node checks it before it stores, delivers or believes anything. A direct message
 // travels as "BZS1" + a sealed box (X25519) of a signed frame of kind kDirect.
 #pragma once
 
@@ -22,10 +25,18 @@
 
 namespace bzzz::p2p {
 
-enum class FrameKind : std::uint8_t { kPubsub = 1, kPresence = 2, kDirect = 3, kRecord = 4, kProvider = 5 };
+enum class FrameKind : std::uint8_t {
+  kPubsub = 1,
+  kPresence = 2,
+  kDirect = 3,
+  kRecord = 4,
+  kProvider = 5,
+  kJoin = 6,  // a node without a credential asks to be admitted (carries a join token)
+};
 
 inline constexpr std::size_t kMaxTopicBytes = 1024;  // pubsub topics: 256 (ValidateTopic); record names: 1024
 inline constexpr std::size_t kMaxTypeBytes = 64;
+inline constexpr std::size_t kMaxCredentialBytes = 256;
 inline constexpr std::size_t kMaxFrameMessages = 4096;
 // OpenDHT refuses values over 64 KiB; the sealed-box and frame overheads fit in the rest.
 inline constexpr std::size_t kMaxFrameBytes = 64 * 1024 - 128;
@@ -51,13 +62,14 @@ struct Frame {
   PublicKey sender{};
   std::uint64_t seq = 0;
   std::int64_t sent_at_ns = 0;
+  std::string credential;  // the sender's (cluster/credential.h)
   std::string topic;
   std::vector<FrameMessage> messages;
 };
 
 // Bytes a message adds to a frame (for batching decisions).
 std::size_t EncodedMessageSize(const FrameMessage& message);
-// Bytes of a frame without its messages.
+// Bytes of a frame without its messages (a credential of the largest size included).
 std::size_t FrameOverhead(std::string_view topic);
 
 // Serializes and signs. InvalidArgument when a field is out of bounds or

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 
+#include "cluster/membership.h"
 #include "p2p/topics.h"
 #include "p2p/wire.h"
 #include "p2p/cluster.h"
@@ -162,6 +163,80 @@ TEST_F(P2pClusterTest, ForgedAndTamperedFramesAreDroppedAndCounted) {
   EXPECT_EQ(delivered.load(), kNodes - 1) << "a forged or tampered frame was delivered";
 }
 
+// A rogue peer: it reaches the nodes and signs its frames, but holds no
+// valid credential of this cluster. Whatever it sends is refused where it
+// is stored and where it is received, and counted.
+TEST_F(P2pClusterTest, FramesOfNonMembersAreRefusedAndCounted) {
+  std::atomic<int> delivered{0};
+  for (int i = 1; i < kNodes; ++i) {
+    ASSERT_TRUE(nodes_[i]->Subscribe(kCoordinationTopic, "rogue-test", [&](const Message&) { ++delivered; }).ok());
+  }
+  std::this_thread::sleep_for(300ms);
+  std::uint64_t rejected_before = 0;
+  for (const auto& n : nodes_) rejected_before += n->Stats().rejected;
+
+  const auto rogue = NodeIdentity::Generate();
+  Frame f;
+  f.kind = FrameKind::kPubsub;
+  f.seq = 7;
+  f.sent_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  f.topic = std::string(kCoordinationTopic);
+  f.messages.push_back({"tasks.load", f.sent_at_ns / 1000, 0, "{}"});
+  std::vector<Bytes> frames;
+  // 1. No credential at all.
+  frames.push_back(EncodeFrame(f, rogue).value());
+  // 2. A credential of the rogue's own cluster.
+  const auto rogue_ca = cluster::ClusterAuthority::Generate();
+  cluster::Credential c;
+  c.node_key = rogue.public_key();
+  c.role = cluster::NodeRole::kAdminCapable;
+  c.issued_at_ms = cluster::NowMs();
+  c.expires_at_ms = c.issued_at_ms + 3600000;
+  f.credential = cluster::EncodeCredential(c, rogue_ca);
+  f.seq++;
+  frames.push_back(EncodeFrame(f, rogue).value());
+  // 3. A member's real credential, replayed under the rogue's key.
+  f.credential = testing::MemberOf(testing::TestClusterKey(), nodes_[1]->identity())->credential();
+  f.seq++;
+  frames.push_back(EncodeFrame(f, rogue).value());
+  // 4. A credential of this cluster that has expired.
+  f.credential =
+      testing::MemberOf(testing::TestClusterKey(), rogue, cluster::NodeRole::kAdminCapable, -1000ms)->credential();
+  f.seq++;
+  frames.push_back(EncodeFrame(f, rogue).value());
+  for (auto& frame : frames) ASSERT_TRUE(nodes_[0]->PublishRawFrame(kCoordinationTopic, frame).ok());
+
+  EXPECT_TRUE(Eventually(
+      [&] {
+        std::uint64_t rejected = 0;
+        for (const auto& n : nodes_) rejected += n->Stats().rejected;
+        return rejected >= rejected_before + frames.size();
+      },
+      5s));
+  // Members still talk; nothing of the rogue was delivered.
+  ASSERT_TRUE(nodes_[0]->Publish(kCoordinationTopic, "tasks.load", "{}").ok());
+  EXPECT_TRUE(Eventually([&] { return delivered.load() == kNodes - 1; }, 5s));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(delivered.load(), kNodes - 1) << "a non-member's frame was delivered";
+}
+
+// A node whose credential is of another cluster is not a peer: its presence
+// is refused even though it shares the network id and the bootstrap node.
+TEST_F(P2pClusterTest, NodeOfAnotherClusterIsNotAPeer) {
+  config::P2pConfig cfg = testing::FastP2pConfig();
+  cfg.network_id = cluster::NetworkIdOf(testing::TestClusterKey().public_key());
+  const auto other_ca = cluster::ClusterAuthority::Generate();
+  testing::TempDir dir;
+  auto id = NodeIdentity::LoadOrCreate(dir.File("o") + "/p2p").value();
+  auto stranger = testing::StartP2pNode("stranger", {"127.0.0.1:" + std::to_string(nodes_[0]->port())}, dir.File("o"), cfg, testing::MemberOf(other_ca, id));
+  ASSERT_NE(stranger, nullptr);
+  std::this_thread::sleep_for(1500ms);
+  for (const auto& n : nodes_) EXPECT_FALSE(n->FindPeer(stranger->node_id()).has_value());
+  EXPECT_TRUE(stranger->Peers().empty());
+}
+
 TEST_F(P2pClusterTest, JoinIsIdempotentAndLeaveStopsDelivery) {
   std::atomic<int> first{0}, second{0};
   ASSERT_TRUE(nodes_[3]->Subscribe(IssueTopic("7"), "room", [&](const Message&) { ++first; }).ok());
@@ -266,10 +341,11 @@ TEST(P2pNodeTest, PresenceChangeArrivesAtOnceNotAtTheNextPoll) {
       3s));
 }
 
-TEST(P2pNodeTest, RefusesThePublicNetworkAndBadInput) {
-  config::P2pConfig cfg = testing::FastP2pConfig();
-  cfg.network_id = 0;
-  EXPECT_EQ(testing::StartP2pNode("public", {}, "", cfg), nullptr);
+TEST(P2pNodeTest, RefusesToRunWithoutAClusterAndBadInput) {
+  EXPECT_EQ(testing::StartP2pNode("nobody", {}, "", testing::FastP2pConfig(), nullptr, /*no_membership=*/true),
+            nullptr);
+  EXPECT_EQ(testing::StartP2pNode("fresh", {}, "", testing::FastP2pConfig(), cluster::Membership::Open("").value()),
+            nullptr);
 
   auto node = testing::StartP2pNode("alone", {});
   ASSERT_NE(node, nullptr);
