@@ -17,6 +17,7 @@
 
 #include "cli/client.h"
 #include "cli/common.h"
+#include "cli/cluster_commands.h"
 #include "cli/task_commands.h"
 #include "config/loader.h"
 #include "node/logging.h"
@@ -46,6 +47,7 @@ struct ConfigArgs {
   bool admin_capable = true;
   CLI::Option* admin_capable_opt = nullptr;
   std::string bootstrap_expect;
+  std::string join_token;
 };
 
 void AddConfigOptions(CLI::App* cmd, ConfigArgs& a) {
@@ -61,6 +63,8 @@ void AddServeOptions(CLI::App* cmd, ConfigArgs& a) {
   cmd->add_option("--node-name", a.node_name, "node name (node.name)");
   a.admin_capable_opt = cmd->add_flag("--admin-capable,!--no-admin-capable", a.admin_capable,
                                       "stand (or not) as admin candidate (election.admin_capable)");
+  cmd->add_option("--join", a.join_token,
+                  "join token of an existing cluster (p2p.join_token; bzzz cluster token create)");
   cmd->add_option("--bootstrap-expect", a.bootstrap_expect,
                   "admin-capable nodes that form the electorate together (election.bootstrap_expect)");
   cmd->add_option("--log-level", a.log_level, "trace, debug, info, warn, error, critical, off");
@@ -92,6 +96,7 @@ std::optional<std::string> Overrides(const ConfigArgs& a,
     out.emplace_back("election.admin_capable", a.admin_capable ? "true" : "false");
   }
   if (!a.bootstrap_expect.empty()) out.emplace_back("election.bootstrap_expect", a.bootstrap_expect);
+  if (!a.join_token.empty()) out.emplace_back("p2p.join_token", a.join_token);
   if (!a.log_level.empty()) out.emplace_back("node.log_level", a.log_level);
   if (!a.log_format.empty()) out.emplace_back("node.log_format", a.log_format);
   for (const auto& kv : a.sets) {
@@ -656,6 +661,8 @@ int RunCli(int argc, char** argv) {
   dht_bootstrap->add_option("--bootstrap", bootstrap_args.bootstrap,
                             "other bootstrap peers HOST:PORT (repeatable)");
   dht_bootstrap->add_option("--node-name", bootstrap_args.node_name, "node name");
+  dht_bootstrap->add_option("--join", bootstrap_args.join_token,
+                            "join token (role bootstrap) of the cluster this node serves");
   dht_bootstrap->add_option("--log-level", bootstrap_args.log_level,
                             "trace, debug, info, warn, error, critical, off");
 
@@ -774,6 +781,7 @@ int RunCli(int argc, char** argv) {
   }
 
   TaskCommands task_commands(app);
+  ClusterCommands cluster_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -815,6 +823,7 @@ int RunCli(int argc, char** argv) {
     }
   }
   if (auto code = task_commands.Run()) return *code;
+  if (auto code = cluster_commands.Run()) return *code;
   if (*trigger) return TriggerElection(client(trigger_args), trigger_force, trigger_json);
   if (*election_status) return ElectionStatus(client(election_status_args), election_status_json);
   if (*electorate_add) return ElectorateChange(client(electorate_args), "add", electorate_node);

@@ -62,7 +62,10 @@ struct PubsubConfig {
 struct P2pConfig {
   std::string listen = "127.0.0.1:9000";
   std::vector<std::string> bootstrap;       // "HOST:PORT" peers
-  std::uint32_t network_id = 0x627a7a7a;    // private network; 0 (public DHT) is rejected
+  std::uint32_t network_id = 0;             // 0: derived from the cluster key (never the public DHT)
+  std::string join_token;                   // "bzzz-join-1.…": admission to an existing cluster
+  Millis join_timeout{60000};               // how long a joining node waits to be admitted
+  Millis credential_ttl{30LL * 24 * 3600 * 1000};  // validity of issued credentials; renewed at 2/3
   bool multicast_discovery = false;
   Millis presence_interval{5000};
   Millis peer_expiry{30000};

@@ -334,9 +334,19 @@ std::vector<KeyDef> BuildKeys() {
           "HOST:PORT of peers to bootstrap from; never a public bootstrap by default.")
           .Check(CheckHostPort),
       Key("p2p.network_id", BZZZ_FIELD(p2p.network_id),
-          "Private OpenDHT network id; nodes only talk to nodes with the same id.")
-          .Range(1, std::numeric_limits<std::uint32_t>::max())
-          .Note("0 is the public OpenDHT network"),
+          "OpenDHT network id; 0 derives it from the cluster key (the default). Membership is checked either way.")
+          .Range(0, std::numeric_limits<std::uint32_t>::max())
+          .Note("never the public OpenDHT network: 0 means derived, not public"),
+      Key("p2p.join_token", BZZZ_FIELD(p2p.join_token),
+          "Join token of an existing cluster (bzzz cluster token create); used once, on first start, to be admitted.")
+          .Env({"BZZZ_JOIN_TOKEN"})
+          .Secret(),
+      Key("p2p.join_timeout", BZZZ_FIELD(p2p.join_timeout),
+          "How long a joining node waits for the cluster's admin to admit it before giving up.")
+          .Positive(),
+      Key("p2p.credential_ttl", BZZZ_FIELD(p2p.credential_ttl),
+          "Validity of the membership credentials this node issues; members renew theirs after two thirds of it.")
+          .Positive(),
       Key("p2p.multicast_discovery", BZZZ_FIELD(p2p.multicast_discovery),
           "Discover peers on the local network by multicast."),
       Key("p2p.presence_interval", BZZZ_FIELD(p2p.presence_interval),
@@ -1850,5 +1860,7 @@ std::vector<KeyInfo> DescribeKeys() {
   }
   return keys;
 }
+
+std::optional<std::int64_t> ParseDurationMs(std::string_view text) { return ParseDuration(text); }
 
 }  // namespace bzzz::config

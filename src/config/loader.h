@@ -7,8 +7,10 @@
 #pragma once
 
 #include <map>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -67,5 +69,9 @@ struct KeyInfo {
   std::string description;
 };
 std::vector<KeyInfo> DescribeKeys();
+
+// A duration as the configuration writes it ("500ms", "30s", "5m", "24h";
+// a bare number is milliseconds), in milliseconds; nullopt when malformed.
+std::optional<std::int64_t> ParseDurationMs(std::string_view text);
 
 }  // namespace bzzz::config

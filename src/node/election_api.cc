@@ -1,10 +1,13 @@
 #include "node/election_api.h"
 
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -83,6 +86,16 @@ class ElectionNode::Impl {
   std::unique_ptr<el::ElectionService> service;
   http::BlockingRuns runs{8};
   SteadyTime started = std::chrono::steady_clock::now();
+
+  // An election message of a kind the sender's credential does not allow.
+  prometheus::Counter* violations = nullptr;
+  std::atomic<std::uint64_t> refused{0};
+  void Refused(const std::string& from, el::MessageType type) {
+    if (violations) violations->Increment();
+    if (refused++ % 100 == 0) {
+      spdlog::warn("election: refused a {} from {}: not an admin-capable member", el::MessageTypeName(type), from);
+    }
+  }
 
   double Score(std::size_t members) const {
     // docs/election.md: uptime 0.25, capabilities 0.15, free resources 0.25,
@@ -197,6 +210,13 @@ Result<std::shared_ptr<ElectionNode>> ElectionNode::Start(p2p::P2pNode& p2p, con
   auto service = el::ElectionService::Start(std::move(options), &impl->transport, metrics, &impl->services);
   if (!service.ok()) return service.status();
   impl->service = std::move(service).value();
+  if (metrics) {
+    impl->violations = &prometheus::BuildCounter()
+                            .Name("no_security_violations_total")
+                            .Help("Detected security violations (forged messages, tampering, policy breaches)")
+                            .Register(*metrics)
+                            .Add({{"kind", "election_unauthorized"}});
+  }
   std::weak_ptr<Impl> weak = node->impl_;
   if (auto s = p2p.Subscribe(p2p::kElectionTopic, "election",
                              [weak](const p2p::Message& m) {
@@ -209,6 +229,16 @@ Result<std::shared_ptr<ElectionNode>> ElectionNode::Start(p2p::P2pNode& p2p, con
                                  return;
                                }
                                decoded->from = m.envelope.from;  // the frame's verified signer
+                               // Only admin-capable members stand, vote and lead; others
+                               // may only say hello (as observers) or ask for a handover.
+                               if (m.sender_role != cluster::NodeRole::kAdminCapable) {
+                                 if (decoded->type != el::MessageType::kHello &&
+                                     decoded->type != el::MessageType::kTransferRequest) {
+                                   self->Refused(m.envelope.from, decoded->type);
+                                   return;
+                                 }
+                                 decoded->admin_capable = false;
+                               }
                                self->service->Deliver(*decoded);
                              });
       !s.ok()) {
@@ -231,6 +261,17 @@ void ElectionNode::Leave() {
 }
 
 std::string ElectionNode::StatusJson() const { return impl_->StatusJson().dump(); }
+
+std::string ElectionNode::Admin(std::uint64_t* term) const {
+  const el::Snapshot s = impl_->service->GetSnapshot();
+  if (term) *term = s.term;
+  return s.admin;
+}
+
+bool ElectionNode::AdminOf(const std::string& node_id, std::uint64_t term) const {
+  const el::Snapshot s = impl_->service->GetSnapshot();
+  return !node_id.empty() && s.term == term && s.admin == node_id;
+}
 
 Status ElectionNode::RegisterRoutes(http::Router& router) {
   std::shared_ptr<Impl> impl = impl_;

@@ -11,6 +11,7 @@
 // becomes admin and stop when it stops being admin.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -37,6 +38,11 @@ class ElectionNode {
   Status RegisterRoutes(http::Router& router);
   ops::HealthCheckSpec HealthCheck(const config::OperationsConfig& ops);
   std::string StatusJson() const;
+  // The admin this node knows ("" when none) and the term it leads.
+  std::string Admin(std::uint64_t* term = nullptr) const;
+  // Whether `node_id` is the admin of `term` by this node's election state
+  // (not by what a message claims): the check on every admin-only message.
+  bool AdminOf(const std::string& node_id, std::uint64_t term) const;
 
   // Shutdown step: an admin hands over and waits (bounded) for its successor.
   void Leave();

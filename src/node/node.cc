@@ -21,6 +21,7 @@
 #include "http/router.h"
 #include "http/server.h"
 #include "node/build_info.h"
+#include "node/cluster_api.h"
 #include "node/logging.h"
 #include "node/election_api.h"
 #include "node/p2p_api.h"
@@ -104,6 +105,8 @@ class Node::Impl {
   std::string node_id;
   std::unique_ptr<p2p::P2pNode> p2p;
   std::unique_ptr<dht::RecordStore> records;
+  std::shared_ptr<cluster::Membership> membership;
+  std::shared_ptr<ClusterServices> cluster;
   std::shared_ptr<P2pServices> p2p_services;
   std::shared_ptr<ElectionNode> election;
   std::shared_ptr<UcxiServices> ucxi;
@@ -126,6 +129,7 @@ class Node::Impl {
     if (health) health->Stop();
     tasks.reset();
     election.reset();
+    cluster.reset();
     ucxi.reset();
     p2p_services.reset();
     if (records) records->Stop();
@@ -289,7 +293,12 @@ Status Node::Start() {
                                    return config::RenderConfig(n.config, config::RenderFormat::kJson, true);
                                  }});
   // The P2P node: presence, pubsub, direct messages; and the record store.
+  // Membership first: found, join or refuse (docs/security.md).
+  auto membership = PrepareMembership(cfg, identity->public_key(), n.options.bootstrap_only);
+  if (!membership.ok()) return membership.status();
+  n.membership = std::move(membership).value();
   p2p::Options p2p_options;
+  p2p_options.membership = n.membership;
   p2p_options.config = cfg.p2p;
   p2p_options.dht = cfg.dht;
   p2p_options.data_dir = cfg.node.data_dir;
@@ -303,6 +312,12 @@ Status Node::Start() {
   auto p2p_node = p2p::P2pNode::Start(std::move(p2p_options), std::move(identity).value(), metrics);
   if (!p2p_node.ok()) return p2p_node.status();
   n.p2p = std::move(p2p_node).value();
+  if (auto s = AwaitAdmission(*n.p2p, *n.membership, cfg); !s.ok()) return s;
+  auto cluster_services = ClusterServices::Start(*n.p2p, n.membership, cfg, metrics);
+  if (!cluster_services.ok()) return cluster_services.status();
+  n.cluster = std::move(cluster_services).value();
+  if (auto s = n.cluster->RegisterRoutes(*n.router); !s.ok()) return s;
+  api.status_sections.push_back({"cluster", [&n] { return n.cluster ? n.cluster->StatusJson() : "{}"; }});
   if (!n.options.bootstrap_only) {
     dht::Options dht_options;
     dht_options.config = cfg.dht;
@@ -334,13 +349,26 @@ Status Node::Start() {
     if (auto s = n.health->Register(n.election->HealthCheck(cfg.operations)); !s.ok()) return s;
     if (auto s = n.election->RegisterRoutes(*n.router); !s.ok()) return s;
     api.status_sections.push_back({"election", [&n] { return n.election ? n.election->StatusJson() : "{}"; }});
+    // Join requests are answered by the admin; before the first election,
+    // by the founder alone (so a one-time token is used once).
+    n.cluster->SetAdmissionGate([election = n.election.get(), founder = n.membership->Founder(), id = n.node_id] {
+      std::uint64_t term = 0;
+      const std::string admin = election->Admin(&term);
+      if (admin == id) return std::string();
+      if (admin.empty() && term == 0 && founder) return std::string();
+      return admin.empty() ? std::string("no admin elected") : "the admin " + admin + " admits";
+    });
   }
 
   // Tasks and the agent pool (bootstrap-only nodes run no agents); the nO
   // master loop runs while this node is admin.
   if (!n.options.bootstrap_only) {
+    std::function<bool(const std::string&, std::uint64_t)> admin_of;
+    if (ElectionNode* election = n.election.get()) {
+      admin_of = [election](const std::string& node_id, std::uint64_t term) { return election->AdminOf(node_id, term); };
+    }
     auto tasks = TaskServices::Start(n.store, cfg, n.node_id, metrics, n.p2p.get(),
-                                     n.election ? &n.election->admin_services() : nullptr);
+                                     n.election ? &n.election->admin_services() : nullptr, std::move(admin_of));
     if (!tasks.ok()) return tasks.status();
     n.tasks = std::move(tasks).value();
     if (auto s = n.health->Register(n.tasks->HealthCheck(cfg.operations)); !s.ok()) return s;
@@ -408,6 +436,7 @@ Status Node::Start() {
   // Leaving the DHT saves the peer store; values this node stored for others
   // stay with the other storage nodes (OpenDHT keeps several copies).
   (void)n.shutdown->AddHandler("p2p.leave", ops::kPriorityStopServices + 1, std::chrono::seconds(5), [&n] {
+    n.cluster.reset();
     n.election.reset();
     n.ucxi.reset();
     n.p2p_services.reset();

@@ -145,7 +145,8 @@ class TaskServices::Impl {
 Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storage::Store> store,
                                                           const config::Config& config, const std::string& node_id,
                                                           prometheus::Registry* metrics, p2p::P2pNode* p2p,
-                                                          election::AdminServices* admin) {
+                                                          election::AdminServices* admin,
+                                                          std::function<bool(const std::string&, std::uint64_t)> admin_of) {
   auto svc = std::shared_ptr<TaskServices>(new TaskServices());
   svc->impl_ = std::make_shared<Impl>();
   Impl& s = *svc->impl_;
@@ -190,6 +191,7 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
     lo.role = config.node.role;
     lo.capabilities = config.node.capabilities;
     lo.executors = s.executors->Kinds();
+    lo.admin_of = std::move(admin_of);
     tasks::AgentPool* pool_ptr = s.pool.get();
     s.link = std::make_unique<tasks::ClusterLink>(lo, *s.manager, *s.transport,
                                                   [pool_ptr](int* agents, int* idle, double* performance) {
@@ -287,6 +289,7 @@ std::string TaskServices::StatusJson() const {
                       {"results_received", l.results_received},
                       {"stale_results", l.stale_results},
                       {"offers_refused", l.offers_refused},
+                      {"offers_unauthorized", l.offers_unauthorized},
                       {"unacknowledged", l.unacknowledged}};
   }
   if (auto st = impl_->manager->Stats(); st.ok()) {

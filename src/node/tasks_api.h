@@ -17,6 +17,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -46,7 +48,8 @@ class TaskServices {
   static Result<std::shared_ptr<TaskServices>> Start(std::shared_ptr<storage::Store> store,
                                                      const config::Config& config, const std::string& node_id,
                                                      prometheus::Registry* metrics, p2p::P2pNode* p2p = nullptr,
-                                                     election::AdminServices* admin = nullptr);
+                                                     election::AdminServices* admin = nullptr,
+                                                     std::function<bool(const std::string&, std::uint64_t)> admin_of = {});
   ~TaskServices();
 
   Status RegisterRoutes(http::Router& router);

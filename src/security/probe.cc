@@ -42,7 +42,7 @@ SecurityProbe::SecurityProbe(prometheus::Registry* registry) {
       .Name("no_security_violations_total")
       .Help("Detected security violations (forged messages, tampering, policy breaches)")
       .Register(*registry)
-      .Add({});
+      .Add({{"kind", "http_policy"}});
   prometheus::BuildCounter()
       .Name("no_suspicious_activity_total")
       .Help("Suspicious activity (bursts of failures, probing)")

@@ -14,10 +14,10 @@ const std::map<std::string, std::vector<std::string>>& BuiltinRoles() {
       {"system_admin", {"*"}},
       {"operator",
        {"system:read", "admin:*", "health:*", "debug:read", "metrics:read", "tasks:*", "agents:*", "dlq:*",
-        "election:*", "p2p:*", "dht:*", "ucxl:read", "slurp:read"}},
+        "election:*", "p2p:*", "dht:*", "cluster:*", "ucxl:read", "slurp:read"}},
       {"developer",
        {"system:read", "health:read", "debug:read", "metrics:read", "tasks:*", "agents:read", "dlq:read",
-        "election:read", "p2p:read", "dht:read", "ucxl:*", "hmmm:*", "slurp:read"}},
+        "election:read", "p2p:read", "dht:read", "cluster:read", "ucxl:*", "hmmm:*", "slurp:read"}},
       {"user", {"system:read", "health:read", "tasks:read", "tasks:write", "ucxl:read", "hmmm:read"}},
       {"service_account",
        {"system:read", "health:read", "tasks:*", "agents:read", "ucxl:*", "hmmm:*", "slurp:write", "p2p:read",
@@ -31,7 +31,7 @@ const std::map<std::string, std::vector<std::string>>& BuiltinRoles() {
       // configuration or traffic (admin:read, debug:read).
       {"read_only",
        {"system:read", "health:read", "metrics:read", "tasks:read", "agents:read", "dlq:read", "election:read",
-        "p2p:read", "dht:read", "ucxl:read", "hmmm:read", "slurp:read"}},
+        "p2p:read", "dht:read", "cluster:read", "ucxl:read", "hmmm:read", "slurp:read"}},
   };
   return roles;
 }

@@ -243,6 +243,14 @@ void ClusterLink::OnOffer(const std::string& from, const std::string& payload) {
     return;
   }
   const std::uint64_t term = j["term"].get<std::uint64_t>();
+  if (options_.admin_of && !options_.admin_of(from, term)) {
+    // Not the admin of that term as this node knows it: a deposed admin, a
+    // node claiming a term it does not lead, or one that is ahead of us.
+    std::lock_guard lock(mu_);
+    ++stats_.offers_refused;
+    ++stats_.offers_unauthorized;
+    return;
+  }
   {
     std::lock_guard lock(mu_);
     if (term < newest_term_) {  // a deposed admin

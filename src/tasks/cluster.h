@@ -133,6 +133,10 @@ class ClusterLink {
     std::chrono::milliseconds report_keepalive{2000}; // at least this often (the admin forgets after 5 s)
     std::chrono::milliseconds resend_interval{1000};
     std::chrono::milliseconds give_up_after{std::chrono::minutes(10)};  // an unacknowledged result
+    // Whether `node_id` is the admin of `term` by this node's own election
+    // state. Offers from anyone else are refused, whatever term they claim.
+    // Unset: every offer is believed (tests of the protocol alone).
+    std::function<bool(const std::string& node_id, std::uint64_t term)> admin_of;
   };
   // `load` gives this node's agents, idle agents and mean performance.
   ClusterLink(Options options, TaskManager& manager, ClusterTransport& transport,
@@ -146,7 +150,7 @@ class ClusterLink {
 
   struct Stats {
     std::uint64_t lent = 0, borrowed = 0, results_sent = 0, results_received = 0, stale_results = 0,
-                  offers_refused = 0;
+                  offers_refused = 0, offers_unauthorized = 0;
     std::size_t unacknowledged = 0;
   };
   Stats GetStats() const;

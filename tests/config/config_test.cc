@@ -284,7 +284,7 @@ TEST_F(ConfigTest, DefaultsAreValid) {
   ASSERT_TRUE(r.ok()) << Dump(r.errors);
   EXPECT_TRUE(r.warnings.empty());
   EXPECT_EQ(r.config.http.port, 8080);
-  EXPECT_EQ(r.config.p2p.network_id, 0x627a7a7au);
+  EXPECT_EQ(r.config.p2p.network_id, 0u);  // derived from the cluster key
   EXPECT_EQ(r.config.cache.layers, (std::vector<std::string>{"memory"}));
   EXPECT_EQ(r.config.SqlitePath(), "./data/bzzz.db");
 }
@@ -826,12 +826,16 @@ TEST_F(ConfigTest, CrossFieldValidation) {
       nullptr);
 }
 
-TEST_F(ConfigTest, NetworkIdZeroIsRejected) {
+TEST_F(ConfigTest, NetworkIdZeroMeansDerivedAndJoinTokenIsSecret) {
   for (const LoadResult& r : {LoadYaml("p2p:\n  network_id: 0\n"), LoadEnv({{"BZZZ_P2P_NETWORK_ID", "0"}})}) {
-    const ConfigIssue* issue = Find(r.errors, "p2p.network_id");
-    ASSERT_NE(issue, nullptr) << Dump(r.errors);
-    EXPECT_NE(issue->message.find("public OpenDHT network"), std::string::npos) << issue->message;
+    ASSERT_TRUE(r.ok()) << Dump(r.errors);
+    EXPECT_EQ(r.config.p2p.network_id, 0u);
   }
+  const LoadResult t = LoadEnv({{"BZZZ_JOIN_TOKEN", "bzzz-join-1.abc"}});
+  ASSERT_TRUE(t.ok()) << Dump(t.errors);
+  EXPECT_EQ(t.config.p2p.join_token, "bzzz-join-1.abc");
+  const std::string shown = RenderConfig(t.config, RenderFormat::kYaml, true);
+  EXPECT_EQ(shown.find("bzzz-join-1.abc"), std::string::npos) << shown;
 }
 
 TEST_F(ConfigTest, HostPortValidation) {

@@ -3,6 +3,7 @@
 // directory and log, driven over HTTP and through the CLI.
 #pragma once
 
+#include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -33,6 +34,32 @@ struct Cluster {
   std::vector<std::string> node_args;  // added to every serve command
   std::vector<std::string> logs;       // each node's current log file
   int runs = 0;
+  // Membership: node 0's data directory founds the cluster offline (bzzz
+  // cluster init); every other node and the bootstrap node join with a token.
+  std::string node_token, bootstrap_token;
+
+  static std::string TokenIn(const std::string& output) {
+    const auto at = output.find("bzzz-join-1.");
+    if (at == std::string::npos) return "";
+    const auto end = output.find_first_of(" \n", at);
+    return output.substr(at, end == std::string::npos ? std::string::npos : end - at);
+  }
+
+  void EnsureCluster() {
+    if (!node_token.empty()) return;
+    const std::string n0 = dir.File("n0");
+    auto init = Cli({"cluster", "init", "--data-dir", n0, "--node-name", "n0"});
+    if (init.first != 0) {
+      std::fprintf(stderr, "cluster init failed: %s\n", init.second.c_str());
+      return;
+    }
+    node_token = TokenIn(Cli({"cluster", "token", "create", "--data-dir", n0, "--role", "admin-capable", "--uses",
+                              "100", "--ttl", "2h"})
+                             .second);
+    bootstrap_token = TokenIn(
+        Cli({"cluster", "token", "create", "--data-dir", n0, "--role", "bootstrap", "--uses", "10", "--ttl", "2h"})
+            .second);
+  }
 
   std::string Url(int i) const { return "http://127.0.0.1:" + std::to_string(http[i]); }
   std::string Log(int i, int run) const {
@@ -40,8 +67,9 @@ struct Cluster {
   }
 
   void StartBootstrap() {
+    EnsureCluster();
     std::vector<std::string> args = {"dht-bootstrap", "--port", std::to_string(bootstrap_port), "--data-dir",
-                                     dir.File("boot")};
+                                     dir.File("boot"), "--join", bootstrap_token};
     args.insert(args.end(), kFastP2p.begin(), kFastP2p.end());
     bootstrap = std::make_unique<testing::Process>(BZZZ_BINARY, args, std::vector<std::string>{},
                                                    dir.File("boot.log"));
@@ -61,8 +89,11 @@ struct Cluster {
                                      "--node-name",
                                      "n" + std::to_string(i)};
     if (with_bootstrap) {
+      EnsureCluster();
       args.push_back("--bootstrap");
       args.push_back("127.0.0.1:" + std::to_string(bootstrap_port));
+      args.push_back("--join");
+      args.push_back(node_token);
     }
     args.insert(args.end(), kFastP2p.begin(), kFastP2p.end());
     args.insert(args.end(), node_args.begin(), node_args.end());

@@ -313,11 +313,13 @@ TEST(ElectionEndToEnd, FiveNodesPartitionHealKillAndRestart) {
   if (!ns.ok()) GTEST_SKIP() << "network namespaces are not available here";
   Cluster c;
   const std::string boot = "10.77.0.254:" + std::to_string(c.bootstrap_port);
+  c.EnsureCluster();
+  ASSERT_FALSE(c.node_token.empty());
   c.bootstrap = std::make_unique<testing::Process>(
       "/usr/sbin/ip",
       std::vector<std::string>{"netns", "exec", ns.Hub(), BZZZ_BINARY, "dht-bootstrap", "--port",
                                std::to_string(c.bootstrap_port), "--listen-host", "10.77.0.254", "--data-dir",
-                               c.dir.File("boot")},
+                               c.dir.File("boot"), "--join", c.bootstrap_token},
       std::vector<std::string>{}, c.dir.File("boot.log"));
   std::vector<std::uint16_t> ports(kNodes);
   c.nodes.resize(kNodes);
@@ -339,7 +341,9 @@ TEST(ElectionEndToEnd, FiveNodesPartitionHealKillAndRestart) {
                                      "--bootstrap",
                                      boot,
                                      "--bootstrap-expect",
-                                     std::to_string(kNodes)};
+                                     std::to_string(kNodes),
+                                     "--join",
+                                     c.node_token};
     args.insert(args.end(), e2e::kFastP2p.begin(), e2e::kFastP2p.end());
     c.nodes[i] = std::make_unique<testing::Process>(
         "/usr/sbin/ip", args, std::vector<std::string>{std::string("BZZZ_ADMIN_TOKEN=") + e2e::kAdminToken},

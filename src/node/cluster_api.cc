@@ -1,0 +1,500 @@
+#include "node/cluster_api.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "base/clock.h"
+#include "config/loader.h"
+#include "p2p/topics.h"
+
+namespace bzzz::node {
+
+using nlohmann::json;
+namespace cl = bzzz::cluster;
+
+namespace {
+
+constexpr std::string_view kMembershipTopic = "bzzz/internal/membership/v1";
+
+http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, body.dump()); }
+
+Status Denied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
+
+std::string IsoOfMs(std::int64_t ms) {
+  return FormatIso8601(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
+}
+
+std::string HowToJoin() {
+  return "create a join token on a member of the cluster (bzzz cluster token create [--role admin-capable]) "
+         "and start this node with --join TOKEN (or BZZZ_JOIN_TOKEN)";
+}
+
+}  // namespace
+
+Result<std::shared_ptr<cl::Membership>> PrepareMembership(const config::Config& config,
+                                                          const p2p::PublicKey& node_key, bool bootstrap_only) {
+  const std::string dir = config.node.data_dir.empty() ? "" : config.node.data_dir + "/cluster";
+  auto opened = cl::Membership::Open(dir);
+  if (!opened.ok()) return opened.status();
+  std::shared_ptr<cl::Membership> m = std::move(opened).value();
+  const std::string& token_text = config.p2p.join_token;
+  if (m->Admitted()) {
+    if (!token_text.empty()) {
+      auto token = cl::DecodeJoinToken(token_text);
+      if (token.ok() && token->cluster_key != m->cluster_key()) {
+        return FailedPrecondition("this node is a member of cluster " + m->cluster_id() +
+                                  "; the join token is for cluster " + cl::ClusterIdOf(token->cluster_key) +
+                                  ". Move " + dir + " away to leave the old cluster first");
+      }
+      spdlog::info("cluster: already a member of {}; the join token is not needed any more", m->cluster_id());
+    }
+    return m;
+  }
+  if (!token_text.empty()) {
+    auto token = cl::DecodeJoinToken(token_text);
+    if (!token.ok()) return InvalidArgument("p2p.join_token: " + token.status().message());
+    if (token->expires_at_ms <= cl::NowMs()) {
+      return InvalidArgument("p2p.join_token: token " + token->id + " expired at " + IsoOfMs(token->expires_at_ms) +
+                             "; " + HowToJoin());
+    }
+    if (auto s = m->Adopt(token->cluster_key); !s.ok()) return s;
+    return m;
+  }
+  if (m->HasCluster()) {
+    return FailedPrecondition("this node started joining cluster " + m->cluster_id() +
+                              " but was not admitted and has no join token now; " + HowToJoin());
+  }
+  if (bootstrap_only || !config.p2p.bootstrap.empty()) {
+    return FailedPrecondition(std::string(bootstrap_only ? "a dht-bootstrap node" : "a node with bootstrap peers") +
+                              " needs a cluster credential and has none: " + HowToJoin() +
+                              " (a node without bootstrap peers founds a new cluster)");
+  }
+  const auto role = config.election.admin_capable ? cl::NodeRole::kAdminCapable : cl::NodeRole::kWorker;
+  cl::Key key;
+  std::copy(node_key.begin(), node_key.end(), key.begin());
+  if (auto s = m->Found(key, role, config.node.name, config.p2p.credential_ttl); !s.ok()) return s;
+  spdlog::info("cluster: founded cluster {}; to add a node: bzzz cluster token create [--role admin-capable], "
+               "then bzzz serve --bootstrap {} --join TOKEN",
+               m->cluster_id(), config.p2p.listen);
+  return m;
+}
+
+Status AwaitAdmission(p2p::P2pNode& p2p, cl::Membership& membership, const config::Config& config) {
+  if (membership.Admitted()) return Status::Ok();
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool admitted = false;
+    std::string refused;
+  };
+  auto wait = std::make_shared<Wait>();
+  const p2p::PublicKey own = p2p.identity().public_key();
+  cl::Membership* m = &membership;
+  p2p.OnDirect("cluster.admit", [wait, m, own](const p2p::Message& msg) {
+    const json j = json::parse(msg.envelope.data, nullptr, false);
+    if (!j.is_object() || !j.contains("credential") || !j["credential"].is_string()) return;
+    auto credential = cl::FromBase64Url(j["credential"].get<std::string>());
+    std::string secret;
+    if (j.contains("cluster_secret") && j["cluster_secret"].is_string()) {
+      auto raw = cl::FromBase64Url(j["cluster_secret"].get<std::string>());
+      if (raw.ok()) secret = *raw;
+    }
+    if (!credential.ok()) return;
+    cl::Key key;
+    std::copy(own.begin(), own.end(), key.begin());
+    if (auto s = m->Admit(*credential, secret, key); !s.ok()) {
+      spdlog::warn("cluster: admission answer from {} refused: {}", msg.envelope.from, s.message());
+      return;
+    }
+    if (j.contains("revocations") && j["revocations"].is_array()) {
+      for (const auto& r : j["revocations"]) {
+        if (!r.is_string()) continue;
+        if (auto raw = cl::FromBase64Url(r.get<std::string>()); raw.ok()) (void)m->ApplyRevocation(*raw);
+      }
+    }
+    std::lock_guard lock(wait->mu);
+    wait->admitted = true;
+    wait->cv.notify_all();
+  });
+  p2p.OnDirect("cluster.refused", [wait](const p2p::Message& msg) {
+    const json j = json::parse(msg.envelope.data, nullptr, false);
+    std::lock_guard lock(wait->mu);
+    wait->refused = j.is_object() && j.contains("reason") && j["reason"].is_string()
+                        ? j["reason"].get<std::string>()
+                        : "refused";
+    wait->cv.notify_all();
+  });
+  spdlog::info("cluster: asking to be admitted to cluster {} (up to {} s)", membership.cluster_id(),
+               config.p2p.join_timeout.count() / 1000);
+  const auto deadline = std::chrono::steady_clock::now() + config.p2p.join_timeout;
+  Status result = Unavailable("not admitted to cluster " + membership.cluster_id() + " within p2p.join_timeout (" +
+                              std::to_string(config.p2p.join_timeout.count()) +
+                              " ms): is the cluster's admin (or its founder) reachable from the bootstrap peers?");
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto s = p2p.RequestAdmission(config.p2p.join_token, config.node.name); !s.ok()) {
+      spdlog::warn("cluster: join request not sent: {}", s.message());
+    }
+    std::unique_lock lock(wait->mu);
+    wait->cv.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(2)),
+                        [&] { return wait->admitted || !wait->refused.empty(); });
+    if (wait->admitted) {
+      result = Status::Ok();
+      break;
+    }
+    if (!wait->refused.empty()) {
+      result = Denied("the cluster refused this node: " + wait->refused);
+      break;
+    }
+  }
+  p2p.OnDirect("cluster.admit", [](const p2p::Message&) {});
+  p2p.OnDirect("cluster.refused", [](const p2p::Message&) {});
+  if (!result.ok()) return result;
+  const auto own_cred = membership.own();
+  spdlog::info("cluster: admitted to cluster {} as {} (credential valid until {})", membership.cluster_id(),
+               own_cred ? cl::NodeRoleName(own_cred->role) : "?",
+               own_cred ? IsoOfMs(own_cred->expires_at_ms) : "?");
+  p2p.MembershipChanged();
+  return Status::Ok();
+}
+
+// --- ClusterServices ---
+
+class ClusterServices::Impl {
+ public:
+  Impl(p2p::P2pNode& p, std::shared_ptr<cl::Membership> m, const config::Config& c)
+      : p2p(p), membership(std::move(m)), config(c) {}
+
+  p2p::P2pNode& p2p;
+  std::shared_ptr<cl::Membership> membership;
+  config::Config config;
+  std::mutex gate_mu;
+  std::function<std::string()> gate;
+  std::atomic<std::uint64_t> admitted{0}, refused{0}, revocations_applied{0}, renewals{0};
+  prometheus::Counter* violations_join = nullptr;
+
+  std::mutex loop_mu;
+  std::condition_variable loop_cv;
+  bool stopping = false;
+  std::thread loop;
+
+  std::string MayAdmit() {
+    std::lock_guard lock(gate_mu);
+    if (gate) return gate();
+    return membership->Founder() ? "" : "the election has not started";
+  }
+
+  void OnJoin(const p2p::JoinRequest& r) {
+    if (const std::string why = MayAdmit(); !why.empty()) return;  // the admin answers
+    cl::Key key;
+    std::copy(r.node_key.begin(), r.node_key.end(), key.begin());
+    auto a = membership->AdmitWithToken(r.token, key, r.name, config.p2p.credential_ttl, cl::NowMs());
+    if (!a.ok()) {
+      ++refused;
+      if (violations_join) violations_join->Increment();
+      spdlog::warn("cluster: join of {} ({}) refused: {}", r.node_id, r.name, a.status().message());
+      (void)p2p.SendDirectToKey(r.node_key, "cluster.refused", json{{"reason", a.status().message()}}.dump());
+      return;
+    }
+    json reply = {{"credential", cl::Base64Url(a->credential)}};
+    if (a->token.role == cl::NodeRole::kAdminCapable) {
+      if (auto secret = ClusterSecret(); !secret.empty()) reply["cluster_secret"] = cl::Base64Url(secret);
+    }
+    json revs = json::array();
+    for (const auto& raw : membership->EncodedRevocations()) revs.push_back(cl::Base64Url(raw));
+    reply["revocations"] = revs;
+    if (auto s = p2p.SendDirectToKey(r.node_key, "cluster.admit", reply.dump()); !s.ok()) {
+      spdlog::warn("cluster: admission of {} not sent: {}", r.node_id, s.message());
+      return;
+    }
+    if (!a->repeated) {
+      ++admitted;
+      spdlog::info("cluster: admitted {} ({}) as {} with token {}", r.node_id, r.name,
+                   cl::NodeRoleName(a->token.role), a->token.id);
+      (void)p2p.Publish(kMembershipTopic, "token-use", json{{"token", a->token.id}, {"node_id", r.node_id}}.dump());
+    }
+  }
+
+  // The cluster key's secret half, for an admin-capable joiner. Read from
+  // the key file: the membership keeps it to itself otherwise.
+  std::string ClusterSecret() const {
+    if (config.node.data_dir.empty()) return "";
+    std::FILE* f = std::fopen((config.node.data_dir + "/cluster/cluster.key").c_str(), "rb");
+    if (!f) return "";
+    std::string s(64, '\0');
+    const std::size_t n = std::fread(s.data(), 1, s.size(), f);
+    std::fclose(f);
+    return n == 64 ? s : "";
+  }
+
+  void OnMembershipMessage(const p2p::Message& m) {
+    if (m.envelope.type == "revocation") {
+      auto raw = cl::FromBase64Url(m.envelope.data);
+      if (!raw.ok()) return;
+      auto applied = membership->ApplyRevocation(*raw);
+      if (applied.ok() && *applied) {
+        ++revocations_applied;
+        spdlog::warn("cluster: a member was revoked (relayed by {})", m.envelope.from);
+      }
+    } else if (m.envelope.type == "token-use" && m.sender_role == cl::NodeRole::kAdminCapable) {
+      const json j = json::parse(m.envelope.data, nullptr, false);
+      if (j.is_object() && j.contains("token") && j["token"].is_string() && j.contains("node_id") &&
+          j["node_id"].is_string()) {
+        membership->RecordTokenUse(j["token"].get<std::string>(), j["node_id"].get<std::string>());
+      }
+    }
+  }
+
+  // An admin answers renewal requests of members in good standing.
+  void OnRenew(const p2p::Message& m) {
+    if (!MayAdmit().empty()) return;
+    const json j = json::parse(m.envelope.data, nullptr, false);
+    if (!j.is_object() || !j.contains("credential") || !j["credential"].is_string()) return;
+    auto raw = cl::FromBase64Url(j["credential"].get<std::string>());
+    if (!raw.ok()) return;
+    auto current = cl::DecodeCredential(*raw, membership->cluster_key());
+    if (!current.ok() || current->node_key != m.sender_key) return;
+    auto renewed = membership->Renew(*current, config.p2p.credential_ttl, cl::NowMs());
+    if (!renewed.ok()) return;
+    (void)p2p.SendDirectToKey(m.sender_key, "cluster.renewed", json{{"credential", cl::Base64Url(*renewed)}}.dump());
+  }
+
+  void OnRenewed(const p2p::Message& m) {
+    const json j = json::parse(m.envelope.data, nullptr, false);
+    if (!j.is_object() || !j.contains("credential") || !j["credential"].is_string()) return;
+    auto raw = cl::FromBase64Url(j["credential"].get<std::string>());
+    if (!raw.ok()) return;
+    cl::Key key;
+    const auto& own = p2p.identity().public_key();
+    std::copy(own.begin(), own.end(), key.begin());
+    if (membership->Admit(*raw, "", key).ok()) {
+      ++renewals;
+      p2p.MembershipChanged();
+      spdlog::info("cluster: credential renewed by {}", m.envelope.from);
+    }
+  }
+
+  void Loop() {
+    auto next_publish = std::chrono::steady_clock::now();
+    for (;;) {
+      {
+        std::unique_lock lock(loop_mu);
+        loop_cv.wait_for(lock, std::chrono::seconds(1), [this] { return stopping; });
+        if (stopping) return;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_publish) {
+        next_publish = now + std::chrono::seconds(10);
+        if (membership->IsAuthority()) PublishRevocations();
+        MaybeRenew();
+      }
+    }
+  }
+
+  void PublishRevocations() {
+    for (const auto& raw : membership->EncodedRevocations()) {
+      (void)p2p.Publish(kMembershipTopic, "revocation", cl::Base64Url(raw));
+    }
+  }
+
+  void MaybeRenew() {
+    const auto own = membership->own();
+    if (!own) return;
+    const std::int64_t now = cl::NowMs();
+    const std::int64_t life = own->expires_at_ms - own->issued_at_ms;
+    if (now < own->issued_at_ms + life * 2 / 3) return;
+    if (membership->IsAuthority()) {
+      auto renewed = membership->Renew(*own, config.p2p.credential_ttl, now);
+      cl::Key key = own->node_key;
+      if (renewed.ok() && membership->Admit(*renewed, "", key).ok()) {
+        ++renewals;
+        p2p.MembershipChanged();
+        spdlog::info("cluster: credential renewed (self-issued)");
+      }
+      return;
+    }
+    // Ask every admin-capable peer; only the admin answers.
+    for (const auto& peer : p2p.Peers()) {
+      (void)p2p.SendDirect(peer.node_id, "cluster.renew",
+                           json{{"credential", cl::Base64Url(membership->credential())}}.dump());
+    }
+  }
+
+  json StatusJson() const {
+    const auto own = membership->own();
+    json j = {{"cluster_id", membership->cluster_id()},
+              {"founder", membership->Founder()},
+              {"authority", membership->IsAuthority()},
+              {"admitted", own.has_value()},
+              {"revocations", membership->EncodedRevocations().size()},
+              {"admitted_by_this_node", admitted.load()},
+              {"joins_refused", refused.load()},
+              {"renewals", renewals.load()}};
+    if (own) {
+      j["role"] = cl::NodeRoleName(own->role);
+      j["credential"] = {{"serial", std::to_string(own->serial)},
+                         {"issued_at", IsoOfMs(own->issued_at_ms)},
+                         {"expires_at", IsoOfMs(own->expires_at_ms)}};
+    }
+    return j;
+  }
+
+  json MembersJson() const {
+    json list = json::array();
+    const std::string self = p2p.node_id();
+    for (const auto& m : membership->Members()) {
+      const bool live = m.node_id == self || p2p.FindPeer(m.node_id).has_value();
+      list.push_back({{"node_id", m.node_id},
+                      {"name", m.name},
+                      {"role", cl::NodeRoleName(m.role)},
+                      {"serial", std::to_string(m.serial)},
+                      {"issued_at", IsoOfMs(m.issued_at_ms)},
+                      {"expires_at", IsoOfMs(m.expires_at_ms)},
+                      {"revoked", m.revoked},
+                      {"live", live},
+                      {"self", m.node_id == self}});
+    }
+    json revoked = json::array();
+    for (const auto& r : membership->Revocations()) {
+      revoked.push_back({{"node_id", r.node_id}, {"revoked_at", IsoOfMs(r.revoked_at_ms)}, {"reason", r.reason}});
+    }
+    return {{"cluster_id", membership->cluster_id()}, {"members", list}, {"revoked", revoked}};
+  }
+};
+
+Result<std::shared_ptr<ClusterServices>> ClusterServices::Start(p2p::P2pNode& p2p,
+                                                                std::shared_ptr<cl::Membership> membership,
+                                                                const config::Config& config,
+                                                                prometheus::Registry* metrics) {
+  auto svc = std::shared_ptr<ClusterServices>(new ClusterServices());
+  svc->impl_ = std::make_shared<Impl>(p2p, std::move(membership), config);
+  Impl& s = *svc->impl_;
+  if (metrics) {
+    s.violations_join = &prometheus::BuildCounter()
+                             .Name("no_security_violations_total")
+                             .Help("Detected security violations (forged messages, tampering, policy breaches)")
+                             .Register(*metrics)
+                             .Add({{"kind", "cluster_join_refused"}});
+  }
+  std::weak_ptr<Impl> weak = svc->impl_;
+  if (auto st = p2p.Subscribe(kMembershipTopic, "cluster",
+                              [weak](const p2p::Message& m) {
+                                if (auto impl = weak.lock()) impl->OnMembershipMessage(m);
+                              });
+      !st.ok()) {
+    return st;
+  }
+  p2p.OnDirect("cluster.renew", [weak](const p2p::Message& m) {
+    if (auto impl = weak.lock()) impl->OnRenew(m);
+  });
+  p2p.OnDirect("cluster.renewed", [weak](const p2p::Message& m) {
+    if (auto impl = weak.lock()) impl->OnRenewed(m);
+  });
+  if (s.membership->IsAuthority()) {
+    p2p.OnJoinRequest([weak](const p2p::JoinRequest& r) {
+      if (auto impl = weak.lock()) impl->OnJoin(r);
+    });
+  }
+  s.loop = std::thread([impl = svc->impl_.get()] { impl->Loop(); });
+  return svc;
+}
+
+ClusterServices::~ClusterServices() {
+  if (!impl_) return;
+  {
+    std::lock_guard lock(impl_->loop_mu);
+    impl_->stopping = true;
+  }
+  impl_->loop_cv.notify_all();
+  if (impl_->loop.joinable()) impl_->loop.join();
+  impl_->p2p.Unsubscribe(kMembershipTopic, "cluster");
+  impl_->p2p.OnJoinRequest([](const p2p::JoinRequest&) {});
+  impl_->p2p.OnDirect("cluster.renew", [](const p2p::Message&) {});
+  impl_->p2p.OnDirect("cluster.renewed", [](const p2p::Message&) {});
+}
+
+void ClusterServices::SetAdmissionGate(std::function<std::string()> may_admit) {
+  std::lock_guard lock(impl_->gate_mu);
+  impl_->gate = std::move(may_admit);
+}
+
+std::string ClusterServices::StatusJson() const { return impl_->StatusJson().dump(); }
+
+Status ClusterServices::RegisterRoutes(http::Router& router) {
+  std::shared_ptr<Impl> impl = impl_;
+  http::RouteTable routes(router, "cluster");
+  routes.Add(http::Method::kGet, "/api/v1/cluster", "cluster:read", "this node's cluster membership",
+             [impl](http::Request&) { return JsonOk(200, impl->StatusJson()); });
+  routes.Add(http::Method::kGet, "/api/v1/cluster/members", "cluster:read",
+             "members seen (credentials checked), their roles, expiry and liveness; revocations",
+             [impl](http::Request&) { return JsonOk(200, impl->MembersJson()); });
+  routes.Add(http::Method::kPost, "/api/v1/cluster/tokens", "cluster:admin",
+             "create a join token: {role: worker|admin-capable|bootstrap, ttl: \"1h\", uses: 1}",
+             [impl](http::Request& req) {
+               const json j = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
+               auto bad = [&](const std::string& why) { return http::ErrorResponse(400, "bad_request", why, req.request_id); };
+               if (!j.is_object()) return bad("body must be a JSON object {role, ttl, uses}");
+               for (const auto& [k, v] : j.items()) {
+                 if (k != "role" && k != "ttl" && k != "uses") return bad("unknown field '" + k + "'");
+               }
+               cl::NodeRole role = cl::NodeRole::kWorker;
+               if (j.contains("role")) {
+                 if (!j["role"].is_string()) return bad("role must be a string");
+                 auto r = cl::ParseNodeRole(j["role"].get<std::string>());
+                 if (!r.ok()) return bad(r.status().message());
+                 role = *r;
+               }
+               std::int64_t ttl_ms = 3600 * 1000;
+               if (j.contains("ttl")) {
+                 if (!j["ttl"].is_string()) return bad("ttl must be a duration string like \"30m\" or \"24h\"");
+                 auto ms = config::ParseDurationMs(j["ttl"].get<std::string>());
+                 if (!ms || *ms <= 0 || *ms > 365LL * 24 * 3600 * 1000) return bad("ttl must be a duration in (0, 365 days]");
+                 ttl_ms = *ms;
+               }
+               std::uint32_t uses = 1;
+               if (j.contains("uses")) {
+                 if (!j["uses"].is_number_unsigned() || j["uses"].get<std::uint64_t>() < 1 ||
+                     j["uses"].get<std::uint64_t>() > 10000) {
+                   return bad("uses must be an integer in [1, 10000]");
+                 }
+                 uses = static_cast<std::uint32_t>(j["uses"].get<std::uint64_t>());
+               }
+               auto token = impl->membership->CreateToken(role, std::chrono::milliseconds(ttl_ms), uses);
+               if (!token.ok()) return http::ErrorFromStatus(token.status(), req.request_id);
+               auto decoded = cl::DecodeJoinToken(*token);
+               return JsonOk(201, {{"token", *token},
+                                   {"id", decoded.ok() ? decoded->id : ""},
+                                   {"role", cl::NodeRoleName(role)},
+                                   {"uses", uses},
+                                   {"expires_at", IsoOfMs(decoded.ok() ? decoded->expires_at_ms : 0)},
+                                   {"cluster_id", impl->membership->cluster_id()},
+                                   {"bootstrap", impl->config.p2p.listen}});
+             });
+  routes.Add(http::Method::kPost, "/api/v1/cluster/revoke", "cluster:admin",
+             "revoke a member: {node_id, reason}; every node drops its frames within seconds",
+             [impl](http::Request& req) {
+               const json j = json::parse(req.body, nullptr, false);
+               if (!j.is_object() || !j.contains("node_id") || !j["node_id"].is_string() ||
+                   (j.contains("reason") && !j["reason"].is_string())) {
+                 return http::ErrorResponse(400, "bad_request", "body must be {\"node_id\": \"…\", \"reason\": \"…\"}",
+                                            req.request_id);
+               }
+               const std::string node_id = j["node_id"].get<std::string>();
+               auto encoded = impl->membership->Revoke(node_id, j.value("reason", ""), cl::NowMs());
+               if (!encoded.ok()) return http::ErrorFromStatus(encoded.status(), req.request_id);
+               (void)impl->p2p.Publish(kMembershipTopic, "revocation", cl::Base64Url(*encoded));
+               spdlog::warn("cluster: revoked {} ({})", node_id, j.value("reason", ""));
+               return JsonOk(200, {{"revoked", node_id}, {"cluster_id", impl->membership->cluster_id()}});
+             });
+  return routes.Done();
+}
+
+}  // namespace bzzz::node

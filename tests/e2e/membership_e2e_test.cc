@@ -1,0 +1,116 @@
+// End-to-end membership (docs/security.md): a node founds its cluster, others
+// join with tokens the way an operator starts them, and what is refused is
+// refused at once with a line that says why: no credential with bootstrap
+// peers, a forged token, an expired one, a reused one-time token; a revoked
+// member is dropped by the others within seconds.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+
+#include <thread>
+
+#include "cli/client.h"
+#include "e2e/cluster.h"
+#include "support/support.h"
+
+namespace bzzz {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::Eventually;
+using testing::ReadFile;
+using e2e::Cluster;
+
+std::string Token(Cluster& c, const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"cluster", "token", "create", "--url", c.Url(0)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto out = c.Cli(args);
+  EXPECT_EQ(out.first, 0) << out.second;
+  return Cluster::TokenIn(out.second);
+}
+
+TEST(MembershipEndToEnd, JoinRefuseAndRevoke) {
+  Cluster c;
+  const std::string seed = "127.0.0.1:" + std::to_string(c.bootstrap_port);
+  // The first node has no bootstrap peers: it founds the cluster.
+  c.StartNode(0, /*with_bootstrap=*/false, {"--set", "p2p.listen=" + seed});
+  ASSERT_TRUE(Eventually([&] { return c.Get(0, "/health").is_object(); }, 15s)) << ReadFile(c.logs[0]);
+  const json founder = c.Get(0, "/api/v1/cluster");
+  ASSERT_TRUE(founder.is_object());
+  EXPECT_EQ(founder["founder"], true);
+  EXPECT_EQ(founder["authority"], true);
+  EXPECT_EQ(founder["role"], "admin-capable");
+  EXPECT_NE(ReadFile(c.logs[0]).find("bzzz cluster token create"), std::string::npos);
+
+  // Bootstrap peers but no credential: refuses to start, says how to join.
+  c.StartNode(1, false, {"--bootstrap", seed});
+  EXPECT_NE(c.nodes[1]->Wait(20s), 0);
+  EXPECT_NE(ReadFile(c.logs[1]).find("--join TOKEN"), std::string::npos) << ReadFile(c.logs[1]);
+
+  // A forged token (one character changed) is refused before anything starts.
+  const std::string token = Token(c, {"--role", "worker", "--uses", "1"});
+  ASSERT_FALSE(token.empty());
+  std::string forged = token;
+  forged[forged.size() - 5] = forged[forged.size() - 5] == 'A' ? 'B' : 'A';
+  c.StartNode(2, false, {"--bootstrap", seed, "--join", forged});
+  EXPECT_NE(c.nodes[2]->Wait(20s), 0);
+  EXPECT_NE(ReadFile(c.logs[2]).find("join_token"), std::string::npos) << ReadFile(c.logs[2]);
+
+  // An expired token is refused too.
+  const std::string expired = Token(c, {"--ttl", "1ms"});
+  std::this_thread::sleep_for(50ms);
+  c.StartNode(3, false, {"--bootstrap", seed, "--join", expired});
+  EXPECT_NE(c.nodes[3]->Wait(20s), 0);
+  EXPECT_NE(ReadFile(c.logs[3]).find("expired"), std::string::npos) << ReadFile(c.logs[3]);
+
+  // The valid one-time token admits one node, which becomes a peer.
+  c.StartNode(4, false, {"--bootstrap", seed, "--join", token});
+  ASSERT_TRUE(Eventually([&] { return c.Get(4, "/health").is_object(); }, 30s)) << ReadFile(c.logs[4]);
+  const json joined = c.Get(4, "/api/v1/cluster");
+  EXPECT_EQ(joined["cluster_id"], founder["cluster_id"]);
+  EXPECT_EQ(joined["role"], "worker");
+  EXPECT_EQ(joined["authority"], false);
+  const std::string id4 = c.Get(4, "/health")["node_id"];
+  ASSERT_TRUE(Eventually([&] { return c.Peers(0) == 1 && c.Peers(4) == 1; }, 15s));
+
+  // The same token again, for another node: refused by the admin.
+  c.StartNode(5, false, {"--bootstrap", seed, "--join", token});
+  EXPECT_NE(c.nodes[5]->Wait(40s), 0);
+  EXPECT_NE(ReadFile(c.logs[5]).find("used 1 time(s) of 1"), std::string::npos) << ReadFile(c.logs[5]);
+
+  // A restart needs no token: the credential is kept.
+  c.nodes[4]->Signal(SIGTERM);
+  EXPECT_EQ(c.nodes[4]->Wait(15s), 0);
+  c.StartNode(4, false, {"--bootstrap", seed});
+  ASSERT_TRUE(Eventually([&] { return c.Peers(0) == 1; }, 20s)) << ReadFile(c.logs[4]);
+
+  // Members are listed; revocation drops node 4 from node 0's peers at once
+  // and node 4 stops being a peer everywhere.
+  auto members = c.Cli({"cluster", "members", "--url", c.Url(0)});
+  EXPECT_EQ(members.first, 0) << members.second;
+  EXPECT_NE(members.second.find(id4), std::string::npos) << members.second;
+  auto revoked = c.Cli({"cluster", "revoke", id4, "--reason", "test", "--url", c.Url(0)});
+  EXPECT_EQ(revoked.first, 0) << revoked.second;
+  EXPECT_TRUE(Eventually([&] { return c.Peers(0) == 0; }, 5s));
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(c.Peers(0), 0u) << "a revoked node is a peer again";
+  const json list = c.Get(0, "/api/v1/cluster/members");
+  bool marked = false;
+  for (const auto& m : list["members"]) marked |= m["node_id"] == id4 && m["revoked"] == true;
+  EXPECT_TRUE(marked) << list.dump();
+  const std::string metrics = [&] {
+    cli::ClientOptions o;
+    o.url = c.Url(0);
+    o.token = e2e::kAdminToken;
+    auto r = cli::Call(o, "GET", "/metrics");
+    return r.ok() ? r->body : std::string();
+  }();
+  EXPECT_NE(metrics.find("no_security_violations_total{kind=\"p2p_revoked\"}"), std::string::npos);
+
+  for (int i : {0, 4}) c.nodes[i]->Signal(SIGTERM);
+  for (int i : {0, 4}) c.nodes[i]->Wait(15s);
+}
+
+}  // namespace
+}  // namespace bzzz
