@@ -92,6 +92,10 @@ struct ElectionConfig {
   Millis heartbeat_interval{150};
   Millis election_timeout{600};             // randomized in [t, 2t)
   Millis stability_window{2000};
+  struct Autopilot {                        // the admin manages the electorate (docs/election.md)
+    Millis stabilization_time{10000};       // a new admin-capable member is added after this; 0: never
+    Millis dead_member_removal{300000};     // a member silent this long is removed; 0: never
+  } autopilot;
 };
 
 struct AutoscalingConfig {                  // nO performance.autoscaling

@@ -443,6 +443,12 @@ std::vector<KeyDef> BuildKeys() {
       Key("election.stability_window", BZZZ_FIELD(election.stability_window),
           "Minimum time between leadership changes, to prevent churn.")
           .Min(0),
+      Key("election.autopilot.stabilization_time", BZZZ_FIELD(election.autopilot.stabilization_time),
+          "The admin adds an admin-capable member to the electorate once it has been heard continuously this long; 0 turns adding off.")
+          .Min(0),
+      Key("election.autopilot.dead_member_removal", BZZZ_FIELD(election.autopilot.dead_member_removal),
+          "The admin removes a member not heard from for this long, while the live members stay a majority; 0 turns removal off.")
+          .Min(0),
 
       // agents
       Key("agents.initial_agents", BZZZ_FIELD(agents.initial_agents), "Agents started with the node.")

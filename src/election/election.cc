@@ -195,6 +195,7 @@ void Election::Tick(SteadyTime now) {
     case Role::kAdmin:
       if (now >= next_heartbeat_) SendHeartbeats(now);
       CheckQuorum(now);
+      Autopilot(now);
       break;
     case Role::kFollower:
     case Role::kCandidate:
@@ -353,7 +354,13 @@ void Election::Receive(const Message& m, SteadyTime now) {
 }
 
 void Election::OnHello(const Message& m, SteadyTime now) {
+  const bool known = peers_.contains(m.from);
   Peer& p = peers_[m.from];
+  // A gap longer than a peer's lifetime starts its stabilization over.
+  if (!known || now - p.last_seen > options_.hello_interval * kHelloLifetimes || p.cluster != m.cluster ||
+      p.admin_capable != m.admin_capable) {
+    p.up_since = now;
+  }
   p.admin_capable = m.admin_capable;
   p.fresh = m.fresh;
   p.score = m.score;
@@ -573,6 +580,51 @@ void Election::CheckQuorum(SteadyTime now) {
   }
 }
 
+SteadyTime Election::LastContact(const std::string& node_id) const {
+  SteadyTime last = admin_since_;  // nobody is dead for longer than this admin has been listening
+  if (auto p = peers_.find(node_id); p != peers_.end()) last = std::max(last, p->second.last_seen);
+  if (auto a = acks_.find(node_id); a != acks_.end()) last = std::max(last, a->second.at);
+  return last;
+}
+
+void Election::Autopilot(SteadyTime now) {
+  if (role_ != Role::kAdmin || !committed_ || !Member()) return;
+  const auto& members = hs_.electorate.members;
+  // Dead members first: a majority that has to count the dead is fragile.
+  if (options_.autopilot_dead_after.count() > 0 && members.size() > 1) {
+    std::size_t live = 0;
+    std::string dead;
+    for (const auto& id : members) {
+      if (id == options_.node_id || now - LastContact(id) < options_.autopilot_dead_after) {
+        ++live;
+      } else if (dead.empty()) {
+        dead = id;  // members are sorted: the lowest id goes first
+      }
+    }
+    const std::size_t quorum_after = (members.size() - 1) / 2 + 1;
+    if (!dead.empty() && live >= quorum_after) {
+      auto next = members;
+      next.erase(std::remove(next.begin(), next.end(), dead), next.end());
+      if (Propose(std::move(next), now).ok()) {
+        autopilot_last_ = "removed " + dead + " (not heard from for " + Ms(now - LastContact(dead)) + ")";
+      }
+      return;
+    }
+  }
+  if (options_.autopilot_stabilization.count() <= 0) return;
+  const auto horizon = options_.hello_interval * kHelloLifetimes;
+  for (const auto& [id, p] : peers_) {  // sorted by id
+    if (hs_.electorate.Contains(id) || !p.admin_capable || p.cluster != hs_.cluster) continue;
+    if (now - p.last_seen > horizon || now - p.up_since < options_.autopilot_stabilization) continue;
+    auto next = members;
+    next.push_back(id);
+    if (Propose(std::move(next), now).ok()) {
+      autopilot_last_ = "added " + id + " (stable for " + Ms(now - p.up_since) + ")";
+    }
+    return;
+  }
+}
+
 std::string Election::BestSuccessor(SteadyTime now) const {
   std::string best;
   double best_score = -1;
@@ -710,6 +762,7 @@ Snapshot Election::GetSnapshot(SteadyTime now) const {
     s.problem = s.problem.empty() ? foreign_problem_ : s.problem + "; " + foreign_problem_;
   }
   s.foreign_messages = foreign_;
+  s.autopilot = autopilot_last_;
   s.candidates.push_back({options_.node_id, score_, options_.admin_capable, Member(), true});
   const auto horizon = options_.hello_interval * kHelloLifetimes;
   for (const auto& [id, p] : peers_) {

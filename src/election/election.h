@@ -146,6 +146,16 @@ struct Options {
   Millis election_timeout{600};   // a follower stands after [t, 2t) without heartbeat
   Millis stability_window{2000};  // no voluntary change sooner than this after one
   Millis hello_interval{1000};
+  // Autopilot (after Consul's): the committed admin changes the electorate
+  // by itself, one member at a time. It adds a live admin-capable node of
+  // its cluster that has been heard continuously for
+  // `autopilot_stabilization`, and removes a member not heard from (no hello,
+  // no heartbeat acknowledgement) for `autopilot_dead_after`, but only while
+  // the live members remain a majority of the electorate that results.
+  // Zero turns that half off (the defaults here; the node's configuration
+  // turns both on: election.autopilot.*).
+  Millis autopilot_stabilization{0};
+  Millis autopilot_dead_after{0};
   std::uint64_t seed = 0;  // randomized timeouts
 };
 
@@ -172,6 +182,7 @@ struct Snapshot {
   std::uint64_t leadership_changes = 0;
   std::string problem;                 // "" or why the node cannot take part (bootstrap, conflicts)
   std::uint64_t foreign_messages = 0;  // messages of another cluster, ignored
+  std::string autopilot;               // admin: the last change the autopilot made
 };
 
 class Election {
@@ -220,6 +231,7 @@ class Election {
     double score = 0;
     std::string cluster;
     SteadyTime last_seen{};
+    SteadyTime up_since{};  // heard continuously since (autopilot stabilization)
   };
   struct Ack {
     SteadyTime at{};
@@ -245,6 +257,8 @@ class Election {
   void SendHello(SteadyTime now);
   void CheckCommit(SteadyTime now);
   void CheckQuorum(SteadyTime now);
+  void Autopilot(SteadyTime now);
+  SteadyTime LastContact(const std::string& node_id) const;
   void TryBootstrap(SteadyTime now);
   bool AdoptIfFresh(const Message& m, SteadyTime now);
   std::string BestSuccessor(SteadyTime now) const;
@@ -296,6 +310,7 @@ class Election {
   SteadyTime bootstrap_since_{};
   std::uint64_t leadership_changes_ = 0;
   std::uint64_t foreign_ = 0;
+  std::string autopilot_last_;  // the last change the autopilot made (for the status)
   std::string problem_;
   std::string foreign_problem_;  // shown while messages of another cluster keep coming
   SteadyTime foreign_at_{};

@@ -82,9 +82,7 @@ Result<std::shared_ptr<cl::Membership>> PrepareMembership(const config::Config& 
   cl::Key key;
   std::copy(node_key.begin(), node_key.end(), key.begin());
   if (auto s = m->Found(key, role, config.node.name, config.p2p.credential_ttl); !s.ok()) return s;
-  spdlog::info("cluster: founded cluster {}; to add a node: bzzz cluster token create [--role admin-capable], "
-               "then bzzz serve --bootstrap {} --join TOKEN",
-               m->cluster_id(), config.p2p.listen);
+  spdlog::info("cluster: founded cluster {}", m->cluster_id());
   return m;
 }
 

@@ -147,7 +147,8 @@ class ElectionNode::Impl {
                 {"committed", s.role == el::Role::kAdmin ? json(s.electorate_committed) : json(nullptr)}}},
               {"admin_services", services_json},
               {"problem", s.problem.empty() ? json(nullptr) : json(s.problem)},
-              {"foreign_messages", s.foreign_messages}};
+              {"foreign_messages", s.foreign_messages},
+              {"autopilot", s.autopilot.empty() ? json(nullptr) : json(s.autopilot)}};
     if (!s.admin.empty() && s.admin != s.node_id) {
       if (auto peer = p2p.FindPeer(s.admin)) j["admin_url"] = peer->presence.http_endpoint;
     }
@@ -176,8 +177,9 @@ class ElectionNode::Impl {
       if (!s.problem.empty()) return ops::CheckOutcome::Degraded(msg + "; " + s.problem, details.dump());
       if (config.election.admin_capable && !s.member) {
         return ops::CheckOutcome::Degraded(msg +
-                                               "; admin-capable but not in the electorate (bzzz election "
-                                               "electorate add " +
+                                               "; admin-capable but not in the electorate yet (the admin's "
+                                               "autopilot adds it after election.autopilot.stabilization_time; "
+                                               "or bzzz election electorate add " +
                                                s.node_id + ")",
                                            details.dump());
       }
@@ -203,6 +205,8 @@ Result<std::shared_ptr<ElectionNode>> ElectionNode::Start(p2p::P2pNode& p2p, con
   options.election.heartbeat_interval = config.election.heartbeat_interval;
   options.election.election_timeout = config.election.election_timeout;
   options.election.stability_window = config.election.stability_window;
+  options.election.autopilot_stabilization = config.election.autopilot.stabilization_time;
+  options.election.autopilot_dead_after = config.election.autopilot.dead_member_removal;
   options.election.hello_interval =
       std::max(std::chrono::milliseconds(1000), 4 * config.election.heartbeat_interval);
   options.state_path = config.node.data_dir.empty() ? "" : config.node.data_dir + "/election/state.json";

@@ -313,6 +313,11 @@ Status Node::Start() {
   if (!p2p_node.ok()) return p2p_node.status();
   n.p2p = std::move(p2p_node).value();
   if (auto s = AwaitAdmission(*n.p2p, *n.membership, cfg); !s.ok()) return s;
+  if (n.membership->Founder() && !n.options.bootstrap_only) {
+    spdlog::info("cluster: this node founded cluster {}; to add a node: bzzz cluster token create [--role "
+                 "admin-capable], then bzzz serve --bootstrap {}:{} --join TOKEN",
+                 n.membership->cluster_id(), cfg.p2p.listen.substr(0, cfg.p2p.listen.rfind(':')), n.p2p->port());
+  }
   auto cluster_services = ClusterServices::Start(*n.p2p, n.membership, cfg, metrics);
   if (!cluster_services.ok()) return cluster_services.status();
   n.cluster = std::move(cluster_services).value();
@@ -343,7 +348,16 @@ Status Node::Start() {
   }
   // The admin election (bootstrap-only nodes take no part).
   if (!n.options.bootstrap_only) {
-    auto election = ElectionNode::Start(*n.p2p, cfg, metrics);
+    // What the credential allows bounds what the configuration asks: only an
+    // admin-capable member stands. A node that joined an existing cluster
+    // learns its electorate from the admin (whose autopilot adds it) instead
+    // of forming one alone; bootstrap_expect > 1 still forms one together.
+    config::Config election_cfg = cfg;
+    const auto own = n.membership->own();
+    election_cfg.election.admin_capable =
+        cfg.election.admin_capable && own && own->role == cluster::NodeRole::kAdminCapable;
+    if (!n.membership->Founder() && cfg.election.bootstrap_expect == 1) election_cfg.election.bootstrap_expect = 0;
+    auto election = ElectionNode::Start(*n.p2p, election_cfg, metrics);
     if (!election.ok()) return election.status();
     n.election = std::move(election).value();
     if (auto s = n.health->Register(n.election->HealthCheck(cfg.operations)); !s.ok()) return s;

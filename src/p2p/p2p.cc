@@ -1281,6 +1281,7 @@ void P2pNode::Stop() {
 const std::string& P2pNode::node_id() const { return impl_->identity.node_id(); }
 const NodeIdentity& P2pNode::identity() const { return impl_->identity; }
 std::uint16_t P2pNode::port() const { return impl_->runner.getBound(AF_INET).getPort(); }
+std::uint32_t P2pNode::network_id() const { return impl_->network_id; }
 
 Status P2pNode::Publish(std::string_view topic, std::string_view type, std::string data) {
   if (auto why = ValidateTopic(topic); !why.empty()) return InvalidArgument(why);

@@ -169,6 +169,7 @@ class P2pNode {
   const std::string& node_id() const;
   const NodeIdentity& identity() const;
   std::uint16_t port() const;  // the bound UDP port
+  std::uint32_t network_id() const;  // the OpenDHT network id in use
 
   // --- PubSub ---
   // Queues one message. InvalidArgument for a bad topic or type or a payload

@@ -35,6 +35,7 @@ struct Outcome {
   std::string description;
   double settle_ms = -1;  // time to one agreed admin after healing
   std::uint64_t elections = 0;
+  bool autopilot_acted = false;  // an admin changed the electorate by itself
   std::vector<std::string> trace;
 };
 
@@ -62,6 +63,13 @@ Outcome RunScenario(std::uint64_t seed, bool tracing) {
     base.stability_window = milliseconds(Uniform(rng, 0, 3000));
     base.hello_interval = milliseconds(Uniform(rng, 200, 2000));
   }
+  // Autopilot on in half the scenarios: the admin adds the non-members and
+  // removes members it has not heard from, by itself, amid the chaos.
+  const bool autopilot = Uniform(rng, 0, 1) == 0;
+  if (autopilot) {
+    base.autopilot_stabilization = milliseconds(Uniform(rng, 100, 3000));
+    base.autopilot_dead_after = Uniform(rng, 0, 2) == 0 ? milliseconds(0) : milliseconds(Uniform(rng, 300, 5000));
+  }
   // Either every admin-capable node bootstraps together, or some form the
   // electorate first and the others join as non-members (added later).
   const bool preformed = n > 1 && Uniform(rng, 0, 1) == 0;
@@ -84,7 +92,10 @@ Outcome RunScenario(std::uint64_t seed, bool tracing) {
   c.network.duplicate = Pick(rng, {0.0, 0.02, 0.1});
   c.network.max_delay = microseconds(Pick(rng, {500, 3000, 20000}));
   c.network.slow = Pick(rng, {0.0, 0.01, 0.05});
-  desc << "n=" << n << " capable=" << capable << (preformed ? " preformed=" + std::to_string(founders) : "")
+  desc << (autopilot ? "autopilot(" + std::to_string(base.autopilot_stabilization.count()) + "ms," +
+                           std::to_string(base.autopilot_dead_after.count()) + "ms) "
+                     : std::string())
+       << "n=" << n << " capable=" << capable << (preformed ? " preformed=" + std::to_string(founders) : "")
        << " hb=" << base.heartbeat_interval.count() << "ms timeout=" << base.election_timeout.count()
        << "ms loss=" << c.network.loss << " dup=" << c.network.duplicate;
 
@@ -184,6 +195,9 @@ Outcome RunScenario(std::uint64_t seed, bool tracing) {
     c.Fail("no agreed admin " + std::to_string(std::chrono::duration_cast<milliseconds>(kSettle).count()) +
            " ms after healing");
   }
+  for (int i = 0; i < n; ++i) {
+    if (c.Up(i) && !c.election(i)->GetSnapshot(c.now()).autopilot.empty()) out.autopilot_acted = true;
+  }
   out.violation = c.violation;
   out.description = desc.str();
   out.elections = c.elections();
@@ -206,7 +220,7 @@ void RunRange(std::uint64_t first, std::uint64_t count) {
     return;
   }
   std::vector<double> settle;
-  std::uint64_t elections = 0;
+  std::uint64_t elections = 0, autopilot = 0;
   for (std::uint64_t seed = first; seed < first + count; ++seed) {
     Outcome o = RunScenario(seed, false);
     if (!o.violation.empty()) {
@@ -219,10 +233,12 @@ void RunRange(std::uint64_t first, std::uint64_t count) {
     }
     settle.push_back(o.settle_ms);
     elections += o.elections;
+    autopilot += o.autopilot_acted ? 1 : 0;
   }
   std::sort(settle.begin(), settle.end());
   std::cout << count << " scenarios (seeds " << first << ".." << first + count - 1 << "), " << elections
-            << " elections; time to an agreed admin after healing: median " << settle[settle.size() / 2]
+            << " elections, " << autopilot << " with electorate changes by the autopilot"
+            << "; time to an agreed admin after healing: median " << settle[settle.size() / 2]
             << " ms, p99 " << settle[settle.size() * 99 / 100] << " ms, max " << settle.back() << " ms\n";
 }
 

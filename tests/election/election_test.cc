@@ -250,6 +250,58 @@ TEST(Election, ElectorateGrowsOneMemberAtATime) {
 
 // Two nodes that each bootstrapped alone (election.bootstrap_expect=1 on
 // both) are two clusters: each ignores the other's messages and says so.
+// Autopilot: a founder alone, then admin-capable nodes that learn the
+// electorate (bootstrap_expect 0, as joined nodes do) are added by the admin
+// one at a time after the stabilization time; a member that dies is removed
+// after the dead time, but never when the live members would lose their
+// majority.
+TEST(Election, AutopilotGrowsTheElectorateAndRemovesTheDead) {
+  Cluster c(11);
+  for (int i = 0; i < 5; ++i) {
+    Options o = NodeOptions("n" + std::to_string(i), true, i == 0 ? 1 : 0);
+    o.autopilot_stabilization = 2s;
+    o.autopilot_dead_after = 4s;
+    c.Add(o);
+  }
+  c.Start(0);
+  ASSERT_EQ(WaitAdmin(c), 0);
+  for (int i = 1; i < 5; ++i) c.Start(i);
+  c.RunFor(1s);
+  EXPECT_EQ(c.election(0)->hard_state().electorate.members.size(), 1u);  // not yet: stabilizing
+  c.RunFor(8s);
+  ASSERT_TRUE(c.violation.empty()) << c.violation;
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(c.election(i)->hard_state().electorate.members.size(), 5u) << "node " << i;
+    EXPECT_TRUE(c.election(i)->GetSnapshot(c.now()).member);
+  }
+  EXPECT_NE(c.election(0)->GetSnapshot(c.now()).autopilot.find("added"), std::string::npos);
+
+  // kill -9 of a follower for longer than the dead time: it leaves.
+  c.Crash(4);
+  c.RunFor(6s);
+  EXPECT_EQ(c.AgreedAdmin(), 0);
+  EXPECT_EQ(c.election(0)->hard_state().electorate.members.size(), 4u);
+  EXPECT_FALSE(c.election(0)->hard_state().electorate.Contains("n4"));
+  // Back up: it is added again once stable.
+  c.Start(4);
+  c.RunFor(6s);
+  EXPECT_TRUE(c.election(0)->hard_state().electorate.Contains("n4"));
+
+  // Two of five die at once: both go (3 live stay a majority of 4, then 3).
+  c.Crash(3);
+  c.Crash(4);
+  c.RunFor(12s);
+  EXPECT_EQ(c.election(0)->hard_state().electorate.members, (std::vector<std::string>{"n0", "n1", "n2"}));
+  // Then two of the remaining three: nothing is removed (one live member is
+  // no majority of two), and the admin steps down by check-quorum.
+  c.Crash(1);
+  c.Crash(2);
+  c.RunFor(10s);
+  EXPECT_EQ(c.election(0)->hard_state().electorate.members.size(), 3u);
+  EXPECT_NE(c.election(0)->role(), Role::kAdmin);
+  EXPECT_TRUE(c.violation.empty()) << c.violation;
+}
+
 TEST(Election, MessagesOfAnotherClusterAreIgnoredAndReported) {
   struct Sink : Transport, StateStore {
     std::vector<Message> sent;
