@@ -345,6 +345,44 @@ class ClusterServices::Impl {
     return j;
   }
 
+  ops::CheckOutcome Health() const {
+    const auto own = membership->own();
+    const std::int64_t now = cl::NowMs();
+    const auto stats = p2p.Stats();
+    json details = {{"cluster_id", membership->cluster_id()},
+                    {"refused_senders", stats.refused_senders},
+                    {"foreign_cluster_frames", stats.foreign_cluster}};
+    if (!own) return ops::CheckOutcome::Unhealthy("not admitted to the cluster", details.dump());
+    details["role"] = cl::NodeRoleName(own->role);
+    details["credential_expires_at"] = IsoOfMs(own->expires_at_ms);
+    if (membership->IsRevoked(p2p.node_id())) {
+      return ops::CheckOutcome::Unhealthy("this node has been revoked: every member refuses its messages",
+                                          details.dump());
+    }
+    if (own->expires_at_ms <= now) {
+      return ops::CheckOutcome::Unhealthy("this node's credential expired at " + IsoOfMs(own->expires_at_ms) +
+                                              ": join again with a new token",
+                                          details.dump());
+    }
+    if (stats.last_foreign_ms > 0 && now - stats.last_foreign_ms < 60000) {
+      return ops::CheckOutcome::Unhealthy(
+          "two clusters share this network: frames of cluster " + stats.last_foreign_cluster +
+              " arrive here (this one is " + membership->cluster_id() +
+              "); they are refused. Give each cluster its own network or bootstrap peers",
+          details.dump());
+    }
+    const std::int64_t life = own->expires_at_ms - own->issued_at_ms;
+    if (now > own->issued_at_ms + life * 5 / 6) {
+      return ops::CheckOutcome::Degraded("credential expires at " + IsoOfMs(own->expires_at_ms) +
+                                             " and has not been renewed (is the admin reachable?)",
+                                         details.dump());
+    }
+    return ops::CheckOutcome::Healthy("member of cluster " + membership->cluster_id() + " as " +
+                                          std::string(cl::NodeRoleName(own->role)) + " until " +
+                                          IsoOfMs(own->expires_at_ms),
+                                      details.dump());
+  }
+
   json MembersJson() const {
     json list = json::array();
     const std::string self = p2p.node_id();
@@ -425,6 +463,21 @@ void ClusterServices::SetAdmissionGate(std::function<std::string()> may_admit) {
 }
 
 std::string ClusterServices::StatusJson() const { return impl_->StatusJson().dump(); }
+
+ops::HealthCheckSpec ClusterServices::HealthCheck(const config::OperationsConfig& ops) {
+  std::weak_ptr<Impl> weak = impl_;
+  ops::HealthCheckSpec spec;
+  spec.name = "membership";
+  spec.interval = std::min(ops.health_check_interval, std::chrono::milliseconds(5000));
+  spec.timeout = ops.health_check_timeout;
+  spec.critical = false;
+  spec.description = "this node's credential is valid and unrevoked, and no other cluster shares the network";
+  spec.fn = [weak] {
+    auto impl = weak.lock();
+    return impl ? impl->Health() : ops::CheckOutcome::Unhealthy("membership services stopped");
+  };
+  return spec;
+}
 
 Status ClusterServices::RegisterRoutes(http::Router& router) {
   std::shared_ptr<Impl> impl = impl_;

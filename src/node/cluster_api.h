@@ -39,6 +39,7 @@
 #include "cluster/membership.h"
 #include "config/config.h"
 #include "http/router.h"
+#include "ops/health.h"
 #include "p2p/p2p.h"
 
 namespace prometheus {
@@ -69,6 +70,11 @@ class ClusterServices {
   void SetAdmissionGate(std::function<std::string()> may_admit);
   Status RegisterRoutes(http::Router& router);
   std::string StatusJson() const;
+  // "membership" (not critical): unhealthy when this node's credential has
+  // expired or was revoked, or when frames of another cluster arrived in the
+  // last minute (two clusters share the network); degraded when the
+  // credential is past five sixths of its life (renewal is failing).
+  ops::HealthCheckSpec HealthCheck(const config::OperationsConfig& ops);
 
   class Impl;
 

@@ -322,6 +322,7 @@ Status Node::Start() {
   if (!cluster_services.ok()) return cluster_services.status();
   n.cluster = std::move(cluster_services).value();
   if (auto s = n.cluster->RegisterRoutes(*n.router); !s.ok()) return s;
+  if (auto s = n.health->Register(n.cluster->HealthCheck(cfg.operations)); !s.ok()) return s;
   api.status_sections.push_back({"cluster", [&n] { return n.cluster ? n.cluster->StatusJson() : "{}"; }});
   if (!n.options.bootstrap_only) {
     dht::Options dht_options;

@@ -412,8 +412,22 @@ class P2pNode::Impl {
     Reject(c, v.refused, stage);
     probe.Violation("p2p_" + v.refused);
     LogRefusal(NodeIdOf(f.sender), v.refused, stage);
+    n_refused_senders++;
+    if (v.refused == "foreign_cluster") {
+      n_foreign++;
+      last_foreign_ms = cluster::NowMs();
+      if (f.credential.size() > 36) {
+        cluster::Key other;
+        std::copy(f.credential.begin() + 4, f.credential.begin() + 36, other.begin());
+        std::lock_guard lock(refusal_mu);
+        last_foreign_cluster = cluster::ClusterIdOf(other);
+      }
+    }
     return false;
   }
+  std::atomic<std::uint64_t> n_refused_senders{0}, n_foreign{0};
+  std::atomic<std::int64_t> last_foreign_ms{0};
+  std::string last_foreign_cluster;  // guarded by refusal_mu
 
   std::mutex refusal_mu;
   Clock::time_point refusal_logged{};
@@ -1419,6 +1433,7 @@ bool P2pNode::Authorize(const Frame& frame, std::string* refused) {
   if (v.ok()) return true;
   impl_->Reject(TopicClass::kOther, v.refused, "read");
   impl_->probe.Violation("p2p_" + v.refused);
+  impl_->n_refused_senders++;
   if (refused) *refused = v.refused;
   return false;
 }
@@ -1457,9 +1472,20 @@ DhtTableStats P2pNode::TableStats() const {
 }
 
 PubsubStats P2pNode::Stats() const {
-  const Impl& n = *impl_;
-  return {n.n_published.load(), n.n_frames.load(), n.n_received.load(),
-          n.n_dropped.load(),   n.n_rejected.load(), n.n_failures.load()};
+  Impl& n = *impl_;
+  PubsubStats s;
+  s.published = n.n_published.load();
+  s.frames_sent = n.n_frames.load();
+  s.received = n.n_received.load();
+  s.dropped = n.n_dropped.load();
+  s.rejected = n.n_rejected.load();
+  s.publish_failures = n.n_failures.load();
+  s.refused_senders = n.n_refused_senders.load();
+  s.foreign_cluster = n.n_foreign.load();
+  s.last_foreign_ms = n.last_foreign_ms.load();
+  std::lock_guard lock(n.refusal_mu);
+  s.last_foreign_cluster = n.last_foreign_cluster;
+  return s;
 }
 
 void P2pNode::DhtPut(std::string_view key, Bytes value, ValueClass cls, std::uint64_t value_id,

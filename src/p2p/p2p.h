@@ -141,6 +141,10 @@ struct PubsubStats {
   std::uint64_t dropped = 0;
   std::uint64_t rejected = 0;
   std::uint64_t publish_failures = 0;
+  std::uint64_t refused_senders = 0;    // frames refused for their sender (any reason)
+  std::uint64_t foreign_cluster = 0;    // of those: credentials of another cluster
+  std::int64_t last_foreign_ms = 0;     // when the last one arrived (unix ms)
+  std::string last_foreign_cluster;     // its cluster id
 };
 
 // The DHT key of a content-addressed chunk: "chunk:" + hex(SHA-1 of the

@@ -108,8 +108,27 @@ TEST(MembershipEndToEnd, JoinRefuseAndRevoke) {
   }();
   EXPECT_NE(metrics.find("no_security_violations_total{kind=\"p2p_revoked\"}"), std::string::npos);
 
-  for (int i : {0, 4}) c.nodes[i]->Signal(SIGTERM);
-  for (int i : {0, 4}) c.nodes[i]->Wait(15s);
+  // A node of another cluster on the same network (same network id, a
+  // bootstrap peer of this one): refused, and reported as two clusters.
+  const json p2p_status = c.Get(0, "/admin/status")["p2p"];
+  const std::string network_id = std::to_string(p2p_status["network_id"].get<std::uint64_t>());
+  auto init = c.Cli({"cluster", "init", "--data-dir", c.dir.File("n6")});
+  ASSERT_EQ(init.first, 0) << init.second;
+  c.StartNode(6, false, {"--bootstrap", seed, "--set", "p2p.network_id=" + network_id});
+  ASSERT_TRUE(Eventually([&] { return c.Get(6, "/health").is_object(); }, 15s)) << ReadFile(c.logs[6]);
+  EXPECT_TRUE(Eventually(
+      [&] {
+        const json checks = c.Get(0, "/health/detailed");
+        return checks.is_object() && checks["checks"]["membership"]["status"] == "unhealthy" &&
+               checks["checks"]["membership"]["message"].get<std::string>().find("two clusters") !=
+                   std::string::npos;
+      },
+      20s))
+      << c.Get(0, "/health/detailed").dump();
+  EXPECT_EQ(c.Peers(0), 0u);
+
+  for (int i : {0, 4, 6}) c.nodes[i]->Signal(SIGTERM);
+  for (int i : {0, 4, 6}) c.nodes[i]->Wait(15s);
 }
 
 }  // namespace
