@@ -70,7 +70,8 @@ json SummaryJson(const tasks::PoolSummary& s) {
           {"last_decision", s.last_decision}, {"last_decision_ms", s.last_decision_ms}};
 }
 
-constexpr const char* kClusterTypes[] = {"tasks.offer", "tasks.grant", "tasks.result", "tasks.ack", "tasks.renew"};
+constexpr const char* kClusterTypes[] = {"tasks.offer", "tasks.expect", "tasks.grant", "tasks.result", "tasks.ack",
+                                         "tasks.renew"};
 
 // Cluster messages over the P2P layer: direct (sealed) messages between
 // nodes, load reports on the coordination topic.
@@ -290,6 +291,7 @@ std::string TaskServices::StatusJson() const {
                       {"stale_results", l.stale_results},
                       {"offers_refused", l.offers_refused},
                       {"offers_unauthorized", l.offers_unauthorized},
+                      {"grants_refused", l.grants_refused},
                       {"unacknowledged", l.unacknowledged}};
   }
   if (auto st = impl_->manager->Stats(); st.ok()) {

@@ -179,6 +179,9 @@ void MasterLoop::Run(std::uint64_t term) {
     stats_ = view;
     lock.unlock();
     for (const auto& o : offers) {
+      // The worker first: it runs what the owner grants only up to this.
+      (void)transport_.Send(o.worker, "tasks.expect",
+                            json{{"term", o.term}, {"owner", o.owner}, {"count", o.count}}.dump());
       json j = {{"term", o.term},          {"worker", o.worker},      {"count", o.count},
                 {"role", o.role},          {"capabilities", o.capabilities}, {"executors", o.executors}};
       if (Status s = transport_.Send(o.owner, "tasks.offer", j.dump()); !s.ok()) {
@@ -230,6 +233,7 @@ ClusterLink::Stats ClusterLink::GetStats() const {
 void ClusterLink::OnMessage(const std::string& from, const std::string& type, const std::string& payload) {
   if (type == "tasks.offer") return OnOffer(from, payload);
   if (type == "tasks.grant") return OnGrant(from, payload);
+  if (type == "tasks.expect") return OnExpect(from, payload);
   if (type == "tasks.result") return OnResult(from, payload);
   if (type == "tasks.ack") return OnAck(payload);
   if (type == "tasks.renew") return OnRenew(from, payload);
@@ -309,8 +313,67 @@ void ClusterLink::OnGrant(const std::string& from, const std::string& payload) {
     spdlog::warn("tasks: malformed grant from {}", from);
     return;
   }
+  AcceptGrant(from, std::move(jobs));
+}
+
+void ClusterLink::OnExpect(const std::string& from, const std::string& payload) {
+  const json j = json::parse(payload, nullptr, false);
+  if (!j.is_object() || !j.contains("term") || !j["term"].is_number_unsigned() || !j.contains("owner") ||
+      !j["owner"].is_string() || !j.contains("count") || !j["count"].is_number_integer()) {
+    spdlog::warn("tasks: malformed expectation from {}", from);
+    return;
+  }
+  const std::uint64_t term = j["term"].get<std::uint64_t>();
+  if (options_.admin_of && !options_.admin_of(from, term)) {
+    std::lock_guard lock(mu_);
+    ++stats_.offers_unauthorized;
+    return;
+  }
+  const std::string owner = j["owner"].get<std::string>();
+  const int count = std::clamp(j["count"].get<int>(), 0, static_cast<int>(kMaxBatch));
+  std::vector<Assignment> ready;
   {
     std::lock_guard lock(mu_);
+    auto& e = expected_[owner];
+    e.count = std::min<int>(e.count + count, 4 * static_cast<int>(kMaxBatch));
+    e.until = SteadyClock::now() + std::chrono::seconds(10);
+    auto early = early_.find(owner);
+    if (early != early_.end()) {
+      for (auto& g : early->second) {
+        for (auto& a : g.jobs) ready.push_back(std::move(a));
+      }
+      early_.erase(early);
+    }
+  }
+  if (!ready.empty()) AcceptGrant(owner, std::move(ready));
+}
+
+void ClusterLink::AcceptGrant(const std::string& owner, std::vector<Assignment> jobs) {
+  if (jobs.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    if (options_.admin_of) {
+      const auto now = SteadyClock::now();
+      auto it = expected_.find(owner);
+      if (it == expected_.end() || it->second.until < now || it->second.count <= 0) {
+        // Perhaps the expectation is still on its way: wait for it (bounded).
+        auto& early = early_[owner];
+        if (early.size() < 16) {
+          early.push_back({std::move(jobs), now});
+        } else {
+          stats_.grants_refused += jobs.size();
+        }
+        return;
+      }
+      const std::size_t allowed = std::min<std::size_t>(jobs.size(), static_cast<std::size_t>(it->second.count));
+      it->second.count -= static_cast<int>(allowed);
+      if (allowed < jobs.size()) {
+        stats_.grants_refused += jobs.size() - allowed;
+        spdlog::warn("tasks: {} granted {} more attempt(s) than the admin assigned: refused", owner,
+                     jobs.size() - allowed);
+        jobs.resize(allowed);
+      }
+    }
     stats_.borrowed += jobs.size();
   }
   manager_.AcceptForeign(std::move(jobs));
@@ -389,6 +452,22 @@ void ClusterLink::Loop() {
     cv_.wait_for(lock, std::chrono::milliseconds(20));
     if (stopping_) break;
     const auto now = SteadyClock::now();
+    // Grants whose expectation never came are refused (their leases expire
+    // at the owner and the tasks run again elsewhere).
+    for (auto it = early_.begin(); it != early_.end();) {
+      auto& list = it->second;
+      for (auto g = list.begin(); g != list.end();) {
+        if (now - g->at > std::chrono::seconds(2)) {
+          stats_.grants_refused += g->jobs.size();
+          spdlog::warn("tasks: a grant of {} attempt(s) from {} that the admin did not assign was refused",
+                       g->jobs.size(), it->first);
+          g = list.erase(g);
+        } else {
+          ++g;
+        }
+      }
+      it = list.empty() ? early_.erase(it) : std::next(it);
+    }
     // Results: new ones at once, unacknowledged ones again every resend interval.
     std::map<std::string, json> results;
     for (auto it = unacked_.begin(); it != unacked_.end();) {

@@ -5,6 +5,7 @@
 // owner lends it to them, on the admin's word:
 //
 //   every node ──tasks.load (coordination topic, every report interval)──> all
+//   admin (MasterLoop, term T) ──tasks.expect {T, owner O, count k}──> worker W
 //   admin (MasterLoop, term T) ──tasks.offer {T, worker W, count k}──> owner O
 //   owner O ──tasks.grant {attempts leased to "remote:W"}──> worker W
 //   worker W ──tasks.renew (each heartbeat, queued and running)──> owner O
@@ -12,7 +13,11 @@
 //
 // Offers carry the admin's term; an owner ignores offers of a term older
 // than the newest it has seen (TermFence), so a deposed admin cannot move
-// work. Everything else is the owner's lease: a worker that dies stops
+// work; with `admin_of` set, offers and expectations are believed only from
+// the node this node's election knows as the admin of their term, and a
+// worker runs a grant only up to what the admin told it to expect from that
+// owner (a grant that arrives first waits up to 2 s for its expectation),
+// so no member can make another run work the admin did not assign. Everything else is the owner's lease: a worker that dies stops
 // renewing and the attempt is lost (retried); a result that arrives after
 // the lease moved on is acknowledged and ignored (never a second success).
 // When the owner dies, its tasks wait in its store; after its restart the
@@ -150,7 +155,7 @@ class ClusterLink {
 
   struct Stats {
     std::uint64_t lent = 0, borrowed = 0, results_sent = 0, results_received = 0, stale_results = 0,
-                  offers_refused = 0, offers_unauthorized = 0;
+                  offers_refused = 0, offers_unauthorized = 0, grants_refused = 0;
     std::size_t unacknowledged = 0;
   };
   Stats GetStats() const;
@@ -159,6 +164,10 @@ class ClusterLink {
   void Loop();
   void OnOffer(const std::string& from, const std::string& payload);
   void OnGrant(const std::string& from, const std::string& payload);
+  void OnExpect(const std::string& from, const std::string& payload);
+  // Borrowed jobs a grant of `owner` may bring: consumes expectations; the
+  // rest waits (early) or is refused.
+  void AcceptGrant(const std::string& owner, std::vector<Assignment> jobs);
   void OnResult(const std::string& from, const std::string& payload);
   void OnAck(const std::string& payload);
   void OnRenew(const std::string& from, const std::string& payload);
@@ -178,6 +187,16 @@ class ClusterLink {
     std::chrono::steady_clock::time_point first, last_sent;
   };
   std::map<std::pair<std::string, int>, Pending> unacked_;  // (task, attempt) → result
+  struct Expectation {
+    int count = 0;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::map<std::string, Expectation> expected_;  // owner → what the admin said it would lend
+  struct EarlyGrant {
+    std::vector<Assignment> jobs;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::map<std::string, std::vector<EarlyGrant>> early_;  // grants that came before their expectation
   Stats stats_;
   std::thread thread_;
 };

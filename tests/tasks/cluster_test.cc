@@ -152,6 +152,57 @@ TEST_F(ClusterLinkTest, OwnerLendsOnlyOnCurrentTermsAndOnlyWhatFits) {
   EXPECT_EQ(transport_.Sent("tasks.grant").size(), 2u);
 }
 
+// With the election's word (admin_of): offers and expectations only from
+// the admin of their term; a grant runs only up to what the admin told this
+// worker to expect from that owner, and one that arrives first waits for
+// its expectation (2 s) before it is refused.
+TEST_F(ClusterLinkTest, OffersAndGrantsNeedTheAdminsWord) {
+  link_.reset();
+  ClusterLink::Options lo;
+  lo.node_id = "owner";
+  lo.resend_interval = 50ms;
+  lo.admin_of = [](const std::string& from, std::uint64_t term) { return from == "admin" && term == 5; };
+  link_ = std::make_unique<ClusterLink>(lo, *manager_, transport_, nullptr);
+  link_->Start();
+
+  // Offers: a member claiming a huge term, or the admin with a stale term, moves nothing.
+  Submit("builtin", R"({"op":"echo","value":1})");
+  link_->OnMessage("mallory", "tasks.offer", Offer(1000000, 10));
+  link_->OnMessage("admin", "tasks.offer", Offer(4, 10));
+  EXPECT_TRUE(transport_.Sent("tasks.grant").empty());
+  EXPECT_EQ(link_->GetStats().offers_unauthorized, 2u);
+  link_->OnMessage("admin", "tasks.offer", Offer(5, 10));
+  EXPECT_EQ(transport_.Sent("tasks.grant").size(), 1u);
+
+  auto grant = [](int first, int n) {
+    json jobs = json::array();
+    for (int i = first; i < first + n; ++i) {
+      jobs.push_back({{"task_id", "t" + std::to_string(i)}, {"attempt", 1}, {"agent_id", "remote:owner"},
+                      {"executor", "builtin"}, {"input", R"({"op":"echo","value":1})"}, {"timeout_ms", 5000}});
+    }
+    return json{{"jobs", jobs}}.dump();
+  };
+  auto expect = [](std::uint64_t term, const std::string& owner, int count) {
+    return json{{"term", term}, {"owner", owner}, {"count", count}}.dump();
+  };
+  // A grant nobody assigned: held, then refused.
+  link_->OnMessage("o1", "tasks.grant", grant(0, 2));
+  // An expectation from a non-admin changes nothing.
+  link_->OnMessage("mallory", "tasks.expect", expect(5, "o1", 100));
+  EXPECT_TRUE(testing::Eventually([&] { return link_->GetStats().grants_refused == 2; }, 5s));
+  EXPECT_EQ(link_->GetStats().borrowed, 0u);
+  // The admin's expectation of 1 from o1: one of a grant of 2 runs.
+  link_->OnMessage("admin", "tasks.expect", expect(5, "o1", 1));
+  link_->OnMessage("o1", "tasks.grant", grant(10, 2));
+  EXPECT_EQ(link_->GetStats().borrowed, 1u);
+  EXPECT_EQ(link_->GetStats().grants_refused, 3u);
+  // A grant that overtakes its expectation runs once the expectation comes.
+  link_->OnMessage("o2", "tasks.grant", grant(20, 1));
+  EXPECT_EQ(link_->GetStats().borrowed, 1u);
+  link_->OnMessage("admin", "tasks.expect", expect(5, "o2", 1));
+  EXPECT_EQ(link_->GetStats().borrowed, 2u);
+}
+
 TEST_F(ClusterLinkTest, OnlyTheLeaseHolderEndsTheAttemptAndEveryResultIsAcknowledged) {
   const std::string id = Submit("builtin", R"({"op":"echo","value":1})");
   link_->OnMessage("admin", "tasks.offer", Offer(1, 1));
