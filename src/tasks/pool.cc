@@ -83,6 +83,11 @@ class AgentPool::Impl {
     std::atomic<bool> cancel{false};
     bool handing_back = false;  // guarded by Impl::mu: cancelled by drain, not by the user
     std::thread thread;
+    std::mutex join_mu;  // the supervisor (retired agents) and Drain may both join it
+    void Join() {
+      std::lock_guard lock(join_mu);
+      if (thread.joinable()) thread.join();
+    }
     prometheus::Gauge* score = nullptr;
   };
 
@@ -272,7 +277,7 @@ class AgentPool::Impl {
     }
     lock.unlock();
     for (auto& a : done) {
-      if (a->thread.joinable()) a->thread.join();
+      a->Join();
       if (a->score && score_family) score_family->Remove(a->score);
     }
     lock.lock();
@@ -432,9 +437,7 @@ void AgentPool::Drain(std::chrono::milliseconds grace) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  for (auto& a : all) {
-    if (a->thread.joinable()) a->thread.join();
-  }
+  for (auto& a : all) a->Join();
   {
     std::lock_guard lock(p.mu);
     p.stopped = true;
