@@ -27,13 +27,14 @@ namespace {
 
 http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, body.dump()); }
 
-// Publishes every election message on the election topic; receivers drop
-// what is addressed to another node.
+// Sends every election message straight to the members' links (no DHT put:
+// the election keeps working while the DHT's routing recovers from a
+// partition); receivers drop what is addressed to another node.
 class P2pTransport : public el::Transport {
  public:
   explicit P2pTransport(p2p::P2pNode& p2p) : p2p_(p2p) {}
   void Send(const el::Message& m) override {
-    if (auto s = p2p_.Publish(p2p::kElectionTopic, el::kMessageType, el::EncodeMessage(m)); !s.ok()) {
+    if (auto s = p2p_.PublishToMembers(p2p::kElectionTopic, el::kMessageType, el::EncodeMessage(m)); !s.ok()) {
       spdlog::debug("election: {} not sent: {}", el::MessageTypeName(m.type), s.ToString());
     }
   }

@@ -2,17 +2,23 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <opendht/dhtrunner.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -114,6 +120,7 @@ std::string PresenceToJson(const Presence& p, std::string_view node_id, std::str
             {"current_tasks", p.current_tasks},
             {"max_tasks", p.max_tasks},
             {"status", p.status}};
+  if (!p.direct_endpoint.empty()) j["direct_endpoint"] = p.direct_endpoint;
   return j.dump();
 }
 
@@ -131,6 +138,7 @@ Result<Presence> PresenceFromJson(std::string_view text, std::string* node_name)
     p.current_tasks = j.value("current_tasks", 0);
     p.max_tasks = j.value("max_tasks", 0);
     p.status = j.value("status", "");
+    p.direct_endpoint = j.value("direct_endpoint", "");
     if (node_name) *node_name = j.value("name", "");
   } catch (const json::exception& e) {
     return InvalidArgument(std::string("presence field of the wrong type: ") + e.what());
@@ -373,6 +381,119 @@ class P2pNode::Impl {
   bool presence_dirty = true;
   std::shared_future<std::size_t> presence_token;
 
+  // Member links: a UDP socket for frames sent straight to members, and
+  // the endpoints members announced (kept 10 minutes after their last
+  // presence, so that links outlive a partition of the DHT).
+  int link_fd = -1;
+  std::string link_endpoint;  // "" when the bind address cannot be announced
+  std::uint16_t link_port = 0;
+  std::thread link_reader;
+  struct LinkAddress {
+    sockaddr_in addr{};
+    Clock::time_point seen;
+  };
+  std::mutex book_mu;
+  std::map<std::string, LinkAddress, std::less<>> link_book;
+  static constexpr auto kLinkMemory = std::chrono::minutes(10);
+
+  Status OpenLink(const dht::SockAddr& bind4) {
+    link_fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (link_fd < 0) return Unavailable(std::string("p2p: member link socket: ") + std::strerror(errno));
+    sockaddr_in a{};
+    std::memcpy(&a, bind4.get(), sizeof a);
+    a.sin_port = 0;
+    if (::bind(link_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      return Unavailable(std::string("p2p: member link bind: ") + std::strerror(errno));
+    }
+    socklen_t len = sizeof a;
+    ::getsockname(link_fd, reinterpret_cast<sockaddr*>(&a), &len);
+    link_port = ntohs(a.sin_port);
+    const int rcvbuf = 4 << 20;
+    ::setsockopt(link_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (a.sin_addr.s_addr != htonl(INADDR_ANY)) {
+      char ip[INET_ADDRSTRLEN] = {};
+      inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
+      link_endpoint = std::string(ip) + ":" + std::to_string(link_port);
+    } else {
+      spdlog::warn("p2p: p2p.listen binds every address: member links are not announced (time-critical "
+                   "traffic goes through the DHT)");
+    }
+    link_reader = std::thread([this] { LinkLoop(); });
+    return Status::Ok();
+  }
+
+  void LinkLoop() {
+    std::vector<std::uint8_t> buf(65536);
+    while (!stopped.load()) {
+      pollfd p{link_fd, POLLIN, 0};
+      if (::poll(&p, 1, 200) <= 0) continue;
+      const ssize_t n = ::recv(link_fd, buf.data(), buf.size(), MSG_DONTWAIT);
+      if (n <= 0) continue;
+      const Decoded d = DecodeFrame(buf.data(), static_cast<std::size_t>(n));
+      if (!d.ok() || d.frame.kind != FrameKind::kPubsub || !ValidateTopic(d.frame.topic).empty()) {
+        Reject(TopicClass::kDirect, d.ok() ? "wrong_topic" : d.error == DecodeError::kBadSignature ? "bad_signature"
+                                                                                                 : "malformed",
+               "link");
+        continue;
+      }
+      OnTopicValue(d.frame.topic, Bytes(buf.begin(), buf.begin() + n));
+    }
+  }
+
+  void RememberLink(const std::string& node_id, const std::string& endpoint) {
+    std::string host, port;
+    if (endpoint.empty() || !SplitHostPort(endpoint, &host, &port)) return;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    const long p = std::strtol(port.c_str(), nullptr, 10);
+    if (p <= 0 || p > 65535 || inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) return;
+    a.sin_port = htons(static_cast<std::uint16_t>(p));
+    std::lock_guard lock(book_mu);
+    link_book[node_id] = {a, Clock::now()};
+  }
+
+  Status PublishToMembers(std::string_view topic, std::string_view type, std::string data) {
+    if (!membership->Admitted()) return FailedPrecondition("this node is not admitted to its cluster yet");
+    const TopicClass c = ClassOf(topic);
+    Frame f;
+    f.kind = FrameKind::kPubsub;
+    f.credential = Credential();
+    f.seq = NextSeq();
+    f.sent_at_ns = NowUs() * 1000;
+    f.topic = std::string(topic);
+    f.messages.push_back({std::string(type), NowUs(), 0, data});
+    auto encoded = EncodeFrame(f, identity);
+    if (!encoded.ok()) return encoded.status();
+    std::vector<sockaddr_in> targets;
+    std::set<std::string, std::less<>> linked;
+    {
+      std::lock_guard lock(book_mu);
+      const auto cutoff = Clock::now() - kLinkMemory;
+      for (const auto& [id, l] : link_book) {
+        if (l.seen < cutoff) continue;
+        targets.push_back(l.addr);
+        linked.insert(id);
+      }
+    }
+    for (const auto& a : targets) {
+      (void)::sendto(link_fd, encoded->data(), encoded->size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&a),
+                     sizeof a);
+    }
+    probe.Published(c, 1);
+    probe.FrameSent(c);
+    n_published++;
+    n_frames++;
+    // Peers that announced no link (an unannounceable bind address) get it
+    // through the DHT as before.
+    bool unlinked = false;
+    {
+      std::lock_guard lock(peers_mu);
+      for (const auto& [id, peer] : peers) unlinked |= !linked.contains(id);
+    }
+    if (unlinked) return Enqueue(std::string(topic), {std::string(type), NowUs(), 0, std::move(data)});
+    return Status::Ok();
+  }
+
   // Maintenance.
   std::mutex maint_mu;
   std::condition_variable maint_cv;
@@ -586,6 +707,7 @@ class P2pNode::Impl {
     if (runner.getBound(AF_INET).getPort() == 0) return Unavailable("p2p: cannot bind " + c.listen);
     RegisterTypes();
     RegisterDhtTypes();
+    if (auto s = OpenLink(bind4); !s.ok()) return s;
 
     direct_sink->name = "direct";
     direct_sink->topic_class = TopicClass::kDirect;
@@ -627,6 +749,9 @@ class P2pNode::Impl {
       cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return done; });
     }
     runner.join();
+    if (link_reader.joinable()) link_reader.join();
+    if (link_fd >= 0) ::close(link_fd);
+    link_fd = -1;
     dispatcher.Stop();
   }
 
@@ -1141,6 +1266,7 @@ class P2pNode::Impl {
     peer.presence = std::move(p).value();
     peer.last_seen = std::min(now, sent);
     peer.announced_at_ms = d.frame.sent_at_ns / 1'000'000;
+    RememberLink(id, peer.presence.direct_endpoint);
   }
 
   void Announce() {
@@ -1154,6 +1280,7 @@ class P2pNode::Impl {
       changed = presence_dirty;
       presence_dirty = false;
     }
+    p.direct_endpoint = link_endpoint;
     Frame f;
     f.kind = FrameKind::kPresence;
     f.credential = credential;
@@ -1186,6 +1313,7 @@ class P2pNode::Impl {
     if (it == peers.end()) return;
     it->second.presence = std::move(p).value();
     it->second.last_seen = std::chrono::system_clock::now();
+    RememberLink(it->first, it->second.presence.direct_endpoint);
   }
 
   // The listen gives updates within milliseconds, but a listen registered at
@@ -1202,11 +1330,22 @@ class P2pNode::Impl {
   }
 
   void ExpirePeers() {
+    {
+      std::lock_guard book_lock(book_mu);
+      const auto forget = Clock::now() - kLinkMemory;
+      for (auto it = link_book.begin(); it != link_book.end();) {
+        it = it->second.seen < forget || membership->IsRevoked(it->first) ? link_book.erase(it) : std::next(it);
+      }
+    }
     const auto cutoff = std::chrono::system_clock::now() - opts.config.peer_expiry;
     std::lock_guard lock(peers_mu);
     for (auto it = peers.begin(); it != peers.end();) {
       if (membership->IsRevoked(it->first)) {
         spdlog::warn("p2p: peer {} ({}) was revoked", it->first, it->second.name);
+        {
+          std::lock_guard book_lock(book_mu);
+          link_book.erase(it->first);
+        }
         peer_seq.erase(it->first);
         it = peers.erase(it);
       } else if (it->second.last_seen < cutoff) {
@@ -1296,6 +1435,16 @@ const std::string& P2pNode::node_id() const { return impl_->identity.node_id(); 
 const NodeIdentity& P2pNode::identity() const { return impl_->identity; }
 std::uint16_t P2pNode::port() const { return impl_->runner.getBound(AF_INET).getPort(); }
 std::uint32_t P2pNode::network_id() const { return impl_->network_id; }
+std::uint16_t P2pNode::link_port() const { return impl_->link_port; }
+
+Status P2pNode::PublishToMembers(std::string_view topic, std::string_view type, std::string data) {
+  if (auto why = ValidateTopic(topic); !why.empty()) return InvalidArgument(why);
+  if (type.empty() || type.size() > kMaxTypeBytes) return InvalidArgument("message type must be 1..64 bytes");
+  if (FrameOverhead(topic) + type.size() + data.size() + 32 > kMaxFrameBytes) {
+    return InvalidArgument("message does not fit one frame");
+  }
+  return impl_->PublishToMembers(topic, type, std::move(data));
+}
 
 Status P2pNode::Publish(std::string_view topic, std::string_view type, std::string data) {
   if (auto why = ValidateTopic(topic); !why.empty()) return InvalidArgument(why);

@@ -1,5 +1,9 @@
 // Five real P2P nodes on loopback, each with its own OpenDHT runner.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -235,6 +239,48 @@ TEST_F(P2pClusterTest, NodeOfAnotherClusterIsNotAPeer) {
   std::this_thread::sleep_for(1500ms);
   for (const auto& n : nodes_) EXPECT_FALSE(n->FindPeer(stranger->node_id()).has_value());
   EXPECT_TRUE(stranger->Peers().empty());
+}
+
+// Member links: a frame sent straight to every member arrives without any
+// DHT put; a datagram of a non-member sent to a link is refused like any frame.
+TEST_F(P2pClusterTest, MemberLinksDeliverAndRefuseNonMembers) {
+  std::atomic<int> delivered{0};
+  for (int i = 1; i < kNodes; ++i) {
+    ASSERT_TRUE(nodes_[i]->Subscribe(kElectionTopic, "link-test", [&](const Message& m) {
+                            if (m.envelope.type == "hello") ++delivered;
+                          }).ok());
+  }
+  const auto frames_before = nodes_[0]->Stats().frames_sent;
+  ASSERT_TRUE(nodes_[0]->PublishToMembers(kElectionTopic, "hello", "{}").ok());
+  EXPECT_TRUE(Eventually([&] { return delivered.load() == kNodes - 1; }, 3s));
+  EXPECT_EQ(nodes_[0]->Stats().frames_sent, frames_before + 1);
+  EXPECT_EQ(nodes_[0]->PublishToMembers("bad topic", "hello", "{}").code(), StatusCode::kInvalidArgument);
+
+  // A rogue that learned node 1's link port: signed, but no credential.
+  const auto rogue = NodeIdentity::Generate();
+  Frame f;
+  f.kind = FrameKind::kPubsub;
+  f.seq = 1;
+  f.sent_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  f.topic = std::string(kElectionTopic);
+  f.messages.push_back({"hello", f.sent_at_ns / 1000, 0, "{}"});
+  const Bytes frame = EncodeFrame(f, rogue).value();
+  const auto rejected_before = nodes_[1]->Stats().rejected;
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(nodes_[1]->link_port());
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::sendto(fd, frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+            static_cast<ssize_t>(frame.size()));
+  const Bytes garbage(100, 0x42);
+  (void)::sendto(fd, garbage.data(), garbage.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  ::close(fd);
+  EXPECT_TRUE(Eventually([&] { return nodes_[1]->Stats().rejected >= rejected_before + 2; }, 3s));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(delivered.load(), kNodes - 1);
 }
 
 TEST_F(P2pClusterTest, JoinIsIdempotentAndLeaveStopsDelivery) {
