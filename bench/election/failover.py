@@ -40,9 +40,19 @@ class Bzzz:
         self.boot_port = free_port()
         self.http = [free_port() for _ in range(3)]
         self.procs = [None] * 3
+        # Membership: n0 founds the cluster offline; the others join with tokens.
+        n0 = os.path.join(workdir, "n0")
+        subprocess.run([binary, "cluster", "init", "--data-dir", n0], check=True, capture_output=True)
+
+        def token(role, uses):
+            out = subprocess.run([binary, "cluster", "token", "create", "--data-dir", n0, "--role", role, "--uses",
+                                  str(uses), "--ttl", "24h"], check=True, capture_output=True, text=True)
+            return out.stdout.strip()
+
+        self.join = token("admin-capable", 2)
         self.boot = subprocess.Popen([binary, "dht-bootstrap", "--port", str(self.boot_port), "--data-dir",
-                                      os.path.join(workdir, "boot")], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                      os.path.join(workdir, "boot"), "--join", token("bootstrap", 1)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for i in range(3):
             self.start(i)
 
@@ -52,7 +62,7 @@ class Bzzz:
         self.procs[i] = subprocess.Popen(
             [self.binary, "serve", "--data-dir", os.path.join(self.dir, f"n{i}"), "--http-listen",
              f"127.0.0.1:{self.http[i]}", "--p2p-listen", "127.0.0.1:0", "--node-name", f"n{i}", "--bootstrap",
-             f"127.0.0.1:{self.boot_port}", "--bootstrap-expect", "3", "--log-level", "warn"],
+             f"127.0.0.1:{self.boot_port}", "--bootstrap-expect", "3", "--join", self.join, "--log-level", "warn"],
             stdout=log, stderr=log, env=env)
 
     def leader(self, i):

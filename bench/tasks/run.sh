@@ -16,8 +16,8 @@
 #   Latency p50/p99 = submit -> succeeded from the node's histogram
 #   no_task_latency_seconds (delta over the phase), interpolated linearly
 #   within its buckets (0.1/0.25/0.5/0.75/1/2.5/5/10 ms ...).
-# bzzz, three nodes (fixed P2P ports, --bootstrap to the first,
-#   --bootstrap-expect 3): TASKS in all, a third to each node, each node runs
+# bzzz, three nodes (fixed P2P ports, the first founds the cluster, the
+#   others --bootstrap to it with a join token, --bootstrap-expect 3): TASKS in all, a third to each node, each node runs
 #   what it accepts; aggregate figures.
 # BullMQ (bullmq_bench.mjs; producer and Worker in separate Node processes):
 #   add (TASKS x queue.add, 64 in flight), bulk (addBulk x 1000), paced
@@ -128,9 +128,12 @@ stop_all
 if [ -z "${SKIP_CLUSTER:-}" ]; then
   echo "[bzzz] three nodes: $tasks tasks in all, a third to each" >&2
   urls=() node_pids=()
+  # Membership: n0 founds the cluster offline, the others join with a token.
+  "$bin" cluster init --data-dir "$work/n0" >/dev/null
+  join_token=$("$bin" cluster token create --data-dir "$work/n0" --role admin-capable --uses 2 --ttl 24h)
   for i in 0 1 2; do
     boot=()
-    [ "$i" -gt 0 ] && boot=(--bootstrap "127.0.0.1:$p2p_base")
+    [ "$i" -gt 0 ] && boot=(--bootstrap "127.0.0.1:$p2p_base" --join "$join_token")
     start_bzzz "n$i" --p2p-listen "127.0.0.1:$((p2p_base + i))" --bootstrap-expect 3 "${boot[@]}"
     urls+=(--node "http://127.0.0.1:$started_port") node_pids+=(--pid "$started_pid")
   done

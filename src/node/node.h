@@ -11,6 +11,8 @@
 // Data directory layout (docs/operations.md):
 //   <data_dir>/LOCK                 advisory lock: one node per data directory
 //   <data_dir>/p2p/identity.key     Ed25519 key; the node id derives from it
+//   <data_dir>/cluster/             membership: the credential, revocations,
+//                                   and (authorities) cluster.key
 //   <data_dir>/p2p/peers            DHT contacts, for a fast rejoin (peer store)
 //   <data_dir>/dht/held/            records this node holds and re-puts
 //   <data_dir>/dht/cache/           records fetched from the DHT (deletable)
