@@ -72,7 +72,9 @@ start_bzzz() {  # name, extra args...
   local name=$1
   shift
   started_port=$(free_port)
-  "$bin" serve --data-dir "$work/$name" --http-listen "127.0.0.1:$started_port" "$@" >"$work/$name.log" 2>&1 &
+  # Each node its own P2P port: two nodes on 127.0.0.1:9000 (the default) cannot both bind.
+  "$bin" serve --data-dir "$work/$name" --http-listen "127.0.0.1:$started_port" --p2p-listen 127.0.0.1:0 "$@" \
+    >"$work/$name.log" 2>&1 &
   pids+=($!)
   wait_http "http://127.0.0.1:$started_port/health/live"
 }

@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <sodium.h>
@@ -329,6 +330,7 @@ int Dht(int argc, char** argv) {
   for (int i = -20; i < ops; ++i) {  // 20 warm-up pairs
     bzzz::p2p::Frame f;
     f.kind = bzzz::p2p::FrameKind::kRecord;
+    f.credential = node->credential();
     f.seq = static_cast<std::uint64_t>(i + 100);
     f.sent_at_ns = NowUs() * 1000;
     f.topic = "bench/record/" + std::to_string(i) + "/" + std::to_string(NowUs());
@@ -362,7 +364,9 @@ int Dht(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
-  spdlog::set_level(spdlog::level::warn);  // stdout carries only the JSON lines
+  // stdout carries only the JSON lines: logs go to stderr.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("bench"));
+  spdlog::set_level(spdlog::level::warn);
   const std::string mode = argc > 1 ? argv[1] : "";
   g_batch_bytes = Arg(argc, argv, "--batch-bytes", g_batch_bytes);
   g_batch_messages = Arg(argc, argv, "--batch-messages", g_batch_messages);

@@ -13,10 +13,15 @@ bench=${BZZZ_P2P_BENCH:-$root/build/bin/bzzz_p2p_bench}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
+# Knobs (bench/smoke.sh turns them down): SECONDS_LOAD, LATENCY_MESSAGES, DHT_OPS.
+load_seconds=${SECONDS_LOAD:-10}
+latency_messages=${LATENCY_MESSAGES:-2000}
+dht_ops=${DHT_OPS:-200}
 echo "[bzzz] pubsub: signed 1 KiB messages, 1 publisher + 2 subscriber processes" >&2
-timeout -k 5 180 "$bench" pubsub --subscribers 2 --latency-messages 2000 --rate 500 --seconds 10 2>/dev/null | tee -a "$out"
-echo "[bzzz] dht: 10 node processes, 200 puts and gets" >&2
-timeout -k 5 180 "$bench" dht --nodes 10 --ops 200 2>/dev/null | tee -a "$out"
+timeout -k 5 180 "$bench" pubsub --subscribers 2 --latency-messages "$latency_messages" --rate 500 \
+  --seconds "$load_seconds" 2>/dev/null | tee -a "$out"
+echo "[bzzz] dht: 10 node processes, $dht_ops puts and gets" >&2
+timeout -k 5 180 "$bench" dht --nodes 10 --ops "$dht_ops" 2>/dev/null | tee -a "$out"
 if [ -z "${SKIP_ANCHOR:-}" ]; then
   timeout -k 5 600 bash "$root/bench/p2p/anchor/run.sh" | tee -a "$out"
 fi
