@@ -62,7 +62,7 @@ class Bzzz:
         self.procs[i] = subprocess.Popen(
             [self.binary, "serve", "--data-dir", os.path.join(self.dir, f"n{i}"), "--http-listen",
              f"127.0.0.1:{self.http[i]}", "--p2p-listen", "127.0.0.1:0", "--node-name", f"n{i}", "--bootstrap",
-             f"127.0.0.1:{self.boot_port}", "--bootstrap-expect", "3", "--join", self.join, "--log-level", "warn"],
+             f"127.0.0.1:{self.boot_port}", "--bootstrap-expect", "3", "--join", self.join, "--log-level", os.environ.get("BENCH_LOG_LEVEL", "warn")],
             stdout=log, stderr=log, env=env)
 
     def leader(self, i):
@@ -159,6 +159,10 @@ def run(system, trials, settle):
         t0 = time.monotonic()
         new = wait_agreed(system, survivors, 30, exclude=leader)
         if not new:
+            if hasattr(system, "http"):
+                for i in survivors:
+                    print(get_json(f"http://127.0.0.1:{system.http[i]}/api/election/status",
+                                   headers={"Authorization": "Bearer " + TOKEN}), file=sys.stderr)
             raise SystemExit(f"{system.name}: trial {t}: no new leader within 30 s")
         times.append((time.monotonic() - t0) * 1000)
         print(f"  {system.name} trial {t + 1}: {times[-1]:.0f} ms", file=sys.stderr)
@@ -183,7 +187,10 @@ def main():
         times = run(system, a.trials, a.settle)
     finally:
         system.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"system": a.system, "bench": "failover_kill9_3_members", "trials": len(times),
                       "median_ms": round(statistics.median(times)), "p90_ms": round(pct(times, 90)),
                       "min_ms": round(min(times)), "max_ms": round(max(times)),

@@ -320,6 +320,10 @@ void Election::Receive(const Message& m, SteadyTime now) {
     return;
   }
   if (m.cluster.empty()) return;  // only hellos come from fresh nodes
+  if (!FromElectorate(m)) {
+    ++refused_;
+    return;
+  }
   if (hs_.cluster.empty()) {
     if (m.type != MessageType::kHeartbeat || !AdoptIfFresh(m, now)) return;
   }
@@ -580,6 +584,27 @@ void Election::CheckQuorum(SteadyTime now) {
   }
 }
 
+// Who may lead or stand, as far as this node can tell. An admin is always a
+// member of the electorate its heartbeats carry (it cannot remove itself),
+// and a node of this node's electorate or of a newer one (that this node
+// has not learned yet: Raft's configuration rule). A heartbeat, vote
+// request or handover of anyone else, whatever term it claims, changes
+// nothing here: a removed member or a node that never belonged cannot
+// raise the term or take over.
+bool Election::FromElectorate(const Message& m) const {
+  switch (m.type) {
+    case MessageType::kHeartbeat:
+      if (!std::binary_search(m.members.begin(), m.members.end(), m.from)) return false;
+      [[fallthrough]];
+    case MessageType::kPreVote:
+    case MessageType::kVote:
+    case MessageType::kTimeoutNow:
+      return hs_.electorate.Empty() || hs_.electorate.Contains(m.from) || m.config > hs_.electorate.id;
+    default:
+      return true;
+  }
+}
+
 SteadyTime Election::LastContact(const std::string& node_id) const {
   SteadyTime last = admin_since_;  // nobody is dead for longer than this admin has been listening
   if (auto p = peers_.find(node_id); p != peers_.end()) last = std::max(last, p->second.last_seen);
@@ -763,6 +788,7 @@ Snapshot Election::GetSnapshot(SteadyTime now) const {
   }
   s.foreign_messages = foreign_;
   s.autopilot = autopilot_last_;
+  s.refused_messages = refused_;
   s.candidates.push_back({options_.node_id, score_, options_.admin_capable, Member(), true});
   const auto horizon = options_.hello_interval * kHelloLifetimes;
   for (const auto& [id, p] : peers_) {

@@ -183,6 +183,7 @@ struct Snapshot {
   std::string problem;                 // "" or why the node cannot take part (bootstrap, conflicts)
   std::uint64_t foreign_messages = 0;  // messages of another cluster, ignored
   std::string autopilot;               // admin: the last change the autopilot made
+  std::uint64_t refused_messages = 0;  // heartbeats, votes, handovers of non-members, ignored
 };
 
 class Election {
@@ -258,6 +259,7 @@ class Election {
   void CheckCommit(SteadyTime now);
   void CheckQuorum(SteadyTime now);
   void Autopilot(SteadyTime now);
+  bool FromElectorate(const Message& m) const;
   SteadyTime LastContact(const std::string& node_id) const;
   void TryBootstrap(SteadyTime now);
   bool AdoptIfFresh(const Message& m, SteadyTime now);
@@ -311,6 +313,7 @@ class Election {
   std::uint64_t leadership_changes_ = 0;
   std::uint64_t foreign_ = 0;
   std::string autopilot_last_;  // the last change the autopilot made (for the status)
+  std::uint64_t refused_ = 0;   // messages of nodes outside the electorate that may not lead or stand
   std::string problem_;
   std::string foreign_problem_;  // shown while messages of another cluster keep coming
   SteadyTime foreign_at_{};

@@ -149,7 +149,8 @@ class ElectionNode::Impl {
               {"admin_services", services_json},
               {"problem", s.problem.empty() ? json(nullptr) : json(s.problem)},
               {"foreign_messages", s.foreign_messages},
-              {"autopilot", s.autopilot.empty() ? json(nullptr) : json(s.autopilot)}};
+              {"autopilot", s.autopilot.empty() ? json(nullptr) : json(s.autopilot)},
+              {"refused_messages", s.refused_messages}};
     if (!s.admin.empty() && s.admin != s.node_id) {
       if (auto peer = p2p.FindPeer(s.admin)) j["admin_url"] = peer->presence.http_endpoint;
     }

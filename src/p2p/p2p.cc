@@ -391,6 +391,7 @@ class P2pNode::Impl {
   struct LinkAddress {
     sockaddr_in addr{};
     Clock::time_point seen;
+    std::uint64_t seq = 0;  // of the frame it was learned from (presence or a link frame)
   };
   std::mutex book_mu;
   std::map<std::string, LinkAddress, std::less<>> link_book;
@@ -427,7 +428,10 @@ class P2pNode::Impl {
     while (!stopped.load()) {
       pollfd p{link_fd, POLLIN, 0};
       if (::poll(&p, 1, 200) <= 0) continue;
-      const ssize_t n = ::recv(link_fd, buf.data(), buf.size(), MSG_DONTWAIT);
+      sockaddr_in src{};
+      socklen_t src_len = sizeof src;
+      const ssize_t n = ::recvfrom(link_fd, buf.data(), buf.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&src),
+                                   &src_len);
       if (n <= 0) continue;
       const Decoded d = DecodeFrame(buf.data(), static_cast<std::size_t>(n));
       if (!d.ok() || d.frame.kind != FrameKind::kPubsub || !ValidateTopic(d.frame.topic).empty()) {
@@ -436,11 +440,30 @@ class P2pNode::Impl {
                "link");
         continue;
       }
+      // A member's frame says where its link is now: after a restart (a new
+      // port) members reach each other again at the first frame, without
+      // waiting for presence to travel through the DHT.
+      if (d.frame.sender != identity.public_key() &&
+          membership->Check(d.frame.credential, d.frame.sender, cluster::NowMs()).ok() &&
+          src.sin_family == AF_INET) {
+        LearnLink(NodeIdOf(d.frame.sender), src, d.frame.seq);
+      }
       OnTopicValue(d.frame.topic, Bytes(buf.begin(), buf.begin() + n));
     }
   }
 
-  void RememberLink(const std::string& node_id, const std::string& endpoint) {
+  // Only a newer frame of the sender moves its address (a replayed old
+  // frame cannot redirect its traffic).
+  void LearnLink(const std::string& node_id, const sockaddr_in& addr, std::uint64_t seq) {
+    std::lock_guard lock(book_mu);
+    auto& l = link_book[node_id];
+    if (seq < l.seq) return;
+    l.addr = addr;
+    l.seq = seq;
+    l.seen = Clock::now();
+  }
+
+  void RememberLink(const std::string& node_id, const std::string& endpoint, std::uint64_t seq) {
     std::string host, port;
     if (endpoint.empty() || !SplitHostPort(endpoint, &host, &port)) return;
     sockaddr_in a{};
@@ -448,8 +471,7 @@ class P2pNode::Impl {
     const long p = std::strtol(port.c_str(), nullptr, 10);
     if (p <= 0 || p > 65535 || inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) return;
     a.sin_port = htons(static_cast<std::uint16_t>(p));
-    std::lock_guard lock(book_mu);
-    link_book[node_id] = {a, Clock::now()};
+    LearnLink(node_id, a, seq);
   }
 
   Status PublishToMembers(std::string_view topic, std::string_view type, std::string data) {
@@ -465,32 +487,26 @@ class P2pNode::Impl {
     auto encoded = EncodeFrame(f, identity);
     if (!encoded.ok()) return encoded.status();
     std::vector<sockaddr_in> targets;
-    std::set<std::string, std::less<>> linked;
     {
       std::lock_guard lock(book_mu);
       const auto cutoff = Clock::now() - kLinkMemory;
       for (const auto& [id, l] : link_book) {
-        if (l.seen < cutoff) continue;
-        targets.push_back(l.addr);
-        linked.insert(id);
+        if (l.seen >= cutoff) targets.push_back(l.addr);
       }
     }
     for (const auto& a : targets) {
       (void)::sendto(link_fd, encoded->data(), encoded->size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&a),
                      sizeof a);
     }
+    // The same frame through the DHT too: the fallback for members whose
+    // link address this node does not know (or knows wrong, after a restart
+    // it has not heard of). Receivers keep whichever copy comes first and
+    // drop the other as a duplicate (same sender and seq).
+    if (known_nodes.load() != 0) PutValue(TopicHash(topic), TypeOfClass(c), std::move(encoded).value(), 0, c);
     probe.Published(c, 1);
     probe.FrameSent(c);
     n_published++;
     n_frames++;
-    // Peers that announced no link (an unannounceable bind address) get it
-    // through the DHT as before.
-    bool unlinked = false;
-    {
-      std::lock_guard lock(peers_mu);
-      for (const auto& [id, peer] : peers) unlinked |= !linked.contains(id);
-    }
-    if (unlinked) return Enqueue(std::string(topic), {std::string(type), NowUs(), 0, std::move(data)});
     return Status::Ok();
   }
 
@@ -1266,7 +1282,7 @@ class P2pNode::Impl {
     peer.presence = std::move(p).value();
     peer.last_seen = std::min(now, sent);
     peer.announced_at_ms = d.frame.sent_at_ns / 1'000'000;
-    RememberLink(id, peer.presence.direct_endpoint);
+    RememberLink(id, peer.presence.direct_endpoint, d.frame.seq);
   }
 
   void Announce() {
@@ -1313,7 +1329,7 @@ class P2pNode::Impl {
     if (it == peers.end()) return;
     it->second.presence = std::move(p).value();
     it->second.last_seen = std::chrono::system_clock::now();
-    RememberLink(it->first, it->second.presence.direct_endpoint);
+    RememberLink(it->first, it->second.presence.direct_endpoint, 0);
   }
 
   // The listen gives updates within milliseconds, but a listen registered at

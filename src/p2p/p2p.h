@@ -26,11 +26,13 @@
 // - Direct messages: a frame sealed to the recipient's key and put under the
 //   recipient's inbox key.
 // - Member links: a UDP socket beside the DHT's (same host, its own port,
-//   announced in presence) takes signed frames sent straight to members,
-//   checked like every other frame. PublishToMembers sends one frame to every
-//   member whose presence was seen in the last 10 minutes, without any DHT
-//   put: the path of time-critical traffic (the election), which therefore
-//   keeps working while the DHT's routing recovers from a partition.
+//   announced in presence, and learned from the source of every valid
+//   member frame) takes signed frames sent straight to members, checked
+//   like every other frame. PublishToMembers sends one frame to every member
+//   link heard of in the last 10 minutes and puts the same frame into the
+//   DHT as the fallback (receivers drop the second copy): the path of
+//   time-critical traffic (the election), which therefore keeps working
+//   while the DHT's routing recovers from a partition.
 //
 // Callbacks (subscription and direct-message handlers) run on the node's
 // dispatcher threads, never on OpenDHT's thread; they may block briefly but
@@ -197,8 +199,9 @@ class P2pNode {
   // Puts an already encoded frame under `topic`: for tools and tests that
   // check how receivers treat foreign or damaged frames.
   Status PublishRawFrame(std::string_view topic, Bytes frame);
-  // One signed frame straight to every member's link (see above); best
-  // effort like UDP. Subscribers of `topic` receive it as any message.
+  // One signed frame straight to every member's link, and into the DHT
+  // (see above); best effort like UDP. Subscribers of `topic` receive it as
+  // any message.
   // InvalidArgument as Publish; FailedPrecondition before admission.
   Status PublishToMembers(std::string_view topic, std::string_view type, std::string data);
   std::uint16_t link_port() const;  // the member-link UDP port

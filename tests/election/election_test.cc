@@ -302,6 +302,46 @@ TEST(Election, AutopilotGrowsTheElectorateAndRemovesTheDead) {
   EXPECT_TRUE(c.violation.empty()) << c.violation;
 }
 
+// A node outside the electorate (never a member, or removed) cannot raise
+// the term or take over, whatever term it claims: its heartbeats (also
+// with a forged electorate that does not name it, or names it with an
+// electorate no newer than this node's), vote requests and handovers
+// change nothing, and are counted.
+TEST(Election, NonMembersCannotLeadOrRaiseTheTerm) {
+  Cluster c(5);
+  Bootstrap(c, 3);
+  const int admin = WaitAdmin(c);
+  ASSERT_GE(admin, 0);
+  const int follower = (admin + 1) % 3;
+  Election* e = c.election(follower);
+  const auto term = e->term();
+  const auto hs = e->hard_state();
+  Message m;
+  m.from = "intruder";
+  m.cluster = hs.cluster;
+  m.term = term + 1000;
+  m.config = hs.electorate.id;
+  m.type = MessageType::kHeartbeat;
+  m.members = {"intruder"};  // an electorate of its own, no newer than ours
+  e->Receive(m, c.now());
+  m.members = hs.electorate.members;  // ours, which does not name it
+  e->Receive(m, c.now());
+  m.type = MessageType::kVote;
+  e->Receive(m, c.now());
+  m.type = MessageType::kPreVote;
+  e->Receive(m, c.now());
+  m.type = MessageType::kTimeoutNow;
+  m.term = term;
+  e->Receive(m, c.now());
+  EXPECT_EQ(e->term(), term);
+  EXPECT_EQ(e->hard_state(), hs);
+  EXPECT_EQ(e->admin(), c.node(admin).options.node_id);
+  EXPECT_EQ(e->GetSnapshot(c.now()).refused_messages, 5u);
+  c.RunFor(2s);
+  EXPECT_EQ(c.AgreedAdmin(), admin);
+  EXPECT_TRUE(c.violation.empty()) << c.violation;
+}
+
 TEST(Election, MessagesOfAnotherClusterAreIgnoredAndReported) {
   struct Sink : Transport, StateStore {
     std::vector<Message> sent;
