@@ -466,6 +466,7 @@ std::string P2pServices::P2pStatusJson() const {
   const auto table = impl_->p2p.TableStats();
   const json j = {{"node_id", impl_->p2p.node_id()},
                   {"udp_port", impl_->p2p.port()},
+                  {"link_port", impl_->p2p.link_port()},
                   {"network_id", impl_->p2p.network_id()},
                   {"connected_peers", impl_->p2p.ConnectedPeers()},
                   {"topics", impl_->p2p.Topics()},
