@@ -697,6 +697,21 @@ Result<std::unique_ptr<RecordStore>> RecordStore::Start(Options options, p2p::P2
     n.probe.CacheBytes(n.cache_bytes.load());
   }
   n.LoadHeld();
+  // As a storage node: a record whose inline content does not match its
+  // hash is never stored (chunks are content-addressed and checked one by
+  // one; readers check the whole record again).
+  p2p.SetRecordCheck([](const p2p::Frame& f) -> std::string {
+    if (f.messages.empty() || f.messages[0].type != "meta") return "malformed";
+    const json meta = json::parse(f.messages[0].data, nullptr, false);
+    if (!meta.is_object()) return "malformed";
+    if (meta.contains("chunks") && meta["chunks"].is_array() && !meta["chunks"].empty()) return "";
+    if (f.messages.size() != 2 || f.messages[1].type != "content") return "malformed";
+    if (!meta.contains("sha256") || !meta["sha256"].is_string() ||
+        meta["sha256"].get<std::string>() != security::Sha256Hex(f.messages[1].data)) {
+      return "content_hash";
+    }
+    return "";
+  });
   std::weak_ptr<Impl> weak = store->impl_;
   p2p.OnDirect("dht.replicate", [weak](const p2p::Message& m) {
     if (auto impl = weak.lock()) impl->OnReplicateRequest(m);

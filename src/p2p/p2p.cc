@@ -596,9 +596,25 @@ class P2pNode::Impl {
         Reject(c, d.error == DecodeError::kBadSignature ? "bad_signature" : "malformed", "store");
         return false;
       }
-      return Admit(d.frame, c, "store");
+      if (!Admit(d.frame, c, "store")) return false;
+      if (kind == FrameKind::kRecord) {
+        std::function<std::string(const Frame&)> check;
+        {
+          std::lock_guard lock(record_check_mu);
+          check = record_check;
+        }
+        if (check) {
+          if (const std::string why = check(d.frame); !why.empty()) {
+            Reject(c, why, "store");
+            return false;
+          }
+        }
+      }
+      return true;
     };
   }
+  std::mutex record_check_mu;
+  std::function<std::string(const Frame&)> record_check;
 
   // A node keeps one presence value (and one provider value per record) that
   // it edits in place: the replacement must verify, come from the same
@@ -1604,6 +1620,11 @@ bool P2pNode::Authorize(const Frame& frame, std::string* refused) {
 }
 
 std::string P2pNode::credential() const { return impl_->Credential(); }
+
+void P2pNode::SetRecordCheck(std::function<std::string(const Frame& frame)> check) {
+  std::lock_guard lock(impl_->record_check_mu);
+  impl_->record_check = std::move(check);
+}
 
 std::optional<PeerInfo> P2pNode::FindPeer(std::string_view node_id) const {
   std::lock_guard lock(impl_->peers_mu);

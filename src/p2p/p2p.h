@@ -228,6 +228,11 @@ class P2pNode {
   bool Authorize(const Frame& frame, std::string* refused = nullptr);
   // This node's credential, to put in frames it encodes itself ("" before admission).
   std::string credential() const;
+  // What this node checks, as a storage node, in a record frame beyond its
+  // signature and sender ("" to store it, else why not: counted as a
+  // refusal at stage "store"). Set by the dht subsystem, which knows the
+  // record format; callable from OpenDHT's thread.
+  void SetRecordCheck(std::function<std::string(const Frame& frame)> check);
 
   // --- Presence and peers ---
   // Announces at once when `presence` differs from the last announcement.
