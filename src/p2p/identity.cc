@@ -11,6 +11,8 @@
 #include <fstream>
 #include <mutex>
 
+#include "cluster/credential.h"
+
 namespace bzzz::p2p {
 
 namespace fs = std::filesystem;
@@ -24,22 +26,10 @@ void InitSodium() {
 }
 }  // namespace
 
-std::string Hex(const std::uint8_t* data, std::size_t size) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(size * 2, '0');
-  for (std::size_t i = 0; i < size; ++i) {
-    out[2 * i] = kDigits[data[i] >> 4];
-    out[2 * i + 1] = kDigits[data[i] & 15];
-  }
-  return out;
-}
+// One definition of each, shared with the membership checks (cluster/).
+std::string Hex(const std::uint8_t* data, std::size_t size) { return cluster::HexOf(data, size); }
 
-std::string NodeIdOf(const PublicKey& public_key) {
-  InitSodium();
-  std::uint8_t digest[20];
-  crypto_generichash(digest, sizeof digest, public_key.data(), public_key.size(), nullptr, 0);
-  return Hex(digest, sizeof digest);
-}
+std::string NodeIdOf(const PublicKey& public_key) { return cluster::NodeIdOfKey(public_key); }
 
 void NodeIdentity::Derive() {
   crypto_sign_ed25519_sk_to_pk(public_key_.data(), secret_key_.data());
