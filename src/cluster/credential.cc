@@ -232,6 +232,7 @@ Result<Credential> DecodeCredential(std::string_view bytes, const Key& cluster_k
       !r.Done()) {
     return InvalidArgument("credential is malformed");
   }
+  if (c.name.size() > 64) return InvalidArgument("credential is malformed");  // what EncodeCredential writes
   if (c.cluster_key != cluster_key) return InvalidArgument("credential of another cluster");
   if (!ValidRole(role)) return InvalidArgument("credential names an unknown role");
   c.role = static_cast<NodeRole>(role);
@@ -314,6 +315,7 @@ Result<Revocation> DecodeRevocation(std::string_view bytes, const Key& cluster_k
       !r.Short(&v.reason) || !r.Done()) {
     return InvalidArgument("revocation is malformed");
   }
+  if (v.reason.size() > 200) return InvalidArgument("revocation is malformed");  // what EncodeRevocation writes
   if (v.cluster_key != cluster_key) return InvalidArgument("revocation of another cluster");
   v.node_id = HexOf(id, 20);
   v.revoked_at_ms = static_cast<std::int64_t>(at);

@@ -64,6 +64,34 @@ TEST(MembershipEndToEnd, JoinRefuseAndRevoke) {
   EXPECT_NE(c.nodes[3]->Wait(20s), 0);
   EXPECT_NE(ReadFile(c.logs[3]).find("expired"), std::string::npos) << ReadFile(c.logs[3]);
 
+  // Bad requests for tokens and revocations are refused and create nothing.
+  {
+    cli::ClientOptions o;
+    o.url = c.Url(0);
+    o.token = e2e::kAdminToken;
+    for (const char* body : {R"({"role":"king"})", R"({"uses":0})", R"({"uses":-1})", R"({"ttl":"forever"})",
+                             R"({"ttl":"0s"})", R"({"bogus":1})", R"([1,2])", "{not json"}) {
+      auto r = cli::Call(o, "POST", "/api/v1/cluster/tokens", body);
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(r->status, 400) << body << " " << r->body;
+    }
+    const std::string self = c.Get(0, "/health")["node_id"];
+    for (const std::string& body :
+         {std::string(R"({"node_id":"not-hex"})"), std::string(R"({"node_id":")") + self + R"("})",
+          std::string(R"({"reason":"x"})"), std::string("{")}) {
+      auto r = cli::Call(o, "POST", "/api/v1/cluster/revoke", body);
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(r->status, 400) << body << " " << r->body;
+    }
+    EXPECT_TRUE(c.Get(0, "/api/v1/cluster/members")["revoked"].empty());
+    // Without the permission: 401 anonymous.
+    cli::ClientOptions anonymous;
+    anonymous.url = c.Url(0);
+    auto denied = cli::Call(anonymous, "POST", "/api/v1/cluster/tokens", "{}");
+    ASSERT_TRUE(denied.ok());
+    EXPECT_EQ(denied->status, 401);
+  }
+
   // The valid one-time token admits one node, which becomes a peer.
   c.StartNode(4, false, {"--bootstrap", seed, "--join", token});
   ASSERT_TRUE(Eventually([&] { return c.Get(4, "/health").is_object(); }, 30s)) << ReadFile(c.logs[4]);
