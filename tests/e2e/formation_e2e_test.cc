@@ -1,6 +1,6 @@
 // End-to-end cluster formation the way an operator starts nodes: the first
-// founds the cluster, four more are started with --bootstrap and a join token
-// and without --bootstrap-expect. They form one cluster with one admin whose
+// founds the cluster, the others (two, then four) are started with
+// --bootstrap and a join token and without --bootstrap-expect. They form one cluster with one admin whose
 // autopilot grows the electorate to all five; kill -9 of the admin fails
 // over to a node that can admit the next one (admin-capable members hold
 // the cluster key); a node dead for longer than the removal time leaves the
@@ -32,18 +32,19 @@ std::vector<std::string> With(std::vector<std::string> a, const std::vector<std:
   return a;
 }
 
-TEST(FormationEndToEnd, FiveNodesWithoutBootstrapExpectFormOneCluster) {
-  constexpr int kNodes = 5;
+// `nodes` admin-capable nodes: the first founds, the others join with one token.
+void FormKillAndRemove(const int kNodes) {
   Cluster c;
   const std::string seed = "127.0.0.1:" + std::to_string(c.bootstrap_port);
   c.StartNode(0, false, With({"--set", "p2p.listen=" + seed}, kAutopilot));
   ASSERT_TRUE(Eventually([&] { return c.Get(0, "/health").is_object(); }, 15s)) << ReadFile(c.logs[0]);
-  auto out = c.Cli({"cluster", "token", "create", "--url", c.Url(0), "--role", "admin-capable", "--uses", "4"});
+  auto out = c.Cli({"cluster", "token", "create", "--url", c.Url(0), "--role", "admin-capable", "--uses",
+                    std::to_string(kNodes - 1)});
   const std::string token = Cluster::TokenIn(out.second);
   ASSERT_FALSE(token.empty()) << out.second;
   for (int i = 1; i < kNodes; ++i) c.StartNode(i, false, With({"--bootstrap", seed, "--join", token}, kAutopilot));
 
-  // One admin, every node follows it, and the electorate is all five.
+  // One admin, every node follows it, and the electorate is all of them.
   auto one_cluster = [&](const std::vector<int>& among, std::size_t members) -> std::string {
     std::set<std::string> admins;
     int admins_here = 0;
@@ -56,7 +57,8 @@ TEST(FormationEndToEnd, FiveNodesWithoutBootstrapExpectFormOneCluster) {
     }
     return admins.size() == 1 && admins_here == 1 ? *admins.begin() : "";
   };
-  const std::vector<int> all = {0, 1, 2, 3, 4};
+  std::vector<int> all;
+  for (int i = 0; i < kNodes; ++i) all.push_back(i);
   std::string admin;
   ASSERT_TRUE(Eventually([&] { return !(admin = one_cluster(all, kNodes)).empty(); }, 40s))
       << c.Get(0, "/api/election/status").dump() << "\n" << c.Get(1, "/api/election/status").dump();
@@ -98,17 +100,21 @@ TEST(FormationEndToEnd, FiveNodesWithoutBootstrapExpectFormOneCluster) {
   auto t2 = c.Cli({"cluster", "token", "create", "--url", c.Url(new_admin), "--role", "worker"});
   const std::string worker_token = Cluster::TokenIn(t2.second);
   ASSERT_FALSE(worker_token.empty()) << t2.second;
-  c.StartNode(5, false, {"--bootstrap", "127.0.0.1:" + std::to_string(c.Get(new_admin, "/admin/status")["p2p"]["udp_port"].get<int>()),
+  const int extra = kNodes;
+  c.StartNode(extra, false, {"--bootstrap", "127.0.0.1:" + std::to_string(c.Get(new_admin, "/admin/status")["p2p"]["udp_port"].get<int>()),
                          "--join", worker_token});
-  ASSERT_TRUE(Eventually([&] { return c.Get(5, "/health").is_object(); }, 30s)) << ReadFile(c.logs[5]);
-  const json joined = c.Get(5, "/api/election/status");
+  ASSERT_TRUE(Eventually([&] { return c.Get(extra, "/health").is_object(); }, 30s)) << ReadFile(c.logs[extra]);
+  const json joined = c.Get(extra, "/api/election/status");
   EXPECT_EQ(joined["state"], "observer") << joined.dump();  // a worker never stands
 
   for (int i : survivors) c.nodes[i]->Signal(SIGTERM);
-  c.nodes[5]->Signal(SIGTERM);
+  c.nodes[extra]->Signal(SIGTERM);
   for (int i : survivors) EXPECT_EQ(c.nodes[i]->Wait(20s), 0);
-  EXPECT_EQ(c.nodes[5]->Wait(20s), 0);
+  EXPECT_EQ(c.nodes[extra]->Wait(20s), 0);
 }
+
+TEST(FormationEndToEnd, ThreeNodesWithoutBootstrapExpectFormOneCluster) { FormKillAndRemove(3); }
+TEST(FormationEndToEnd, FiveNodesWithoutBootstrapExpectFormOneCluster) { FormKillAndRemove(5); }
 
 }  // namespace
 }  // namespace bzzz
