@@ -48,8 +48,38 @@ class P2pClusterTest : public ::testing::Test {
         << "presence did not converge";
   }
 
+  std::uint64_t Rejected() const {
+    std::uint64_t n = 0;
+    for (const auto& node : nodes_) n += node->Stats().rejected;
+    return n;
+  }
+
+  // After refused frames: every node counted them, a member's message still
+  // reaches every subscriber, and nothing else was delivered.
+  void ExpectRefusedThenMembersOnly(std::uint64_t rejected_before, std::size_t refused,
+                                    const std::atomic<int>& delivered, const std::string& what) {
+    EXPECT_TRUE(Eventually([&] { return Rejected() >= rejected_before + refused; }, 5s));
+    ASSERT_TRUE(nodes_[0]->Publish(kCoordinationTopic, "task_announce", "{}").ok());
+    EXPECT_TRUE(Eventually([&] { return delivered.load() == kNodes - 1; }, 5s));
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(delivered.load(), kNodes - 1) << what << " was delivered";
+  }
+
   std::vector<std::unique_ptr<P2pNode>> nodes_;
 };
+
+// A one-message pubsub frame stamped now (not yet signed).
+Frame PubsubFrame(std::string_view topic, std::string type, std::string data, std::uint64_t seq) {
+  Frame f;
+  f.kind = FrameKind::kPubsub;
+  f.seq = seq;
+  f.sent_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  f.topic = std::string(topic);
+  f.messages.push_back({std::move(type), f.sent_at_ns / 1000, 0, std::move(data)});
+  return f;
+}
 
 TEST_F(P2pClusterTest, EveryNodeDiscoversEveryOtherWithPresence) {
   for (const auto& n : nodes_) {
@@ -125,18 +155,10 @@ TEST_F(P2pClusterTest, ForgedAndTamperedFramesAreDroppedAndCounted) {
     ASSERT_TRUE(nodes_[i]->Subscribe(kCoordinationTopic, "test", [&](const Message&) { ++delivered; }).ok());
   }
   std::this_thread::sleep_for(300ms);
-  std::uint64_t rejected_before = 0;
-  for (const auto& n : nodes_) rejected_before += n->Stats().rejected;
+  const std::uint64_t rejected_before = Rejected();
 
   // A frame signed by node 0 whose payload was changed afterwards.
-  Frame f;
-  f.kind = FrameKind::kPubsub;
-  f.seq = 1;
-  f.sent_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
-  f.topic = std::string(kCoordinationTopic);
-  f.messages.push_back({"task_announce", f.sent_at_ns / 1000, 0, "{\"amount\":1}"});
+  Frame f = PubsubFrame(kCoordinationTopic, "task_announce", "{\"amount\":1}", 1);
   auto good = EncodeFrame(f, nodes_[0]->identity());
   ASSERT_TRUE(good.ok());
   Bytes tampered = *good;
@@ -153,18 +175,8 @@ TEST_F(P2pClusterTest, ForgedAndTamperedFramesAreDroppedAndCounted) {
   // Garbage.
   ASSERT_TRUE(nodes_[0]->PublishRawFrame(kCoordinationTopic, Bytes(300, 0x5a)).ok());
 
-  EXPECT_TRUE(Eventually(
-      [&] {
-        std::uint64_t rejected = 0;
-        for (const auto& n : nodes_) rejected += n->Stats().rejected;
-        return rejected >= rejected_before + 3;
-      },
-      5s));
   // A valid message afterwards still goes through: the bad ones were dropped, not queued.
-  ASSERT_TRUE(nodes_[0]->Publish(kCoordinationTopic, "task_announce", "{}").ok());
-  EXPECT_TRUE(Eventually([&] { return delivered.load() == kNodes - 1; }, 5s));
-  std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(delivered.load(), kNodes - 1) << "a forged or tampered frame was delivered";
+  ExpectRefusedThenMembersOnly(rejected_before, 3, delivered, "a forged or tampered frame");
 }
 
 // A rogue peer: it reaches the nodes and signs its frames, but holds no
@@ -176,18 +188,10 @@ TEST_F(P2pClusterTest, FramesOfNonMembersAreRefusedAndCounted) {
     ASSERT_TRUE(nodes_[i]->Subscribe(kCoordinationTopic, "rogue-test", [&](const Message&) { ++delivered; }).ok());
   }
   std::this_thread::sleep_for(300ms);
-  std::uint64_t rejected_before = 0;
-  for (const auto& n : nodes_) rejected_before += n->Stats().rejected;
+  const std::uint64_t rejected_before = Rejected();
 
   const auto rogue = NodeIdentity::Generate();
-  Frame f;
-  f.kind = FrameKind::kPubsub;
-  f.seq = 7;
-  f.sent_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
-  f.topic = std::string(kCoordinationTopic);
-  f.messages.push_back({"tasks.load", f.sent_at_ns / 1000, 0, "{}"});
+  Frame f = PubsubFrame(kCoordinationTopic, "tasks.load", "{}", 7);
   std::vector<Bytes> frames;
   // 1. No credential at all.
   frames.push_back(EncodeFrame(f, rogue).value());
@@ -212,18 +216,8 @@ TEST_F(P2pClusterTest, FramesOfNonMembersAreRefusedAndCounted) {
   frames.push_back(EncodeFrame(f, rogue).value());
   for (auto& frame : frames) ASSERT_TRUE(nodes_[0]->PublishRawFrame(kCoordinationTopic, frame).ok());
 
-  EXPECT_TRUE(Eventually(
-      [&] {
-        std::uint64_t rejected = 0;
-        for (const auto& n : nodes_) rejected += n->Stats().rejected;
-        return rejected >= rejected_before + frames.size();
-      },
-      5s));
   // Members still talk; nothing of the rogue was delivered.
-  ASSERT_TRUE(nodes_[0]->Publish(kCoordinationTopic, "tasks.load", "{}").ok());
-  EXPECT_TRUE(Eventually([&] { return delivered.load() == kNodes - 1; }, 5s));
-  std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(delivered.load(), kNodes - 1) << "a non-member's frame was delivered";
+  ExpectRefusedThenMembersOnly(rejected_before, frames.size(), delivered, "a non-member's frame");
 }
 
 // A node whose credential is of another cluster is not a peer: its presence
@@ -258,15 +252,7 @@ TEST_F(P2pClusterTest, MemberLinksDeliverAndRefuseNonMembers) {
 
   // A rogue that learned node 1's link port: signed, but no credential.
   const auto rogue = NodeIdentity::Generate();
-  Frame f;
-  f.kind = FrameKind::kPubsub;
-  f.seq = 1;
-  f.sent_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
-  f.topic = std::string(kElectionTopic);
-  f.messages.push_back({"hello", f.sent_at_ns / 1000, 0, "{}"});
-  const Bytes frame = EncodeFrame(f, rogue).value();
+  const Bytes frame = EncodeFrame(PubsubFrame(kElectionTopic, "hello", "{}", 1), rogue).value();
   const auto rejected_before = nodes_[1]->Stats().rejected;
   const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
   sockaddr_in to{};
