@@ -183,6 +183,7 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
   p2p::P2pNode& p2p;
   DhtProbe probe;
   std::atomic<std::uint64_t> last_seq{0};
+  std::mutex announce_mu;  // one provider announcement at a time
 
   struct Held {
     std::string name;
@@ -261,10 +262,23 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
   // ----- records -----
 
   Result<RawRecord> FetchRaw(std::string_view name) {
+    auto each = FetchVerified(name, /*per_writer=*/false);
+    if (!each.ok()) return each.status();
+    return std::move(each->front());
+  }
+
+  // The newest copy of `name` that verifies (per_writer false), or the
+  // newest that verifies of each writer (true), newest first. NotFound when
+  // there is no copy; Unavailable when none verifies.
+  Result<std::vector<RawRecord>> FetchVerified(std::string_view name, bool per_writer) {
     auto values = GetAll("rec:" + std::string(name));
     if (!values.ok()) return values.status();
-    // The newest valid frame wins; chunk sets are fetched for it only.
-    std::vector<std::pair<std::int64_t, Bytes>> frames;
+    struct Candidate {
+      std::int64_t at;
+      std::string writer;
+      Bytes frame;
+    };
+    std::vector<Candidate> frames;
     std::size_t invalid = 0;
     for (auto& v : *values) {
       const p2p::Decoded d = p2p::DecodeFrame(v.data(), v.size());
@@ -272,16 +286,19 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
         ++invalid;  // forged, damaged, or written by a node that is not a member
         continue;
       }
-      frames.emplace_back(d.frame.sent_at_ns, std::move(v));
+      frames.push_back({d.frame.sent_at_ns, p2p::NodeIdOf(d.frame.sender), std::move(v)});
     }
     if (frames.empty()) {
       if (invalid) return Unavailable(std::to_string(invalid) + " copies of the record failed verification");
       return NotFound("no record named " + std::string(name));
     }
-    std::sort(frames.begin(), frames.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::sort(frames.begin(), frames.end(), [](const auto& a, const auto& b) { return a.at > b.at; });
+    std::vector<RawRecord> out;
+    std::set<std::string> done;  // writers with a verified copy
     std::string last_error;
-    for (auto& [at, frame] : frames) {
-      const p2p::Decoded d = p2p::DecodeFrame(frame.data(), frame.size());
+    for (auto& c : frames) {
+      if (done.count(c.writer)) continue;
+      const p2p::Decoded d = p2p::DecodeFrame(c.frame.data(), c.frame.size());
       const json meta = json::parse(d.frame.messages[0].data, nullptr, false);
       std::vector<std::string> keys;
       if (meta.is_object() && meta.contains("chunks") && meta["chunks"].is_array()) {
@@ -289,20 +306,24 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
           if (k.is_string()) keys.push_back(k.get<std::string>());
         }
       }
-      std::vector<Bytes> blobs{frame};
+      std::vector<Bytes> blobs{std::move(c.frame)};
       if (!keys.empty()) {
         auto chunks = FetchChunks(keys);
         if (!chunks.ok()) {
           last_error = chunks.status().message();
           continue;
         }
-        for (auto& c : *chunks) blobs.push_back(std::move(c));
+        for (auto& chunk : *chunks) blobs.push_back(std::move(chunk));
       }
       RawRecord raw;
       last_error = Assemble(name, std::move(blobs), &raw);
-      if (last_error.empty()) return raw;
+      if (!last_error.empty()) continue;
+      out.push_back(std::move(raw));
+      if (!per_writer) break;
+      done.insert(c.writer);
     }
-    return Unavailable("no copy of " + std::string(name) + " verified: " + last_error);
+    if (out.empty()) return Unavailable("no copy of " + std::string(name) + " verified: " + last_error);
+    return out;
   }
 
   Result<std::vector<Bytes>> FetchChunks(const std::vector<std::string>& keys) {
@@ -475,8 +496,10 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     }
     // One value per (node, name), edited in place by each refresh; storage
     // nodes accept an edit only with a higher sequence number. Announcements
-    // from the put, the refresh round and a caller can race and arrive out of
-    // order, so a refused one is sent once more with a fresh, higher number.
+    // from the put, the refresh round and a caller would race and arrive out
+    // of order: they go one at a time, and a refused one is sent once more
+    // with a fresh, higher number.
+    std::lock_guard serial(announce_mu);
     Status s;
     for (int attempt = 0; attempt < 2; ++attempt) {
       p2p::Frame f;
@@ -805,6 +828,24 @@ Result<Record> RecordStore::Get(std::string_view name, bool bypass_cache) {
   raw->record.source = "dht";
   return raw->record;
 }
+
+Result<std::vector<Record>> RecordStore::GetEachWriter(std::string_view name) {
+  Impl& n = *impl_;
+  const auto start = SteadyClock::now();
+  if (auto why = ValidateName(name); !why.empty()) return InvalidArgument(why);
+  auto each = n.FetchVerified(name, /*per_writer=*/true);
+  n.probe.Done(Operation::kGet, Impl::Seconds(start), each.ok() ? "" : Impl::Reason(each.status()));
+  if (!each.ok()) return each.status();
+  std::vector<Record> out;
+  out.reserve(each->size());
+  for (auto& raw : *each) {
+    raw.record.source = "dht";
+    out.push_back(std::move(raw.record));
+  }
+  return out;
+}
+
+std::string RecordStore::WriterId() const { return impl_->p2p.node_id(); }
 
 Status RecordStore::Announce(std::string_view name) { return impl_->Announce(name); }
 Result<std::vector<Provider>> RecordStore::Discover(std::string_view name) {

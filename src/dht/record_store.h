@@ -98,6 +98,13 @@ class RecordStore {
   // NotFound when no node has it; Unavailable on a verification failure of
   // every copy found. `bypass_cache` skips the held copy and the cache.
   Result<Record> Get(std::string_view name, bool bypass_cache = false);
+  // The newest verified copy of `name` by each writer that has one, newest
+  // first, always from the DHT (never held or cached): for records that
+  // several nodes write under one name, where the newest alone would hide
+  // the others (UCXL histories). NotFound when there is no copy.
+  Result<std::vector<Record>> GetEachWriter(std::string_view name);
+  // This node's id: the `writer` of the records it puts.
+  std::string WriterId() const;
   // Announces this node as a provider of a record it holds (NotFound otherwise).
   Status Announce(std::string_view name);
   // Live providers, one per node, newest announcement first.

@@ -157,6 +157,7 @@ std::optional<std::string> FromBase64(std::string_view in) {
 
 json VersionJson(const storage::ContextVersion& v) {
   return {{"number", v.number},
+          {"writer", {{"node_id", v.writer}, {"number", v.writer_number}}},
           {"author", {{"agent", v.author_agent}, {"role", v.author_role}}},
           {"created_at",
            FormatIso8601(std::chrono::system_clock::time_point(std::chrono::milliseconds(v.created_ms)))},

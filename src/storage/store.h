@@ -60,6 +60,12 @@ struct ContextVersion {
   std::uint64_t size = 0;        // of the content as given (before any sealing)
   std::string content_hash;      // hex SHA-256 of the content as given
   bool tombstone = false;
+  // The node that wrote the version and its number in that node's own log.
+  // Not stored: every version in this store is this node's (writer_number
+  // == number here); ucxl::ContextStore fills both when it merges the
+  // histories of several writers and renumbers `number` in the shared order.
+  std::string writer;
+  std::uint64_t writer_number = 0;
   bool operator==(const ContextVersion&) const = default;
 };
 

@@ -3,7 +3,10 @@
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "dht/record_store.h"
 #include "security/authenticator.h"
@@ -18,7 +21,8 @@ using storage::ContextVersion;
 using security::Sha256Hex;
 
 json VersionJson(const ContextVersion& v) {
-  return {{"number", v.number},
+  return {{"writer", v.writer},
+          {"writer_number", v.writer_number},
           {"author_agent", v.author_agent},
           {"author_role", v.author_role},
           {"created_ms", v.created_ms},
@@ -28,6 +32,7 @@ json VersionJson(const ContextVersion& v) {
           {"tombstone", v.tombstone}};
 }
 
+// The versions in one writer's history record; `number` is left 0.
 Result<std::vector<ContextVersion>> HistoryFromJson(const std::string& key, const std::string& text) {
   const json j = json::parse(text, nullptr, false);
   if (!j.is_object() || !j.contains("versions") || !j["versions"].is_array() || j.value("key", "") != key) {
@@ -38,7 +43,8 @@ Result<std::vector<ContextVersion>> HistoryFromJson(const std::string& key, cons
     for (const auto& e : j["versions"]) {
       ContextVersion v;
       v.key = key;
-      v.number = e.at("number").get<std::uint64_t>();
+      v.writer = e.at("writer").get<std::string>();
+      v.writer_number = e.at("writer_number").get<std::uint64_t>();
       v.author_agent = e.at("author_agent").get<std::string>();
       v.author_role = e.at("author_role").get<std::string>();
       v.created_ms = e.at("created_ms").get<std::int64_t>();
@@ -46,14 +52,21 @@ Result<std::vector<ContextVersion>> HistoryFromJson(const std::string& key, cons
       v.size = e.at("size").get<std::uint64_t>();
       v.content_hash = e.at("content_hash").get<std::string>();
       v.tombstone = e.at("tombstone").get<bool>();
-      if (!out.empty() && v.number <= out.back().number)
-        return Unavailable("UCXL history record out of order");
+      if (v.writer.empty() || v.writer_number == 0 || v.content_hash.size() != 64) {
+        return Unavailable("UCXL history record names a version without its writer, number or hash");
+      }
       out.push_back(std::move(v));
     }
   } catch (const json::exception& ex) {
     return Unavailable(std::string("malformed UCXL history record: ") + ex.what());
   }
   return out;
+}
+
+// The shared order: by time written, then writer, then the writer's number.
+bool Before(const ContextVersion& a, const ContextVersion& b) {
+  return std::tie(a.created_ms, a.writer, a.writer_number) <
+         std::tie(b.created_ms, b.writer, b.writer_number);
 }
 
 std::vector<VersionRef> Refs(const std::vector<ContextVersion>& history) {
@@ -86,12 +99,18 @@ ContextStore::ContextStore(std::shared_ptr<storage::Store> store, dht::RecordSto
       records_(records),
       options_(options),
       codec_(std::move(codec)),
-      clock_(clock) {}
+      clock_(clock),
+      writer_id_(records_ != nullptr ? records_->WriterId() : "local") {}
 
 std::string ContextStore::HistoryRecordName(const std::string& key) { return "ucxl/h/" + Sha256Hex(key); }
 
-std::string ContextStore::VersionRecordName(const std::string& key, std::uint64_t number) {
-  return "ucxl/v/" + Sha256Hex(key) + "/" + std::to_string(number);
+std::string ContextStore::VersionRecordName(const std::string& key, const std::string& writer,
+                                            std::uint64_t writer_number) {
+  return "ucxl/v/" + Sha256Hex(key) + "/" + writer + "/" + std::to_string(writer_number);
+}
+
+std::mutex& ContextStore::PublishLock(const std::string& key) {
+  return publish_locks_[std::hash<std::string>{}(key) % publish_locks_.size()];
 }
 
 ContextVersion ContextStore::NewVersion(const std::string& key, const Author& author) const {
@@ -102,6 +121,54 @@ ContextVersion ContextStore::NewVersion(const std::string& key, const Author& au
   v.created_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch()).count();
   return v;
+}
+
+Result<std::vector<ContextVersion>> ContextStore::SharedHistory(const std::string& key) {
+  auto local = store_->ContextHistory(key);
+  if (!local.ok()) return local.status();
+  struct Known {
+    ContextVersion version;
+    bool from_writer = false;  // said by its writer (or this node's own store)
+  };
+  std::map<std::pair<std::string, std::uint64_t>, Known> known;
+  for (auto& v : *local) {
+    v.writer = writer_id_;
+    v.writer_number = v.number;
+    auto id = std::make_pair(v.writer, v.writer_number);
+    known[std::move(id)] = {std::move(v), true};
+  }
+  if (records_ != nullptr) {
+    // The history changes with every write: always every writer's newest
+    // copy in the DHT, never a cached or held one.
+    auto records = records_->GetEachWriter(HistoryRecordName(key));
+    if (!records.ok() && !records.status().IsNotFound()) {
+      if (known.empty()) return records.status();
+      spdlog::debug("ucxl: history of {} from this node only: {}", key, records.status().ToString());
+    }
+    std::string malformed;
+    if (records.ok()) {
+      for (const auto& r : *records) {
+        auto versions = HistoryFromJson(key, r.content);
+        if (!versions.ok()) {
+          malformed = r.writer + ": " + versions.status().message();
+          continue;
+        }
+        for (auto& v : *versions) {
+          const bool from_writer = v.writer == r.writer;
+          auto [it, added] = known.try_emplace({v.writer, v.writer_number});
+          if (added || (from_writer && !it->second.from_writer)) it->second = {std::move(v), from_writer};
+        }
+      }
+    }
+    if (known.empty() && !malformed.empty())
+      return Unavailable("UCXL history of " + key + " from " + malformed);
+  }
+  std::vector<ContextVersion> history;
+  history.reserve(known.size());
+  for (auto& [id, k] : known) history.push_back(std::move(k.version));
+  std::sort(history.begin(), history.end(), Before);
+  for (std::size_t i = 0; i < history.size(); ++i) history[i].number = i + 1;
+  return history;
 }
 
 Result<Entry> ContextStore::Put(const Address& address, const Author& author, std::string content_type,
@@ -128,9 +195,16 @@ Result<Entry> ContextStore::Put(const Address& address, const Author& author, st
     if (!sealed.ok()) return sealed.status();
     stored = std::move(sealed).value();
   }
+  std::lock_guard lock(PublishLock(key));
   auto appended = store_->AppendContextVersion(std::move(v), stored);
   if (!appended.ok()) return appended.status();
-  Publish(key, *appended, stored);
+  appended->writer = writer_id_;
+  appended->writer_number = appended->number;
+  auto history = Publish(key, *appended, stored);
+  if (!history.ok()) return history.status();
+  for (const auto& h : *history) {
+    if (h.writer == appended->writer && h.writer_number == appended->writer_number) *appended = h;
+  }
   Address pinned = address;
   pinned.temporal = Temporal{TemporalKind::kVersion, appended->number};
   pinned.query.reset();
@@ -138,57 +212,71 @@ Result<Entry> ContextStore::Put(const Address& address, const Author& author, st
   return Entry{*appended, std::move(content), Format(pinned), Source::kLocal};
 }
 
-void ContextStore::Publish(const std::string& key, const ContextVersion& version, const std::string& stored) {
-  if (records_ == nullptr) return;
-  auto history = store_->ContextHistory(key);
-  if (!history.ok()) return;
-  json versions = json::array();
-  for (const auto& v : *history) versions.push_back(VersionJson(v));
-  if (!version.tombstone) {
-    if (auto s = records_->Put(VersionRecordName(key, version.number), stored, version.content_type);
+Result<std::vector<ContextVersion>> ContextStore::Publish(const std::string& key,
+                                                          const ContextVersion& version,
+                                                          const std::string& stored) {
+  if (records_ != nullptr && !version.tombstone) {
+    if (auto s = records_->Put(VersionRecordName(key, version.writer, version.writer_number), stored,
+                               version.content_type);
         !s.ok()) {
-      spdlog::warn("ucxl: version {} of {} not published to the DHT: {}", version.number, key, s.ToString());
+      spdlog::warn("ucxl: version {} of {} not published to the DHT: {}", version.writer_number, key,
+                   s.ToString());
     }
   }
-  const json h = {{"key", key}, {"versions", versions}};
-  if (auto s = records_->Put(HistoryRecordName(key), h.dump(), "application/json"); !s.ok()) {
-    spdlog::warn("ucxl: history of {} not published to the DHT: {}", key, s.ToString());
+  auto history = SharedHistory(key);
+  if (!history.ok()) {
+    // The version is stored here; the shared history is published by the
+    // next write, and this node answers with its own versions meanwhile.
+    spdlog::warn("ucxl: history of {} not merged: {}", key, history.status().ToString());
+    auto local = store_->ContextHistory(key);
+    if (!local.ok()) return local.status();
+    for (auto& v : *local) {
+      v.writer = writer_id_;
+      v.writer_number = v.number;
+    }
+    return local;
   }
+  if (records_ != nullptr) {
+    json versions = json::array();
+    for (const auto& v : *history) versions.push_back(VersionJson(v));
+    const json h = {{"key", key}, {"versions", versions}};
+    if (auto s = records_->Put(HistoryRecordName(key), h.dump(), "application/json"); !s.ok()) {
+      spdlog::warn("ucxl: history of {} not published to the DHT: {}", key, s.ToString());
+    }
+  }
+  return history;
 }
 
-Result<std::vector<ContextVersion>> ContextStore::LocalOrRemoteHistory(const std::string& key,
-                                                                       Source* source) {
-  auto local = store_->ContextHistory(key);
-  if (!local.ok()) return local.status();
-  *source = Source::kLocal;
-  if (!local->empty() || records_ == nullptr) return local;
-  // The history changes with every write: always the newest copy in the
-  // DHT, never a cached or held one. Version records never change.
-  auto record = records_->Get(HistoryRecordName(key), /*bypass_cache=*/true);
-  if (!record.ok()) {
-    if (record.status().IsNotFound()) return std::vector<ContextVersion>{};
-    return record.status();
-  }
-  *source = SourceOf(*record);
-  return HistoryFromJson(key, record->content);
-}
-
-Result<Entry> ContextStore::Load(const Address& address, const std::vector<ContextVersion>& history,
-                                 std::size_t index, Source source) {
-  const ContextVersion& v = history[index];
+Result<Entry> ContextStore::Load(const Address& address, const ContextVersion& v) {
   Address pinned = address;
   pinned.temporal = Temporal{TemporalKind::kVersion, v.number};
   pinned.query.reset();
   pinned.fragment.reset();
-  Entry e{v, "", Format(pinned), source};
+  const bool mine = v.writer == writer_id_;
+  Entry e{v, "", Format(pinned), mine ? Source::kLocal : Source::kDht};
   if (v.tombstone) return e;
   std::string stored;
-  if (source == Source::kLocal) {
-    auto content = store_->ContextContent(v.key, v.number);
-    if (!content.ok()) return content.status();
-    stored = std::move(content).value();
+  Result<std::string> local = mine ? store_->ContextContent(v.key, v.writer_number)
+                                   : Result<std::string>(NotFound("not written here"));
+  if (local.ok()) {
+    stored = std::move(local).value();
+  } else if (!local.status().IsNotFound()) {
+    return local.status();
+  } else if (records_ == nullptr) {
+    return NotFound("content of " + e.address + " is not on this node");
   } else {
-    auto record = records_->Get(VersionRecordName(v.key, v.number));
+    const std::string name = VersionRecordName(v.key, v.writer, v.writer_number);
+    auto record = records_->Get(name);
+    if (record.ok() && record->writer != v.writer) {
+      // Someone else signed a record under this version's name: the
+      // writer's own copy, if there is one, is the version.
+      auto each = records_->GetEachWriter(name);
+      if (!each.ok()) return each.status();
+      auto own =
+          std::find_if(each->begin(), each->end(), [&](const auto& r) { return r.writer == v.writer; });
+      if (own == each->end()) return Unavailable("content of " + e.address + " is not signed by its writer");
+      record = std::move(*own);
+    }
     if (!record.ok()) return record.status();
     e.source = SourceOf(*record);
     stored = std::move(record->content);
@@ -207,15 +295,14 @@ Result<Entry> ContextStore::Get(const Address& address) {
   if (address.HasWildcard())
     return InvalidArgument("address: get needs a concrete address (discover takes wildcards)");
   const std::string key = ContentKey(address);
-  Source source;
-  auto history = LocalOrRemoteHistory(key, &source);
+  auto history = SharedHistory(key);
   if (!history.ok()) return history.status();
   auto index = Resolve(address.temporal, Refs(*history));
   if (!index.ok()) {
     if (index.status().IsNotFound()) return NotFound("nothing stored at " + key);
     return index.status();
   }
-  auto e = Load(address, *history, *index, source);
+  auto e = Load(address, (*history)[*index]);
   if (!e.ok()) return e.status();
   if (e->version.tombstone) {
     return NotFound(key + " was deleted at version " + std::to_string(e->version.number));
@@ -228,7 +315,8 @@ Result<ContextVersion> ContextStore::Delete(const Address& address, const Author
   if (author.agent.empty() || author.role.empty())
     return InvalidArgument("author: agent and role are required");
   const std::string key = ContentKey(address);
-  auto history = store_->ContextHistory(key);
+  std::lock_guard lock(PublishLock(key));
+  auto history = SharedHistory(key);
   if (!history.ok()) return history.status();
   if (history->empty() || history->back().tombstone) return NotFound("nothing live at " + key);
   ContextVersion v = NewVersion(key, author);
@@ -237,21 +325,25 @@ Result<ContextVersion> ContextStore::Delete(const Address& address, const Author
   v.tombstone = true;
   auto appended = store_->AppendContextVersion(std::move(v), "");
   if (!appended.ok()) return appended.status();
-  Publish(key, *appended, "");
+  appended->writer = writer_id_;
+  appended->writer_number = appended->number;
+  auto shared = Publish(key, *appended, "");
+  if (!shared.ok()) return shared.status();
+  for (const auto& h : *shared) {
+    if (h.writer == appended->writer && h.writer_number == appended->writer_number) *appended = h;
+  }
   return appended;
 }
 
 Result<std::vector<ContextVersion>> ContextStore::History(const Address& address) {
   if (address.HasWildcard()) return InvalidArgument("address: history needs a concrete address");
-  Source source;
-  return LocalOrRemoteHistory(ContentKey(address), &source);
+  return SharedHistory(ContentKey(address));
 }
 
 Result<Entry> ContextStore::Navigate(const Address& address, std::int64_t steps) {
   if (address.HasWildcard()) return InvalidArgument("address: navigate needs a concrete address");
   const std::string key = ContentKey(address);
-  Source source;
-  auto history = LocalOrRemoteHistory(key, &source);
+  auto history = SharedHistory(key);
   if (!history.ok()) return history.status();
   auto from = Resolve(address.temporal, Refs(*history));
   if (!from.ok()) return from.status().IsNotFound() ? NotFound("nothing stored at " + key) : from.status();
@@ -261,11 +353,17 @@ Result<Entry> ContextStore::Navigate(const Address& address, std::int64_t steps)
                               std::to_string((*history)[*from].number) + " leaves the history of " +
                               std::to_string(history->size()) + " version(s)");
   }
-  return Load(address, *history, static_cast<std::size_t>(target), source);
+  return Load(address, (*history)[static_cast<std::size_t>(target)]);
 }
 
 Result<std::vector<ContextVersion>> ContextStore::Search(const std::string& text, std::size_t limit) {
-  return store_->SearchContext(text, limit);
+  auto found = store_->SearchContext(text, limit);
+  if (!found.ok()) return found.status();
+  for (auto& v : *found) {
+    v.writer = writer_id_;
+    v.writer_number = v.number;
+  }
+  return found;
 }
 
 Result<std::vector<ContextVersion>> ContextStore::Discover(const Address& pattern, std::size_t limit) {
@@ -278,7 +376,10 @@ Result<std::vector<ContextVersion>> ContextStore::Discover(const Address& patter
     if (slash == std::string::npos) continue;
     auto a = Parse(v.key.substr(0, slash) + "/*^" + v.key.substr(slash));
     if (!a.ok()) continue;
-    if (Matches(pattern, *a)) out.push_back(std::move(v));
+    if (!Matches(pattern, *a)) continue;
+    v.writer = writer_id_;
+    v.writer_number = v.number;
+    out.push_back(std::move(v));
     if (out.size() >= limit) break;
   }
   return out;

@@ -6,20 +6,33 @@
 //   tombstone; the history stays navigable.
 // - Persisted through storage::Store. Content passes through a
 //   ContentCodec on its way in and out: identity here, role encryption later.
-// - With a RecordStore, every append is published to the DHT: the history
-//   (metadata only) under "ucxl/h/<sha256(key)>" and each version's content
-//   under "ucxl/v/<sha256(key)>/<n>", both provided by this node. A read
-//   resolves local store -> DHT cache -> DHT, so any node resolves what any
-//   other node stored (the history itself is always read from the DHT, as
-//   it changes; version content is immutable and cached).
-// Limitation: versions are numbered by the node that stores them. Two
-// nodes writing the same address keep separate local histories, and the
-// DHT history is the last writer's.
+// - Many nodes may write one address; their versions form one shared
+//   history that every node orders the same way. A version is named by its
+//   writer (node id) and the writer's own number; the shared order is
+//   (created_ms, writer, writer's number) and `number` is the position in it
+//   (1-based). A write never replaces or hides another node's version.
+// - With a RecordStore, every write publishes, signed by the writer:
+//   the version's content under "ucxl/v/<sha256(key)>/<writer>/<n>" and the
+//   shared history as this writer knows it (its own versions and those it
+//   learnt from others, metadata only) under "ucxl/h/<sha256(key)>". Every
+//   writer's newest history record coexists under that name; a read merges
+//   them all with the local versions, a writer's own entries winning over
+//   what others say of them. Content is checked against the hash its writer
+//   published and must be signed by that writer.
+// - A read resolves local store -> DHT cache -> DHT: the history is always
+//   read from the DHT (it changes), version content is immutable and cached.
+//   When the DHT cannot be reached, a node that has versions of the address
+//   answers with those (its own) rather than failing.
+// - Concurrent writers may both become "latest" for a moment on different
+//   nodes; once each writer's record is visible every node has the same
+//   history, and a version written later by the clock sorts later.
 // Thread-safe (the store and the record store are).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -96,13 +109,24 @@ class ContextStore {
   Result<std::vector<std::string>> Providers(const Address& address);
 
   static std::string HistoryRecordName(const std::string& key);
-  static std::string VersionRecordName(const std::string& key, std::uint64_t number);
+  static std::string VersionRecordName(const std::string& key, const std::string& writer,
+                                       std::uint64_t writer_number);
+  // The node id this store writes as ("local" without a record store).
+  const std::string& writer_id() const { return writer_id_; }
 
  private:
-  Result<std::vector<storage::ContextVersion>> LocalOrRemoteHistory(const std::string& key, Source* source);
-  Result<Entry> Load(const Address& address, const std::vector<storage::ContextVersion>& history,
-                     std::size_t index, Source source);
-  void Publish(const std::string& key, const storage::ContextVersion& version, const std::string& stored);
+  // Local versions merged with every writer's history record, numbered in
+  // the shared order.
+  Result<std::vector<storage::ContextVersion>> SharedHistory(const std::string& key);
+  Result<Entry> Load(const Address& address, const storage::ContextVersion& version);
+  // Publishes a version this node appended and the shared history with it;
+  // returns that history (local only when there is no DHT).
+  Result<std::vector<storage::ContextVersion>> Publish(const std::string& key,
+                                                       const storage::ContextVersion& version,
+                                                       const std::string& stored);
+  // Serializes merge-and-publish per key (striped), so that this node's
+  // newest history record always includes all of its versions.
+  std::mutex& PublishLock(const std::string& key);
   // A version of `key` by `author`, stamped now; the caller fills the rest.
   storage::ContextVersion NewVersion(const std::string& key, const Author& author) const;
 
@@ -111,6 +135,8 @@ class ContextStore {
   ContextStoreOptions options_;
   std::shared_ptr<ContentCodec> codec_;
   const Clock& clock_;
+  std::string writer_id_;
+  std::array<std::mutex, 32> publish_locks_;
 };
 
 }  // namespace bzzz::ucxl

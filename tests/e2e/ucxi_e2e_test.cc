@@ -129,6 +129,26 @@ TEST(UcxiEndToEnd, WriteHereReadThereErrorsAndRestart) {
   EXPECT_EQ(v1.status, 200) << v1.body.dump();
   EXPECT_EQ(v1.body["response"]["data"]["content"], "REST first");
   EXPECT_EQ(v1.body["response"]["data"]["source"], "local");
+  const std::string writer0 = v1.body["response"]["data"]["version"]["writer"].value("node_id", "");
+  EXPECT_FALSE(writer0.empty()) << v1.body.dump();
+
+  // Another node writes the same address: a third version in one history,
+  // with its own writer; node 0's versions stay where they were.
+  const Answer put3 =
+      Ucxi(c, 1, "PUT", "/ucxi/v1/put?address=ucxl://alice:developer@bzzz:task-7/*%5E/design/api.md",
+           "GraphQL third");
+  ASSERT_EQ(put3.status, 201) << put3.body.dump();
+  EXPECT_EQ(put3.body["response"]["data"]["version"]["number"], 3) << put3.body.dump();
+  const Answer latest =
+      Ucxi(c, 2, "GET", "/ucxi/v1/get?address=ucxl://alice:developer@bzzz:task-7/*%5E/design/api.md");
+  EXPECT_EQ(latest.body["response"]["data"]["content"], "GraphQL third") << latest.body.dump();
+  const std::string writer1 = latest.body["response"]["data"]["version"]["writer"].value("node_id", "");
+  EXPECT_FALSE(writer1.empty());
+  EXPECT_NE(writer1, writer0);
+  const Answer second =
+      Ucxi(c, 0, "GET", "/ucxi/v1/get?address=ucxl://alice:developer@bzzz:task-7/*~2/design/api.md");
+  EXPECT_EQ(second.body["response"]["data"]["content"], "gRPC second") << second.body.dump();
+  EXPECT_EQ(second.body["response"]["data"]["version"]["writer"]["node_id"], writer0);
 
   for (auto& n : c.nodes) n->Signal(SIGTERM);
   for (auto& n : c.nodes) EXPECT_EQ(n->Wait(15s), 0);

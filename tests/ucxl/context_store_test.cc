@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+#include <thread>
+
 #include "dht/record_store.h"
 #include "p2p/cluster.h"
 #include "storage/sqlite_store.h"
@@ -127,39 +130,56 @@ TEST(ContextStore, SearchDiscoverAndHistoryAfterRestart) {
   EXPECT_EQ(cs.Discover(A("ucxl://any:any@any:any/*^"), 1)->size(), 1u);
 }
 
-// Three nodes: what one stores, the others resolve through the DHT.
-TEST(ContextStore, OtherNodesResolveThroughTheDht) {
-  struct Node {
-    std::unique_ptr<testing::TempDir> dir;
-    std::unique_ptr<p2p::P2pNode> p2p;
-    std::unique_ptr<dht::RecordStore> records;
-    std::unique_ptr<ContextStore> context;
-  };
-  std::vector<Node> nodes;
-  for (int i = 0; i < 3; ++i) {
-    Node n;
+// In-process nodes, each with P2P, a record store and a context store,
+// connected to one another.
+struct DhtNode {
+  std::unique_ptr<testing::TempDir> dir;
+  std::unique_ptr<p2p::P2pNode> p2p;
+  std::unique_ptr<dht::RecordStore> records;
+  std::unique_ptr<ContextStore> context;
+};
+
+std::vector<DhtNode> StartDhtNodes(int count) {
+  std::vector<DhtNode> nodes;
+  for (int i = 0; i < count; ++i) {
+    DhtNode n;
     n.dir = std::make_unique<testing::TempDir>();
     std::vector<std::string> seeds;
     for (const auto& other : nodes) seeds.push_back("127.0.0.1:" + std::to_string(other.p2p->port()));
     n.p2p = testing::StartP2pNode("n" + std::to_string(i), seeds, n.dir->path());
-    ASSERT_NE(n.p2p, nullptr);
+    EXPECT_NE(n.p2p, nullptr);
+    if (!n.p2p) return {};
     dht::Options o;
     o.config = testing::FastDhtConfig();
     o.data_dir = n.dir->path();
     auto records = dht::RecordStore::Start(o, *n.p2p, nullptr);
-    ASSERT_TRUE(records.ok());
+    EXPECT_TRUE(records.ok());
+    if (!records.ok()) return {};
     n.records = std::move(records).value();
     n.context = std::make_unique<ContextStore>(OpenStore(n.dir->path()), n.records.get());
     nodes.push_back(std::move(n));
   }
-  ASSERT_TRUE(testing::Eventually(
+  const bool connected = testing::Eventually(
       [&] {
         for (const auto& n : nodes) {
-          if (n.p2p->ConnectedPeers() != 2) return false;
+          if (n.p2p->ConnectedPeers() != static_cast<std::size_t>(count - 1)) return false;
         }
         return true;
       },
-      10s));
+      10s);
+  EXPECT_TRUE(connected);
+  return nodes;
+}
+
+void StopDhtNodes(std::vector<DhtNode>& nodes) {
+  for (auto& n : nodes) n.records->Stop();
+  for (auto& n : nodes) n.p2p->Stop();
+}
+
+// Three nodes: what one stores, the others resolve through the DHT.
+TEST(ContextStore, OtherNodesResolveThroughTheDht) {
+  auto nodes = StartDhtNodes(3);
+  ASSERT_EQ(nodes.size(), 3u);
   const Address at = A("ucxl://alice:developer@bzzz:t1/*^/shared/decision.md");
   ASSERT_TRUE(nodes[0].context->Put(at, kAlice, "text/markdown", "first").ok());
   ASSERT_TRUE(nodes[0].context->Put(at, kAlice, "text/markdown", "second").ok());
@@ -168,6 +188,8 @@ TEST(ContextStore, OtherNodesResolveThroughTheDht) {
   ASSERT_TRUE(remote.ok()) << remote.status().message();
   EXPECT_EQ(remote->content, "second");
   EXPECT_EQ(remote->version.number, 2u);
+  EXPECT_EQ(remote->version.writer, nodes[0].p2p->node_id());
+  EXPECT_EQ(remote->version.writer_number, 2u);
   EXPECT_NE(remote->source, Source::kLocal);
   auto first = nodes[1].context->Get(A("ucxl://alice:developer@bzzz:t1/*~1/shared/decision.md"));
   ASSERT_TRUE(first.ok()) << first.status().message();
@@ -181,9 +203,91 @@ TEST(ContextStore, OtherNodesResolveThroughTheDht) {
   // A delete on the writer is seen elsewhere too.
   ASSERT_TRUE(nodes[0].context->Delete(at, kAlice).ok());
   EXPECT_TRUE(testing::Eventually([&] { return nodes[2].context->Get(at).status().IsNotFound(); }, 10s));
+  StopDhtNodes(nodes);
+}
 
-  for (auto& n : nodes) n.records->Stop();
-  for (auto& n : nodes) n.p2p->Stop();
+// The (writer, writer's number) of each version, in history order.
+std::vector<std::pair<std::string, std::uint64_t>> Ids(const std::vector<storage::ContextVersion>& history) {
+  std::vector<std::pair<std::string, std::uint64_t>> ids;
+  for (const auto& v : history) ids.emplace_back(v.writer, v.writer_number);
+  return ids;
+}
+
+// Two nodes write one address at once: neither version replaces or hides
+// the other, every node sees one history in the same order, and what one
+// member signs under another's names changes nothing.
+TEST(ContextStore, ConcurrentWritersShareOneHistory) {
+  auto nodes = StartDhtNodes(3);
+  ASSERT_EQ(nodes.size(), 3u);
+  const Address at = A("ucxl://alice:developer@bzzz:t1/*^/shared/plan.md");
+  const std::string key = ContentKey(at);
+  {
+    std::thread a([&] { EXPECT_TRUE(nodes[0].context->Put(at, kAlice, "text/plain", "from n0").ok()); });
+    std::thread b([&] { EXPECT_TRUE(nodes[1].context->Put(at, kAlice, "text/plain", "from n1").ok()); });
+    a.join();
+    b.join();
+  }
+  auto third = nodes[1].context->Put(at, kAlice, "text/plain", "n1 again");
+  ASSERT_TRUE(third.ok()) << third.status().message();
+  EXPECT_EQ(third->version.number, 3u);  // n1 saw n0's version before its second write
+  EXPECT_EQ(third->version.writer_number, 2u);
+
+  // Every node: three versions, the same order, each with its writer.
+  std::vector<std::pair<std::string, std::uint64_t>> expected;
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        auto h = nodes[0].context->History(at);
+        if (!h.ok() || h->size() != 3) return false;
+        expected = Ids(*h);
+        return true;
+      },
+      10s));
+  EXPECT_EQ(expected.back(), std::make_pair(nodes[1].p2p->node_id(), std::uint64_t{2}));
+  for (auto& n : nodes) {
+    ASSERT_TRUE(testing::Eventually(
+        [&] {
+          auto h = n.context->History(at);
+          return h.ok() && Ids(*h) == expected;
+        },
+        10s))
+        << n.p2p->node_id();
+    auto latest = n.context->Get(at);
+    ASSERT_TRUE(latest.ok()) << latest.status().message();
+    EXPECT_EQ(latest->content, "n1 again");
+    std::set<std::string> contents;
+    for (int number = 1; number <= 3; ++number) {
+      auto v =
+          n.context->Get(A("ucxl://alice:developer@bzzz:t1/*~" + std::to_string(number) + "/shared/plan.md"));
+      ASSERT_TRUE(v.ok()) << v.status().message();
+      contents.insert(v->content);
+    }
+    EXPECT_EQ(contents, (std::set<std::string>{"from n0", "from n1", "n1 again"}));
+  }
+
+  // A member (n2) signs other content under n0's version name, and a
+  // history record that gives n0's version another hash: n0's own word wins.
+  const std::string n0 = nodes[0].p2p->node_id();
+  ASSERT_TRUE(nodes[2].records->Put(ContextStore::VersionRecordName(key, n0, 1), "forged").ok());
+  const std::string fake_hash(64, 'a');
+  const std::string forged_history =
+      R"({"key":")" + key + R"(","versions":[{"writer":")" + n0 +
+      R"(","writer_number":1,"author_agent":"mallory","author_role":"developer","created_ms":1,)"
+      R"("content_type":"text/plain","size":6,"content_hash":")" +
+      fake_hash + R"(","tombstone":false}]})";
+  ASSERT_TRUE(nodes[2].records->Put(ContextStore::HistoryRecordName(key), forged_history).ok());
+  auto h = nodes[1].context->History(at);
+  ASSERT_TRUE(h.ok()) << h.status().message();
+  EXPECT_EQ(Ids(*h), expected);
+  for (const auto& v : *h) EXPECT_NE(v.author_agent, "mallory");
+  std::set<std::string> contents;
+  for (int number = 1; number <= 3; ++number) {
+    auto v = nodes[1].context->Get(
+        A("ucxl://alice:developer@bzzz:t1/*~" + std::to_string(number) + "/shared/plan.md"));
+    ASSERT_TRUE(v.ok()) << v.status().message();
+    contents.insert(v->content);
+  }
+  EXPECT_EQ(contents, (std::set<std::string>{"from n0", "from n1", "n1 again"}));
+  StopDhtNodes(nodes);
 }
 
 }  // namespace
