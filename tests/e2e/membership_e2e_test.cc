@@ -2,7 +2,8 @@
 // join with tokens the way an operator starts them, and what is refused is
 // refused at once with a line that says why: no credential with bootstrap
 // peers, a forged token, an expired one, a reused one-time token; a revoked
-// member is dropped by the others within seconds.
+// member is dropped by the others within seconds, and the work it had
+// borrowed runs again elsewhere.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
@@ -157,6 +158,108 @@ TEST(MembershipEndToEnd, JoinRefuseAndRevoke) {
 
   for (int i : {0, 4, 6}) c.nodes[i]->Signal(SIGTERM);
   for (int i : {0, 4, 6}) c.nodes[i]->Wait(15s);
+}
+
+
+// A worker revoked while it holds borrowed work: the owner refuses its
+// renewals and results from then on, so each attempt it held is lost at the
+// owner once its lease runs out and runs again on another node; every task
+// ends succeeded with one successful attempt, none of them on the revoked
+// node after the revocation.
+TEST(MembershipEndToEnd, WorkOfARevokedWorkerRunsElsewhere) {
+  Cluster c;
+  c.node_args = {"--bootstrap-expect", "3", "--set", "agents.autoscaling.enabled=false",
+                 "--set", "agents.initial_agents=2", "--set", "tasks.lease_duration=2s",
+                 "--set", "tasks.retry_backoff_base=100ms", "--set", "tasks.retry_backoff_max=500ms"};
+  c.StartBootstrap();
+  for (int i = 0; i < 3; ++i) c.StartNode(i);
+  std::vector<std::string> ids(3);
+  std::string admin;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        for (int i = 0; i < 3; ++i) {
+          const json s = c.Get(i, "/api/election/status");
+          if (!s.is_object() || !s["admin_id"].is_string() || s["admin_id"] == "") return false;
+          ids[i] = s["node_id"];
+          admin = s["admin_id"];
+        }
+        return true;
+      },
+      30s));
+  int owner = 0;
+  for (int i = 0; i < 3; ++i) owner = ids[i] == admin ? i : owner;
+  cli::ClientOptions o;
+  o.url = c.Url(owner);
+  o.token = e2e::kAdminToken;
+  auto scaled = cli::Call(o, "POST", "/api/v1/agents/scale", R"({"agents":1})");
+  ASSERT_TRUE(scaled.ok() && scaled->status == 200) << (scaled.ok() ? scaled->body : "");
+
+  // More work than the owner's one agent can do: the admin lends it out.
+  std::vector<std::string> tasks;
+  for (int i = 0; i < 16; ++i) {
+    auto r = cli::Call(o, "POST", "/api/v1/tasks",
+                       json{{"executor", "builtin"}, {"input", {{"op", "sleep"}, {"ms", 1500}}}}.dump());
+    ASSERT_TRUE(r.ok() && r->status == 201) << (r.ok() ? r->body : "");
+    tasks.push_back(json::parse(r->body)["id"]);
+  }
+  // The worker revoked is the first that borrows (one grant may take all).
+  std::string lent_to;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        for (const auto& id : tasks) {
+          const json agent = c.Get(owner, "/api/v1/tasks/" + id)["assigned_agent"];
+          if (agent.is_string() && agent.get<std::string>().rfind("remote:", 0) == 0) {
+            lent_to = agent;
+            return true;
+          }
+        }
+        return false;
+      },
+      20s))
+      << "nothing was lent";
+  int revoked = -1;
+  for (int i = 0; i < 3; ++i) revoked = "remote:" + ids[i] == lent_to ? i : revoked;
+  ASSERT_NE(revoked, -1) << lent_to;
+  ASSERT_NE(revoked, owner);
+  auto r = cli::Call(o, "POST", "/api/v1/cluster/revoke", json{{"node_id", ids[revoked]}, {"reason", "test"}}.dump());
+  ASSERT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body : "");
+  const auto revoked_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+
+  ASSERT_TRUE(Eventually(
+      [&] {
+        for (const auto& id : tasks) {
+          if (c.Get(owner, "/api/v1/tasks/" + id)["state"] != "succeeded") return false;
+        }
+        return true;
+      },
+      60s))
+      << c.Get(owner, "/api/v1/tasks/stats").dump();
+  int lost_on_revoked = 0;
+  for (const auto& id : tasks) {
+    const json t = c.Get(owner, "/api/v1/tasks/" + id);
+    int succeeded = 0;
+    for (const auto& a : t["attempts"]) {
+      if (a["state"] == "succeeded") ++succeeded;
+      if (a["agent_id"] != lent_to) continue;
+      if (a["state"] == "lost") ++lost_on_revoked;
+      // A result the revoked node sends is refused from the moment the
+      // revocation reached the owner (within a second here), and nothing
+      // is lent to it after.
+      if (a["state"] == "succeeded") {
+        EXPECT_LT(a["finished_ms"].get<std::int64_t>(), revoked_ms + 1000) << t.dump();
+      }
+      EXPECT_LT(a["assigned_ms"].get<std::int64_t>(), revoked_ms + 1000) << t.dump();
+    }
+    EXPECT_EQ(succeeded, 1) << t.dump();
+  }
+  EXPECT_GT(lost_on_revoked, 0) << "the revoked node's attempts were not retried";
+
+  for (auto& n : c.nodes) n->Signal(SIGTERM);
+  for (auto& n : c.nodes) n->Wait(15s);
+  c.bootstrap->Signal(SIGTERM);
+  c.bootstrap->Wait(15s);
 }
 
 }  // namespace
