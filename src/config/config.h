@@ -116,8 +116,9 @@ struct SandboxConfig {
   int memory_limit_mb = 512;                // address-space limit of a task's process tree
   std::size_t max_output_bytes = 65536;     // stdout and stderr are each cut there
   std::string work_root;                    // where private work directories go ("" = <data_dir>/sandbox)
-  int run_as_uid = 65534;                   // a root node runs bwrap as this uid (and gid); -1: as root
-  int max_processes = 512;                  // RLIMIT_NPROC of that uid: fork bombs stop here
+  int uid_range_start = 100000;             // a root node runs each task as its own uid from here; -1: as root
+  int uid_range_size = 1024;                // uids in the range: tasks that may run at once
+  int max_processes = 512;                  // RLIMIT_NPROC of a task's uid: fork bombs stop here
 };
 
 // The `llm` executor: an Ollama or OpenAI-compatible server.

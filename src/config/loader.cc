@@ -500,13 +500,18 @@ std::vector<KeyDef> BuildKeys() {
       Key("agents.sandbox.work_root", BZZZ_FIELD(agents.sandbox.work_root),
           "Where private work directories are made; empty means <data_dir>/sandbox. The sandbox user must be able "
           "to reach it (every parent directory searchable)."),
-      Key("agents.sandbox.run_as_uid", BZZZ_FIELD(agents.sandbox.run_as_uid),
-          "When the node runs as root, bubblewrap runs as this uid and gid (unprivileged user namespaces), so "
-          "that the process limit applies; -1 keeps root (no process limit).")
-          .Range(-1, 2147483647),
+      Key("agents.sandbox.uid_range_start", BZZZ_FIELD(agents.sandbox.uid_range_start),
+          "When the node runs as root, each running task's bubblewrap runs as its own uid and gid from "
+          "[uid_range_start, uid_range_start + uid_range_size) (unprivileged user namespaces), so that one task's "
+          "process limit never touches another's; -1 keeps root (no process limit). Use uids no account owns.")
+          .Range(-1, 2147483647 - (1 << 16)),
+      Key("agents.sandbox.uid_range_size", BZZZ_FIELD(agents.sandbox.uid_range_size),
+          "How many uids the range holds: at most this many sandboxed tasks run at once (more wait as "
+          "Unavailable and are retried).")
+          .Range(1, 1 << 16),
       Key("agents.sandbox.max_processes", BZZZ_FIELD(agents.sandbox.max_processes),
-          "Most processes of the sandbox user at once (RLIMIT_NPROC), across every running task: fork bombs stop "
-          "here. Not enforced for root (run_as_uid -1).")
+          "Most processes of one running task (RLIMIT_NPROC of its uid): fork bombs stop here. Not enforced for "
+          "root (uid_range_start -1).")
           .Range(16, 1 << 22),
       Key("agents.llm.endpoint", BZZZ_FIELD(agents.llm.endpoint),
           "Base URL of the LLM server (e.g. http://127.0.0.1:11434); empty disables the llm executor."),

@@ -13,6 +13,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <system_error>
 #include <thread>
 
@@ -42,9 +45,69 @@ bool Drain(int fd, std::string& into, std::size_t limit, bool& truncated) {
   return n < 0 && (errno == EINTR || errno == EAGAIN);
 }
 
+// The sandbox uids taken by running tasks, shared by every Sandbox of the
+// process (the node's executors and the agent-pool check's probe).
+struct UidPool {
+  std::mutex mu;
+  std::set<int> in_use;
+  int cursor = 0;  // where the next search starts: uids are reused last
+};
+
+UidPool& Uids() {
+  static UidPool pool;
+  return pool;
+}
+
+// A uid of [start, start + size) held until destroyed; uid -1 when none.
+class UidLease {
+ public:
+  UidLease(int start, int size) {
+    UidPool& p = Uids();
+    std::lock_guard lock(p.mu);
+    for (int i = 0; i < size; ++i) {
+      const int candidate = start + (p.cursor + i) % size;
+      if (p.in_use.insert(candidate).second) {
+        uid_ = candidate;
+        p.cursor = (p.cursor + i + 1) % size;
+        return;
+      }
+    }
+  }
+  ~UidLease() {
+    if (uid_ < 0) return;
+    UidPool& p = Uids();
+    std::lock_guard lock(p.mu);
+    p.in_use.erase(uid_);
+  }
+  UidLease(const UidLease&) = delete;
+  UidLease& operator=(const UidLease&) = delete;
+  int uid() const { return uid_; }
+
+ private:
+  int uid_ = -1;
+};
+
+// In the child between fork and exec (async-signal-safe calls only): keeps
+// 0, 1, 2 and `keep` (moved to 3, close-on-exec), closes everything else.
+void CloseAllBut(int keep, int max_fd) {
+  if (keep != 3) {
+    dup2(keep, 3);
+  }
+  fcntl(3, F_SETFD, FD_CLOEXEC);
+  if (close_range(4, ~0U, 0) != 0) {
+    for (int fd = 4; fd < max_fd; ++fd) close(fd);
+  }
+}
+
 }  // namespace
 
-int Sandbox::SandboxUid() const { return geteuid() == 0 && config_.run_as_uid >= 0 ? config_.run_as_uid : -1; }
+bool Sandbox::PerTaskUids() const { return geteuid() == 0 && config_.uid_range_start >= 0; }
+
+std::size_t Sandbox::UidsInUse() {
+  UidPool& p = Uids();
+  std::lock_guard lock(p.mu);
+  return p.in_use.size();
+}
 
 Sandbox::Sandbox(config::SandboxConfig config, std::string data_dir) : config_(std::move(config)) {
   root_ = config_.work_root.empty() ? (fs::path(data_dir) / "sandbox").string() : config_.work_root;
@@ -56,15 +119,9 @@ Result<std::string> Sandbox::MakeWorkdir(const std::string& task_id, int attempt
   if (ec) return Unavailable("cannot create " + root_ + ": " + ec.message());
   std::string tmpl = (fs::path(root_) / (task_id + "-" + std::to_string(attempt) + "-XXXXXX")).string();
   if (mkdtemp(tmpl.data()) == nullptr) return Unavailable("cannot create a work directory in " + root_ + ": " + std::strerror(errno));
-  if (const int uid = SandboxUid(); uid >= 0) {
-    // The sandbox user reaches the root (searchable) and owns its directory.
-    chmod(root_.c_str(), 0711);
-    if (chown(tmpl.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(uid)) != 0) {
-      const int e = errno;
-      RemoveWorkdir(tmpl);
-      return Unavailable("cannot hand " + tmpl + " to uid " + std::to_string(uid) + ": " + std::strerror(e));
-    }
-  }
+  // A task's uid reaches the root (searchable, not listable); Run hands it
+  // the directory itself.
+  if (PerTaskUids()) chmod(root_.c_str(), 0711);
   return tmpl;
 }
 
@@ -103,11 +160,26 @@ Result<SandboxResult> Sandbox::Run(const SandboxRequest& r) const {
   for (auto& a : args) cargv.push_back(a.data());
   cargv.push_back(nullptr);
 
+  std::optional<UidLease> lease;
+  int run_as = -1;
+  if (PerTaskUids()) {
+    lease.emplace(config_.uid_range_start, config_.uid_range_size);
+    run_as = lease->uid();
+    if (run_as < 0) {
+      return Unavailable("all " + std::to_string(config_.uid_range_size) +
+                         " sandbox uids are in use (agents.sandbox.uid_range_size)");
+    }
+    if (!r.workdir.empty() && chown(r.workdir.c_str(), static_cast<uid_t>(run_as), static_cast<gid_t>(run_as)) != 0) {
+      return Unavailable("cannot hand " + r.workdir + " to uid " + std::to_string(run_as) + ": " + std::strerror(errno));
+    }
+  }
   int in[2], out[2], err[2], status_pipe[2];
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(status_pipe, O_CLOEXEC)) {
     return Unavailable(std::string("pipe: ") + std::strerror(errno));
   }
-  const int run_as = SandboxUid();
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  const int max_fd = static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 20));
   const auto started = Clock::now();
   const pid_t pid = fork();
   if (pid < 0) return Unavailable(std::string("fork: ") + std::strerror(errno));
@@ -137,9 +209,10 @@ Result<SandboxResult> Sandbox::Run(const SandboxRequest& r) const {
     dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
+    CloseAllBut(status_pipe[1], max_fd);
     execvp(cargv[0], cargv.data());
     const int e = errno;
-    [[maybe_unused]] auto n = write(status_pipe[1], &e, sizeof e);
+    [[maybe_unused]] auto n = write(3, &e, sizeof e);  // the status pipe, moved
     _exit(127);
   }
   close(in[0]);

@@ -315,8 +315,15 @@ ops::HealthCheckSpec TaskServices::HealthCheck(const config::OperationsConfig& o
     if (!impl) return ops::CheckOutcome::Unhealthy("agent pool stopped");
     const auto s = impl->pool->Summary();
     const std::size_t depth = impl->manager->QueueDepth();
-    const json details = {{"size", s.size}, {"active", s.active}, {"idle", s.idle}, {"failed", s.failed},
-                          {"healthy_ratio", s.healthy_ratio}, {"queue_depth", depth}};
+    const executors::Sandbox sandbox_of(impl->config.agents.sandbox, impl->config.node.data_dir);
+    const json details = {{"size", s.size},
+                          {"active", s.active},
+                          {"idle", s.idle},
+                          {"failed", s.failed},
+                          {"healthy_ratio", s.healthy_ratio},
+                          {"queue_depth", depth},
+                          {"sandbox_isolation", sandbox_of.PerTaskUids() ? "uid-per-task" : "node-uid"},
+                          {"sandbox_uids_in_use", executors::Sandbox::UidsInUse()}};
     if (s.size - s.failed <= 0 && depth > 0) {
       return ops::CheckOutcome::Unhealthy(std::to_string(depth) + " tasks wait and no agent can take them",
                                           details.dump());

@@ -3,6 +3,7 @@
 // limits), the http webhook executor and the llm reasoning loop against a
 // small local server speaking the Ollama and OpenAI chat protocols.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -211,13 +212,71 @@ TEST_F(ExecutorsTest, MemoryBombIsStoppedByTheLimit) {
 }
 
 TEST_F(ExecutorsTest, ProcessLimitHoldsAForkBombBackAsRoot) {
-  if (sandbox_->SandboxUid() < 0) GTEST_SKIP() << "not root: the node's own uid limits apply";
+  if (!sandbox_->PerTaskUids()) GTEST_SKIP() << "not root: the node's own uid limits apply";
   // Far below the limit: fine; a loop forking more than max_processes fails.
   config_.agents.sandbox.max_processes = 32;
   sandbox_ = std::make_shared<Sandbox>(config_.agents.sandbox, dir_.path());
   auto r = Sh("for i in $(seq 1 100); do sleep 5 & done; wait", 3s);
   json out = json::parse(r.result);
   EXPECT_NE(out["stderr"].get<std::string>().find("fork"), std::string::npos) << out.dump();
+}
+
+// Each running task has its own uid and so its own process limit: a task
+// that forks to its limit does not stop another from starting.
+TEST_F(ExecutorsTest, OneTasksForkBombDoesNotStarveAnother) {
+  if (!sandbox_->PerTaskUids()) GTEST_SKIP() << "not root: every task runs as the node's uid";
+  config_.agents.sandbox.max_processes = 32;
+  sandbox_ = std::make_shared<Sandbox>(config_.agents.sandbox, dir_.path());
+  std::atomic<bool> bombing{false};
+  std::thread bomb([&] {
+    bombing = true;
+    // The subshell forks to the limit and dies; its sleeps hold the limit
+    // while the task lives on without forking.
+    auto r = Sh("(for i in $(seq 1 100); do sleep 4 & done); exec sleep 4", 3s);
+    json out = json::parse(r.result);
+    EXPECT_NE(out["stderr"].get<std::string>().find("fork"), std::string::npos) << out.dump();
+  });
+  while (!bombing) std::this_thread::sleep_for(10ms);
+  std::this_thread::sleep_for(1s);  // the bomb is at its limit
+  EXPECT_EQ(Sandbox::UidsInUse(), 1u);
+  auto other = Sh("echo still here");
+  EXPECT_EQ(other.outcome, ExecResult::Outcome::kSucceeded) << other.result;
+  EXPECT_EQ(json::parse(other.result)["stdout"], "still here\n") << other.result;
+  bomb.join();
+  EXPECT_EQ(Sandbox::UidsInUse(), 0u);
+}
+
+// Nothing the node has open reaches a task: not its listeners, sockets or
+// files, close-on-exec or not; and not its environment.
+TEST_F(ExecutorsTest, TaskSeesNoDescriptorOrEnvironmentOfTheNode) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);  // deliberately not close-on-exec
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  const int udp = socket(AF_INET, SOCK_DGRAM, 0);
+  const std::string secret_path = dir_.File("node-secret");
+  { std::ofstream(secret_path) << "TOP-SECRET"; }
+  const int file = open(secret_path.c_str(), O_RDONLY);
+  ASSERT_GE(file, 0);
+  setenv("BZZZ_ADMIN_TOKEN", "node-admin-token-never-seen", 1);
+  auto r = Sh("for f in /proc/self/fd/*; do echo \"$f $(readlink $f)\"; done; env");
+  unsetenv("BZZZ_ADMIN_TOKEN");
+  close(listener);
+  close(udp);
+  close(file);
+  ASSERT_EQ(r.outcome, ExecResult::Outcome::kSucceeded) << r.result;
+  const std::string out = json::parse(r.result)["stdout"];
+  EXPECT_EQ(out.find("socket:"), std::string::npos) << out;
+  EXPECT_EQ(out.find("node-secret"), std::string::npos) << out;
+  EXPECT_EQ(out.find("node-admin-token"), std::string::npos) << out;
+  // 0, 1, 2 and the directory being listed: nothing else.
+  int fds = 0;
+  for (std::size_t at = out.find("/proc/self/fd/"); at != std::string::npos; at = out.find("/proc/self/fd/", at + 1)) {
+    ++fds;
+  }
+  EXPECT_LE(fds, 4) << out;
 }
 
 TEST_F(ExecutorsTest, ForkBombAndEndlessLoopsStopAtTheTimeout) {
