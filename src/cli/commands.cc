@@ -15,6 +15,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "base/json.h"
 #include "cli/client.h"
 #include "cli/common.h"
 #include "cli/cluster_commands.h"
@@ -369,7 +370,7 @@ int TriggerElection(const ClientOptions& options, bool force, bool as_json) {
     PrintError(response.status().message());
     return kExitUnreachable;
   }
-  json body = json::parse(response->body, nullptr, false);
+  json body = ParseJson(response->body);
   if (response->status == 504 && body.is_object()) {
     if (as_json) std::cout << body.dump(2) << "\n";
     PrintError("no new admin yet: was " + AdminLabel(body["previous"]) + ", now " +
@@ -423,7 +424,7 @@ int ElectorateChange(const ClientOptions& options, const std::string& op, const 
   const std::string body = json{{op, node_id}}.dump();
   auto response = Call(options, "POST", "/api/election/electorate", body);
   if (response.ok() && response->status == 409) {
-    const json j = json::parse(response->body, nullptr, false);
+    const json j = ParseJson(response->body);
     if (j.is_object() && j.contains("admin_url") && j["admin_url"].is_string()) {
       ClientOptions at_admin = options;
       at_admin.url = j["admin_url"].get<std::string>();
@@ -470,7 +471,7 @@ std::optional<json> UcxiCall(const ClientOptions& options, const char* method, c
     *code = kExitUnreachable;
     return std::nullopt;
   }
-  const json j = json::parse(response->body, nullptr, false);
+  const json j = ParseJson(response->body);
   if (response->status < 300 && j.is_object() && j.contains("response")) return j["response"];
   if (j.is_object() && j.contains("error") && j["error"].is_object()) {
     PrintError(j["error"].value("code", "") + ": " + j["error"].value("message", ""));

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "base/json.h"
 #include "cli/commands.h"
 
 namespace bzzz::cli {
@@ -40,7 +41,7 @@ int Report(const Result<ClientResponse>& response, int ok_status_max) {
     PrintError(response.status().message());
     return kExitUnreachable;
   }
-  const json body = json::parse(response->body, nullptr, false);
+  const json body = ParseJson(response->body);
   if (response->status == 401 || response->status == 403) {
     const std::string message =
         !body.is_discarded() && body.contains("error") ? body["error"].value("message", "") : response->body;
@@ -53,7 +54,7 @@ int Report(const Result<ClientResponse>& response, int ok_status_max) {
 
 // The JSON body of a 2xx answer; otherwise prints the error and sets `code`.
 std::optional<nlohmann::json> CallJsonResult(const ClientResponse& response, int* code) {
-  json parsed = json::parse(response.body, nullptr, false);
+  json parsed = ParseJson(response.body);
   if (response.status >= 300 || parsed.is_discarded()) {
     const std::string message = !parsed.is_discarded() && parsed.contains("error")
                                     ? parsed["error"].value("message", "")

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/json.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 
@@ -75,7 +76,7 @@ struct TaskCommands::Args {
       ss << f.rdbuf();
       text = ss.str();
     }
-    json in = json::parse(text, nullptr, false);
+    json in = ParseJson(text);
     if (in.is_discarded()) {
       PrintError("--input: not valid JSON");
       return kExitUsage;

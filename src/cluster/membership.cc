@@ -1,4 +1,5 @@
 #include "cluster/membership.h"
+#include "base/json.h"
 
 #include <fcntl.h>
 #include <sodium.h>
@@ -84,7 +85,7 @@ Status Membership::LoadLocked() {
   if (!fs::exists(file, ec)) return Status::Ok();
   auto text = ReadFile(file);
   if (!text.ok()) return text.status();
-  const json j = json::parse(*text, nullptr, false);
+  const json j = ParseJson(*text);
   auto damaged = [&](const std::string& why) {
     return InvalidArgument(file.string() + " is damaged (" + why +
                            "); restore it from a backup, or move the cluster/ directory away and join again");

@@ -299,6 +299,14 @@ std::vector<KeyDef> BuildKeys() {
           "Log line format: human-readable text or JSON lines.")
           .OneOf({"text", "json"})
           .Env({"BZZZ_LOG_FORMAT"}),
+      Key("node.json_max_depth", BZZZ_FIELD(node.json_max_depth),
+          "Deepest nesting of arrays and objects in any JSON the node parses from outside (request bodies, P2P "
+          "messages, DHT records, answers of webhooks and LLM servers); deeper input is refused (400 on the API) "
+          "before anything is stored.")
+          .Range(4, 1000),
+      Key("node.json_max_elements", BZZZ_FIELD(node.json_max_elements),
+          "Most values in one JSON text from outside (containers plus separators); more is refused like too deep.")
+          .Range(16, 100000000),
 
       // http
       Key("http.host", BZZZ_FIELD(http.host), "Address the HTTP API listens on.")

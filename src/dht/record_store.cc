@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/json.h"
 #include "dht/probe.h"
 #include "security/authenticator.h"
 
@@ -130,7 +131,7 @@ std::string Assemble(std::string_view name, std::vector<Bytes> blobs, RawRecord*
   if (f.kind != p2p::FrameKind::kRecord || f.topic != name || f.messages.empty() || f.messages[0].type != "meta") {
     return "not a record frame for this name";
   }
-  const json meta = json::parse(f.messages[0].data, nullptr, false);
+  const json meta = ParseJson(f.messages[0].data);
   if (!meta.is_object()) return "record meta is not JSON";
   Record r;
   r.name = std::string(name);
@@ -299,7 +300,7 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     for (auto& c : frames) {
       if (done.count(c.writer)) continue;
       const p2p::Decoded d = p2p::DecodeFrame(c.frame.data(), c.frame.size());
-      const json meta = json::parse(d.frame.messages[0].data, nullptr, false);
+      const json meta = ParseJson(d.frame.messages[0].data);
       std::vector<std::string> keys;
       if (meta.is_object() && meta.contains("chunks") && meta["chunks"].is_array()) {
         for (const auto& k : meta["chunks"]) {
@@ -536,7 +537,7 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
       }
       const std::int64_t at = d.frame.sent_at_ns / 1'000'000;
       if (at + opts.config.provider_ttl.count() < now) continue;  // stale: its node stopped refreshing
-      const json body = json::parse(d.frame.messages[0].data, nullptr, false);
+      const json body = ParseJson(d.frame.messages[0].data);
       Provider p;
       p.node_id = p2p::NodeIdOf(d.frame.sender);  // the signer, not what the body claims
       p.http_endpoint = body.is_object() && body.contains("http_endpoint") && body["http_endpoint"].is_string()
@@ -679,7 +680,7 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
   }
 
   void OnReplicateRequest(const p2p::Message& m) {
-    const json body = json::parse(m.envelope.data, nullptr, false);
+    const json body = ParseJson(m.envelope.data);
     if (!body.is_object() || !body.contains("name") || !body["name"].is_string()) return;
     const std::string name = body["name"].get<std::string>();
     if (!ValidateName(name).empty()) return;
@@ -725,7 +726,7 @@ Result<std::unique_ptr<RecordStore>> RecordStore::Start(Options options, p2p::P2
   // one; readers check the whole record again).
   p2p.SetRecordCheck([](const p2p::Frame& f) -> std::string {
     if (f.messages.empty() || f.messages[0].type != "meta") return "malformed";
-    const json meta = json::parse(f.messages[0].data, nullptr, false);
+    const json meta = ParseJson(f.messages[0].data);
     if (!meta.is_object()) return "malformed";
     if (meta.contains("chunks") && meta["chunks"].is_array() && !meta["chunks"].empty()) return "";
     if (f.messages.size() != 2 || f.messages[1].type != "content") return "malformed";

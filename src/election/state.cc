@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "base/json.h"
 #include "election/wire.h"
 
 namespace bzzz::election {
@@ -44,7 +45,7 @@ std::string HardStateToJson(const HardState& s) {
 }
 
 Result<HardState> HardStateFromJson(std::string_view text) {
-  json j = json::parse(text, nullptr, false);
+  json j = ParseJson(text);
   if (j.is_discarded() || !j.is_object()) return InvalidArgument("not a JSON object");
   HardState s;
   try {

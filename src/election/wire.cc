@@ -1,4 +1,5 @@
 #include "election/wire.h"
+#include "base/json.h"
 
 #include <algorithm>
 #include <cmath>
@@ -69,7 +70,7 @@ std::string EncodeMessage(const Message& m) {
 }
 
 Result<Message> DecodeMessage(std::string_view bytes) {
-  json j = json::parse(bytes, nullptr, false);
+  json j = ParseJson(bytes);
   if (j.is_discarded() || !j.is_object()) return InvalidArgument("election message is not a JSON object");
   Message m;
   auto type = j.find("type");

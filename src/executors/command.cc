@@ -1,6 +1,7 @@
 // The `command` executor: argv in the bubblewrap sandbox.
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "executors/executors.h"
 
 namespace bzzz::executors {
@@ -46,7 +47,7 @@ class CommandExecutor final : public Executor {
   std::string_view Kind() const override { return "command"; }
 
   Status Validate(std::string_view input) const override {
-    json j = json::parse(input, nullptr, false);
+    json j = ParseJson(input);
     if (Status s = ValidateCommandInput(j, true); !s.ok()) return s;
     if (j.value("network", false) && !sandbox_->config().allow_network) {
       return InvalidArgument("input.network: this node does not allow network access to tasks (agents.sandbox.allow_network)");
@@ -55,7 +56,7 @@ class CommandExecutor final : public Executor {
   }
 
   ExecResult Execute(const ExecContext& ctx) override {
-    json j = json::parse(ctx.input, nullptr, false);
+    json j = ParseJson(ctx.input);
     SandboxRequest r;
     r.argv = j["argv"].get<std::vector<std::string>>();
     r.network = j.value("network", false);

@@ -1,4 +1,5 @@
 #include "executors/executor.h"
+#include "base/json.h"
 
 #include <thread>
 #include <vector>
@@ -51,7 +52,7 @@ class BuiltinExecutor final : public Executor {
   std::string_view Kind() const override { return "builtin"; }
 
   Status Validate(std::string_view input) const override {
-    json j = json::parse(input, nullptr, false);
+    json j = ParseJson(input);
     if (!j.is_object()) return InvalidArgument("input: builtin needs an object {\"op\": ...}");
     auto op = j.find("op");
     if (op == j.end() || !op->is_string()) return InvalidArgument("input.op: required string (echo, sleep, fail)");
@@ -75,7 +76,7 @@ class BuiltinExecutor final : public Executor {
   }
 
   ExecResult Execute(const ExecContext& ctx) override {
-    json j = json::parse(ctx.input, nullptr, false);
+    json j = ParseJson(ctx.input);
     const std::string op = j.value("op", "");
     if (op == "echo") {
       json out = {{"value", j.contains("value") ? j["value"] : json(nullptr)}};

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "executors/executors.h"
 #include "http/client.h"
 
@@ -36,7 +37,7 @@ class LlmExecutor final : public Executor {
   std::string_view Kind() const override { return "llm"; }
 
   Status Validate(std::string_view input) const override {
-    json j = json::parse(input, nullptr, false);
+    json j = ParseJson(input);
     if (!j.is_object()) return InvalidArgument("input: must be an object {\"prompt\": ...}");
     auto p = j.find("prompt");
     if (p == j.end() || !p->is_string() || p->get<std::string>().empty() || p->get<std::string>().size() > (256u << 10)) {
@@ -59,7 +60,7 @@ class LlmExecutor final : public Executor {
   }
 
   ExecResult Execute(const ExecContext& ctx) override {
-    json in = json::parse(ctx.input, nullptr, false);
+    json in = ParseJson(ctx.input);
     auto model = ChooseModel(in.value("model", ""), ctx);
     if (!model.ok()) return ExecResult::Failure(model.status().message());
     const int max_iterations = in.value("max_iterations", llm_.max_iterations);
@@ -130,7 +131,7 @@ class LlmExecutor final : public Executor {
     auto res = http::Call(Options(ctx), "GET", ollama ? "/api/tags" : "/v1/models");
     if (!res.ok()) return res.status();
     if (res->status != 200) return Unavailable("model list: server answered " + std::to_string(res->status));
-    json j = json::parse(res->body, nullptr, false);
+    json j = ParseJson(res->body);
     std::vector<std::string> offered;
     try {
       for (const auto& m : ollama ? j.at("models") : j.at("data")) {
@@ -157,7 +158,7 @@ class LlmExecutor final : public Executor {
     auto res = http::Call(Options(ctx), "POST", ollama ? "/api/chat" : "/v1/chat/completions", body.dump());
     if (!res.ok()) return res.status();
     if (res->status != 200) return Unavailable("chat: server answered " + std::to_string(res->status) + ": " + res->body.substr(0, 200));
-    json j = json::parse(res->body, nullptr, false);
+    json j = ParseJson(res->body);
     try {
       return ollama ? j.at("message").at("content").get<std::string>()
                     : j.at("choices").at(0).at("message").at("content").get<std::string>();

@@ -1,6 +1,7 @@
 // The `http` executor: POSTs the task to a webhook; the answer is the result.
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "executors/executors.h"
 #include "http/client.h"
 
@@ -15,7 +16,7 @@ class HttpExecutor final : public Executor {
   std::string_view Kind() const override { return "http"; }
 
   Status Validate(std::string_view input) const override {
-    json j = json::parse(input, nullptr, false);
+    json j = ParseJson(input);
     if (!j.is_object()) return InvalidArgument("input: must be an object {\"url\": ...}");
     auto url = j.find("url");
     if (url == j.end() || !url->is_string()) return InvalidArgument("input.url: required string");
@@ -37,7 +38,7 @@ class HttpExecutor final : public Executor {
   }
 
   ExecResult Execute(const ExecContext& ctx) override {
-    json j = json::parse(ctx.input, nullptr, false);
+    json j = ParseJson(ctx.input);
     http::ClientOptions options;
     options.url = j["url"].get<std::string>();
     options.user_agent = "bzzz-webhook";
@@ -54,7 +55,7 @@ class HttpExecutor final : public Executor {
       if (res.status().code() == StatusCode::kTimeout) return {ExecResult::Outcome::kTimedOut, {}, res.status().message()};
       return ExecResult::Failure(res.status().message());
     }
-    json answer = json::parse(res->body, nullptr, false);
+    json answer = ParseJson(res->body);
     json result = {{"status", res->status}, {"body", answer.is_discarded() ? json(res->body) : answer}};
     if (res->status < 200 || res->status > 299) {
       return ExecResult::Failure("webhook answered " + std::to_string(res->status), result.dump());

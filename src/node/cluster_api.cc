@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "base/clock.h"
 #include "config/loader.h"
 #include "p2p/topics.h"
@@ -98,7 +99,7 @@ Status AwaitAdmission(p2p::P2pNode& p2p, cl::Membership& membership, const confi
   const p2p::PublicKey own = p2p.identity().public_key();
   cl::Membership* m = &membership;
   p2p.OnDirect("cluster.admit", [wait, m, own](const p2p::Message& msg) {
-    const json j = json::parse(msg.envelope.data, nullptr, false);
+    const json j = ParseJson(msg.envelope.data);
     if (!j.is_object() || !j.contains("credential") || !j["credential"].is_string()) return;
     auto credential = cl::FromBase64Url(j["credential"].get<std::string>());
     std::string secret;
@@ -124,7 +125,7 @@ Status AwaitAdmission(p2p::P2pNode& p2p, cl::Membership& membership, const confi
     wait->cv.notify_all();
   });
   p2p.OnDirect("cluster.refused", [wait](const p2p::Message& msg) {
-    const json j = json::parse(msg.envelope.data, nullptr, false);
+    const json j = ParseJson(msg.envelope.data);
     std::lock_guard lock(wait->mu);
     wait->refused = j.is_object() && j.contains("reason") && j["reason"].is_string()
                         ? j["reason"].get<std::string>()
@@ -243,7 +244,7 @@ class ClusterServices::Impl {
         spdlog::warn("cluster: a member was revoked (relayed by {})", m.envelope.from);
       }
     } else if (m.envelope.type == "token-use" && m.sender_role == cl::NodeRole::kAdminCapable) {
-      const json j = json::parse(m.envelope.data, nullptr, false);
+      const json j = ParseJson(m.envelope.data);
       if (j.is_object() && j.contains("token") && j["token"].is_string() && j.contains("node_id") &&
           j["node_id"].is_string()) {
         membership->RecordTokenUse(j["token"].get<std::string>(), j["node_id"].get<std::string>());
@@ -254,7 +255,7 @@ class ClusterServices::Impl {
   // An admin answers renewal requests of members in good standing.
   void OnRenew(const p2p::Message& m) {
     if (!MayAdmit().empty()) return;
-    const json j = json::parse(m.envelope.data, nullptr, false);
+    const json j = ParseJson(m.envelope.data);
     if (!j.is_object() || !j.contains("credential") || !j["credential"].is_string()) return;
     auto raw = cl::FromBase64Url(j["credential"].get<std::string>());
     if (!raw.ok()) return;
@@ -266,7 +267,7 @@ class ClusterServices::Impl {
   }
 
   void OnRenewed(const p2p::Message& m) {
-    const json j = json::parse(m.envelope.data, nullptr, false);
+    const json j = ParseJson(m.envelope.data);
     if (!j.is_object() || !j.contains("credential") || !j["credential"].is_string()) return;
     auto raw = cl::FromBase64Url(j["credential"].get<std::string>());
     if (!raw.ok()) return;
@@ -490,7 +491,7 @@ Status ClusterServices::RegisterRoutes(http::Router& router) {
   routes.Add(http::Method::kPost, "/api/v1/cluster/tokens", "cluster:admin",
              "create a join token: {role: worker|admin-capable|bootstrap, ttl: \"1h\", uses: 1}",
              [impl](http::Request& req) {
-               const json j = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
+               const json j = req.body.empty() ? json::object() : ParseJson(req.body);
                auto bad = [&](const std::string& why) { return http::ErrorResponse(400, "bad_request", why, req.request_id); };
                if (!j.is_object()) return bad("body must be a JSON object {role, ttl, uses}");
                for (const auto& [k, v] : j.items()) {
@@ -532,7 +533,7 @@ Status ClusterServices::RegisterRoutes(http::Router& router) {
   routes.Add(http::Method::kPost, "/api/v1/cluster/revoke", "cluster:admin",
              "revoke a member: {node_id, reason}; every node drops its frames within seconds",
              [impl](http::Request& req) {
-               const json j = json::parse(req.body, nullptr, false);
+               const json j = ParseJson(req.body);
                if (!j.is_object() || !j.contains("node_id") || !j["node_id"].is_string() ||
                    (j.contains("reason") && !j["reason"].is_string())) {
                  return http::ErrorResponse(400, "bad_request", "body must be {\"node_id\": \"…\", \"reason\": \"…\"}",

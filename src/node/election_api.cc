@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "base/clock.h"
 #include "election/service.h"
 #include "election/wire.h"
@@ -291,7 +292,7 @@ Status ElectionNode::RegisterRoutes(http::Router& router) {
              nullptr, [impl](http::Request& req, http::Responder respond) {
                bool force = false;
                if (!req.body.empty()) {
-                 const json j = json::parse(req.body, nullptr, false);
+                 const json j = ParseJson(req.body);
                  if (!j.is_object() || (j.contains("force") && !j["force"].is_boolean())) {
                    respond(http::ErrorResponse(
                        400, "bad_request", "body must be {\"force\": true|false} or empty", req.request_id));
@@ -320,7 +321,7 @@ Status ElectionNode::RegisterRoutes(http::Router& router) {
       http::Method::kPost, "/api/election/electorate", "election:admin",
       "change the electorate by one member: {\"add\": node_id} or {\"remove\": node_id} (on the admin)",
       [impl](http::Request& req) {
-        const json j = json::parse(req.body, nullptr, false);
+        const json j = ParseJson(req.body);
         const bool add_one = j.is_object() && j.contains("add") && j["add"].is_string();
         const bool remove_one = j.is_object() && j.contains("remove") && j["remove"].is_string();
         if (add_one == remove_one || j.size() != 1) {

@@ -16,6 +16,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include "base/json.h"
 #include "config/loader.h"
 #include "dht/record_store.h"
 #include "http/router.h"
@@ -204,6 +205,7 @@ Status Node::Start() {
   const auto& cfg = n.config;
 
   BlockShutdownSignals();
+  SetJsonLimits({cfg.node.json_max_depth, cfg.node.json_max_elements});
 
   if (auto s = n.LockDataDir(); !s.ok()) return s;
   auto identity = p2p::NodeIdentity::LoadOrCreate((fs::path(cfg.node.data_dir) / "p2p").string());

@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "base/json.h"
 #include "base/clock.h"
 #include "http/blocking.h"
 #include "p2p/topics.h"
@@ -41,7 +42,7 @@ bool ReadTimeout(const std::string& body, std::chrono::milliseconds fallback, st
                  std::string* error) {
   *out = fallback;
   if (body.empty()) return true;
-  const json j = json::parse(body, nullptr, false);
+  const json j = ParseJson(body);
   if (!j.is_object()) {
     *error = "body must be a JSON object";
     return false;
@@ -82,7 +83,7 @@ class P2pServices::Impl : public std::enable_shared_from_this<P2pServices::Impl>
 
   void OnProbe(const p2p::Message& m) {
     if (m.envelope.type != "probe") return;
-    const json body = json::parse(m.envelope.data, nullptr, false);
+    const json body = ParseJson(m.envelope.data);
     if (!body.is_object() || !body.contains("nonce") || !body["nonce"].is_string()) return;
     const json ack = {{"nonce", body["nonce"]}, {"node_id", p2p.node_id()}};
     if (Status s = p2p.SendDirect(m.envelope.from, "probe-ack", ack.dump()); !s.ok()) {
@@ -91,7 +92,7 @@ class P2pServices::Impl : public std::enable_shared_from_this<P2pServices::Impl>
   }
 
   void OnProbeAck(const p2p::Message& m) {
-    const json body = json::parse(m.envelope.data, nullptr, false);
+    const json body = ParseJson(m.envelope.data);
     if (!body.is_object() || !body.contains("nonce") || !body["nonce"].is_string()) return;
     std::lock_guard lock(mu);
     auto it = probes.find(body["nonce"].get<std::string>());

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "election/admin_services.h"
 #include "executors/executors.h"
 #include "p2p/p2p.h"
@@ -479,7 +480,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
   });
   routes.Add(Method::kPost, "/api/v1/agents/scale", "agents:write", "set the pool size ({agents} or {delta})",
              [impl](http::Request& req) {
-               const json j = json::parse(req.body, nullptr, false);
+               const json j = ParseJson(req.body);
                if (!j.is_object()) return BadRequest("body: must be a JSON object {\"agents\": N} or {\"delta\": k}", req.request_id);
                const bool has_n = j.contains("agents"), has_d = j.contains("delta");
                if (has_n == has_d) return BadRequest("body: exactly one of \"agents\" and \"delta\"", req.request_id);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <variant>
 
+#include "base/json.h"
 #include "base/clock.h"
 #include "dht/record_store.h"
 #include "http/blocking.h"
@@ -309,7 +310,7 @@ class UcxiServices::Impl {
   }
 
   http::Response Post(http::Request& req) {
-    const json j = json::parse(req.body, nullptr, false);
+    const json j = ParseJson(req.body);
     if (!j.is_object()) {
       return Error(400, "INVALID_PAYLOAD",
                    "body must be a JSON object {address, content, content_type?, encoding?}", req.path,
@@ -358,7 +359,7 @@ class UcxiServices::Impl {
   }
 
   http::Response Announce(http::Request& req) {
-    const json j = json::parse(req.body, nullptr, false);
+    const json j = ParseJson(req.body);
     if (!j.is_object() || !j.contains("address") || !j["address"].is_string()) {
       return Error(400, "INVALID_PAYLOAD", "body must be {\"address\": \"ucxl://...\"}", req.path,
                    req.request_id);

@@ -12,6 +12,7 @@
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
+#include "base/json.h"
 #include "base/clock.h"
 #include "http/blocking.h"
 #include "ops/process_metrics.h"
@@ -29,7 +30,7 @@ double UptimeSeconds(const NodeInfo& info) {
 }
 
 json CheckJson(const CheckState& c, bool admin) {
-  json details = json::parse(c.details_json, nullptr, false);
+  json details = ParseJson(c.details_json);
   if (details.is_discarded()) details = json::object();
   json j = {
       {"status", HealthStatusName(c.status)},
@@ -248,7 +249,7 @@ Status RegisterOperationalRoutes(http::Router& router, OperationalApi deps) {
         {"requests", {{"recorded", a->deps.requests ? a->deps.requests->total() : 0}}},
     };
     for (const auto& section : a->deps.status_sections) {
-      json value = json::parse(section.json(), nullptr, false);
+      json value = ParseJson(section.json());
       body[section.name] = value.is_discarded() ? json(nullptr) : std::move(value);
     }
     return Response::Json(200, Dump(body));

@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/json.h"
 #include "cluster/membership.h"
 #include "p2p/probe.h"
 #include "p2p/topics.h"
@@ -125,7 +126,7 @@ std::string PresenceToJson(const Presence& p, std::string_view node_id, std::str
 }
 
 Result<Presence> PresenceFromJson(std::string_view text, std::string* node_name) {
-  const json j = json::parse(text, nullptr, false);
+  const json j = ParseJson(text);
   if (!j.is_object()) return InvalidArgument("presence is not a JSON object");
   Presence p;
   try {
@@ -1179,7 +1180,7 @@ class P2pNode::Impl {
       Reject(TopicClass::kInternal, d.ok() ? "wrong_topic" : "malformed", stage);
       return std::nullopt;
     }
-    const json j = json::parse(d.frame.messages[0].data, nullptr, false);
+    const json j = ParseJson(d.frame.messages[0].data);
     if (!j.is_object() || !j.contains("token") || !j["token"].is_string() ||
         (j.contains("name") && !j["name"].is_string())) {
       Reject(TopicClass::kInternal, "malformed", stage);

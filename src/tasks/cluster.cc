@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/json.h"
 #include "base/clock.h"
 
 namespace bzzz::tasks {
@@ -31,7 +32,7 @@ std::string EncodeReport(const LoadReport& r) {
 }
 
 Result<LoadReport> DecodeReport(std::string_view text) {
-  const json j = json::parse(text, nullptr, false);
+  const json j = ParseJson(text);
   if (!j.is_object()) return InvalidArgument("load report: not a JSON object");
   try {
     LoadReport r;
@@ -240,7 +241,7 @@ void ClusterLink::OnMessage(const std::string& from, const std::string& type, co
 }
 
 void ClusterLink::OnOffer(const std::string& from, const std::string& payload) {
-  const json j = json::parse(payload, nullptr, false);
+  const json j = ParseJson(payload);
   if (!j.is_object() || !j.contains("term") || !j["term"].is_number_unsigned() || !j.contains("worker") ||
       !j["worker"].is_string() || !j.contains("count") || !j["count"].is_number_integer()) {
     spdlog::warn("tasks: malformed offer from {}", from);
@@ -290,7 +291,7 @@ void ClusterLink::OnOffer(const std::string& from, const std::string& payload) {
 }
 
 void ClusterLink::OnGrant(const std::string& from, const std::string& payload) {
-  const json j = json::parse(payload, nullptr, false);
+  const json j = ParseJson(payload);
   if (!j.is_object() || !j.contains("jobs") || !j["jobs"].is_array() || j["jobs"].size() > kMaxBatch) {
     spdlog::warn("tasks: malformed grant from {}", from);
     return;
@@ -317,7 +318,7 @@ void ClusterLink::OnGrant(const std::string& from, const std::string& payload) {
 }
 
 void ClusterLink::OnExpect(const std::string& from, const std::string& payload) {
-  const json j = json::parse(payload, nullptr, false);
+  const json j = ParseJson(payload);
   if (!j.is_object() || !j.contains("term") || !j["term"].is_number_unsigned() || !j.contains("owner") ||
       !j["owner"].is_string() || !j.contains("count") || !j["count"].is_number_integer()) {
     spdlog::warn("tasks: malformed expectation from {}", from);
@@ -387,7 +388,7 @@ void ClusterLink::Finished(const Assignment& job, const AttemptOutcome& outcome)
 }
 
 void ClusterLink::OnResult(const std::string& from, const std::string& payload) {
-  const json j = json::parse(payload, nullptr, false);
+  const json j = ParseJson(payload);
   if (!j.is_object() || !j.contains("results") || !j["results"].is_array() || j["results"].size() > kMaxBatch) {
     spdlog::warn("tasks: malformed result from {}", from);
     return;
@@ -420,7 +421,7 @@ void ClusterLink::OnResult(const std::string& from, const std::string& payload) 
 }
 
 void ClusterLink::OnAck(const std::string& payload) {
-  const json j = json::parse(payload, nullptr, false);
+  const json j = ParseJson(payload);
   if (!j.is_object() || !j.contains("acks") || !j["acks"].is_array()) return;
   std::lock_guard lock(mu_);
   for (const auto& a : j["acks"]) {
@@ -432,7 +433,7 @@ void ClusterLink::OnAck(const std::string& payload) {
 }
 
 void ClusterLink::OnRenew(const std::string& from, const std::string& payload) {
-  const json j = json::parse(payload, nullptr, false);
+  const json j = ParseJson(payload);
   if (!j.is_object() || !j.contains("leases") || !j["leases"].is_array()) return;
   for (const auto& l : j["leases"]) {
     if (l.is_object() && l.contains("task_id") && l["task_id"].is_string() && l.contains("attempt") &&

@@ -1,4 +1,5 @@
 #include "tasks/codec.h"
+#include "base/json.h"
 
 #include <algorithm>
 
@@ -11,7 +12,7 @@ namespace {
 // Inputs and results are JSON text; the document embeds them as JSON.
 json Embed(const std::string& text) {
   if (text.empty()) return nullptr;
-  json j = json::parse(text, nullptr, false);
+  json j = ParseJson(text);
   return j.is_discarded() ? json(text) : j;
 }
 
@@ -123,8 +124,9 @@ Result<Task> TaskFromJson(const json& j) {
 }
 
 Result<SubmitRequest> ParseSubmitBody(std::string_view body, std::string_view header_key) {
-  const json j = json::parse(body, nullptr, false);
-  if (j.is_discarded()) return InvalidArgument("body: not valid JSON");
+  std::string why;
+  const json j = ParseJson(body, &why);
+  if (j.is_discarded()) return InvalidArgument("body: " + why);
   if (!j.is_object()) return InvalidArgument("body: must be a JSON object");
   static const char* kKnown[] = {"executor", "input", "idempotency_key", "priority", "max_attempts",
                                  "timeout_ms", "project", "name", "capabilities", "role"};
@@ -180,6 +182,12 @@ Result<SubmitRequest> ParseSubmitBody(std::string_view body, std::string_view he
     }
   }
   if (!header_key.empty()) {
+    // Header bytes are not checked by any JSON parser: printable ASCII only,
+    // or the stored task could not be written as JSON later.
+    if (header_key.size() > 255 ||
+        !std::all_of(header_key.begin(), header_key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; })) {
+      return InvalidArgument("Idempotency-Key header: 1..255 printable ASCII characters");
+    }
     if (!r.idempotency_key.empty() && r.idempotency_key != header_key) {
       return InvalidArgument("Idempotency-Key header and body.idempotency_key differ");
     }
@@ -204,7 +212,7 @@ storage::TaskRow ToRow(const Task& t) {
 }
 
 Result<Task> FromRow(const storage::TaskRow& row) {
-  json j = json::parse(row.doc, nullptr, false);
+  json j = ParseJson(row.doc);
   if (j.is_discarded()) return InvalidArgument("task " + row.id + ": stored document is not JSON");
   return TaskFromJson(j);
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
+#include "base/json.h"
 #include "dht/record_store.h"
 #include "security/authenticator.h"
 
@@ -34,7 +35,7 @@ json VersionJson(const ContextVersion& v) {
 
 // The versions in one writer's history record; `number` is left 0.
 Result<std::vector<ContextVersion>> HistoryFromJson(const std::string& key, const std::string& text) {
-  const json j = json::parse(text, nullptr, false);
+  const json j = ParseJson(text);
   if (!j.is_object() || !j.contains("versions") || !j["versions"].is_array() || j.value("key", "") != key) {
     return Unavailable("malformed UCXL history record for " + key);
   }
@@ -184,6 +185,12 @@ Result<Entry> ContextStore::Put(const Address& address, const Author& author, st
                              std::to_string(options_.max_content_bytes));
   }
   if (content_type.empty()) content_type = "application/octet-stream";
+  // A media type is printable ASCII (RFC 9110); anything else could not be
+  // written back as JSON, so it is refused before anything is stored.
+  if (content_type.size() > 255 || !std::all_of(content_type.begin(), content_type.end(),
+                                                [](char c) { return c >= 0x20 && c <= 0x7e; })) {
+    return InvalidArgument("content_type: at most 255 printable ASCII characters");
+  }
   const std::string key = ContentKey(address);
   ContextVersion v = NewVersion(key, author);
   v.content_type = std::move(content_type);

@@ -166,6 +166,41 @@ TEST(NodeE2E, ServesEveryOperationalEndpointAndExitsCleanlyOnSigterm) {
   EXPECT_EQ(unreachable.exit_code, 3) << unreachable.output;
 }
 
+// Bodies that once crashed the node or left it half-written: a task input
+// nested 70,000 deep (140 KB) and a UCXI put whose Content-Type is not
+// UTF-8. Each is a 400, the node lives on, and nothing was stored.
+TEST(NodeE2E, HostileBodiesAreRefusedAndChangeNothing) {
+  TempDir dir;
+  NodeProcess node(dir);
+  ASSERT_TRUE(node.WaitReady()) << node.Log();
+  cli::ClientOptions o;
+  o.url = node.Url();
+  o.token = kAdminToken;
+  o.timeout = 10s;
+  const std::string deep = R"({"executor":"builtin","input":)" + std::string(70000, '[') +
+                           std::string(70000, ']') + "}";
+  auto r = cli::Call(o, "POST", "/api/v1/tasks", deep);
+  ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << node.Log();
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("nests deeper"), std::string::npos) << r->body;
+  EXPECT_EQ(node.Status("GET", "/health/live"), 200);
+  auto list = cli::Call(o, "GET", "/api/v1/tasks");
+  ASSERT_TRUE(list.ok());
+  EXPECT_TRUE(json::parse(list->body)["tasks"].empty()) << list->body;
+
+  const std::string at = "/ucxi/v1/put?address=ucxl://alice:developer@bzzz:t/*%5E/x";
+  auto put = cli::Call(o, "PUT", at, "content", "text/\xff\xfe");
+  ASSERT_TRUE(put.ok());
+  EXPECT_EQ(put->status, 400) << put->body;
+  auto get = cli::Call(o, "GET", "/ucxi/v1/get?address=ucxl://alice:developer@bzzz:t/*%5E/x");
+  ASSERT_TRUE(get.ok());
+  EXPECT_EQ(get->status, 404) << get->body;
+  auto good = cli::Call(o, "PUT", at, "content", "text/plain");
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(good->status, 201) << good->body;
+  EXPECT_EQ(node.Status("GET", "/health/live"), 200);
+}
+
 TEST(NodeE2E, AdminShutdownEndsTheProcess) {
   TempDir dir;
   NodeProcess node(dir);

@@ -9,6 +9,7 @@
 #include "executors/executors.h"
 #include "storage/sqlite_store.h"
 #include "support/support.h"
+#include "tasks/codec.h"
 #include "tasks/manager.h"
 #include "tasks/pool.h"
 
@@ -120,6 +121,23 @@ TEST_F(ManagerTest, AcceptedTasksAreDurableAndSucceedExactlyOnce) {
     auto s = manager_->Stats();
     return s.ok() && s->by_state.size() == 1 && s->by_state[0] == std::make_pair(std::string("succeeded"), std::uint64_t{300});
   }, 5s));
+}
+
+// Bodies that once crashed a node or broke the store later: input nested
+// past the JSON depth limit, and an Idempotency-Key header that is not
+// printable ASCII.
+TEST(SubmitBodyTest, HostileBodiesAndHeadersAreRefused) {
+  const std::string deep = R"({"executor":"builtin","input":)" + std::string(70000, '[') +
+                           std::string(70000, ']') + "}";
+  auto r = ParseSubmitBody(deep, "");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("nests deeper"), std::string::npos) << r.status().message();
+  const std::string body = R"({"executor":"builtin","input":{"op":"echo"}})";
+  EXPECT_TRUE(ParseSubmitBody(body, "key-1").ok());
+  EXPECT_EQ(ParseSubmitBody(body, "bad\xff\xfekey").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseSubmitBody(body, "with space").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseSubmitBody(body, std::string(256, 'k')).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(ManagerTest, BadInputIsRefusedAndNothingIsStored) {

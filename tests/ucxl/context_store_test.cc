@@ -98,6 +98,12 @@ TEST(ContextStore, RefusesWhatItCannotStore) {
   EXPECT_EQ(cs.Put(A("ucxl://a:r@p:t/*^/x"), kAlice, "t", std::string(17, 'x')).status().code(),
             StatusCode::kResourceExhausted);
   EXPECT_EQ(cs.Get(A("ucxl://a:any@p:t/*^/x")).status().code(), StatusCode::kInvalidArgument);
+  // A content type that is not printable ASCII (it could not be written
+  // back as JSON): refused before anything is stored.
+  EXPECT_EQ(cs.Put(A("ucxl://a:r@p:t/*^/x"), kAlice, "text/\xff\xfe", "x").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(cs.Put(A("ucxl://a:r@p:t/*^/x"), kAlice, "text/plain\n", "x").status().code(),
+            StatusCode::kInvalidArgument);
   EXPECT_TRUE(cs.History(A("ucxl://a:r@p:t/*^/x"))->empty());  // nothing was stored
 }
 

@@ -1,0 +1,53 @@
+// Parsing untrusted JSON within limits: depth and element counts are
+// measured without recursion, brackets inside strings do not count, and
+// what exceeds a limit is refused before nlohmann sees it.
+#include "base/json.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace bzzz {
+namespace {
+
+std::string Nested(int depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+TEST(JsonLimits, DepthIsMeasuredAndRefused) {
+  const JsonLimits limits{8, 1000};
+  EXPECT_EQ(JsonShapeProblem(Nested(8), limits), "");
+  EXPECT_NE(JsonShapeProblem(Nested(9), limits).find("deeper than 8"), std::string::npos);
+  EXPECT_EQ(JsonShapeProblem(R"({"a":{"b":[1,2,{"c":[]}]}})", limits), "");
+  // Brackets in strings and escaped quotes are not structure.
+  EXPECT_EQ(JsonShapeProblem(R"(["[[[[[[[[[[[[[[[[", "\"[[[[[[[[[[[[["])", limits), "");
+}
+
+TEST(JsonLimits, ElementsAreCountedAndRefused) {
+  const JsonLimits limits{64, 10};
+  EXPECT_EQ(JsonShapeProblem("[1,2,3,4,5,6,7,8,9]", limits), "");
+  EXPECT_NE(JsonShapeProblem("[1,2,3,4,5,6,7,8,9,10,11,12]", limits).find("more than 10"), std::string::npos);
+  EXPECT_EQ(JsonShapeProblem(R"(["a,b,c,d,e,f,g,h,i,j,k,l,m"])", limits), "");
+}
+
+TEST(JsonLimits, ParseJsonRefusesWhatExceedsTheCurrentLimits) {
+  const JsonLimits before = CurrentJsonLimits();
+  EXPECT_EQ(before.max_depth, 64);
+  // The body that crashed a node: 70,000 nested arrays (140 KB).
+  std::string why;
+  const nlohmann::json deep = ParseJson(Nested(70000), &why);
+  EXPECT_TRUE(deep.is_discarded());
+  EXPECT_NE(why.find("deeper than 64"), std::string::npos) << why;
+  const nlohmann::json ok = ParseJson(Nested(64), &why);
+  EXPECT_FALSE(ok.is_discarded());
+  EXPECT_EQ(why, "");
+  EXPECT_TRUE(ParseJson("{not json", &why).is_discarded());
+  EXPECT_EQ(why, "malformed JSON");
+
+  SetJsonLimits({4, 100});
+  EXPECT_TRUE(ParseJson(Nested(5)).is_discarded());
+  EXPECT_FALSE(ParseJson(Nested(4)).is_discarded());
+  SetJsonLimits(before);
+  EXPECT_FALSE(ParseJson(Nested(5)).is_discarded());
+}
+
+}  // namespace
+}  // namespace bzzz
