@@ -36,7 +36,9 @@ struct HttpConfig {
   std::size_t body_limit_bytes = 1 << 20;   // larger bodies get 413
   Millis read_timeout{30000};               // time to receive one request
   Millis keepalive_timeout{60000};          // idle time between requests
+  Millis header_timeout{10000};             // first byte of a request to the end of its headers
   std::size_t max_connections = 10000;
+  std::size_t max_connections_per_client = 1024;
   bool access_log = true;
   std::string health_listen;                // optional "HOST:PORT" for probes only
 };

@@ -324,10 +324,18 @@ std::vector<KeyDef> BuildKeys() {
       Key("http.read_timeout", BZZZ_FIELD(http.read_timeout), "Time allowed to receive a request body and to write a response.")
           .Positive(),
       Key("http.keepalive_timeout", BZZZ_FIELD(http.keepalive_timeout),
-          "Time a connection may wait for the next request and its headers.")
+          "Time an idle connection may wait for the first byte of its next request.")
+          .Positive(),
+      Key("http.header_timeout", BZZZ_FIELD(http.header_timeout),
+          "Time from the first byte of a request to the end of its headers; a client that trickles its "
+          "headers is cut off here.")
           .Positive(),
       Key("http.max_connections", BZZZ_FIELD(http.max_connections),
           "Most simultaneous client connections; further ones are closed at once.")
+          .Min(1),
+      Key("http.max_connections_per_client", BZZZ_FIELD(http.max_connections_per_client),
+          "Most simultaneous connections from one client address; further ones are closed at once, so one "
+          "client cannot hold every slot.")
           .Min(1),
       Key("http.access_log", BZZZ_FIELD(http.access_log), "Log one line per HTTP request."),
       Key("http.health_listen", BZZZ_FIELD(http.health_listen),

@@ -31,6 +31,7 @@ struct HttpProbe::State {
   prometheus::Family<prometheus::Histogram>* durations = nullptr;
   prometheus::Gauge* in_flight = nullptr;
   prometheus::Gauge* connections = nullptr;
+  prometheus::Family<prometheus::Counter>* refused = nullptr;
   prometheus::Counter* errors = nullptr;
   std::vector<std::string> route_labels;  // by route id; last is "unmatched"
 
@@ -61,6 +62,10 @@ HttpProbe::HttpProbe(prometheus::Registry* registry, const Router& router) : sta
                        .Help("Open HTTP connections")
                        .Register(*registry)
                        .Add({});
+  s.refused = &prometheus::BuildCounter()
+                    .Name("bzzz_http_connections_refused_total")
+                    .Help("HTTP connections closed at accept, by reason (max_connections, per_client)")
+                    .Register(*registry);
   s.errors = &prometheus::BuildCounter()
                   .Name("bzzz_errors_total")
                   .Help("Errors by component")
@@ -106,6 +111,10 @@ void HttpProbe::RequestDone(std::string_view method, std::size_t route_id, int s
 
 void HttpProbe::InFlight(std::int64_t value) {
   if (state_->in_flight) state_->in_flight->Set(static_cast<double>(value));
+}
+
+void HttpProbe::Refused(std::string_view reason) {
+  if (state_->refused) state_->refused->Add({{"reason", std::string(reason)}}).Increment();
 }
 
 void HttpProbe::Connections(std::int64_t value) {

@@ -4,6 +4,7 @@
 //   no_http_request_duration_seconds{method,route}   (histogram)
 //   no_http_requests_in_flight
 //   no_http_open_connections
+//   bzzz_http_connections_refused_total{reason}     (max_connections, per_client)
 //   bzzz_errors_total{component="http"}             (5xx responses)
 //
 // Route labels are templates ("unmatched" for 404s), methods are the known
@@ -32,6 +33,8 @@ class HttpProbe {
   void RequestDone(std::string_view method, std::size_t route_id, int status, double seconds);
   void InFlight(std::int64_t value);
   void Connections(std::int64_t value);
+  // A connection closed at accept: "max_connections" or "per_client".
+  void Refused(std::string_view reason);
 
   static constexpr std::size_t kUnmatched = static_cast<std::size_t>(-1);
 

@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <unordered_map>
 #include <random>
 #include <thread>
 #include <unordered_set>
@@ -58,6 +59,7 @@ using Clock = std::chrono::steady_clock;
 
 // Idle keep-alive connections are closed this long after a drain starts.
 constexpr auto kDrainIdleGrace = std::chrono::milliseconds(1000);
+constexpr std::size_t kFirstRead = 4096;  // bytes read while waiting for a request to start
 
 bool ValidRequestId(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
@@ -129,6 +131,7 @@ struct Session {
   bool idle = true;                  // waiting for the first byte of a request
   Clock::time_point idle_since = Clock::now();
   std::string remote;
+  std::string client;                // remote address without the port: the per-client count
   std::string out;                   // serialized response; keeps its capacity
 };
 
@@ -266,12 +269,27 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   }
 
   void StartSession(Socket socket, bool probe_only) {
+    beast::error_code ec;
     if (connections_.load() >= static_cast<std::int64_t>(opt_.max_connections)) {
-      beast::error_code ec;
+      probe_.Refused("max_connections");
       socket.close(ec);
       return;
     }
+    const auto ep = socket.remote_endpoint(ec);
+    std::string client = ec ? std::string() : ep.address().to_string();
+    if (!client.empty()) {
+      // One client address may not hold more than its share of the slots.
+      std::lock_guard lock(clients_mu_);
+      std::size_t& held = clients_[client];
+      if (held >= opt_.max_connections_per_client) {
+        probe_.Refused("per_client");
+        socket.close(ec);
+        return;
+      }
+      ++held;
+    }
     auto session = std::make_shared<Session>(std::move(socket));
+    session->client = std::move(client);
     auto executor = session->stream.get_executor();
     asio::co_spawn(executor, Serve(shared_from_this(), session, probe_only), asio::detached);
   }
@@ -297,6 +315,11 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     beast::error_code ec;
     session->stream.socket().shutdown(asio::socket_base::shutdown_send, ec);
     session->stream.close();
+    if (!session->client.empty()) {
+      std::lock_guard lock(self->clients_mu_);
+      auto it = self->clients_.find(session->client);
+      if (it != self->clients_.end() && --it->second == 0) self->clients_.erase(it);
+    }
     self->Track(session, false);
   }
 
@@ -323,9 +346,20 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 
       s.idle = s.buffer.size() == 0;
       s.idle_since = Clock::now();
-      s.stream.expires_after(draining_.load() ? kDrainIdleGrace : opt_.keepalive_timeout);
-      co_await bhttp::async_read_header(s.stream, s.buffer, parser, asio::redirect_error(kUseAwaitable, ec));
+      if (s.buffer.size() == 0) {
+        // Idle between requests: up to the keep-alive timeout for the first
+        // byte. From then on the whole header must come within
+        // header_timeout, so a client that trickles bytes cannot keep a
+        // connection for long.
+        s.stream.expires_after(draining_.load() ? kDrainIdleGrace : opt_.keepalive_timeout);
+        const std::size_t n = co_await s.stream.async_read_some(s.buffer.prepare(kFirstRead),
+                                                                asio::redirect_error(kUseAwaitable, ec));
+        if (ec) co_return;  // closed, or idle too long: nothing to answer
+        s.buffer.commit(n);
+      }
       s.idle = false;
+      s.stream.expires_after(opt_.header_timeout);
+      co_await bhttp::async_read_header(s.stream, s.buffer, parser, asio::redirect_error(kUseAwaitable, ec));
       const auto started = Clock::now();
       const auto arrived = std::chrono::system_clock::now();
       if (ec) {
@@ -665,6 +699,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 
   std::atomic<std::int64_t> in_flight_{0};
   std::atomic<std::int64_t> connections_{0};
+  std::mutex clients_mu_;
+  std::unordered_map<std::string, std::size_t> clients_;  // open connections per client address
   std::atomic<std::uint64_t> served_{0};
   std::atomic<bool> draining_{false};
   std::mutex drain_mu_;

@@ -45,9 +45,11 @@ struct ServerOptions {
   int threads = 0;                         // 0: half the hardware threads, at least one
   std::size_t body_limit_bytes = 1 << 20;
   std::size_t header_limit_bytes = 16 << 10;
-  std::chrono::milliseconds read_timeout{30000};
-  std::chrono::milliseconds keepalive_timeout{60000};
+  std::chrono::milliseconds read_timeout{30000};       // the body of a request; writing a response
+  std::chrono::milliseconds keepalive_timeout{60000};  // idle, until the first byte of a request
+  std::chrono::milliseconds header_timeout{10000};     // from that byte to the end of the headers
   std::size_t max_connections = 10000;
+  std::size_t max_connections_per_client = 1024;       // open connections of one client address
   bool access_log = true;
 };
 

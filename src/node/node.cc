@@ -402,7 +402,9 @@ Status Node::Start() {
   options.body_limit_bytes = cfg.http.body_limit_bytes;
   options.read_timeout = cfg.http.read_timeout;
   options.keepalive_timeout = cfg.http.keepalive_timeout;
+  options.header_timeout = cfg.http.header_timeout;
   options.max_connections = cfg.http.max_connections;
+  options.max_connections_per_client = cfg.http.max_connections_per_client;
   options.access_log = cfg.http.access_log;
   if (!cfg.http.health_listen.empty()) {
     options.probe_port = ParsePort(cfg.http.health_listen, &options.probe_host);

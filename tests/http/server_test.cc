@@ -2,6 +2,12 @@
 // limits, access control, async handlers, keep-alive, metrics and drain.
 #include "http/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <prometheus/registry.h>
@@ -316,6 +322,131 @@ TEST(ServerStartTest, PortInUseIsUnavailable) {
   const Status s = second.Start();
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find(std::to_string(first.Port())), std::string::npos);
+}
+
+
+// A TCP connection to 127.0.0.1:port from `source` (any 127.0.0.0/8
+// address); -1 when it cannot connect.
+int ConnectFrom(const char* source, std::uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &local.sin_addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+    close(fd);
+    return -1;
+  }
+  sockaddr_in server{};
+  server.sin_family = AF_INET;
+  server.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &server.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&server), sizeof server) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+// Whether the server closed `fd` (end of file or reset) within the socket's
+// receive timeout.
+bool ClosedByServer(int fd) {
+  char c;
+  const ssize_t n = recv(fd, &c, 1, 0);
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+class HostileClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto router = std::make_shared<Router>();
+    Route r;
+    r.method = Method::kGet;
+    r.pattern = "/health/live";
+    r.permission = std::string(kPublic);
+    r.handler = [](Request&) { return Response::Json(200, R"({"status":"alive"})"); };
+    ASSERT_TRUE(router->Add(std::move(r)));
+    ServerOptions options;
+    options.port = 0;
+    options.threads = 1;
+    options.access_log = false;
+    options.header_timeout = std::chrono::milliseconds(500);
+    options.max_connections_per_client = 4;
+    server = std::make_unique<Server>(options, router, nullptr, &registry);
+    ASSERT_TRUE(server->Start().ok());
+  }
+  void TearDown() override { server->Stop(); }
+
+  prometheus::Registry registry;
+  std::unique_ptr<Server> server;
+};
+
+// A client that trickles its headers (slowloris) is cut off at
+// header_timeout, long before the keep-alive timeout, however steadily it
+// sends.
+TEST_F(HostileClientTest, TrickledHeadersAreCutOffAtTheHeaderTimeout) {
+  const int fd = ConnectFrom("127.0.0.1", server->Port());
+  ASSERT_GE(fd, 0);
+  const std::string request = "GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+  bool closed = false;
+  for (std::size_t i = 0; i < request.size() && !closed; ++i) {
+    if (send(fd, &request[i], 1, MSG_NOSIGNAL) != 1) closed = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // 5 s in all, if the server let it
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 0) > 0) closed = ClosedByServer(fd);
+  }
+  EXPECT_TRUE(closed || ClosedByServer(fd));
+  close(fd);
+}
+
+// One client address holds at most max_connections_per_client connections;
+// its next one is closed at once, while another client is served.
+TEST_F(HostileClientTest, OneClientCannotHoldEverySlot) {
+  std::vector<int> held;
+  for (int i = 0; i < 4; ++i) {
+    const int fd = ConnectFrom("127.0.0.2", server->Port());
+    ASSERT_GE(fd, 0);
+    held.push_back(fd);
+  }
+  // Accepted by the server before the fifth arrives.
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        const std::string text = [&] {
+          std::ostringstream out;
+          prometheus::TextSerializer().Serialize(out, registry.Collect());
+          return out.str();
+        }();
+        return text.find("no_http_open_connections 4") != std::string::npos;
+      },
+      std::chrono::seconds(5)));
+  const int fifth = ConnectFrom("127.0.0.2", server->Port());
+  ASSERT_GE(fifth, 0);  // the kernel completes the handshake; the server closes it
+  EXPECT_TRUE(ClosedByServer(fifth));
+  close(fifth);
+  // Another address is served meanwhile.
+  const std::string answer = RawExchange(server->Port(), "GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(RawStatus(answer), 200) << answer;
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry.Collect());
+  EXPECT_NE(out.str().find("bzzz_http_connections_refused_total{reason=\"per_client\"} 1"), std::string::npos)
+      << out.str();
+  // Closing one frees a slot for that client again.
+  close(held.back());
+  held.pop_back();
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        const int fd = ConnectFrom("127.0.0.2", server->Port());
+        if (fd < 0) return false;
+        const std::string req = "GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+        char buf[512];
+        const ssize_t n = recv(fd, buf, sizeof buf, 0);
+        close(fd);
+        return n > 12 && std::string(buf, 12) == "HTTP/1.1 200";
+      },
+      std::chrono::seconds(5)));
+  for (int fd : held) close(fd);
 }
 
 }  // namespace
