@@ -125,6 +125,13 @@ struct SandboxConfig {
   int max_processes = 512;                  // RLIMIT_NPROC of a task's uid: fork bombs stop here
 };
 
+// The `http` executor (webhooks). What a task may reach: see
+// executors/address_policy.h.
+struct WebhookConfig {
+  std::vector<std::string> allow;              // hosts and CIDRs allowed although internal
+  std::size_t max_response_bytes = 1 << 20;    // longer answers fail the attempt
+};
+
 // The `llm` executor: an Ollama or OpenAI-compatible server.
 struct LlmConfig {
   std::string endpoint;                     // "http://127.0.0.1:11434"; "" disables the llm executor
@@ -140,6 +147,7 @@ struct AgentsConfig {
   Millis heartbeat_interval{1000};
   AutoscalingConfig autoscaling;
   SandboxConfig sandbox;
+  WebhookConfig http;
   LlmConfig llm;
 };
 

@@ -5,6 +5,9 @@
 // new key is added in one place and cannot be half supported.
 #include "config/loader.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -238,6 +241,33 @@ std::string CheckBindHostPort(std::string_view value) {
     return CheckHostPort(with_port).empty() ? "" : CheckHostPort(value);
   }
   return CheckHostPort(value);
+}
+
+// A host name, an IP address, or a CIDR (agents.http.allow).
+std::string CheckHostOrCidr(std::string_view value) {
+  const std::string error = "expected a host name, an IP address or a CIDR (10.0.0.0/8, fd00::/8), got " + Quote(value);
+  std::string addr(value);
+  int max_prefix = -1;
+  std::string prefix;
+  if (const auto slash = addr.find('/'); slash != std::string::npos) {
+    prefix = addr.substr(slash + 1);
+    addr.resize(slash);
+  }
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, addr.c_str(), buf) == 1) max_prefix = 32;
+  if (inet_pton(AF_INET6, addr.c_str(), buf) == 1) max_prefix = 128;
+  if (max_prefix < 0) {
+    const bool name = !value.empty() && value.size() <= 253 && prefix.empty() &&
+                      std::all_of(value.begin(), value.end(), [](unsigned char c) {
+                        return std::isalnum(c) || c == '-' || c == '.';
+                      });
+    return name ? "" : error;
+  }
+  if (prefix.empty()) return "";
+  int bits = -1;
+  auto [end, ec] = std::from_chars(prefix.data(), prefix.data() + prefix.size(), bits);
+  if (ec != std::errc() || end != prefix.data() + prefix.size() || bits < 0 || bits > max_prefix) return error;
+  return "";
 }
 
 std::string CheckOptionalHostPort(std::string_view value) {
@@ -529,6 +559,14 @@ std::vector<KeyDef> BuildKeys() {
           "Most processes of one running task (RLIMIT_NPROC of its uid): fork bombs stop here. Not enforced for "
           "root (uid_range_start -1).")
           .Range(16, 1 << 22),
+      Key("agents.http.allow", BZZZ_FIELD(agents.http.allow),
+          "Hosts and CIDRs the http executor may reach although they are loopback, link-local, private, "
+          "multicast or this node's own addresses (all refused by default).")
+          .Check(CheckHostOrCidr),
+      Key("agents.http.max_response_bytes", BZZZ_FIELD(agents.http.max_response_bytes),
+          "Longest webhook answer the http executor reads; a longer one fails the attempt.")
+          .Bytes()
+          .Range(1024, 64.0 * (1 << 20)),
       Key("agents.llm.endpoint", BZZZ_FIELD(agents.llm.endpoint),
           "Base URL of the LLM server (e.g. http://127.0.0.1:11434); empty disables the llm executor."),
       Key("agents.llm.api", BZZZ_FIELD(agents.llm.api), "Protocol of the LLM server.").OneOf({"ollama", "openai"}),

@@ -1,5 +1,6 @@
 // The `command` executor: argv in the bubblewrap sandbox.
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "base/json.h"
 #include "executors/executors.h"
@@ -101,7 +102,11 @@ std::unique_ptr<ExecutorRegistry> MakeRegistry(const config::Config& config) {
   auto sandbox = std::make_shared<Sandbox>(config.agents.sandbox, config.node.data_dir);
   registry->Add(MakeBuiltinExecutor());
   registry->Add(MakeCommandExecutor(sandbox));
-  registry->Add(MakeHttpExecutor());
+  if (auto http = MakeHttpExecutor(config.agents.http); http.ok()) {
+    registry->Add(std::move(http).value());
+  } else {
+    spdlog::error("executors: no http executor: {}", http.status().ToString());
+  }
   if (!config.agents.llm.endpoint.empty()) registry->Add(MakeLlmExecutor(config.agents.llm, sandbox));
   return registry;
 }

@@ -15,7 +15,8 @@ namespace bzzz::executors {
 std::unique_ptr<ExecutorRegistry> MakeRegistry(const config::Config& config);
 
 std::unique_ptr<Executor> MakeCommandExecutor(std::shared_ptr<Sandbox> sandbox);
-std::unique_ptr<Executor> MakeHttpExecutor();
+// InvalidArgument for an agents.http.allow entry that is neither a host nor a CIDR.
+Result<std::unique_ptr<Executor>> MakeHttpExecutor(const config::WebhookConfig& config);
 std::unique_ptr<Executor> MakeLlmExecutor(config::LlmConfig llm, std::shared_ptr<Sandbox> sandbox);
 
 // The reasoning loop's parsing, exposed for tests: the shell command in a

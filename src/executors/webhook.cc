@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/json.h"
+#include "executors/address_policy.h"
 #include "executors/executors.h"
 #include "http/client.h"
 
@@ -13,6 +14,8 @@ namespace {
 
 class HttpExecutor final : public Executor {
  public:
+  HttpExecutor(AddressPolicy policy, std::size_t max_response_bytes)
+      : policy_(std::move(policy)), max_response_bytes_(max_response_bytes) {}
   std::string_view Kind() const override { return "http"; }
 
   Status Validate(std::string_view input) const override {
@@ -42,7 +45,8 @@ class HttpExecutor final : public Executor {
     http::ClientOptions options;
     options.url = j["url"].get<std::string>();
     options.user_agent = "bzzz-webhook";
-    options.max_response_bytes = 8u << 20;
+    options.max_response_bytes = max_response_bytes_;
+    options.connect_check = [this](std::string_view host, std::string_view ip) { return policy_.Check(host, ip); };
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return {ExecResult::Outcome::kTimedOut, {}, "no time left"};
     options.timeout = left;
@@ -62,10 +66,18 @@ class HttpExecutor final : public Executor {
     }
     return ExecResult::Success(result.dump());
   }
+
+ private:
+  AddressPolicy policy_;
+  std::size_t max_response_bytes_;
 };
 
 }  // namespace
 
-std::unique_ptr<Executor> MakeHttpExecutor() { return std::make_unique<HttpExecutor>(); }
+Result<std::unique_ptr<Executor>> MakeHttpExecutor(const config::WebhookConfig& config) {
+  auto policy = AddressPolicy::Make(config.allow);
+  if (!policy.ok()) return policy.status();
+  return std::unique_ptr<Executor>(std::make_unique<HttpExecutor>(std::move(policy).value(), config.max_response_bytes));
+}
 
 }  // namespace bzzz::executors

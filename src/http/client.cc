@@ -1,6 +1,9 @@
 #include "http/client.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 
@@ -22,6 +25,33 @@ std::size_t Append(char* data, std::size_t size, std::size_t count, void* user) 
   }
   sink->body->append(data, size * count);
   return size * count;
+}
+
+// What the open-socket callback needs: the check, the URL's host, and why
+// an address was refused.
+struct ConnectGate {
+  const std::function<std::string(std::string_view, std::string_view)>* check;
+  std::string host;
+  std::string refused;
+};
+
+curl_socket_t OpenChecked(void* user, curlsocktype purpose, curl_sockaddr* address) {
+  auto* gate = static_cast<ConnectGate*>(user);
+  char text[INET6_ADDRSTRLEN] = {};
+  if (address->family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&address->addr)->sin_addr, text, sizeof text);
+  } else if (address->family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&address->addr)->sin6_addr, text, sizeof text);
+  } else {
+    gate->refused = "not an IP address";
+    return CURL_SOCKET_BAD;
+  }
+  if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
+  if (std::string why = (*gate->check)(gate->host, text); !why.empty()) {
+    gate->refused = std::move(why);
+    return CURL_SOCKET_BAD;
+  }
+  return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
 
 struct CurlGlobal {
@@ -71,6 +101,22 @@ Result<ClientResponse> Call(const ClientOptions& options, std::string_view metho
   curl_easy_setopt(curl, CURLOPT_USERAGENT, options.user_agent.c_str());
   // Never send the token to a host that redirects us elsewhere.
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+  ConnectGate gate{&options.connect_check, "", ""};
+  if (options.connect_check) {
+    if (CURLU* u = curl_url()) {
+      char* host = nullptr;
+      if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+          curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        gate.host = host;
+        curl_free(host);
+      }
+      curl_url_cleanup(u);
+    }
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, &OpenChecked);
+    curl_easy_setopt(curl, CURLOPT_OPENSOCKETDATA, &gate);
+    curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  }
 
   const CURLcode rc = curl_easy_perform(curl);
   long status = 0;
@@ -88,6 +134,9 @@ Result<ClientResponse> Call(const ClientOptions& options, std::string_view metho
   }
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     return Timeout("no answer from " + options.url + " within " + std::to_string(options.timeout.count()) + " ms");
+  }
+  if (rc != CURLE_OK && !gate.refused.empty()) {
+    return Unavailable("refused to connect to " + options.url + ": " + gate.refused);
   }
   if (rc != CURLE_OK) {
     return Unavailable("cannot reach " + options.url + ": " + curl_easy_strerror(rc));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,13 @@ struct ClientOptions {
   std::vector<std::string> headers;            // extra "Name: value" lines
   std::string user_agent = "bzzz-cli";
   std::size_t max_response_bytes = 64u << 20;  // a longer answer fails with ResourceExhausted
+  // When set: called with the URL's host and each address the connection
+  // is about to be made to (after resolution, so a second DNS answer gains
+  // nothing); a non-empty answer refuses that address, and a call that
+  // reaches no allowed address fails with the answer (Unavailable). Such a
+  // call also ignores proxy settings of the environment and speaks only
+  // http and https.
+  std::function<std::string(std::string_view host, std::string_view ip)> connect_check;
 };
 
 struct ClientResponse {

@@ -322,7 +322,11 @@ TEST_F(ExecutorsTest, HttpExecutorPostsTheTaskToAWebhook) {
     if (path == "/fail") return std::make_pair(500, std::string(R"({"error":"nope"})"));
     return std::make_pair(200, json{{"got", in["input"]}, {"task", in["task_id"]}}.dump());
   });
-  auto e = MakeHttpExecutor();
+  config::WebhookConfig webhooks;
+  webhooks.allow = {"127.0.0.1"};  // the test's server is on loopback
+  auto made = MakeHttpExecutor(webhooks);
+  ASSERT_TRUE(made.ok());
+  auto e = std::move(made).value();
   auto ok = Run(*e, json{{"url", server.url() + "/hook"}, {"body", {{"x", 1}}}}.dump());
   ASSERT_EQ(ok.outcome, ExecResult::Outcome::kSucceeded) << ok.error;
   json r = json::parse(ok.result);
@@ -333,6 +337,49 @@ TEST_F(ExecutorsTest, HttpExecutorPostsTheTaskToAWebhook) {
   EXPECT_EQ(bad.outcome, ExecResult::Outcome::kFailed);
   EXPECT_EQ(e->Validate(R"({"url":"ftp://x"})").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(e->Validate(R"({"url":"http://x","headers":{"A\r\nB":"c"}})").code(), StatusCode::kInvalidArgument);
+}
+
+// A task cannot make the node reach what only the node can reach: loopback
+// (by address or by a name that resolves there), link-local (cloud
+// metadata), private ranges, IPv4-mapped forms and the node's own
+// addresses, unless agents.http.allow names them; non-http schemes are
+// refused; an answer longer than the cap fails the attempt.
+TEST_F(ExecutorsTest, HttpExecutorRefusesInternalAddresses) {
+  std::atomic<int> hits{0};
+  MiniServer server([&](const std::string&, const std::string&, const std::string&) {
+    ++hits;
+    return std::make_pair(200, std::string(2000, 'x'));
+  });
+  auto made = MakeHttpExecutor(config::WebhookConfig{});
+  ASSERT_TRUE(made.ok());
+  auto e = std::move(made).value();
+  const std::string port = std::to_string(server.port());
+  for (const std::string& url : std::vector<std::string>{"http://127.0.0.1:" + port + "/", "http://localhost:" + port + "/",
+                                "http://[::ffff:127.0.0.1]:" + port + "/", "http://127.1:" + port + "/",
+                                "http://0x7f000001:" + port + "/", "http://169.254.169.254/latest/meta-data/",
+                                "http://10.1.2.3/", "http://192.168.0.1/", "http://[::1]:" + port + "/"}) {
+    auto r = Run(*e, json{{"url", url}}.dump(), 5s);
+    EXPECT_EQ(r.outcome, ExecResult::Outcome::kFailed) << url;
+    EXPECT_NE(r.error.find("refused to connect"), std::string::npos) << url << ": " << r.error;
+  }
+  EXPECT_EQ(hits.load(), 0);
+
+  // Allowed by CIDR or by host name; and the answer cap holds.
+  for (const std::vector<std::string>& allow : {std::vector<std::string>{"127.0.0.0/8"}, {"localhost"}}) {
+    config::WebhookConfig webhooks;
+    webhooks.allow = allow;
+    webhooks.max_response_bytes = 1024;
+    auto allowed = MakeHttpExecutor(webhooks);
+    ASSERT_TRUE(allowed.ok());
+    const std::string host = allow[0] == "localhost" ? "localhost" : "127.0.0.1";
+    auto r = Run(*allowed.value(), json{{"url", "http://" + host + ":" + port + "/"}}.dump(), 5s);
+    EXPECT_EQ(r.outcome, ExecResult::Outcome::kFailed);
+    EXPECT_NE(r.error.find("longer than 1024"), std::string::npos) << r.error;
+  }
+  EXPECT_EQ(hits.load(), 2);
+  config::WebhookConfig bad;
+  bad.allow = {"not a host"};
+  EXPECT_EQ(MakeHttpExecutor(bad).status().code(), StatusCode::kInvalidArgument);
 }
 
 // A scripted model: first asks to write and read a file in the sandbox, then
