@@ -9,7 +9,7 @@ reports the same new leader. Prints one JSON line per system.
 import argparse, json, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 import urllib.request
 
-TOKEN = "bench-election"
+TOKEN = "bench-election-" + os.urandom(12).hex()
 
 
 def free_port():

@@ -102,7 +102,7 @@ nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 wait_http "http://127.0.0.1:$nginx_port/health.json"
 
-admin_token=bench-$RANDOM$RANDOM
+admin_token=$(od -An -tx1 -N16 /dev/urandom | tr -d " \n")
 BZZZ_ADMIN_TOKEN=$admin_token start_bzzz default --log-level info   # access log on, as shipped
 default_port=$started_port
 quiet_port=$bzzz_probe_port           # access log off

@@ -45,7 +45,7 @@ rate=${RATE:-2000}
 paced_duration=${PACED_DURATION:-5}
 agents=${AGENTS:-2}
 p2p_base=${P2P_PORT_BASE:-19471}
-token=bench-$RANDOM$RANDOM
+token=$(od -An -tx1 -N16 /dev/urandom | tr -d " \n")
 
 for tool in wrk jq python3 curl; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (run scripts/setup.sh)" >&2; exit 1; }

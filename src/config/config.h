@@ -216,6 +216,8 @@ struct RateLimitConfig {
 
 struct SecurityConfig {
   bool rbac_enabled = true;
+  int auth_failure_limit = 20;              // failed authentications per client address and window
+  Millis auth_failure_window{60000};        // then 429 until the window ends
   std::vector<ApiToken> api_tokens;
   std::vector<RoleDefinition> roles;
   OidcConfig oidc;

@@ -638,6 +638,13 @@ std::vector<KeyDef> BuildKeys() {
       Key("security.rbac_enabled", BZZZ_FIELD(security.rbac_enabled),
           "Enforce role-based permissions on every route.")
           .Env({"NO_RBAC_ENABLED"}),
+      Key("security.auth_failure_limit", BZZZ_FIELD(security.auth_failure_limit),
+          "Failed authentications one client address may make within security.auth_failure_window; past it, "
+          "every request of that address needing an identity gets 429 until the window ends.")
+          .Range(1, 1000000),
+      Key("security.auth_failure_window", BZZZ_FIELD(security.auth_failure_window),
+          "The window of security.auth_failure_limit, and how long a throttled address waits at most.")
+          .Positive(),
       Key("security.api_tokens", BZZZ_FIELD(security.api_tokens),
           "Static API tokens: items {name, token_sha256 (64 lower-case hex digits), roles}; file or flag "
           "only."),
@@ -1781,7 +1788,11 @@ Json ValueToJson(const KeyDef& key, Config& config, bool mask_secrets) {
         } else if constexpr (std::is_same_v<T, std::vector<ApiToken>>) {
           Json list = Json::array();
           for (const ApiToken& t : *value) {
-            list.push_back(Json{{"name", t.name}, {"token_sha256", t.token_sha256}, {"roles", t.roles}});
+            // A bare SHA-256 of a token can be tested offline against
+            // guesses: masked like any secret.
+            list.push_back(Json{{"name", t.name},
+                                {"token_sha256", mask_secrets ? std::string("***") : t.token_sha256},
+                                {"roles", t.roles}});
           }
           return list;
         } else if constexpr (std::is_same_v<T, std::vector<RoleDefinition>>) {

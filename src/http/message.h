@@ -44,6 +44,7 @@ struct Request {
   Headers headers;
   std::string body;
   std::string remote_address;  // "127.0.0.1:53122"
+  std::string client_address;  // "127.0.0.1": what per-client limits count
 
   // Filled by the server before the handler runs.
   std::string request_id;

@@ -431,6 +431,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       req.method_text = std::string(method_text);
       req.target = std::string(beast_req.target());
       req.remote_address = s.remote;
+      req.client_address = s.client;
       for (const auto& field : beast_req) {
         req.headers.Add(std::string(field.name_string()), std::string(field.value()));
       }
@@ -525,13 +526,23 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     req.route = route.pattern;
     req.params = std::move(match.params);
 
-    if (route.permission != kPublic) {
+    if (route.permission == kPublic) {
+      // A public route may still tell a known caller more (health details):
+      // an identity is set when the request carries a valid one.
+      const std::string* authorization = req.headers.Find("Authorization");
+      if (authorization && access_) req.identity = access_->Identify(*authorization, req.client_address);
+    } else {
       if (!access_) {
         return router_->MakeError(req.path, 500, "internal", "access control is not configured", req.request_id);
       }
       const std::string* authorization = req.headers.Find("Authorization");
       auto decision = access_->Check(authorization ? std::string_view(*authorization) : std::string_view{},
-                                     route.permission);
+                                     route.permission, req.client_address);
+      if (decision.kind == security::AccessDecision::Kind::kThrottled) {
+        Response resp = router_->MakeError(req.path, 429, "too_many_requests", decision.reason, req.request_id);
+        resp.headers.Set("Retry-After", std::to_string(decision.retry_after_seconds));
+        return resp;
+      }
       if (decision.kind == security::AccessDecision::Kind::kUnauthenticated) {
         Response resp = router_->MakeError(req.path, 401, "unauthorized", decision.reason, req.request_id);
         resp.headers.Set("WWW-Authenticate", "Bearer realm=\"bzzz\"");

@@ -237,6 +237,12 @@ Status Node::Start() {
 
   // Identities: configured API tokens and the bootstrap admin token.
   const char* bootstrap = std::getenv("BZZZ_ADMIN_TOKEN");
+  if (bootstrap != nullptr && *bootstrap != '\0') {
+    if (auto why = security::WeakTokenReason(bootstrap); !why.empty()) {
+      return InvalidArgument("BZZZ_ADMIN_TOKEN is too weak: " + why +
+                             " (make one with: openssl rand -hex 24)");
+    }
+  }
   std::vector<std::unique_ptr<security::Authenticator>> authenticators;
   authenticators.push_back(std::make_unique<security::StaticTokenAuthenticator>(
       cfg.security.api_tokens, bootstrap ? std::string_view(bootstrap) : std::string_view{}));
@@ -262,8 +268,11 @@ Status Node::Start() {
       }
     }
   }
+  security::FailureThrottleOptions throttle;
+  throttle.failure_limit = cfg.security.auth_failure_limit;
+  throttle.failure_window = cfg.security.auth_failure_window;
   auto access = std::make_shared<security::AccessController>(std::move(authenticators), std::move(rbac),
-                                                             cfg.security.rbac_enabled, metrics);
+                                                             cfg.security.rbac_enabled, metrics, throttle);
 
   n.requests = std::make_shared<ops::RequestLog>(cfg.operations.debug_requests_capacity);
   const auto now = std::chrono::system_clock::now();

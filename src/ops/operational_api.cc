@@ -55,6 +55,16 @@ json ChecksJson(const std::vector<CheckState>& checks, bool admin) {
   return out;
 }
 
+// What an anonymous caller sees of the checks: status and criticality, no
+// messages or details (they name paths, peers and errors). A caller with a
+// valid token sees everything.
+json VisibleChecksJson(const std::vector<CheckState>& checks, bool known_caller) {
+  if (known_caller) return ChecksJson(checks, false);
+  json out = json::object();
+  for (const auto& c : checks) out[c.name] = {{"status", HealthStatusName(c.status)}, {"critical", c.critical}};
+  return out;
+}
+
 int StatusCodeFor(HealthStatus status) { return status == HealthStatus::kUnhealthy ? 503 : 200; }
 
 struct Api {
@@ -183,9 +193,10 @@ Status RegisterOperationalRoutes(http::Router& router, OperationalApi deps) {
                            {"shutting_down", stopping}};
               return Response::Json(ready ? 200 : 503, Dump(body));
             });
-  ok &= add(Method::kGet, "/health/detailed", std::string(http::kPublic), true, "every check, run live",
+  ok &= add(Method::kGet, "/health/detailed", std::string(http::kPublic), true, "every check, run live (details with a valid token)",
             nullptr, [api](Request& req, http::Responder respond) {
-              api->runs.Run("detailed", req.request_id, std::move(respond), [api] {
+              const bool known = req.identity.authenticated;
+              api->runs.Run("detailed", req.request_id, std::move(respond), [api, known] {
                 const auto checks = api->deps.health->RunAllNow();
                 const auto status = Rollup(checks);
                 const auto& i = api->deps.info;
@@ -196,17 +207,17 @@ Status RegisterOperationalRoutes(http::Router& router, OperationalApi deps) {
                              {"version", i.version},
                              {"node_id", i.node_id},
                              {"role", i.role},
-                             {"checks", ChecksJson(checks, false)},
-                             {"process", Process()}};
+                             {"checks", VisibleChecksJson(checks, known)}};
+                if (known) body["process"] = Process();
                 return Response::Json(StatusCodeFor(status), Dump(body));
               });
             });
-  ok &= add(Method::kGet, "/health/checks", std::string(http::kPublic), true, "cached check results by name",
-            [api](Request&) {
+  ok &= add(Method::kGet, "/health/checks", std::string(http::kPublic), true, "cached check results by name (details with a valid token)",
+            [api](Request& req) {
               const auto checks = api->deps.health->Snapshot();
               json body = {{"status", HealthStatusName(Rollup(checks))},
                            {"timestamp", FormatIso8601(std::chrono::system_clock::now())},
-                           {"checks", ChecksJson(checks, false)}};
+                           {"checks", VisibleChecksJson(checks, req.identity.authenticated)}};
               return Response::Json(200, Dump(body));
             });
   if (api->deps.metrics) {

@@ -1,6 +1,8 @@
 #include "security/access_controller.h"
 
+#include <algorithm>
 #include <cctype>
+#include <iterator>
 
 #include "security/probe.h"
 
@@ -26,17 +28,76 @@ bool IsBearer(std::string_view scheme) {
 }  // namespace
 
 AccessController::AccessController(std::vector<std::unique_ptr<Authenticator>> authenticators, Rbac rbac,
-                                   bool rbac_enabled, prometheus::Registry* metrics)
+                                   bool rbac_enabled, prometheus::Registry* metrics, FailureThrottleOptions throttle)
     : authenticators_(std::move(authenticators)),
       rbac_(std::move(rbac)),
       rbac_enabled_(rbac_enabled),
-      probe_(std::make_unique<SecurityProbe>(metrics)) {}
+      probe_(std::make_unique<SecurityProbe>(metrics)),
+      throttle_(throttle) {}
 
 AccessController::~AccessController() = default;
 
-AccessDecision AccessController::Check(std::string_view authorization_header, std::string_view permission) const {
+bool AccessController::Throttled(std::string_view client, AccessDecision* decision) const {
+  if (client.empty()) return false;
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(throttle_mu_);
+  auto it = failures_.find(std::string(client));
+  if (it == failures_.end() || !it->second.blocked) return false;
+  const auto left = it->second.window_start + throttle_.failure_window - now;
+  if (left <= std::chrono::steady_clock::duration::zero()) {
+    failures_.erase(it);
+    return false;
+  }
+  decision->kind = AccessDecision::Kind::kThrottled;
+  decision->retry_after_seconds =
+      static_cast<int>(std::chrono::ceil<std::chrono::seconds>(left).count());
+  decision->reason = "too many failed authentications from this address: try again in " +
+                     std::to_string(decision->retry_after_seconds) + " s";
+  return true;
+}
+
+void AccessController::CountFailure(std::string_view client) const {
+  if (client.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  bool started = false;
+  {
+    std::lock_guard lock(throttle_mu_);
+    if (failures_.size() >= throttle_.max_clients && !failures_.count(std::string(client))) {
+      // Drop windows that have ended; if none has, the oldest.
+      for (auto i = failures_.begin(); i != failures_.end();) {
+        i = now - i->second.window_start > throttle_.failure_window ? failures_.erase(i) : std::next(i);
+      }
+      if (failures_.size() >= throttle_.max_clients) {
+        auto oldest = std::min_element(failures_.begin(), failures_.end(), [](const auto& a, const auto& b) {
+          return a.second.window_start < b.second.window_start;
+        });
+        failures_.erase(oldest);
+      }
+    }
+    Failures& f = failures_[std::string(client)];
+    if (f.count == 0 || now - f.window_start > throttle_.failure_window) f = {now, 0, false};
+    if (++f.count > throttle_.failure_limit && !f.blocked) {
+      f.blocked = true;
+      started = true;
+    }
+  }
+  if (started) probe_->SuspiciousActivity();
+}
+
+Identity AccessController::Identify(std::string_view authorization_header, std::string_view client) const {
+  if (Trim(authorization_header).empty()) return {};
+  AccessDecision decision = Check(authorization_header, "", client);
+  return decision.identity.authenticated ? decision.identity : Identity{};
+}
+
+AccessDecision AccessController::Check(std::string_view authorization_header, std::string_view permission,
+                                       std::string_view client) const {
   AccessDecision decision;
   probe_->AuthAttempt();
+  if (Throttled(client, &decision)) {
+    probe_->AuthFailure("throttled");
+    return decision;
+  }
   const auto header = Trim(authorization_header);
   if (header.empty()) {
     probe_->AuthFailure("missing");
@@ -48,6 +109,7 @@ AccessDecision AccessController::Check(std::string_view authorization_header, st
   const auto token = space == std::string_view::npos ? std::string_view{} : Trim(header.substr(space + 1));
   if (!IsBearer(scheme) || token.empty() || token.size() > 8192) {
     probe_->AuthFailure("malformed");
+    CountFailure(client);
     decision.reason = "malformed Authorization header: expected 'Bearer <token>'";
     return decision;
   }
@@ -69,6 +131,7 @@ AccessDecision AccessController::Check(std::string_view authorization_header, st
   if (!decision.identity.authenticated) {
     probe_->TokenValidation(false);
     probe_->AuthFailure("invalid");
+    CountFailure(client);
     if (!recognized) decision.reason = "invalid credentials: no authenticator accepts this token";
     return decision;
   }
@@ -79,6 +142,7 @@ AccessDecision AccessController::Check(std::string_view authorization_header, st
   if (!allowed) {
     decision.kind = AccessDecision::Kind::kForbidden;
     decision.reason = "permission '" + std::string(permission) + "' is required";
+    if (!permission.empty()) probe_->Violation("http_forbidden");
     return decision;
   }
   decision.kind = AccessDecision::Kind::kAllowed;

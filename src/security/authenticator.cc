@@ -56,4 +56,18 @@ AuthResult StaticTokenAuthenticator::Authenticate(const Credentials& credentials
   return result;
 }
 
+std::string WeakTokenReason(std::string_view token) {
+  if (token.size() < 16) return "it has " + std::to_string(token.size()) + " characters, at least 16 are needed";
+  bool seen[256] = {};
+  int distinct = 0;
+  for (unsigned char c : token) {
+    if (!seen[c]) {
+      seen[c] = true;
+      ++distinct;
+    }
+  }
+  if (distinct < 8) return "it uses only " + std::to_string(distinct) + " distinct characters, at least 8 are needed";
+  return "";
+}
+
 }  // namespace bzzz::security

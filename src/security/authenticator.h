@@ -57,6 +57,12 @@ class StaticTokenAuthenticator final : public Authenticator {
   std::unordered_map<std::string, Identity> by_hash_;
 };
 
+// Why `token` is too weak to guard the API ("" when it is not): shorter
+// than 16 characters, or fewer than 8 distinct characters (a repeated or
+// trivially patterned string). Applied to tokens given in clear (the
+// bootstrap admin token); configured tokens are known only by their hash.
+std::string WeakTokenReason(std::string_view token);
+
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
 

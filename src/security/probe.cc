@@ -35,19 +35,26 @@ SecurityProbe::SecurityProbe(prometheus::Registry* registry) {
                        .Help("Requests denied for a missing permission")
                        .Register(*registry)
                        .Add({});
-  // Registered now so that dashboards and alerts see them from the start; the
-  // security subsystem's later parts (rate limiting, SHHH) increment them.
-  for (const char* reason : {"missing", "malformed", "invalid"}) failures_->Add({{"reason", reason}});
-  prometheus::BuildCounter()
-      .Name("no_security_violations_total")
-      .Help("Detected security violations (forged messages, tampering, policy breaches)")
-      .Register(*registry)
-      .Add({{"kind", "http_policy"}});
-  prometheus::BuildCounter()
-      .Name("no_suspicious_activity_total")
-      .Help("Suspicious activity (bursts of failures, probing)")
-      .Register(*registry)
-      .Add({});
+  // Registered now so that dashboards and alerts see them from the start.
+  for (const char* reason : {"missing", "malformed", "invalid", "throttled"}) failures_->Add({{"reason", reason}});
+  violations_ = &prometheus::BuildCounter()
+                     .Name("no_security_violations_total")
+                     .Help("Detected security violations (forged messages, tampering, policy breaches)")
+                     .Register(*registry);
+  violations_->Add({{"kind", "http_forbidden"}});
+  suspicious_ = &prometheus::BuildCounter()
+                     .Name("no_suspicious_activity_total")
+                     .Help("Suspicious activity (a client address throttled after a burst of failed authentications)")
+                     .Register(*registry)
+                     .Add({});
+}
+
+void SecurityProbe::Violation(std::string_view kind) {
+  if (violations_) violations_->Add({{"kind", std::string(kind)}}).Increment();
+}
+
+void SecurityProbe::SuspiciousActivity() {
+  if (suspicious_) suspicious_->Increment();
 }
 
 void SecurityProbe::AuthAttempt() {

@@ -19,9 +19,14 @@ class SecurityProbe {
   explicit SecurityProbe(prometheus::Registry* registry);
 
   void AuthAttempt();
-  void AuthFailure(std::string_view reason);  // "missing", "malformed", "invalid"
+  void AuthFailure(std::string_view reason);  // "missing", "malformed", "invalid", "throttled"
   void TokenValidation(bool valid);
   void RbacDecision(bool allowed);
+  // no_security_violations_total{kind}: "http_forbidden" (a known identity
+  // asked for a permission it lacks).
+  void Violation(std::string_view kind);
+  // no_suspicious_activity_total: a client address was throttled.
+  void SuspiciousActivity();
 
  private:
   prometheus::Counter* attempts_ = nullptr;
@@ -31,6 +36,8 @@ class SecurityProbe {
   prometheus::Counter* rbac_allowed_ = nullptr;
   prometheus::Counter* rbac_denied_decisions_ = nullptr;
   prometheus::Counter* rbac_denials_ = nullptr;
+  prometheus::Family<prometheus::Counter>* violations_ = nullptr;
+  prometheus::Counter* suspicious_ = nullptr;
 };
 
 }  // namespace bzzz::security

@@ -18,7 +18,7 @@ namespace bzzz::e2e {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-inline constexpr char kAdminToken[] = "e2e-admin";
+inline constexpr char kAdminToken[] = "e2e-admin-token-4d8b1e6f0a";
 
 // Fast presence so that joins and departures show within seconds.
 inline const std::vector<std::string> kFastP2p = {"--set", "p2p.presence_interval=300ms",

@@ -22,7 +22,7 @@ using testing::ReadFile;
 using testing::Process;
 using testing::TempDir;
 
-constexpr char kAdminToken[] = "e2e-admin-token";
+constexpr char kAdminToken[] = "e2e-admin-token-7f3a9c2e5b";
 constexpr char kUserToken[] = "e2e-user-token";
 
 struct CommandResult {
@@ -199,6 +199,37 @@ TEST(NodeE2E, HostileBodiesAreRefusedAndChangeNothing) {
   ASSERT_TRUE(good.ok());
   EXPECT_EQ(good->status, 201) << good->body;
   EXPECT_EQ(node.Status("GET", "/health/live"), 200);
+}
+
+// A bootstrap admin token that could be guessed stops the node at start
+// with a line that says why and how to make a good one.
+TEST(NodeE2E, WeakBootstrapTokenIsRefusedAtStart) {
+  TempDir dir;
+  Process node(BZZZ_BINARY,
+               {"serve", "--data-dir", dir.File("data"), "--p2p-listen", "127.0.0.1:0", "--http-listen",
+                "127.0.0.1:" + std::to_string(testing::FreePort())},
+               {"BZZZ_ADMIN_TOKEN=x"}, dir.File("weak.log"));
+  EXPECT_NE(node.Wait(15s), 0);
+  const std::string log = ReadFile(dir.File("weak.log"));
+  EXPECT_NE(log.find("BZZZ_ADMIN_TOKEN is too weak"), std::string::npos) << log;
+  EXPECT_NE(log.find("openssl rand"), std::string::npos) << log;
+}
+
+// Guessing tokens: past security.auth_failure_limit failures one address
+// gets 429 with Retry-After on every protected route, even with the right
+// token, and the burst is counted.
+TEST(NodeE2E, TokenGuessingIsThrottled) {
+  TempDir dir;
+  NodeProcess node(dir, {"--set", "security.auth_failure_limit=5"});
+  ASSERT_TRUE(node.WaitReady()) << node.Log();
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(node.Status("GET", "/admin/status", "guess-" + std::to_string(i)), 401);
+  auto throttled = node.Call("GET", "/admin/status", kAdminToken);
+  ASSERT_TRUE(throttled.ok());
+  EXPECT_EQ(throttled->status, 429) << throttled->body;
+  EXPECT_EQ(node.Status("GET", "/health/live"), 200) << "public probes are not throttled";
+  auto metrics = node.Call("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("no_suspicious_activity_total 1"), std::string::npos);
 }
 
 TEST(NodeE2E, AdminShutdownEndsTheProcess) {

@@ -123,7 +123,7 @@ TEST_F(OperationalApiTest, UnhealthyCriticalCheckMakes503AndNotReady) {
 }
 
 TEST_F(OperationalApiTest, ChecksAreKeyedByName) {
-  auto b = Body(Call("GET", "/health/checks"));
+  auto b = Body(Call("GET", "/health/checks", kAdmin));
   ASSERT_TRUE(b["checks"].contains("storage-health"));
   ASSERT_TRUE(b["checks"].contains("memory"));
   const auto& c = b["checks"]["storage-health"];
@@ -135,9 +135,27 @@ TEST_F(OperationalApiTest, ChecksAreKeyedByName) {
 }
 
 TEST_F(OperationalApiTest, DetailedRunsEveryCheck) {
-  auto b = Body(Call("GET", "/health/detailed"));
+  auto b = Body(Call("GET", "/health/detailed", kAdmin));
   EXPECT_EQ(b["checks"].size(), 2u);
   EXPECT_TRUE(b["process"].contains("resident_bytes"));
+}
+
+// Without a token the health routes say how each check is, not why: no
+// messages, details (paths, errors) or process figures.
+TEST_F(OperationalApiTest, AnonymousCallersSeeStatusesOnly) {
+  for (const char* path : {"/health/detailed", "/health/checks"}) {
+    auto b = Body(Call("GET", path));
+    ASSERT_TRUE(b["checks"].contains("storage-health")) << path;
+    const auto& c = b["checks"]["storage-health"];
+    EXPECT_EQ(c["status"], "healthy") << path;
+    EXPECT_TRUE(c.contains("critical")) << path;
+    EXPECT_FALSE(c.contains("message")) << path;
+    EXPECT_FALSE(c.contains("details")) << path;
+    EXPECT_FALSE(b.contains("process")) << path;
+    // A bad token is no better than none.
+    auto bad = Body(Call("GET", path, "not-a-token"));
+    EXPECT_FALSE(bad["checks"]["storage-health"].contains("details")) << path;
+  }
 }
 
 TEST_F(OperationalApiTest, MetricsExposition) {

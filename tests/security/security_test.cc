@@ -3,6 +3,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <sstream>
+#include <thread>
 
 #include "security/access_controller.h"
 #include "security/redact.h"
@@ -99,7 +100,64 @@ TEST_F(AccessTest, Outcomes) {
   EXPECT_NE(m.find(R"(no_auth_failures_total{reason="malformed"} 2)"), std::string::npos);
   EXPECT_NE(m.find(R"(no_auth_failures_total{reason="invalid"} 1)"), std::string::npos);
   EXPECT_NE(m.find("no_rbac_denials_total 1"), std::string::npos);
-  EXPECT_NE(m.find("no_security_violations_total"), std::string::npos);
+  EXPECT_NE(m.find(R"(no_security_violations_total{kind="http_forbidden"} 1)"), std::string::npos) << m;
+}
+
+// A client address that fails to authenticate more than the limit within
+// the window is throttled (429, Retry-After) for the rest of it, whatever
+// it presents; other addresses are not; the episode is counted once as
+// suspicious activity.
+TEST(AccessThrottleTest, RepeatedFailuresFromOneAddressAreThrottled) {
+  prometheus::Registry registry;
+  std::vector<std::unique_ptr<Authenticator>> auth;
+  auth.push_back(std::make_unique<StaticTokenAuthenticator>(std::vector<config::ApiToken>{}, "root-token"));
+  FailureThrottleOptions throttle;
+  throttle.failure_limit = 3;
+  throttle.failure_window = std::chrono::minutes(1);
+  AccessController access(std::move(auth), Rbac(), true, &registry, throttle);
+  using Kind = AccessDecision::Kind;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(access.Check("Bearer guess-" + std::to_string(i), "admin:read", "10.0.0.1").kind,
+              Kind::kUnauthenticated);
+  }
+  const auto throttled = access.Check("Bearer root-token", "admin:read", "10.0.0.1");
+  EXPECT_EQ(throttled.kind, Kind::kThrottled);
+  EXPECT_GT(throttled.retry_after_seconds, 0);
+  EXPECT_LE(throttled.retry_after_seconds, 60);
+  EXPECT_FALSE(access.Identify("Bearer root-token", "10.0.0.1").authenticated);
+  EXPECT_EQ(access.Check("Bearer root-token", "admin:read", "10.0.0.2").kind, Kind::kAllowed);
+  EXPECT_EQ(access.Check("Bearer root-token", "admin:read").kind, Kind::kAllowed) << "no address: not throttled";
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry.Collect());
+  EXPECT_NE(out.str().find("no_suspicious_activity_total 1"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find(R"(no_auth_failures_total{reason="throttled"} 2)"), std::string::npos) << out.str();
+}
+
+TEST(AccessThrottleTest, ThrottleEndsWithItsWindowAndTracksBoundedClients) {
+  std::vector<std::unique_ptr<Authenticator>> auth;
+  auth.push_back(std::make_unique<StaticTokenAuthenticator>(std::vector<config::ApiToken>{}, "root-token"));
+  FailureThrottleOptions throttle;
+  throttle.failure_limit = 1;
+  throttle.failure_window = std::chrono::milliseconds(200);
+  throttle.max_clients = 8;
+  AccessController access(std::move(auth), Rbac(), true, nullptr, throttle);
+  using Kind = AccessDecision::Kind;
+  access.Check("Bearer x", "admin:read", "10.0.0.1");
+  access.Check("Bearer y", "admin:read", "10.0.0.1");
+  EXPECT_EQ(access.Check("Bearer root-token", "admin:read", "10.0.0.1").kind, Kind::kThrottled);
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  EXPECT_EQ(access.Check("Bearer root-token", "admin:read", "10.0.0.1").kind, Kind::kAllowed);
+  // Many addresses: the table stays bounded and keeps working.
+  for (int i = 0; i < 100; ++i) access.Check("Bearer z", "admin:read", "10.1.0." + std::to_string(i));
+  EXPECT_EQ(access.Check("Bearer root-token", "admin:read", "10.9.9.9").kind, Kind::kAllowed);
+}
+
+TEST(WeakTokenTest, ShortOrRepetitiveTokensAreWeak) {
+  EXPECT_NE(WeakTokenReason("x"), "");
+  EXPECT_NE(WeakTokenReason("e2e-admin"), "");
+  EXPECT_NE(WeakTokenReason("aaaaaaaaaaaaaaaaaaaaaaaa"), "");
+  EXPECT_NE(WeakTokenReason("abababababababababab"), "");
+  EXPECT_EQ(WeakTokenReason("3f9c2e7a1b8d4f60a5c3e9b7"), "");
 }
 
 TEST_F(AccessTest, ReasonsNeverEchoTheToken) {
