@@ -149,6 +149,7 @@ struct AgentsConfig {
   SandboxConfig sandbox;
   WebhookConfig http;
   LlmConfig llm;
+  std::string secrets_file;                 // JSON {"NAME": "value"} behind secret://NAME (mode 0600)
 };
 
 struct TasksConfig {

@@ -567,6 +567,9 @@ std::vector<KeyDef> BuildKeys() {
           "Longest webhook answer the http executor reads; a longer one fails the attempt.")
           .Bytes()
           .Range(1024, 64.0 * (1 << 20)),
+      Key("agents.secrets_file", BZZZ_FIELD(agents.secrets_file),
+          "JSON object file {\"NAME\": \"value\"} that secret://NAME in a task's env or webhook headers refers "
+          "to (after the environment variable BZZZ_SECRET_NAME); must not be readable by group or others."),
       Key("agents.llm.endpoint", BZZZ_FIELD(agents.llm.endpoint),
           "Base URL of the LLM server (e.g. http://127.0.0.1:11434); empty disables the llm executor."),
       Key("agents.llm.api", BZZZ_FIELD(agents.llm.api), "Protocol of the LLM server.").OneOf({"ollama", "openai"}),

@@ -44,7 +44,8 @@ Status ValidateCommandInput(const json& j, bool need_argv) {
 
 class CommandExecutor final : public Executor {
  public:
-  explicit CommandExecutor(std::shared_ptr<Sandbox> sandbox) : sandbox_(std::move(sandbox)) {}
+  CommandExecutor(std::shared_ptr<Sandbox> sandbox, std::shared_ptr<const SecretStore> secrets)
+      : sandbox_(std::move(sandbox)), secrets_(std::move(secrets)) {}
   std::string_view Kind() const override { return "command"; }
 
   Status Validate(std::string_view input) const override {
@@ -62,6 +63,11 @@ class CommandExecutor final : public Executor {
     r.argv = j["argv"].get<std::vector<std::string>>();
     r.network = j.value("network", false);
     if (j.contains("env")) r.env = j["env"].get<std::map<std::string, std::string>>();
+    for (auto& [name, value] : r.env) {
+      auto secret = secrets_->Resolve(value);
+      if (!secret.ok()) return ExecResult::Failure("input.env." + name + ": " + secret.status().message());
+      value = std::move(secret).value();
+    }
     r.stdin_data = j.value("stdin", "");
     r.memory_mb = j.value("memory_mb", 0);
     r.max_output_bytes = j.value("max_output_bytes", std::size_t{0});
@@ -89,20 +95,24 @@ class CommandExecutor final : public Executor {
 
  private:
   std::shared_ptr<Sandbox> sandbox_;
+  std::shared_ptr<const SecretStore> secrets_;
 };
 
 }  // namespace
 
-std::unique_ptr<Executor> MakeCommandExecutor(std::shared_ptr<Sandbox> sandbox) {
-  return std::make_unique<CommandExecutor>(std::move(sandbox));
+std::unique_ptr<Executor> MakeCommandExecutor(std::shared_ptr<Sandbox> sandbox,
+                                              std::shared_ptr<const SecretStore> secrets) {
+  if (!secrets) secrets = std::make_shared<SecretStore>();
+  return std::make_unique<CommandExecutor>(std::move(sandbox), std::move(secrets));
 }
 
 std::unique_ptr<ExecutorRegistry> MakeRegistry(const config::Config& config) {
   auto registry = std::make_unique<ExecutorRegistry>();
   auto sandbox = std::make_shared<Sandbox>(config.agents.sandbox, config.node.data_dir);
   registry->Add(MakeBuiltinExecutor());
-  registry->Add(MakeCommandExecutor(sandbox));
-  if (auto http = MakeHttpExecutor(config.agents.http); http.ok()) {
+  auto secrets = std::make_shared<const SecretStore>(config.agents.secrets_file);
+  registry->Add(MakeCommandExecutor(sandbox, secrets));
+  if (auto http = MakeHttpExecutor(config.agents.http, secrets); http.ok()) {
     registry->Add(std::move(http).value());
   } else {
     spdlog::error("executors: no http executor: {}", http.status().ToString());

@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "executors/executor.h"
 #include "executors/sandbox.h"
+#include "executors/secrets.h"
 
 namespace bzzz::executors {
 
@@ -14,9 +15,13 @@ namespace bzzz::executors {
 // agents.llm.endpoint is set.
 std::unique_ptr<ExecutorRegistry> MakeRegistry(const config::Config& config);
 
-std::unique_ptr<Executor> MakeCommandExecutor(std::shared_ptr<Sandbox> sandbox);
+// `secrets` resolves secret:// references in `env` (null: environment only).
+std::unique_ptr<Executor> MakeCommandExecutor(std::shared_ptr<Sandbox> sandbox,
+                                              std::shared_ptr<const SecretStore> secrets = nullptr);
 // InvalidArgument for an agents.http.allow entry that is neither a host nor a CIDR.
-Result<std::unique_ptr<Executor>> MakeHttpExecutor(const config::WebhookConfig& config);
+// `secrets` resolves secret:// references in header values.
+Result<std::unique_ptr<Executor>> MakeHttpExecutor(const config::WebhookConfig& config,
+                                                   std::shared_ptr<const SecretStore> secrets = nullptr);
 std::unique_ptr<Executor> MakeLlmExecutor(config::LlmConfig llm, std::shared_ptr<Sandbox> sandbox);
 
 // The reasoning loop's parsing, exposed for tests: the shell command in a

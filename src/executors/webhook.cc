@@ -14,8 +14,8 @@ namespace {
 
 class HttpExecutor final : public Executor {
  public:
-  HttpExecutor(AddressPolicy policy, std::size_t max_response_bytes)
-      : policy_(std::move(policy)), max_response_bytes_(max_response_bytes) {}
+  HttpExecutor(AddressPolicy policy, std::size_t max_response_bytes, std::shared_ptr<const SecretStore> secrets)
+      : policy_(std::move(policy)), max_response_bytes_(max_response_bytes), secrets_(std::move(secrets)) {}
   std::string_view Kind() const override { return "http"; }
 
   Status Validate(std::string_view input) const override {
@@ -51,7 +51,14 @@ class HttpExecutor final : public Executor {
     if (left.count() <= 0) return {ExecResult::Outcome::kTimedOut, {}, "no time left"};
     options.timeout = left;
     if (j.contains("headers")) {
-      for (const auto& [k, v] : j["headers"].items()) options.headers.push_back(k + ": " + v.get<std::string>());
+      for (const auto& [k, v] : j["headers"].items()) {
+        auto value = secrets_->Resolve(v.get<std::string>());
+        if (!value.ok()) return ExecResult::Failure("input.headers." + k + ": " + value.status().message());
+        if (value->find_first_of("\r\n") != std::string::npos) {
+          return ExecResult::Failure("input.headers." + k + ": the secret holds a line break");
+        }
+        options.headers.push_back(k + ": " + *value);
+      }
     }
     json body = {{"task_id", ctx.task_id}, {"attempt", ctx.attempt}, {"input", j.value("body", json(nullptr))}};
     auto res = http::Call(options, "POST", "", body.dump());
@@ -70,14 +77,18 @@ class HttpExecutor final : public Executor {
  private:
   AddressPolicy policy_;
   std::size_t max_response_bytes_;
+  std::shared_ptr<const SecretStore> secrets_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Executor>> MakeHttpExecutor(const config::WebhookConfig& config) {
+Result<std::unique_ptr<Executor>> MakeHttpExecutor(const config::WebhookConfig& config,
+                                                   std::shared_ptr<const SecretStore> secrets) {
   auto policy = AddressPolicy::Make(config.allow);
   if (!policy.ok()) return policy.status();
-  return std::unique_ptr<Executor>(std::make_unique<HttpExecutor>(std::move(policy).value(), config.max_response_bytes));
+  if (!secrets) secrets = std::make_shared<SecretStore>();
+  return std::unique_ptr<Executor>(
+      std::make_unique<HttpExecutor>(std::move(policy).value(), config.max_response_bytes, std::move(secrets)));
 }
 
 }  // namespace bzzz::executors

@@ -137,7 +137,7 @@ class TaskServices::Impl {
 
   http::Response Page(std::vector<tasks::Task> list, std::size_t limit) {
     json items = json::array();
-    for (const auto& t : list) items.push_back(tasks::TaskToJson(t));
+    for (const auto& t : list) items.push_back(tasks::TaskToApiJson(t));
     json out = {{"tasks", std::move(items)}, {"count", list.size()}};
     out["next_before"] = list.size() == limit && !list.empty() ? json(list.back().seq) : json(nullptr);
     return JsonOk(200, out);
@@ -362,7 +362,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                    respond(http::ErrorFromStatus(r.status(), id));
                    return;
                  }
-                 http::Response res = JsonOk(r->created ? 201 : 200, tasks::TaskToJson(r->task));
+                 http::Response res = JsonOk(r->created ? 201 : 200, tasks::TaskToApiJson(r->task));
                  res.headers.Set("Location", "/api/v1/tasks/" + r->task.id);
                  respond(std::move(res));
                });
@@ -402,7 +402,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
              [impl](http::Request& req) {
                auto t = impl->manager->Get(std::string(req.Param("id")));
                if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
-               return JsonOk(200, tasks::TaskToJson(*t));
+               return JsonOk(200, tasks::TaskToApiJson(*t));
              });
   routes.Add(Method::kGet, "/api/v1/tasks/:id/events", "tasks:read",
              "events after the N-th (?after=N), waiting up to wait_ms for new ones", nullptr,
@@ -439,7 +439,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
   routes.Add(Method::kPost, "/api/v1/tasks/:id/cancel", "tasks:write", "cancel a task", [impl](http::Request& req) {
     auto t = impl->manager->Cancel(std::string(req.Param("id")));
     if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
-    return JsonOk(200, tasks::TaskToJson(*t));
+    return JsonOk(200, tasks::TaskToApiJson(*t));
   });
   routes.Add(Method::kGet, "/api/v1/dlq", "dlq:read", "dead-letter queue (limit, before)", [impl](http::Request& req) {
     auto limit = IntParam(req, "limit", 100, 1, 1000);
@@ -453,7 +453,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
   routes.Add(Method::kPost, "/api/v1/dlq/:id/replay", "dlq:write", "queue a dead task again", [impl](http::Request& req) {
     auto t = impl->manager->Replay(std::string(req.Param("id")));
     if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
-    return JsonOk(200, tasks::TaskToJson(*t));
+    return JsonOk(200, tasks::TaskToApiJson(*t));
   });
   routes.Add(Method::kDelete, "/api/v1/dlq/:id", "dlq:write", "purge a dead task", [impl](http::Request& req) {
     if (Status s = impl->manager->Purge(std::string(req.Param("id"))); !s.ok()) {

@@ -27,6 +27,18 @@ json AttemptToJson(const Attempt& a) {
 
 }  // namespace
 
+json TaskToApiJson(const Task& t) {
+  json j = TaskToJson(t);
+  json& input = j["input"];
+  if (!input.is_object()) return j;
+  for (const char* field : {"env", "headers"}) {
+    auto it = input.find(field);
+    if (it == input.end() || !it->is_object()) continue;
+    for (auto& [name, value] : it->items()) value = "***";
+  }
+  return j;
+}
+
 json TaskToJson(const Task& t) {
   json attempts = json::array();
   for (const auto& a : t.attempts) attempts.push_back(AttemptToJson(a));

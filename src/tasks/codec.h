@@ -15,6 +15,10 @@
 namespace bzzz::tasks {
 
 nlohmann::json TaskToJson(const Task& task);
+// The task as the API shows it: TaskToJson with the fields of the input that
+// carry secrets write-only (each value "***"): `env` of command and llm
+// tasks, `headers` of http tasks. Executors still get the values.
+nlohmann::json TaskToApiJson(const Task& task);
 // InvalidArgument with the field at fault when `j` is not what TaskToJson writes.
 Result<Task> TaskFromJson(const nlohmann::json& j);
 

@@ -232,6 +232,44 @@ TEST(NodeE2E, TokenGuessingIsThrottled) {
   EXPECT_NE(metrics->body.find("no_suspicious_activity_total 1"), std::string::npos);
 }
 
+// Secrets in task inputs are write-only: no token, not even the
+// submitter's, reads them back from the task API, and the log never has
+// them; the executor gets them.
+TEST(NodeE2E, SecretsInTaskInputsAreWriteOnly) {
+  TempDir dir;
+  NodeProcess node(dir);
+  ASSERT_TRUE(node.WaitReady()) << node.Log();
+  cli::ClientOptions o;
+  o.url = node.Url();
+  o.token = kAdminToken;
+  const json body = {{"executor", "command"},
+                     {"input", {{"argv", {"/bin/sh", "-c", "test ${#TOKEN} -eq 20"}},  // the value's length
+                                {"env", {{"TOKEN", "hunter2-secret-value"}}}}}};
+  auto created = cli::Call(o, "POST", "/api/v1/tasks", body.dump());
+  ASSERT_TRUE(created.ok());
+  ASSERT_EQ(created->status, 201) << created->body;
+  EXPECT_EQ(created->body.find("hunter2"), std::string::npos) << created->body;
+  const std::string id = json::parse(created->body)["id"];
+  for (const std::string& token : {std::string(kAdminToken), std::string(kUserToken)}) {
+    o.token = token;
+    std::string state;
+    ASSERT_TRUE(Eventually(
+        [&] {
+          auto t = cli::Call(o, "GET", "/api/v1/tasks/" + id);
+          if (!t.ok() || t->status != 200) return false;
+          EXPECT_EQ(t->body.find("hunter2"), std::string::npos) << t->body;
+          state = json::parse(t->body)["state"];
+          return state == "succeeded" || state == "dead";
+        },
+        20s));
+    EXPECT_EQ(state, "succeeded") << "the executor got the value";
+    auto list = cli::Call(o, "GET", "/api/v1/tasks");
+    ASSERT_TRUE(list.ok());
+    EXPECT_EQ(list->body.find("hunter2"), std::string::npos);
+  }
+  EXPECT_EQ(node.Log().find("hunter2"), std::string::npos);
+}
+
 TEST(NodeE2E, AdminShutdownEndsTheProcess) {
   TempDir dir;
   NodeProcess node(dir);

@@ -4,6 +4,7 @@
 // small local server speaking the Ollama and OpenAI chat protocols.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -277,6 +278,30 @@ TEST_F(ExecutorsTest, TaskSeesNoDescriptorOrEnvironmentOfTheNode) {
     ++fds;
   }
   EXPECT_LE(fds, 4) << out;
+}
+
+// secret://NAME in env is resolved when the attempt runs: from
+// BZZZ_SECRET_NAME, else from agents.secrets_file, which others must not be
+// able to read; an undefined one fails the attempt and says which.
+TEST_F(ExecutorsTest, SecretReferencesAreResolvedWhenTheAttemptRuns) {
+  setenv("BZZZ_SECRET_API_KEY", "from-the-environment", 1);
+  const std::string file = dir_.Write("secrets.json", R"({"DB_PASSWORD":"from-the-file"})");
+  chmod(file.c_str(), 0600);
+  auto secrets = std::make_shared<const SecretStore>(file);
+  auto e = MakeCommandExecutor(sandbox_, secrets);
+  auto r = Run(*e, json{{"argv", {"/bin/sh", "-c", "echo $A $B $C"}},
+                        {"env", {{"A", "secret://API_KEY"}, {"B", "secret://DB_PASSWORD"}, {"C", "plain"}}}}
+                       .dump());
+  unsetenv("BZZZ_SECRET_API_KEY");
+  ASSERT_EQ(r.outcome, ExecResult::Outcome::kSucceeded) << r.error;
+  EXPECT_EQ(json::parse(r.result)["stdout"], "from-the-environment from-the-file plain\n");
+  auto missing = Run(*e, json{{"argv", {"true"}}, {"env", {{"A", "secret://NOPE"}}}}.dump());
+  EXPECT_EQ(missing.outcome, ExecResult::Outcome::kFailed);
+  EXPECT_NE(missing.error.find("secret NOPE is not defined"), std::string::npos) << missing.error;
+  chmod(file.c_str(), 0644);
+  EXPECT_EQ(secrets->Resolve("secret://DB_PASSWORD").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(secrets->Resolve("secret://bad name").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(*secrets->Resolve("not a reference"), "not a reference");
 }
 
 TEST_F(ExecutorsTest, ForkBombAndEndlessLoopsStopAtTheTimeout) {

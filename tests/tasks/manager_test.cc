@@ -140,6 +140,25 @@ TEST(SubmitBodyTest, HostileBodiesAndHeadersAreRefused) {
   EXPECT_EQ(ParseSubmitBody(body, std::string(256, 'k')).status().code(), StatusCode::kInvalidArgument);
 }
 
+// Secret-bearing input fields are write-only: the API view masks every
+// value of a command's env and an http task's headers; the stored task
+// keeps them for the executor.
+TEST(TaskViewTest, ApiViewMasksEnvAndHeaders) {
+  Task t;
+  t.id = "t1";
+  t.executor = "command";
+  t.input = R"({"argv":["env"],"env":{"TOKEN":"hunter2","REF":"secret://X"}})";
+  const std::string api = TaskToApiJson(t).dump();
+  EXPECT_EQ(api.find("hunter2"), std::string::npos) << api;
+  EXPECT_NE(api.find(R"("TOKEN":"***")"), std::string::npos) << api;
+  EXPECT_NE(TaskToJson(t).dump().find("hunter2"), std::string::npos);
+  t.executor = "http";
+  t.input = R"({"url":"https://example.org/hook","headers":{"Authorization":"Bearer abc123"}})";
+  const std::string hook = TaskToApiJson(t).dump();
+  EXPECT_EQ(hook.find("abc123"), std::string::npos) << hook;
+  EXPECT_NE(hook.find("example.org"), std::string::npos);
+}
+
 TEST_F(ManagerTest, BadInputIsRefusedAndNothingIsStored) {
   StartManager();
   SubmitRequest r;
