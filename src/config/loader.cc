@@ -544,7 +544,8 @@ std::vector<KeyDef> BuildKeys() {
           .Bytes()
           .Min(1),
       Key("agents.sandbox.work_root", BZZZ_FIELD(agents.sandbox.work_root),
-          "Where private work directories are made; empty means <data_dir>/sandbox. The sandbox user must be able "
+          "Where private work directories are made; empty means <data_dir>-sandbox beside the private data "
+          "directory on a root node (tasks run as other uids), <data_dir>/sandbox otherwise. Tasks' uids must be able "
           "to reach it (every parent directory searchable)."),
       Key("agents.sandbox.uid_range_start", BZZZ_FIELD(agents.sandbox.uid_range_start),
           "When the node runs as root, each running task's bubblewrap runs as its own uid and gid from "

@@ -110,18 +110,27 @@ std::size_t Sandbox::UidsInUse() {
 }
 
 Sandbox::Sandbox(config::SandboxConfig config, std::string data_dir) : config_(std::move(config)) {
-  root_ = config_.work_root.empty() ? (fs::path(data_dir) / "sandbox").string() : config_.work_root;
+  if (!config_.work_root.empty()) {
+    root_ = config_.work_root;
+  } else if (PerTaskUids()) {
+    // The data directory is private (0700): tasks' uids could not reach a
+    // work directory inside it. Beside it instead: "<data_dir>-sandbox".
+    fs::path dir = fs::path(data_dir).lexically_normal();
+    if (!dir.has_filename()) dir = dir.parent_path();
+    root_ = dir.string() + "-sandbox";
+  } else {
+    root_ = (fs::path(data_dir) / "sandbox").string();
+  }
 }
 
 Result<std::string> Sandbox::MakeWorkdir(const std::string& task_id, int attempt) const {
   std::error_code ec;
   fs::create_directories(root_, ec);
   if (ec) return Unavailable("cannot create " + root_ + ": " + ec.message());
+  chmod(root_.c_str(), PerTaskUids() ? 0711 : 0700);  // searchable by tasks' uids, never listable
   std::string tmpl = (fs::path(root_) / (task_id + "-" + std::to_string(attempt) + "-XXXXXX")).string();
   if (mkdtemp(tmpl.data()) == nullptr) return Unavailable("cannot create a work directory in " + root_ + ": " + std::strerror(errno));
-  // A task's uid reaches the root (searchable, not listable); Run hands it
-  // the directory itself.
-  if (PerTaskUids()) chmod(root_.c_str(), 0711);
+  // Run hands the directory itself to the task's uid.
   return tmpl;
 }
 

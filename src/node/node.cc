@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -189,9 +190,22 @@ Node::Node(config::Config config, NodeOptions options)
 Node::~Node() = default;
 
 Result<std::unique_ptr<Node>> Node::Create(config::Config config, NodeOptions options) {
+  // Everything the node writes is its own: files 0600, directories 0700.
+  umask(0077);
   std::error_code ec;
   fs::create_directories(config.node.data_dir, ec);
   if (ec) return Unavailable("cannot create data directory " + config.node.data_dir + ": " + ec.message());
+  // Keys, tokens' uses, tasks with their inputs and the database live here:
+  // nobody else may enter (sandboxed tasks work in agents.sandbox.work_root,
+  // outside it).
+  struct stat st {};
+  if (stat(config.node.data_dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    if (chmod(config.node.data_dir.c_str(), 0700) != 0) {
+      return Unavailable("cannot make data directory " + config.node.data_dir + " private (chmod 700): " +
+                         std::strerror(errno));
+    }
+    spdlog::info("node: data directory {} made private (mode 0700)", config.node.data_dir);
+  }
   if (config.node.name.empty()) {
     char host[256] = {};
     gethostname(host, sizeof host - 1);

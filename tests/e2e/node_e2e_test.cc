@@ -2,6 +2,7 @@
 // driven over HTTP and signals, and its CLI subcommands.
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
 
@@ -268,6 +269,13 @@ TEST(NodeE2E, SecretsInTaskInputsAreWriteOnly) {
     EXPECT_EQ(list->body.find("hunter2"), std::string::npos);
   }
   EXPECT_EQ(node.Log().find("hunter2"), std::string::npos);
+  // The data directory is private and its files are the node's alone, and
+  // the sandbox (which ran the task above) still works.
+  struct stat st {};
+  ASSERT_EQ(stat(dir.File("data").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(stat(dir.File("data/bzzz.db").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 077, 0u) << std::oct << (st.st_mode & 0777);
 }
 
 TEST(NodeE2E, AdminShutdownEndsTheProcess) {

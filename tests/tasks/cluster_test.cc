@@ -86,7 +86,7 @@ class FakeTransport : public ClusterTransport {
 class ClusterLinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_.node.data_dir = dir_.path();
+    config_.node.data_dir = dir_.File("data");
     executors_ = executors::MakeRegistry(config_);
     storage::SqliteOptions o;
     o.path = dir_.File("bzzz.db");

@@ -109,10 +109,10 @@ class MiniServer {
 class ExecutorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_.node.data_dir = dir_.path();
+    config_.node.data_dir = dir_.File("data");
     config_.agents.sandbox.memory_limit_mb = 256;
     config_.agents.sandbox.max_output_bytes = 4096;
-    sandbox_ = std::make_shared<Sandbox>(config_.agents.sandbox, dir_.path());
+    sandbox_ = std::make_shared<Sandbox>(config_.agents.sandbox, config_.node.data_dir);
     if (!sandbox_->Probe().ok()) GTEST_SKIP() << "bubblewrap cannot run here: " << sandbox_->Probe().ToString();
   }
 
@@ -216,7 +216,7 @@ TEST_F(ExecutorsTest, ProcessLimitHoldsAForkBombBackAsRoot) {
   if (!sandbox_->PerTaskUids()) GTEST_SKIP() << "not root: the node's own uid limits apply";
   // Far below the limit: fine; a loop forking more than max_processes fails.
   config_.agents.sandbox.max_processes = 32;
-  sandbox_ = std::make_shared<Sandbox>(config_.agents.sandbox, dir_.path());
+  sandbox_ = std::make_shared<Sandbox>(config_.agents.sandbox, config_.node.data_dir);
   auto r = Sh("for i in $(seq 1 100); do sleep 5 & done; wait", 3s);
   json out = json::parse(r.result);
   EXPECT_NE(out["stderr"].get<std::string>().find("fork"), std::string::npos) << out.dump();
@@ -227,7 +227,7 @@ TEST_F(ExecutorsTest, ProcessLimitHoldsAForkBombBackAsRoot) {
 TEST_F(ExecutorsTest, OneTasksForkBombDoesNotStarveAnother) {
   if (!sandbox_->PerTaskUids()) GTEST_SKIP() << "not root: every task runs as the node's uid";
   config_.agents.sandbox.max_processes = 32;
-  sandbox_ = std::make_shared<Sandbox>(config_.agents.sandbox, dir_.path());
+  sandbox_ = std::make_shared<Sandbox>(config_.agents.sandbox, config_.node.data_dir);
   std::atomic<bool> bombing{false};
   std::thread bomb([&] {
     bombing = true;

@@ -21,7 +21,7 @@ using namespace std::chrono_literals;
 class ManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_.node.data_dir = dir_.path();
+    config_.node.data_dir = dir_.File("data");
     executors_ = executors::MakeRegistry(config_);
     OpenStore();
   }
