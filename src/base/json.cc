@@ -70,4 +70,8 @@ nlohmann::json ParseJson(std::string_view text, std::string* why) {
   return j;
 }
 
+std::string DumpJson(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace bzzz

@@ -36,4 +36,8 @@ std::string JsonShapeProblem(std::string_view text, const JsonLimits& limits);
 // current limits; `why`, when given, says which ("" on success).
 nlohmann::json ParseJson(std::string_view text, std::string* why = nullptr);
 
+// `value` as compact JSON text; bytes that are not UTF-8 (a program's
+// output, a server's answer) become U+FFFD instead of throwing.
+std::string DumpJson(const nlohmann::json& value);
+
 }  // namespace bzzz

@@ -83,14 +83,14 @@ class CommandExecutor final : public Executor {
                 {"stdout", res->out},                {"stderr", res->err},
                 {"stdout_truncated", res->stdout_truncated}, {"stderr_truncated", res->stderr_truncated},
                 {"duration_ms", res->duration_ms}};
-    if (res->cancelled) return {ExecResult::Outcome::kCancelled, out.dump(), "cancelled"};
-    if (res->timed_out) return {ExecResult::Outcome::kTimedOut, out.dump(), "killed at the task's timeout"};
-    if (res->exit_code == 0) return ExecResult::Success(out.dump());
+    if (res->cancelled) return {ExecResult::Outcome::kCancelled, DumpJson(out), "cancelled"};
+    if (res->timed_out) return {ExecResult::Outcome::kTimedOut, DumpJson(out), "killed at the task's timeout"};
+    if (res->exit_code == 0) return ExecResult::Success(DumpJson(out));
     std::string why = res->signal ? "killed by signal " + std::to_string(res->signal)
                                   : "exit code " + std::to_string(res->exit_code);
     const std::string tail = res->err.size() > 400 ? res->err.substr(res->err.size() - 400) : res->err;
     if (!tail.empty()) why += ": " + tail;
-    return ExecResult::Failure(why, out.dump());
+    return ExecResult::Failure(why, DumpJson(out));
   }
 
  private:

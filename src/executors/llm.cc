@@ -86,7 +86,7 @@ class LlmExecutor final : public Executor {
       if (IsComplete(*reply, &answer)) {
         transcript.push_back({{"iteration", i}, {"reply", *reply}});
         json result = {{"answer", answer}, {"iterations", i}, {"model", *model}, {"transcript", transcript}};
-        return ExecResult::Success(result.dump());
+        return ExecResult::Success(DumpJson(result));
       }
       const std::string command = ExtractCommand(*reply);
       if (command.empty()) {
@@ -110,7 +110,7 @@ class LlmExecutor final : public Executor {
       messages.push_back({{"role", "user"}, {"content", std::move(feedback)}});
     }
     json partial = {{"iterations", max_iterations}, {"model", *model}, {"transcript", transcript}};
-    return ExecResult::Failure("no TASK_COMPLETE after " + std::to_string(max_iterations) + " iterations", partial.dump());
+    return ExecResult::Failure("no TASK_COMPLETE after " + std::to_string(max_iterations) + " iterations", DumpJson(partial));
   }
 
  private:
@@ -155,7 +155,7 @@ class LlmExecutor final : public Executor {
   Result<std::string> Chat(const std::string& model, const json& messages, const ExecContext& ctx) const {
     const bool ollama = llm_.api == "ollama";
     json body = {{"model", model}, {"messages", messages}, {"stream", false}};
-    auto res = http::Call(Options(ctx), "POST", ollama ? "/api/chat" : "/v1/chat/completions", body.dump());
+    auto res = http::Call(Options(ctx), "POST", ollama ? "/api/chat" : "/v1/chat/completions", DumpJson(body));
     if (!res.ok()) return res.status();
     if (res->status != 200) return Unavailable("chat: server answered " + std::to_string(res->status) + ": " + res->body.substr(0, 200));
     json j = ParseJson(res->body);

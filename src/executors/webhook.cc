@@ -61,7 +61,7 @@ class HttpExecutor final : public Executor {
       }
     }
     json body = {{"task_id", ctx.task_id}, {"attempt", ctx.attempt}, {"input", j.value("body", json(nullptr))}};
-    auto res = http::Call(options, "POST", "", body.dump());
+    auto res = http::Call(options, "POST", "", DumpJson(body));
     if (!res.ok()) {
       if (res.status().code() == StatusCode::kTimeout) return {ExecResult::Outcome::kTimedOut, {}, res.status().message()};
       return ExecResult::Failure(res.status().message());
@@ -69,9 +69,9 @@ class HttpExecutor final : public Executor {
     json answer = ParseJson(res->body);
     json result = {{"status", res->status}, {"body", answer.is_discarded() ? json(res->body) : answer}};
     if (res->status < 200 || res->status > 299) {
-      return ExecResult::Failure("webhook answered " + std::to_string(res->status), result.dump());
+      return ExecResult::Failure("webhook answered " + std::to_string(res->status), DumpJson(result));
     }
-    return ExecResult::Success(result.dump());
+    return ExecResult::Success(DumpJson(result));
   }
 
  private:

@@ -26,7 +26,7 @@ namespace {
 
 constexpr std::string_view kMembershipTopic = "bzzz/internal/membership/v1";
 
-http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, body.dump()); }
+http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, DumpJson(body)); }
 
 Status Denied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
 

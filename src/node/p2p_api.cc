@@ -35,7 +35,7 @@ double MsSince(Clock::time_point start) {
 
 std::string Iso(std::chrono::system_clock::time_point t) { return FormatIso8601(t); }
 
-http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, body.dump()); }
+http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, DumpJson(body)); }
 
 // Reads {"timeout_ms": N} (optional) from a request body; false on bad JSON.
 bool ReadTimeout(const std::string& body, std::chrono::milliseconds fallback, std::chrono::milliseconds* out,

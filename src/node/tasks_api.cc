@@ -22,7 +22,7 @@ using nlohmann::json;
 
 namespace {
 
-http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, body.dump()); }
+http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, DumpJson(body)); }
 
 http::Response BadRequest(const std::string& message, const std::string& request_id) {
   return http::ErrorResponse(400, "bad_request", message, request_id);

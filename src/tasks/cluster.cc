@@ -220,7 +220,7 @@ void ClusterLink::Stop() {
     back[job.owner].push_back({{"task_id", job.task_id}, {"attempt", job.attempt}, {"agent_id", job.agent_id},
                                {"state", "handed_back"}, {"result", ""}, {"error", "the borrower stopped"}});
   }
-  for (auto& [owner, results] : back) (void)transport_.Send(owner, "tasks.result", json{{"results", results}}.dump());
+  for (auto& [owner, results] : back) (void)transport_.Send(owner, "tasks.result", DumpJson(json{{"results", results}}));
   manager_.OnForeignDone(nullptr);
 }
 
@@ -500,7 +500,7 @@ void ClusterLink::Loop() {
     for (const auto& [owner, list] : results) sent += list.size();
     stats_.results_sent += sent;
     lock.unlock();
-    for (auto& [owner, list] : results) (void)transport_.Send(owner, "tasks.result", json{{"results", list}}.dump());
+    for (auto& [owner, list] : results) (void)transport_.Send(owner, "tasks.result", DumpJson(json{{"results", list}}));
     if (renew_due) {
       std::map<std::string, json> leases;
       for (const auto& a : manager_.ForeignHeld()) {

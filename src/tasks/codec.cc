@@ -16,7 +16,7 @@ json Embed(const std::string& text) {
   return j.is_discarded() ? json(text) : j;
 }
 
-std::string Unembed(const json& j) { return j.is_null() ? std::string() : j.dump(); }
+std::string Unembed(const json& j) { return j.is_null() ? std::string() : DumpJson(j); }
 
 json AttemptToJson(const Attempt& a) {
   return {{"number", a.number},         {"agent_id", a.agent_id},       {"node_id", a.node_id},
@@ -219,7 +219,7 @@ storage::TaskRow ToRow(const Task& t) {
   row.created_ms = t.created_ms;
   row.updated_ms = t.updated_ms;
   row.seq = t.seq;
-  row.doc = TaskToJson(t).dump();
+  row.doc = DumpJson(TaskToJson(t));  // never throws: output bytes become U+FFFD
   return row;
 }
 

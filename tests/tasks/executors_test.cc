@@ -313,6 +313,19 @@ TEST_F(ExecutorsTest, ForkBombAndEndlessLoopsStopAtTheTimeout) {
   EXPECT_EQ(loop.outcome, ExecResult::Outcome::kTimedOut);
 }
 
+// A program that writes bytes that are not UTF-8 (binary output, a broken
+// locale) succeeds like any other: they become U+FFFD in the JSON result,
+// never an exception ("executor crashed") or a task that cannot be stored.
+TEST_F(ExecutorsTest, OutputThatIsNotUtf8IsKeptAsValidJson) {
+  auto r = Sh("printf 'ok \\377\\376 done'; printf '\\300 err' >&2; exit 3");
+  EXPECT_EQ(r.outcome, ExecResult::Outcome::kFailed) << r.error;
+  EXPECT_EQ(r.error.find("crashed"), std::string::npos) << r.error;
+  const json out = json::parse(r.result);
+  EXPECT_EQ(out["exit_code"], 3);
+  EXPECT_NE(out["stdout"].get<std::string>().find("done"), std::string::npos);
+  EXPECT_NE(out["stdout"].get<std::string>().find("\xEF\xBF\xBD"), std::string::npos);  // U+FFFD
+}
+
 TEST_F(ExecutorsTest, OutputIsTruncatedAtTheLimit) {
   auto r = Sh("head -c 100000 /dev/zero | tr '\\0' x");
   json out = json::parse(r.result);
