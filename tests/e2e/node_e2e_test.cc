@@ -83,6 +83,14 @@ class NodeProcess {
   }
 
   std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // Client options for this node with `token` and a generous timeout.
+  cli::ClientOptions Client(const std::string& token) const {
+    cli::ClientOptions o;
+    o.url = Url();
+    o.token = token;
+    o.timeout = 10s;
+    return o;
+  }
   std::uint16_t port() const { return port_; }
   Process& process() { return *process_; }
   std::string Log() const { return ReadFile(log_); }
@@ -174,10 +182,7 @@ TEST(NodeE2E, HostileBodiesAreRefusedAndChangeNothing) {
   TempDir dir;
   NodeProcess node(dir);
   ASSERT_TRUE(node.WaitReady()) << node.Log();
-  cli::ClientOptions o;
-  o.url = node.Url();
-  o.token = kAdminToken;
-  o.timeout = 10s;
+  cli::ClientOptions o = node.Client(kAdminToken);
   const std::string deep = R"({"executor":"builtin","input":)" + std::string(70000, '[') +
                            std::string(70000, ']') + "}";
   auto r = cli::Call(o, "POST", "/api/v1/tasks", deep);
@@ -240,9 +245,7 @@ TEST(NodeE2E, SecretsInTaskInputsAreWriteOnly) {
   TempDir dir;
   NodeProcess node(dir);
   ASSERT_TRUE(node.WaitReady()) << node.Log();
-  cli::ClientOptions o;
-  o.url = node.Url();
-  o.token = kAdminToken;
+  cli::ClientOptions o = node.Client(kAdminToken);
   const json body = {{"executor", "command"},
                      {"input", {{"argv", {"/bin/sh", "-c", "test ${#TOKEN} -eq 20"}},  // the value's length
                                 {"env", {{"TOKEN", "hunter2-secret-value"}}}}}};
