@@ -40,12 +40,12 @@ Result<LoadReport> DecodeReport(std::string_view text) {
     r.role = j.at("role").get<std::string>();
     r.capabilities = j.at("capabilities").get<std::vector<std::string>>();
     r.executors = j.at("executors").get<std::vector<std::string>>();
-    r.queued = j.at("queued").get<std::int64_t>();
-    r.in_flight = j.at("in_flight").get<std::int64_t>();
-    r.agents = j.at("agents").get<int>();
-    r.idle = j.at("idle").get<int>();
+    r.queued = GetInt<std::int64_t>(j.at("queued"));
+    r.in_flight = GetInt<std::int64_t>(j.at("in_flight"));
+    r.agents = GetInt<int>(j.at("agents"));
+    r.idle = GetInt<int>(j.at("idle"));
     r.performance = j.at("performance").get<double>();
-    r.at_ms = j.at("at_ms").get<std::int64_t>();
+    r.at_ms = GetInt<std::int64_t>(j.at("at_ms"));
     if (r.node_id.empty() || r.queued < 0 || r.in_flight < 0 || r.agents < 0 || r.idle < 0 || r.idle > r.agents) {
       return InvalidArgument("load report: out of range");
     }
@@ -247,7 +247,7 @@ void ClusterLink::OnOffer(const std::string& from, const std::string& payload) {
     spdlog::warn("tasks: malformed offer from {}", from);
     return;
   }
-  const std::uint64_t term = j["term"].get<std::uint64_t>();
+  const std::uint64_t term = GetInt<std::uint64_t>(j["term"]);
   if (options_.admin_of && !options_.admin_of(from, term)) {
     // Not the admin of that term as this node knows it: a deposed admin, a
     // node claiming a term it does not lead, or one that is ahead of us.
@@ -265,7 +265,7 @@ void ClusterLink::OnOffer(const std::string& from, const std::string& payload) {
     newest_term_ = term;
   }
   const std::string worker = j["worker"].get<std::string>();
-  const int count = std::clamp(j["count"].get<int>(), 0, static_cast<int>(kMaxBatch));
+  const int count = std::clamp(GetInt<int>(j["count"]), 0, static_cast<int>(kMaxBatch));
   if (worker == options_.node_id || count == 0) return;
   std::string role;
   std::vector<std::string> caps, kinds;
@@ -301,11 +301,11 @@ void ClusterLink::OnGrant(const std::string& from, const std::string& payload) {
     for (const auto& x : j["jobs"]) {
       Assignment a;
       a.task_id = x.at("task_id").get<std::string>();
-      a.attempt = x.at("attempt").get<int>();
+      a.attempt = GetInt<int>(x.at("attempt"));
       a.agent_id = x.at("agent_id").get<std::string>();
       a.executor = x.at("executor").get<std::string>();
       a.input = x.at("input").get<std::string>();
-      a.timeout_ms = x.at("timeout_ms").get<std::int64_t>();
+      a.timeout_ms = GetInt<std::int64_t>(x.at("timeout_ms"));
       a.owner = from;
       if (a.agent_id != "remote:" + options_.node_id) continue;  // not leased to us
       jobs.push_back(std::move(a));
@@ -324,14 +324,14 @@ void ClusterLink::OnExpect(const std::string& from, const std::string& payload) 
     spdlog::warn("tasks: malformed expectation from {}", from);
     return;
   }
-  const std::uint64_t term = j["term"].get<std::uint64_t>();
+  const std::uint64_t term = GetInt<std::uint64_t>(j["term"]);
   if (options_.admin_of && !options_.admin_of(from, term)) {
     std::lock_guard lock(mu_);
     ++stats_.offers_unauthorized;
     return;
   }
   const std::string owner = j["owner"].get<std::string>();
-  const int count = std::clamp(j["count"].get<int>(), 0, static_cast<int>(kMaxBatch));
+  const int count = std::clamp(GetInt<int>(j["count"]), 0, static_cast<int>(kMaxBatch));
   std::vector<Assignment> ready;
   {
     std::lock_guard lock(mu_);
@@ -427,7 +427,7 @@ void ClusterLink::OnAck(const std::string& payload) {
   for (const auto& a : j["acks"]) {
     if (a.is_object() && a.contains("task_id") && a["task_id"].is_string() && a.contains("attempt") &&
         a["attempt"].is_number_integer()) {
-      unacked_.erase({a["task_id"].get<std::string>(), a["attempt"].get<int>()});
+      unacked_.erase({a["task_id"].get<std::string>(), GetInt<int>(a["attempt"])});
     }
   }
 }
@@ -438,7 +438,7 @@ void ClusterLink::OnRenew(const std::string& from, const std::string& payload) {
   for (const auto& l : j["leases"]) {
     if (l.is_object() && l.contains("task_id") && l["task_id"].is_string() && l.contains("attempt") &&
         l["attempt"].is_number_integer()) {
-      (void)manager_.RemoteRenew(l["task_id"].get<std::string>(), l["attempt"].get<int>(), "remote:" + from);
+      (void)manager_.RemoteRenew(l["task_id"].get<std::string>(), GetInt<int>(l["attempt"]), "remote:" + from);
     }
   }
 }

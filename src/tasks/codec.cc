@@ -85,11 +85,11 @@ Result<Task> TaskFromJson(const json& j) {
     t.idempotency_key = j.at("idempotency_key").get<std::string>();
     t.executor = j.at("executor").get<std::string>();
     t.input = Unembed(j.at("input"));
-    t.priority = j.at("priority").get<int>();
+    t.priority = GetInt<int>(j.at("priority"));
     t.capabilities = j.at("capabilities").get<std::vector<std::string>>();
     t.role = j.at("role").get<std::string>();
-    t.timeout_ms = j.at("timeout_ms").get<std::int64_t>();
-    t.max_attempts = j.at("max_attempts").get<int>();
+    t.timeout_ms = GetInt<std::int64_t>(j.at("timeout_ms"));
+    t.max_attempts = GetInt<int>(j.at("max_attempts"));
     t.project = j.at("project").get<std::string>();
     t.name = j.at("name").get<std::string>();
     auto state = ParseTaskState(j.at("state").get<std::string>());
@@ -97,37 +97,37 @@ Result<Task> TaskFromJson(const json& j) {
     t.state = *state;
     for (const auto& ja : j.at("attempts")) {
       Attempt a;
-      a.number = ja.at("number").get<int>();
+      a.number = GetInt<int>(ja.at("number"));
       a.agent_id = ja.at("agent_id").get<std::string>();
       a.node_id = ja.at("node_id").get<std::string>();
       auto as = ParseAttemptState(ja.at("state").get<std::string>());
       if (!as) return InvalidArgument("task " + t.id + ": unknown attempt state");
       a.state = *as;
-      a.assigned_ms = ja.at("assigned_ms").get<std::int64_t>();
-      a.started_ms = ja.at("started_ms").get<std::int64_t>();
-      a.finished_ms = ja.at("finished_ms").get<std::int64_t>();
-      a.lease_expiry_ms = ja.at("lease_expiry_ms").get<std::int64_t>();
+      a.assigned_ms = GetInt<std::int64_t>(ja.at("assigned_ms"));
+      a.started_ms = GetInt<std::int64_t>(ja.at("started_ms"));
+      a.finished_ms = GetInt<std::int64_t>(ja.at("finished_ms"));
+      a.lease_expiry_ms = GetInt<std::int64_t>(ja.at("lease_expiry_ms"));
       a.result = Unembed(ja.at("result"));
       a.error = ja.at("error").get<std::string>();
       t.attempts.push_back(std::move(a));
     }
-    t.attempt_base = j.at("attempt_base").get<int>();
+    t.attempt_base = GetInt<int>(j.at("attempt_base"));
     t.result = Unembed(j.at("result"));
     t.error = j.at("error").get<std::string>();
     t.owner_node = j.at("owner_node").get<std::string>();
     t.assigned_agent = j.at("assigned_agent").get<std::string>();
-    t.lease_expiry_ms = j.at("lease_expiry_ms").get<std::int64_t>();
+    t.lease_expiry_ms = GetInt<std::int64_t>(j.at("lease_expiry_ms"));
     t.hmmm_room = j.at("hmmm_room").get<std::string>();
-    t.created_ms = j.at("created_ms").get<std::int64_t>();
-    t.updated_ms = j.at("updated_ms").get<std::int64_t>();
-    t.finished_ms = j.at("finished_ms").get<std::int64_t>();
-    t.not_before_ms = j.at("not_before_ms").get<std::int64_t>();
+    t.created_ms = GetInt<std::int64_t>(j.at("created_ms"));
+    t.updated_ms = GetInt<std::int64_t>(j.at("updated_ms"));
+    t.finished_ms = GetInt<std::int64_t>(j.at("finished_ms"));
+    t.not_before_ms = GetInt<std::int64_t>(j.at("not_before_ms"));
     t.cancel_requested = j.at("cancel_requested").get<bool>();
-    t.seq = j.at("seq").get<std::int64_t>();
-    t.event_count = j.at("event_count").get<std::int64_t>();
+    t.seq = GetInt<std::int64_t>(j.at("seq"));
+    t.event_count = GetInt<std::int64_t>(j.at("event_count"));
     for (const auto& je : j.at("events")) {
-      t.events.push_back(TaskEvent{je.at("at_ms").get<std::int64_t>(), je.at("type").get<std::string>(),
-                                   je.at("detail").get<std::string>(), je.at("attempt").get<int>()});
+      t.events.push_back(TaskEvent{GetInt<std::int64_t>(je.at("at_ms")), je.at("type").get<std::string>(),
+                                   je.at("detail").get<std::string>(), GetInt<int>(je.at("attempt"))});
     }
     return t;
   } catch (const json::exception& e) {
@@ -142,7 +142,8 @@ Result<SubmitRequest> ParseSubmitBody(std::string_view body, std::string_view he
   if (!j.is_object()) return InvalidArgument("body: must be a JSON object");
   static const char* kKnown[] = {"executor", "input", "idempotency_key", "priority", "max_attempts",
                                  "timeout_ms", "project", "name", "capabilities", "role"};
-  for (const auto& [k, v] : j.items()) {
+  for (const auto& item : j.items()) {
+    const std::string& k = item.key();  // a named reference: clang 14 cannot capture a structured binding
     if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* n) { return k == n; })) {
       return InvalidArgument("body." + k + ": unknown field");
     }
