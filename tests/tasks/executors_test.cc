@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <mutex>
@@ -245,6 +246,35 @@ TEST_F(ExecutorsTest, OneTasksForkBombDoesNotStarveAnother) {
   EXPECT_EQ(json::parse(other.result)["stdout"], "still here\n") << other.result;
   bomb.join();
   EXPECT_EQ(Sandbox::UidsInUse(), 0u);
+}
+
+// A task cannot see another running task's work directory or processes:
+// each has its own /work, mount and PID namespace (and, as root, its own
+// uid owning a 0700 directory).
+TEST_F(ExecutorsTest, TaskCannotReachAnotherTasksWorkDirectory) {
+  std::atomic<bool> written{false};
+  std::thread first([&] {
+    auto r = Sh("echo secret > /work/marker-of-first && touch /tmp/marker-tmp && sleep 2", 10s);
+    EXPECT_EQ(r.outcome, ExecResult::Outcome::kSucceeded) << r.error;
+  });
+  ASSERT_TRUE(testing::Eventually(
+      [&] {
+        std::error_code ec;
+        for (const auto& e : std::filesystem::recursive_directory_iterator(
+                 std::filesystem::path(config_.node.data_dir).parent_path(), ec)) {
+          if (e.path().filename() == "marker-of-first") return true;
+        }
+        return false;
+      },
+      5s));
+  auto second = Sh("find / -name 'marker-*' 2>/dev/null; ls /proc | grep -c '^[0-9]'; cat /work/marker-of-first 2>/dev/null");
+  first.join();
+  ASSERT_EQ(second.outcome, ExecResult::Outcome::kFailed) << second.result;  // cat fails
+  const std::string out = json::parse(second.result)["stdout"];
+  EXPECT_EQ(out.find("marker"), std::string::npos) << out;
+  EXPECT_EQ(out.find("secret"), std::string::npos) << out;
+  // Only its own processes: bwrap's init, the shell, ls and grep at most.
+  EXPECT_LE(std::stoi(out), 5) << out;
 }
 
 // Nothing the node has open reaches a task: not its listeners, sockets or
