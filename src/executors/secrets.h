@@ -8,7 +8,10 @@
 // rotated secret is used by the next attempt without a restart.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "base/status.h"
 
@@ -28,5 +31,34 @@ class SecretStore {
  private:
   std::string file_;
 };
+
+// SecretSealer: secrets given in clear (an `env` value or a header that is
+// not a `secret://` reference) are kept in the store sealed with a key of
+// the node (XChaCha20-Poly1305 from libsodium), so bzzz.db, its backups
+// and its dumps never hold them in clear:
+//
+//   "sealed:v1:" + base64url(nonce[24] || ciphertext || tag[16])
+//
+// `context` (the task id, field and name) is authenticated with the value,
+// so a sealed value moved to another task or variable does not open. The
+// key is derived from the node's identity key (NodeIdentity::DeriveKey), so
+// only that node can open what it sealed.
+class SecretSealer {
+ public:
+  using Key = std::array<std::uint8_t, 32>;
+  explicit SecretSealer(const Key& key) : key_(key) {}
+
+  std::string Seal(std::string_view plain, std::string_view context) const;
+  // The value sealed by Seal with the same context. When it
+  // was sealed with another key or changed: FailedPrecondition; malformed:
+  // InvalidArgument.
+  Result<std::string> Open(std::string_view sealed, std::string_view context) const;
+  static bool IsSealed(std::string_view value);
+
+ private:
+  Key key_;
+};
+
+inline constexpr std::string_view kSealedPrefix = "sealed:v1:";
 
 }  // namespace bzzz::executors

@@ -20,6 +20,7 @@
 #include "base/json.h"
 #include "config/loader.h"
 #include "dht/record_store.h"
+#include "executors/secrets.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "node/build_info.h"
@@ -225,6 +226,9 @@ Status Node::Start() {
   auto identity = p2p::NodeIdentity::LoadOrCreate((fs::path(cfg.node.data_dir) / "p2p").string());
   if (!identity.ok()) return identity.status();
   n.node_id = identity->node_id();
+  // Secrets of task inputs are sealed in the store with a key only this
+  // node's identity gives (executors/secrets.h).
+  auto sealer = std::make_shared<const executors::SecretSealer>(identity->DeriveKey("bzzzsecr"));
 
   auto store = storage::OpenStore(cfg);
   if (!store.ok()) return store.status();
@@ -408,7 +412,8 @@ Status Node::Start() {
       admin_of = [election](const std::string& node_id, std::uint64_t term) { return election->AdminOf(node_id, term); };
     }
     auto tasks = TaskServices::Start(n.store, cfg, n.node_id, metrics, n.p2p.get(),
-                                     n.election ? &n.election->admin_services() : nullptr, std::move(admin_of));
+                                     n.election ? &n.election->admin_services() : nullptr, std::move(admin_of),
+                                     sealer);
     if (!tasks.ok()) return tasks.status();
     n.tasks = std::move(tasks).value();
     if (auto s = n.health->Register(n.tasks->HealthCheck(cfg.operations)); !s.ok()) return s;

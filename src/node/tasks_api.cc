@@ -9,6 +9,7 @@
 #include "base/json.h"
 #include "election/admin_services.h"
 #include "executors/executors.h"
+#include "executors/secrets.h"
 #include "p2p/p2p.h"
 #include "p2p/topics.h"
 #include "tasks/cluster.h"
@@ -148,7 +149,8 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
                                                           const config::Config& config, const std::string& node_id,
                                                           prometheus::Registry* metrics, p2p::P2pNode* p2p,
                                                           election::AdminServices* admin,
-                                                          std::function<bool(const std::string&, std::uint64_t)> admin_of) {
+                                                          std::function<bool(const std::string&, std::uint64_t)> admin_of,
+                                                          std::shared_ptr<const executors::SecretSealer> sealer) {
   auto svc = std::shared_ptr<TaskServices>(new TaskServices());
   svc->impl_ = std::make_shared<Impl>();
   Impl& s = *svc->impl_;
@@ -166,6 +168,7 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
   mo.core.strategy = mo_strategy(config);
   mo.store = std::move(store);
   mo.executors = s.executors.get();
+  mo.sealer = std::move(sealer);
   auto manager = tasks::TaskManager::Start(std::move(mo), metrics);
   if (!manager.ok()) return manager.status();
   s.manager = std::move(manager).value();

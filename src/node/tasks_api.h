@@ -34,6 +34,9 @@ class Registry;
 namespace bzzz::p2p {
 class P2pNode;
 }
+namespace bzzz::executors {
+class SecretSealer;
+}
 namespace bzzz::election {
 class AdminServices;
 }
@@ -44,12 +47,14 @@ class TaskServices {
  public:
   // Recovers the tasks of a previous run and starts the agents. With `p2p`
   // the node takes part in the cluster protocol (tasks/cluster.h); with
-  // `admin` the nO master loop runs while this node is admin.
+  // `admin` the nO master loop runs while this node is admin; with `sealer`
+  // the secrets of task inputs are sealed in the store.
   static Result<std::shared_ptr<TaskServices>> Start(std::shared_ptr<storage::Store> store,
                                                      const config::Config& config, const std::string& node_id,
                                                      prometheus::Registry* metrics, p2p::P2pNode* p2p = nullptr,
                                                      election::AdminServices* admin = nullptr,
-                                                     std::function<bool(const std::string&, std::uint64_t)> admin_of = {});
+                                                     std::function<bool(const std::string&, std::uint64_t)> admin_of = {},
+                                                     std::shared_ptr<const executors::SecretSealer> sealer = nullptr);
   ~TaskServices();
 
   Status RegisterRoutes(http::Router& router);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -37,6 +38,15 @@ void NodeIdentity::Derive() {
   [[maybe_unused]] const int a = crypto_sign_ed25519_pk_to_curve25519(box_public_.data(), public_key_.data());
   [[maybe_unused]] const int b = crypto_sign_ed25519_sk_to_curve25519(box_secret_.data(), secret_key_.data());
   node_id_ = NodeIdOf(public_key_);
+}
+
+std::array<std::uint8_t, 32> NodeIdentity::DeriveKey(std::string_view purpose) const {
+  char context[crypto_kdf_CONTEXTBYTES] = {};
+  std::memcpy(context, purpose.data(), std::min(purpose.size(), sizeof context));
+  // The master key is the Ed25519 seed (the first 32 bytes of the secret key).
+  std::array<std::uint8_t, 32> key{};
+  crypto_kdf_derive_from_key(key.data(), key.size(), 1, context, secret_key_.data());
+  return key;
 }
 
 NodeIdentity NodeIdentity::Generate() {

@@ -46,6 +46,11 @@ class NodeIdentity {
   // Opens a sealed box addressed to this identity.
   Result<Bytes> Open(const std::uint8_t* data, std::size_t size) const;
 
+  // A 32-byte key for `purpose` (exactly 8 characters, libsodium's KDF
+  // context), derived from the secret key: stable for as long as the key
+  // file is kept, and different for each purpose.
+  std::array<std::uint8_t, 32> DeriveKey(std::string_view purpose) const;
+
  private:
   NodeIdentity() = default;
   void Derive();

@@ -18,6 +18,26 @@ json Embed(const std::string& text) {
 
 std::string Unembed(const json& j) { return j.is_null() ? std::string() : DumpJson(j); }
 
+// Calls fn(field, name, value) for each string value of the input fields
+// that carry secrets: `env` (command, llm) and `headers` (http).
+template <typename Fn>
+Status ForEachSecret(json& input, Fn&& fn) {
+  if (!input.is_object()) return Status::Ok();
+  for (const char* field : {"env", "headers"}) {
+    auto it = input.find(field);
+    if (it == input.end() || !it->is_object()) continue;
+    for (auto& [name, value] : it->items()) {
+      if (!value.is_string()) continue;
+      if (Status s = fn(std::string_view(field), name, value); !s.ok()) return s;
+    }
+  }
+  return Status::Ok();
+}
+
+std::string SealContext(const std::string& task_id, std::string_view field, const std::string& name) {
+  return task_id + "/" + std::string(field) + "/" + name;
+}
+
 json AttemptToJson(const Attempt& a) {
   return {{"number", a.number},         {"agent_id", a.agent_id},       {"node_id", a.node_id},
           {"state", AttemptStateName(a.state)}, {"assigned_ms", a.assigned_ms}, {"started_ms", a.started_ms},
@@ -29,13 +49,10 @@ json AttemptToJson(const Attempt& a) {
 
 json TaskToApiJson(const Task& t) {
   json j = TaskToJson(t);
-  json& input = j["input"];
-  if (!input.is_object()) return j;
-  for (const char* field : {"env", "headers"}) {
-    auto it = input.find(field);
-    if (it == input.end() || !it->is_object()) continue;
-    for (auto& [name, value] : it->items()) value = "***";
-  }
+  (void)ForEachSecret(j["input"], [](std::string_view, const std::string&, json& value) {
+    value = "***";
+    return Status::Ok();
+  });
   return j;
 }
 
@@ -209,7 +226,7 @@ Result<SubmitRequest> ParseSubmitBody(std::string_view body, std::string_view he
   return r;
 }
 
-storage::TaskRow ToRow(const Task& t) {
+storage::TaskRow ToRow(const Task& t, const executors::SecretSealer* sealer) {
   storage::TaskRow row;
   row.id = t.id;
   row.idempotency_key = t.idempotency_key;
@@ -220,13 +237,36 @@ storage::TaskRow ToRow(const Task& t) {
   row.created_ms = t.created_ms;
   row.updated_ms = t.updated_ms;
   row.seq = t.seq;
-  row.doc = DumpJson(TaskToJson(t));  // never throws: output bytes become U+FFFD
+  json doc = TaskToJson(t);
+  if (sealer) {
+    (void)ForEachSecret(doc["input"], [&](std::string_view field, const std::string& name, json& value) {
+      const auto& plain = value.get_ref<const std::string&>();
+      // A reference is not a secret; anything else (even text that looks
+      // sealed) is sealed, so every stored value opens to what was given.
+      if (plain.rfind(executors::kSecretScheme, 0) != 0) value = sealer->Seal(plain, SealContext(t.id, field, name));
+      return Status::Ok();
+    });
+  }
+  row.doc = DumpJson(doc);  // never throws: output bytes become U+FFFD
   return row;
 }
 
-Result<Task> FromRow(const storage::TaskRow& row) {
+Result<Task> FromRow(const storage::TaskRow& row, const executors::SecretSealer* sealer) {
   json j = ParseJson(row.doc);
   if (j.is_discarded()) return InvalidArgument("task " + row.id + ": stored document is not JSON");
+  auto input = j.find("input");
+  if (input != j.end()) {
+    Status s = ForEachSecret(*input, [&](std::string_view field, const std::string& name, json& value) -> Status {
+      const auto& stored = value.get_ref<const std::string&>();
+      if (!executors::SecretSealer::IsSealed(stored)) return Status::Ok();  // a reference, or written before sealing
+      if (!sealer) return FailedPrecondition("no key to open its sealed secrets");
+      auto plain = sealer->Open(stored, SealContext(row.id, field, name));
+      if (!plain.ok()) return FailedPrecondition(std::string(field) + "." + name + ": " + plain.status().message());
+      value = std::move(*plain);
+      return Status::Ok();
+    });
+    if (!s.ok()) return FailedPrecondition("task " + row.id + ": " + s.message());
+  }
   return TaskFromJson(j);
 }
 

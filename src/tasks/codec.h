@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "executors/secrets.h"
 #include "storage/store.h"
 #include "tasks/core.h"
 #include "tasks/task.h"
@@ -27,7 +28,11 @@ Result<Task> TaskFromJson(const nlohmann::json& j);
 // header ("" when absent); it must agree with body.idempotency_key.
 Result<SubmitRequest> ParseSubmitBody(std::string_view body, std::string_view header_key);
 
-storage::TaskRow ToRow(const Task& task);
-Result<Task> FromRow(const storage::TaskRow& row);
+// The store's row of `task`. With a sealer, the secrets of its input given
+// in clear are sealed in the row's document (secret:// references stay as
+// they are); FromRow opens them again. Without one, they are stored in clear
+// and a row with sealed values is FailedPrecondition.
+storage::TaskRow ToRow(const Task& task, const executors::SecretSealer* sealer = nullptr);
+Result<Task> FromRow(const storage::TaskRow& row, const executors::SecretSealer* sealer = nullptr);
 
 }  // namespace bzzz::tasks

@@ -194,7 +194,7 @@ class TaskManager::Impl {
     }
     auto row = options.store->GetTask(id);
     if (!row.ok()) return row.status();
-    return FromRow(*row);
+    return FromRow(*row, options.sealer.get());
   }
 
   void WriterLoop() {
@@ -212,7 +212,7 @@ class TaskManager::Impl {
       }
       std::vector<storage::TaskRow> rows;
       rows.reserve(pending.size());
-      for (const auto& [id, t] : pending) rows.push_back(ToRow(t));
+      for (const auto& [id, t] : pending) rows.push_back(ToRow(t, options.sealer.get()));
       Status s = options.store->WriteTasks(rows, {});
       if (!s.ok()) {
         {
@@ -323,7 +323,7 @@ Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, 
   std::vector<Task> open;
   open.reserve(rows->size());
   for (const auto& row : *rows) {
-    auto t = FromRow(row);
+    auto t = FromRow(row, impl->options.sealer.get());
     if (!t.ok()) return Internal("tasks: stored task " + row.id + " is damaged: " + t.status().message());
     open.push_back(std::move(*t));
   }
@@ -422,7 +422,7 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
     if (!known) {
       auto row = m.options.store->FindTaskByIdempotencyKey(request.idempotency_key);
       if (row.ok()) {
-        auto t = FromRow(*row);
+        auto t = FromRow(*row, m.options.sealer.get());
         if (!t.ok()) {
           done(t.status());
           return;
@@ -502,7 +502,7 @@ Result<std::vector<Task>> TaskManager::List(const storage::TaskQuery& query) {
       out.push_back(*t);
       continue;
     }
-    auto t = FromRow(row);
+    auto t = FromRow(row, impl_->options.sealer.get());
     if (!t.ok()) return t.status();
     out.push_back(std::move(*t));
   }

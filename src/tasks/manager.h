@@ -30,6 +30,7 @@ class Registry;
 }
 namespace bzzz::executors {
 class ExecutorRegistry;
+class SecretSealer;
 }
 
 namespace bzzz::tasks {
@@ -38,6 +39,9 @@ struct ManagerOptions {
   CoreOptions core;
   std::shared_ptr<storage::Store> store;
   const executors::ExecutorRegistry* executors = nullptr;  // validates inputs at submit; null: no check
+  // Seals the secrets of task inputs in the store (codec.h ToRow); null:
+  // they are stored in clear (tests, tools).
+  std::shared_ptr<const executors::SecretSealer> sealer;
   std::size_t max_unwritten = 50000;  // changed tasks waiting for the writer; past it, submit gets 429
   std::chrono::milliseconds tick{50};
 };

@@ -3,10 +3,14 @@
 // dead-letter queue and back, cancel, backpressure, drain.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <thread>
 
+#include "base/json.h"
 #include "executors/executors.h"
+#include "executors/secrets.h"
 #include "storage/sqlite_store.h"
 #include "support/support.h"
 #include "tasks/codec.h"
@@ -46,6 +50,7 @@ class ManagerTest : public ::testing::Test {
     o.core = core;
     o.store = store_;
     o.executors = executors_.get();
+    o.sealer = sealer_;
     o.tick = 10ms;
     auto m = TaskManager::Start(o, nullptr);
     ASSERT_TRUE(m.ok()) << m.status().ToString();
@@ -92,6 +97,7 @@ class ManagerTest : public ::testing::Test {
   testing::TempDir dir_;
   config::Config config_;
   std::unique_ptr<executors::ExecutorRegistry> executors_;
+  std::shared_ptr<const executors::SecretSealer> sealer_;
   std::shared_ptr<storage::Store> store_;
   std::unique_ptr<TaskManager> manager_;
   std::unique_ptr<AgentPool> pool_;
@@ -159,6 +165,43 @@ TEST(TaskViewTest, ApiViewMasksEnvAndHeaders) {
   EXPECT_NE(hook.find("example.org"), std::string::npos);
 }
 
+// Secrets given in clear are sealed in the stored document with the node's
+// key, bound to their task and name; references stay readable.
+TEST(TaskViewTest, StoredRowSealsSecretsGivenInClear) {
+  executors::SecretSealer::Key key{}, other{};
+  key.fill(7);
+  other.fill(8);
+  const executors::SecretSealer sealer(key), stranger(other);
+  Task t;
+  t.id = "t1";
+  t.executor = "command";
+  t.input = R"({"argv":["env"],"env":{"TOKEN":"hunter2","REF":"secret://X","ODD":"sealed:v1:AAAA"}})";
+  const storage::TaskRow row = ToRow(t, &sealer);
+  EXPECT_EQ(row.doc.find("hunter2"), std::string::npos) << row.doc;
+  EXPECT_NE(row.doc.find(R"("REF":"secret://X")"), std::string::npos) << row.doc;
+  EXPECT_EQ(row.doc.find("sealed:v1:AAAA"), std::string::npos) << "text that looks sealed is sealed too";
+
+  auto back = FromRow(row, &sealer);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(ParseJson(back->input), ParseJson(t.input));
+
+  EXPECT_EQ(FromRow(row, &stranger).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(FromRow(row).status().code(), StatusCode::kFailedPrecondition);
+  // A sealed value moved to another variable does not open there.
+  auto doc = ParseJson(row.doc);
+  doc["input"]["env"]["OTHER"] = doc["input"]["env"]["TOKEN"];
+  storage::TaskRow moved = row;
+  moved.doc = doc.dump();
+  auto opened = FromRow(moved, &sealer);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.status().message().find("env.OTHER"), std::string::npos) << opened.status().ToString();
+  // Rows written before sealing (plain values) still read.
+  t.input = R"({"argv":["env"],"env":{"TOKEN":"hunter2"}})";
+  auto plain = FromRow(ToRow(t), &sealer);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(ParseJson(plain->input), ParseJson(t.input));
+}
+
 // Numbers that do not fit (a float such as 1e84 where an integer is due)
 // are refused as malformed, not converted (undefined behaviour; found by
 // the tasks fuzz target under UBSan).
@@ -211,6 +254,31 @@ TEST_F(ManagerTest, IdempotencyKeyNamesOneTaskAcrossRestarts) {
   ASSERT_TRUE(c.ok());
   EXPECT_FALSE(c->created);
   EXPECT_EQ(c->task.id, a->task.id);
+}
+
+// The database file (and its WAL) never holds a secret given in clear; the
+// task still reads back whole after a restart with the same key.
+TEST_F(ManagerTest, SecretsAreSealedAtRestAndOpenAfterRestart) {
+  executors::SecretSealer::Key key{};
+  key.fill(42);
+  sealer_ = std::make_shared<const executors::SecretSealer>(key);
+  StartManager();
+  SubmitRequest r;
+  r.executor = "command";
+  r.input = R"({"argv":["true"],"env":{"API_KEY":"plain-secret-value-91"}})";
+  auto out = Submit(r);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  manager_.reset();
+  ASSERT_TRUE(store_->Flush().ok());
+  for (const char* file : {"bzzz.db", "bzzz.db-wal"}) {
+    std::ifstream in(dir_.File(file), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.find("plain-secret-value-91"), std::string::npos) << file;
+  }
+  StartManager();
+  auto t = manager_->Get(out->task.id);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_NE(t->input.find("plain-secret-value-91"), std::string::npos);
 }
 
 TEST_F(ManagerTest, InFlightAttemptOfAStoppedOwnerIsLostAndRunsAgain) {
