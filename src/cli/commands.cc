@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -23,6 +24,7 @@
 #include "config/loader.h"
 #include "node/logging.h"
 #include "node/node.h"
+#include "security/authenticator.h"
 #include "storage/store.h"
 #include "ucxl/address.h"
 
@@ -598,6 +600,24 @@ int DhtBootstrap(ConfigArgs args, int port, const std::string& listen_host) {
 
 }  // namespace
 
+// `bzzz token hash`: the token comes on stdin (not argv, which other users
+// can read in /proc); one trailing newline is dropped.
+int TokenHash() {
+  std::string token((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  if (!token.empty() && token.back() == '\n') token.pop_back();
+  if (!token.empty() && token.back() == '\r') token.pop_back();
+  if (token.find('\n') != std::string::npos) {
+    PrintError("token hash: give one token on stdin, got several lines");
+    return kExitUsage;
+  }
+  if (auto why = security::WeakTokenReason(token); !why.empty()) {
+    PrintError("token hash: the token is too weak: " + why + " (make one with: openssl rand -hex 32)");
+    return kExitUsage;
+  }
+  std::printf("%s\n", security::HashToken(token).c_str());
+  return kExitOk;
+}
+
 int RunCli(int argc, char** argv) {
   CLI::App app{"bzzz: a peer-to-peer coordination runtime for fleets of AI agents"};
   app.require_subcommand(1);
@@ -646,6 +666,11 @@ int RunCli(int argc, char** argv) {
   AddConfigOptions(dbconn, dbconn_args);
 
   auto* version = app.add_subcommand("version", "print the version");
+
+  auto* token_cmd = app.add_subcommand("token", "API tokens");
+  token_cmd->require_subcommand(1);
+  auto* token_hash = token_cmd->add_subcommand(
+      "hash", "read a token on stdin, print its salted hash for security.api_tokens[].token_hash");
 
   // P2P and DHT.
   ConfigArgs bootstrap_args;
@@ -811,6 +836,7 @@ int RunCli(int argc, char** argv) {
   if (*migrate) return DbMigrate(migrate_args);
   if (*dbhealth) return DbHealthCheck(dbhealth_args);
   if (*dbconn) return DbTestConnection(dbconn_args);
+  if (*token_hash) return TokenHash();
   if (*dht_bootstrap) return DhtBootstrap(bootstrap_args, bootstrap_port, bootstrap_host);
   if (*peers) return Peers(client(peers_args), peers_json);
   if (*peers_clear) return PeersClear(client(peers_clear_args), peers_clear_dir);

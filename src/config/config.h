@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace bzzz::config {
@@ -184,12 +185,22 @@ struct UcxiConfig {
   std::size_t max_payload_bytes = 4u << 20;
 };
 
-// A static API token: only its SHA-256 (hex) is configured, never the token.
+// A static API token: only a hash is configured, never the token. Exactly
+// one of token_hash (salted, preferred) and token_sha256 (unsalted, older
+// configurations) is set.
 struct ApiToken {
   std::string name;          // the principal this token authenticates
   std::string token_sha256;  // 64 lower-case hex digits
   std::vector<std::string> roles;
+  std::string token_hash;  // "hmac-sha256:<salt hex 32>:<digest hex 64>" (security::HashToken)
 };
+
+// The form of ApiToken::token_hash: "hmac-sha256:" + 32 lower-case hex
+// digits of salt + ":" + 64 of digest. "" when `token_hash` has it, else
+// what is wrong.
+inline constexpr std::string_view kTokenHashScheme = "hmac-sha256:";
+inline constexpr std::size_t kTokenSaltBytes = 16;
+std::string TokenHashProblem(std::string_view token_hash);
 
 // A role defined or extended in the configuration.
 struct RoleDefinition {

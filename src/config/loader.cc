@@ -67,7 +67,7 @@ enum class Kind {
   kCount,     // std::size_t count: a plain non-negative integer
   kStringList,
   kEnumList,   // list of strings restricted to `choices`, no duplicates
-  kApiTokens,  // file (or flag) only: list of {name, token_sha256, roles}
+  kApiTokens,  // file (or flag) only: list of {name, token_hash (or token_sha256), roles}
   kRoles,      // file (or flag) only: list of {name, permissions}
 };
 
@@ -650,7 +650,7 @@ std::vector<KeyDef> BuildKeys() {
           "The window of security.auth_failure_limit, and how long a throttled address waits at most.")
           .Positive(),
       Key("security.api_tokens", BZZZ_FIELD(security.api_tokens),
-          "Static API tokens: items {name, token_sha256 (64 lower-case hex digits), roles}; file or flag "
+          "Static API tokens: items {name, token_hash (salted: bzzz token hash), roles}; file or flag "
           "only."),
       Key("security.roles", BZZZ_FIELD(security.roles),
           "Roles defined or extended here: items {name, permissions [\"resource:action\"]}; file or flag "
@@ -1018,7 +1018,7 @@ std::string Expectation(const KeyDef& key) {
     case Kind::kEnumList:
       return "a list of values from " + Join(key.choices, "|");
     case Kind::kApiTokens:
-      return "a list of API tokens {name, token_sha256, roles}";
+      return "a list of API tokens {name, token_hash, roles}";
     case Kind::kRoles:
       return "a list of roles {name, permissions}";
   }
@@ -1295,7 +1295,7 @@ std::optional<std::vector<ApiToken>> ParseApiTokens(const KeyDef& key, const YAM
     problems.push_back({path, "expected " + Expectation(key) + ", got " + DescribeNode(node)});
     return std::nullopt;
   }
-  static const std::vector<std::string> kFields = {"name", "token_sha256", "roles"};
+  static const std::vector<std::string> kFields = {"name", "token_hash", "token_sha256", "roles"};
   const std::size_t before = problems.size();
   std::vector<ApiToken> tokens;
   std::map<std::string, std::size_t> names;
@@ -1305,7 +1305,7 @@ std::optional<std::vector<ApiToken>> ParseApiTokens(const KeyDef& key, const YAM
     const std::string item_path = IndexPath(path, i);
     if (!item.IsMap()) {
       problems.push_back(
-          {item_path, "expected a mapping {name, token_sha256, roles}, got " + DescribeNode(item)});
+          {item_path, "expected a mapping {name, token_hash, roles}, got " + DescribeNode(item)});
       continue;
     }
     ApiToken token;
@@ -1330,7 +1330,9 @@ std::optional<std::vector<ApiToken>> ParseApiTokens(const KeyDef& key, const YAM
                          well_formed = false;
                          return;
                        }
-                       (name == "name" ? token.name : token.token_sha256) = value.Scalar();
+                       (name == "name"         ? token.name
+                        : name == "token_hash" ? token.token_hash
+                                               : token.token_sha256) = value.Scalar();
                      });
     if (!present.count("name")) {
       problems.push_back({item_path + ".name", "required: the name of the principal"});
@@ -1340,9 +1342,18 @@ std::optional<std::vector<ApiToken>> ParseApiTokens(const KeyDef& key, const YAM
     bool hex64 = token.token_sha256.size() == 64 &&
                  std::all_of(token.token_sha256.begin(), token.token_sha256.end(),
                              [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-    if (!present.count("token_sha256")) {
-      problems.push_back(
-          {item_path + ".token_sha256", "required: the SHA-256 of the token as 64 lower-case hex digits"});
+    const bool salted = present.count("token_hash") && TokenHashProblem(token.token_hash).empty();
+    if (present.count("token_hash") && present.count("token_sha256")) {
+      problems.push_back({item_path + ".token_sha256", "give token_hash or token_sha256, not both"});
+    } else if (present.count("token_hash")) {
+      if (well_formed && !salted) {
+        problems.push_back({item_path + ".token_hash", TokenHashProblem(token.token_hash) + ", got " +
+                                                           Quote(token.token_hash.substr(0, 16) + "...")});
+      }
+    } else if (!present.count("token_sha256")) {
+      problems.push_back({item_path + ".token_hash",
+                          "required: the salted hash of the token (bzzz token hash prints one), or "
+                          "token_sha256 (unsalted, older configurations)"});
     } else if (well_formed && !hex64) {
       problems.push_back(
           {item_path + ".token_sha256",
@@ -1357,11 +1368,11 @@ std::optional<std::vector<ApiToken>> ParseApiTokens(const KeyDef& key, const YAM
                                                      IndexPath(path, it->second) + ")"});
       }
     }
-    if (hex64) {
-      auto [it, inserted] = hashes.emplace(token.token_sha256, i);
+    if (hex64 || salted) {
+      auto [it, inserted] = hashes.emplace(salted ? token.token_hash : token.token_sha256, i);
       if (!inserted) {
-        problems.push_back(
-            {item_path + ".token_sha256", "duplicate token hash (also " + IndexPath(path, it->second) + ")"});
+        problems.push_back({item_path + (salted ? ".token_hash" : ".token_sha256"),
+                            "duplicate token hash (also " + IndexPath(path, it->second) + ")"});
       }
     }
     tokens.push_back(std::move(token));
@@ -1794,9 +1805,11 @@ Json ValueToJson(const KeyDef& key, Config& config, bool mask_secrets) {
           for (const ApiToken& t : *value) {
             // A bare SHA-256 of a token can be tested offline against
             // guesses: masked like any secret.
-            list.push_back(Json{{"name", t.name},
-                                {"token_sha256", mask_secrets ? std::string("***") : t.token_sha256},
-                                {"roles", t.roles}});
+            Json item{{"name", t.name}};
+            if (!t.token_hash.empty()) item["token_hash"] = mask_secrets ? std::string("***") : t.token_hash;
+            if (!t.token_sha256.empty()) item["token_sha256"] = mask_secrets ? std::string("***") : t.token_sha256;
+            item["roles"] = t.roles;
+            list.push_back(std::move(item));
           }
           return list;
         } else if constexpr (std::is_same_v<T, std::vector<RoleDefinition>>) {

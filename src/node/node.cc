@@ -264,6 +264,13 @@ Status Node::Start() {
   std::vector<std::unique_ptr<security::Authenticator>> authenticators;
   authenticators.push_back(std::make_unique<security::StaticTokenAuthenticator>(
       cfg.security.api_tokens, bootstrap ? std::string_view(bootstrap) : std::string_view{}));
+  for (const auto& token : cfg.security.api_tokens) {
+    if (token.token_hash.empty()) {
+      spdlog::warn("security: API token {} is configured by its unsalted SHA-256 (token_sha256); replace it with "
+                   "token_hash (printf %s \"$TOKEN\" | bzzz token hash)",
+                   token.name);
+    }
+  }
   if ((bootstrap == nullptr || *bootstrap == '\0') && cfg.security.api_tokens.empty()) {
     spdlog::warn("security: no API tokens configured and BZZZ_ADMIN_TOKEN is unset: only public routes "
                  "(health, metrics) can be used");

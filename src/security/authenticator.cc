@@ -1,42 +1,102 @@
 #include "security/authenticator.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace bzzz::security {
+
+namespace {
+
+std::string Hex(const unsigned char* data, std::size_t size) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(size * 2);
+  for (std::size_t i = 0; i < size; ++i) {
+    out.push_back(kHex[data[i] >> 4]);
+    out.push_back(kHex[data[i] & 0xf]);
+  }
+  return out;
+}
+
+std::string FromHex(std::string_view hex) {
+  std::string out(hex.size() / 2, '\0');
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+    out[i] = static_cast<char>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+  }
+  return out;
+}
+
+constexpr std::size_t kSaltBytes = config::kTokenSaltBytes;
+constexpr std::size_t kDigestBytes = 32;
+
+std::string Hmac(std::string_view salt, std::string_view token) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), salt.data(), static_cast<int>(salt.size()), reinterpret_cast<const unsigned char*>(token.data()),
+       token.size(), digest, &length);
+  return std::string(reinterpret_cast<const char*>(digest), length);
+}
+
+// salt and digest of a well-formed token hash, raw.
+std::pair<std::string, std::string> SplitTokenHash(std::string_view token_hash) {
+  const std::string_view rest = token_hash.substr(config::kTokenHashScheme.size());
+  return {FromHex(rest.substr(0, 2 * kSaltBytes)), FromHex(rest.substr(2 * kSaltBytes + 1))};
+}
+
+}  // namespace
 
 std::string Sha256Hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0xf]);
-  }
-  return out;
+  return Hex(digest, length);
+}
+
+std::string HashToken(std::string_view token) {
+  unsigned char salt[kSaltBytes];
+  if (RAND_bytes(salt, sizeof salt) != 1) std::abort();  // no randomness: no salt worth the name
+  const std::string raw(reinterpret_cast<const char*>(salt), sizeof salt);
+  const std::string digest = Hmac(raw, token);
+  return std::string(config::kTokenHashScheme) + Hex(salt, sizeof salt) + ":" +
+         Hex(reinterpret_cast<const unsigned char*>(digest.data()), digest.size());
+}
+
+bool TokenMatches(std::string_view token_hash, std::string_view token) {
+  if (!config::TokenHashProblem(token_hash).empty()) return false;
+  const auto [salt, digest] = SplitTokenHash(token_hash);
+  const std::string presented = Hmac(salt, token);
+  return CRYPTO_memcmp(presented.data(), digest.data(), kDigestBytes) == 0;
 }
 
 StaticTokenAuthenticator::StaticTokenAuthenticator(const std::vector<config::ApiToken>& tokens,
                                                    std::string_view bootstrap_admin_token) {
-  for (const auto& token : tokens) {
-    Identity identity;
-    identity.principal = token.name;
-    identity.roles = token.roles;
-    identity.method = "api-token";
-    identity.authenticated = true;
-    by_hash_.emplace(token.token_sha256, std::move(identity));
-  }
   if (!bootstrap_admin_token.empty()) {
     Identity admin;
     admin.principal = "bootstrap-admin";
     admin.roles = {"system_admin"};
     admin.method = "bootstrap-token";
     admin.authenticated = true;
-    by_hash_[Sha256Hex(bootstrap_admin_token)] = std::move(admin);
+    auto [salt, digest] = SplitTokenHash(HashToken(bootstrap_admin_token));
+    salted_.push_back({std::move(salt), std::move(digest), std::move(admin)});
+  }
+  for (const auto& token : tokens) {
+    Identity identity;
+    identity.principal = token.name;
+    identity.roles = token.roles;
+    identity.method = "api-token";
+    identity.authenticated = true;
+    if (config::TokenHashProblem(token.token_hash).empty()) {
+      auto [salt, digest] = SplitTokenHash(token.token_hash);
+      salted_.push_back({std::move(salt), std::move(digest), std::move(identity)});
+    } else if (!token.token_sha256.empty()) {
+      by_sha256_.emplace(token.token_sha256, std::move(identity));
+    }
   }
 }
 
@@ -44,15 +104,29 @@ AuthResult StaticTokenAuthenticator::Authenticate(const Credentials& credentials
   AuthResult result;
   // JWTs (three dot-separated parts) are left to the JWT authenticator.
   if (std::count(credentials.token.begin(), credentials.token.end(), '.') == 2) return result;
-  // Hashing first means the lookup never compares secrets directly.
-  const auto it = by_hash_.find(Sha256Hex(credentials.token));
-  if (it == by_hash_.end()) {
+  // Every salted entry is tried (no early exit on a match), so the time
+  // taken does not tell which entry matched; the first match wins (the
+  // bootstrap token comes first).
+  const Salted* match = nullptr;
+  for (const Salted& entry : salted_) {
+    const std::string presented = Hmac(entry.salt, credentials.token);
+    if (CRYPTO_memcmp(presented.data(), entry.digest.data(), kDigestBytes) == 0 && match == nullptr) match = &entry;
+  }
+  if (match == nullptr && !by_sha256_.empty()) {
+    // Unsalted entries: hashing first means the lookup never compares secrets directly.
+    if (const auto it = by_sha256_.find(Sha256Hex(credentials.token)); it != by_sha256_.end()) {
+      result.outcome = AuthResult::Outcome::kAuthenticated;
+      result.identity = it->second;
+      return result;
+    }
+  }
+  if (match == nullptr) {
     result.outcome = AuthResult::Outcome::kInvalid;
     result.reason = "unknown or revoked token";
     return result;
   }
   result.outcome = AuthResult::Outcome::kAuthenticated;
-  result.identity = it->second;
+  result.identity = match->identity;
   return result;
 }
 

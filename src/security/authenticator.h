@@ -41,21 +41,37 @@ class Authenticator {
   virtual AuthResult Authenticate(const Credentials& credentials) const = 0;
 };
 
-// Opaque bearer tokens known by their SHA-256: the service accounts of the
-// configuration (security.api_tokens) and the bootstrap admin token given by
-// the BZZZ_ADMIN_TOKEN environment variable. Tokens are never stored in
-// clear: the bootstrap token is hashed on construction.
+// Opaque bearer tokens known by a salted hash: the service accounts of the
+// configuration (security.api_tokens, `token_hash`, or the older unsalted
+// `token_sha256`) and the bootstrap admin token given by the
+// BZZZ_ADMIN_TOKEN environment variable. Tokens are never kept in clear:
+// the bootstrap token is hashed with a fresh salt on construction. A
+// presented token is hashed with each salt and compared in constant time.
 class StaticTokenAuthenticator final : public Authenticator {
  public:
   StaticTokenAuthenticator(const std::vector<config::ApiToken>& tokens, std::string_view bootstrap_admin_token);
 
   std::string_view Name() const override { return "api-token"; }
   AuthResult Authenticate(const Credentials& credentials) const override;
-  std::size_t size() const { return by_hash_.size(); }
+  std::size_t size() const { return salted_.size() + by_sha256_.size(); }
 
  private:
-  std::unordered_map<std::string, Identity> by_hash_;
+  struct Salted {
+    std::string salt;    // raw bytes
+    std::string digest;  // raw HMAC-SHA256(salt, token)
+    Identity identity;
+  };
+  std::vector<Salted> salted_;                           // the bootstrap token first
+  std::unordered_map<std::string, Identity> by_sha256_;  // unsalted (token_sha256)
 };
+
+// The salted hash of an API token, as `security.api_tokens[].token_hash`
+// takes it (config::TokenHashProblem checks the form): "hmac-sha256:" +
+// hex(salt, 16 random bytes) + ":" + hex(HMAC-SHA256(key = salt, token)).
+// `bzzz token hash` prints one.
+std::string HashToken(std::string_view token);
+// Whether `token` is the one `token_hash` was made from (constant time).
+bool TokenMatches(std::string_view token_hash, std::string_view token);
 
 // Why `token` is too weak to guard the API ("" when it is not): shorter
 // than 16 characters, or fewer than 8 distinct characters (a repeated or

@@ -882,6 +882,22 @@ TEST_F(ConfigTest, ApiTokenValidation) {
   LoadResult bad_role = tokens("    - {name: a, token_sha256: " + kHashA + ", roles: [ok, \"no way\"]}\n");
   ASSERT_NE(Find(bad_role.errors, "security.api_tokens[0].roles[1]"), nullptr) << Dump(bad_role.errors);
 
+  // Salted hashes (token_hash); one of the two forms, not both.
+  const std::string salted = "hmac-sha256:00112233445566778899aabbccddeeff:" + kHashA;
+  LoadResult ok_salted = tokens("    - {name: a, token_hash: \"" + salted + "\", roles: [operator]}\n");
+  ASSERT_TRUE(ok_salted.ok()) << Dump(ok_salted.errors);
+  EXPECT_EQ(ok_salted.config.security.api_tokens[0].token_hash, salted);
+  LoadResult both = tokens("    - {name: a, token_hash: \"" + salted + "\", token_sha256: " + kHashA +
+                           ", roles: [operator]}\n");
+  ASSERT_NE(Find(both.errors, "security.api_tokens[0].token_sha256"), nullptr) << Dump(both.errors);
+  LoadResult bad_salted = tokens("    - {name: a, token_hash: \"hmac-sha256:00:" + kHashA + "\", roles: [x]}\n");
+  ASSERT_NE(Find(bad_salted.errors, "security.api_tokens[0].token_hash"), nullptr) << Dump(bad_salted.errors);
+  LoadResult neither = tokens("    - {name: a, roles: [x]}\n");
+  ASSERT_NE(Find(neither.errors, "security.api_tokens[0].token_hash"), nullptr) << Dump(neither.errors);
+  LoadResult dup_salted = tokens("    - {name: a, token_hash: \"" + salted + "\", roles: [x]}\n" +
+                                 "    - {name: b, token_hash: \"" + salted + "\", roles: [x]}\n");
+  ASSERT_NE(Find(dup_salted.errors, "security.api_tokens[1].token_hash"), nullptr) << Dump(dup_salted.errors);
+
   LoadResult not_map = tokens("    - just-a-string\n");
   ASSERT_NE(Find(not_map.errors, "security.api_tokens[0]"), nullptr);
   EXPECT_FALSE(LoadYaml("security:\n  api_tokens: {name: a}\n").ok());

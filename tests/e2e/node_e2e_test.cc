@@ -49,8 +49,8 @@ class NodeProcess {
     const std::string config = dir.Write("bzzz.yaml",
                                          "node:\n  name: e2e-node\n"
                                          "security:\n  api_tokens:\n"
-                                         "    - name: e2e-user\n      token_sha256: " +
-                                             security::Sha256Hex(kUserToken) + "\n      roles: [user]\n");
+                                         "    - name: e2e-user\n      token_hash: \"" +
+                                             security::HashToken(kUserToken) + "\"\n      roles: [user]\n");
     std::vector<std::string> args = {"serve", "--config", config, "--data-dir", dir.File("data"),
                                      "--p2p-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:" + std::to_string(port_), "--log-level", "info"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
@@ -416,6 +416,37 @@ TEST(CliE2E, ConfigShowMasksSecrets) {
   const json j = json::parse(shown.output);
   EXPECT_EQ(j["storage"]["postgres"]["password"], "***");
   EXPECT_EQ(j["http"]["port"], 9999);
+}
+
+// `bzzz token hash` reads the token on stdin and prints a salted hash that
+// matches it; weak tokens are refused; `config show` masks token hashes.
+TEST(CliE2E, TokenHashPrintsASaltedHash) {
+  TempDir dir;
+  auto hash_of = [&](const std::string& token) {
+    static int counter = 0;
+    const std::string log = dir.File("hash-" + std::to_string(counter++) + ".log");
+    Process p("/bin/sh", {"-c", "printf '%s\\n' '" + token + "' | " + std::string(BZZZ_BINARY) + " token hash"}, {},
+              log);
+    const int code = p.Wait(30s);
+    return CommandResult{code, ReadFile(log)};
+  };
+  const std::string token = "cli-token-5e1f0a9d8c7b6a";
+  auto a = hash_of(token), b = hash_of(token);
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  std::string hash = a.output.substr(0, a.output.find('\n'));
+  EXPECT_TRUE(security::TokenMatches(hash, token)) << a.output;
+  EXPECT_FALSE(security::TokenMatches(hash, token + "x"));
+  EXPECT_NE(a.output, b.output) << "each hash has its own salt";
+  auto weak = hash_of("short");
+  EXPECT_EQ(weak.exit_code, 2) << weak.output;
+  EXPECT_NE(weak.output.find("too weak"), std::string::npos) << weak.output;
+
+  const std::string config = dir.Write("bzzz.yaml", "security:\n  api_tokens:\n    - name: ci\n      token_hash: \"" +
+                                                        hash + "\"\n      roles: [operator]\n");
+  auto shown = RunBzzz(dir, {"config", "show", "--format", "json", "--config", config});
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_EQ(shown.output.find(hash.substr(20)), std::string::npos) << shown.output;
+  EXPECT_EQ(json::parse(shown.output)["security"]["api_tokens"][0]["token_hash"], "***");
 }
 
 TEST(CliE2E, DatabaseCommands) {

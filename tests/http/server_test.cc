@@ -73,8 +73,8 @@ class ServerTest : public ::testing::Test {
     ASSERT_TRUE(router->Add(std::move(slow)));
 
     std::vector<config::ApiToken> tokens = {
-        {"admin", security::Sha256Hex(kAdminToken), {"system_admin"}},
-        {"reader", security::Sha256Hex(kReaderToken), {"user"}},
+        {"admin", "", {"system_admin"}, security::HashToken(kAdminToken)},
+        {"reader", "", {"user"}, security::HashToken(kReaderToken)},
     };
     std::vector<std::unique_ptr<security::Authenticator>> auth;
     auth.push_back(std::make_unique<security::StaticTokenAuthenticator>(tokens, ""));

@@ -59,7 +59,7 @@ class OperationalApiTest : public ::testing::Test {
 
     std::vector<std::unique_ptr<security::Authenticator>> auth;
     auth.push_back(std::make_unique<security::StaticTokenAuthenticator>(
-        std::vector<config::ApiToken>{{"user", security::Sha256Hex(kUser), {"user"}}}, kAdmin));
+        std::vector<config::ApiToken>{{"user", "", {"user"}, security::HashToken(kUser)}}, kAdmin));
     auto access =
         std::make_shared<security::AccessController>(std::move(auth), security::Rbac(), true, metrics.get());
     http::ServerOptions options;

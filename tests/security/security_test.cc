@@ -52,7 +52,7 @@ TEST(RbacTest, ConfiguredRolesAddAndExtend) {
 }
 
 TEST(StaticTokenTest, KnowsTokensByHashOnly) {
-  StaticTokenAuthenticator auth({{"ci", Sha256Hex("ci-token"), {"service_account"}}}, "boot");
+  StaticTokenAuthenticator auth({{"ci", "", {"service_account"}, HashToken("ci-token")}}, "boot");
   auto ok = auth.Authenticate({"Bearer", "ci-token"});
   ASSERT_EQ(ok.outcome, AuthResult::Outcome::kAuthenticated);
   EXPECT_EQ(ok.identity.principal, "ci");
@@ -65,12 +65,45 @@ TEST(StaticTokenTest, KnowsTokensByHashOnly) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+// Salted hashes: the same token hashes differently each time, each hash
+// matches only its token, and a configured token_hash authenticates.
+TEST(StaticTokenTest, SaltedHashesAuthenticateAndDiffer) {
+  const std::string token = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+  const std::string a = HashToken(token), b = HashToken(token);
+  EXPECT_NE(a, b) << "a fresh salt each time";
+  EXPECT_EQ(config::TokenHashProblem(a), "");
+  EXPECT_EQ(a.rfind("hmac-sha256:", 0), 0u) << a;
+  EXPECT_TRUE(TokenMatches(a, token));
+  EXPECT_TRUE(TokenMatches(b, token));
+  EXPECT_FALSE(TokenMatches(a, token + "x"));
+  EXPECT_FALSE(TokenMatches(a, ""));
+  EXPECT_FALSE(TokenMatches("hmac-sha256:zz", token)) << "a malformed hash matches nothing";
+  EXPECT_EQ(a.find(Sha256Hex(token)), std::string::npos) << "the unsalted digest is not in it";
+
+  config::ApiToken salted{"svc", "", {"operator"}, a};
+  config::ApiToken legacy{"old", Sha256Hex("legacy-token-value"), {"read_only"}, ""};
+  StaticTokenAuthenticator auth({salted, legacy}, "");
+  auto ok = auth.Authenticate({"Bearer", token});
+  ASSERT_EQ(ok.outcome, AuthResult::Outcome::kAuthenticated);
+  EXPECT_EQ(ok.identity.principal, "svc");
+  auto old = auth.Authenticate({"Bearer", "legacy-token-value"});
+  ASSERT_EQ(old.outcome, AuthResult::Outcome::kAuthenticated);
+  EXPECT_EQ(old.identity.principal, "old");
+  EXPECT_EQ(auth.Authenticate({"Bearer", a}).outcome, AuthResult::Outcome::kInvalid) << "the hash is not the token";
+
+  for (const char* bad : {"", "hmac-sha256:", "sha256:00112233445566778899aabbccddeeff:" ,
+                          "hmac-sha256:00112233445566778899AABBCCDDEEFF:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                          "hmac-sha256:00112233445566778899aabbccddeeff-ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}) {
+    EXPECT_NE(config::TokenHashProblem(bad), "") << bad;
+  }
+}
+
 class AccessTest : public ::testing::Test {
  protected:
   AccessTest() {
     std::vector<std::unique_ptr<Authenticator>> auth;
     auth.push_back(std::make_unique<StaticTokenAuthenticator>(
-        std::vector<config::ApiToken>{{"dev", Sha256Hex("dev-token"), {"developer"}}}, "root-token"));
+        std::vector<config::ApiToken>{{"dev", "", {"developer"}, HashToken("dev-token")}}, "root-token"));
     access = std::make_unique<AccessController>(std::move(auth), Rbac(), true, &registry);
   }
   std::string Metrics() {
