@@ -66,6 +66,7 @@ class TaskManager::Impl {
 
   ManagerOptions options;
   mutable std::mutex mu;
+  std::mutex dlq_mu;  // held across the read and the change of a replay or purge (before mu)
   TaskCore core;
   bool stopping = false;
   std::condition_variable writer_cv;  // dirty tasks or stop
@@ -556,6 +557,10 @@ Result<std::vector<Task>> TaskManager::DeadLetters(std::size_t limit, std::int64
 }
 
 Result<Task> TaskManager::Replay(const std::string& id) {
+  // One dead-letter operation at a time: a replay and a purge of the same
+  // task must not interleave between reading it and changing it (a purged
+  // task would come back, or a replayed one lose its row).
+  std::lock_guard dlq(impl_->dlq_mu);
   auto t = impl_->Read(id);
   if (!t.ok()) return t.status();
   std::lock_guard lock(impl_->mu);
@@ -569,6 +574,7 @@ Result<Task> TaskManager::Replay(const std::string& id) {
 }
 
 Status TaskManager::Purge(const std::string& id) {
+  std::lock_guard dlq(impl_->dlq_mu);
   auto t = impl_->Read(id);
   if (!t.ok()) return t.status();
   if (t->state != TaskState::kDead) {

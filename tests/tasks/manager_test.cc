@@ -372,6 +372,58 @@ TEST_F(ManagerTest, FailingTaskIsRetriedThenDeadLetteredReplayedAndPurged) {
   EXPECT_EQ(manager_->Purge(id).code(), StatusCode::kNotFound);
 }
 
+// A replay and a purge of one dead task racing each other: exactly one wins,
+// and the loser sees the winner's result (a purged task never comes back, a
+// replayed one is never left without its row).
+TEST_F(ManagerTest, ReplayAndPurgeOfOneTaskDoNotInterleave) {
+  StartManager();
+  StartPool(2);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    SubmitRequest r;
+    r.executor = "builtin";
+    r.input = R"({"op":"fail","message":"boom"})";
+    r.max_attempts = 1;
+    auto out = Submit(r);
+    ASSERT_TRUE(out.ok());
+    ids.push_back(out->task.id);
+  }
+  for (const auto& id : ids) ASSERT_TRUE(WaitState(id, TaskState::kDead)) << id;
+  pool_.reset();  // replayed tasks stay queued
+  for (const auto& id : ids) {
+    std::promise<void> go;
+    std::shared_future<void> start = go.get_future().share();
+    auto replay = std::async(std::launch::async, [&] {
+      start.wait();
+      return manager_->Replay(id).status();
+    });
+    auto purge = std::async(std::launch::async, [&] {
+      start.wait();
+      return manager_->Purge(id);
+    });
+    go.set_value();
+    const Status replayed = replay.get(), purged = purge.get();
+    ASSERT_NE(replayed.ok(), purged.ok()) << id << ": " << replayed.ToString() << " / " << purged.ToString();
+    auto t = manager_->Get(id);
+    if (purged.ok()) {
+      EXPECT_EQ(replayed.code(), StatusCode::kNotFound) << replayed.ToString();
+      EXPECT_EQ(t.status().code(), StatusCode::kNotFound) << id;
+    } else {
+      EXPECT_EQ(purged.code(), StatusCode::kConflict) << purged.ToString();
+      ASSERT_TRUE(t.ok()) << t.status().ToString();
+      EXPECT_EQ(t->state, TaskState::kQueued);
+    }
+  }
+  // What memory says is what the store says.
+  manager_.reset();
+  StartManager();
+  for (const auto& id : ids) {
+    auto t = manager_->Get(id);
+    if (t.ok()) EXPECT_EQ(t->state, TaskState::kQueued) << id;
+    else EXPECT_EQ(t.status().code(), StatusCode::kNotFound) << id;
+  }
+}
+
 TEST_F(ManagerTest, OnlyDeadTasksAreReplayedOrPurged) {
   StartManager();
   StartPool(1);
