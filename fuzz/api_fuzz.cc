@@ -1,5 +1,5 @@
 // Fuzzes the write and read paths of the API end to end, past the parsers:
-// the real UCXI and task handlers (node/ucxi_api, node/tasks_api) on a real
+// the real UCXI and task handlers (ucxl/ucxi_api.h, tasks/api.h) on a real
 // SQLite store, so that what a request stores is also serialized back (task
 // views, UCXI envelopes, histories, search results). No agent runs, so no
 // submitted task is ever executed.
@@ -25,9 +25,9 @@
 #include "config/config.h"
 #include "http/message.h"
 #include "http/router.h"
-#include "node/tasks_api.h"
-#include "node/ucxi_api.h"
 #include "storage/sqlite_store.h"
+#include "tasks/api.h"
+#include "ucxl/ucxi_api.h"
 
 namespace {
 
@@ -36,8 +36,8 @@ using namespace bzzz;
 struct Api {
   std::string dir;
   std::shared_ptr<storage::Store> store;
-  std::shared_ptr<node::UcxiServices> ucxi;
-  std::shared_ptr<node::TaskServices> tasks;
+  std::shared_ptr<ucxl::UcxiServices> ucxi;
+  std::shared_ptr<tasks::TaskServices> tasks;
   http::Router router;
 
   Api() {
@@ -54,8 +54,8 @@ struct Api {
     auto opened = storage::OpenSqliteStore(o);
     if (!opened.ok() || !(*opened)->Migrate().ok()) std::abort();
     store = std::shared_ptr<storage::Store>(std::move(opened).value());
-    ucxi = node::UcxiServices::Create(store, nullptr, config, nullptr);
-    auto started = node::TaskServices::Start(store, config, "fuzz-node", nullptr);
+    ucxi = ucxl::UcxiServices::Create(store, nullptr, config, nullptr);
+    auto started = tasks::TaskServices::Start(store, config, "fuzz-node", nullptr);
     if (!started.ok()) std::abort();
     tasks = std::move(started).value();
     if (!ucxi->RegisterRoutes(router).ok() || !tasks->RegisterRoutes(router).ok()) std::abort();

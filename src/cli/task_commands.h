@@ -1,5 +1,5 @@
 // `bzzz task submit|get|list|cancel|watch|stats`, `bzzz dlq list|replay|purge`
-// and `bzzz agents list|scale`: clients of the tasks API (node/tasks_api.h).
+// and `bzzz agents list|scale`: clients of the tasks API (tasks/api.h).
 #pragma once
 
 #include <memory>

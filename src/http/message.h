@@ -5,6 +5,8 @@
 // synchronized: a Request belongs to the one request being served.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,6 +69,21 @@ struct Response {
   // A JSON response; `json` must already be serialized JSON.
   static Response Json(int status, std::string json);
   static Response Text(int status, std::string text, std::string content_type = "text/plain; charset=utf-8");
+};
+
+// What the server knows about one finished request; handed to the server's
+// request observers (ops::RequestLog, access logs).
+struct RequestRecord {
+  std::chrono::system_clock::time_point time;  // when the request arrived
+  std::string_view method;
+  std::string_view route;      // template, or "unmatched"
+  std::string_view path;
+  int status = 0;
+  std::chrono::nanoseconds duration{0};
+  std::string_view request_id;
+  std::string_view principal;
+  std::string_view remote_address;
+  std::size_t response_bytes = 0;
 };
 
 // The JSON error envelope of SPEC §3.2:

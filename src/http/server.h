@@ -53,20 +53,6 @@ struct ServerOptions {
   bool access_log = true;
 };
 
-// What the server knows about one finished request; handed to observers.
-struct RequestRecord {
-  std::chrono::system_clock::time_point time;  // when the request arrived
-  std::string_view method;
-  std::string_view route;      // template, or "unmatched"
-  std::string_view path;
-  int status = 0;
-  std::chrono::nanoseconds duration{0};
-  std::string_view request_id;
-  std::string_view principal;
-  std::string_view remote_address;
-  std::size_t response_bytes = 0;
-};
-
 // Runs after routing and before the handler. Returning a Response ends the
 // request with it (e.g. 429 from a rate limiter).
 using Middleware = std::function<std::optional<Response>(Request&, const Route&)>;

@@ -28,8 +28,6 @@
 #include "node/logging.h"
 #include "node/election_api.h"
 #include "node/p2p_api.h"
-#include "node/tasks_api.h"
-#include "node/ucxi_api.h"
 #include "ops/health.h"
 #include "ops/operational_api.h"
 #include "ops/process_metrics.h"
@@ -38,6 +36,8 @@
 #include "p2p/p2p.h"
 #include "security/access_controller.h"
 #include "storage/store.h"
+#include "tasks/api.h"
+#include "ucxl/ucxi_api.h"
 
 namespace bzzz::node {
 
@@ -112,8 +112,8 @@ class Node::Impl {
   std::shared_ptr<ClusterServices> cluster;
   std::shared_ptr<P2pServices> p2p_services;
   std::shared_ptr<ElectionNode> election;
-  std::shared_ptr<UcxiServices> ucxi;
-  std::shared_ptr<TaskServices> tasks;
+  std::shared_ptr<ucxl::UcxiServices> ucxi;
+  std::shared_ptr<tasks::TaskServices> tasks;
   int lock_fd = -1;
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
   std::shared_ptr<storage::Store> store;
@@ -379,7 +379,7 @@ Status Node::Start() {
   api.status_sections.push_back({"dht", [&n] { return n.p2p_services->DhtStatusJson(); }});
   // UCXI: the versioned context behind UCXL addresses, resolved through the DHT.
   if (!n.options.bootstrap_only && cfg.ucxi.enabled) {
-    n.ucxi = UcxiServices::Create(n.store, n.records.get(), cfg, metrics);
+    n.ucxi = ucxl::UcxiServices::Create(n.store, n.records.get(), cfg, metrics);
     if (auto s = n.ucxi->RegisterRoutes(*n.router); !s.ok()) return s;
     api.status_sections.push_back({"ucxi", [&n] { return n.ucxi ? n.ucxi->StatusJson() : "{}"; }});
   }
@@ -418,11 +418,11 @@ Status Node::Start() {
     if (ElectionNode* election = n.election.get()) {
       admin_of = [election](const std::string& node_id, std::uint64_t term) { return election->AdminOf(node_id, term); };
     }
-    auto tasks = TaskServices::Start(n.store, cfg, n.node_id, metrics, n.p2p.get(),
-                                     n.election ? &n.election->admin_services() : nullptr, std::move(admin_of),
-                                     sealer);
-    if (!tasks.ok()) return tasks.status();
-    n.tasks = std::move(tasks).value();
+    auto started = tasks::TaskServices::Start(n.store, cfg, n.node_id, metrics, n.p2p.get(),
+                                              n.election ? &n.election->admin_services() : nullptr,
+                                              std::move(admin_of), sealer);
+    if (!started.ok()) return started.status();
+    n.tasks = std::move(started).value();
     if (auto s = n.health->Register(n.tasks->HealthCheck(cfg.operations)); !s.ok()) return s;
     if (auto s = n.tasks->RegisterRoutes(*n.router); !s.ok()) return s;
     api.status_sections.push_back({"tasks", [&n] { return n.tasks ? n.tasks->StatusJson() : "{}"; }});
@@ -465,7 +465,7 @@ Status Node::Start() {
   }
   // Agents stop taking work; running tasks get a grace period, then are
   // handed back (queued again durably) so that nothing is lost.
-  if (TaskServices* tasks = n.tasks.get()) {
+  if (tasks::TaskServices* tasks = n.tasks.get()) {
     const auto grace = std::chrono::milliseconds(std::min<long long>(2000, cfg.operations.drain_timeout.count()));
     (void)n.shutdown->AddHandler("agents.drain", ops::kPriorityStopAgents, grace + std::chrono::seconds(3),
                                  [tasks, grace] {
@@ -498,7 +498,7 @@ Status Node::Start() {
     n.p2p->Stop();
     return Status::Ok();
   });
-  if (TaskServices* tasks = n.tasks.get()) {
+  if (tasks::TaskServices* tasks = n.tasks.get()) {
     (void)n.shutdown->AddHandler("tasks.flush", ops::kPriorityFlushStores - 1, std::chrono::seconds(10), [tasks] {
       tasks->Stop();
       return Status::Ok();

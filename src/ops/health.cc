@@ -174,7 +174,7 @@ class HealthRegistry::Impl : public std::enable_shared_from_this<HealthRegistry:
   // Waits for the runs, expiring the ones past their deadline. Caller holds lock.
   void AwaitLocked(std::unique_lock<std::mutex>& lock, const std::vector<std::pair<std::string, std::shared_ptr<Run>>>& runs) {
     for (const auto& [name, run] : runs) {
-      cv_.wait_until(lock, run->deadline, [&] { return run->done || run->timed_out; });
+      cv_.wait_until(lock, run->deadline, [r = run.get()] { return r->done || r->timed_out; });
       if (!run->done && !run->timed_out) {
         auto it = entries_.find(name);
         if (it != entries_.end()) ExpireLocked(it->second, run);

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "http/server.h"
+#include "http/message.h"
 
 namespace bzzz::ops {
 

@@ -1,4 +1,4 @@
-#include "node/tasks_api.h"
+#include "tasks/api.h"
 
 #include <algorithm>
 #include <mutex>
@@ -17,7 +17,7 @@
 #include "tasks/manager.h"
 #include "tasks/pool.h"
 
-namespace bzzz::node {
+namespace bzzz::tasks {
 
 using nlohmann::json;
 
@@ -44,16 +44,16 @@ Result<long long> IntParam(const http::Request& req, std::string_view name, long
   }
 }
 
-tasks::Strategy mo_strategy(const config::Config& config) {
-  return tasks::ParseStrategy(config.tasks.strategy).value_or(tasks::Strategy::kLeastLoaded);
+Strategy mo_strategy(const config::Config& config) {
+  return ParseStrategy(config.tasks.strategy).value_or(Strategy::kLeastLoaded);
 }
 
-json AgentJson(const tasks::AgentInfo& a) {
+json AgentJson(const AgentInfo& a) {
   return {{"id", a.id},
           {"role", a.role},
           {"capabilities", a.capabilities},
           {"model", a.model},
-          {"state", tasks::AgentStateName(a.state)},
+          {"state", AgentStateName(a.state)},
           {"last_heartbeat_ms", a.last_heartbeat_ms},
           {"current_task", a.current_task.empty() ? json(nullptr) : json(a.current_task)},
           {"stats",
@@ -66,7 +66,7 @@ json AgentJson(const tasks::AgentInfo& a) {
           {"last_error", a.last_error}};
 }
 
-json SummaryJson(const tasks::PoolSummary& s) {
+json SummaryJson(const PoolSummary& s) {
   return {{"size", s.size},         {"active", s.active},           {"idle", s.idle},
           {"failed", s.failed},     {"draining", s.draining},       {"healthy_ratio", s.healthy_ratio},
           {"last_decision", s.last_decision}, {"last_decision_ms", s.last_decision_ms}};
@@ -77,7 +77,7 @@ constexpr const char* kClusterTypes[] = {"tasks.offer", "tasks.expect", "tasks.g
 
 // Cluster messages over the P2P layer: direct (sealed) messages between
 // nodes, load reports on the coordination topic.
-class P2pTransport final : public tasks::ClusterTransport {
+class P2pTransport final : public ClusterTransport {
  public:
   // `local` takes messages this node sends to itself (the admin's offers to
   // its own tasks), which the P2P layer does not deliver.
@@ -106,12 +106,12 @@ class TaskServices::Impl {
   config::Config config;
   std::string node_id;
   std::unique_ptr<executors::ExecutorRegistry> executors;
-  std::unique_ptr<tasks::TaskManager> manager;
-  std::unique_ptr<tasks::AgentPool> pool;
+  std::unique_ptr<TaskManager> manager;
+  std::unique_ptr<AgentPool> pool;
   p2p::P2pNode* p2p = nullptr;
   std::unique_ptr<P2pTransport> transport;
-  std::unique_ptr<tasks::ClusterLink> link;
-  std::unique_ptr<tasks::MasterLoop> master;
+  std::unique_ptr<ClusterLink> link;
+  std::unique_ptr<MasterLoop> master;
   // Whether bubblewrap runs here, probed at most once a minute by the check.
   std::mutex sandbox_mu;
   Status sandbox_status;
@@ -136,9 +136,9 @@ class TaskServices::Impl {
     if (link) link->Stop();
   }
 
-  http::Response Page(std::vector<tasks::Task> list, std::size_t limit) {
+  http::Response Page(std::vector<Task> list, std::size_t limit) {
     json items = json::array();
-    for (const auto& t : list) items.push_back(tasks::TaskToApiJson(t));
+    for (const auto& t : list) items.push_back(TaskToApiJson(t));
     json out = {{"tasks", std::move(items)}, {"count", list.size()}};
     out["next_before"] = list.size() == limit && !list.empty() ? json(list.back().seq) : json(nullptr);
     return JsonOk(200, out);
@@ -157,7 +157,7 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
   s.config = config;
   s.node_id = node_id;
   s.executors = executors::MakeRegistry(config);
-  tasks::ManagerOptions mo;
+  ManagerOptions mo;
   mo.core.node_id = node_id;
   mo.core.default_max_attempts = config.tasks.default_max_attempts;
   mo.core.default_timeout_ms = config.tasks.default_timeout.count();
@@ -169,10 +169,10 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
   mo.store = std::move(store);
   mo.executors = s.executors.get();
   mo.sealer = std::move(sealer);
-  auto manager = tasks::TaskManager::Start(std::move(mo), metrics);
+  auto manager = TaskManager::Start(std::move(mo), metrics);
   if (!manager.ok()) return manager.status();
   s.manager = std::move(manager).value();
-  tasks::PoolOptions po;
+  PoolOptions po;
   po.node_id = node_id;
   po.role = config.node.role;
   po.capabilities = config.node.capabilities;
@@ -182,7 +182,7 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
   po.heartbeat = config.agents.heartbeat_interval;
   po.executors = s.executors.get();
   po.manager = s.manager.get();
-  auto pool = tasks::AgentPool::Start(std::move(po), metrics);
+  auto pool = AgentPool::Start(std::move(po), metrics);
   if (!pool.ok()) return pool.status();
   s.pool = std::move(pool).value();
   if (p2p) {
@@ -191,14 +191,14 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
     s.transport = std::make_unique<P2pTransport>(*p2p, [self, node_id](const std::string& type, const std::string& payload) {
       if (auto impl = self.lock(); impl && impl->link) impl->link->OnMessage(node_id, type, payload);
     });
-    tasks::ClusterLink::Options lo;
+    ClusterLink::Options lo;
     lo.node_id = node_id;
     lo.role = config.node.role;
     lo.capabilities = config.node.capabilities;
     lo.executors = s.executors->Kinds();
     lo.admin_of = std::move(admin_of);
-    tasks::AgentPool* pool_ptr = s.pool.get();
-    s.link = std::make_unique<tasks::ClusterLink>(lo, *s.manager, *s.transport,
+    AgentPool* pool_ptr = s.pool.get();
+    s.link = std::make_unique<ClusterLink>(lo, *s.manager, *s.transport,
                                                   [pool_ptr](int* agents, int* idle, double* performance) {
                                                     const auto sum = pool_ptr->Summary();
                                                     *agents = sum.size;
@@ -208,7 +208,7 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
                                                     for (const auto& a : list) total += a.performance;
                                                     *performance = list.empty() ? 0.5 : total / static_cast<double>(list.size());
                                                   });
-    s.master = std::make_unique<tasks::MasterLoop>(*s.transport, mo_strategy(config), std::chrono::milliseconds(200),
+    s.master = std::make_unique<MasterLoop>(*s.transport, mo_strategy(config), std::chrono::milliseconds(200),
                                                    std::chrono::milliseconds(5000));
     std::weak_ptr<Impl> weak = svc->impl_;
     for (const char* type : kClusterTypes) {
@@ -221,7 +221,7 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storag
                                    if (m.envelope.type != "tasks.load") return;
                                    auto impl = weak.lock();
                                    if (!impl || !impl->master) return;
-                                   auto report = tasks::DecodeReport(m.envelope.data);
+                                   auto report = DecodeReport(m.envelope.data);
                                    if (report.ok() && report->node_id == m.envelope.from) impl->master->OnReport(std::move(*report));
                                  },
                                  p2p::SubscribeOptions{true, false});
@@ -355,17 +355,17 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
   routes.Add(Method::kPost, "/api/v1/tasks", "tasks:write", "submit a task", nullptr,
              [impl](http::Request& req, http::Responder respond) {
                const std::string* header = req.headers.Find("Idempotency-Key");
-               auto parsed = tasks::ParseSubmitBody(req.body, header ? *header : std::string_view{});
+               auto parsed = ParseSubmitBody(req.body, header ? *header : std::string_view{});
                if (!parsed.ok()) {
                  respond(BadRequest(parsed.status().message(), req.request_id));
                  return;
                }
-               impl->manager->Submit(std::move(*parsed), [respond, id = req.request_id](Result<tasks::SubmitOutcome> r) {
+               impl->manager->Submit(std::move(*parsed), [respond, id = req.request_id](Result<SubmitOutcome> r) {
                  if (!r.ok()) {
                    respond(http::ErrorFromStatus(r.status(), id));
                    return;
                  }
-                 http::Response res = JsonOk(r->created ? 201 : 200, tasks::TaskToApiJson(r->task));
+                 http::Response res = JsonOk(r->created ? 201 : 200, TaskToApiJson(r->task));
                  res.headers.Set("Location", "/api/v1/tasks/" + r->task.id);
                  respond(std::move(res));
                });
@@ -376,7 +376,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                q.state = req.QueryParam("state").value_or("");
                q.executor = req.QueryParam("executor").value_or("");
                q.project = req.QueryParam("project").value_or("");
-               if (!q.state.empty() && !tasks::ParseTaskState(q.state)) {
+               if (!q.state.empty() && !ParseTaskState(q.state)) {
                  return BadRequest("state: unknown task state \"" + q.state + "\"", req.request_id);
                }
                auto limit = IntParam(req, "limit", 100, 1, 1000);
@@ -405,7 +405,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
              [impl](http::Request& req) {
                auto t = impl->manager->Get(std::string(req.Param("id")));
                if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
-               return JsonOk(200, tasks::TaskToApiJson(*t));
+               return JsonOk(200, TaskToApiJson(*t));
              });
   routes.Add(Method::kGet, "/api/v1/tasks/:id/events", "tasks:read",
              "events after the N-th (?after=N), waiting up to wait_ms for new ones", nullptr,
@@ -418,7 +418,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                }
                const std::size_t from = static_cast<std::size_t>(*after);
                impl->manager->Watch(std::string(req.Param("id")), from, std::chrono::milliseconds(*wait),
-                                    [respond, from, rid = req.request_id](Result<tasks::Task> t) {
+                                    [respond, from, rid = req.request_id](Result<Task> t) {
                                       if (!t.ok()) {
                                         respond(http::ErrorFromStatus(t.status(), rid));
                                         return;
@@ -433,8 +433,8 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                                                           {"detail", e.detail}, {"attempt", e.attempt}});
                                       }
                                       respond(JsonOk(200, {{"task_id", t->id},
-                                                           {"state", tasks::TaskStateName(t->state)},
-                                                           {"finished", tasks::IsTerminal(t->state)},
+                                                           {"state", TaskStateName(t->state)},
+                                                           {"finished", IsTerminal(t->state)},
                                                            {"events", std::move(events)},
                                                            {"next", t->event_count}}));
                                     });
@@ -442,7 +442,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
   routes.Add(Method::kPost, "/api/v1/tasks/:id/cancel", "tasks:write", "cancel a task", [impl](http::Request& req) {
     auto t = impl->manager->Cancel(std::string(req.Param("id")));
     if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
-    return JsonOk(200, tasks::TaskToApiJson(*t));
+    return JsonOk(200, TaskToApiJson(*t));
   });
   routes.Add(Method::kGet, "/api/v1/dlq", "dlq:read", "dead-letter queue (limit, before)", [impl](http::Request& req) {
     auto limit = IntParam(req, "limit", 100, 1, 1000);
@@ -456,7 +456,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
   routes.Add(Method::kPost, "/api/v1/dlq/:id/replay", "dlq:write", "queue a dead task again", [impl](http::Request& req) {
     auto t = impl->manager->Replay(std::string(req.Param("id")));
     if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
-    return JsonOk(200, tasks::TaskToApiJson(*t));
+    return JsonOk(200, TaskToApiJson(*t));
   });
   routes.Add(Method::kDelete, "/api/v1/dlq/:id", "dlq:write", "purge a dead task", [impl](http::Request& req) {
     if (Status s = impl->manager->Purge(std::string(req.Param("id"))); !s.ok()) {
@@ -499,4 +499,4 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
   return routes.Done();
 }
 
-}  // namespace bzzz::node
+}  // namespace bzzz::tasks

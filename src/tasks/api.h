@@ -41,7 +41,7 @@ namespace bzzz::election {
 class AdminServices;
 }
 
-namespace bzzz::node {
+namespace bzzz::tasks {
 
 class TaskServices {
  public:
@@ -77,4 +77,4 @@ class TaskServices {
   std::shared_ptr<Impl> impl_;
 };
 
-}  // namespace bzzz::node
+}  // namespace bzzz::tasks

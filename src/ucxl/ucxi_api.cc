@@ -1,4 +1,4 @@
-#include "node/ucxi_api.h"
+#include "ucxl/ucxi_api.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -17,7 +17,7 @@
 #include "http/blocking.h"
 #include "ucxl/context_store.h"
 
-namespace bzzz::node {
+namespace bzzz::ucxl {
 
 using nlohmann::json;
 
@@ -168,9 +168,9 @@ json VersionJson(const storage::ContextVersion& v) {
           {"tombstone", v.tombstone}};
 }
 
-json EntryJson(const ucxl::Entry& e) {
+json EntryJson(const Entry& e) {
   json j = {
-      {"address", e.address}, {"version", VersionJson(e.version)}, {"source", ucxl::SourceName(e.source)}};
+      {"address", e.address}, {"version", VersionJson(e.version)}, {"source", SourceName(e.source)}};
   if (!e.version.tombstone) {
     const bool text = ValidUtf8(e.content);
     j["encoding"] = text ? "utf-8" : "base64";
@@ -185,7 +185,7 @@ class UcxiServices::Impl {
  public:
   std::shared_ptr<storage::Store> store;
   dht::RecordStore* records = nullptr;
-  std::unique_ptr<ucxl::ContextStore> context;
+  std::unique_ptr<ContextStore> context;
   std::size_t max_bytes = 0;
   http::BlockingRuns runs{64};
   std::atomic<std::uint64_t> next_run{0};
@@ -209,7 +209,7 @@ class UcxiServices::Impl {
   }
 
   // The address in query parameter `name`, or an error response.
-  std::variant<ucxl::Address, http::Response> AddressParam(const http::Request& req, const char* name) {
+  std::variant<Address, http::Response> AddressParam(const http::Request& req, const char* name) {
     auto text = req.QueryParam(name);
     if (!text || text->empty()) {
       return Error(400, "BAD_REQUEST",
@@ -218,10 +218,10 @@ class UcxiServices::Impl {
     }
     return ParseOrError(*text, req);
   }
-  std::variant<ucxl::Address, http::Response> ParseOrError(const std::string& text,
+  std::variant<Address, http::Response> ParseOrError(const std::string& text,
                                                            const http::Request& req) {
-    ucxl::AddressError why;
-    auto a = ucxl::Parse(text, &why);
+    AddressError why;
+    auto a = Parse(text, &why);
     if (!a.ok()) {
       const int status = 400;
       const char* name = why.field == "temporal" ? "TEMPORAL_INVALID" : "INVALID_ADDRESS";
@@ -278,22 +278,22 @@ class UcxiServices::Impl {
     const auto start = std::chrono::steady_clock::now();
     auto a = AddressParam(req, "address");
     if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
-    const auto& address = std::get<ucxl::Address>(a);
+    const auto& address = std::get<Address>(a);
     auto e = context->Get(address);
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!e.ok()) {
       CountResolution(e.status().IsNotFound() ? "not_found" : "error", "none", took);
-      return Failure(e.status(), req, ucxl::Format(address));
+      return Failure(e.status(), req, Format(address));
     }
-    CountResolution("found", ucxl::SourceName(e->source), took);
+    CountResolution("found", SourceName(e->source), took);
     return Success(200, "SUCCESS", "resolved", EntryJson(*e), req.request_id);
   }
 
-  http::Response Store(http::Request& req, const ucxl::Address& address, std::string content_type,
+  http::Response Store(http::Request& req, const Address& address, std::string content_type,
                        std::string content) {
-    const ucxl::Author author{address.agent, address.role};
+    const Author author{address.agent, address.role};
     auto e = context->Put(address, author, std::move(content_type), std::move(content));
-    if (!e.ok()) return Failure(e.status(), req, ucxl::Format(address), /*reading=*/false);
+    if (!e.ok()) return Failure(e.status(), req, Format(address), /*reading=*/false);
     UpdateTotals();
     json data = EntryJson(*e);
     data.erase("content");
@@ -306,7 +306,7 @@ class UcxiServices::Impl {
     auto a = AddressParam(req, "address");
     if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
     const std::string* type = req.headers.Find("Content-Type");
-    return Store(req, std::get<ucxl::Address>(a), type ? *type : "application/octet-stream", req.body);
+    return Store(req, std::get<Address>(a), type ? *type : "application/octet-stream", req.body);
   }
 
   http::Response Post(http::Request& req) {
@@ -343,19 +343,19 @@ class UcxiServices::Impl {
       return Error(400, "INVALID_PAYLOAD", "encoding must be utf-8 or base64", req.path, req.request_id,
                    {{"field", "encoding"}});
     }
-    return Store(req, std::get<ucxl::Address>(a), j.value("content_type", "text/plain; charset=utf-8"),
+    return Store(req, std::get<Address>(a), j.value("content_type", "text/plain; charset=utf-8"),
                  std::move(content));
   }
 
   http::Response Delete(http::Request& req) {
     auto a = AddressParam(req, "address");
     if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
-    const auto& address = std::get<ucxl::Address>(a);
-    auto v = context->Delete(address, ucxl::Author{address.agent, address.role});
-    if (!v.ok()) return Failure(v.status(), req, ucxl::Format(address), /*reading=*/false);
+    const auto& address = std::get<Address>(a);
+    auto v = context->Delete(address, Author{address.agent, address.role});
+    if (!v.ok()) return Failure(v.status(), req, Format(address), /*reading=*/false);
     UpdateTotals();
     return Success(200, "SUCCESS", "deleted: tombstone is version " + std::to_string(v->number),
-                   {{"address", ucxl::ContentKey(address)}, {"version", VersionJson(*v)}}, req.request_id);
+                   {{"address", ContentKey(address)}, {"version", VersionJson(*v)}}, req.request_id);
   }
 
   http::Response Announce(http::Request& req) {
@@ -366,32 +366,32 @@ class UcxiServices::Impl {
     }
     auto a = ParseOrError(j["address"].get<std::string>(), req);
     if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
-    const auto& address = std::get<ucxl::Address>(a);
+    const auto& address = std::get<Address>(a);
     auto history = context->History(address);
-    if (!history.ok()) return Failure(history.status(), req, ucxl::Format(address));
+    if (!history.ok()) return Failure(history.status(), req, Format(address));
     if (history->empty())
-      return Failure(NotFound("nothing stored at " + ucxl::ContentKey(address)), req, ucxl::Format(address));
+      return Failure(NotFound("nothing stored at " + ContentKey(address)), req, Format(address));
     if (auto s = context->Announce(address); !s.ok()) {
       if (s.IsNotFound())
-        return Failure(NotFound("this node does not hold " + ucxl::ContentKey(address)), req,
-                       ucxl::Format(address));
+        return Failure(NotFound("this node does not hold " + ContentKey(address)), req,
+                       Format(address));
       return Error(503, "SERVICE_UNAVAILABLE", s.message(), req.path, req.request_id, {},
                    StatusCodeName(s.code()));
     }
-    return Success(202, "ACCEPTED", "announced", {{"address", ucxl::ContentKey(address)}}, req.request_id);
+    return Success(202, "ACCEPTED", "announced", {{"address", ContentKey(address)}}, req.request_id);
   }
 
   http::Response Discover(http::Request& req) {
     auto a = AddressParam(req, "pattern");
     if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
-    const auto& pattern = std::get<ucxl::Address>(a);
+    const auto& pattern = std::get<Address>(a);
     const auto limit = Limit(req);
     if (!limit) return Error(400, "BAD_REQUEST", "limit must be 1 to 1000", req.path, req.request_id);
     auto found = context->Discover(pattern, *limit);
-    if (!found.ok()) return Failure(found.status(), req, ucxl::Format(pattern));
+    if (!found.ok()) return Failure(found.status(), req, Format(pattern));
     json items = json::array();
     for (const auto& v : *found) items.push_back({{"address", v.key}, {"version", VersionJson(v)}});
-    json data = {{"pattern", ucxl::Format(pattern)}, {"results", items}};
+    json data = {{"pattern", Format(pattern)}, {"results", items}};
     if (!pattern.HasWildcard() && records) {
       if (auto p = context->Providers(pattern); p.ok()) data["providers"] = *p;
     }
@@ -401,7 +401,7 @@ class UcxiServices::Impl {
   http::Response Navigate(http::Request& req) {
     auto a = AddressParam(req, "address");
     if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
-    const auto& address = std::get<ucxl::Address>(a);
+    const auto& address = std::get<Address>(a);
     auto steps_text = req.QueryParam("steps");
     long long steps = -1;
     if (steps_text) {
@@ -419,11 +419,11 @@ class UcxiServices::Impl {
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!e.ok()) {
       CountResolution(e.status().IsNotFound() ? "not_found" : "error", "none", took);
-      return Failure(e.status(), req, ucxl::Format(address));
+      return Failure(e.status(), req, Format(address));
     }
-    CountResolution("found", ucxl::SourceName(e->source), took);
+    CountResolution("found", SourceName(e->source), took);
     json data = EntryJson(*e);
-    data["from"] = ucxl::Format(address);
+    data["from"] = Format(address);
     data["steps"] = steps;
     return Success(200, "SUCCESS", "navigated", data, req.request_id);
   }
@@ -463,7 +463,7 @@ std::shared_ptr<UcxiServices> UcxiServices::Create(std::shared_ptr<storage::Stor
   // ucxi.max_payload_bytes, within what one DHT record carries; a request
   // body over http.body_limit_bytes is refused by the server first.
   i.max_bytes = std::min<std::size_t>(config.ucxi.max_payload_bytes, dht::kMaxRecordBytes);
-  i.context = std::make_unique<ucxl::ContextStore>(store, records, ucxl::ContextStoreOptions{i.max_bytes});
+  i.context = std::make_unique<ContextStore>(store, records, ContextStoreOptions{i.max_bytes});
   if (metrics) {
     i.resolutions =
         &prometheus::BuildCounter()
@@ -530,4 +530,4 @@ Status UcxiServices::RegisterRoutes(http::Router& router) {
   return routes.Done();
 }
 
-}  // namespace bzzz::node
+}  // namespace bzzz::ucxl

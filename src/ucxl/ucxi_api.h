@@ -34,7 +34,7 @@ namespace bzzz::dht {
 class RecordStore;
 }
 
-namespace bzzz::node {
+namespace bzzz::ucxl {
 
 class UcxiServices {
  public:
@@ -52,4 +52,4 @@ class UcxiServices {
   std::shared_ptr<Impl> impl_;
 };
 
-}  // namespace bzzz::node
+}  // namespace bzzz::ucxl
