@@ -256,7 +256,8 @@ Result<std::shared_ptr<ElectionNode>> ElectionNode::Start(p2p::P2pNode& p2p, con
 
 ElectionNode::~ElectionNode() {
   impl_->p2p.Unsubscribe(p2p::kElectionTopic, "election");
-  impl_->service->Stop();
+  // Start may have failed before the service existed (a damaged state file).
+  if (impl_->service) impl_->service->Stop();
 }
 
 election::AdminServices& ElectionNode::admin_services() { return impl_->services; }

@@ -2,6 +2,8 @@
 // driven over HTTP and signals, and its CLI subcommands.
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <sys/stat.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
@@ -219,6 +221,24 @@ TEST(NodeE2E, WeakBootstrapTokenIsRefusedAtStart) {
   const std::string log = ReadFile(dir.File("weak.log"));
   EXPECT_NE(log.find("BZZZ_ADMIN_TOKEN is too weak"), std::string::npos) << log;
   EXPECT_NE(log.find("openssl rand"), std::string::npos) << log;
+}
+
+// A damaged election state file stops the node at start with a message
+// that names it (it once died with SIGSEGV and printed nothing).
+TEST(NodeE2E, DamagedElectionStateIsRefusedClearly) {
+  for (const char* content : {"{}", "not json", "{\"term\": -1}"}) {
+    TempDir dir;
+    std::filesystem::create_directories(dir.File("data/election"));
+    dir.Write("data/election/state.json", content);
+    Process node(BZZZ_BINARY,
+                 {"serve", "--data-dir", dir.File("data"), "--p2p-listen", "127.0.0.1:0", "--http-listen",
+                  "127.0.0.1:" + std::to_string(testing::FreePort())},
+                 {}, dir.File("damaged.log"));
+    const int code = node.Wait(15s);
+    const std::string log = ReadFile(dir.File("damaged.log"));
+    EXPECT_EQ(code, 1) << content << "\n" << log;
+    EXPECT_NE(log.find("state.json"), std::string::npos) << content << "\n" << log;
+  }
 }
 
 // Guessing tokens: past security.auth_failure_limit failures one address
