@@ -463,9 +463,9 @@ void ClusterServices::SetAdmissionGate(std::function<std::string()> may_admit) {
   impl_->gate = std::move(may_admit);
 }
 
-std::string ClusterServices::StatusJson() const { return impl_->StatusJson().dump(); }
+std::string ClusterServices::StatusJson(std::string_view) const { return impl_->StatusJson().dump(); }
 
-ops::HealthCheckSpec ClusterServices::HealthCheck(const config::OperationsConfig& ops) {
+std::vector<ops::HealthCheckSpec> ClusterServices::HealthChecks(const config::OperationsConfig& ops) {
   std::weak_ptr<Impl> weak = impl_;
   ops::HealthCheckSpec spec;
   spec.name = "membership";
@@ -477,7 +477,7 @@ ops::HealthCheckSpec ClusterServices::HealthCheck(const config::OperationsConfig
     auto impl = weak.lock();
     return impl ? impl->Health() : ops::CheckOutcome::Unhealthy("membership services stopped");
   };
-  return spec;
+  return {spec};
 }
 
 Status ClusterServices::RegisterRoutes(http::Router& router) {

@@ -39,6 +39,7 @@
 #include "cluster/membership.h"
 #include "config/config.h"
 #include "http/router.h"
+#include "ops/component.h"
 #include "ops/health.h"
 #include "p2p/p2p.h"
 
@@ -56,7 +57,7 @@ Result<std::shared_ptr<cluster::Membership>> PrepareMembership(const config::Con
 // refused the token (reused, expired, revoked node).
 Status AwaitAdmission(p2p::P2pNode& p2p, cluster::Membership& membership, const config::Config& config);
 
-class ClusterServices {
+class ClusterServices final : public ops::Component {
  public:
   // `may_admit` answers "" when this node may admit others now, else why not.
   static Result<std::shared_ptr<ClusterServices>> Start(p2p::P2pNode& p2p,
@@ -68,13 +69,17 @@ class ClusterServices {
   // Who answers join requests; set once the election runs (until then:
   // only a founder that knows no admin).
   void SetAdmissionGate(std::function<std::string()> may_admit);
-  Status RegisterRoutes(http::Router& router);
-  std::string StatusJson() const;
-  // "membership" (not critical): unhealthy when this node's credential has
-  // expired or was revoked, or when frames of another cluster arrived in the
-  // last minute (two clusters share the network); degraded when the
-  // credential is past five sixths of its life (renewal is failing).
-  ops::HealthCheckSpec HealthCheck(const config::OperationsConfig& ops);
+
+  // Component: the cluster routes; "membership" (not critical): unhealthy
+  // when this node's credential has expired or was revoked, or when frames
+  // of another cluster arrived in the last minute (two clusters share the
+  // network); degraded when the credential is past five sixths of its life
+  // (renewal is failing); the "cluster" status section.
+  std::string_view Name() const override { return "cluster"; }
+  Status RegisterRoutes(http::Router& router) override;
+  std::vector<ops::HealthCheckSpec> HealthChecks(const config::OperationsConfig& ops) override;
+  std::vector<std::string> StatusSections() const override { return {"cluster"}; }
+  std::string StatusJson(std::string_view section) const override;
 
   class Impl;
 

@@ -262,13 +262,18 @@ ElectionNode::~ElectionNode() {
 
 election::AdminServices& ElectionNode::admin_services() { return impl_->services; }
 
-void ElectionNode::Leave() {
-  const auto wait = 4 * impl_->config.election.heartbeat_interval + std::chrono::milliseconds(200);
-  const std::string next = impl_->service->Resign(wait);
-  if (!next.empty()) spdlog::info("election: left; {} is the admin now", next);
+std::vector<ops::ShutdownStep> ElectionNode::ShutdownSteps(const config::Config& config) {
+  const auto budget = 4 * config.election.heartbeat_interval + std::chrono::milliseconds(1200);
+  return {{"election.leave", ops::kPriorityLeaveElection, std::chrono::duration_cast<std::chrono::milliseconds>(budget),
+           [this] {
+             const auto wait = 4 * impl_->config.election.heartbeat_interval + std::chrono::milliseconds(200);
+             const std::string next = impl_->service->Resign(wait);
+             if (!next.empty()) spdlog::info("election: left; {} is the admin now", next);
+             return Status::Ok();
+           }}};
 }
 
-std::string ElectionNode::StatusJson() const { return impl_->StatusJson().dump(); }
+std::string ElectionNode::StatusJson(std::string_view) const { return impl_->StatusJson().dump(); }
 
 std::string ElectionNode::Admin(std::uint64_t* term) const {
   const el::Snapshot s = impl_->service->GetSnapshot();
@@ -348,7 +353,7 @@ Status ElectionNode::RegisterRoutes(http::Router& router) {
   return routes.Done();
 }
 
-ops::HealthCheckSpec ElectionNode::HealthCheck(const config::OperationsConfig& ops) {
+std::vector<ops::HealthCheckSpec> ElectionNode::HealthChecks(const config::OperationsConfig& ops) {
   std::weak_ptr<Impl> weak = impl_;
   ops::HealthCheckSpec spec;
   spec.name = "election-health";
@@ -360,7 +365,7 @@ ops::HealthCheckSpec ElectionNode::HealthCheck(const config::OperationsConfig& o
     auto impl = weak.lock();
     return impl ? impl->Health() : ops::CheckOutcome::Unhealthy("election stopped");
   };
-  return spec;
+  return {spec};
 }
 
 }  // namespace bzzz::node

@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "election/admin_services.h"
 #include "http/router.h"
+#include "ops/component.h"
 #include "ops/health.h"
 #include "p2p/p2p.h"
 
@@ -28,24 +29,29 @@ class Registry;
 
 namespace bzzz::node {
 
-class ElectionNode {
+class ElectionNode final : public ops::Component {
  public:
   static Result<std::shared_ptr<ElectionNode>> Start(p2p::P2pNode& p2p, const config::Config& config,
                                                      prometheus::Registry* metrics);
   ~ElectionNode();
 
   election::AdminServices& admin_services();
-  Status RegisterRoutes(http::Router& router);
-  ops::HealthCheckSpec HealthCheck(const config::OperationsConfig& ops);
-  std::string StatusJson() const;
+
+  // Component: the election routes, "election-health", the "election"
+  // status section, and the "election.leave" shutdown step (an admin hands
+  // over and waits, bounded, for its successor's first heartbeat).
+  std::string_view Name() const override { return "election"; }
+  Status RegisterRoutes(http::Router& router) override;
+  std::vector<ops::HealthCheckSpec> HealthChecks(const config::OperationsConfig& ops) override;
+  std::vector<std::string> StatusSections() const override { return {"election"}; }
+  std::string StatusJson(std::string_view section = "election") const override;
+  std::vector<ops::ShutdownStep> ShutdownSteps(const config::Config& config) override;
   // The admin this node knows ("" when none) and the term it leads.
   std::string Admin(std::uint64_t* term = nullptr) const;
   // Whether `node_id` is the admin of `term` by this node's election state
   // (not by what a message claims): the check on every admin-only message.
   bool AdminOf(const std::string& node_id, std::uint64_t term) const;
 
-  // Shutdown step: an admin hands over and waits (bounded) for its successor.
-  void Leave();
 
   class Impl;
 

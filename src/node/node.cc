@@ -28,6 +28,7 @@
 #include "node/logging.h"
 #include "node/election_api.h"
 #include "node/p2p_api.h"
+#include "ops/component.h"
 #include "ops/health.h"
 #include "ops/operational_api.h"
 #include "ops/process_metrics.h"
@@ -354,12 +355,13 @@ Status Node::Start() {
                  "admin-capable], then bzzz serve --bootstrap {}:{} --join TOKEN",
                  n.membership->cluster_id(), cfg.p2p.listen.substr(0, cfg.p2p.listen.rfind(':')), n.p2p->port());
   }
+  // Each subsystem joins as an ops::Component: routes, health checks,
+  // status sections and shutdown steps, wired the same way (ops/component.h).
+  const ops::ComponentSinks sinks{*n.router, *n.health, api.status_sections, *n.shutdown};
   auto cluster_services = ClusterServices::Start(*n.p2p, n.membership, cfg, metrics);
   if (!cluster_services.ok()) return cluster_services.status();
   n.cluster = std::move(cluster_services).value();
-  if (auto s = n.cluster->RegisterRoutes(*n.router); !s.ok()) return s;
-  if (auto s = n.health->Register(n.cluster->HealthCheck(cfg.operations)); !s.ok()) return s;
-  api.status_sections.push_back({"cluster", [&n] { return n.cluster ? n.cluster->StatusJson() : "{}"; }});
+  if (auto s = ops::Attach(n.cluster, cfg, sinks); !s.ok()) return s;
   if (!n.options.bootstrap_only) {
     dht::Options dht_options;
     dht_options.config = cfg.dht;
@@ -371,17 +373,11 @@ Status Node::Start() {
   auto services = P2pServices::Start(*n.p2p, n.records.get(), cfg);
   if (!services.ok()) return services.status();
   n.p2p_services = std::move(services).value();
-  for (auto& check : n.p2p_services->HealthChecks(cfg.operations)) {
-    if (auto s = n.health->Register(std::move(check)); !s.ok()) return s;
-  }
-  if (auto s = n.p2p_services->RegisterRoutes(*n.router); !s.ok()) return s;
-  api.status_sections.push_back({"p2p", [&n] { return n.p2p_services->P2pStatusJson(); }});
-  api.status_sections.push_back({"dht", [&n] { return n.p2p_services->DhtStatusJson(); }});
+  if (auto s = ops::Attach(n.p2p_services, cfg, sinks); !s.ok()) return s;
   // UCXI: the versioned context behind UCXL addresses, resolved through the DHT.
   if (!n.options.bootstrap_only && cfg.ucxi.enabled) {
     n.ucxi = ucxl::UcxiServices::Create(n.store, n.records.get(), cfg, metrics);
-    if (auto s = n.ucxi->RegisterRoutes(*n.router); !s.ok()) return s;
-    api.status_sections.push_back({"ucxi", [&n] { return n.ucxi ? n.ucxi->StatusJson() : "{}"; }});
+    if (auto s = ops::Attach(n.ucxi, cfg, sinks); !s.ok()) return s;
   }
   // The admin election (bootstrap-only nodes take no part).
   if (!n.options.bootstrap_only) {
@@ -397,9 +393,7 @@ Status Node::Start() {
     auto election = ElectionNode::Start(*n.p2p, election_cfg, metrics);
     if (!election.ok()) return election.status();
     n.election = std::move(election).value();
-    if (auto s = n.health->Register(n.election->HealthCheck(cfg.operations)); !s.ok()) return s;
-    if (auto s = n.election->RegisterRoutes(*n.router); !s.ok()) return s;
-    api.status_sections.push_back({"election", [&n] { return n.election ? n.election->StatusJson() : "{}"; }});
+    if (auto s = ops::Attach(n.election, cfg, sinks); !s.ok()) return s;
     // Join requests are answered by the admin; before the first election,
     // by the founder alone (so a one-time token is used once).
     n.cluster->SetAdmissionGate([election = n.election.get(), founder = n.membership->Founder(), id = n.node_id] {
@@ -423,9 +417,7 @@ Status Node::Start() {
                                               std::move(admin_of), sealer);
     if (!started.ok()) return started.status();
     n.tasks = std::move(started).value();
-    if (auto s = n.health->Register(n.tasks->HealthCheck(cfg.operations)); !s.ok()) return s;
-    if (auto s = n.tasks->RegisterRoutes(*n.router); !s.ok()) return s;
-    api.status_sections.push_back({"tasks", [&n] { return n.tasks ? n.tasks->StatusJson() : "{}"; }});
+    if (auto s = ops::Attach(n.tasks, cfg, sinks); !s.ok()) return s;
   }
 
   if (auto s = ops::RegisterOperationalRoutes(*n.router, std::move(api)); !s.ok()) return s;
@@ -463,26 +455,9 @@ Status Node::Start() {
                                               : Timeout(std::to_string(server->InFlight()) + " requests still in flight");
         });
   }
-  // Agents stop taking work; running tasks get a grace period, then are
-  // handed back (queued again durably) so that nothing is lost.
-  if (tasks::TaskServices* tasks = n.tasks.get()) {
-    const auto grace = std::chrono::milliseconds(std::min<long long>(2000, cfg.operations.drain_timeout.count()));
-    (void)n.shutdown->AddHandler("agents.drain", ops::kPriorityStopAgents, grace + std::chrono::seconds(3),
-                                 [tasks, grace] {
-                                   tasks->Drain(grace);
-                                   return Status::Ok();
-                                 });
-  }
-  // An admin hands over to its best live successor and waits (bounded) for
-  // its first heartbeat, while the P2P layer still runs.
-  if (ElectionNode* election = n.election.get()) {
-    const auto budget = 4 * cfg.election.heartbeat_interval + std::chrono::milliseconds(1200);
-    (void)n.shutdown->AddHandler("election.leave", ops::kPriorityLeaveElection,
-                                 std::chrono::duration_cast<std::chrono::milliseconds>(budget), [election] {
-      election->Leave();
-      return Status::Ok();
-    });
-  }
+  // The components added theirs when attached: agents.drain (tasks),
+  // election.leave (an admin hands over while the P2P layer still runs),
+  // tasks.flush.
   (void)n.shutdown->AddHandler("health.stop", ops::kPriorityStopServices, std::chrono::seconds(3), [health = n.health] {
     health->Stop();
     return Status::Ok();
@@ -498,12 +473,6 @@ Status Node::Start() {
     n.p2p->Stop();
     return Status::Ok();
   });
-  if (tasks::TaskServices* tasks = n.tasks.get()) {
-    (void)n.shutdown->AddHandler("tasks.flush", ops::kPriorityFlushStores - 1, std::chrono::seconds(10), [tasks] {
-      tasks->Stop();
-      return Status::Ok();
-    });
-  }
   (void)n.shutdown->AddHandler("storage.flush", ops::kPriorityFlushStores, std::chrono::seconds(10), [store = n.store] {
     Status s = store->Flush();
     store->Close();

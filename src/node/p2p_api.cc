@@ -462,7 +462,15 @@ std::vector<ops::HealthCheckSpec> P2pServices::HealthChecks(const config::Operat
   return checks;
 }
 
-std::string P2pServices::P2pStatusJson() const {
+std::string P2pServices::StatusJson(std::string_view section) const {
+  if (section == "dht") {
+    if (impl_->records == nullptr) return "{}";
+    const json j = {{"records_held", impl_->records->Held().size()},
+                    {"replication_factor", impl_->records->AverageReplication()},
+                    {"replication_target", impl_->config.dht.replication_factor},
+                    {"cache_bytes", impl_->records->CacheBytes()}};
+    return j.dump();
+  }
   const auto stats = impl_->p2p.Stats();
   const auto table = impl_->p2p.TableStats();
   const json j = {{"node_id", impl_->p2p.node_id()},
@@ -479,15 +487,6 @@ std::string P2pServices::P2pStatusJson() const {
                   {"dropped", stats.dropped},
                   {"rejected", stats.rejected},
                   {"publish_failures", stats.publish_failures}};
-  return j.dump();
-}
-
-std::string P2pServices::DhtStatusJson() const {
-  if (impl_->records == nullptr) return "{}";
-  const json j = {{"records_held", impl_->records->Held().size()},
-                  {"replication_factor", impl_->records->AverageReplication()},
-                  {"replication_target", impl_->config.dht.replication_factor},
-                  {"cache_bytes", impl_->records->CacheBytes()}};
   return j.dump();
 }
 

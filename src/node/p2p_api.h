@@ -20,23 +20,26 @@
 #include "config/config.h"
 #include "dht/record_store.h"
 #include "http/router.h"
+#include "ops/component.h"
 #include "ops/health.h"
 #include "p2p/p2p.h"
 
 namespace bzzz::node {
 
-class P2pServices {
+class P2pServices final : public ops::Component {
  public:
   // Subscribes the probe responder and the health topic.
   static Result<std::shared_ptr<P2pServices>> Start(p2p::P2pNode& p2p, dht::RecordStore* records,
                                                     const config::Config& config);
   ~P2pServices();
 
-  Status RegisterRoutes(http::Router& router);
-  std::vector<ops::HealthCheckSpec> HealthChecks(const config::OperationsConfig& ops);
-  // JSON objects for /admin/status.
-  std::string P2pStatusJson() const;
-  std::string DhtStatusJson() const;
+  // Component: the routes above, pubsub-health and dht-health, the "p2p"
+  // and "dht" status sections.
+  std::string_view Name() const override { return "p2p"; }
+  Status RegisterRoutes(http::Router& router) override;
+  std::vector<ops::HealthCheckSpec> HealthChecks(const config::OperationsConfig& ops) override;
+  std::vector<std::string> StatusSections() const override { return {"p2p", "dht"}; }
+  std::string StatusJson(std::string_view section) const override;
 
   class Impl;
 

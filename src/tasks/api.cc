@@ -275,7 +275,22 @@ void TaskServices::Load(int* running, int* capacity) const {
   *capacity = s.size;
 }
 
-std::string TaskServices::StatusJson() const {
+std::vector<ops::ShutdownStep> TaskServices::ShutdownSteps(const config::Config& config) {
+  // Agents stop taking work; running tasks get a grace period, then are
+  // handed back (queued again durably) so that nothing is lost.
+  const auto grace = std::chrono::milliseconds(std::min<long long>(2000, config.operations.drain_timeout.count()));
+  return {{"agents.drain", ops::kPriorityStopAgents, grace + std::chrono::seconds(3),
+           [this, grace] {
+             Drain(grace);
+             return Status::Ok();
+           }},
+          {"tasks.flush", ops::kPriorityFlushStores - 1, std::chrono::seconds(10), [this] {
+             Stop();
+             return Status::Ok();
+           }}};
+}
+
+std::string TaskServices::StatusJson(std::string_view) const {
   json out = {{"agents", SummaryJson(impl_->pool->Summary())},
               {"executors", impl_->executors->Kinds()},
               {"strategy", impl_->config.tasks.strategy}};
@@ -306,7 +321,7 @@ std::string TaskServices::StatusJson() const {
   return out.dump();
 }
 
-ops::HealthCheckSpec TaskServices::HealthCheck(const config::OperationsConfig& ops) {
+std::vector<ops::HealthCheckSpec> TaskServices::HealthChecks(const config::OperationsConfig& ops) {
   std::weak_ptr<Impl> weak = impl_;
   ops::HealthCheckSpec spec;
   spec.name = "agent-pool";
@@ -345,7 +360,7 @@ ops::HealthCheckSpec TaskServices::HealthCheck(const config::OperationsConfig& o
     return ops::CheckOutcome::Healthy(std::to_string(s.size) + " agents, " + std::to_string(s.active) + " busy",
                                       details.dump());
   };
-  return spec;
+  return {spec};
 }
 
 Status TaskServices::RegisterRoutes(http::Router& router) {

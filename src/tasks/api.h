@@ -25,6 +25,7 @@
 #include "base/status.h"
 #include "config/config.h"
 #include "http/router.h"
+#include "ops/component.h"
 #include "ops/health.h"
 #include "storage/store.h"
 
@@ -43,7 +44,7 @@ class AdminServices;
 
 namespace bzzz::tasks {
 
-class TaskServices {
+class TaskServices final : public ops::Component {
  public:
   // Recovers the tasks of a previous run and starts the agents. With `p2p`
   // the node takes part in the cluster protocol (tasks/cluster.h); with
@@ -57,11 +58,16 @@ class TaskServices {
                                                      std::shared_ptr<const executors::SecretSealer> sealer = nullptr);
   ~TaskServices();
 
-  Status RegisterRoutes(http::Router& router);
-  // agent-pool: unhealthy with no agent able to work while tasks wait,
-  // degraded when fewer than half the agents are healthy.
-  ops::HealthCheckSpec HealthCheck(const config::OperationsConfig& ops);
-  std::string StatusJson() const;
+  // Component: the routes above; agent-pool (unhealthy with no agent able
+  // to work while tasks wait, degraded when fewer than half the agents are
+  // healthy); the "tasks" status section; the shutdown steps
+  // "agents.drain" (Drain) and "tasks.flush" (Stop).
+  std::string_view Name() const override { return "tasks"; }
+  Status RegisterRoutes(http::Router& router) override;
+  std::vector<ops::HealthCheckSpec> HealthChecks(const config::OperationsConfig& ops) override;
+  std::vector<std::string> StatusSections() const override { return {"tasks"}; }
+  std::string StatusJson(std::string_view section = "tasks") const override;
+  std::vector<ops::ShutdownStep> ShutdownSteps(const config::Config& config) override;
   // Agents running and free, for the node's presence.
   void Load(int* running, int* capacity) const;
 

@@ -494,7 +494,7 @@ std::shared_ptr<UcxiServices> UcxiServices::Create(std::shared_ptr<storage::Stor
 
 UcxiServices::~UcxiServices() = default;
 
-std::string UcxiServices::StatusJson() const { return impl_->StatusData().dump(); }
+std::string UcxiServices::StatusJson(std::string_view) const { return impl_->StatusData().dump(); }
 
 Status UcxiServices::RegisterRoutes(http::Router& router) {
   router.SetErrorFormatter("/ucxi/", ServerError);

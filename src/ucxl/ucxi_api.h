@@ -25,6 +25,7 @@
 #include "base/status.h"
 #include "config/config.h"
 #include "http/router.h"
+#include "ops/component.h"
 #include "storage/store.h"
 
 namespace prometheus {
@@ -36,15 +37,18 @@ class RecordStore;
 
 namespace bzzz::ucxl {
 
-class UcxiServices {
+class UcxiServices final : public ops::Component {
  public:
   // `records` may be null (no DHT).
   static std::shared_ptr<UcxiServices> Create(std::shared_ptr<storage::Store> store,
                                               dht::RecordStore* records, const config::Config& config,
                                               prometheus::Registry* metrics);
   ~UcxiServices();
-  Status RegisterRoutes(http::Router& router);
-  std::string StatusJson() const;
+  // Component: the routes above and the "ucxi" status section.
+  std::string_view Name() const override { return "ucxi"; }
+  Status RegisterRoutes(http::Router& router) override;
+  std::vector<std::string> StatusSections() const override { return {"ucxi"}; }
+  std::string StatusJson(std::string_view section = "ucxi") const override;
 
   class Impl;
 
