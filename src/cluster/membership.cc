@@ -1,4 +1,5 @@
 #include "cluster/membership.h"
+#include "base/file.h"
 #include "base/json.h"
 
 #include <fcntl.h>
@@ -23,20 +24,6 @@ namespace {
 constexpr std::size_t kCacheLimit = 4096;
 
 Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
-
-// Writes `data` to `path` atomically with `mode` (temp file, fsync, rename).
-Status WriteFileAtomic(const fs::path& path, std::string_view data, mode_t mode) {
-  const std::string tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Unavailable("cannot create " + tmp + ": " + std::strerror(errno));
-  const bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok) return Unavailable("cannot write " + tmp + ": " + std::strerror(errno));
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Unavailable("cannot replace " + path.string() + ": " + ec.message());
-  return Status::Ok();
-}
 
 Result<std::string> ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -150,10 +137,10 @@ Status Membership::SaveLocked() const {
     const fs::path key_file = fs::path(dir_) / "cluster.key";
     std::error_code ec;
     if (!fs::exists(key_file, ec)) {
-      if (auto s = WriteFileAtomic(key_file, authority_->secret(), 0600); !s.ok()) return s;
+      if (auto s = WriteFileAtomic(key_file.string(), authority_->secret(), 0600); !s.ok()) return s;
     }
   }
-  return WriteFileAtomic(fs::path(dir_) / "membership.json", j.dump(2) + "\n", 0600);
+  return WriteFileAtomic((fs::path(dir_) / "membership.json").string(), j.dump(2) + "\n", 0600);
 }
 
 bool Membership::HasCluster() const {

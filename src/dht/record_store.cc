@@ -1,4 +1,5 @@
 #include "dht/record_store.h"
+#include "base/file.h"
 
 #include <algorithm>
 #include <atomic>
@@ -77,24 +78,19 @@ struct Waiter {
 constexpr char kHeldMagic[4] = {'B', 'Z', 'H', '1'};
 constexpr char kCacheMagic[4] = {'B', 'Z', 'C', '1'};
 
-bool WriteBlobs(const fs::path& path, const char magic[4], std::int64_t expires_ms, const std::vector<Bytes>& blobs) {
-  std::error_code ec;
-  fs::create_directories(path.parent_path(), ec);
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(magic, 4);
-    const auto put32 = [&out](std::uint32_t v) { out.write(reinterpret_cast<const char*>(&v), 4); };
-    out.write(reinterpret_cast<const char*>(&expires_ms), 8);
-    put32(static_cast<std::uint32_t>(blobs.size()));
-    for (const auto& b : blobs) {
-      put32(static_cast<std::uint32_t>(b.size()));
-      out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-    }
-    if (!out) return false;
+// Held records are durable (they are what this node provides); cache
+// entries need not be.
+bool WriteBlobs(const fs::path& path, const char magic[4], std::int64_t expires_ms, const std::vector<Bytes>& blobs,
+                bool durable) {
+  std::string out(magic, 4);
+  const auto put32 = [&out](std::uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
+  out.append(reinterpret_cast<const char*>(&expires_ms), 8);
+  put32(static_cast<std::uint32_t>(blobs.size()));
+  for (const auto& b : blobs) {
+    put32(static_cast<std::uint32_t>(b.size()));
+    out.append(reinterpret_cast<const char*>(b.data()), b.size());
   }
-  fs::rename(tmp, path, ec);
-  return !ec;
+  return WriteFileAtomic(path.string(), out, 0600, durable).ok();
 }
 
 bool ReadBlobs(const fs::path& path, const char magic[4], std::int64_t* expires_ms, std::vector<Bytes>* blobs) {
@@ -379,7 +375,7 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     h.replicate = replicate;
     h.size = raw.record.content.size();
     if (OnDisk()) {
-      if (!WriteBlobs(HeldPath(h.name), kHeldMagic, 0, raw.blobs)) {
+      if (!WriteBlobs(HeldPath(h.name), kHeldMagic, 0, raw.blobs, /*durable=*/true)) {
         probe.Error();
         return Unavailable("cannot write " + HeldPath(h.name).string());
       }
@@ -453,7 +449,8 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     std::size_t bytes = 16;
     for (const auto& b : raw.blobs) bytes += b.size() + 4;
     if (bytes > opts.config.cache_max_bytes) return;
-    if (!WriteBlobs(CachePath(raw.record.name), kCacheMagic, NowMs() + opts.config.cache_ttl.count(), raw.blobs)) {
+    if (!WriteBlobs(CachePath(raw.record.name), kCacheMagic, NowMs() + opts.config.cache_ttl.count(), raw.blobs,
+                    /*durable=*/false)) {
       return;  // the cache directory may have been deleted under us: the cache is optional
     }
     if ((cache_bytes += bytes) > opts.config.cache_max_bytes) EvictCache();

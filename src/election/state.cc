@@ -1,4 +1,5 @@
 #include "election/state.h"
+#include "base/file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -19,17 +20,6 @@ namespace bzzz::election {
 namespace {
 
 using nlohmann::json;
-
-Status WriteFully(int fd, const std::string& bytes) {
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Internal(std::string("write: ") + std::strerror(errno));
-    done += static_cast<std::size_t>(n);
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 
@@ -76,26 +66,8 @@ Result<HardState> HardStateFromJson(std::string_view text) {
 }
 
 Status FileStateStore::Save(const HardState& state) {
-  std::error_code ec;
-  const std::filesystem::path path(path_);
-  std::filesystem::create_directories(path.parent_path(), ec);
-  if (ec) return Internal("cannot create " + path.parent_path().string() + ": " + ec.message());
-  const std::string tmp = path_ + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Internal("cannot write " + tmp + ": " + std::strerror(errno));
-  Status s = WriteFully(fd, HardStateToJson(state));
-  if (s.ok() && ::fsync(fd) != 0) s = Internal(std::string("fsync: ") + std::strerror(errno));
-  ::close(fd);
-  if (!s.ok()) return Internal(tmp + ": " + s.message());
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    return Internal("cannot replace " + path_ + ": " + std::strerror(errno));
-  }
-  const int dir = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
-  }
-  return Status::Ok();
+  Status s = WriteFileAtomic(path_, HardStateToJson(state), 0600);
+  return s.ok() ? s : Internal(s.message());
 }
 
 Result<HardState> FileStateStore::Load(const std::string& path) {

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "base/file.h"
 #include "cluster/credential.h"
 
 namespace bzzz::p2p {
@@ -84,16 +85,13 @@ Result<NodeIdentity> NodeIdentity::LoadOrCreate(const std::string& dir) {
   PublicKey pk;
   crypto_sign_keypair(pk.data(), id.secret_key_.data());
   id.Derive();
-  const fs::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Unavailable("cannot create " + tmp.string() + ": " + std::strerror(errno));
-  const bool written = ::write(fd, id.secret_key_.data(), id.secret_key_.size()) ==
-                           static_cast<ssize_t>(id.secret_key_.size()) &&
-                       ::fsync(fd) == 0;
-  ::close(fd);
-  if (!written) return Unavailable("cannot write " + tmp.string());
-  fs::rename(tmp, path, ec);
-  if (ec) return Unavailable("cannot create " + path.string() + ": " + ec.message());
+  if (Status s = WriteFileAtomic(path.string(),
+                                 std::string_view(reinterpret_cast<const char*>(id.secret_key_.data()),
+                                                  id.secret_key_.size()),
+                                 0600);
+      !s.ok()) {
+    return s;
+  }
   return id;
 }
 

@@ -1,4 +1,5 @@
 #include "p2p/p2p.h"
+#include "base/file.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -838,11 +839,8 @@ class P2pNode::Impl {
   void SavePeerStore() {
     const std::string path = PeersFile();
     if (path.empty() || !runner.isRunning()) return;
-    std::error_code ec;
-    fs::create_directories(fs::path(path).parent_path(), ec);
-    const std::string tmp = path + ".tmp";
+    std::ostringstream out;
     {
-      std::ofstream out(tmp, std::ios::trunc);
       for (const auto& n : runner.exportNodes()) {
         const dht::SockAddr addr(n.ss, n.sslen);
         char ip[INET6_ADDRSTRLEN] = {};
@@ -857,7 +855,7 @@ class P2pNode::Impl {
         out << n.id.toString() << ' ' << ip << ' ' << addr.getPort() << '\n';
       }
     }
-    fs::rename(tmp, path, ec);
+    if (Status s = WriteFileAtomic(path, out.str(), 0600); !s.ok()) spdlog::warn("p2p: peer store not saved: {}", s.message());
   }
 
   // ----- publishing -----
