@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Checks the include graph between the subsystems of src/ against the
+# allowed directions listed in docs/architecture.md (the ```layers block):
+# a file in src/X may include "Y/..." only when X's line lists Y, and each
+# line may list only subsystems of earlier lines, so the graph has no
+# cycle. Run by ctest (bzzz_layering); exits 1 naming every violation.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+doc="$root/docs/architecture.md"
+
+declare -A allowed
+order=()
+while IFS= read -r line; do
+  [ -n "$line" ] || continue
+  name=${line%%:*}
+  allowed[$name]=" ${line#*:} "
+  order+=("$name")
+done < <(awk '/^```layers$/ {on=1; next} /^```$/ {on=0} on' "$doc")
+[ ${#order[@]} -gt 0 ] || { echo "no \`\`\`layers block in $doc" >&2; exit 1; }
+
+problems=0
+# The table itself: only earlier subsystems (no cycles), and every
+# directory of src/ has a line.
+declare -A seen
+for name in "${order[@]}"; do
+  for dep in ${allowed[$name]}; do
+    if [ -z "${seen[$dep]:-}" ]; then
+      echo "docs/architecture.md: $name may include $dep, which is not listed before it (a cycle or a typo)"
+      problems=$((problems + 1))
+    fi
+  done
+  seen[$name]=1
+done
+for dir in "$root"/src/*/; do
+  name=$(basename "$dir")
+  if [ -z "${allowed[$name]+x}" ]; then
+    echo "src/$name has no line in the layers block of docs/architecture.md"
+    problems=$((problems + 1))
+  fi
+done
+
+# The includes.
+while IFS=: read -r file lineno text; do
+  from=${file#"$root"/src/}
+  from=${from%%/*}
+  to=$(sed -E 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"([a-z0-9_]+)\/.*/\1/' <<<"$text")
+  [ "$from" = "$to" ] && continue
+  [ -n "${allowed[$from]+x}" ] || continue
+  if [[ "${allowed[$from]}" != *" $to "* ]]; then
+    echo "${file#"$root"/}:$lineno: $from may not include $to ($text)"
+    problems=$((problems + 1))
+  fi
+done < <(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"[a-z0-9_]+/' "$root/src" --include='*.h' --include='*.cc' || true)
+
+if [ "$problems" -gt 0 ]; then
+  echo "layering: $problems problem(s); the allowed directions are in docs/architecture.md" >&2
+  exit 1
+fi
+echo "layering: ${#order[@]} subsystems, every include goes the allowed way"
