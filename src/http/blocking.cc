@@ -25,7 +25,7 @@ void BlockingRuns::Run(const std::string& key, const std::string& request_id, Re
     }
     waiting_[key].push_back({std::move(responder), request_id});
   }
-  std::thread([this, key, work = std::move(work)] {
+  threads_.Spawn([this, key, work = std::move(work)] {
     std::optional<Response> response;
     try {
       response = work();
@@ -41,7 +41,7 @@ void BlockingRuns::Run(const std::string& key, const std::string& request_id, Re
     for (auto& w : waiters) {
       w.respond(response ? *response : ErrorResponse(500, "internal", "internal error", w.request_id));
     }
-  }).detach();
+  });
 }
 
 }  // namespace bzzz::http

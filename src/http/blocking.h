@@ -3,7 +3,9 @@
 // Concurrent requests with the same key share one run, so a burst of
 // identical requests costs one thread; give distinct keys for work that
 // must not be shared. At most `max_runs` runs exist at once: past that a
-// request gets 429 at once instead of queueing without bound.
+// request gets 429 at once instead of queueing without bound. The run
+// threads are owned (base/threads.h): destroying a BlockingRuns waits for
+// the runs in progress, so none outlives what it uses.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "base/threads.h"
 #include "http/router.h"
 
 namespace bzzz::http {
@@ -32,6 +35,7 @@ class BlockingRuns {
   const std::size_t max_runs_;
   std::mutex mu_;
   std::map<std::string, std::vector<Waiter>> waiting_;
+  OwnedThreads threads_;  // last: joined before the members above go
 };
 
 }  // namespace bzzz::http

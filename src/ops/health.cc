@@ -1,5 +1,7 @@
 #include "ops/health.h"
 
+#include "base/threads.h"
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -104,7 +106,7 @@ class HealthRegistry::Impl : public std::enable_shared_from_this<HealthRegistry:
     run->deadline = run->started + entry.spec.timeout;
     entry.current = run;
     ++active_runs_;
-    std::thread([self = shared_from_this(), name = entry.spec.name, fn = entry.spec.fn, run] {
+    threads_.Spawn([self = shared_from_this(), name = entry.spec.name, fn = entry.spec.fn, run] {
       CheckOutcome outcome;
       bool errored = false;
       try {
@@ -117,7 +119,7 @@ class HealthRegistry::Impl : public std::enable_shared_from_this<HealthRegistry:
         errored = true;
       }
       self->Finished(name, run, std::move(outcome), errored);
-    }).detach();
+    });
     return run;
   }
 
@@ -257,8 +259,8 @@ class HealthRegistry::Impl : public std::enable_shared_from_this<HealthRegistry:
     }
     cv_.notify_all();
     if (scheduler_.joinable()) scheduler_.join();
-    // Give running checks a moment; hung ones are abandoned (they hold a
-    // reference to this object, so nothing dangles).
+    // Give running checks a moment; hung ones keep this object alive (they
+    // hold a reference to it) and are joined when they return.
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, std::chrono::seconds(2), [&] { return active_runs_ == 0; });
   }
@@ -278,6 +280,7 @@ class HealthRegistry::Impl : public std::enable_shared_from_this<HealthRegistry:
   bool started_ = false;
   bool stopping_ = false;
   std::thread scheduler_;
+  OwnedThreads threads_;  // check runs; last, so joined before the rest goes
 };
 
 HealthRegistry::HealthRegistry(prometheus::Registry* metrics) : impl_(std::make_shared<Impl>(metrics)) {}

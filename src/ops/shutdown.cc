@@ -1,5 +1,7 @@
 #include "ops/shutdown.h"
 
+#include "base/threads.h"
+
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -22,10 +24,18 @@ std::string_view HandlerStateName(HandlerState state) {
 
 class ShutdownCoordinator::Impl : public std::enable_shared_from_this<ShutdownCoordinator::Impl> {
  public:
+  // What a step's thread reports; shared with it.
+  struct Outcome {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Status status;
+  };
   struct Handler {
     ShutdownHandlerInfo info;
     std::function<Status()> fn;
     std::size_t order = 0;
+    std::shared_ptr<Outcome> outcome;  // set when the step starts
   };
 
   Status AddHandler(std::string name, int priority, std::chrono::milliseconds timeout, std::function<Status()> fn) {
@@ -79,14 +89,12 @@ class ShutdownCoordinator::Impl : public std::enable_shared_from_this<ShutdownCo
       const auto started = std::chrono::steady_clock::now();
       // Each step runs on its own thread so that a stuck step cannot hold up
       // the ones after it; a step past its timeout is abandoned.
-      struct Outcome {
-        std::mutex mu;
-        std::condition_variable cv;
-        bool done = false;
-        Status status;
-      };
       auto outcome = std::make_shared<Outcome>();
-      std::thread([fn, outcome] {
+      {
+        std::lock_guard lock(mu_);
+        handlers_[i].outcome = outcome;
+      }
+      threads_.Spawn([fn, outcome] {
         Status s;
         try {
           s = fn();
@@ -97,7 +105,7 @@ class ShutdownCoordinator::Impl : public std::enable_shared_from_this<ShutdownCo
         outcome->status = std::move(s);
         outcome->done = true;
         outcome->cv.notify_all();
-      }).detach();
+      });
       HandlerState state;
       std::string error;
       {
@@ -144,6 +152,22 @@ class ShutdownCoordinator::Impl : public std::enable_shared_from_this<ShutdownCo
     return out;
   }
 
+  std::size_t StepsStillRunning() const {
+    std::vector<std::shared_ptr<Outcome>> outcomes;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& h : handlers_) {
+        if (h.outcome) outcomes.push_back(h.outcome);
+      }
+    }
+    std::size_t running = 0;
+    for (const auto& o : outcomes) {
+      std::lock_guard lock(o->mu);
+      running += !o->done;
+    }
+    return running;
+  }
+
   void Join() {
     if (runner_.joinable() && runner_.get_id() != std::this_thread::get_id()) runner_.join();
   }
@@ -154,6 +178,9 @@ class ShutdownCoordinator::Impl : public std::enable_shared_from_this<ShutdownCo
   std::vector<Handler> handlers_;
   ShutdownStatus status_;
   std::thread runner_;
+  // The steps' threads, last: a step that overran is still joined here,
+  // never detached (node.cc exits deliberately instead of waiting).
+  OwnedThreads threads_;
 };
 
 ShutdownCoordinator::ShutdownCoordinator() : impl_(std::make_shared<Impl>()) {}
@@ -169,5 +196,6 @@ void ShutdownCoordinator::Wait() { impl_->WaitFor(std::nullopt); }
 bool ShutdownCoordinator::WaitFor(std::chrono::milliseconds timeout) { return impl_->WaitFor(timeout); }
 ShutdownStatus ShutdownCoordinator::GetStatus() const { return impl_->GetStatus(); }
 std::vector<ShutdownHandlerInfo> ShutdownCoordinator::Handlers() const { return impl_->Handlers(); }
+std::size_t ShutdownCoordinator::StepsStillRunning() const { return impl_->StepsStillRunning(); }
 
 }  // namespace bzzz::ops

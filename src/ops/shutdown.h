@@ -70,6 +70,11 @@ class ShutdownCoordinator {
 
   ShutdownStatus GetStatus() const;
   std::vector<ShutdownHandlerInfo> Handlers() const;
+  // Steps that overran their timeout and have not returned. Each step runs
+  // on a thread of its own, owned by the coordinator: destroying the
+  // coordinator waits for them, and while one runs the objects it uses must
+  // not be torn down (Node::Run exits the process instead).
+  std::size_t StepsStillRunning() const;
 
  private:
   class Impl;

@@ -38,8 +38,9 @@ TEST(ShutdownTest, RunsHandlersByPriorityThenRegistrationOrder) {
 TEST(ShutdownTest, TimeoutsAndFailuresAreRecordedAndTheSequenceGoesOn) {
   ShutdownCoordinator c;
   std::atomic<bool> last_ran{false};
-  ASSERT_TRUE(c.AddHandler("stuck", 1, 50ms, [] {
-                 std::this_thread::sleep_for(10s);
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  ASSERT_TRUE(c.AddHandler("stuck", 1, 50ms, [release] {
+                 for (int i = 0; i < 1000 && !release->load(); ++i) std::this_thread::sleep_for(10ms);
                  return Status::Ok();
                }).ok());
   ASSERT_TRUE(c.AddHandler("fails", 2, 1s, [] { return Unavailable("disk"); }).ok());
@@ -60,6 +61,11 @@ TEST(ShutdownTest, TimeoutsAndFailuresAreRecordedAndTheSequenceGoesOn) {
   EXPECT_NE(h[1].error.find("disk"), std::string::npos);
   EXPECT_EQ(h[2].state, HandlerState::kFailed);
   EXPECT_EQ(h[3].state, HandlerState::kDone);
+  // The stuck step's thread is still owned (not detached) until it returns.
+  EXPECT_EQ(c.StepsStillRunning(), 1u);
+  release->store(true);
+  for (int i = 0; i < 500 && c.StepsStillRunning() > 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(c.StepsStillRunning(), 0u);
 }
 
 TEST(ShutdownTest, SecondRequestIsConflict) {

@@ -1,0 +1,59 @@
+// OwnedThreads: the threads one object starts for work of its own (a
+// shutdown step, a health check run, a blocking request), kept instead of
+// detached. Finished threads are joined as new ones start; the rest are
+// joined by JoinAll() or the destructor, so nothing the threads use can be
+// destroyed under them by their owner. A thread that never returns blocks
+// JoinAll: owners that cannot wait check Running() and exit the process
+// deliberately instead (node.cc after a shutdown overrun).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace bzzz {
+
+class OwnedThreads {
+ public:
+  OwnedThreads() = default;
+  ~OwnedThreads() { JoinAll(); }
+  OwnedThreads(const OwnedThreads&) = delete;
+  OwnedThreads& operator=(const OwnedThreads&) = delete;
+
+  void Spawn(std::function<void()> fn);
+  // Joins every thread. Called from one of its own threads (the owner was
+  // destroyed by its last reference, held by that thread), that thread is
+  // let go: it is returning and touches nothing of the owner any more.
+  void JoinAll();
+  // Threads started and not yet returned.
+  std::size_t Running() const;
+
+ private:
+  struct Slot {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  void ReapLocked();
+
+  mutable std::mutex mu_;
+  std::list<Slot> slots_;
+};
+
+// Threads that must never block on disk or the network (the HTTP I/O
+// threads) mark themselves; code that blocks (the store) calls
+// CheckMayBlock first. A call on a marked thread is counted and reported
+// on stderr (the first ten), and aborts the process when the environment
+// has BZZZ_ABORT_ON_IO_BLOCKING=1 (the end-to-end tests set it), so a
+// route that blocks its I/O thread fails the suite instead of slowing a
+// node down unnoticed.
+void MarkNoBlockingThread();
+bool OnNoBlockingThread();
+void CheckMayBlock(const char* what);
+std::uint64_t BlockingViolations();
+
+}  // namespace bzzz
