@@ -10,6 +10,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# A route that blocks an I/O thread aborts the node (base/threads.h).
+export BZZZ_ABORT_ON_IO_BLOCKING=1
 bin=${BZZZ_BIN:-$root/build/bin/bzzz}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

@@ -1673,11 +1673,16 @@ class Loader {
         break;
       }
     }
-    // Variables read by the CLI client, not by the node.
-    static const std::set<std::string, std::less<>> kCliVariables = {"BZZZ_CONFIG", "BZZZ_URL", "BZZZ_TOKEN",
-                                                                     "BZZZ_ADMIN_TOKEN"};
+    // Variables read elsewhere than the configuration: by the CLI client,
+    // at start (the bootstrap token), by the executors (BZZZ_SECRET_<NAME>,
+    // executors/secrets.h) and by the I/O-thread check (base/threads.h).
+    static const std::set<std::string, std::less<>> kOtherVariables = {
+        "BZZZ_CONFIG", "BZZZ_URL", "BZZZ_TOKEN", "BZZZ_ADMIN_TOKEN", "BZZZ_ABORT_ON_IO_BLOCKING"};
     for (const auto& [name, value] : env) {
-      if (name.rfind("BZZZ_", 0) != 0 || schema_.by_env.count(name) || kCliVariables.count(name)) continue;
+      if (name.rfind("BZZZ_", 0) != 0 || schema_.by_env.count(name) || kOtherVariables.count(name) ||
+          name.rfind("BZZZ_SECRET_", 0) == 0) {
+        continue;
+      }
       std::string message = "unknown variable, ignored";
       std::string nearest = NearestName(name, schema_.env_names);
       if (!nearest.empty()) message += "; did you mean " + nearest + "?";

@@ -175,8 +175,9 @@ Response Router::MakeError(std::string_view path, int status, std::string_view c
   return ErrorResponse(status, code, message, request_id);
 }
 
-bool AddRoute(Router& router, Method method, std::string pattern, std::string permission, std::string summary,
-              Handler handler, AsyncHandler async, std::string* error) {
+namespace {
+Route MakeRoute(Method method, std::string pattern, std::string permission, std::string summary, Handler handler,
+                AsyncHandler async, bool blocking) {
   Route route;
   route.method = method;
   route.pattern = std::move(pattern);
@@ -184,17 +185,34 @@ bool AddRoute(Router& router, Method method, std::string pattern, std::string pe
   route.summary = std::move(summary);
   route.handler = std::move(handler);
   route.async_handler = std::move(async);
-  return router.Add(std::move(route), error);
+  route.blocking = blocking;
+  return route;
+}
+}  // namespace
+
+bool AddRoute(Router& router, Method method, std::string pattern, std::string permission, std::string summary,
+              Handler handler, AsyncHandler async, std::string* error) {
+  return router.Add(MakeRoute(method, std::move(pattern), std::move(permission), std::move(summary),
+                              std::move(handler), std::move(async), false),
+                    error);
+}
+
+
+void RouteTable::Add(Route route) {
+  std::string error;
+  if (!router_.Add(std::move(route), &error) && error_.empty()) error_ = error.empty() ? "route refused" : error;
 }
 
 void RouteTable::Add(Method method, std::string pattern, std::string permission, std::string summary,
                      Handler handler, AsyncHandler async) {
-  std::string error;
-  if (!AddRoute(router_, method, std::move(pattern), std::move(permission), std::move(summary),
-                std::move(handler), std::move(async), &error) &&
-      error_.empty()) {
-    error_ = error.empty() ? "route refused" : error;
-  }
+  Add(MakeRoute(method, std::move(pattern), std::move(permission), std::move(summary), std::move(handler),
+                std::move(async), false));
+}
+
+void RouteTable::AddBlocking(Method method, std::string pattern, std::string permission, std::string summary,
+                             Handler handler, AsyncHandler async) {
+  Add(MakeRoute(method, std::move(pattern), std::move(permission), std::move(summary), std::move(handler),
+                std::move(async), true));
 }
 
 Status RouteTable::Done() const {

@@ -39,6 +39,9 @@ struct Route {
   Handler handler;         // exactly one of handler / async_handler
   AsyncHandler async_handler;
   bool probe = false;   // also served on the health-only listener
+  // The handler may block (the store, the DHT): the server calls it on its
+  // worker pool, never on an I/O thread (base/threads.h CheckMayBlock).
+  bool blocking = false;
   std::string summary;  // one line for docs and /info
 
   std::size_t id = 0;  // index in the router, set by Add
@@ -99,9 +102,13 @@ class RouteTable {
   RouteTable(Router& router, std::string name) : router_(router), name_(std::move(name)) {}
   void Add(Method method, std::string pattern, std::string permission, std::string summary, Handler handler,
            AsyncHandler async = nullptr);
+  // A route whose handler may block (Route::blocking).
+  void AddBlocking(Method method, std::string pattern, std::string permission, std::string summary,
+                   Handler handler, AsyncHandler async = nullptr);
   Status Done() const;
 
  private:
+  void Add(Route route);
   Router& router_;
   std::string name_;
   std::string error_;

@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -27,6 +28,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/threads.h"
 #include "http/probe.h"
 #include "http/wire.h"
 #include "security/access_controller.h"
@@ -145,7 +147,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         probe_(metrics, *router_),
         contexts_(MakeContexts(ThreadCount())),
         api_(std::in_place, contexts_.front()->get_executor()),
-        probe_acceptor_(std::in_place, contexts_.front()->get_executor()) {}
+        probe_acceptor_(std::in_place, contexts_.front()->get_executor()),
+        blocking_pool_(std::make_unique<asio::thread_pool>(std::max(1, opt_.blocking_threads))) {}
 
   static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
     std::vector<std::unique_ptr<asio::io_context>> out;
@@ -197,6 +200,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     }
     for (auto& context : contexts_) {
       threads_.emplace_back([context = context.get()] {
+        MarkNoBlockingThread();  // the store asserts it is never called here
         for (;;) {
           try {
             context->run();
@@ -558,7 +562,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       if (auto early = middleware(req, route)) return early;
     }
 
-    if (!route.handler) {
+    if (!route.handler || route.blocking) {
       *async_route = &route;
       return std::nullopt;
     }
@@ -573,18 +577,37 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 
   // Suspends the coroutine until the async handler's Responder is called,
   // then resumes it on the connection's strand.
-  static Awaitable<Response> CallAsync(const Route& route, Request& req) {
+  // A blocking route's handler (sync or async) is called on the worker
+  // pool instead; a throw there becomes a 500.
+  Awaitable<Response> CallAsync(const Route& route, Request& req) {
     co_return co_await asio::async_initiate<const asio::use_awaitable_t<Executor>&, void(Response)>(
-        [&route, &req](auto handler) {
+        [this, &route, &req](auto handler) {
           using HandlerType = decltype(handler);
           auto shared = std::make_shared<HandlerType>(std::move(handler));
           auto once = std::make_shared<std::atomic<bool>>(false);
-          route.async_handler(req, [shared, once](Response response) {
+          Responder respond = [shared, once](Response response) {
             if (once->exchange(true)) return;  // a second call is a bug; ignore it
             auto executor = asio::get_associated_executor(*shared);
             asio::post(executor, [shared, response = std::move(response)]() mutable {
               (*shared)(std::move(response));
             });
+          };
+          if (!route.blocking) {
+            route.async_handler(req, std::move(respond));
+            return;
+          }
+          asio::post(*blocking_pool_, [this, &route, &req, respond = std::move(respond)]() mutable {
+            try {
+              if (route.handler) {
+                respond(route.handler(req));
+              } else {
+                route.async_handler(req, respond);
+              }
+            } catch (const std::exception& e) {
+              spdlog::error("http: handler for {} {} threw: {} (request {})", MethodName(req.method), route.pattern,
+                            e.what(), req.request_id);
+              respond(router_->MakeError(req.path, 500, "internal", "internal error", req.request_id));
+            }
           });
         },
         kUseAwaitable);
@@ -678,6 +701,9 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       for (auto& t : threads_) {
         if (t.joinable()) t.join();
       }
+      // Blocking handlers still running finish; their answers go nowhere.
+      blocking_pool_->stop();
+      blocking_pool_->join();
       // Suspended coroutines hold references to this object: destroy them
       // now (with their io_contexts), not never. Acceptors go first: they
       // must not outlive their io_context.
@@ -706,6 +732,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   std::optional<Acceptor> api_;
   std::optional<Acceptor> probe_acceptor_;
   std::vector<std::thread> threads_;
+  std::unique_ptr<asio::thread_pool> blocking_pool_;
   std::once_flag stop_once_;
 
   std::atomic<std::int64_t> in_flight_{0};

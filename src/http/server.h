@@ -43,6 +43,7 @@ struct ServerOptions {
   std::string probe_host;                  // empty: no probe-only listener
   std::uint16_t probe_port = 0;
   int threads = 0;                         // 0: half the hardware threads, at least one
+  int blocking_threads = 4;                // worker pool of the routes declared blocking
   std::size_t body_limit_bytes = 1 << 20;
   std::size_t header_limit_bytes = 16 << 10;
   std::chrono::milliseconds read_timeout{30000};       // the body of a request; writing a response

@@ -514,16 +514,28 @@ int Node::Run() {
   if (n.server) n.server->Stop();
   int not_done = 0;
   for (const auto& h : n.shutdown->Handlers()) not_done += h.state != ops::HandlerState::kDone;
-  if (!finished) {
-    spdlog::error("shutdown overran operations.shutdown_timeout ({} ms); exiting anyway",
-                  n.config.operations.shutdown_timeout.count());
-  } else if (not_done) {
+  // A step that overran may still be using what the node would now destroy:
+  // exit here, deliberately, instead of tearing it down under that step.
+  if (!finished || n.shutdown->StepsStillRunning() > 0) {
+    std::string running;
+    for (const auto& h : n.shutdown->Handlers()) {
+      if (h.state == ops::HandlerState::kRunning || h.state == ops::HandlerState::kTimedOut) {
+        running += (running.empty() ? "" : ", ") + h.name;
+      }
+    }
+    spdlog::error("shutdown {} ({} ms); step(s) still running: {}; exiting without tearing them down",
+                  finished ? "finished with steps past their timeout" : "overran operations.shutdown_timeout",
+                  n.config.operations.shutdown_timeout.count(), running.empty() ? "none" : running);
+    ShutdownLogging();
+    std::_Exit(1);
+  }
+  if (not_done) {
     spdlog::warn("shutdown finished with {} step(s) not done (see the log above)", not_done);
   } else {
     spdlog::info("bzzz node {} stopped", n.node_id);
   }
   ShutdownLogging();
-  return finished ? 0 : 1;
+  return 0;
 }
 
 Status Node::RequestShutdown(std::string reason) { return impl_->shutdown->Request(std::move(reason)); }

@@ -130,8 +130,9 @@ Status RegisterOperationalRoutes(http::Router& router, OperationalApi deps) {
   using http::Response;
   std::string error;
   auto add = [&](Method method, std::string pattern, std::string permission, bool probe, std::string summary,
-                 http::Handler handler, http::AsyncHandler async = nullptr) -> bool {
+                 http::Handler handler, http::AsyncHandler async = nullptr, bool blocking = false) -> bool {
     http::Route route;
+    route.blocking = blocking;
     route.method = method;
     route.pattern = std::move(pattern);
     route.permission = std::move(permission);
@@ -264,7 +265,7 @@ Status RegisterOperationalRoutes(http::Router& router, OperationalApi deps) {
       body[section.name] = value.is_discarded() ? json(nullptr) : std::move(value);
     }
     return Response::Json(200, Dump(body));
-  });
+  }, nullptr, /*blocking=*/true);  // status sections may read the store
   ok &= add(Method::kPost, "/admin/shutdown", "admin:write", false, "start a graceful shutdown", [a](Request& req) {
     const Status s = a->deps.shutdown->Request("api (principal " + req.identity.principal + ", request " +
                                                req.request_id + ")");

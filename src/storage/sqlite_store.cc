@@ -12,6 +12,7 @@
 // before taking the lock so that a steady stream of calls cannot starve
 // Close().
 #include "storage/sqlite_store.h"
+#include "base/threads.h"
 
 #include <sqlite3.h>
 
@@ -349,6 +350,7 @@ class SqliteStore final : public Store {
 };
 
 Result<SqliteStore::ReaderLease> SqliteStore::AcquireReader() {
+  CheckMayBlock("storage read");
   std::unique_lock lock(pool_mu_);
   pool_cv_.wait(lock, [&] { return !idle_readers_.empty() || open_readers_ < kMaxReaders; });
   if (!idle_readers_.empty()) {
@@ -419,6 +421,7 @@ Result<MigrationState> SqliteStore::Migrate() {
     // binary and must not leave a half-migrated schema behind.
     if (Status s = ValidateMigrations(options_.migrations); !s.ok()) return s;
 
+    CheckMayBlock("storage write");
     std::lock_guard lock(writer_mu_);
     if (SqlError e = Exec(writer_->db(), kCreateMigrationsTable); !e.ok()) {
       return RuntimeError(e, "creating schema_migrations");
@@ -551,6 +554,7 @@ Status SqliteStore::PutMeta(const std::string& key, const std::string& value) {
   return NoThrow("put meta", [&]() -> Status {
     std::shared_lock<std::shared_mutex> life;
     if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    CheckMayBlock("storage write");
     std::lock_guard lock(writer_mu_);
     sqlite3_stmt* stmt = writer_->Prepare(
         "INSERT INTO node_meta (key, value, updated_at) "
@@ -604,6 +608,7 @@ Result<ContextVersion> SqliteStore::AppendContextVersion(ContextVersion v, const
   return NoThrow("append context version", [&]() -> Result<ContextVersion> {
     std::shared_lock<std::shared_mutex> life;
     if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    CheckMayBlock("storage write");
     std::lock_guard lock(writer_mu_);
     // One statement under the writer lock: the number is the key's next.
     sqlite3_stmt* stmt = writer_->Prepare(
@@ -729,6 +734,7 @@ Status SqliteStore::WriteTasks(const std::vector<TaskRow>& upserts, const std::v
   return NoThrow("write tasks", [&]() -> Status {
     std::shared_lock<std::shared_mutex> life;
     if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    CheckMayBlock("storage write");
     std::lock_guard lock(writer_mu_);
     sqlite3* db = writer_->db();
     auto fail = [&](const SqlError& e) -> Status {
@@ -855,6 +861,7 @@ Status SqliteStore::Flush() {
   return NoThrow("flush", [&]() -> Status {
     std::shared_lock<std::shared_mutex> life;
     if (!Enter(life)) return Unavailable(std::string(kClosedMessage));
+    CheckMayBlock("storage write");
     std::lock_guard lock(writer_mu_);
     // TRUNCATE copies the whole log into the database, then cuts the -wal
     // file to zero bytes; it waits (busy timeout) for readers still in the
@@ -878,6 +885,7 @@ void SqliteStore::Close() {
       idle_readers_.clear();
       open_readers_ = 0;
     }
+    CheckMayBlock("storage write");
     std::lock_guard lock(writer_mu_);
     writer_.reset();  // the last connection to close checkpoints and removes the -wal file
   } catch (...) {

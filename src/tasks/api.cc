@@ -367,7 +367,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
   std::shared_ptr<Impl> impl = impl_;
   http::RouteTable routes(router, "tasks");
   using http::Method;
-  routes.Add(Method::kPost, "/api/v1/tasks", "tasks:write", "submit a task", nullptr,
+  routes.AddBlocking(Method::kPost, "/api/v1/tasks", "tasks:write", "submit a task", nullptr,
              [impl](http::Request& req, http::Responder respond) {
                const std::string* header = req.headers.Find("Idempotency-Key");
                auto parsed = ParseSubmitBody(req.body, header ? *header : std::string_view{});
@@ -385,7 +385,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                  respond(std::move(res));
                });
              });
-  routes.Add(Method::kGet, "/api/v1/tasks", "tasks:read", "list tasks (state, executor, project, limit, before)",
+  routes.AddBlocking(Method::kGet, "/api/v1/tasks", "tasks:read", "list tasks (state, executor, project, limit, before)",
              [impl](http::Request& req) {
                storage::TaskQuery q;
                q.state = req.QueryParam("state").value_or("");
@@ -404,7 +404,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                if (!list.ok()) return http::ErrorFromStatus(list.status(), req.request_id);
                return impl->Page(std::move(*list), q.limit);
              });
-  routes.Add(Method::kGet, "/api/v1/tasks/stats", "tasks:read", "task counts by state", [impl](http::Request& req) {
+  routes.AddBlocking(Method::kGet, "/api/v1/tasks/stats", "tasks:read", "task counts by state", [impl](http::Request& req) {
     auto st = impl->manager->Stats();
     if (!st.ok()) return http::ErrorFromStatus(st.status(), req.request_id);
     json by_state = json::object();
@@ -416,13 +416,13 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                         {"committed_batches", st->committed_batches},
                         {"write_failures", st->write_failures}});
   });
-  routes.Add(Method::kGet, "/api/v1/tasks/:id", "tasks:read", "one task with its attempts and events",
+  routes.AddBlocking(Method::kGet, "/api/v1/tasks/:id", "tasks:read", "one task with its attempts and events",
              [impl](http::Request& req) {
                auto t = impl->manager->Get(std::string(req.Param("id")));
                if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
                return JsonOk(200, TaskToApiJson(*t));
              });
-  routes.Add(Method::kGet, "/api/v1/tasks/:id/events", "tasks:read",
+  routes.AddBlocking(Method::kGet, "/api/v1/tasks/:id/events", "tasks:read",
              "events after the N-th (?after=N), waiting up to wait_ms for new ones", nullptr,
              [impl](http::Request& req, http::Responder respond) {
                auto after = IntParam(req, "after", 0, 0, INT64_MAX);
@@ -454,12 +454,12 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                                                            {"next", t->event_count}}));
                                     });
              });
-  routes.Add(Method::kPost, "/api/v1/tasks/:id/cancel", "tasks:write", "cancel a task", [impl](http::Request& req) {
+  routes.AddBlocking(Method::kPost, "/api/v1/tasks/:id/cancel", "tasks:write", "cancel a task", [impl](http::Request& req) {
     auto t = impl->manager->Cancel(std::string(req.Param("id")));
     if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
     return JsonOk(200, TaskToApiJson(*t));
   });
-  routes.Add(Method::kGet, "/api/v1/dlq", "dlq:read", "dead-letter queue (limit, before)", [impl](http::Request& req) {
+  routes.AddBlocking(Method::kGet, "/api/v1/dlq", "dlq:read", "dead-letter queue (limit, before)", [impl](http::Request& req) {
     auto limit = IntParam(req, "limit", 100, 1, 1000);
     if (!limit.ok()) return BadRequest(limit.status().message(), req.request_id);
     auto before = IntParam(req, "before", 0, 0, INT64_MAX);
@@ -468,12 +468,12 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
     if (!list.ok()) return http::ErrorFromStatus(list.status(), req.request_id);
     return impl->Page(std::move(*list), static_cast<std::size_t>(*limit));
   });
-  routes.Add(Method::kPost, "/api/v1/dlq/:id/replay", "dlq:write", "queue a dead task again", [impl](http::Request& req) {
+  routes.AddBlocking(Method::kPost, "/api/v1/dlq/:id/replay", "dlq:write", "queue a dead task again", [impl](http::Request& req) {
     auto t = impl->manager->Replay(std::string(req.Param("id")));
     if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
     return JsonOk(200, TaskToApiJson(*t));
   });
-  routes.Add(Method::kDelete, "/api/v1/dlq/:id", "dlq:write", "purge a dead task", [impl](http::Request& req) {
+  routes.AddBlocking(Method::kDelete, "/api/v1/dlq/:id", "dlq:write", "purge a dead task", [impl](http::Request& req) {
     if (Status s = impl->manager->Purge(std::string(req.Param("id"))); !s.ok()) {
       return http::ErrorFromStatus(s, req.request_id);
     }

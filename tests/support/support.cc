@@ -121,6 +121,9 @@ Process::Process(const std::string& binary, const std::vector<std::string>& args
     sigset_t set;
     sigemptyset(&set);
     sigprocmask(SIG_SETMASK, &set, nullptr);
+    // Every node a test starts aborts if a route blocks an I/O thread
+    // (base/threads.h); a test's own env entries may override it.
+    setenv("BZZZ_ABORT_ON_IO_BLOCKING", "1", 1);
     for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
     std::vector<char*> argv;
     argv.push_back(const_cast<char*>(binary.c_str()));
