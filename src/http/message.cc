@@ -129,7 +129,7 @@ std::optional<std::string> PercentDecode(std::string_view in, bool form_encoding
   return out;
 }
 
-Response ErrorFromStatus(const Status& status, std::string_view request_id) {
+int HttpStatusOf(const Status& status) {
   int code = 500;
   switch (status.code()) {
     case StatusCode::kOk: code = 200; break;
@@ -145,6 +145,11 @@ Response ErrorFromStatus(const Status& status, std::string_view request_id) {
     case StatusCode::kTimeout: code = 504; break;
     case StatusCode::kInternal: code = 500; break;
   }
+  return code;
+}
+
+Response ErrorFromStatus(const Status& status, std::string_view request_id) {
+  const int code = HttpStatusOf(status);
   // The codes the server's own errors use for these statuses.
   std::string_view name = code == 400 ? "bad_request" : code == 429 ? "too_many_requests" : StatusCodeName(status.code());
   Response r = ErrorResponse(code, name, status.message(), request_id);

@@ -97,6 +97,9 @@ Response ErrorResponse(int status, std::string_view code, std::string_view messa
 // Unavailable 503, Timeout 504, anything else 500. The error code is
 // "bad_request" for 400, "too_many_requests" for 429, else StatusCodeName.
 Response ErrorFromStatus(const Status& status, std::string_view request_id);
+// The HTTP status of that mapping: the one mapping of Status to HTTP of the
+// node's JSON API (UCXI answers in its own envelope, ucxi_api.cc).
+int HttpStatusOf(const Status& status);
 
 // Percent-decodes `in` ('+' is a space when form_encoding). Returns nullopt
 // on a malformed escape.

@@ -60,21 +60,6 @@ double FreeResources() {
   return (cpu + mem) / 2;
 }
 
-int HttpStatusOf(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kInvalidArgument:
-      return 400;
-    case StatusCode::kNotFound:
-      return 404;
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kConflict:
-    case StatusCode::kFailedPrecondition:
-      return 409;
-    default:
-      return 503;
-  }
-}
-
 }  // namespace
 
 class ElectionNode::Impl {
@@ -310,7 +295,7 @@ Status ElectionNode::RegisterRoutes(http::Router& router) {
                impl->runs.Run("trigger:" + id, id, std::move(respond), [impl, force, id] {
                  const el::Snapshot before = impl->service->GetSnapshot();
                  if (auto s = impl->service->Trigger(force); !s.ok()) {
-                   return http::ErrorResponse(HttpStatusOf(s), StatusCodeName(s.code()), s.message(), id);
+                   return http::ErrorResponse(http::HttpStatusOf(s), StatusCodeName(s.code()), s.message(), id);
                  }
                  const auto wait =
                      3 * impl->config.election.election_timeout + std::chrono::milliseconds(1000);
@@ -346,7 +331,7 @@ Status ElectionNode::RegisterRoutes(http::Router& router) {
           const json status = impl->StatusJson();
           body["admin_id"] = status["admin_id"];
           if (status.contains("admin_url")) body["admin_url"] = status["admin_url"];
-          return JsonOk(HttpStatusOf(s), body);
+          return JsonOk(http::HttpStatusOf(s), body);
         }
         return JsonOk(200, impl->StatusJson()["electorate"]);
       });
