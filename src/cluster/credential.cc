@@ -104,15 +104,6 @@ Result<NodeRole> ParseNodeRole(std::string_view name) {
   return InvalidArgument("role must be worker, admin-capable or bootstrap, not '" + std::string(name) + "'");
 }
 
-std::string HexOf(const std::uint8_t* data, std::size_t size) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(size * 2, '0');
-  for (std::size_t i = 0; i < size; ++i) {
-    out[2 * i] = kDigits[data[i] >> 4];
-    out[2 * i + 1] = kDigits[data[i] & 15];
-  }
-  return out;
-}
 
 Result<Key> KeyFromHex(std::string_view hex) {
   Key k{};

@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/hex.h"
 #include "base/status.h"
 
 namespace bzzz::cluster {
@@ -43,7 +44,7 @@ std::uint32_t NetworkIdOf(const Key& cluster_key);
 // hex(BLAKE2b-160(key)): the bzzz node id of an identity key.
 std::string NodeIdOfKey(const Key& node_key);
 
-std::string HexOf(const std::uint8_t* data, std::size_t size);
+using bzzz::HexOf;  // base/hex.h
 Result<Key> KeyFromHex(std::string_view hex);
 std::string Base64Url(std::string_view bytes);
 Result<std::string> FromBase64Url(std::string_view text);

@@ -344,7 +344,7 @@ void Membership::RecordTokenUse(const std::string& token_id, const std::string& 
 Result<std::string> Membership::Revoke(const std::string& node_id, std::string_view reason, std::int64_t now_ms) {
   std::lock_guard lock(mu_);
   if (!authority_) return FailedPrecondition("this node does not hold the cluster key");
-  if (node_id.size() != 40 || node_id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+  if (!IsLowerHex(node_id, 40)) {
     return InvalidArgument("a node id is 40 lower-case hex digits");
   }
   if (own_ && NodeIdOfKey(own_->node_key) == node_id) return InvalidArgument("a node cannot revoke itself");

@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include "base/hex.h"
+
 #include <algorithm>
 
 namespace bzzz::config {
@@ -8,12 +10,6 @@ std::string Config::SqlitePath() const {
   if (!storage.sqlite.path.empty()) return storage.sqlite.path;
   return node.data_dir + "/bzzz.db";
 }
-
-namespace {
-bool IsLowerHex(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-}  // namespace
 
 std::string TokenHashProblem(std::string_view token_hash) {
   constexpr std::size_t kSaltHex = 2 * kTokenSaltBytes, kDigestHex = 64;

@@ -5,6 +5,8 @@
 // new key is added in one place and cannot be half supported.
 #include "config/loader.h"
 
+#include "base/hex.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -1339,9 +1341,7 @@ std::optional<std::vector<ApiToken>> ParseApiTokens(const KeyDef& key, const YAM
     } else if (well_formed && token.name.empty()) {
       problems.push_back({item_path + ".name", "must not be empty"});
     }
-    bool hex64 = token.token_sha256.size() == 64 &&
-                 std::all_of(token.token_sha256.begin(), token.token_sha256.end(),
-                             [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+    const bool hex64 = IsLowerHex(token.token_sha256, 64);
     const bool salted = present.count("token_hash") && TokenHashProblem(token.token_hash).empty();
     if (present.count("token_hash") && present.count("token_sha256")) {
       problems.push_back({item_path + ".token_sha256", "give token_hash or token_sha256, not both"});

@@ -28,9 +28,7 @@ void InitSodium() {
 }
 }  // namespace
 
-// One definition of each, shared with the membership checks (cluster/).
-std::string Hex(const std::uint8_t* data, std::size_t size) { return cluster::HexOf(data, size); }
-
+// One definition, shared with the membership checks (cluster/).
 std::string NodeIdOf(const PublicKey& public_key) { return cluster::NodeIdOfKey(public_key); }
 
 void NodeIdentity::Derive() {

@@ -25,7 +25,6 @@ using Signature = std::array<std::uint8_t, 64>;
 
 // hex(BLAKE2b-160(public_key)).
 std::string NodeIdOf(const PublicKey& public_key);
-std::string Hex(const std::uint8_t* data, std::size_t size);
 
 class NodeIdentity {
  public:

@@ -1,5 +1,6 @@
 #include "p2p/p2p.h"
 #include "base/file.h"
+#include "base/hex.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -815,8 +816,7 @@ class P2pNode::Impl {
     while (std::getline(in, line)) {
       std::istringstream fields(line);
       std::string id, host, port;
-      if (!(fields >> id >> host >> port) || id.size() != 40 ||
-          id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      if (!(fields >> id >> host >> port) || !IsLowerHex(id, 40)) {
         ++bad;
         continue;
       }

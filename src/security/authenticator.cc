@@ -1,5 +1,7 @@
 #include "security/authenticator.h"
 
+#include "base/hex.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -11,17 +13,6 @@
 namespace bzzz::security {
 
 namespace {
-
-std::string Hex(const unsigned char* data, std::size_t size) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out.push_back(kHex[data[i] >> 4]);
-    out.push_back(kHex[data[i] & 0xf]);
-  }
-  return out;
-}
 
 std::string FromHex(std::string_view hex) {
   std::string out(hex.size() / 2, '\0');
@@ -55,7 +46,7 @@ std::string Sha256Hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
-  return Hex(digest, length);
+  return HexOf(digest, length);
 }
 
 std::string HashToken(std::string_view token) {
@@ -63,8 +54,7 @@ std::string HashToken(std::string_view token) {
   if (RAND_bytes(salt, sizeof salt) != 1) std::abort();  // no randomness: no salt worth the name
   const std::string raw(reinterpret_cast<const char*>(salt), sizeof salt);
   const std::string digest = Hmac(raw, token);
-  return std::string(config::kTokenHashScheme) + Hex(salt, sizeof salt) + ":" +
-         Hex(reinterpret_cast<const unsigned char*>(digest.data()), digest.size());
+  return std::string(config::kTokenHashScheme) + HexOf(salt, sizeof salt) + ":" + HexOf(digest);
 }
 
 bool TokenMatches(std::string_view token_hash, std::string_view token) {
