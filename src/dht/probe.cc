@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 
 #include <array>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -21,7 +22,8 @@ struct DhtProbe::State {
   prometheus::Family<prometheus::Counter>* gets = nullptr;
   prometheus::Family<prometheus::Counter>* failures = nullptr;
   std::array<prometheus::Histogram*, 4> latency{};
-  prometheus::Gauge* replication = nullptr;
+  prometheus::Family<prometheus::Gauge>* replication_family = nullptr;
+  std::atomic<prometheus::Gauge*> replication{nullptr};
   prometheus::Gauge* providers = nullptr;
   prometheus::Gauge* held = nullptr;
   prometheus::Counter* hits = nullptr;
@@ -63,11 +65,12 @@ DhtProbe::DhtProbe(prometheus::Registry* registry) : state_(std::make_unique<Sta
                                                            0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
                                                            5,      10};
   for (std::size_t i = 0; i < kOperations.size(); ++i) s.latency[i] = &latency.Add({{"operation", kOperations[i]}}, buckets);
-  s.replication = &prometheus::BuildGauge()
-                       .Name("bzzz_dht_replication_factor")
-                       .Help("Mean number of live providers of the records this node holds")
-                       .Register(*registry)
-                       .Add({});
+  // Absent until the first measurement (a 0 before it would look like a
+  // record nobody else holds).
+  s.replication_family = &prometheus::BuildGauge()
+                              .Name("bzzz_dht_replication_factor")
+                              .Help("Mean number of live providers of the records this node holds")
+                              .Register(*registry);
   s.providers = &prometheus::BuildGauge()
                      .Name("bzzz_dht_provider_records")
                      .Help("Provider records this node announces")
@@ -91,9 +94,15 @@ DhtProbe::DhtProbe(prometheus::Registry* registry) : state_(std::make_unique<Sta
                   .Help("Errors by component")
                   .Register(*registry)
                   .Add({{"component", "dht"}});
-  for (const char* result : {"success", "failure"}) {
-    s.Series(*s.puts, std::string("p") + result, {{"result", result}});
+  // Every series with a known label set exists at zero from start.
+  for (const char* result : {"success", "failure"}) s.Series(*s.puts, std::string("p") + result, {{"result", result}});
+  for (const char* result : {"success", "failure", "not_found"}) {
     s.Series(*s.gets, std::string("g") + result, {{"result", result}});
+  }
+  for (const char* op : kOperations) {
+    for (const char* reason : {"timeout", "invalid", "rejected"}) {
+      s.Series(*s.failures, std::string("f") + op + "/" + reason, {{"operation", op}, {"reason", reason}});
+    }
   }
 }
 
@@ -109,17 +118,27 @@ void DhtProbe::Done(Operation op, double seconds, std::string_view reason) {
     auto& family = op == Operation::kPut ? *s.puts : *s.gets;
     s.Series(family, (op == Operation::kPut ? "p" : "g") + result, {{"result", result}}).Increment();
   }
-  if (!reason.empty()) {
+  // A get that finds nothing is a result, not a failure: it spends no
+  // error budget (bzzz_dht_operation_failures_total counts failures only).
+  if (!reason.empty() && reason != "not_found") {
     s.Series(*s.failures, std::string("f") + kOperations[i] + "/" + std::string(reason),
              {{"operation", kOperations[i]}, {"reason", std::string(reason)}})
         .Increment();
   }
 }
 
-void DhtProbe::Replication(double average, std::size_t provided, std::size_t held) {
+void DhtProbe::Replication(std::optional<double> average, std::size_t provided, std::size_t held) {
   auto& s = *state_;
-  if (s.replication == nullptr) return;
-  s.replication->Set(average);
+  if (s.replication_family == nullptr) return;
+  if (average) {
+    prometheus::Gauge* gauge = s.replication.load();
+    if (gauge == nullptr) {
+      std::lock_guard lock(s.mu);
+      gauge = &s.replication_family->Add({});  // the same series if two threads race here
+      s.replication.store(gauge);
+    }
+    gauge->Set(*average);
+  }
   s.providers->Set(static_cast<double>(provided));
   s.held->Set(static_cast<double>(held));
 }

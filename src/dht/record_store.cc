@@ -621,7 +621,9 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
         ++measured;
       }
     }
-    probe.Replication(measured ? sum / static_cast<double>(measured) : 0, held.size(), held.size());
+    // The factor is exported once something was measured: absent, not 0, before.
+    probe.Replication(measured ? std::optional<double>(sum / static_cast<double>(measured)) : std::nullopt,
+                      held.size(), held.size());
   }
 
   void FetchAndHold(const std::string& name) {

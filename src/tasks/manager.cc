@@ -36,15 +36,30 @@ struct Metrics {
   std::map<std::pair<std::string, std::string>, prometheus::Counter*> counters;  // (state, executor)
   std::map<std::string, prometheus::Histogram*> histograms;                      // executor
 
-  void Count(const std::string& state, const std::string& executor) {
-    if (!transitions) return;
+  prometheus::Counter& Series(const std::string& state, const std::string& executor) {
     auto key = std::make_pair(state, executor);
     auto it = counters.find(key);
     if (it == counters.end()) it = counters.emplace(key, &transitions->Add({{"state", state}, {"executor", executor}})).first;
-    it->second->Increment();
+    return *it->second;
   }
-  void Latency(const std::string& executor, double seconds) {
-    if (!latency) return;
+  void Count(const std::string& state, const std::string& executor) {
+    if (transitions) Series(state, executor).Increment();
+  }
+  // Every series of the executors known at start exists at zero, so that
+  // rate() and increase() see the first event (a first dead task).
+  void Prepare(const std::vector<std::string>& executors) {
+    if (!transitions) return;
+    for (const auto& executor : executors) {
+      Series("created", executor);
+      for (TaskState state : {TaskState::kQueued, TaskState::kAssigned, TaskState::kRunning, TaskState::kSucceeded,
+                              TaskState::kFailed, TaskState::kRetried, TaskState::kDead, TaskState::kCancelled,
+                              TaskState::kEscalated}) {
+        Series(std::string(TaskStateName(state)), executor);
+      }
+      Histogram(executor);
+    }
+  }
+  prometheus::Histogram& Histogram(const std::string& executor) {
     auto it = histograms.find(executor);
     if (it == histograms.end()) {
       it = histograms
@@ -54,7 +69,10 @@ struct Metrics {
                                                     0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}))
                .first;
     }
-    it->second->Observe(seconds);
+    return *it->second;
+  }
+  void Latency(const std::string& executor, double seconds) {
+    if (latency) Histogram(executor).Observe(seconds);
   }
 };
 
@@ -357,6 +375,7 @@ Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, 
                      .Register(*registry);
     m.write_failures = &prometheus::BuildCounter().Name("no_task_store_write_failures_total").Help("Failed group-commit writes of tasks (retried)").Register(*registry).Add({});
     m.rejected = &prometheus::BuildCounter().Name("no_task_submissions_rejected_total").Help("Submissions refused with 429 (backpressure)").Register(*registry).Add({});
+    if (impl->options.executors) m.Prepare(impl->options.executors->Kinds());
     auto c = impl->core.counts();
     m.queue_depth->Set(static_cast<double>(c.queued + c.retrying));
   }

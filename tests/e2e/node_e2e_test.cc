@@ -125,6 +125,18 @@ TEST(NodeE2E, ServesEveryOperationalEndpointAndExitsCleanlyOnSigterm) {
   auto metrics = node.Call("GET", "/metrics");
   EXPECT_EQ(metrics->status, 200);
   EXPECT_NE(metrics->body.find("bzzz_system_health_score 1"), std::string::npos);
+  // Counters with a known label set exist at zero from start, so rate()
+  // sees their first event; the replication factor is absent until measured.
+  for (const char* series : {"bzzz_dht_get_operations_total{result=\"not_found\"} 0",
+                             "bzzz_dht_operation_failures_total{operation=\"get\",reason=\"timeout\"} 0",
+                             "no_tasks_total{executor=\"builtin\",state=\"dead\"} 0",
+                             "no_task_latency_seconds_count{executor=\"builtin\"} 0"}) {
+    EXPECT_NE(metrics->body.find(series), std::string::npos) << series;
+  }
+  EXPECT_EQ(metrics->body.find("bzzz_dht_operation_failures_total{operation=\"get\",reason=\"not_found\"}"),
+            std::string::npos)
+      << "not_found is a result, not a failure";
+  EXPECT_EQ(metrics->body.find("\nbzzz_dht_replication_factor "), std::string::npos) << "absent until measured";
 
   // Protected routes: 401 without or with a bad identity, 403 without the
   // permission, 2xx with it.
