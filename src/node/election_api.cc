@@ -1,9 +1,10 @@
 #include "node/election_api.h"
 
+#include "base/machine.h"
+
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
-#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,19 +45,14 @@ class P2pTransport : public el::Transport {
   p2p::P2pNode& p2p_;
 };
 
-// Free CPU and memory in [0, 1].
+// Free CPU and memory in [0, 1], against what this node may use (cgroup
+// limits included, base/machine.h). CPU from the one-minute load average,
+// which smooths the score the election compares.
 double FreeResources() {
   double cpu = 0.5;
   double load[1];
-  if (getloadavg(load, 1) == 1) {
-    const double cores = std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN));
-    cpu = 1.0 - std::min(1.0, load[0] / cores);
-  }
-  double mem = 0.5;
-  struct sysinfo info {};
-  if (sysinfo(&info) == 0 && info.totalram > 0) {
-    mem = static_cast<double>(info.freeram + info.bufferram) / static_cast<double>(info.totalram);
-  }
+  if (getloadavg(load, 1) == 1) cpu = 1.0 - std::min(1.0, load[0] / AvailableCores());
+  const double mem = 1.0 - MemoryUsedRatio();
   return (cpu + mem) / 2;
 }
 

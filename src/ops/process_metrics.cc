@@ -1,5 +1,7 @@
 #include "ops/process_metrics.h"
 
+#include "base/machine.h"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -13,28 +15,6 @@
 namespace bzzz::ops {
 
 namespace {
-
-std::optional<std::uint64_t> ReadNumberFile(const char* path) {
-  std::ifstream in(path);
-  std::string text;
-  if (!(in >> text) || text == "max") return std::nullopt;
-  try {
-    return std::stoull(text);
-  } catch (...) {
-    return std::nullopt;
-  }
-}
-
-std::uint64_t MemTotalBytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  std::uint64_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemTotal:") return kb * 1024;
-  }
-  return 0;
-}
 
 double BootTimeSeconds() {
   std::ifstream in("/proc/stat");
@@ -94,14 +74,7 @@ ProcessStats ReadProcessStats() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) s.max_fds = limit.rlim_cur;
 
-  const std::uint64_t total = MemTotalBytes();
-  std::uint64_t memory_limit = total;
-  for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
-    if (auto v = ReadNumberFile(path); v && *v > 0 && (total == 0 || *v < total)) {
-      memory_limit = *v;
-      break;
-    }
-  }
+  const std::uint64_t memory_limit = MemoryLimitBytes();  // base/machine.h
   s.memory_limit_bytes = memory_limit;
   if (memory_limit > 0) {
     s.memory_usage_ratio = static_cast<double>(s.resident_bytes) / static_cast<double>(memory_limit);

@@ -1,5 +1,7 @@
 #include "tasks/pool.h"
 
+#include "base/machine.h"
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -21,38 +23,6 @@ namespace bzzz::tasks {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-
-// Whole-machine CPU use since the previous call, from /proc/stat.
-class CpuSampler {
- public:
-  double Percent() {
-    std::ifstream f("/proc/stat");
-    std::string cpu;
-    unsigned long long v[8] = {};
-    f >> cpu >> v[0] >> v[1] >> v[2] >> v[3] >> v[4] >> v[5] >> v[6] >> v[7];
-    if (!f) return 0;
-    unsigned long long idle = v[3] + v[4], total = 0;
-    for (auto x : v) total += x;
-    const double busy = total > total_ ? 1.0 - static_cast<double>(idle - idle_) / static_cast<double>(total - total_) : 0;
-    idle_ = idle;
-    total_ = total;
-    return std::clamp(busy * 100.0, 0.0, 100.0);
-  }
-
- private:
-  unsigned long long idle_ = 0, total_ = 0;
-};
-
-double MemoryPercent() {
-  std::ifstream f("/proc/meminfo");
-  std::string key, unit;
-  double total = 0, available = 0, value = 0;
-  while (f >> key >> value >> unit) {
-    if (key == "MemTotal:") total = value;
-    if (key == "MemAvailable:") available = value;
-  }
-  return total > 0 ? 100.0 * (total - available) / total : 0;
-}
 
 }  // namespace
 
@@ -103,7 +73,7 @@ class AgentPool::Impl {
   std::int64_t last_up_ms = -1, last_down_ms = -1;
   std::string last_decision;
   std::int64_t last_decision_ms = 0;
-  CpuSampler cpu;
+  CpuSampler cpu;  // base/machine.h: the cgroup's quota when there is one
 
   prometheus::Gauge *size_g = nullptr, *active_g = nullptr, *idle_g = nullptr, *failed_g = nullptr,
                     *healthy_g = nullptr;
@@ -304,8 +274,8 @@ class AgentPool::Impl {
         in.busy = s.active;
         in.queue_depth = options.manager->QueueDepth();
         lock.unlock();
-        in.cpu_percent = options.cpu_percent ? options.cpu_percent() : cpu.Percent();
-        in.memory_percent = options.memory_percent ? options.memory_percent() : MemoryPercent();
+        in.cpu_percent = options.cpu_percent ? options.cpu_percent() : 100.0 * cpu.Sample();
+        in.memory_percent = options.memory_percent ? options.memory_percent() : 100.0 * MemoryUsedRatio();
         lock.lock();
         in.now_ms = now;
         in.last_scale_up_ms = last_up_ms;
