@@ -1,5 +1,7 @@
 #include "tasks/manager.h"
 
+#include "base/backoff.h"
+
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -218,7 +220,7 @@ class TaskManager::Impl {
 
   void WriterLoop() {
     std::map<std::string, Task> pending;
-    std::chrono::milliseconds backoff{50};
+    Backoff backoff(std::chrono::milliseconds(50), std::chrono::milliseconds(2000));
     for (;;) {
       std::uint64_t batch;
       {
@@ -243,13 +245,13 @@ class TaskManager::Impl {
             return;
           }
         }
+        const auto delay = backoff.Next();
         spdlog::warn("tasks: writing {} tasks failed ({}); retrying in {} ms", pending.size(), s.ToString(),
-                     backoff.count());
-        std::this_thread::sleep_for(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+                     delay.count());
+        std::this_thread::sleep_for(delay);
         continue;
       }
-      backoff = std::chrono::milliseconds(50);
+      backoff.Reset();
       std::vector<std::function<void()>> callbacks;
       std::vector<std::string> written;
       written.reserve(pending.size());

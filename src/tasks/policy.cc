@@ -73,14 +73,6 @@ int PickWorker(Strategy strategy, const std::vector<WorkerSlot>& slots, const Re
   return best;
 }
 
-std::int64_t RetryDelayMs(int failed, std::int64_t base_ms, std::int64_t max_ms, double u) {
-  if (failed < 1) failed = 1;
-  double d = static_cast<double>(base_ms) * std::pow(2.0, std::min(failed - 1, 40));
-  d = std::min(d, static_cast<double>(max_ms));
-  u = std::clamp(u, 0.0, 1.0);
-  return static_cast<std::int64_t>(d / 2 + u * d / 2);
-}
-
 ScaleDecision DecideScale(const ScaleInputs& in, const config::AutoscalingConfig& c) {
   if (in.size < c.min_agents) return {c.min_agents - in.size, "below minAgents"};
   if (in.size > c.max_agents) return {c.max_agents - in.size, "above maxAgents"};

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/backoff.h"
 #include "config/config.h"
 
 namespace bzzz::tasks {
@@ -50,9 +51,11 @@ bool Eligible(const WorkerSlot& slot, const Requirements& need);
 int PickWorker(Strategy strategy, const std::vector<WorkerSlot>& slots, const Requirements& need,
                std::size_t& cursor);
 
-// Delay before attempt `failed + 1` after `failed` failures: base·2^(failed-1)
-// capped at `max`, then jittered uniformly into [d/2, d] with `u` in [0, 1).
-std::int64_t RetryDelayMs(int failed, std::int64_t base_ms, std::int64_t max_ms, double u);
+// Delay before attempt `failed + 1` after `failed` failures: base/backoff.h
+// BackoffMs (base·2^(failed-1) capped at `max`, jittered into [d/2, d]).
+inline std::int64_t RetryDelayMs(int failed, std::int64_t base_ms, std::int64_t max_ms, double u) {
+  return BackoffMs(failed, base_ms, max_ms, u);
+}
 
 // Autoscaling of one pool (SPEC §3.6, nO keys minAgents, maxAgents,
 // targetCpu, targetMemory, scaleUpCooldown, scaleDownCooldown, step).

@@ -1,5 +1,6 @@
 #include "tasks/pool.h"
 
+#include "base/backoff.h"
 #include "base/machine.h"
 
 #include <algorithm>
@@ -192,12 +193,13 @@ class AgentPool::Impl {
       a.info.performance = PerformanceScore(a.info.succeeded, a.info.completed, a.info.total_seconds);
       if (a.score) a.score->Set(a.info.performance);
       if (crashed) {
-        // Restart with backoff: the agent sits in `error` for 1 s, 2 s, ... 30 s.
+        // Restart with backoff: the agent sits in `error` for about 1 s, 2 s,
+        // ... 30 s (jittered into the upper half of each step).
         ++errors;
         ++a.info.restarts;
         a.info.state = AgentState::kError;
         a.info.last_error = result.error;
-        const auto backoff = std::chrono::milliseconds(std::min(30000LL, 1000LL << std::min(errors - 1, 5)));
+        const auto backoff = std::chrono::milliseconds(BackoffMs(errors, 1000, 30000, 0.5 + UniformJitter() / 2));
         spdlog::warn("agent {}: {}; restarting in {} ms", a.info.id, result.error, backoff.count());
         cv.wait_for(lock, backoff, [&] { return a.stop.load(); });
       } else {
