@@ -42,10 +42,32 @@ void AppendJsonString(spdlog::memory_buf_t& dest, std::string_view s) {
   dest.push_back('"');
 }
 
+// The level of a text line in capitals, padded to five columns: what the
+// runbooks grep for (ERROR|FATAL, WARN). JSON lines keep spdlog's names.
+class UpperLevel final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    std::string_view name;
+    switch (msg.level) {
+      case spdlog::level::trace: name = "TRACE"; break;
+      case spdlog::level::debug: name = "DEBUG"; break;
+      case spdlog::level::info: name = "INFO "; break;
+      case spdlog::level::warn: name = "WARN "; break;
+      case spdlog::level::err: name = "ERROR"; break;
+      case spdlog::level::critical: name = "FATAL"; break;
+      default: name = "     "; break;
+    }
+    dest.append(name);
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<UpperLevel>(); }
+};
+
 // Formats each line as text or one JSON object, after redacting secrets.
 class RedactingFormatter final : public spdlog::formatter {
  public:
-  explicit RedactingFormatter(bool json) : json_(json), text_("%Y-%m-%dT%H:%M:%S.%eZ %^%-5l%$ [%n] %v", spdlog::pattern_time_type::utc) {}
+  explicit RedactingFormatter(bool json) : json_(json), text_(spdlog::pattern_time_type::utc) {
+    text_.add_flag<UpperLevel>('*').set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%*%$ [%n] %v");
+  }
 
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     const std::string payload = security::RedactSecrets(std::string_view(msg.payload.data(), msg.payload.size()));

@@ -85,6 +85,23 @@ TEST(LoggingTest, AccessLinesAreBatchedButNeverLostOnFlushAndKeepOrder) {
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 5001);
 }
 
+// Text lines carry the level in capitals (the runbooks grep ERROR|FATAL).
+TEST(LoggingTest, TextLevelsAreCapitals) {
+  testing::TempDir dir;
+  CapturedStderr capture(dir.File("err.log"));
+  ASSERT_TRUE(SetupLogging({"info", "text", false}).ok());
+  spdlog::info("an info line");
+  spdlog::warn("a warn line");
+  spdlog::error("an error line");
+  spdlog::critical("a critical line");
+  ShutdownLogging();
+  const std::string text = capture.Text();
+  EXPECT_NE(text.find("Z INFO  [bzzz] an info line"), std::string::npos) << text;
+  EXPECT_NE(text.find("Z WARN  [bzzz] a warn line"), std::string::npos) << text;
+  EXPECT_NE(text.find("Z ERROR [bzzz] an error line"), std::string::npos) << text;
+  EXPECT_NE(text.find("Z FATAL [bzzz] a critical line"), std::string::npos) << text;
+}
+
 TEST(LoggingTest, AccessLogCanBeOff) {
   ASSERT_TRUE(SetupLogging({"info", "text", false}).ok());
   EXPECT_EQ(spdlog::get("access"), nullptr);
