@@ -1,9 +1,13 @@
 #include "security/access_controller.h"
 
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cctype>
 #include <iterator>
 
+#include "base/log_limiter.h"
 #include "security/probe.h"
 
 namespace bzzz::security {
@@ -81,8 +85,25 @@ void AccessController::CountFailure(std::string_view client) const {
       started = true;
     }
   }
-  if (started) probe_->SuspiciousActivity();
+  if (started) {
+    probe_->SuspiciousActivity();
+    spdlog::warn("security: auth throttled for client {} after {} failed authentications within {} s", client,
+                 throttle_.failure_limit, std::chrono::duration_cast<std::chrono::seconds>(throttle_.failure_window).count());
+  }
 }
+
+namespace {
+// One line per refused request an operator may look for, at most 20 a
+// second per kind, never with the token.
+LogLimiter auth_failure_lines(20, std::chrono::seconds(1));
+LogLimiter denial_lines(20, std::chrono::seconds(1));
+
+std::string_view ClientName(std::string_view client) { return client.empty() ? std::string_view("unknown") : client; }
+
+std::string Suppressed(std::uint64_t n) {
+  return n ? " (" + std::to_string(n) + " similar lines suppressed)" : std::string();
+}
+}  // namespace
 
 Identity AccessController::Identify(std::string_view authorization_header, std::string_view client) const {
   if (Trim(authorization_header).empty()) return {};
@@ -109,6 +130,10 @@ AccessDecision AccessController::Check(std::string_view authorization_header, st
   const auto token = space == std::string_view::npos ? std::string_view{} : Trim(header.substr(space + 1));
   if (!IsBearer(scheme) || token.empty() || token.size() > 8192) {
     probe_->AuthFailure("malformed");
+    if (std::uint64_t held = 0; auth_failure_lines.Allow(&held)) {
+      spdlog::warn("security: auth failure from client {}: malformed Authorization header{}", ClientName(client),
+                   Suppressed(held));
+    }
     CountFailure(client);
     decision.reason = "malformed Authorization header: expected 'Bearer <token>'";
     return decision;
@@ -131,8 +156,11 @@ AccessDecision AccessController::Check(std::string_view authorization_header, st
   if (!decision.identity.authenticated) {
     probe_->TokenValidation(false);
     probe_->AuthFailure("invalid");
-    CountFailure(client);
     if (!recognized) decision.reason = "invalid credentials: no authenticator accepts this token";
+    if (std::uint64_t held = 0; auth_failure_lines.Allow(&held)) {
+      spdlog::warn("security: auth failure from client {}: {}{}", ClientName(client), decision.reason, Suppressed(held));
+    }
+    CountFailure(client);
     return decision;
   }
   probe_->TokenValidation(true);
@@ -142,7 +170,14 @@ AccessDecision AccessController::Check(std::string_view authorization_header, st
   if (!allowed) {
     decision.kind = AccessDecision::Kind::kForbidden;
     decision.reason = "permission '" + std::string(permission) + "' is required";
-    if (!permission.empty()) probe_->Violation("http_forbidden");
+    if (!permission.empty()) {
+      probe_->Violation("http_forbidden");
+      if (std::uint64_t held = 0; denial_lines.Allow(&held)) {
+        spdlog::warn("security: permission denied: principal {} (roles {}) lacks '{}' (client {}){}",
+                     decision.identity.principal, fmt::join(decision.identity.roles, ","), permission, ClientName(client),
+                     Suppressed(held));
+      }
+    }
     return decision;
   }
   decision.kind = AccessDecision::Kind::kAllowed;

@@ -1,6 +1,7 @@
 #include "tasks/manager.h"
 
 #include "base/backoff.h"
+#include "base/log_limiter.h"
 
 #include <algorithm>
 #include <condition_variable>
@@ -283,6 +284,26 @@ class TaskManager::Impl {
     }
   }
 
+  // The lines an operator greps for: an attempt that timed out, a task
+  // that went to the dead-letter queue (at most 20 a second each).
+  void LogTransition(const Task& t) {
+    static LogLimiter timeout_lines(20, std::chrono::seconds(1));
+    static LogLimiter dead_lines(20, std::chrono::seconds(1));
+    std::uint64_t held = 0;
+    const Attempt* last = t.attempts.empty() ? nullptr : &t.attempts.back();
+    const bool after_failure =
+        t.state == TaskState::kRetried || t.state == TaskState::kFailed || t.state == TaskState::kDead;
+    if (last && last->state == AttemptState::kTimedOut && after_failure && timeout_lines.Allow(&held)) {
+      spdlog::warn("tasks: attempt {} of task {} ({}) timed out after {} ms{}", last->number, t.id, t.executor,
+                   t.timeout_ms, held ? " (" + std::to_string(held) + " similar lines suppressed)" : "");
+    }
+    if (t.state == TaskState::kDead && dead_lines.Allow(&held)) {
+      spdlog::error("tasks: task {} ({}) failed {} attempt(s) and went to the dead-letter queue: {}{}", t.id,
+                    t.executor, t.attempts.size(), t.error,
+                    held ? " (" + std::to_string(held) + " similar lines suppressed)" : "");
+    }
+  }
+
   // Metrics of a written task's state change. Requires mu.
   void CountTransition(const Task& t) {
     auto it = last_counted.find(t.id);
@@ -290,6 +311,7 @@ class TaskManager::Impl {
     if (!is_new && it->second == t.state) return;
     if (is_new) metrics.Count("created", t.executor);
     metrics.Count(std::string(TaskStateName(t.state)), t.executor);
+    LogTransition(t);
     if (IsTerminal(t.state)) {
       if (!is_new) last_counted.erase(it);
       submitted_at.erase(t.id);

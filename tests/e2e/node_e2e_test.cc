@@ -265,6 +265,11 @@ TEST(NodeE2E, TokenGuessingIsThrottled) {
   ASSERT_TRUE(throttled.ok());
   EXPECT_EQ(throttled->status, 429) << throttled->body;
   EXPECT_EQ(node.Status("GET", "/health/live"), 200) << "public probes are not throttled";
+  // The log says so in words an operator greps for, without the token.
+  EXPECT_TRUE(testing::Eventually([&] { return node.Log().find("security: auth throttled for client 127.0.0.1") != std::string::npos; }, 5s))
+      << node.Log();
+  EXPECT_NE(node.Log().find("security: auth failure from client 127.0.0.1: invalid credentials"), std::string::npos);
+  EXPECT_EQ(node.Log().find("guess-0"), std::string::npos) << "tokens are never logged";
   auto metrics = node.Call("GET", "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("no_suspicious_activity_total 1"), std::string::npos);
