@@ -1,6 +1,8 @@
 #include "cli/common.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include "base/json.h"
@@ -27,12 +29,28 @@ std::string PercentEncode(std::string_view in) {
 
 void PrintError(const std::string& message) { std::fprintf(stderr, "bzzz: error: %s\n", message.c_str()); }
 
+std::string LocalAdminToken(const std::string& url) {
+  const bool loopback = url.rfind("http://127.", 0) == 0 || url.rfind("http://localhost", 0) == 0 ||
+                        url.rfind("http://[::1]", 0) == 0;
+  if (!loopback) return "";
+  const char* dir = std::getenv("BZZZ_DATA_DIR");
+  const std::string path = std::string(dir && *dir ? dir : "data") + "/admin.token";
+  std::ifstream in(path);
+  std::string token;
+  if (!std::getline(in, token)) return "";
+  return token;
+}
+
 void AddClientOptions(CLI::App* cmd, ClientArgs& c) {
   cmd->add_option("--url", c.options.url, "node URL")->envname("BZZZ_URL")->capture_default_str();
-  cmd->add_option("--token", c.options.token, "API token")->envname("BZZZ_TOKEN");
+  cmd->add_option("--token", c.options.token, "API token (default: BZZZ_TOKEN, then a local node's admin.token)")
+      ->envname("BZZZ_TOKEN");
   cmd->add_option("--timeout-ms", c.timeout_ms, "request timeout")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
+  cmd->final_callback([&c] {
+    if (c.options.token.empty()) c.options.token = LocalAdminToken(c.options.url);
+  });
 }
 
 // Prints the body (pretty JSON when it is JSON) and maps the status to an exit code.

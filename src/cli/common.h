@@ -22,8 +22,12 @@ struct ClientArgs {
   int timeout_ms = 10000;
 };
 
-// --url (BZZZ_URL), --token (BZZZ_TOKEN), --timeout-ms.
+// --url (BZZZ_URL), --token (BZZZ_TOKEN), --timeout-ms. Without a token,
+// a node on this machine (a loopback URL) is reached with the admin token
+// it made for itself on a first run: ${BZZZ_DATA_DIR:-data}/admin.token.
 void AddClientOptions(CLI::App* cmd, ClientArgs& c);
+// That token, or "" (not loopback, or no readable file).
+std::string LocalAdminToken(const std::string& url);
 
 // Prints the body (pretty JSON when it is JSON) and maps the status to an
 // exit code (401/403 → kExitAuth, unreachable → kExitUnreachable).

@@ -15,8 +15,11 @@
 
 #include <nlohmann/json.hpp>
 #include <prometheus/registry.h>
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include "base/file.h"
+#include "base/hex.h"
 #include "base/json.h"
 #include "config/loader.h"
 #include "dht/record_store.h"
@@ -98,6 +101,40 @@ std::uint16_t ParsePort(const std::string& hostport, std::string* host) {
   return static_cast<std::uint16_t>(std::stoi(hostport.substr(colon + 1)));
 }
 
+
+// <data_dir>/admin.token: read when it exists (it must be 0600, as this node
+// wrote it), else made (32 random bytes, hex) and announced once.
+Result<std::string> LocalAdminToken(const std::string& data_dir) {
+  const fs::path path = fs::path(data_dir) / "admin.token";
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || (st.st_mode & 077) != 0) {
+      return FailedPrecondition(path.string() + " may be read by group or others (chmod 600, or delete it to get a new one)");
+    }
+    std::ifstream in(path);
+    std::string token;
+    std::getline(in, token);
+    if (!security::WeakTokenReason(token).empty()) {
+      return FailedPrecondition(path.string() + " does not hold a usable token (delete it to get a new one)");
+    }
+    spdlog::info("security: no API tokens configured; the local admin token is in {} (the CLI on this machine "
+                 "uses it)", path.string());
+    return token;
+  }
+  unsigned char bytes[32];
+  randombytes_buf(bytes, sizeof bytes);
+  const std::string token = HexOf(bytes, sizeof bytes);
+  if (Status s = WriteFileAtomic(path.string(), token + "\n", 0600); !s.ok()) return s;
+  spdlog::warn("security: no API tokens configured: made an admin token for this first run, in {} (0600). Try:\n"
+               "  bzzz status\n"
+               "  bzzz task submit -e builtin -i '{{\"op\":\"echo\",\"value\":1}}' --wait\n"
+               "  bzzz election status\n"
+               "(the CLI on this machine reads the file; from elsewhere, give its content as the bearer token). "
+               "Configure security.api_tokens and delete the file for anything but a trial.",
+               path.string());
+  return token;
+}
 }  // namespace
 
 class Node::Impl {
@@ -261,6 +298,18 @@ Status Node::Start() {
       return InvalidArgument("BZZZ_ADMIN_TOKEN is too weak: " + why +
                              " (make one with: openssl rand -hex 24)");
     }
+  }
+  // A node with no way in at all (no token configured, none in the
+  // environment, no OIDC) makes its own admin credential, so that a first
+  // run can be used at once: <data_dir>/admin.token, 0600, read by the CLI
+  // on the same machine. Never when any other credential is configured.
+  std::string local_admin;
+  if ((bootstrap == nullptr || *bootstrap == '\0') && cfg.security.api_tokens.empty() && !cfg.security.oidc.enabled &&
+      !n.options.bootstrap_only && n.options.serve_http) {
+    auto token = LocalAdminToken(cfg.node.data_dir);
+    if (!token.ok()) return token.status();
+    local_admin = std::move(token).value();
+    bootstrap = local_admin.c_str();
   }
   std::vector<std::unique_ptr<security::Authenticator>> authenticators;
   authenticators.push_back(std::make_unique<security::StaticTokenAuthenticator>(

@@ -235,6 +235,44 @@ TEST(NodeE2E, WeakBootstrapTokenIsRefusedAtStart) {
   EXPECT_NE(log.find("openssl rand"), std::string::npos) << log;
 }
 
+// A first run with no credential configured makes a local admin token
+// (0600) that the CLI on the same machine uses; a restart keeps it; a node
+// with a configured token never makes one.
+TEST(NodeE2E, FirstRunMakesALocalAdminTokenTheCliFinds) {
+  TempDir dir;
+  const int port = testing::FreePort();
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  const std::vector<std::string> args = {"serve", "--data-dir", dir.File("data"), "--p2p-listen", "127.0.0.1:0",
+                                         "--http-listen", "127.0.0.1:" + std::to_string(port)};
+  std::string first;
+  for (int run = 0; run < 2; ++run) {
+    Process node(BZZZ_BINARY, args, {}, dir.File("first-run-" + std::to_string(run) + ".log"));
+    ASSERT_TRUE(testing::Eventually([&] { return RunBzzz(dir, {"health", "--url", url}).exit_code == 0; }, 15s));
+    const std::string token = ReadFile(dir.File("data/admin.token"));
+    struct stat st {};
+    ASSERT_EQ(stat(dir.File("data/admin.token").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_EQ(token.size(), 65u) << "64 hex digits and a newline";
+    if (run == 0) first = token;
+    EXPECT_EQ(token, first) << "a restart keeps the token";
+    auto status = RunBzzz(dir, {"status", "--url", url}, {"BZZZ_DATA_DIR=" + dir.File("data")});
+    EXPECT_EQ(status.exit_code, 0) << status.output;
+    auto elsewhere = RunBzzz(dir, {"status", "--url", url}, {"BZZZ_DATA_DIR=" + dir.File("nowhere")});
+    EXPECT_EQ(elsewhere.exit_code, 4) << "without the file: 401";
+    node.Signal(SIGTERM);
+    EXPECT_EQ(node.Wait(15s), 0);
+  }
+  const std::string log = ReadFile(dir.File("first-run-0.log"));
+  EXPECT_NE(log.find("made an admin token for this first run"), std::string::npos) << log;
+  EXPECT_EQ(log.find(first.substr(0, 64)), std::string::npos) << "the token itself is never logged";
+
+  // With a configured credential (here the bootstrap token) no file is made.
+  TempDir other;
+  NodeProcess configured(other);
+  ASSERT_TRUE(configured.WaitReady()) << configured.Log();
+  EXPECT_FALSE(std::filesystem::exists(other.File("data/admin.token")));
+}
+
 // A damaged election state file stops the node at start with a message
 // that names it (it once died with SIGSEGV and printed nothing).
 TEST(NodeE2E, DamagedElectionStateIsRefusedClearly) {
