@@ -470,6 +470,11 @@ std::shared_ptr<UcxiServices> UcxiServices::Create(std::shared_ptr<storage::Stor
              .Name("bzzz_ucxl_resolutions_total")
              .Help("UCXL resolutions (get, navigate) by result and by where they were answered from")
              .Register(*metrics);
+    // Every series exists at zero from start, so rate() sees the first one.
+    for (Source source : {Source::kLocal, Source::kCache, Source::kDht}) {
+      i.resolutions->Add({{"result", "found"}, {"source", std::string(SourceName(source))}});
+    }
+    for (const char* result : {"not_found", "error"}) i.resolutions->Add({{"result", result}, {"source", "none"}});
     i.latency =
         &prometheus::BuildHistogram()
              .Name("bzzz_ucxl_resolution_duration_seconds")

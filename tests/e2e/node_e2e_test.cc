@@ -130,7 +130,8 @@ TEST(NodeE2E, ServesEveryOperationalEndpointAndExitsCleanlyOnSigterm) {
   for (const char* series : {"bzzz_dht_get_operations_total{result=\"not_found\"} 0",
                              "bzzz_dht_operation_failures_total{operation=\"get\",reason=\"timeout\"} 0",
                              "no_tasks_total{executor=\"builtin\",state=\"dead\"} 0",
-                             "no_task_latency_seconds_count{executor=\"builtin\"} 0"}) {
+                             "no_task_latency_seconds_count{executor=\"builtin\"} 0",
+                             "bzzz_ucxl_resolutions_total{result=\"not_found\",source=\"none\"} 0"}) {
     EXPECT_NE(metrics->body.find(series), std::string::npos) << series;
   }
   EXPECT_EQ(metrics->body.find("bzzz_dht_operation_failures_total{operation=\"get\",reason=\"not_found\"}"),
