@@ -9,6 +9,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "support/support.h"
+
 namespace bzzz {
 namespace {
 
@@ -21,17 +23,8 @@ std::string Read(const fs::path& path) {
 
 class FileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/bzzz-file-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::permissions(dir_, fs::perms::owner_all, ec);
-    fs::remove_all(dir_, ec);
-  }
-  fs::path dir_;
+  testing::TempDir temp_;
+  const fs::path dir_{temp_.path()};
 };
 
 TEST_F(FileTest, ReplacesWholeFilesWithTheModeAsked) {

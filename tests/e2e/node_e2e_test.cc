@@ -267,6 +267,18 @@ TEST(NodeE2E, FirstRunMakesALocalAdminTokenTheCliFinds) {
   EXPECT_NE(log.find("made an admin token for this first run"), std::string::npos) << log;
   EXPECT_EQ(log.find(first.substr(0, 64)), std::string::npos) << "the token itself is never logged";
 
+  // A token file others may read, or one holding junk, stops the node with
+  // a line naming it; the file is left as it was.
+  for (const auto& [mode, content] : std::vector<std::pair<int, std::string>>{{0644, first}, {0600, "short\n"}}) {
+    dir.Write("data/admin.token", content);
+    chmod(dir.File("data/admin.token").c_str(), static_cast<mode_t>(mode));
+    Process refused(BZZZ_BINARY, args, {}, dir.File("refused.log"));
+    EXPECT_EQ(refused.Wait(15s), 1);
+    const std::string why = ReadFile(dir.File("refused.log"));
+    EXPECT_NE(why.find("admin.token"), std::string::npos) << why;
+    EXPECT_EQ(ReadFile(dir.File("data/admin.token")), content);
+  }
+
   // With a configured credential (here the bootstrap token) no file is made.
   TempDir other;
   NodeProcess configured(other);
