@@ -25,7 +25,7 @@
 #include "config/config.h"
 #include "http/message.h"
 #include "http/router.h"
-#include "storage/sqlite_store.h"
+#include "storage/sqlite/sqlite.h"
 #include "tasks/api.h"
 #include "ucxl/ucxi_api.h"
 
@@ -35,7 +35,7 @@ using namespace bzzz;
 
 struct Api {
   std::string dir;
-  std::shared_ptr<storage::Store> store;
+  storage::Storage storage;
   std::shared_ptr<ucxl::UcxiServices> ucxi;
   std::shared_ptr<tasks::TaskServices> tasks;
   http::Router router;
@@ -49,13 +49,13 @@ struct Api {
     config.agents.initial_agents = 0;  // nothing submitted ever runs
     config.agents.autoscaling.enabled = false;
     config.agents.autoscaling.min_agents = 0;
-    storage::SqliteOptions o;
+    storage::sqlite::SqliteOptions o;
     o.path = dir + "/bzzz.db";
-    auto opened = storage::OpenSqliteStore(o);
-    if (!opened.ok() || !(*opened)->Migrate().ok()) std::abort();
-    store = std::shared_ptr<storage::Store>(std::move(opened).value());
-    ucxi = ucxl::UcxiServices::Create(store, nullptr, config, nullptr);
-    auto started = tasks::TaskServices::Start(store, config, "fuzz-node", nullptr);
+    auto opened = storage::sqlite::Open(o);
+    if (!opened.ok() || !opened->store->Migrate().ok()) std::abort();
+    storage = std::move(opened).value();
+    ucxi = ucxl::UcxiServices::Create(storage.contexts, nullptr, config, nullptr);
+    auto started = tasks::TaskServices::Start(storage.tasks, config, "fuzz-node", nullptr);
     if (!started.ok()) std::abort();
     tasks = std::move(started).value();
     if (!ucxi->RegisterRoutes(router).ok() || !tasks->RegisterRoutes(router).ok()) std::abort();
@@ -63,7 +63,7 @@ struct Api {
   ~Api() {
     tasks.reset();
     ucxi.reset();
-    store.reset();
+    storage = {};
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);
   }

@@ -3,11 +3,18 @@
 // Every fallible operation in bzzz returns a Status (or a Result<T>, a value
 // or a Status). "Not found" is distinct from "failed". A Status is a small
 // value type, cheap to copy and safe to pass between threads.
+//
+// A Status has a generic code (what a caller may do about it: retry, fix
+// the input, ...) and may carry a subsystem's precise reason, a
+// std::error_code of that subsystem's enum (base/errc.h; ucxl/errc.h is an
+// example). Boundaries map reasons to wire codes in one place each
+// (http::HttpStatusOf, ucxl::UcxlCodeOf), never by parsing messages.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <variant>
 
@@ -35,6 +42,8 @@ class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  Status(StatusCode code, std::string message, std::error_code reason)
+      : code_(code), message_(std::move(message)), reason_(reason) {}
 
   static Status Ok() { return {}; }
 
@@ -42,6 +51,8 @@ class [[nodiscard]] Status {
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
   bool IsNotFound() const { return code_ == StatusCode::kNotFound; }
+  // The subsystem's reason; empty (value 0) when none was given.
+  const std::error_code& reason() const { return reason_; }
 
   // "not_found: no such check 'foo'" (or "ok").
   std::string ToString() const;
@@ -49,6 +60,7 @@ class [[nodiscard]] Status {
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::error_code reason_;
 };
 
 inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }

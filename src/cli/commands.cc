@@ -181,14 +181,14 @@ int ConfigShow(const ConfigArgs& args, const std::string& format) {
   return kExitOk;
 }
 
-std::unique_ptr<storage::Store> OpenStoreOrReport(const config::Config& cfg, int* code) {
-  auto store = storage::OpenStore(cfg);
-  if (!store.ok()) {
-    PrintError(store.status().message());
-    *code = store.status().code() == StatusCode::kUnavailable ? kExitUnreachable : kExitFailure;
+std::shared_ptr<storage::Store> OpenStoreOrReport(const config::Config& cfg, int* code) {
+  auto storage = storage::OpenStorage(cfg);
+  if (!storage.ok()) {
+    PrintError(storage.status().message());
+    *code = storage.status().code() == StatusCode::kUnavailable ? kExitUnreachable : kExitFailure;
     return nullptr;
   }
-  return std::move(store).value();
+  return storage->store;
 }
 
 int DbMigrate(const ConfigArgs& args) {
@@ -205,7 +205,7 @@ int DbMigrate(const ConfigArgs& args) {
   if (state->applied.empty()) {
     std::cout << "schema is up to date (version " << state->current_version << ")\n";
   } else {
-    for (int v : state->applied) std::cout << "applied migration " << v << "\n";
+    for (const std::string& step : state->applied) std::cout << "applied migration " << step << "\n";
     std::cout << "schema version " << state->current_version << "\n";
   }
   store->Close();

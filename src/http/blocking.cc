@@ -17,8 +17,8 @@ void BlockingRuns::Run(const std::string& key, const std::string& request_id, Re
       return;
     }
     if (waiting_.size() >= max_runs_) {
-      Response busy = ErrorResponse(429, "too_many_requests", "too many operations in progress; retry shortly",
-                                    request_id);
+      constexpr std::string_view kBusy = "too many operations in progress; retry shortly";
+      Response busy = busy_ ? busy_(kBusy, request_id) : ErrorResponse(429, "too_many_requests", kBusy, request_id);
       busy.headers.Set("Retry-After", "1");
       responder(std::move(busy));
       return;

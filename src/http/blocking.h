@@ -13,6 +13,8 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/threads.h"
@@ -22,7 +24,11 @@ namespace bzzz::http {
 
 class BlockingRuns {
  public:
-  explicit BlockingRuns(std::size_t max_runs = 64) : max_runs_(max_runs) {}
+  // `busy` builds the 429 answer past max_runs (Retry-After: 1 is added);
+  // null: the node's ordinary {"error": "too_many_requests"}.
+  using BusyResponse = std::function<Response(std::string_view message, std::string_view request_id)>;
+  explicit BlockingRuns(std::size_t max_runs = 64, BusyResponse busy = nullptr)
+      : max_runs_(max_runs), busy_(std::move(busy)) {}
 
   void Run(const std::string& key, const std::string& request_id, Responder responder,
            std::function<Response()> work);
@@ -33,6 +39,7 @@ class BlockingRuns {
     std::string request_id;
   };
   const std::size_t max_runs_;
+  const BusyResponse busy_;
   std::mutex mu_;
   std::map<std::string, std::vector<Waiter>> waiting_;
   OwnedThreads threads_;  // last: joined before the members above go

@@ -1,5 +1,7 @@
 #include "http/message.h"
 
+#include "base/errc.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -130,6 +132,7 @@ std::optional<std::string> PercentDecode(std::string_view in, bool form_encoding
 }
 
 int HttpStatusOf(const Status& status) {
+  if (const ErrorCategory* category = CategoryOf(status)) return category->HttpStatus(status.reason().value());
   int code = 500;
   switch (status.code()) {
     case StatusCode::kOk: code = 200; break;

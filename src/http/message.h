@@ -91,7 +91,9 @@ struct RequestRecord {
 Response ErrorResponse(int status, std::string_view code, std::string_view message,
                        std::string_view request_id);
 
-// ErrorResponse for a failed Status: InvalidArgument 400, Unauthenticated 401,
+// ErrorResponse for a failed Status. A Status carrying a subsystem's reason
+// (base/errc.h) gets the HTTP status its category gives; otherwise by the
+// generic code: InvalidArgument 400, Unauthenticated 401,
 // PermissionDenied 403, NotFound 404, AlreadyExists/Conflict/
 // FailedPrecondition 409, ResourceExhausted 429 (with Retry-After: 1),
 // Unavailable 503, Timeout 504, anything else 500. The error code is

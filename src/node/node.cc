@@ -154,7 +154,7 @@ class Node::Impl {
   std::shared_ptr<tasks::TaskServices> tasks;
   int lock_fd = -1;
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
-  std::shared_ptr<storage::Store> store;
+  storage::Storage storage;  // the backend's store and every domain's repository
   std::shared_ptr<ops::HealthRegistry> health;
   std::shared_ptr<ops::ShutdownCoordinator> shutdown = std::make_shared<ops::ShutdownCoordinator>();
   std::shared_ptr<ops::RequestLog> requests;
@@ -175,7 +175,7 @@ class Node::Impl {
     p2p_services.reset();
     if (records) records->Stop();
     if (p2p) p2p->Stop();
-    if (store) store->Close();
+    if (storage.store) storage.store->Close();
     if (lock_fd >= 0) close(lock_fd);
   }
 
@@ -268,21 +268,21 @@ Status Node::Start() {
   // node's identity gives (executors/secrets.h).
   auto sealer = std::make_shared<const executors::SecretSealer>(identity->DeriveKey("bzzzsecr"));
 
-  auto store = storage::OpenStore(cfg);
-  if (!store.ok()) return store.status();
-  n.store = std::shared_ptr<storage::Store>(std::move(store).value());
-  auto migrated = n.store->Migrate();
+  auto storage = storage::OpenStorage(cfg);
+  if (!storage.ok()) return storage.status();
+  n.storage = std::move(storage).value();
+  auto migrated = n.storage.store->Migrate();
   if (!migrated.ok()) return migrated.status();
   if (!migrated->applied.empty()) {
-    spdlog::info("storage: migrated {} to schema version {}", n.store->Backend(), migrated->current_version);
+    spdlog::info("storage: migrated {} to schema version {}", n.storage.store->Backend(), migrated->current_version);
   }
-  (void)n.store->PutMeta("last_start", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+  (void)n.storage.store->PutMeta("last_start", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
                                                           std::chrono::system_clock::now().time_since_epoch())
                                                           .count()));
 
   prometheus::Registry* metrics = cfg.monitoring.prometheus_enabled ? n.metrics.get() : nullptr;
   n.health = std::make_shared<ops::HealthRegistry>(metrics);
-  if (auto s = n.health->Register(StorageCheck(n.store, cfg.operations)); !s.ok()) return s;
+  if (auto s = n.health->Register(StorageCheck(n.storage.store, cfg.operations)); !s.ok()) return s;
   if (auto s = n.health->Register(ops::MemoryCheck(cfg.operations.memory_degraded_ratio,
                                                    cfg.operations.memory_unhealthy_ratio,
                                                    cfg.operations.health_check_interval,
@@ -369,8 +369,8 @@ Status Node::Start() {
                                    return j.dump();
                                  }});
   api.status_sections.push_back({"storage", [&n] {
-                                   auto state = n.store->SchemaState();
-                                   json j = {{"backend", n.store->Backend()},
+                                   auto state = n.storage.store->SchemaState();
+                                   json j = {{"backend", n.storage.store->Backend()},
                                              {"schema_version", state.ok() ? state->current_version : -1},
                                              {"latest_version", state.ok() ? state->latest_version : -1}};
                                    return j.dump();
@@ -425,7 +425,7 @@ Status Node::Start() {
   if (auto s = ops::Attach(n.p2p_services, cfg, sinks); !s.ok()) return s;
   // UCXI: the versioned context behind UCXL addresses, resolved through the DHT.
   if (!n.options.bootstrap_only && cfg.ucxi.enabled) {
-    n.ucxi = ucxl::UcxiServices::Create(n.store, n.records.get(), cfg, metrics);
+    n.ucxi = ucxl::UcxiServices::Create(n.storage.contexts, n.records.get(), cfg, metrics);
     if (auto s = ops::Attach(n.ucxi, cfg, sinks); !s.ok()) return s;
   }
   // The admin election (bootstrap-only nodes take no part).
@@ -461,7 +461,7 @@ Status Node::Start() {
     if (ElectionNode* election = n.election.get()) {
       admin_of = [election](const std::string& node_id, std::uint64_t term) { return election->AdminOf(node_id, term); };
     }
-    auto started = tasks::TaskServices::Start(n.store, cfg, n.node_id, metrics, n.p2p.get(),
+    auto started = tasks::TaskServices::Start(n.storage.tasks, cfg, n.node_id, metrics, n.p2p.get(),
                                               n.election ? &n.election->admin_services() : nullptr,
                                               std::move(admin_of), sealer);
     if (!started.ok()) return started.status();
@@ -522,7 +522,7 @@ Status Node::Start() {
     n.p2p->Stop();
     return Status::Ok();
   });
-  (void)n.shutdown->AddHandler("storage.flush", ops::kPriorityFlushStores, std::chrono::seconds(10), [store = n.store] {
+  (void)n.shutdown->AddHandler("storage.flush", ops::kPriorityFlushStores, std::chrono::seconds(10), [store = n.storage.store] {
     Status s = store->Flush();
     store->Close();
     return s;

@@ -145,7 +145,7 @@ class TaskServices::Impl {
   }
 };
 
-Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<storage::Store> store,
+Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<TaskRepository> store,
                                                           const config::Config& config, const std::string& node_id,
                                                           prometheus::Registry* metrics, p2p::P2pNode* p2p,
                                                           election::AdminServices* admin,
@@ -387,7 +387,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
              });
   routes.AddBlocking(Method::kGet, "/api/v1/tasks", "tasks:read", "list tasks (state, executor, project, limit, before)",
              [impl](http::Request& req) {
-               storage::TaskQuery q;
+               TaskQuery q;
                q.state = req.QueryParam("state").value_or("");
                q.executor = req.QueryParam("executor").value_or("");
                q.project = req.QueryParam("project").value_or("");

@@ -27,7 +27,7 @@
 #include "http/router.h"
 #include "ops/component.h"
 #include "ops/health.h"
-#include "storage/store.h"
+#include "tasks/repository.h"
 
 namespace prometheus {
 class Registry;
@@ -50,7 +50,7 @@ class TaskServices final : public ops::Component {
   // the node takes part in the cluster protocol (tasks/cluster.h); with
   // `admin` the nO master loop runs while this node is admin; with `sealer`
   // the secrets of task inputs are sealed in the store.
-  static Result<std::shared_ptr<TaskServices>> Start(std::shared_ptr<storage::Store> store,
+  static Result<std::shared_ptr<TaskServices>> Start(std::shared_ptr<TaskRepository> store,
                                                      const config::Config& config, const std::string& node_id,
                                                      prometheus::Registry* metrics, p2p::P2pNode* p2p = nullptr,
                                                      election::AdminServices* admin = nullptr,

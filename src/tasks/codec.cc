@@ -226,8 +226,8 @@ Result<SubmitRequest> ParseSubmitBody(std::string_view body, std::string_view he
   return r;
 }
 
-storage::TaskRow ToRow(const Task& t, const executors::SecretSealer* sealer) {
-  storage::TaskRow row;
+TaskRow ToRow(const Task& t, const executors::SecretSealer* sealer) {
+  TaskRow row;
   row.id = t.id;
   row.idempotency_key = t.idempotency_key;
   row.state = std::string(TaskStateName(t.state));
@@ -251,7 +251,7 @@ storage::TaskRow ToRow(const Task& t, const executors::SecretSealer* sealer) {
   return row;
 }
 
-Result<Task> FromRow(const storage::TaskRow& row, const executors::SecretSealer* sealer) {
+Result<Task> FromRow(const TaskRow& row, const executors::SecretSealer* sealer) {
   json j = ParseJson(row.doc);
   if (j.is_discarded()) return InvalidArgument("task " + row.id + ": stored document is not JSON");
   auto input = j.find("input");

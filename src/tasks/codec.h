@@ -1,5 +1,5 @@
 // Task ⇄ JSON (the API's representation and the store's doc column), and
-// Task ⇄ storage::TaskRow. Includes nlohmann/json: for .cc files only.
+// Task ⇄ TaskRow. Includes nlohmann/json: for .cc files only.
 #pragma once
 
 #include <string>
@@ -9,7 +9,7 @@
 
 #include "base/status.h"
 #include "executors/secrets.h"
-#include "storage/store.h"
+#include "tasks/repository.h"
 #include "tasks/core.h"
 #include "tasks/task.h"
 
@@ -32,7 +32,7 @@ Result<SubmitRequest> ParseSubmitBody(std::string_view body, std::string_view he
 // in clear are sealed in the row's document (secret:// references stay as
 // they are); FromRow opens them again. Without one, they are stored in clear
 // and a row with sealed values is FailedPrecondition.
-storage::TaskRow ToRow(const Task& task, const executors::SecretSealer* sealer = nullptr);
-Result<Task> FromRow(const storage::TaskRow& row, const executors::SecretSealer* sealer = nullptr);
+TaskRow ToRow(const Task& task, const executors::SecretSealer* sealer = nullptr);
+Result<Task> FromRow(const TaskRow& row, const executors::SecretSealer* sealer = nullptr);
 
 }  // namespace bzzz::tasks

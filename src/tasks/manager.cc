@@ -232,7 +232,7 @@ class TaskManager::Impl {
         batch = ++taken_batches;
         unwritten = pending.size();
       }
-      std::vector<storage::TaskRow> rows;
+      std::vector<TaskRow> rows;
       rows.reserve(pending.size());
       for (const auto& [id, t] : pending) rows.push_back(ToRow(t, options.sealer.get()));
       Status s = options.store->WriteTasks(rows, {});
@@ -535,7 +535,7 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
 
 Result<Task> TaskManager::Get(const std::string& id) { return impl_->Read(id); }
 
-Result<std::vector<Task>> TaskManager::List(const storage::TaskQuery& query) {
+Result<std::vector<Task>> TaskManager::List(const TaskQuery& query) {
   auto rows = impl_->options.store->ListTasks(query);
   if (!rows.ok()) return rows.status();
   std::vector<Task> out;
@@ -592,7 +592,7 @@ Result<Task> TaskManager::Cancel(const std::string& id) {
 }
 
 Result<std::vector<Task>> TaskManager::DeadLetters(std::size_t limit, std::int64_t before_seq) {
-  storage::TaskQuery q;
+  TaskQuery q;
   q.state = "dead";
   q.limit = limit;
   q.before_seq = before_seq;

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "base/status.h"
-#include "storage/store.h"
+#include "tasks/repository.h"
 #include "tasks/core.h"
 
 namespace prometheus {
@@ -37,7 +37,7 @@ namespace bzzz::tasks {
 
 struct ManagerOptions {
   CoreOptions core;
-  std::shared_ptr<storage::Store> store;
+  std::shared_ptr<TaskRepository> store;
   const executors::ExecutorRegistry* executors = nullptr;  // validates inputs at submit; null: no check
   // Seals the secrets of task inputs in the store (codec.h ToRow); null:
   // they are stored in clear (tests, tools).
@@ -71,7 +71,7 @@ class TaskManager {
   void Submit(SubmitRequest request, SubmitDone done);
 
   Result<Task> Get(const std::string& id);
-  Result<std::vector<Task>> List(const storage::TaskQuery& query);
+  Result<std::vector<Task>> List(const TaskQuery& query);
   Result<TaskStats> Stats();
   Result<Task> Cancel(const std::string& id);
   // Dead-letter queue: dead tasks. Replay re-queues with a fresh attempt

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "ucxl/errc.h"
+
 namespace bzzz::ucxl {
 
 namespace {
@@ -250,7 +252,7 @@ Result<Address> Parse(std::string_view text, AddressError* error) {
   Address a;
   if (auto f = ParseAll(text, &a)) {
     if (error) *error = AddressError{f->field, f->reason};
-    return InvalidArgument("invalid UCXL address: " + f->field + ": " + f->reason);
+    return Error(Errc::kInvalidAddress, "invalid UCXL address: " + f->field + ": " + f->reason);
   }
   return a;
 }
@@ -311,7 +313,7 @@ Result<std::size_t> Resolve(const Temporal& t, const std::vector<VersionRef>& hi
   if (history.empty()) return NotFound("no versions");
   const std::size_t n = history.size();
   auto out_of_range = [&](const std::string& what) {
-    return FailedPrecondition("temporal out of range: " + what + " (" + std::to_string(n) + " version(s))");
+    return Error(Errc::kTemporalInvalid, "temporal out of range: " + what + " (" + std::to_string(n) + " version(s))");
   };
   switch (t.kind) {
     case TemporalKind::kLatest:

@@ -10,6 +10,7 @@
 
 #include "base/json.h"
 #include "dht/record_store.h"
+#include "ucxl/errc.h"
 #include "security/authenticator.h"
 
 namespace bzzz::ucxl {
@@ -17,7 +18,6 @@ namespace bzzz::ucxl {
 namespace {
 
 using nlohmann::json;
-using storage::ContextVersion;
 
 using security::Sha256Hex;
 
@@ -93,7 +93,7 @@ std::string_view SourceName(Source s) {
   return "local";
 }
 
-ContextStore::ContextStore(std::shared_ptr<storage::Store> store, dht::RecordStore* records,
+ContextStore::ContextStore(std::shared_ptr<ContextRepository> store, dht::RecordStore* records,
                            ContextStoreOptions options, std::shared_ptr<ContentCodec> codec,
                            const Clock& clock)
     : store_(std::move(store)),
@@ -174,22 +174,25 @@ Result<std::vector<ContextVersion>> ContextStore::SharedHistory(const std::strin
 
 Result<Entry> ContextStore::Put(const Address& address, const Author& author, std::string content_type,
                                 std::string content) {
-  if (address.HasWildcard()) return InvalidArgument("address: a put needs a concrete address (no any or *)");
+  if (address.HasWildcard()) {
+    return Error(Errc::kNeedsConcreteAddress, "address: a put needs a concrete address (no any or *)");
+  }
   if (address.temporal.kind != TemporalKind::kLatest) {
-    return FailedPrecondition("temporal: a put appends the next version; address it with *^");
+    return Error(Errc::kTemporalInvalid, "temporal: a put appends the next version; address it with *^");
   }
   if (author.agent.empty() || author.role.empty())
-    return InvalidArgument("author: agent and role are required");
+    return Error(Errc::kInvalidPayload, "author: agent and role are required");
   if (content.size() > options_.max_content_bytes) {
-    return ResourceExhausted("content of " + std::to_string(content.size()) + " bytes is over the limit of " +
-                             std::to_string(options_.max_content_bytes));
+    return Error(Errc::kPayloadTooLarge, "content of " + std::to_string(content.size()) +
+                                             " bytes is over the limit of " +
+                                             std::to_string(options_.max_content_bytes));
   }
   if (content_type.empty()) content_type = "application/octet-stream";
   // A media type is printable ASCII (RFC 9110); anything else could not be
   // written back as JSON, so it is refused before anything is stored.
   if (content_type.size() > 255 || !std::all_of(content_type.begin(), content_type.end(),
                                                 [](char c) { return c >= 0x20 && c <= 0x7e; })) {
-    return InvalidArgument("content_type: at most 255 printable ASCII characters");
+    return Error(Errc::kInvalidPayload, "content_type: at most 255 printable ASCII characters");
   }
   const std::string key = ContentKey(address);
   ContextVersion v = NewVersion(key, author);
@@ -301,7 +304,7 @@ Result<Entry> ContextStore::Load(const Address& address, const ContextVersion& v
 
 Result<Entry> ContextStore::Get(const Address& address) {
   if (address.HasWildcard())
-    return InvalidArgument("address: get needs a concrete address (discover takes wildcards)");
+    return Error(Errc::kNeedsConcreteAddress, "address: get needs a concrete address (discover takes wildcards)");
   const std::string key = ContentKey(address);
   auto history = SharedHistory(key);
   if (!history.ok()) return history.status();
@@ -319,14 +322,20 @@ Result<Entry> ContextStore::Get(const Address& address) {
 }
 
 Result<ContextVersion> ContextStore::Delete(const Address& address, const Author& author) {
-  if (address.HasWildcard()) return InvalidArgument("address: delete needs a concrete address");
+  if (address.HasWildcard()) {
+    return Error(Errc::kNeedsConcreteAddress, "address: delete needs a concrete address");
+  }
   if (author.agent.empty() || author.role.empty())
-    return InvalidArgument("author: agent and role are required");
+    return Error(Errc::kInvalidPayload, "author: agent and role are required");
   const std::string key = ContentKey(address);
   std::lock_guard lock(PublishLock(key));
   auto history = SharedHistory(key);
   if (!history.ok()) return history.status();
-  if (history->empty() || history->back().tombstone) return NotFound("nothing live at " + key);
+  if (history->empty()) return NotFound("nothing stored at " + key);
+  if (history->back().tombstone) {
+    return Error(Errc::kAlreadyDeleted,
+                 key + " is already deleted (tombstone at version " + std::to_string(history->back().number) + ")");
+  }
   ContextVersion v = NewVersion(key, author);
   v.content_type = history->back().content_type;
   v.content_hash = Sha256Hex("");
@@ -344,12 +353,16 @@ Result<ContextVersion> ContextStore::Delete(const Address& address, const Author
 }
 
 Result<std::vector<ContextVersion>> ContextStore::History(const Address& address) {
-  if (address.HasWildcard()) return InvalidArgument("address: history needs a concrete address");
+  if (address.HasWildcard()) {
+    return Error(Errc::kNeedsConcreteAddress, "address: history needs a concrete address");
+  }
   return SharedHistory(ContentKey(address));
 }
 
 Result<Entry> ContextStore::Navigate(const Address& address, std::int64_t steps) {
-  if (address.HasWildcard()) return InvalidArgument("address: navigate needs a concrete address");
+  if (address.HasWildcard()) {
+    return Error(Errc::kNeedsConcreteAddress, "address: navigate needs a concrete address");
+  }
   const std::string key = ContentKey(address);
   auto history = SharedHistory(key);
   if (!history.ok()) return history.status();
@@ -357,9 +370,10 @@ Result<Entry> ContextStore::Navigate(const Address& address, std::int64_t steps)
   if (!from.ok()) return from.status().IsNotFound() ? NotFound("nothing stored at " + key) : from.status();
   const auto target = static_cast<std::int64_t>(*from) + steps;
   if (target < 0 || target >= static_cast<std::int64_t>(history->size())) {
-    return FailedPrecondition("temporal out of range: " + std::to_string(steps) + " step(s) from version " +
-                              std::to_string((*history)[*from].number) + " leaves the history of " +
-                              std::to_string(history->size()) + " version(s)");
+    return Error(Errc::kTemporalInvalid, "temporal out of range: " + std::to_string(steps) +
+                                             " step(s) from version " + std::to_string((*history)[*from].number) +
+                                             " leaves the history of " + std::to_string(history->size()) +
+                                             " version(s)");
   }
   return Load(address, (*history)[static_cast<std::size_t>(target)]);
 }
@@ -395,7 +409,9 @@ Result<std::vector<ContextVersion>> ContextStore::Discover(const Address& patter
 
 Status ContextStore::Announce(const Address& address) {
   if (records_ == nullptr) return Unavailable("no DHT on this node");
-  if (address.HasWildcard()) return InvalidArgument("address: announce needs a concrete address");
+  if (address.HasWildcard()) {
+    return Error(Errc::kNeedsConcreteAddress, "address: announce needs a concrete address");
+  }
   return records_->Announce(HistoryRecordName(ContentKey(address)));
 }
 

@@ -4,8 +4,9 @@
 //   address without temporal, query and fragment); each records its author
 //   (agent, role), time, content type, size and SHA-256. Delete appends a
 //   tombstone; the history stays navigable.
-// - Persisted through storage::Store. Content passes through a
-//   ContentCodec on its way in and out: identity here, role encryption later.
+// - Persisted through a ContextRepository (ucxl/repository.h). Content
+//   passes through a ContentCodec on its way in and out: identity here,
+//   role encryption later.
 // - Many nodes may write one address; their versions form one shared
 //   history that every node orders the same way. A version is named by its
 //   writer (node id) and the writer's own number; the shared order is
@@ -39,7 +40,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
-#include "storage/store.h"
+#include "ucxl/repository.h"
 #include "ucxl/address.h"
 
 namespace bzzz::dht {
@@ -66,7 +67,7 @@ enum class Source { kLocal, kCache, kDht };
 std::string_view SourceName(Source s);  // "local", "cache", "dht"
 
 struct Entry {
-  storage::ContextVersion version;
+  ContextVersion version;
   std::string content;  // empty for a tombstone
   std::string address;  // canonical, pinned to the version: ucxl://.../*~N/path
   Source source = Source::kLocal;
@@ -79,7 +80,7 @@ struct ContextStoreOptions {
 class ContextStore {
  public:
   // `records` may be null (no DHT: local only); `codec` null means identity.
-  ContextStore(std::shared_ptr<storage::Store> store, dht::RecordStore* records,
+  ContextStore(std::shared_ptr<ContextRepository> store, dht::RecordStore* records,
                ContextStoreOptions options = {}, std::shared_ptr<ContentCodec> codec = nullptr,
                const Clock& clock = Clock::Real());
 
@@ -93,16 +94,16 @@ class ContextStore {
   // out of range.
   Result<Entry> Get(const Address& address);
   // Appends a tombstone. NotFound when there is nothing live to delete.
-  Result<storage::ContextVersion> Delete(const Address& address, const Author& author);
+  Result<ContextVersion> Delete(const Address& address, const Author& author);
   // Every version of the content at `address`, oldest first (local, else DHT).
-  Result<std::vector<storage::ContextVersion>> History(const Address& address);
+  Result<std::vector<ContextVersion>> History(const Address& address);
   // From the version `address` names, `steps` versions forward (> 0) or back
   // (< 0). FailedPrecondition when that leaves the history.
   Result<Entry> Navigate(const Address& address, std::int64_t steps);
   // Latest live versions whose key, type, author or content contain `text`.
-  Result<std::vector<storage::ContextVersion>> Search(const std::string& text, std::size_t limit);
+  Result<std::vector<ContextVersion>> Search(const std::string& text, std::size_t limit);
   // Latest live versions of the local keys `pattern` matches (wildcards).
-  Result<std::vector<storage::ContextVersion>> Discover(const Address& pattern, std::size_t limit);
+  Result<std::vector<ContextVersion>> Discover(const Address& pattern, std::size_t limit);
   // Announces this node as a provider of the content at `address`.
   Status Announce(const Address& address);
   // Node ids providing the content at `address` in the DHT.
@@ -117,20 +118,20 @@ class ContextStore {
  private:
   // Local versions merged with every writer's history record, numbered in
   // the shared order.
-  Result<std::vector<storage::ContextVersion>> SharedHistory(const std::string& key);
-  Result<Entry> Load(const Address& address, const storage::ContextVersion& version);
+  Result<std::vector<ContextVersion>> SharedHistory(const std::string& key);
+  Result<Entry> Load(const Address& address, const ContextVersion& version);
   // Publishes a version this node appended and the shared history with it;
   // returns that history (local only when there is no DHT).
-  Result<std::vector<storage::ContextVersion>> Publish(const std::string& key,
-                                                       const storage::ContextVersion& version,
+  Result<std::vector<ContextVersion>> Publish(const std::string& key,
+                                                       const ContextVersion& version,
                                                        const std::string& stored);
   // Serializes merge-and-publish per key (striped), so that this node's
   // newest history record always includes all of its versions.
   std::mutex& PublishLock(const std::string& key);
   // A version of `key` by `author`, stamped now; the caller fills the rest.
-  storage::ContextVersion NewVersion(const std::string& key, const Author& author) const;
+  ContextVersion NewVersion(const std::string& key, const Author& author) const;
 
-  std::shared_ptr<storage::Store> store_;
+  std::shared_ptr<ContextRepository> store_;
   dht::RecordStore* records_;
   ContextStoreOptions options_;
   std::shared_ptr<ContentCodec> codec_;

@@ -16,6 +16,7 @@
 #include "dht/record_store.h"
 #include "http/blocking.h"
 #include "ucxl/context_store.h"
+#include "ucxl/errc.h"
 
 namespace bzzz::ucxl {
 
@@ -63,42 +64,8 @@ http::Response Error(int status, std::string_view name, std::string_view message
 // The server's own errors on /ucxi/, in the UCXI envelope.
 http::Response ServerError(int status, std::string_view code, std::string_view message, std::string_view path,
                            std::string_view request_id) {
-  std::string_view name = "INTERNAL";
-  switch (status) {
-    case 400:
-      name = "BAD_REQUEST";
-      break;
-    case 401:
-      name = "UNAUTHORIZED";
-      break;
-    case 403:
-      name = "FORBIDDEN";
-      break;
-    case 404:
-      name = "NOT_FOUND";
-      break;
-    case 405:
-      name = "METHOD_NOT_ALLOWED";
-      break;
-    case 409:
-      name = "CONFLICT";
-      break;
-    case 413:
-      name = "PAYLOAD_TOO_LARGE";
-      break;
-    case 422:
-      name = "UNPROCESSABLE";
-      break;
-    case 429:
-      name = "RATE_LIMITED";
-      break;
-    case 503:
-      name = "SERVICE_UNAVAILABLE";
-      break;
-    default:
-      status = status >= 500 ? 500 : status;
-      break;
-  }
+  std::string_view name = UcxlNameOfHttpStatus(status);
+  if (name == "INTERNAL") status = 500;
   return Error(status, name, message, path, request_id, json::object(), code);
 }
 
@@ -156,7 +123,7 @@ std::optional<std::string> FromBase64(std::string_view in) {
   return out;
 }
 
-json VersionJson(const storage::ContextVersion& v) {
+json VersionJson(const ContextVersion& v) {
   return {{"number", v.number},
           {"writer", {{"node_id", v.writer}, {"number", v.writer_number}}},
           {"author", {{"agent", v.author_agent}, {"role", v.author_role}}},
@@ -183,11 +150,14 @@ json EntryJson(const Entry& e) {
 
 class UcxiServices::Impl {
  public:
-  std::shared_ptr<storage::Store> store;
+  std::shared_ptr<ContextRepository> store;
   dht::RecordStore* records = nullptr;
   std::unique_ptr<ContextStore> context;
   std::size_t max_bytes = 0;
-  http::BlockingRuns runs{64};
+  // Past 64 operations in progress: UCXL-429-RATE_LIMITED with Retry-After.
+  http::BlockingRuns runs{64, [](std::string_view message, std::string_view request_id) {
+                            return ServerError(429, "too_many_requests", message, "/ucxi/", request_id);
+                          }};
   std::atomic<std::uint64_t> next_run{0};
 
   prometheus::Family<prometheus::Counter>* resolutions = nullptr;
@@ -223,45 +193,32 @@ class UcxiServices::Impl {
     AddressError why;
     auto a = Parse(text, &why);
     if (!a.ok()) {
-      const int status = 400;
-      const char* name = why.field == "temporal" ? "TEMPORAL_INVALID" : "INVALID_ADDRESS";
-      return Error(status, name, a.status().message(), req.path, req.request_id,
+      // The grammar's failure names the field; a bad temporal part has a code of its own.
+      const UcxlCode code = why.field == "temporal" ? UcxlCodeOf(bzzz::Error(Errc::kTemporalInvalid, ""))
+                                                    : UcxlCodeOf(a.status());
+      return Error(code.status, code.name, a.status().message(), req.path, req.request_id,
                    {{"field", why.field}, {"reason", why.reason}, {"address", text}});
     }
     return *a;
   }
 
-  // A ContextStore failure as an envelope. `reading`: a failure to reach
-  // other nodes is a failed resolution (404), not an outage (503).
-  http::Response Failure(const Status& s, const http::Request& req, const std::string& address,
-                         bool reading = true) {
-    const json details = {{"address", address}};
-    const bool temporal = s.message().rfind("temporal", 0) == 0;
-    const bool about_author = s.message().rfind("author", 0) == 0;
-    switch (s.code()) {
-      case StatusCode::kInvalidArgument:
-        return Error(400, about_author ? "INVALID_PAYLOAD" : "INVALID_ADDRESS", s.message(), req.path,
-                     req.request_id, details);
-      case StatusCode::kFailedPrecondition:
-        if (temporal) return Error(400, "TEMPORAL_INVALID", s.message(), req.path, req.request_id, details);
-        return Error(503, "SERVICE_UNAVAILABLE", s.message(), req.path, req.request_id, details,
-                     StatusCodeName(s.code()));
-      case StatusCode::kNotFound:
-        return Error(404, "NOT_FOUND", s.message(), req.path, req.request_id, details);
-      case StatusCode::kResourceExhausted:
-        return Error(413, "PAYLOAD_TOO_LARGE", s.message(), req.path, req.request_id, details);
-      case StatusCode::kTimeout:
-      case StatusCode::kUnavailable:
-        if (!reading) {
-          return Error(503, "SERVICE_UNAVAILABLE", s.message(), req.path, req.request_id, details,
-                       StatusCodeName(s.code()));
-        }
-        return Error(404, "RESOLUTION_FAILED", s.message(), req.path, req.request_id, details,
-                     StatusCodeName(s.code()));
-      default:
-        return Error(500, "INTERNAL", s.message(), req.path, req.request_id, details,
-                     StatusCodeName(s.code()));
+  // A ContextStore failure as an envelope, coded by UcxlCodeOf. `reading`:
+  // a failure to reach other nodes is a failed resolution (404), not an
+  // outage (503).
+  http::Response Failure(Status s, const http::Request& req, const std::string& address, bool reading = true) {
+    const StatusCode generic = s.code();
+    if (reading && (generic == StatusCode::kUnavailable || generic == StatusCode::kTimeout) &&
+        !s.reason()) {
+      s = Status(generic, s.message(), Errc::kResolutionFailed);
     }
+    const UcxlCode code = UcxlCodeOf(s);
+    // The generic code is the cause of server-side failures, where the
+    // envelope's code alone does not tell an operator what happened.
+    const bool with_cause = code.status >= 500 || code.name == "RESOLUTION_FAILED";
+    http::Response r = Error(code.status, code.name, s.message(), req.path, req.request_id, {{"address", address}},
+                             with_cause ? StatusCodeName(generic) : std::string_view());
+    if (code.status == 429 || code.status == 503) r.headers.Set("Retry-After", "1");
+    return r;
   }
 
   std::optional<std::size_t> Limit(const http::Request& req) {
@@ -451,7 +408,7 @@ class UcxiServices::Impl {
   }
 };
 
-std::shared_ptr<UcxiServices> UcxiServices::Create(std::shared_ptr<storage::Store> store,
+std::shared_ptr<UcxiServices> UcxiServices::Create(std::shared_ptr<ContextRepository> store,
                                                    dht::RecordStore* records, const config::Config& config,
                                                    prometheus::Registry* metrics) {
   auto s = std::shared_ptr<UcxiServices>(new UcxiServices());

@@ -26,7 +26,7 @@
 #include "config/config.h"
 #include "http/router.h"
 #include "ops/component.h"
-#include "storage/store.h"
+#include "ucxl/repository.h"
 
 namespace prometheus {
 class Registry;
@@ -40,7 +40,7 @@ namespace bzzz::ucxl {
 class UcxiServices final : public ops::Component {
  public:
   // `records` may be null (no DHT).
-  static std::shared_ptr<UcxiServices> Create(std::shared_ptr<storage::Store> store,
+  static std::shared_ptr<UcxiServices> Create(std::shared_ptr<ContextRepository> store,
                                               dht::RecordStore* records, const config::Config& config,
                                               prometheus::Registry* metrics);
   ~UcxiServices();

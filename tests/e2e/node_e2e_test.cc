@@ -315,6 +315,13 @@ TEST(NodeE2E, TokenGuessingIsThrottled) {
   auto throttled = node.Call("GET", "/admin/status", kAdminToken);
   ASSERT_TRUE(throttled.ok());
   EXPECT_EQ(throttled->status, 429) << throttled->body;
+  // UCXI answers in its own envelope: UCXL-429-RATE_LIMITED, with Retry-After.
+  const std::string ucxi = testing::RawExchange(
+      node.port(), "GET /ucxi/v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + std::string(kAdminToken) +
+                       "\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(testing::RawStatus(ucxi), 429) << ucxi;
+  EXPECT_NE(ucxi.find("\"UCXL-429-RATE_LIMITED\""), std::string::npos) << ucxi;
+  EXPECT_NE(ucxi.find("Retry-After: "), std::string::npos) << ucxi;
   EXPECT_EQ(node.Status("GET", "/health/live"), 200) << "public probes are not throttled";
   // The log says so in words an operator greps for, without the token.
   EXPECT_TRUE(testing::Eventually([&] { return node.Log().find("security: auth throttled for client 127.0.0.1") != std::string::npos; }, 5s))
@@ -548,7 +555,8 @@ TEST(CliE2E, DatabaseCommands) {
   EXPECT_EQ(before.exit_code, 1) << "not migrated yet: " << before.output;
   auto migrate = RunBzzz(dir, args({"db", "migrate"}));
   EXPECT_EQ(migrate.exit_code, 0) << migrate.output;
-  EXPECT_NE(migrate.output.find("applied migration 1"), std::string::npos);
+  EXPECT_NE(migrate.output.find("applied migration node/1 initial"), std::string::npos) << migrate.output;
+  EXPECT_NE(migrate.output.find("applied migration tasks/1 tasks"), std::string::npos);
   auto again = RunBzzz(dir, args({"db", "migrate"}));
   EXPECT_NE(again.output.find("up to date"), std::string::npos) << again.output;
   auto health = RunBzzz(dir, args({"db", "health-check"}));

@@ -91,6 +91,12 @@ TEST(UcxiEndToEnd, WriteHereReadThereErrorsAndRestart) {
       {Ucxi(c, 0, "POST", "/ucxi/v1/post", "{not json"), "UCXL-400-INVALID_PAYLOAD"},
       {Ucxi(c, 0, "POST", "/ucxi/v1/get"), "UCXL-405-METHOD_NOT_ALLOWED"},
       {Ucxi(c, 0, "GET", "/ucxi/v1/status", "", /*with_token=*/false), "UCXL-401-UNAUTHORIZED"},
+      // A valid pattern where one address is needed, and a second delete.
+      {Ucxi(c, 0, "GET", "/ucxi/v1/get?address=ucxl://any:developer@bzzz:task-7/*%5E/design/api.md"),
+       "UCXL-422-UNPROCESSABLE"},
+      {Ucxi(c, 0, "PUT", "/ucxi/v1/put?address=ucxl://a:r@p:t/*%5E/twice", "x"), "UCXL-201-CREATED"},
+      {Ucxi(c, 0, "DELETE", "/ucxi/v1/delete?address=ucxl://a:r@p:t/*%5E/twice"), "UCXL-200-SUCCESS"},
+      {Ucxi(c, 0, "DELETE", "/ucxi/v1/delete?address=ucxl://a:r@p:t/*%5E/twice"), "UCXL-409-CONFLICT"},
   };
   for (const auto& [answer, code] : cases) {
     EXPECT_EQ(Code(answer), code) << answer.body.dump();

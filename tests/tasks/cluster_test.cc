@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "executors/executors.h"
-#include "storage/sqlite_store.h"
+#include "storage/sqlite/sqlite.h"
 #include "support/support.h"
 #include "tasks/cluster.h"
 
@@ -88,10 +88,11 @@ class ClusterLinkTest : public ::testing::Test {
   void SetUp() override {
     config_.node.data_dir = dir_.File("data");
     executors_ = executors::MakeRegistry(config_);
-    storage::SqliteOptions o;
+    storage::sqlite::SqliteOptions o;
     o.path = dir_.File("bzzz.db");
-    store_ = std::move(storage::OpenSqliteStore(o)).value();
-    ASSERT_TRUE(store_->Migrate().ok());
+    auto storage = std::move(storage::sqlite::Open(o)).value();
+    ASSERT_TRUE(storage.store->Migrate().ok());
+    store_ = storage.tasks;
     ManagerOptions mo;
     mo.core.node_id = "owner";
     mo.store = store_;
@@ -126,7 +127,7 @@ class ClusterLinkTest : public ::testing::Test {
   testing::TempDir dir_;
   config::Config config_;
   std::unique_ptr<executors::ExecutorRegistry> executors_;
-  std::shared_ptr<storage::Store> store_;
+  std::shared_ptr<TaskRepository> store_;
   std::unique_ptr<TaskManager> manager_;
   FakeTransport transport_;
   std::unique_ptr<ClusterLink> link_;

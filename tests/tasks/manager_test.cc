@@ -11,7 +11,7 @@
 #include "base/json.h"
 #include "executors/executors.h"
 #include "executors/secrets.h"
-#include "storage/sqlite_store.h"
+#include "storage/sqlite/sqlite.h"
 #include "support/support.h"
 #include "tasks/codec.h"
 #include "tasks/manager.h"
@@ -35,12 +35,13 @@ class ManagerTest : public ::testing::Test {
   }
 
   void OpenStore() {
-    storage::SqliteOptions o;
+    storage::sqlite::SqliteOptions o;
     o.path = dir_.File("bzzz.db");
-    auto s = storage::OpenSqliteStore(o);
+    auto s = storage::sqlite::Open(o);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
-    store_ = std::move(s).value();
-    ASSERT_TRUE(store_->Migrate().ok());
+    storage_ = std::move(s).value();
+    store_ = storage_.tasks;
+    ASSERT_TRUE(storage_.store->Migrate().ok());
   }
 
   void StartManager(CoreOptions core = {}) {
@@ -98,7 +99,8 @@ class ManagerTest : public ::testing::Test {
   config::Config config_;
   std::unique_ptr<executors::ExecutorRegistry> executors_;
   std::shared_ptr<const executors::SecretSealer> sealer_;
-  std::shared_ptr<storage::Store> store_;
+  storage::Storage storage_;
+  std::shared_ptr<TaskRepository> store_;
   std::unique_ptr<TaskManager> manager_;
   std::unique_ptr<AgentPool> pool_;
 };
@@ -176,7 +178,7 @@ TEST(TaskViewTest, StoredRowSealsSecretsGivenInClear) {
   t.id = "t1";
   t.executor = "command";
   t.input = R"({"argv":["env"],"env":{"TOKEN":"hunter2","REF":"secret://X","ODD":"sealed:v1:AAAA"}})";
-  const storage::TaskRow row = ToRow(t, &sealer);
+  const TaskRow row = ToRow(t, &sealer);
   EXPECT_EQ(row.doc.find("hunter2"), std::string::npos) << row.doc;
   EXPECT_NE(row.doc.find(R"("REF":"secret://X")"), std::string::npos) << row.doc;
   EXPECT_EQ(row.doc.find("sealed:v1:AAAA"), std::string::npos) << "text that looks sealed is sealed too";
@@ -190,7 +192,7 @@ TEST(TaskViewTest, StoredRowSealsSecretsGivenInClear) {
   // A sealed value moved to another variable does not open there.
   auto doc = ParseJson(row.doc);
   doc["input"]["env"]["OTHER"] = doc["input"]["env"]["TOKEN"];
-  storage::TaskRow moved = row;
+  TaskRow moved = row;
   moved.doc = doc.dump();
   auto opened = FromRow(moved, &sealer);
   ASSERT_FALSE(opened.ok());
@@ -269,7 +271,7 @@ TEST_F(ManagerTest, SecretsAreSealedAtRestAndOpenAfterRestart) {
   auto out = Submit(r);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   manager_.reset();
-  ASSERT_TRUE(store_->Flush().ok());
+  ASSERT_TRUE(storage_.store->Flush().ok());
   for (const char* file : {"bzzz.db", "bzzz.db-wal"}) {
     std::ifstream in(dir_.File(file), std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

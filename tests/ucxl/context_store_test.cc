@@ -11,7 +11,9 @@
 
 #include "dht/record_store.h"
 #include "p2p/cluster.h"
-#include "storage/sqlite_store.h"
+#include "http/message.h"
+#include "storage/sqlite/sqlite.h"
+#include "ucxl/errc.h"
 #include "support/support.h"
 
 namespace bzzz::ucxl {
@@ -25,14 +27,13 @@ Address A(const std::string& s) {
   return *a;
 }
 
-std::shared_ptr<storage::Store> OpenStore(const std::string& dir) {
-  storage::SqliteOptions o;
+std::shared_ptr<ContextRepository> OpenStore(const std::string& dir) {
+  storage::sqlite::SqliteOptions o;
   o.path = dir + "/bzzz.db";
-  auto store = storage::OpenSqliteStore(o);
-  EXPECT_TRUE(store.ok());
-  std::shared_ptr<storage::Store> shared = std::move(store).value();
-  EXPECT_TRUE(shared->Migrate().ok());
-  return shared;
+  auto storage = storage::sqlite::Open(o);
+  EXPECT_TRUE(storage.ok());
+  EXPECT_TRUE(storage->store->Migrate().ok());
+  return storage->contexts;
 }
 
 const Author kAlice{"alice", "developer"};
@@ -81,7 +82,11 @@ TEST(ContextStore, VersionsTombstonesTemporalReadsAndNavigation) {
   EXPECT_NE(gone.status().message().find("deleted at version 4"), std::string::npos);
   EXPECT_EQ(cs.Get(A("ucxl://alice:developer@bzzz:t1/~~1/notes/plan.md"))->content, "v3");
   EXPECT_EQ(cs.History(at)->size(), 4u);
-  EXPECT_TRUE(cs.Delete(at, kAlice).status().IsNotFound());     // nothing live
+  auto again = cs.Delete(at, kAlice);  // nothing live: a conflict, not a missing address
+  EXPECT_EQ(again.status().code(), StatusCode::kConflict);
+  EXPECT_EQ(again.status().reason(), Errc::kAlreadyDeleted);
+  EXPECT_EQ(UcxlCodeOf(again.status()).status, 409);
+  EXPECT_TRUE(cs.Delete(A("ucxl://alice:developer@bzzz:t1/*^/never"), kAlice).status().IsNotFound());
   ASSERT_TRUE(cs.Put(at, kAlice, "text/markdown", "v5").ok());  // writes resume after a delete
   EXPECT_EQ(cs.Get(at)->version.number, 5u);
 }
@@ -89,10 +94,17 @@ TEST(ContextStore, VersionsTombstonesTemporalReadsAndNavigation) {
 TEST(ContextStore, RefusesWhatItCannotStore) {
   testing::TempDir dir;
   ContextStore cs(OpenStore(dir.path()), nullptr, ContextStoreOptions{16});
-  EXPECT_EQ(cs.Put(A("ucxl://any:r@p:t/*^/x"), kAlice, "t", "x").status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(cs.Put(A("ucxl://a:r@p:t/*~2/x"), kAlice, "t", "x").status().code(),
-            StatusCode::kFailedPrecondition);
+  // Each refusal carries its UCXL reason, and the reason its code.
+  const Status pattern = cs.Put(A("ucxl://any:r@p:t/*^/x"), kAlice, "t", "x").status();
+  EXPECT_EQ(pattern.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(pattern.reason(), Errc::kNeedsConcreteAddress);
+  EXPECT_EQ(UcxlCodeOf(pattern).status, 422);
+  const Status temporal = cs.Put(A("ucxl://a:r@p:t/*~2/x"), kAlice, "t", "x").status();
+  EXPECT_EQ(temporal.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(UcxlCodeOf(temporal).name, "TEMPORAL_INVALID");
+  const Status large = cs.Put(A("ucxl://a:r@p:t/*^/x"), kAlice, "t", std::string(17, 'x')).status();
+  EXPECT_EQ(UcxlCodeOf(large).status, 413);
+  EXPECT_EQ(http::HttpStatusOf(large), 413);  // one mapping: the generic API agrees
   EXPECT_EQ(cs.Put(A("ucxl://a:r@p:t/*^/x"), Author{"", "r"}, "t", "x").status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(cs.Put(A("ucxl://a:r@p:t/*^/x"), kAlice, "t", std::string(17, 'x')).status().code(),
@@ -213,7 +225,7 @@ TEST(ContextStore, OtherNodesResolveThroughTheDht) {
 }
 
 // The (writer, writer's number) of each version, in history order.
-std::vector<std::pair<std::string, std::uint64_t>> Ids(const std::vector<storage::ContextVersion>& history) {
+std::vector<std::pair<std::string, std::uint64_t>> Ids(const std::vector<ContextVersion>& history) {
   std::vector<std::pair<std::string, std::uint64_t>> ids;
   for (const auto& v : history) ids.emplace_back(v.writer, v.writer_number);
   return ids;

@@ -1,8 +1,8 @@
 // Private to the SQLite backend: RAII owners of sqlite3 handles and one
 // connection with its cache of prepared statements. Not thread-safe: a
-// SqliteConnection is used by one thread at a time (the store hands each one
-// out under a mutex or from its reader pool), which is why connections are
-// opened with SQLITE_OPEN_NOMUTEX.
+// SqliteConnection is used by one thread at a time (the Database hands each
+// one out under a mutex or from its reader pool), which is why connections
+// are opened with SQLITE_OPEN_NOMUTEX.
 #pragma once
 
 #include <sqlite3.h>

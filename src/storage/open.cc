@@ -1,17 +1,16 @@
-// OpenStore: the one place that maps storage.backend to an implementation.
-#include "storage/store.h"
-
+// OpenStorage: the one place that maps storage.backend to an implementation.
 #include <exception>
 #include <utility>
 
-#include "storage/sqlite_store.h"
+#include "storage/sqlite/sqlite.h"
+#include "storage/store.h"
 
 namespace bzzz::storage {
 
-Result<std::unique_ptr<Store>> OpenStore(const config::Config& config) {
+Result<Storage> OpenStorage(const config::Config& config) {
   const config::StorageConfig& storage = config.storage;
   if (storage.backend == "sqlite") {
-    SqliteOptions options;
+    sqlite::SqliteOptions options;
     try {
       options.path = config.SqlitePath();
     } catch (const std::exception& e) {
@@ -28,7 +27,7 @@ Result<std::unique_ptr<Store>> OpenStore(const config::Config& config) {
                              storage.sqlite.synchronous + "\"");
     }
     options.busy_timeout = storage.sqlite.busy_timeout;
-    return OpenSqliteStore(options);
+    return sqlite::Open(options);
   }
   if (storage.backend == "postgres") {
     return FailedPrecondition("the PostgreSQL backend is not built yet; use storage.backend: sqlite");

@@ -1,7 +1,8 @@
-// Tests of the Store interface over its SQLite backend: opening, migrations
-// (including failing and invalid ones), node meta, durability across
-// reopen, the health check, concurrency, Close() and Flush().
-#include "storage/sqlite_store.h"
+// Tests of the SQLite backend: opening, per-domain migrations (including
+// failing and invalid ones, and the upgrade of the single-sequence layout),
+// node meta, durability across reopen, the health check, concurrency,
+// Close() and Flush(); and the task and context repositories.
+#include "storage/sqlite/sqlite.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -22,6 +23,7 @@ namespace bzzz::storage {
 namespace {
 
 namespace fs = std::filesystem;
+using sqlite::SqliteOptions;
 
 // A fresh directory under the system temp dir, removed with everything in it.
 class TempDir {
@@ -102,40 +104,52 @@ class SqliteStoreTest : public ::testing::Test {
   // Nested below the temp dir so that opening has to create directories.
   std::string DbPath() const { return (dir_.path() / "nested" / "dir" / "bzzz.db").string(); }
 
-  SqliteOptions Options(std::vector<Migration> migrations = {}) const {
+  // The backend's own schema, or `steps` as the one domain "test".
+  SqliteOptions Options(std::vector<Migration> steps = {}) const {
     SqliteOptions options;
     options.path = DbPath();
-    options.migrations = std::move(migrations);
+    if (!steps.empty()) options.migrations = {{"test", std::move(steps)}};
     return options;
   }
 
-  std::unique_ptr<Store> MustOpen(const SqliteOptions& options) {
-    auto store = OpenSqliteStore(options);
-    EXPECT_TRUE(store.ok()) << store.status().ToString();
-    if (!store.ok()) return nullptr;
-    return std::move(store).value();
+  std::shared_ptr<Store> MustOpen(const SqliteOptions& options) {
+    auto storage = sqlite::Open(options);
+    EXPECT_TRUE(storage.ok()) << storage.status().ToString();
+    if (!storage.ok()) return nullptr;
+    return storage->store;
   }
-  std::unique_ptr<Store> MustOpen() { return MustOpen(Options()); }
+  std::shared_ptr<Store> MustOpen() { return MustOpen(Options()); }
 
   TempDir dir_;
 };
 
-int LatestVersion() { return SqliteMigrations().back().version; }
+// Steps the binary knows, over every domain.
+int LatestVersion() {
+  int total = 0;
+  for (const auto& d : sqlite::Migrations()) total += static_cast<int>(d.steps.size());
+  return total;
+}
 
 // Two harmless steps; tests use them when they need more than one version.
 std::vector<Migration> TwoSteps() {
   return {{1, "one", "CREATE TABLE one (x INTEGER);"}, {2, "two", "CREATE TABLE two (y TEXT);"}};
 }
 
-TEST(SqliteMigrationsTest, VersionsAreContiguousFromOne) {
-  const auto& migrations = SqliteMigrations();
-  ASSERT_FALSE(migrations.empty());
-  for (std::size_t i = 0; i < migrations.size(); ++i) {
-    EXPECT_EQ(migrations[i].version, static_cast<int>(i) + 1);
-    EXPECT_FALSE(migrations[i].name.empty());
-    EXPECT_FALSE(migrations[i].sql.empty());
+TEST(SqliteMigrationsTest, EachDomainsVersionsAreContiguousFromOne) {
+  const auto& domains = sqlite::Migrations();
+  ASSERT_EQ(domains.size(), 3u);
+  EXPECT_EQ(domains[0].domain, "node");
+  EXPECT_EQ(domains[1].domain, "ucxl");
+  EXPECT_EQ(domains[2].domain, "tasks");
+  for (const auto& d : domains) {
+    ASSERT_FALSE(d.steps.empty()) << d.domain;
+    for (std::size_t i = 0; i < d.steps.size(); ++i) {
+      EXPECT_EQ(d.steps[i].version, static_cast<int>(i) + 1) << d.domain;
+      EXPECT_FALSE(d.steps[i].name.empty());
+      EXPECT_FALSE(d.steps[i].sql.empty());
+    }
   }
-  EXPECT_EQ(migrations[0].name, "initial");
+  EXPECT_EQ(domains[0].steps[0].name, "initial");
 }
 
 TEST_F(SqliteStoreTest, OpenCreatesDirectoryAndFile) {
@@ -171,19 +185,26 @@ TEST_F(SqliteStoreTest, MigrateFromEmptyAppliesAllInOrderAndRecordsThem) {
   ASSERT_TRUE(state.ok()) << state.status().ToString();
   EXPECT_EQ(state->current_version, LatestVersion());
   EXPECT_EQ(state->latest_version, LatestVersion());
-  std::vector<int> expected;
-  for (const auto& m : SqliteMigrations()) expected.push_back(m.version);
+  std::vector<std::string> expected;
+  std::vector<std::vector<std::string>> expected_rows;
+  for (const auto& d : sqlite::Migrations()) {
+    for (const auto& m : d.steps) {
+      expected.push_back(d.domain + "/" + std::to_string(m.version) + " " + m.name);
+      expected_rows.push_back({d.domain, std::to_string(m.version), m.name});
+    }
+  }
   EXPECT_EQ(state->applied, expected);
+  ASSERT_EQ(state->domains.size(), sqlite::Migrations().size());
+  for (const auto& d : state->domains) EXPECT_EQ(d.current, d.latest) << d.domain;
 
   RawDb raw(DbPath());
-  auto rows = raw.Query("SELECT version, name, applied_at FROM schema_migrations ORDER BY version");
-  ASSERT_EQ(rows.size(), SqliteMigrations().size());
+  auto rows = raw.Query("SELECT domain, version, name, applied_at FROM schema_migrations ORDER BY rowid");
+  ASSERT_EQ(rows.size(), expected_rows.size());
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    EXPECT_EQ(rows[i][0], std::to_string(SqliteMigrations()[i].version));
-    EXPECT_EQ(rows[i][1], SqliteMigrations()[i].name);
-    EXPECT_FALSE(rows[i][2].empty());
+    EXPECT_EQ(std::vector<std::string>(rows[i].begin(), rows[i].begin() + 3), expected_rows[i]);
+    EXPECT_FALSE(rows[i][3].empty());
   }
-  EXPECT_TRUE(raw.TableExists("node_meta"));
+  for (const char* table : {"node_meta", "context_versions", "tasks"}) EXPECT_TRUE(raw.TableExists(table));
 
   auto after = store->SchemaState();
   ASSERT_TRUE(after.ok());
@@ -213,7 +234,7 @@ TEST_F(SqliteStoreTest, MigrateAppliesOnlyNewSteps) {
   ASSERT_NE(store, nullptr);
   auto state = store->Migrate();
   ASSERT_TRUE(state.ok()) << state.status().ToString();
-  EXPECT_EQ(state->applied, std::vector<int>{2});
+  EXPECT_EQ(state->applied, std::vector<std::string>{"test/2 two"});
   EXPECT_EQ(state->current_version, 2);
 }
 
@@ -229,7 +250,7 @@ TEST_F(SqliteStoreTest, FailedStepIsRolledBackAndEarlierStepsStay) {
   auto state = store->Migrate();
   ASSERT_FALSE(state.ok());
   EXPECT_EQ(state.status().code(), StatusCode::kInternal);
-  EXPECT_PRED2(Contains, state.status().message(), "migration 2");
+  EXPECT_PRED2(Contains, state.status().message(), "migration test/2");
   EXPECT_PRED2(Contains, state.status().message(), "broken");
   EXPECT_PRED2(Contains, state.status().message(), "syntax error");
 
@@ -256,9 +277,10 @@ TEST_F(SqliteStoreTest, NonContiguousMigrationListIsRejectedBeforeTouchingTheDat
     TempDir dir;
     SqliteOptions options;
     options.path = (dir.path() / "bzzz.db").string();
-    options.migrations = migrations;
-    auto store = OpenSqliteStore(options);
-    ASSERT_TRUE(store.ok());
+    options.migrations = {{"test", migrations}};
+    auto storage = sqlite::Open(options);
+    ASSERT_TRUE(storage.ok());
+    auto store = &storage->store;
     auto state = (*store)->Migrate();
     ASSERT_FALSE(state.ok());
     EXPECT_EQ(state.status().code(), StatusCode::kInternal);
@@ -283,7 +305,7 @@ TEST_F(SqliteStoreTest, DatabaseNewerThanBinaryIsFailedPrecondition) {
   ASSERT_FALSE(state.ok());
   EXPECT_EQ(state.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(state.status().message(),
-            "database schema version 2 is newer than this binary (1); upgrade bzzz");
+            "database schema of test is at version 2, newer than this binary (1); upgrade bzzz");
 
   auto health = store->HealthCheck();
   EXPECT_TRUE(health.reachable);
@@ -363,7 +385,7 @@ TEST_F(SqliteStoreTest, GarbageFileIsInvalidArgument) {
     std::ofstream out(DbPath());
     for (int i = 0; i < 200; ++i) out << "this is not a database, just text\n";
   }
-  auto store = OpenSqliteStore(Options());
+  auto store = sqlite::Open(Options());
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument);
   EXPECT_PRED2(Contains, store.status().message(), DbPath());
@@ -373,14 +395,14 @@ TEST_F(SqliteStoreTest, GarbageFileIsInvalidArgument) {
 TEST_F(SqliteStoreTest, DirectoryAsPathIsUnavailable) {
   SqliteOptions options;
   options.path = dir_.path().string();
-  auto store = OpenSqliteStore(options);
+  auto store = sqlite::Open(options);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kUnavailable) << store.status().ToString();
   EXPECT_PRED2(Contains, store.status().message(), options.path);
 }
 
 TEST_F(SqliteStoreTest, EmptyPathIsInvalidArgument) {
-  auto store = OpenSqliteStore(SqliteOptions{});
+  auto store = sqlite::Open(SqliteOptions{});
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument);
 }
@@ -520,8 +542,11 @@ TEST(OpenStoreTest, SqliteBackendUsesTheDataDir) {
   config.node.data_dir = (dir.path() / "data").string();
   config.storage.backend = "sqlite";
   config.storage.sqlite.synchronous = "full";
-  auto store = OpenStore(config);
-  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto storage = OpenStorage(config);
+  ASSERT_TRUE(storage.ok()) << storage.status().ToString();
+  ASSERT_NE(storage->tasks, nullptr);
+  ASSERT_NE(storage->contexts, nullptr);
+  auto store = &storage->store;
   EXPECT_EQ((*store)->Backend(), "sqlite");
   EXPECT_TRUE(fs::is_regular_file(dir.path() / "data" / "bzzz.db"));
   ASSERT_TRUE((*store)->Migrate().ok());
@@ -534,7 +559,7 @@ TEST(OpenStoreTest, UnknownSynchronousIsInvalidArgument) {
   config::Config config;
   config.node.data_dir = dir.path().string();
   config.storage.sqlite.synchronous = "sometimes";
-  auto store = OpenStore(config);
+  auto store = OpenStorage(config);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument);
 }
@@ -542,7 +567,7 @@ TEST(OpenStoreTest, UnknownSynchronousIsInvalidArgument) {
 TEST(OpenStoreTest, PostgresIsNotBuiltYet) {
   config::Config config;
   config.storage.backend = "postgres";
-  auto store = OpenStore(config);
+  auto store = OpenStorage(config);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_PRED2(Contains, store.status().message(), "the PostgreSQL backend is not built yet");
@@ -551,7 +576,7 @@ TEST(OpenStoreTest, PostgresIsNotBuiltYet) {
 TEST(OpenStoreTest, UnknownBackendIsInvalidArgument) {
   config::Config config;
   config.storage.backend = "mongodb";
-  auto store = OpenStore(config);
+  auto store = OpenStorage(config);
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument);
 }
@@ -567,13 +592,13 @@ class ContextVersionsTest : public ::testing::Test {
   void SetUp() override {
     SqliteOptions options;
     options.path = (dir_.path() / "bzzz.db").string();
-    auto store = OpenSqliteStore(options);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    store_ = std::move(store).value();
-    ASSERT_TRUE(store_->Migrate().ok());
+    auto storage = sqlite::Open(options);
+    ASSERT_TRUE(storage.ok()) << storage.status().ToString();
+    ASSERT_TRUE(storage->store->Migrate().ok());
+    store_ = storage->contexts;
   }
-  ContextVersion V(const std::string& key, const std::string& agent, bool tombstone = false) {
-    ContextVersion v;
+  ucxl::ContextVersion V(const std::string& key, const std::string& agent, bool tombstone = false) {
+    ucxl::ContextVersion v;
     v.key = key;
     v.author_agent = agent;
     v.author_role = "developer";
@@ -583,7 +608,7 @@ class ContextVersionsTest : public ::testing::Test {
     return v;
   }
   TempDir dir_;
-  std::unique_ptr<Store> store_;
+  std::shared_ptr<ucxl::ContextRepository> store_;
   int clock_ = 0;
 };
 
@@ -627,6 +652,150 @@ TEST_F(ContextVersionsTest, SearchSeesLatestLiveVersionsOnly) {
   EXPECT_EQ(store_->SearchContext("", 10)->size(), 3u);
   EXPECT_EQ(store_->SearchContext("", 1)->size(), 1u);
   EXPECT_TRUE(store_->SearchContext("%", 10)->empty());  // no LIKE patterns
+}
+
+}  // namespace
+}  // namespace bzzz::storage
+
+namespace bzzz::storage {
+namespace {
+
+// A database written by a binary from before per-domain versions: one
+// sequence 1 node meta, 2 UCXL versions, 3 tasks, with a row in each table.
+void WriteLegacyDatabase(const std::string& path, int versions) {
+  fs::create_directories(fs::path(path).parent_path());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::string sql =
+      "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);";
+  const auto& domains = sqlite::Migrations();
+  for (int v = 1; v <= versions; ++v) {
+    const Migration& step = domains[static_cast<std::size_t>(v - 1)].steps[0];
+    sql += step.sql;
+    sql += "INSERT INTO schema_migrations VALUES (" + std::to_string(v) + ", '" + step.name +
+           "', '2026-11-01T00:00:00.000Z');";
+  }
+  sql += "INSERT INTO node_meta VALUES ('node_id', 'legacy-node', '2026-11-01T00:00:00.000Z');";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+}
+
+TEST(SqliteLegacyLayoutTest, SingleSequenceIsReadThenRewrittenPerDomainKeepingTheData) {
+  TempDir dir;
+  const std::string path = (dir.path() / "bzzz.db").string();
+  WriteLegacyDatabase(path, 3);
+  SqliteOptions options;
+  options.path = path;
+  auto storage = sqlite::Open(options);
+  ASSERT_TRUE(storage.ok()) << storage.status().ToString();
+  Store& store = *storage->store;
+
+  // Read as it is: fully migrated, nothing pending, nothing written.
+  auto before = store.SchemaState();
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_EQ(before->current_version, 3);
+  EXPECT_EQ(before->latest_version, 3);
+  EXPECT_EQ(store.HealthCheck().message, "ok");
+
+  auto migrated = store.Migrate();
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  EXPECT_TRUE(migrated->applied.empty());
+  EXPECT_EQ(migrated->current_version, 3);
+  RawDb raw(path);
+  auto rows = raw.Query("SELECT domain, version, name, applied_at FROM schema_migrations ORDER BY rowid");
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"node", "1", "initial", "2026-11-01T00:00:00.000Z"}));
+  EXPECT_EQ(rows[1][0], "ucxl");
+  EXPECT_EQ(rows[2][0], "tasks");
+  EXPECT_FALSE(raw.TableExists("schema_migrations_legacy"));
+  EXPECT_EQ(*store.GetMeta("node_id"), "legacy-node");
+}
+
+TEST(SqliteLegacyLayoutTest, PartlyMigratedLegacyDatabaseGetsTheMissingDomains) {
+  TempDir dir;
+  const std::string path = (dir.path() / "bzzz.db").string();
+  WriteLegacyDatabase(path, 1);
+  SqliteOptions options;
+  options.path = path;
+  auto storage = sqlite::Open(options);
+  ASSERT_TRUE(storage.ok());
+  EXPECT_EQ(storage->store->HealthCheck().message, "2 pending migrations");
+  auto migrated = storage->store->Migrate();
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  EXPECT_EQ(migrated->applied, (std::vector<std::string>{"ucxl/1 ucxl_context_versions", "tasks/1 tasks"}));
+  EXPECT_TRUE(storage->tasks->TaskStats().ok());
+}
+
+TEST(SqliteDomainsTest, DomainsAreVersionedIndependently) {
+  TempDir dir;
+  const std::string path = (dir.path() / "bzzz.db").string();
+  const Migration a1{1, "a1", "CREATE TABLE a1 (x);"}, a2{2, "a2", "CREATE TABLE a2 (x);"};
+  const Migration b1{1, "b1", "CREATE TABLE b1 (x);"}, b2{2, "b2", "CREATE TABLE b2 (x);"};
+  SqliteOptions options;
+  options.path = path;
+  options.migrations = {{"a", {a1}}, {"b", {b1, b2}}};
+  {
+    auto storage = sqlite::Open(options);
+    ASSERT_TRUE(storage.ok());
+    ASSERT_TRUE(storage->store->Migrate().ok());
+  }
+  // A later binary adds a step to "a" only; "b" is untouched.
+  options.migrations = {{"a", {a1, a2}}, {"b", {b1, b2}}};
+  auto storage = sqlite::Open(options);
+  ASSERT_TRUE(storage.ok());
+  auto state = storage->store->Migrate();
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_EQ(state->applied, std::vector<std::string>{"a/2 a2"});
+  EXPECT_EQ(state->current_version, 4);
+  ASSERT_EQ(state->domains.size(), 2u);
+  EXPECT_EQ(state->domains[0].current, 2);
+  EXPECT_EQ(state->domains[1].current, 2);
+
+  // A domain listed twice is a bug in the binary, refused before any write.
+  options.migrations = {{"a", {a1}}, {"a", {a1}}};
+  auto twice = sqlite::Open(options);
+  ASSERT_TRUE(twice.ok());
+  EXPECT_EQ(twice->store->Migrate().status().code(), StatusCode::kInternal);
+}
+
+TEST(SqliteTaskRepositoryTest, WritesAreAtomicAndIdempotencyKeysUnique) {
+  TempDir dir;
+  SqliteOptions options;
+  options.path = (dir.path() / "bzzz.db").string();
+  auto storage = sqlite::Open(options);
+  ASSERT_TRUE(storage.ok());
+  ASSERT_TRUE(storage->store->Migrate().ok());
+  tasks::TaskRepository& repo = *storage->tasks;
+  auto row = [](std::string id, std::string key, std::int64_t seq) {
+    tasks::TaskRow r;
+    r.id = std::move(id);
+    r.idempotency_key = std::move(key);
+    r.state = "queued";
+    r.executor = "builtin";
+    r.project = "p";
+    r.seq = seq;
+    r.doc = "{}";
+    return r;
+  };
+  ASSERT_TRUE(repo.WriteTasks({row("t1", "k1", 1), row("t2", "", 2)}, {}).ok());
+  // A second task with k1 is refused and the batch's other row is not written.
+  Status dup = repo.WriteTasks({row("t3", "", 3), row("t4", "k1", 4)}, {});
+  EXPECT_EQ(dup.code(), StatusCode::kConflict) << dup.ToString();
+  EXPECT_TRUE(repo.GetTask("t3").status().IsNotFound());
+  EXPECT_EQ(repo.FindTaskByIdempotencyKey("k1")->id, "t1");
+
+  auto updated = row("t1", "k1", 1);
+  updated.state = "running";
+  ASSERT_TRUE(repo.WriteTasks({updated}, {"t2"}).ok());
+  EXPECT_EQ(repo.GetTask("t1")->state, "running");
+  EXPECT_TRUE(repo.GetTask("t2").status().IsNotFound());
+  auto totals = repo.TaskStats();
+  ASSERT_TRUE(totals.ok());
+  EXPECT_EQ(totals->max_seq, 1);
+  EXPECT_EQ(totals->by_state, (std::vector<std::pair<std::string, std::uint64_t>>{{"running", 1}}));
+
+  storage->store->Close();
+  EXPECT_EQ(repo.GetTask("t1").status().code(), StatusCode::kUnavailable);
 }
 
 }  // namespace

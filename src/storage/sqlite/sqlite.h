@@ -1,0 +1,37 @@
+// The SQLite backend: one database file in WAL mode with a busy timeout,
+// shared by the backend's Store and every domain's repository. One writer
+// connection (serialized by a mutex) and a small pool of reader connections,
+// so reads never wait for a write transaction (database.h).
+//
+// Files: store.cc (schema_migrations, health, node meta, flush), tasks.cc
+// and context.cc (one domain each: its repository and its migrations).
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "storage/store.h"
+
+namespace bzzz::storage::sqlite {
+
+struct SqliteOptions {
+  std::string path;                       // database file; parent directory is created
+  bool synchronous_full = false;          // FULL: survive power loss; NORMAL: survive kill -9
+  std::chrono::milliseconds busy_timeout{5000};
+  std::vector<DomainMigrations> migrations;  // empty: Migrations()
+};
+
+// The schema of the SQLite backend, domain by domain, in the order they are
+// applied: node (node_meta), ucxl (context_versions), tasks.
+const std::vector<DomainMigrations>& Migrations();
+// Each domain's steps (defined beside the domain's repository).
+DomainMigrations NodeMigrations();
+DomainMigrations ContextMigrations();
+DomainMigrations TaskMigrations();
+
+// Opens (creating if needed) the database. Fails with Unavailable when the
+// file cannot be opened and InvalidArgument when it is not a database.
+Result<Storage> Open(const SqliteOptions& options);
+
+}  // namespace bzzz::storage::sqlite
