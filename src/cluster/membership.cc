@@ -1,6 +1,7 @@
 #include "cluster/membership.h"
 #include "base/file.h"
 #include "base/json.h"
+#include "base/random.h"
 
 #include <fcntl.h>
 #include <sodium.h>
@@ -33,17 +34,9 @@ Result<std::string> ReadFile(const fs::path& path) {
   return s.str();
 }
 
-std::uint64_t RandomSerial() {
-  std::uint64_t v = 0;
-  while (v == 0) randombytes_buf(&v, sizeof v);
-  return v;
-}
+std::uint64_t RandomSerial() { return RandomNonZeroU64(); }
 
-std::string RandomTokenId() {
-  std::uint8_t id[8];
-  randombytes_buf(id, sizeof id);
-  return HexOf(id, sizeof id);
-}
+std::string RandomTokenId() { return RandomHex(8); }
 
 }  // namespace
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "base/invariant.h"
+
 namespace bzzz::election {
 
 namespace {
@@ -98,6 +100,13 @@ bool Election::InLease(SteadyTime now) const {
 
 bool Election::Save(HardState next) {
   if (next == hs_) return true;
+  // At most one admin per term rests on these: terms never go back, and a
+  // node casts one vote per term (so two quorums of one term cannot exist).
+  BZZZ_INVARIANT(next.term >= hs_.term, "term went back from " + std::to_string(hs_.term) + " to " +
+                                            std::to_string(next.term));
+  BZZZ_INVARIANT(next.term > hs_.term || hs_.voted_for.empty() || next.voted_for == hs_.voted_for,
+                 "second vote in term " + std::to_string(hs_.term) + ": " + hs_.voted_for + " then " +
+                     next.voted_for);
   if (auto s = store_->Save(next); !s.ok()) {
     problem_ = "cannot save the election state: " + s.message();
     return false;
@@ -533,6 +542,11 @@ void Election::BecomeCandidate(SteadyTime now, bool transfer) {
 }
 
 void Election::BecomeAdmin(SteadyTime now) {
+  // Admin of a term only as the candidate this node voted for, with a
+  // quorum of that term's votes.
+  BZZZ_INVARIANT(role_ == Role::kCandidate && hs_.voted_for == options_.node_id &&
+                     votes_.size() >= hs_.electorate.Quorum(),
+                 "becoming admin of term " + std::to_string(hs_.term) + " without a quorum of its votes");
   // The first act of an admin is a new electorate version carrying its term
   // (Raft's no-op entry): no change of membership is proposed until this one
   // is known to a majority.

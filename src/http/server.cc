@@ -23,11 +23,11 @@
 #include <cstdio>
 #include <mutex>
 #include <unordered_map>
-#include <random>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
+#include "base/random.h"
 #include "base/threads.h"
 #include "http/probe.h"
 #include "http/wire.h"
@@ -74,24 +74,7 @@ bool ValidRequestId(std::string_view id) {
 }
 
 // A random UUID (version 4) as the request id.
-std::string NewRequestId() {
-  thread_local std::mt19937_64 rng{std::random_device{}() ^
-                                   (static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()) << 1)};
-  const std::uint64_t a = (rng() & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
-  const std::uint64_t b = (rng() & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(36, '-');
-  int pos = 0;
-  for (int i = 15; i >= 0; --i) {
-    if (pos == 8 || pos == 13 || pos == 18) ++pos;
-    id[static_cast<std::size_t>(pos++)] = kHex[(a >> (i * 4)) & 0xf];
-  }
-  for (int i = 15; i >= 0; --i) {
-    if (pos == 18 || pos == 23) ++pos;
-    id[static_cast<std::size_t>(pos++)] = kHex[(b >> (i * 4)) & 0xf];
-  }
-  return id;
-}
+std::string NewRequestId() { return RandomUuid(); }
 
 // Maps parser errors to the status the client gets; 0: just close.
 int StatusForParseError(const beast::error_code& ec) {

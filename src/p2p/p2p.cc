@@ -19,7 +19,6 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -30,6 +29,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/json.h"
+#include "base/random.h"
 #include "cluster/membership.h"
 #include "p2p/probe.h"
 #include "p2p/topics.h"
@@ -1678,10 +1678,7 @@ void P2pNode::DhtPut(std::string_view key, Bytes value, ValueClass cls, std::uin
   const dht::ValueType::Id type = cls == ValueClass::kRecord ? kTypeRecord
                                   : cls == ValueClass::kProvider ? kTypeProvider
                                                                  : kTypeChunk;
-  if (value_id == 0) {
-    thread_local std::mt19937_64 rng{std::random_device{}()};
-    value_id = std::uniform_int_distribution<std::uint64_t>(1)(rng);
-  }
+  if (value_id == 0) value_id = RandomNonZeroU64();
   impl_->RememberOwn(std::string(key), value_id, value);
   impl_->PutValue(impl_->Hash(key), type, std::move(value), value_id, TopicClass::kOther, std::move(done));
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <climits>
 
+#include "base/invariant.h"
+
 namespace bzzz::tasks {
 
 namespace {
@@ -263,6 +265,10 @@ Result<Task> TaskCore::Complete(const std::string& id, int attempt, const std::s
   if (a->started_ms == 0) a->started_ms = now_ms;
   switch (outcome.state) {
     case AttemptState::kSucceeded:
+      // A task succeeds at most once: the attempt reported is the current
+      // one of a task that has not finished.
+      BZZZ_INVARIANT(t->SuccessfulAttempts() == 0 && !IsTerminal(t->state),
+                     "task " + id + " would succeed twice (attempt " + std::to_string(attempt) + ")");
       a->state = AttemptState::kSucceeded;
       a->result = outcome.result;
       t->result = outcome.result;

@@ -14,6 +14,7 @@
 #include "storage/sqlite/sqlite.h"
 #include "support/support.h"
 #include "tasks/codec.h"
+#include "tasks/faulty_repository.h"
 #include "tasks/manager.h"
 #include "tasks/pool.h"
 
@@ -223,6 +224,44 @@ TEST(TaskViewTest, NumbersOutOfRangeAreRefused) {
   nlohmann::json big = j;
   big["priority"] = std::uint64_t{1} << 40;  // an integer, but not an int
   EXPECT_FALSE(TaskFromJson(big).ok());
+}
+
+// The store failing under the group commit: nothing is acknowledged until it
+// is written, the writer retries with backoff, counts each failure, and once
+// the store heals every accepted task is written, runs and succeeds once.
+TEST_F(ManagerTest, WritesThatFailAreRetriedAndNothingIsAcknowledgedUnwritten) {
+  auto faulty = std::make_shared<FaultyTaskRepository>(store_);
+  store_ = faulty;
+  StartManager();
+  StartPool(2);
+  faulty->BreakWrites();
+  std::vector<std::future<Result<SubmitOutcome>>> pending;
+  for (int i = 0; i < 5; ++i) {
+    auto p = std::make_shared<std::promise<Result<SubmitOutcome>>>();
+    pending.push_back(p->get_future());
+    manager_->Submit(Echo(i), [p](Result<SubmitOutcome> out) { p->set_value(std::move(out)); });
+  }
+  ASSERT_TRUE(testing::Eventually([&] { return faulty->refused_writes() >= 2; }, 10s));
+  for (auto& f : pending) {
+    EXPECT_EQ(f.wait_for(0ms), std::future_status::timeout) << "acknowledged before it was written";
+  }
+  EXPECT_EQ(faulty->passed_writes(), 0);
+  faulty->Heal();
+  std::vector<std::string> ids;
+  for (auto& f : pending) {
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+    auto out = f.get();
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_TRUE(store_->GetTask(out->task.id).ok()) << "acknowledged means written";
+    ids.push_back(out->task.id);
+  }
+  for (const auto& id : ids) {
+    ASSERT_TRUE(WaitState(id, TaskState::kSucceeded)) << id;
+    EXPECT_EQ(manager_->Get(id)->SuccessfulAttempts(), 1);
+  }
+  auto stats = manager_->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->write_failures, static_cast<std::uint64_t>(faulty->refused_writes()));
 }
 
 TEST_F(ManagerTest, BadInputIsRefusedAndNothingIsStored) {
