@@ -57,4 +57,8 @@ std::int64_t UnixMillisNow() {
       .count();
 }
 
+double MillisSince(SteadyTime start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
 }  // namespace bzzz

@@ -32,4 +32,8 @@ double ToUnixSeconds(SystemTime t);
 // Milliseconds since the Unix epoch, now (the real clock).
 std::int64_t UnixMillisNow();
 
+// Milliseconds elapsed since `start` on the real monotonic clock, with
+// fractions (latencies in reports).
+double MillisSince(SteadyTime start);
+
 }  // namespace bzzz

@@ -139,10 +139,7 @@ int Members(const ClientOptions& o, bool as_json) {
 
 std::optional<int> ClusterCommands::Run() {
   Args& a = *args_;
-  auto client = [&a] {
-    a.client.options.timeout = std::chrono::milliseconds(a.client.timeout_ms);
-    return a.client.options;
-  };
+  auto client = [&a] { return ClientFrom(a.client); };
   if (*a.init) return Init(a);
   if (*a.status) {
     if (a.json) return Report(Call(client(), "GET", "/api/v1/cluster"));

@@ -1,5 +1,5 @@
 // `bzzz cluster init|status|members|token create|revoke`: cluster membership
-// (node/cluster_api.h, docs/security.md). `init` and `token create
+// (p2p/cluster_services.h, docs/security.md). `init` and `token create
 // --data-dir` work offline on a data directory (with its cluster key);
 // the others are clients of a running node's /api/v1/cluster routes.
 #pragma once

@@ -95,4 +95,10 @@ std::optional<nlohmann::json> CallJson(const ClientOptions& options, const char*
   return CallJsonResult(*response, code);
 }
 
+ClientOptions ClientFrom(const ClientArgs& c) {
+  ClientOptions options = c.options;
+  options.timeout = std::chrono::milliseconds(c.timeout_ms);
+  return options;
+}
+
 }  // namespace bzzz::cli

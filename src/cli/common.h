@@ -26,6 +26,8 @@ struct ClientArgs {
 // a node on this machine (a loopback URL) is reached with the admin token
 // it made for itself on a first run: ${BZZZ_DATA_DIR:-data}/admin.token.
 void AddClientOptions(CLI::App* cmd, ClientArgs& c);
+// The client options parsed into `c`, with --timeout-ms applied.
+ClientOptions ClientFrom(const ClientArgs& c);
 // That token, or "" (not loopback, or no readable file).
 std::string LocalAdminToken(const std::string& url);
 

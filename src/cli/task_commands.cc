@@ -58,10 +58,7 @@ struct TaskCommands::Args {
   CLI::App *submit, *get, *list, *cancel, *watch, *stats, *dlq_list, *dlq_replay, *dlq_purge, *agents_list,
       *agents_scale;
 
-  ClientOptions Options() {
-    client.options.timeout = std::chrono::milliseconds(client.timeout_ms);
-    return client.options;
-  }
+  ClientOptions Options() const { return ClientFrom(client); }
 
   int Submit() {
     json body = {{"executor", executor}};

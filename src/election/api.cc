@@ -1,4 +1,4 @@
-#include "node/election_api.h"
+#include "election/api.h"
 
 #include "base/machine.h"
 
@@ -11,19 +11,22 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "base/json.h"
 #include "base/clock.h"
+#include "election/score.h"
 #include "election/service.h"
 #include "election/wire.h"
 #include "http/blocking.h"
 #include "p2p/topics.h"
 
-namespace bzzz::node {
+namespace bzzz::election {
 
 using nlohmann::json;
-namespace el = bzzz::election;
+namespace el = ::bzzz::election;
 
 namespace {
 
@@ -80,19 +83,23 @@ class ElectionNode::Impl {
     }
   }
 
+  // Task attempts this node's agents finished successfully (set once the
+  // task services run; 0 before).
+  mutable std::mutex experience_mu;
+  std::function<std::uint64_t()> experience;  // guarded by experience_mu
+
   double Score(std::size_t members) const {
-    // docs/election.md: uptime 0.25, capabilities 0.15, free resources 0.25,
-    // network quality 0.20, task experience 0.15.
-    const double hours =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / 3600;
-    const double uptime = std::min(1.0, hours);
-    const double caps = std::min(1.0, static_cast<double>(config.node.capabilities.size()) / 8);
-    const double network =
-        members <= 1
-            ? 1.0
-            : std::min(1.0, static_cast<double>(p2p.ConnectedPeers()) / static_cast<double>(members - 1));
-    const double experience = 0;  // completed tasks: reported once the task runtime exists
-    return 0.25 * uptime + 0.15 * caps + 0.25 * FreeResources() + 0.20 * network + 0.15 * experience;
+    ScoreInputs in;
+    in.uptime_hours = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / 3600;
+    in.capabilities = config.node.capabilities.size();
+    in.free_resources = FreeResources();
+    in.connected_peers = p2p.ConnectedPeers();
+    in.electorate = members;
+    {
+      std::lock_guard lock(experience_mu);
+      if (experience) in.succeeded_attempts = experience();
+    }
+    return CandidateScore(in);
   }
 
   json StatusJson() const {
@@ -262,6 +269,11 @@ std::string ElectionNode::Admin(std::uint64_t* term) const {
   return s.admin;
 }
 
+void ElectionNode::SetExperienceSource(std::function<std::uint64_t()> succeeded_attempts) {
+  std::lock_guard lock(impl_->experience_mu);
+  impl_->experience = std::move(succeeded_attempts);
+}
+
 bool ElectionNode::AdminOf(const std::string& node_id, std::uint64_t term) const {
   const el::Snapshot s = impl_->service->GetSnapshot();
   return !node_id.empty() && s.term == term && s.admin == node_id;
@@ -349,4 +361,4 @@ std::vector<ops::HealthCheckSpec> ElectionNode::HealthChecks(const config::Opera
   return {spec};
 }
 
-}  // namespace bzzz::node
+}  // namespace bzzz::election

@@ -1,6 +1,7 @@
-// The node's election: ElectionService on the P2P transport (signed pubsub
-// on bzzz/election/v1), the candidate score, the HTTP routes, the
-// election-health check and the /admin/status section.
+// The election in the running node: ElectionService on the P2P transport
+// (signed pubsub on bzzz/election/v1), the candidate score's inputs
+// (election/score.h), the HTTP routes, the election-health check and the
+// /admin/status section.
 //
 //   GET  /api/election/status      election:read   SPEC §2 fields, plus the electorate
 //   POST /api/election/trigger     election:admin  hand over / stand now; answers with old and new admin
@@ -12,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -27,7 +29,7 @@ namespace prometheus {
 class Registry;
 }
 
-namespace bzzz::node {
+namespace bzzz::election {
 
 class ElectionNode final : public ops::Component {
  public:
@@ -35,7 +37,7 @@ class ElectionNode final : public ops::Component {
                                                      prometheus::Registry* metrics);
   ~ElectionNode();
 
-  election::AdminServices& admin_services();
+  AdminServices& admin_services();
 
   // Component: the election routes, "election-health", the "election"
   // status section, and the "election.leave" shutdown step (an admin hands
@@ -51,6 +53,9 @@ class ElectionNode final : public ops::Component {
   // Whether `node_id` is the admin of `term` by this node's election state
   // (not by what a message claims): the check on every admin-only message.
   bool AdminOf(const std::string& node_id, std::uint64_t term) const;
+  // Where the candidate score's task experience comes from (election/score.h):
+  // task attempts this node's agents finished successfully.
+  void SetExperienceSource(std::function<std::uint64_t()> succeeded_attempts);
 
 
   class Impl;
@@ -59,4 +64,4 @@ class ElectionNode final : public ops::Component {
   std::shared_ptr<Impl> impl_;
 };
 
-}  // namespace bzzz::node
+}  // namespace bzzz::election

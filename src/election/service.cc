@@ -1,8 +1,5 @@
 #include "election/service.h"
 
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
@@ -11,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "election/probe.h"
 #include "election/state.h"
 
 namespace bzzz::election {
@@ -23,7 +21,7 @@ class MemoryStore : public StateStore {
   Status Save(const HardState&) override { return Status::Ok(); }
 };
 
-double StateValue(Role role) {
+int StateValue(Role role) {
   switch (role) {
     case Role::kCandidate:
       return 1;
@@ -102,16 +100,13 @@ class ElectionService::Impl : public Observer {
   }
 
   void UpdateMetrics(SteadyTime now) {
-    if (!state_gauge_) return;
+    if (!probe_) return;
     const Snapshot s = election_->GetSnapshot(now);
-    state_gauge_->Set(StateValue(s.role));
-    term_gauge_->Set(static_cast<double>(s.term));
-    const double changes = static_cast<double>(s.leadership_changes);
-    if (changes > changes_counter_->Value()) changes_counter_->Increment(changes - changes_counter_->Value());
     // Without a current admin the age keeps growing from the last heartbeat
     // heard (or from the start), so that an alert on it fires.
     if (s.heartbeat_age) last_heartbeat_ = now - *s.heartbeat_age;
-    age_gauge_->Set(std::chrono::duration<double>(now - last_heartbeat_).count());
+    probe_->Observe(StateValue(s.role), s.term, s.leadership_changes,
+                    std::chrono::duration<double>(now - last_heartbeat_).count());
   }
 
   ServiceOptions options_;
@@ -133,10 +128,7 @@ class ElectionService::Impl : public Observer {
   bool callbacks_done_ = false;
   std::thread callbacks_;
 
-  prometheus::Gauge* state_gauge_ = nullptr;
-  prometheus::Gauge* term_gauge_ = nullptr;
-  prometheus::Counter* changes_counter_ = nullptr;
-  prometheus::Gauge* age_gauge_ = nullptr;
+  std::unique_ptr<ElectionProbe> probe_;  // null without metrics
 };
 
 Result<std::unique_ptr<ElectionService>> ElectionService::Start(ServiceOptions options, Transport* transport,
@@ -162,30 +154,7 @@ Result<std::unique_ptr<ElectionService>> ElectionService::Start(ServiceOptions o
   if (options.election.seed == 0) options.election.seed = std::random_device{}();
   auto impl = std::make_unique<Impl>(std::move(options), transport, services);
   impl->store_ = std::move(store);
-  if (metrics) {
-    const auto& id = impl->options_.election.node_id;
-    impl->state_gauge_ =
-        &prometheus::BuildGauge()
-             .Name("bzzz_election_state")
-             .Help("Election state of this node: 0 follower (or observer), 1 candidate, 2 admin")
-             .Register(*metrics)
-             .Add({{"node_id", id}});
-    impl->term_gauge_ = &prometheus::BuildGauge()
-                             .Name("bzzz_election_term")
-                             .Help("Current election term")
-                             .Register(*metrics)
-                             .Add({});
-    impl->changes_counter_ = &prometheus::BuildCounter()
-                                  .Name("bzzz_election_leadership_changes_total")
-                                  .Help("Changes of the admin this node has seen")
-                                  .Register(*metrics)
-                                  .Add({});
-    impl->age_gauge_ = &prometheus::BuildGauge()
-                            .Name("bzzz_election_heartbeat_age_seconds")
-                            .Help("Seconds since the last admin heartbeat this node heard (0 on the admin)")
-                            .Register(*metrics)
-                            .Add({});
-  }
+  if (metrics) impl->probe_ = std::make_unique<ElectionProbe>(metrics, impl->options_.election.node_id);
   const auto now = std::chrono::steady_clock::now();
   impl->election_ = std::make_unique<Election>(impl->options_.election, state, transport, impl->store_.get(),
                                                impl.get(), now);

@@ -1,11 +1,12 @@
 #include "http/message.h"
 
-#include "base/errc.h"
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cctype>
+
+#include "base/errc.h"
+#include "base/json.h"
 
 namespace bzzz::http {
 
@@ -129,6 +130,18 @@ std::optional<std::string> PercentDecode(std::string_view in, bool form_encoding
     }
   }
   return out;
+}
+
+Result<std::chrono::milliseconds> TimeoutFromBody(std::string_view body, std::chrono::milliseconds fallback) {
+  if (body.empty()) return fallback;
+  const nlohmann::json j = ParseJson(body);
+  if (!j.is_object()) return InvalidArgument("body must be a JSON object");
+  if (!j.contains("timeout_ms")) return fallback;
+  const auto& t = j["timeout_ms"];
+  if (!t.is_number_integer() || t.get<long long>() < 1 || t.get<long long>() > 60000) {
+    return InvalidArgument("timeout_ms must be an integer from 1 to 60000");
+  }
+  return std::chrono::milliseconds(t.get<long long>());
 }
 
 int HttpStatusOf(const Status& status) {

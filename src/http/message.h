@@ -103,6 +103,11 @@ Response ErrorFromStatus(const Status& status, std::string_view request_id);
 // node's JSON API (UCXI answers in its own envelope, ucxi_api.cc).
 int HttpStatusOf(const Status& status);
 
+// The optional {"timeout_ms": N} body of the probe routes (1 to 60000):
+// `fallback` for an empty body, InvalidArgument (naming the problem) for
+// anything else that is not such an object.
+Result<std::chrono::milliseconds> TimeoutFromBody(std::string_view body, std::chrono::milliseconds fallback);
+
 // Percent-decodes `in` ('+' is a space when form_encoding). Returns nullopt
 // on a malformed escape.
 std::optional<std::string> PercentDecode(std::string_view in, bool form_encoding);

@@ -10,27 +10,26 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 #include <prometheus/registry.h>
-#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include "base/file.h"
-#include "base/hex.h"
 #include "base/json.h"
+#include "base/random.h"
 #include "config/loader.h"
 #include "dht/record_store.h"
 #include "executors/secrets.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "node/build_info.h"
-#include "node/cluster_api.h"
+#include "p2p/cluster_services.h"
 #include "node/logging.h"
-#include "node/election_api.h"
-#include "node/p2p_api.h"
+#include "election/api.h"
+#include "p2p/services.h"
+#include "dht/services.h"
 #include "ops/component.h"
 #include "ops/health.h"
 #include "ops/operational_api.h"
@@ -122,9 +121,7 @@ Result<std::string> LocalAdminToken(const std::string& data_dir) {
                  "uses it)", path.string());
     return token;
   }
-  unsigned char bytes[32];
-  randombytes_buf(bytes, sizeof bytes);
-  const std::string token = HexOf(bytes, sizeof bytes);
+  const std::string token = RandomHex(32);
   if (Status s = WriteFileAtomic(path.string(), token + "\n", 0600); !s.ok()) return s;
   spdlog::warn("security: no API tokens configured: made an admin token for this first run, in {} (0600). Try:\n"
                "  bzzz status\n"
@@ -147,9 +144,10 @@ class Node::Impl {
   std::unique_ptr<p2p::P2pNode> p2p;
   std::unique_ptr<dht::RecordStore> records;
   std::shared_ptr<cluster::Membership> membership;
-  std::shared_ptr<ClusterServices> cluster;
-  std::shared_ptr<P2pServices> p2p_services;
-  std::shared_ptr<ElectionNode> election;
+  std::shared_ptr<p2p::ClusterServices> cluster;
+  std::shared_ptr<p2p::P2pServices> p2p_services;
+  std::shared_ptr<dht::DhtServices> dht_services;
+  std::shared_ptr<election::ElectionNode> election;
   std::shared_ptr<ucxl::UcxiServices> ucxi;
   std::shared_ptr<tasks::TaskServices> tasks;
   int lock_fd = -1;
@@ -160,6 +158,7 @@ class Node::Impl {
   std::shared_ptr<ops::RequestLog> requests;
   std::shared_ptr<http::Router> router = std::make_shared<http::Router>();
   std::unique_ptr<http::Server> server;
+  std::string probe_host;  // of http.health_listen, for the start line
   std::thread signal_thread;
   std::atomic<bool> signals_done{false};
 
@@ -173,6 +172,7 @@ class Node::Impl {
     cluster.reset();
     ucxi.reset();
     p2p_services.reset();
+    dht_services.reset();
     if (records) records->Stop();
     if (p2p) p2p->Stop();
     if (storage.store) storage.store->Close();
@@ -192,6 +192,330 @@ class Node::Impl {
       [[maybe_unused]] auto n = write(lock_fd, pid.data(), pid.size());
     }
     return Status::Ok();
+  }
+
+  // ---- the steps of Node::Start, in order ----
+
+  // The backend storage.backend names, migrated; every domain's repository.
+  Status OpenStorage() {
+    const auto& cfg = config;
+    auto opened = storage::OpenStorage(cfg);
+    if (!opened.ok()) return opened.status();
+    storage = std::move(opened).value();
+    auto migrated = storage.store->Migrate();
+    if (!migrated.ok()) return migrated.status();
+    if (!migrated->applied.empty()) {
+      spdlog::info("storage: migrated {} to schema version {}", storage.store->Backend(),
+                   migrated->current_version);
+    }
+    (void)storage.store->PutMeta("last_start",
+                                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                    std::chrono::system_clock::now().time_since_epoch())
+                                                    .count()));
+    return Status::Ok();
+  }
+
+  // The health registry with the node's own checks (storage, memory).
+  Status StartHealth(prometheus::Registry* metrics) {
+    const auto& cfg = config;
+    health = std::make_shared<ops::HealthRegistry>(metrics);
+    if (auto s = health->Register(StorageCheck(storage.store, cfg.operations)); !s.ok()) return s;
+    if (auto s = health->Register(
+            ops::MemoryCheck(cfg.operations.memory_degraded_ratio, cfg.operations.memory_unhealthy_ratio,
+                             cfg.operations.health_check_interval, cfg.operations.health_check_timeout));
+        !s.ok()) {
+      return s;
+    }
+    return Status::Ok();
+  }
+
+  // Who may call the API: configured tokens, BZZZ_ADMIN_TOKEN, or the
+  // first run's local admin token; RBAC; the failure throttle.
+  Result<std::shared_ptr<security::AccessController>> MakeAccessController(prometheus::Registry* metrics) {
+    const auto& cfg = config;
+    // Identities: configured API tokens and the bootstrap admin token.
+    const char* bootstrap = std::getenv("BZZZ_ADMIN_TOKEN");
+    if (bootstrap != nullptr && *bootstrap != '\0') {
+      if (auto why = security::WeakTokenReason(bootstrap); !why.empty()) {
+        return InvalidArgument("BZZZ_ADMIN_TOKEN is too weak: " + why +
+                               " (make one with: openssl rand -hex 24)");
+      }
+    }
+    // A node with no way in at all (no token configured, none in the
+    // environment, no OIDC) makes its own admin credential, so that a first
+    // run can be used at once: <data_dir>/admin.token, 0600, read by the CLI
+    // on the same machine. Never when any other credential is configured.
+    std::string local_admin;
+    if ((bootstrap == nullptr || *bootstrap == '\0') && cfg.security.api_tokens.empty() &&
+        !cfg.security.oidc.enabled && !options.bootstrap_only && options.serve_http) {
+      auto token = LocalAdminToken(cfg.node.data_dir);
+      if (!token.ok()) return token.status();
+      local_admin = std::move(token).value();
+      bootstrap = local_admin.c_str();
+    }
+    std::vector<std::unique_ptr<security::Authenticator>> authenticators;
+    authenticators.push_back(std::make_unique<security::StaticTokenAuthenticator>(
+        cfg.security.api_tokens, bootstrap ? std::string_view(bootstrap) : std::string_view{}));
+    for (const auto& token : cfg.security.api_tokens) {
+      if (token.token_hash.empty()) {
+        spdlog::warn(
+            "security: API token {} is configured by its unsalted SHA-256 (token_sha256); replace it with "
+            "token_hash (printf %s \"$TOKEN\" | bzzz token hash)",
+            token.name);
+      }
+    }
+    if ((bootstrap == nullptr || *bootstrap == '\0') && cfg.security.api_tokens.empty()) {
+      spdlog::warn(
+          "security: no API tokens configured and BZZZ_ADMIN_TOKEN is unset: only public routes "
+          "(health, metrics) can be used");
+    }
+    // Say plainly which configured features do not act yet.
+    if (cfg.security.oidc.enabled) {
+      spdlog::warn(
+          "security: security.oidc is enabled but OIDC/JWT authentication is not built yet: bearer JWTs "
+          "are refused (401)");
+    }
+    if (cfg.security.rate_limit.enabled) {
+      spdlog::info("security: rate limiting is not built yet; security.rate_limit has no effect");
+    }
+    security::Rbac rbac(cfg.security.roles);
+    for (const auto& token : cfg.security.api_tokens) {
+      for (const auto& role : token.roles) {
+        if (!rbac.HasRole(role)) {
+          spdlog::warn(
+              "security: token '{}' has role '{}', which is neither built in nor in security.roles: it "
+              "grants nothing",
+              token.name, role);
+        }
+      }
+    }
+    security::FailureThrottleOptions throttle;
+    throttle.failure_limit = cfg.security.auth_failure_limit;
+    throttle.failure_window = cfg.security.auth_failure_window;
+    auto access = std::make_shared<security::AccessController>(std::move(authenticators), std::move(rbac),
+                                                               cfg.security.rbac_enabled, metrics, throttle);
+    return access;
+  }
+
+  // The operational API and the node's own status sections.
+  ops::OperationalApi MakeOperationalApi(prometheus::Registry* metrics) {
+    const auto& cfg = config;
+    requests = std::make_shared<ops::RequestLog>(cfg.operations.debug_requests_capacity);
+    const auto now = std::chrono::system_clock::now();
+    ops::OperationalApi api;
+    api.info = {node_id,       cfg.node.name,     Version(), GitCommit(),
+                cfg.node.role, cfg.node.data_dir, now,       std::chrono::steady_clock::now()};
+    api.health = health;
+    api.shutdown = shutdown;
+    api.requests = requests;
+    if (metrics) {
+      api.metrics = this->metrics;
+      api.collectables.push_back(std::make_shared<ops::ProcessCollector>());
+    }
+    api.status_sections.push_back({"http", [this] {
+                                     json j = {{"port", server ? server->Port() : 0},
+                                               {"in_flight", server ? server->InFlight() : 0},
+                                               {"open_connections", server ? server->OpenConnections() : 0},
+                                               {"requests_served", server ? server->RequestsServed() : 0}};
+                                     return j.dump();
+                                   }});
+    api.status_sections.push_back({"storage", [this] {
+                                     auto state = storage.store->SchemaState();
+                                     json j = {{"backend", storage.store->Backend()},
+                                               {"schema_version", state.ok() ? state->current_version : -1},
+                                               {"latest_version", state.ok() ? state->latest_version : -1}};
+                                     return j.dump();
+                                   }});
+    api.status_sections.push_back(
+        {"config", [this] { return config::RenderConfig(config, config::RenderFormat::kJson, true); }});
+    return api;
+  }
+
+  // Membership (found, join or refuse), then the P2P node.
+  Status StartP2p(p2p::NodeIdentity identity, prometheus::Registry* metrics) {
+    const auto& cfg = config;
+    // The P2P node: presence, pubsub, direct messages; and the record store.
+    // Membership first: found, join or refuse (docs/security.md).
+    auto prepared = p2p::PrepareMembership(cfg, identity.public_key(), options.bootstrap_only);
+    if (!prepared.ok()) return prepared.status();
+    membership = std::move(prepared).value();
+    p2p::Options p2p_options;
+    p2p_options.membership = membership;
+    p2p_options.config = cfg.p2p;
+    p2p_options.dht = cfg.dht;
+    p2p_options.data_dir = cfg.node.data_dir;
+    p2p_options.node_name = cfg.node.name;
+    p2p_options.presence.agent_id = cfg.node.name;
+    p2p_options.presence.role = options.bootstrap_only ? "bootstrap" : cfg.node.role;
+    p2p_options.presence.capabilities = cfg.node.capabilities;
+    p2p_options.presence.available_for_work = !options.bootstrap_only;
+    p2p_options.presence.max_tasks = options.bootstrap_only ? 0 : cfg.agents.initial_agents;
+    p2p_options.presence.status = options.bootstrap_only ? "bootstrap" : "ready";
+    auto p2p_node = p2p::P2pNode::Start(std::move(p2p_options), std::move(identity), metrics);
+    if (!p2p_node.ok()) return p2p_node.status();
+    p2p = std::move(p2p_node).value();
+    if (auto s = p2p::AwaitAdmission(*p2p, *membership, cfg); !s.ok()) return s;
+    if (membership->Founder() && !options.bootstrap_only) {
+      spdlog::info(
+          "cluster: this node founded cluster {}; to add a node: bzzz cluster token create [--role "
+          "admin-capable], then bzzz serve --bootstrap {}:{} --join TOKEN",
+          membership->cluster_id(), cfg.p2p.listen.substr(0, cfg.p2p.listen.rfind(':')), p2p->port());
+    }
+    return Status::Ok();
+  }
+
+  // Every subsystem's component, attached the same way.
+  Status StartComponents(std::vector<ops::StatusSection>& status_sections,
+                         std::shared_ptr<const executors::SecretSealer> sealer,
+                         prometheus::Registry* metrics) {
+    const auto& cfg = config;
+    // Each subsystem joins as an ops::Component: routes, health checks,
+    // status sections and shutdown steps, wired the same way (ops/component.h).
+    const ops::ComponentSinks sinks{*router, *health, status_sections, *shutdown};
+    auto cluster_services = p2p::ClusterServices::Start(*p2p, membership, cfg, metrics);
+    if (!cluster_services.ok()) return cluster_services.status();
+    cluster = std::move(cluster_services).value();
+    if (auto s = ops::Attach(cluster, cfg, sinks); !s.ok()) return s;
+    if (!options.bootstrap_only) {
+      dht::Options dht_options;
+      dht_options.config = cfg.dht;
+      dht_options.data_dir = cfg.node.data_dir;
+      auto started_records = dht::RecordStore::Start(std::move(dht_options), *p2p, metrics);
+      if (!started_records.ok()) return started_records.status();
+      records = std::move(started_records).value();
+    }
+    auto services = p2p::P2pServices::Start(*p2p, cfg);
+    if (!services.ok()) return services.status();
+    p2p_services = std::move(services).value();
+    if (auto s = ops::Attach(p2p_services, cfg, sinks); !s.ok()) return s;
+    dht_services = dht::DhtServices::Create(*p2p, records.get(), cfg);
+    if (auto s = ops::Attach(dht_services, cfg, sinks); !s.ok()) return s;
+    // UCXI: the versioned context behind UCXL addresses, resolved through the DHT.
+    if (!options.bootstrap_only && cfg.ucxi.enabled) {
+      ucxi = ucxl::UcxiServices::Create(storage.contexts, records.get(), cfg, metrics);
+      if (auto s = ops::Attach(ucxi, cfg, sinks); !s.ok()) return s;
+    }
+    // The admin election (bootstrap-only nodes take no part).
+    if (!options.bootstrap_only) {
+      // What the credential allows bounds what the configuration asks: only an
+      // admin-capable member stands. A node that joined an existing cluster
+      // learns its electorate from the admin (whose autopilot adds it) instead
+      // of forming one alone; bootstrap_expect > 1 still forms one together.
+      config::Config election_cfg = cfg;
+      const auto own = membership->own();
+      election_cfg.election.admin_capable =
+          cfg.election.admin_capable && own && own->role == cluster::NodeRole::kAdminCapable;
+      if (!membership->Founder() && cfg.election.bootstrap_expect == 1)
+        election_cfg.election.bootstrap_expect = 0;
+      auto started_election = election::ElectionNode::Start(*p2p, election_cfg, metrics);
+      if (!started_election.ok()) return started_election.status();
+      election = std::move(started_election).value();
+      if (auto s = ops::Attach(election, cfg, sinks); !s.ok()) return s;
+      // Join requests are answered by the admin; before the first election,
+      // by the founder alone (so a one-time token is used once).
+      cluster->SetAdmissionGate([election = election.get(), founder = membership->Founder(), id = node_id] {
+        std::uint64_t term = 0;
+        const std::string admin = election->Admin(&term);
+        if (admin == id) return std::string();
+        if (admin.empty() && term == 0 && founder) return std::string();
+        return admin.empty() ? std::string("no admin elected") : "the admin " + admin + " admits";
+      });
+    }
+
+    // Tasks and the agent pool (bootstrap-only nodes run no agents); the nO
+    // master loop runs while this node is admin.
+    if (!options.bootstrap_only) {
+      std::function<bool(const std::string&, std::uint64_t)> admin_of;
+      if (election::ElectionNode* el = election.get()) {
+        admin_of = [el](const std::string& id, std::uint64_t term) { return el->AdminOf(id, term); };
+      }
+      auto started = tasks::TaskServices::Start(storage.tasks, cfg, node_id, metrics, p2p.get(),
+                                                election ? &election->admin_services() : nullptr,
+                                                std::move(admin_of), sealer);
+      if (!started.ok()) return started.status();
+      tasks = std::move(started).value();
+      if (auto s = ops::Attach(tasks, cfg, sinks); !s.ok()) return s;
+      if (election) {
+        election->SetExperienceSource([weak = std::weak_ptr<tasks::TaskServices>(tasks)]() -> std::uint64_t {
+          auto services = weak.lock();
+          return services ? services->SucceededAttempts() : 0;
+        });
+      }
+    }
+    return Status::Ok();
+  }
+
+  // The HTTP server (not started yet).
+  void MakeServer(std::shared_ptr<security::AccessController> access, prometheus::Registry* metrics) {
+    const auto& cfg = config;
+    http::ServerOptions server_options;
+    server_options.host = cfg.http.host;
+    server_options.port = static_cast<std::uint16_t>(cfg.http.port);
+    server_options.threads = cfg.http.threads;
+    server_options.body_limit_bytes = cfg.http.body_limit_bytes;
+    server_options.read_timeout = cfg.http.read_timeout;
+    server_options.keepalive_timeout = cfg.http.keepalive_timeout;
+    server_options.header_timeout = cfg.http.header_timeout;
+    server_options.max_connections = cfg.http.max_connections;
+    server_options.max_connections_per_client = cfg.http.max_connections_per_client;
+    server_options.access_log = cfg.http.access_log;
+    if (!cfg.http.health_listen.empty()) {
+      server_options.probe_port = ParsePort(cfg.http.health_listen, &server_options.probe_host);
+      probe_host = server_options.probe_host;
+    }
+    if (options.serve_http) {
+      server = std::make_unique<http::Server>(server_options, router, access, metrics);
+      server->Observe([requests = requests](const http::RequestRecord& r) { requests->Record(r); });
+    }
+  }
+
+  void AddShutdownSteps() {
+    const auto& cfg = config;
+    // Shutdown steps, in SPEC §3.2 order.
+    if (http::Server* srv = server.get()) {
+      (void)shutdown->AddHandler("http.stop-accepting", ops::kPriorityStopAccepting, std::chrono::seconds(2),
+                                 [srv] {
+                                   srv->StopAccepting();
+                                   return Status::Ok();
+                                 });
+      (void)shutdown->AddHandler(
+          "http.drain", ops::kPriorityDrainRequests, cfg.operations.drain_timeout + std::chrono::seconds(1),
+          [srv, timeout = cfg.operations.drain_timeout] {
+            return srv->WaitDrained(timeout)
+                       ? Status::Ok()
+                       : Timeout(std::to_string(srv->InFlight()) + " requests still in flight");
+          });
+    }
+    // The components added theirs when attached: agents.drain (tasks),
+    // election.leave (an admin hands over while the P2P layer still runs),
+    // tasks.flush.
+    (void)shutdown->AddHandler("health.stop", ops::kPriorityStopServices, std::chrono::seconds(3),
+                               [health = health] {
+                                 health->Stop();
+                                 return Status::Ok();
+                               });
+    // Leaving the DHT saves the peer store; values this node stored for others
+    // stay with the other storage nodes (OpenDHT keeps several copies).
+    (void)shutdown->AddHandler("p2p.leave", ops::kPriorityStopServices + 1, std::chrono::seconds(5), [this] {
+      cluster.reset();
+      election.reset();
+      ucxi.reset();
+      p2p_services.reset();
+      dht_services.reset();
+      if (records) records->Stop();
+      p2p->Stop();
+      return Status::Ok();
+    });
+    (void)shutdown->AddHandler("storage.flush", ops::kPriorityFlushStores, std::chrono::seconds(10),
+                               [store = storage.store] {
+                                 Status s = store->Flush();
+                                 store->Close();
+                                 return s;
+                               });
+    (void)shutdown->AddHandler("logs.flush", ops::kPriorityFlushLogs, std::chrono::seconds(2), [] {
+      ShutdownLogging();
+      return Status::Ok();
+    });
   }
 
   // SIGINT and SIGTERM are blocked in every thread and taken here with
@@ -268,269 +592,17 @@ Status Node::Start() {
   // node's identity gives (executors/secrets.h).
   auto sealer = std::make_shared<const executors::SecretSealer>(identity->DeriveKey("bzzzsecr"));
 
-  auto storage = storage::OpenStorage(cfg);
-  if (!storage.ok()) return storage.status();
-  n.storage = std::move(storage).value();
-  auto migrated = n.storage.store->Migrate();
-  if (!migrated.ok()) return migrated.status();
-  if (!migrated->applied.empty()) {
-    spdlog::info("storage: migrated {} to schema version {}", n.storage.store->Backend(), migrated->current_version);
-  }
-  (void)n.storage.store->PutMeta("last_start", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                          std::chrono::system_clock::now().time_since_epoch())
-                                                          .count()));
-
+  if (auto s = n.OpenStorage(); !s.ok()) return s;
   prometheus::Registry* metrics = cfg.monitoring.prometheus_enabled ? n.metrics.get() : nullptr;
-  n.health = std::make_shared<ops::HealthRegistry>(metrics);
-  if (auto s = n.health->Register(StorageCheck(n.storage.store, cfg.operations)); !s.ok()) return s;
-  if (auto s = n.health->Register(ops::MemoryCheck(cfg.operations.memory_degraded_ratio,
-                                                   cfg.operations.memory_unhealthy_ratio,
-                                                   cfg.operations.health_check_interval,
-                                                   cfg.operations.health_check_timeout));
-      !s.ok()) {
-    return s;
-  }
-
-  // Identities: configured API tokens and the bootstrap admin token.
-  const char* bootstrap = std::getenv("BZZZ_ADMIN_TOKEN");
-  if (bootstrap != nullptr && *bootstrap != '\0') {
-    if (auto why = security::WeakTokenReason(bootstrap); !why.empty()) {
-      return InvalidArgument("BZZZ_ADMIN_TOKEN is too weak: " + why +
-                             " (make one with: openssl rand -hex 24)");
-    }
-  }
-  // A node with no way in at all (no token configured, none in the
-  // environment, no OIDC) makes its own admin credential, so that a first
-  // run can be used at once: <data_dir>/admin.token, 0600, read by the CLI
-  // on the same machine. Never when any other credential is configured.
-  std::string local_admin;
-  if ((bootstrap == nullptr || *bootstrap == '\0') && cfg.security.api_tokens.empty() && !cfg.security.oidc.enabled &&
-      !n.options.bootstrap_only && n.options.serve_http) {
-    auto token = LocalAdminToken(cfg.node.data_dir);
-    if (!token.ok()) return token.status();
-    local_admin = std::move(token).value();
-    bootstrap = local_admin.c_str();
-  }
-  std::vector<std::unique_ptr<security::Authenticator>> authenticators;
-  authenticators.push_back(std::make_unique<security::StaticTokenAuthenticator>(
-      cfg.security.api_tokens, bootstrap ? std::string_view(bootstrap) : std::string_view{}));
-  for (const auto& token : cfg.security.api_tokens) {
-    if (token.token_hash.empty()) {
-      spdlog::warn("security: API token {} is configured by its unsalted SHA-256 (token_sha256); replace it with "
-                   "token_hash (printf %s \"$TOKEN\" | bzzz token hash)",
-                   token.name);
-    }
-  }
-  if ((bootstrap == nullptr || *bootstrap == '\0') && cfg.security.api_tokens.empty()) {
-    spdlog::warn("security: no API tokens configured and BZZZ_ADMIN_TOKEN is unset: only public routes "
-                 "(health, metrics) can be used");
-  }
-  // Say plainly which configured features do not act yet.
-  if (cfg.security.oidc.enabled) {
-    spdlog::warn("security: security.oidc is enabled but OIDC/JWT authentication is not built yet: bearer JWTs "
-                 "are refused (401)");
-  }
-  if (cfg.security.rate_limit.enabled) {
-    spdlog::info("security: rate limiting is not built yet; security.rate_limit has no effect");
-  }
-  security::Rbac rbac(cfg.security.roles);
-  for (const auto& token : cfg.security.api_tokens) {
-    for (const auto& role : token.roles) {
-      if (!rbac.HasRole(role)) {
-        spdlog::warn("security: token '{}' has role '{}', which is neither built in nor in security.roles: it "
-                     "grants nothing",
-                     token.name, role);
-      }
-    }
-  }
-  security::FailureThrottleOptions throttle;
-  throttle.failure_limit = cfg.security.auth_failure_limit;
-  throttle.failure_window = cfg.security.auth_failure_window;
-  auto access = std::make_shared<security::AccessController>(std::move(authenticators), std::move(rbac),
-                                                             cfg.security.rbac_enabled, metrics, throttle);
-
-  n.requests = std::make_shared<ops::RequestLog>(cfg.operations.debug_requests_capacity);
-  const auto now = std::chrono::system_clock::now();
-  ops::OperationalApi api;
-  api.info = {n.node_id, cfg.node.name, Version(), GitCommit(), cfg.node.role, cfg.node.data_dir, now,
-              std::chrono::steady_clock::now()};
-  api.health = n.health;
-  api.shutdown = n.shutdown;
-  api.requests = n.requests;
-  if (metrics) {
-    api.metrics = n.metrics;
-    api.collectables.push_back(std::make_shared<ops::ProcessCollector>());
-  }
-  api.status_sections.push_back({"http", [&n] {
-                                   json j = {{"port", n.server ? n.server->Port() : 0},
-                                             {"in_flight", n.server ? n.server->InFlight() : 0},
-                                             {"open_connections", n.server ? n.server->OpenConnections() : 0},
-                                             {"requests_served", n.server ? n.server->RequestsServed() : 0}};
-                                   return j.dump();
-                                 }});
-  api.status_sections.push_back({"storage", [&n] {
-                                   auto state = n.storage.store->SchemaState();
-                                   json j = {{"backend", n.storage.store->Backend()},
-                                             {"schema_version", state.ok() ? state->current_version : -1},
-                                             {"latest_version", state.ok() ? state->latest_version : -1}};
-                                   return j.dump();
-                                 }});
-  api.status_sections.push_back({"config", [&n] {
-                                   return config::RenderConfig(n.config, config::RenderFormat::kJson, true);
-                                 }});
-  // The P2P node: presence, pubsub, direct messages; and the record store.
-  // Membership first: found, join or refuse (docs/security.md).
-  auto membership = PrepareMembership(cfg, identity->public_key(), n.options.bootstrap_only);
-  if (!membership.ok()) return membership.status();
-  n.membership = std::move(membership).value();
-  p2p::Options p2p_options;
-  p2p_options.membership = n.membership;
-  p2p_options.config = cfg.p2p;
-  p2p_options.dht = cfg.dht;
-  p2p_options.data_dir = cfg.node.data_dir;
-  p2p_options.node_name = cfg.node.name;
-  p2p_options.presence.agent_id = cfg.node.name;
-  p2p_options.presence.role = n.options.bootstrap_only ? "bootstrap" : cfg.node.role;
-  p2p_options.presence.capabilities = cfg.node.capabilities;
-  p2p_options.presence.available_for_work = !n.options.bootstrap_only;
-  p2p_options.presence.max_tasks = n.options.bootstrap_only ? 0 : cfg.agents.initial_agents;
-  p2p_options.presence.status = n.options.bootstrap_only ? "bootstrap" : "ready";
-  auto p2p_node = p2p::P2pNode::Start(std::move(p2p_options), std::move(identity).value(), metrics);
-  if (!p2p_node.ok()) return p2p_node.status();
-  n.p2p = std::move(p2p_node).value();
-  if (auto s = AwaitAdmission(*n.p2p, *n.membership, cfg); !s.ok()) return s;
-  if (n.membership->Founder() && !n.options.bootstrap_only) {
-    spdlog::info("cluster: this node founded cluster {}; to add a node: bzzz cluster token create [--role "
-                 "admin-capable], then bzzz serve --bootstrap {}:{} --join TOKEN",
-                 n.membership->cluster_id(), cfg.p2p.listen.substr(0, cfg.p2p.listen.rfind(':')), n.p2p->port());
-  }
-  // Each subsystem joins as an ops::Component: routes, health checks,
-  // status sections and shutdown steps, wired the same way (ops/component.h).
-  const ops::ComponentSinks sinks{*n.router, *n.health, api.status_sections, *n.shutdown};
-  auto cluster_services = ClusterServices::Start(*n.p2p, n.membership, cfg, metrics);
-  if (!cluster_services.ok()) return cluster_services.status();
-  n.cluster = std::move(cluster_services).value();
-  if (auto s = ops::Attach(n.cluster, cfg, sinks); !s.ok()) return s;
-  if (!n.options.bootstrap_only) {
-    dht::Options dht_options;
-    dht_options.config = cfg.dht;
-    dht_options.data_dir = cfg.node.data_dir;
-    auto records = dht::RecordStore::Start(std::move(dht_options), *n.p2p, metrics);
-    if (!records.ok()) return records.status();
-    n.records = std::move(records).value();
-  }
-  auto services = P2pServices::Start(*n.p2p, n.records.get(), cfg);
-  if (!services.ok()) return services.status();
-  n.p2p_services = std::move(services).value();
-  if (auto s = ops::Attach(n.p2p_services, cfg, sinks); !s.ok()) return s;
-  // UCXI: the versioned context behind UCXL addresses, resolved through the DHT.
-  if (!n.options.bootstrap_only && cfg.ucxi.enabled) {
-    n.ucxi = ucxl::UcxiServices::Create(n.storage.contexts, n.records.get(), cfg, metrics);
-    if (auto s = ops::Attach(n.ucxi, cfg, sinks); !s.ok()) return s;
-  }
-  // The admin election (bootstrap-only nodes take no part).
-  if (!n.options.bootstrap_only) {
-    // What the credential allows bounds what the configuration asks: only an
-    // admin-capable member stands. A node that joined an existing cluster
-    // learns its electorate from the admin (whose autopilot adds it) instead
-    // of forming one alone; bootstrap_expect > 1 still forms one together.
-    config::Config election_cfg = cfg;
-    const auto own = n.membership->own();
-    election_cfg.election.admin_capable =
-        cfg.election.admin_capable && own && own->role == cluster::NodeRole::kAdminCapable;
-    if (!n.membership->Founder() && cfg.election.bootstrap_expect == 1) election_cfg.election.bootstrap_expect = 0;
-    auto election = ElectionNode::Start(*n.p2p, election_cfg, metrics);
-    if (!election.ok()) return election.status();
-    n.election = std::move(election).value();
-    if (auto s = ops::Attach(n.election, cfg, sinks); !s.ok()) return s;
-    // Join requests are answered by the admin; before the first election,
-    // by the founder alone (so a one-time token is used once).
-    n.cluster->SetAdmissionGate([election = n.election.get(), founder = n.membership->Founder(), id = n.node_id] {
-      std::uint64_t term = 0;
-      const std::string admin = election->Admin(&term);
-      if (admin == id) return std::string();
-      if (admin.empty() && term == 0 && founder) return std::string();
-      return admin.empty() ? std::string("no admin elected") : "the admin " + admin + " admits";
-    });
-  }
-
-  // Tasks and the agent pool (bootstrap-only nodes run no agents); the nO
-  // master loop runs while this node is admin.
-  if (!n.options.bootstrap_only) {
-    std::function<bool(const std::string&, std::uint64_t)> admin_of;
-    if (ElectionNode* election = n.election.get()) {
-      admin_of = [election](const std::string& node_id, std::uint64_t term) { return election->AdminOf(node_id, term); };
-    }
-    auto started = tasks::TaskServices::Start(n.storage.tasks, cfg, n.node_id, metrics, n.p2p.get(),
-                                              n.election ? &n.election->admin_services() : nullptr,
-                                              std::move(admin_of), sealer);
-    if (!started.ok()) return started.status();
-    n.tasks = std::move(started).value();
-    if (auto s = ops::Attach(n.tasks, cfg, sinks); !s.ok()) return s;
-  }
-
+  if (auto s = n.StartHealth(metrics); !s.ok()) return s;
+  auto access = n.MakeAccessController(metrics);
+  if (!access.ok()) return access.status();
+  ops::OperationalApi api = n.MakeOperationalApi(metrics);
+  if (auto s = n.StartP2p(std::move(identity).value(), metrics); !s.ok()) return s;
+  if (auto s = n.StartComponents(api.status_sections, sealer, metrics); !s.ok()) return s;
   if (auto s = ops::RegisterOperationalRoutes(*n.router, std::move(api)); !s.ok()) return s;
-
-  http::ServerOptions options;
-  options.host = cfg.http.host;
-  options.port = static_cast<std::uint16_t>(cfg.http.port);
-  options.threads = cfg.http.threads;
-  options.body_limit_bytes = cfg.http.body_limit_bytes;
-  options.read_timeout = cfg.http.read_timeout;
-  options.keepalive_timeout = cfg.http.keepalive_timeout;
-  options.header_timeout = cfg.http.header_timeout;
-  options.max_connections = cfg.http.max_connections;
-  options.max_connections_per_client = cfg.http.max_connections_per_client;
-  options.access_log = cfg.http.access_log;
-  if (!cfg.http.health_listen.empty()) {
-    options.probe_port = ParsePort(cfg.http.health_listen, &options.probe_host);
-  }
-  if (n.options.serve_http) {
-    n.server = std::make_unique<http::Server>(options, n.router, access, metrics);
-    n.server->Observe([requests = n.requests](const http::RequestRecord& r) { requests->Record(r); });
-  }
-
-  // Shutdown steps, in SPEC §3.2 order.
-  if (http::Server* server = n.server.get()) {
-    (void)n.shutdown->AddHandler("http.stop-accepting", ops::kPriorityStopAccepting, std::chrono::seconds(2),
-                                 [server] {
-                                   server->StopAccepting();
-                                   return Status::Ok();
-                                 });
-    (void)n.shutdown->AddHandler(
-        "http.drain", ops::kPriorityDrainRequests, cfg.operations.drain_timeout + std::chrono::seconds(1),
-        [server, timeout = cfg.operations.drain_timeout] {
-          return server->WaitDrained(timeout) ? Status::Ok()
-                                              : Timeout(std::to_string(server->InFlight()) + " requests still in flight");
-        });
-  }
-  // The components added theirs when attached: agents.drain (tasks),
-  // election.leave (an admin hands over while the P2P layer still runs),
-  // tasks.flush.
-  (void)n.shutdown->AddHandler("health.stop", ops::kPriorityStopServices, std::chrono::seconds(3), [health = n.health] {
-    health->Stop();
-    return Status::Ok();
-  });
-  // Leaving the DHT saves the peer store; values this node stored for others
-  // stay with the other storage nodes (OpenDHT keeps several copies).
-  (void)n.shutdown->AddHandler("p2p.leave", ops::kPriorityStopServices + 1, std::chrono::seconds(5), [&n] {
-    n.cluster.reset();
-    n.election.reset();
-    n.ucxi.reset();
-    n.p2p_services.reset();
-    if (n.records) n.records->Stop();
-    n.p2p->Stop();
-    return Status::Ok();
-  });
-  (void)n.shutdown->AddHandler("storage.flush", ops::kPriorityFlushStores, std::chrono::seconds(10), [store = n.storage.store] {
-    Status s = store->Flush();
-    store->Close();
-    return s;
-  });
-  (void)n.shutdown->AddHandler("logs.flush", ops::kPriorityFlushLogs, std::chrono::seconds(2), [] {
-    ShutdownLogging();
-    return Status::Ok();
-  });
+  n.MakeServer(*access, metrics);
+  n.AddShutdownSteps();
 
   n.health->Start();
   if (n.server) {
@@ -546,7 +618,7 @@ Status Node::Start() {
                  cfg.node.name, cfg.http.host, n.server->Port(), cfg.p2p.listen.substr(0, cfg.p2p.listen.rfind(':')),
                  n.p2p->port(), cfg.node.data_dir);
     if (n.server->ProbePort() != 0) {
-      spdlog::info("health probes also on {}:{}", options.probe_host, n.server->ProbePort());
+      spdlog::info("health probes also on {}:{}", n.probe_host, n.server->ProbePort());
     }
   } else {
     spdlog::info("bzzz {} DHT bootstrap node {} ({}) on udp {}:{}, data_dir={}", Version(), n.node_id, cfg.node.name,

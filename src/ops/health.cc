@@ -294,4 +294,8 @@ std::vector<CheckState> HealthRegistry::RunAllNow() { return impl_->RunAll(); }
 bool HealthRegistry::Has(std::string_view name) const { return impl_->Has(name); }
 HealthStatus HealthRegistry::Overall() const { return impl_->Overall(); }
 
+std::chrono::milliseconds CheckWait(std::chrono::milliseconds timeout) {
+  return timeout - std::min(timeout / 10, std::chrono::milliseconds(100));
+}
+
 }  // namespace bzzz::ops

@@ -59,6 +59,10 @@ struct HealthCheckSpec {
   std::function<CheckOutcome()> fn;
 };
 
+// How long a check's own wait may last: its timeout less a margin for the
+// registry to record the result before the timeout expires.
+std::chrono::milliseconds CheckWait(std::chrono::milliseconds timeout);
+
 // The last known result of a check.
 struct CheckState {
   std::string name;

@@ -1,4 +1,4 @@
-#include "node/cluster_api.h"
+#include "p2p/cluster_services.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
@@ -17,7 +17,7 @@
 #include "config/loader.h"
 #include "p2p/topics.h"
 
-namespace bzzz::node {
+namespace bzzz::p2p {
 
 using nlohmann::json;
 namespace cl = bzzz::cluster;
@@ -42,7 +42,7 @@ std::string HowToJoin() {
 }  // namespace
 
 Result<std::shared_ptr<cl::Membership>> PrepareMembership(const config::Config& config,
-                                                          const p2p::PublicKey& node_key, bool bootstrap_only) {
+                                                          const PublicKey& node_key, bool bootstrap_only) {
   const std::string dir = config.node.data_dir.empty() ? "" : config.node.data_dir + "/cluster";
   auto opened = cl::Membership::Open(dir);
   if (!opened.ok()) return opened.status();
@@ -87,7 +87,7 @@ Result<std::shared_ptr<cl::Membership>> PrepareMembership(const config::Config& 
   return m;
 }
 
-Status AwaitAdmission(p2p::P2pNode& p2p, cl::Membership& membership, const config::Config& config) {
+Status AwaitAdmission(P2pNode& p2p, cl::Membership& membership, const config::Config& config) {
   if (membership.Admitted()) return Status::Ok();
   struct Wait {
     std::mutex mu;
@@ -96,9 +96,9 @@ Status AwaitAdmission(p2p::P2pNode& p2p, cl::Membership& membership, const confi
     std::string refused;
   };
   auto wait = std::make_shared<Wait>();
-  const p2p::PublicKey own = p2p.identity().public_key();
+  const PublicKey own = p2p.identity().public_key();
   cl::Membership* m = &membership;
-  p2p.OnDirect("cluster.admit", [wait, m, own](const p2p::Message& msg) {
+  p2p.OnDirect("cluster.admit", [wait, m, own](const Message& msg) {
     const json j = ParseJson(msg.envelope.data);
     if (!j.is_object() || !j.contains("credential") || !j["credential"].is_string()) return;
     auto credential = cl::FromBase64Url(j["credential"].get<std::string>());
@@ -124,7 +124,7 @@ Status AwaitAdmission(p2p::P2pNode& p2p, cl::Membership& membership, const confi
     wait->admitted = true;
     wait->cv.notify_all();
   });
-  p2p.OnDirect("cluster.refused", [wait](const p2p::Message& msg) {
+  p2p.OnDirect("cluster.refused", [wait](const Message& msg) {
     const json j = ParseJson(msg.envelope.data);
     std::lock_guard lock(wait->mu);
     wait->refused = j.is_object() && j.contains("reason") && j["reason"].is_string()
@@ -154,8 +154,8 @@ Status AwaitAdmission(p2p::P2pNode& p2p, cl::Membership& membership, const confi
       break;
     }
   }
-  p2p.OnDirect("cluster.admit", [](const p2p::Message&) {});
-  p2p.OnDirect("cluster.refused", [](const p2p::Message&) {});
+  p2p.OnDirect("cluster.admit", [](const Message&) {});
+  p2p.OnDirect("cluster.refused", [](const Message&) {});
   if (!result.ok()) return result;
   const auto own_cred = membership.own();
   spdlog::info("cluster: admitted to cluster {} as {} (credential valid until {})", membership.cluster_id(),
@@ -169,10 +169,10 @@ Status AwaitAdmission(p2p::P2pNode& p2p, cl::Membership& membership, const confi
 
 class ClusterServices::Impl {
  public:
-  Impl(p2p::P2pNode& p, std::shared_ptr<cl::Membership> m, const config::Config& c)
+  Impl(P2pNode& p, std::shared_ptr<cl::Membership> m, const config::Config& c)
       : p2p(p), membership(std::move(m)), config(c) {}
 
-  p2p::P2pNode& p2p;
+  P2pNode& p2p;
   std::shared_ptr<cl::Membership> membership;
   config::Config config;
   std::mutex gate_mu;
@@ -191,7 +191,7 @@ class ClusterServices::Impl {
     return membership->Founder() ? "" : "the election has not started";
   }
 
-  void OnJoin(const p2p::JoinRequest& r) {
+  void OnJoin(const JoinRequest& r) {
     if (const std::string why = MayAdmit(); !why.empty()) return;  // the admin answers
     cl::Key key;
     std::copy(r.node_key.begin(), r.node_key.end(), key.begin());
@@ -234,7 +234,7 @@ class ClusterServices::Impl {
     return n == 64 ? s : "";
   }
 
-  void OnMembershipMessage(const p2p::Message& m) {
+  void OnMembershipMessage(const Message& m) {
     if (m.envelope.type == "revocation") {
       auto raw = cl::FromBase64Url(m.envelope.data);
       if (!raw.ok()) return;
@@ -253,7 +253,7 @@ class ClusterServices::Impl {
   }
 
   // An admin answers renewal requests of members in good standing.
-  void OnRenew(const p2p::Message& m) {
+  void OnRenew(const Message& m) {
     if (!MayAdmit().empty()) return;
     const json j = ParseJson(m.envelope.data);
     if (!j.is_object() || !j.contains("credential") || !j["credential"].is_string()) return;
@@ -266,7 +266,7 @@ class ClusterServices::Impl {
     (void)p2p.SendDirectToKey(m.sender_key, "cluster.renewed", json{{"credential", cl::Base64Url(*renewed)}}.dump());
   }
 
-  void OnRenewed(const p2p::Message& m) {
+  void OnRenewed(const Message& m) {
     const json j = ParseJson(m.envelope.data);
     if (!j.is_object() || !j.contains("credential") || !j["credential"].is_string()) return;
     auto raw = cl::FromBase64Url(j["credential"].get<std::string>());
@@ -407,7 +407,7 @@ class ClusterServices::Impl {
   }
 };
 
-Result<std::shared_ptr<ClusterServices>> ClusterServices::Start(p2p::P2pNode& p2p,
+Result<std::shared_ptr<ClusterServices>> ClusterServices::Start(P2pNode& p2p,
                                                                 std::shared_ptr<cl::Membership> membership,
                                                                 const config::Config& config,
                                                                 prometheus::Registry* metrics) {
@@ -423,20 +423,20 @@ Result<std::shared_ptr<ClusterServices>> ClusterServices::Start(p2p::P2pNode& p2
   }
   std::weak_ptr<Impl> weak = svc->impl_;
   if (auto st = p2p.Subscribe(kMembershipTopic, "cluster",
-                              [weak](const p2p::Message& m) {
+                              [weak](const Message& m) {
                                 if (auto impl = weak.lock()) impl->OnMembershipMessage(m);
                               });
       !st.ok()) {
     return st;
   }
-  p2p.OnDirect("cluster.renew", [weak](const p2p::Message& m) {
+  p2p.OnDirect("cluster.renew", [weak](const Message& m) {
     if (auto impl = weak.lock()) impl->OnRenew(m);
   });
-  p2p.OnDirect("cluster.renewed", [weak](const p2p::Message& m) {
+  p2p.OnDirect("cluster.renewed", [weak](const Message& m) {
     if (auto impl = weak.lock()) impl->OnRenewed(m);
   });
   if (s.membership->IsAuthority()) {
-    p2p.OnJoinRequest([weak](const p2p::JoinRequest& r) {
+    p2p.OnJoinRequest([weak](const JoinRequest& r) {
       if (auto impl = weak.lock()) impl->OnJoin(r);
     });
   }
@@ -453,9 +453,9 @@ ClusterServices::~ClusterServices() {
   impl_->loop_cv.notify_all();
   if (impl_->loop.joinable()) impl_->loop.join();
   impl_->p2p.Unsubscribe(kMembershipTopic, "cluster");
-  impl_->p2p.OnJoinRequest([](const p2p::JoinRequest&) {});
-  impl_->p2p.OnDirect("cluster.renew", [](const p2p::Message&) {});
-  impl_->p2p.OnDirect("cluster.renewed", [](const p2p::Message&) {});
+  impl_->p2p.OnJoinRequest([](const JoinRequest&) {});
+  impl_->p2p.OnDirect("cluster.renew", [](const Message&) {});
+  impl_->p2p.OnDirect("cluster.renewed", [](const Message&) {});
 }
 
 void ClusterServices::SetAdmissionGate(std::function<std::string()> may_admit) {
@@ -549,4 +549,4 @@ Status ClusterServices::RegisterRoutes(http::Router& router) {
   return routes.Done();
 }
 
-}  // namespace bzzz::node
+}  // namespace bzzz::p2p

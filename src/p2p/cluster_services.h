@@ -47,20 +47,20 @@ namespace prometheus {
 class Registry;
 }
 
-namespace bzzz::node {
+namespace bzzz::p2p {
 
 Result<std::shared_ptr<cluster::Membership>> PrepareMembership(const config::Config& config,
-                                                              const p2p::PublicKey& node_key, bool bootstrap_only);
+                                                              const PublicKey& node_key, bool bootstrap_only);
 
 // Blocks until this node holds a credential (at once for members).
 // Unavailable after p2p.join_timeout; PermissionDenied when the admin
 // refused the token (reused, expired, revoked node).
-Status AwaitAdmission(p2p::P2pNode& p2p, cluster::Membership& membership, const config::Config& config);
+Status AwaitAdmission(P2pNode& p2p, cluster::Membership& membership, const config::Config& config);
 
 class ClusterServices final : public ops::Component {
  public:
   // `may_admit` answers "" when this node may admit others now, else why not.
-  static Result<std::shared_ptr<ClusterServices>> Start(p2p::P2pNode& p2p,
+  static Result<std::shared_ptr<ClusterServices>> Start(P2pNode& p2p,
                                                         std::shared_ptr<cluster::Membership> membership,
                                                         const config::Config& config,
                                                         prometheus::Registry* metrics);
@@ -87,4 +87,4 @@ class ClusterServices final : public ops::Component {
   std::shared_ptr<Impl> impl_;
 };
 
-}  // namespace bzzz::node
+}  // namespace bzzz::p2p

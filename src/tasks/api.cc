@@ -275,6 +275,12 @@ void TaskServices::Load(int* running, int* capacity) const {
   *capacity = s.size;
 }
 
+std::uint64_t TaskServices::SucceededAttempts() const {
+  std::uint64_t total = 0;
+  for (const auto& agent : impl_->pool->Agents()) total += agent.succeeded;
+  return total;
+}
+
 std::vector<ops::ShutdownStep> TaskServices::ShutdownSteps(const config::Config& config) {
   // Agents stop taking work; running tasks get a grace period, then are
   // handed back (queued again durably) so that nothing is lost.

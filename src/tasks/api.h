@@ -70,6 +70,9 @@ class TaskServices final : public ops::Component {
   std::vector<ops::ShutdownStep> ShutdownSteps(const config::Config& config) override;
   // Agents running and free, for the node's presence.
   void Load(int* running, int* capacity) const;
+  // Task attempts this node's agents finished successfully (the election's
+  // task experience).
+  std::uint64_t SucceededAttempts() const;
 
   // Shutdown step "agents.drain": stop taking work; running tasks get
   // `grace`, then are handed back (durably queued again).

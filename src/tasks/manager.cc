@@ -1,8 +1,5 @@
 #include "tasks/manager.h"
 
-#include "base/backoff.h"
-#include "base/log_limiter.h"
-
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -12,15 +9,14 @@
 #include <thread>
 #include <unordered_map>
 
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include "base/backoff.h"
 #include "base/clock.h"
+#include "base/log_limiter.h"
 #include "executors/executor.h"
 #include "tasks/codec.h"
+#include "tasks/probe.h"
 
 namespace bzzz::tasks {
 
@@ -28,56 +24,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-struct Metrics {
-  prometheus::Gauge* queue_depth = nullptr;
-  prometheus::Histogram* loop_duration = nullptr;
-  prometheus::Gauge* efficiency = nullptr;
-  prometheus::Family<prometheus::Counter>* transitions = nullptr;
-  prometheus::Family<prometheus::Histogram>* latency = nullptr;
-  prometheus::Counter* write_failures = nullptr;
-  prometheus::Counter* rejected = nullptr;
-  std::map<std::pair<std::string, std::string>, prometheus::Counter*> counters;  // (state, executor)
-  std::map<std::string, prometheus::Histogram*> histograms;                      // executor
-
-  prometheus::Counter& Series(const std::string& state, const std::string& executor) {
-    auto key = std::make_pair(state, executor);
-    auto it = counters.find(key);
-    if (it == counters.end()) it = counters.emplace(key, &transitions->Add({{"state", state}, {"executor", executor}})).first;
-    return *it->second;
-  }
-  void Count(const std::string& state, const std::string& executor) {
-    if (transitions) Series(state, executor).Increment();
-  }
-  // Every series of the executors known at start exists at zero, so that
-  // rate() and increase() see the first event (a first dead task).
-  void Prepare(const std::vector<std::string>& executors) {
-    if (!transitions) return;
-    for (const auto& executor : executors) {
-      Series("created", executor);
-      for (TaskState state : {TaskState::kQueued, TaskState::kAssigned, TaskState::kRunning, TaskState::kSucceeded,
-                              TaskState::kFailed, TaskState::kRetried, TaskState::kDead, TaskState::kCancelled,
-                              TaskState::kEscalated}) {
-        Series(std::string(TaskStateName(state)), executor);
-      }
-      Histogram(executor);
-    }
-  }
-  prometheus::Histogram& Histogram(const std::string& executor) {
-    auto it = histograms.find(executor);
-    if (it == histograms.end()) {
-      it = histograms
-               .emplace(executor, &latency->Add({{"executor", executor}},
-                                                prometheus::Histogram::BucketBoundaries{
-                                                    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01,
-                                                    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}))
-               .first;
-    }
-    return *it->second;
-  }
-  void Latency(const std::string& executor, double seconds) {
-    if (latency) Histogram(executor).Observe(seconds);
-  }
-};
 
 }  // namespace
 
@@ -131,8 +77,8 @@ class TaskManager::Impl {
   };
   std::vector<Watcher> watchers;
 
-  // Metrics (under mu).
-  Metrics metrics;
+  // Metrics (tasks/probe.h; the bookkeeping below under mu).
+  std::unique_ptr<TaskProbe> probe;
   std::unordered_map<std::string, TaskState> last_counted;
   std::unordered_map<std::string, SteadyClock::time_point> submitted_at;
   std::uint64_t attempts_ok = 0, attempts_done = 0;
@@ -153,8 +99,8 @@ class TaskManager::Impl {
       w->got = std::move(a);
       w->cv.notify_one();
     }
-    if (metrics.loop_duration) {
-      metrics.loop_duration->Observe(std::chrono::duration<double>(SteadyClock::now() - t0).count());
+    {
+      probe->LoopIteration(std::chrono::duration<double>(SteadyClock::now() - t0).count());
     }
     if (!assignments.empty()) writer_cv.notify_one();
   }
@@ -240,7 +186,7 @@ class TaskManager::Impl {
         {
           std::lock_guard lock(mu);
           ++write_failures;
-          if (metrics.write_failures) metrics.write_failures->Increment();
+          probe->WriteFailure();
           if (stopping && write_failures > 20) {
             spdlog::error("tasks: giving up writing {} tasks at shutdown: {}", pending.size(), s.ToString());
             return;
@@ -269,9 +215,9 @@ class TaskManager::Impl {
           callbacks.push_back(std::move(it->second));
           it = after_commit.erase(it);
         }
-        if (metrics.queue_depth) {
+        if (probe->enabled()) {
           auto c = core.counts();
-          metrics.queue_depth->Set(static_cast<double>(c.queued + c.retrying));
+          probe->QueueDepth(c.queued + c.retrying);
         }
       }
       pending.clear();
@@ -309,8 +255,8 @@ class TaskManager::Impl {
     auto it = last_counted.find(t.id);
     const bool is_new = it == last_counted.end();
     if (!is_new && it->second == t.state) return;
-    if (is_new) metrics.Count("created", t.executor);
-    metrics.Count(std::string(TaskStateName(t.state)), t.executor);
+    if (is_new) probe->Transition("created", t.executor);
+    probe->Transition(std::string(TaskStateName(t.state)), t.executor);
     LogTransition(t);
     if (IsTerminal(t.state)) {
       if (!is_new) last_counted.erase(it);
@@ -374,34 +320,11 @@ Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, 
   impl->core.Recover(std::move(open), totals->max_seq, UnixMillisNow());
   for (const Task& t : impl->core.Snapshot()) impl->last_counted[t.id] = t.state;
   if (recovered) spdlog::info("tasks: recovered {} unfinished tasks", recovered);
-  if (registry) {
-    Metrics& m = impl->metrics;
-    m.queue_depth = &prometheus::BuildGauge().Name("no_task_queue_depth").Help("Tasks waiting to run on this node (ready or waiting to retry)").Register(*registry).Add({});
-    m.loop_duration = &prometheus::BuildHistogram()
-                           .Name("no_loop_iteration_duration_seconds")
-                           .Help("Duration of one dispatch iteration of the nO loop")
-                           .Register(*registry)
-                           .Add({}, prometheus::Histogram::BucketBoundaries{0.00001, 0.000025, 0.00005, 0.0001, 0.00025,
-                                                                            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1});
-    m.efficiency = &prometheus::BuildGauge()
-                        .Name("no_loop_efficiency_ratio")
-                        .Help("Share of the attempts this node's agents finished that succeeded (work not wasted on failures)")
-                        .Register(*registry)
-                        .Add({});
-    m.efficiency->Set(1);
-    m.transitions = &prometheus::BuildCounter()
-                         .Name("no_tasks_total")
-                         .Help("Tasks entering each state (created, queued, running, succeeded, retried, dead, cancelled), by executor")
-                         .Register(*registry);
-    m.latency = &prometheus::BuildHistogram()
-                     .Name("no_task_latency_seconds")
-                     .Help("Time from submission to success, by executor")
-                     .Register(*registry);
-    m.write_failures = &prometheus::BuildCounter().Name("no_task_store_write_failures_total").Help("Failed group-commit writes of tasks (retried)").Register(*registry).Add({});
-    m.rejected = &prometheus::BuildCounter().Name("no_task_submissions_rejected_total").Help("Submissions refused with 429 (backpressure)").Register(*registry).Add({});
-    if (impl->options.executors) m.Prepare(impl->options.executors->Kinds());
+  impl->probe = std::make_unique<TaskProbe>(
+      registry, impl->options.executors ? impl->options.executors->Kinds() : std::vector<std::string>{});
+  {
     auto c = impl->core.counts();
-    m.queue_depth->Set(static_cast<double>(c.queued + c.retrying));
+    impl->probe->QueueDepth(c.queued + c.retrying);
   }
   Impl* raw = impl.get();
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
@@ -487,7 +410,7 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
     return;
   }
   if (m.unwritten >= m.options.max_unwritten) {
-    if (m.metrics.rejected) m.metrics.rejected->Increment();
+    m.probe->Rejected();
     lock.unlock();
     done(ResourceExhausted("the task store is behind (" + std::to_string(m.unwritten) + " unwritten changes)"));
     return;
@@ -495,7 +418,7 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
   const std::int64_t now = UnixMillisNow();
   auto outcome = m.core.Submit(request, now);
   if (!outcome.ok()) {
-    if (outcome.status().code() == StatusCode::kResourceExhausted && m.metrics.rejected) m.metrics.rejected->Increment();
+    if (outcome.status().code() == StatusCode::kResourceExhausted) m.probe->Rejected();
     lock.unlock();
     done(outcome.status());
     return;
@@ -724,13 +647,13 @@ Status TaskManager::Complete(const Assignment& a, const AttemptOutcome& outcome)
   if (!t.ok()) return t.status();
   ++m.attempts_done;
   if (outcome.state == AttemptState::kSucceeded) ++m.attempts_ok;
-  if (m.metrics.efficiency && m.attempts_done % 64 == 0) {
-    m.metrics.efficiency->Set(static_cast<double>(m.attempts_ok) / static_cast<double>(m.attempts_done));
+  if (m.probe->enabled() && m.attempts_done % 64 == 0) {
+    m.probe->Efficiency(static_cast<double>(m.attempts_ok) / static_cast<double>(m.attempts_done));
   }
   if (IsTerminal(t->state)) {
     if (auto it = m.submitted_at.find(a.task_id); it != m.submitted_at.end()) {
       if (t->state == TaskState::kSucceeded) {
-        m.metrics.Latency(t->executor, std::chrono::duration<double>(SteadyClock::now() - it->second).count());
+        m.probe->Latency(t->executor, std::chrono::duration<double>(SteadyClock::now() - it->second).count());
       }
       m.submitted_at.erase(it);
     }
@@ -789,7 +712,7 @@ Status TaskManager::RemoteComplete(const std::string& task_id, int attempt, cons
   if (!t.ok()) return t.status();
   if (t->state == TaskState::kSucceeded) {
     if (auto it = m.submitted_at.find(task_id); it != m.submitted_at.end()) {
-      m.metrics.Latency(t->executor, std::chrono::duration<double>(SteadyClock::now() - it->second).count());
+      m.probe->Latency(t->executor, std::chrono::duration<double>(SteadyClock::now() - it->second).count());
       m.submitted_at.erase(it);
     }
   }

@@ -1,8 +1,5 @@
 #include "tasks/pool.h"
 
-#include "base/backoff.h"
-#include "base/machine.h"
-
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -11,13 +8,14 @@
 #include <sstream>
 #include <thread>
 
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include "base/backoff.h"
 #include "base/clock.h"
+#include "base/machine.h"
 #include "executors/executor.h"
 #include "tasks/policy.h"
+#include "tasks/probe.h"
 
 namespace bzzz::tasks {
 
@@ -59,7 +57,6 @@ class AgentPool::Impl {
       std::lock_guard lock(join_mu);
       if (thread.joinable()) thread.join();
     }
-    prometheus::Gauge* score = nullptr;
   };
 
   PoolOptions options;
@@ -76,9 +73,7 @@ class AgentPool::Impl {
   std::int64_t last_decision_ms = 0;
   CpuSampler cpu;  // base/machine.h: the cgroup's quota when there is one
 
-  prometheus::Gauge *size_g = nullptr, *active_g = nullptr, *idle_g = nullptr, *failed_g = nullptr,
-                    *healthy_g = nullptr;
-  prometheus::Family<prometheus::Gauge>* score_family = nullptr;
+  std::unique_ptr<PoolProbe> probe;
 
   // Requires mu.
   void AddAgent() {
@@ -89,10 +84,7 @@ class AgentPool::Impl {
     a->info.model = options.model;
     a->info.state = AgentState::kIdle;
     a->info.last_heartbeat_ms = UnixMillisNow();
-    if (score_family) {
-      a->score = &score_family->Add({{"agent", a->info.id}});
-      a->score->Set(0.5);
-    }
+    probe->AgentScore(a->info.id, 0.5);
     a->thread = std::thread([this, a] { Run(*a); });
     agents.push_back(std::move(a));
   }
@@ -191,7 +183,7 @@ class AgentPool::Impl {
         a.info.total_seconds += seconds;
       }
       a.info.performance = PerformanceScore(a.info.succeeded, a.info.completed, a.info.total_seconds);
-      if (a.score) a.score->Set(a.info.performance);
+      probe->AgentScore(a.info.id, a.info.performance);
       if (crashed) {
         // Restart with backoff: the agent sits in `error` for about 1 s, 2 s,
         // ... 30 s (jittered into the upper half of each step).
@@ -228,14 +220,7 @@ class AgentPool::Impl {
     return s;
   }
 
-  void Publish(const PoolSummary& s) {
-    if (!size_g) return;
-    size_g->Set(s.size);
-    active_g->Set(s.active);
-    idle_g->Set(s.idle);
-    failed_g->Set(s.failed);
-    healthy_g->Set(s.healthy_ratio);
-  }
+  void Publish(const PoolSummary& s) { probe->Summary(s); }
 
   void JoinRetired(std::unique_lock<std::mutex>& lock) {
     std::vector<std::shared_ptr<Agent>> done;
@@ -250,7 +235,7 @@ class AgentPool::Impl {
     lock.unlock();
     for (auto& a : done) {
       a->Join();
-      if (a->score && score_family) score_family->Remove(a->score);
+      probe->AgentGone(a->info.id);
     }
     lock.lock();
   }
@@ -311,20 +296,7 @@ Result<std::unique_ptr<AgentPool>> AgentPool::Start(PoolOptions options, prometh
   if (!options.manager) return InvalidArgument("agents: no task manager");
   auto impl = std::make_shared<Impl>();
   impl->options = std::move(options);
-  if (registry) {
-    auto gauge = [&](const char* name, const char* help) {
-      return &prometheus::BuildGauge().Name(name).Help(help).Register(*registry).Add({});
-    };
-    impl->size_g = gauge("no_agent_pool_size", "Agents in this node's pool that take work");
-    impl->active_g = gauge("no_agent_pool_active", "Agents running a task");
-    impl->idle_g = gauge("no_agent_pool_idle", "Agents waiting for work");
-    impl->failed_g = gauge("no_agent_pool_failed", "Agents in error state (restarting after a backoff)");
-    impl->healthy_g = gauge("no_agent_pool_healthy_ratio", "Share of agents not in error state (1 for an empty pool)");
-    impl->score_family = &prometheus::BuildGauge()
-                              .Name("no_agent_performance_score")
-                              .Help("Per-agent score: 0.7 success ratio + 0.3 speed (see docs/tasks.md)")
-                              .Register(*registry);
-  }
+  impl->probe = std::make_unique<PoolProbe>(registry);
   {
     std::lock_guard lock(impl->mu);
     // Starting counts as a scaling event: the cooldowns run from here.

@@ -1,9 +1,5 @@
 #include "ucxl/ucxi_api.h"
 
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 #include <sodium.h>
 
 #include <atomic>
@@ -17,6 +13,7 @@
 #include "http/blocking.h"
 #include "ucxl/context_store.h"
 #include "ucxl/errc.h"
+#include "ucxl/probe.h"
 
 namespace bzzz::ucxl {
 
@@ -160,22 +157,18 @@ class UcxiServices::Impl {
                           }};
   std::atomic<std::uint64_t> next_run{0};
 
-  prometheus::Family<prometheus::Counter>* resolutions = nullptr;
-  prometheus::Histogram* latency = nullptr;
-  prometheus::Gauge* versions = nullptr;
-  prometheus::Gauge* bytes = nullptr;
+  std::unique_ptr<UcxlProbe> probe;
 
-  void CountResolution(std::string_view result, std::string_view source, double seconds) {
-    if (!resolutions) return;
-    resolutions->Add({{"result", std::string(result)}, {"source", std::string(source)}}).Increment();
-    latency->Observe(seconds);
+  void CountResolution(const Result<Entry>& e, double seconds) {
+    if (e.ok()) {
+      probe->Found(e->source, seconds);
+    } else {
+      probe->NotResolved(e.status().IsNotFound(), seconds);
+    }
   }
   void UpdateTotals() {
-    if (!versions) return;
-    if (auto t = store->ContextStats(); t.ok()) {
-      versions->Set(static_cast<double>(t->versions));
-      bytes->Set(static_cast<double>(t->bytes));
-    }
+    if (!probe->enabled()) return;
+    if (auto t = store->ContextStats(); t.ok()) probe->Stored(t->versions, t->bytes);
   }
 
   // The address in query parameter `name`, or an error response.
@@ -238,11 +231,8 @@ class UcxiServices::Impl {
     const auto& address = std::get<Address>(a);
     auto e = context->Get(address);
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (!e.ok()) {
-      CountResolution(e.status().IsNotFound() ? "not_found" : "error", "none", took);
-      return Failure(e.status(), req, Format(address));
-    }
-    CountResolution("found", SourceName(e->source), took);
+    CountResolution(e, took);
+    if (!e.ok()) return Failure(e.status(), req, Format(address));
     return Success(200, "SUCCESS", "resolved", EntryJson(*e), req.request_id);
   }
 
@@ -374,11 +364,8 @@ class UcxiServices::Impl {
     const auto start = std::chrono::steady_clock::now();
     auto e = context->Navigate(address, steps);
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (!e.ok()) {
-      CountResolution(e.status().IsNotFound() ? "not_found" : "error", "none", took);
-      return Failure(e.status(), req, Format(address));
-    }
-    CountResolution("found", SourceName(e->source), took);
+    CountResolution(e, took);
+    if (!e.ok()) return Failure(e.status(), req, Format(address));
     json data = EntryJson(*e);
     data["from"] = Format(address);
     data["steps"] = steps;
@@ -421,36 +408,8 @@ std::shared_ptr<UcxiServices> UcxiServices::Create(std::shared_ptr<ContextReposi
   // body over http.body_limit_bytes is refused by the server first.
   i.max_bytes = std::min<std::size_t>(config.ucxi.max_payload_bytes, dht::kMaxRecordBytes);
   i.context = std::make_unique<ContextStore>(store, records, ContextStoreOptions{i.max_bytes});
-  if (metrics) {
-    i.resolutions =
-        &prometheus::BuildCounter()
-             .Name("bzzz_ucxl_resolutions_total")
-             .Help("UCXL resolutions (get, navigate) by result and by where they were answered from")
-             .Register(*metrics);
-    // Every series exists at zero from start, so rate() sees the first one.
-    for (Source source : {Source::kLocal, Source::kCache, Source::kDht}) {
-      i.resolutions->Add({{"result", "found"}, {"source", std::string(SourceName(source))}});
-    }
-    for (const char* result : {"not_found", "error"}) i.resolutions->Add({{"result", result}, {"source", "none"}});
-    i.latency =
-        &prometheus::BuildHistogram()
-             .Name("bzzz_ucxl_resolution_duration_seconds")
-             .Help("Time to resolve a UCXL address")
-             .Register(*metrics)
-             .Add({}, prometheus::Histogram::BucketBoundaries{0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                              0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5});
-    i.versions = &prometheus::BuildGauge()
-                      .Name("bzzz_ucxl_stored_versions")
-                      .Help("Context versions in this node's store (tombstones included)")
-                      .Register(*metrics)
-                      .Add({});
-    i.bytes = &prometheus::BuildGauge()
-                   .Name("bzzz_ucxl_stored_bytes")
-                   .Help("Bytes of context content in this node's store")
-                   .Register(*metrics)
-                   .Add({});
-    i.UpdateTotals();
-  }
+  i.probe = std::make_unique<UcxlProbe>(metrics);
+  i.UpdateTotals();
   return s;
 }
 

@@ -44,12 +44,16 @@ class SqliteContextRepository final : public ucxl::ContextRepository {
     return db_->Write("append context version", [&](SqliteConnection& conn) -> Result<ContextVersion> {
       // One statement under the writer lock: the number is the key's next.
       sqlite3_stmt* stmt = conn.Prepare(
-          "INSERT INTO context_versions (key, number, author_agent, author_role, created_ms, content_type, size, "
+          "INSERT INTO context_versions (key, number, author_agent, author_role, created_ms, content_type, "
+          "size, "
           "content_hash, tombstone, content) VALUES (?1, (SELECT COALESCE(MAX(number), 0) + 1 FROM "
           "context_versions WHERE key = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING number");
       if (stmt == nullptr) return PrepareError(conn.db(), "writing context_versions");
       StmtUse use(stmt);
-      for (auto [i, text] : {std::pair{1, &v.key}, {2, &v.author_agent}, {3, &v.author_role}, {5, &v.content_type},
+      for (auto [i, text] : {std::pair{1, &v.key},
+                             {2, &v.author_agent},
+                             {3, &v.author_role},
+                             {5, &v.content_type},
                              {7, &v.content_hash}}) {
         if (Status s = BindText(stmt, i, *text); !s.ok()) return s;
       }
@@ -79,7 +83,8 @@ class SqliteContextRepository final : public ucxl::ContextRepository {
 
   Result<std::string> ContextContent(const std::string& key, std::uint64_t number) override {
     return db_->Read("context content", [&](SqliteConnection& conn) -> Result<std::string> {
-      sqlite3_stmt* stmt = conn.Prepare("SELECT content FROM context_versions WHERE key = ?1 AND number = ?2");
+      sqlite3_stmt* stmt =
+          conn.Prepare("SELECT content FROM context_versions WHERE key = ?1 AND number = ?2");
       if (stmt == nullptr) return PrepareError(conn.db(), "reading context_versions");
       StmtUse use(stmt);
       if (Status s = BindText(stmt, 1, key); !s.ok()) return s;
@@ -88,7 +93,8 @@ class SqliteContextRepository final : public ucxl::ContextRepository {
       if (rc == SQLITE_DONE) return NotFound("no version " + std::to_string(number) + " of " + key);
       if (rc != SQLITE_ROW) return RuntimeError(LastError(conn.db(), rc), "reading context_versions");
       const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt, 0));
-      return data ? std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt, 0))) : std::string();
+      return data ? std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt, 0)))
+                  : std::string();
     });
   }
 
@@ -96,9 +102,11 @@ class SqliteContextRepository final : public ucxl::ContextRepository {
     return db_->Read("search context", [&](SqliteConnection& conn) -> Result<std::vector<ContextVersion>> {
       sqlite3_stmt* stmt = conn.Prepare(
           std::string("SELECT ") + std::string(kVersionColumns) +
-          " FROM context_versions v WHERE number = (SELECT MAX(number) FROM context_versions w WHERE w.key = v.key) "
+          " FROM context_versions v WHERE number = (SELECT MAX(number) FROM context_versions w WHERE w.key = "
+          "v.key) "
           "AND tombstone = 0 AND (?1 = '' OR instr(key, ?1) > 0 OR instr(content_type, ?1) > 0 OR "
-          "instr(author_agent, ?1) > 0 OR instr(author_role, ?1) > 0 OR instr(content, CAST(?1 AS BLOB)) > 0) "
+          "instr(author_agent, ?1) > 0 OR instr(author_role, ?1) > 0 OR instr(content, CAST(?1 AS BLOB)) > "
+          "0) "
           "ORDER BY key LIMIT ?2");
       if (stmt == nullptr) return PrepareError(conn.db(), "searching context_versions");
       StmtUse use(stmt);

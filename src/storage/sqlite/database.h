@@ -185,7 +185,7 @@ class Database {
   std::mutex pool_mu_;
   std::condition_variable pool_cv_;
   std::vector<std::unique_ptr<SqliteConnection>> idle_readers_;  // guarded by pool_mu_
-  int open_readers_ = 0;  // idle plus lent out; guarded by pool_mu_
+  int open_readers_ = 0;                                         // idle plus lent out; guarded by pool_mu_
 };
 
 // The repositories and the Store of the backend (tasks.cc, context.cc,

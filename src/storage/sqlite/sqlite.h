@@ -16,8 +16,8 @@
 namespace bzzz::storage::sqlite {
 
 struct SqliteOptions {
-  std::string path;                       // database file; parent directory is created
-  bool synchronous_full = false;          // FULL: survive power loss; NORMAL: survive kill -9
+  std::string path;               // database file; parent directory is created
+  bool synchronous_full = false;  // FULL: survive power loss; NORMAL: survive kill -9
   std::chrono::milliseconds busy_timeout{5000};
   std::vector<DomainMigrations> migrations;  // empty: Migrations()
 };

@@ -57,9 +57,9 @@ Status ValidateMigrations(const std::vector<DomainMigrations>& domains) {
     for (std::size_t i = 0; i < d.steps.size(); ++i) {
       int expected = static_cast<int>(i) + 1;
       if (d.steps[i].version != expected) {
-        return Internal("invalid migration list: " + d.domain + " version " + std::to_string(d.steps[i].version) +
-                        " (\"" + d.steps[i].name + "\") at position " + std::to_string(expected) +
-                        "; versions must be 1, 2, 3, ... in order");
+        return Internal("invalid migration list: " + d.domain + " version " +
+                        std::to_string(d.steps[i].version) + " (\"" + d.steps[i].name + "\") at position " +
+                        std::to_string(expected) + "; versions must be 1, 2, 3, ... in order");
       }
     }
   }
@@ -77,15 +77,16 @@ enum class Layout { kNone, kLegacy, kDomains };
 
 Result<Layout> ReadLayout(SqliteConnection& conn) {
   std::int64_t tables = 0, domain_columns = 0;
-  if (SqlError e = QueryInt(conn,
-                            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'",
-                            &tables);
+  if (SqlError e = QueryInt(
+          conn, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'",
+          &tables);
       !e.ok()) {
     return RuntimeError(e, "reading the schema version");
   }
   if (tables == 0) return Layout::kNone;
-  if (SqlError e = QueryInt(conn, "SELECT COUNT(*) FROM pragma_table_info('schema_migrations') WHERE name = 'domain'",
-                            &domain_columns);
+  if (SqlError e =
+          QueryInt(conn, "SELECT COUNT(*) FROM pragma_table_info('schema_migrations') WHERE name = 'domain'",
+                   &domain_columns);
       !e.ok()) {
     return RuntimeError(e, "reading the schema version");
   }
@@ -101,7 +102,8 @@ Result<std::map<std::string, std::int64_t>> ReadApplied(SqliteConnection& conn) 
   if (*layout == Layout::kNone) return applied;
   if (*layout == Layout::kLegacy) {
     std::int64_t max = 0;
-    if (SqlError e = QueryInt(conn, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &max); !e.ok()) {
+    if (SqlError e = QueryInt(conn, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &max);
+        !e.ok()) {
       return RuntimeError(e, "reading the schema version");
     }
     if (max > kLegacyLatest) return NewerThanBinary("the database", max, kLegacyLatest);
@@ -113,7 +115,8 @@ Result<std::map<std::string, std::int64_t>> ReadApplied(SqliteConnection& conn) 
   if (stmt == nullptr) return PrepareError(conn.db(), "reading the schema version");
   StmtUse use(stmt);
   int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) applied[ColumnText(stmt, 0)] = sqlite3_column_int64(stmt, 1);
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+    applied[ColumnText(stmt, 0)] = sqlite3_column_int64(stmt, 1);
   if (rc != SQLITE_DONE) return RuntimeError(LastError(conn.db(), rc), "reading the schema version");
   return applied;
 }
@@ -340,7 +343,9 @@ Status SqliteStore::Flush() {
 
 }  // namespace
 
-std::shared_ptr<Store> MakeStore(std::shared_ptr<Database> db) { return std::make_shared<SqliteStore>(std::move(db)); }
+std::shared_ptr<Store> MakeStore(std::shared_ptr<Database> db) {
+  return std::make_shared<SqliteStore>(std::move(db));
+}
 
 DomainMigrations NodeMigrations() {
   return {"node",

@@ -50,35 +50,45 @@ class SqliteTaskRepository final : public tasks::TaskRepository {
       if ((e.code & 0xff) == SQLITE_CONSTRAINT) return Conflict("writing tasks: " + e.message);
       return RuntimeError(e, "writing tasks");
     };
-    return db_->Transaction("write tasks", [&](SqliteConnection& conn) -> SqlError {
-      sqlite3* db = conn.db();
-      sqlite3_stmt* put = conn.Prepare(
-          "INSERT INTO tasks (id, idempotency_key, state, executor, project, priority, created_ms, updated_ms, seq, "
-          "doc) VALUES (?1, NULLIF(?2, ''), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO UPDATE SET "
-          "state = excluded.state, priority = excluded.priority, updated_ms = excluded.updated_ms, doc = excluded.doc");
-      if (put == nullptr) return LastError(db, sqlite3_extended_errcode(db));
-      for (const TaskRow& row : upserts) {
-        StmtUse use(put);
-        for (auto [i, text] : {std::pair{1, &row.id}, {2, &row.idempotency_key}, {3, &row.state},
-                               {4, &row.executor}, {5, &row.project}, {10, &row.doc}}) {
-          if (Status s = BindText(put, i, *text); !s.ok()) return {SQLITE_ERROR, s.message()};
-        }
-        sqlite3_bind_int(put, 6, row.priority);
-        sqlite3_bind_int64(put, 7, row.created_ms);
-        sqlite3_bind_int64(put, 8, row.updated_ms);
-        sqlite3_bind_int64(put, 9, row.seq);
-        if (int rc = sqlite3_step(put); rc != SQLITE_DONE) return LastError(db, rc);
-      }
-      if (deletes.empty()) return {};
-      sqlite3_stmt* del = conn.Prepare("DELETE FROM tasks WHERE id = ?1");
-      if (del == nullptr) return LastError(db, sqlite3_extended_errcode(db));
-      for (const std::string& id : deletes) {
-        StmtUse use(del);
-        if (Status s = BindText(del, 1, id); !s.ok()) return {SQLITE_ERROR, s.message()};
-        if (int rc = sqlite3_step(del); rc != SQLITE_DONE) return LastError(db, rc);
-      }
-      return {};
-    }, on_error);
+    return db_->Transaction(
+        "write tasks",
+        [&](SqliteConnection& conn) -> SqlError {
+          sqlite3* db = conn.db();
+          sqlite3_stmt* put = conn.Prepare(
+              "INSERT INTO tasks (id, idempotency_key, state, executor, project, priority, created_ms, "
+              "updated_ms, seq, "
+              "doc) VALUES (?1, NULLIF(?2, ''), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO UPDATE "
+              "SET "
+              "state = excluded.state, priority = excluded.priority, updated_ms = excluded.updated_ms, doc = "
+              "excluded.doc");
+          if (put == nullptr) return LastError(db, sqlite3_extended_errcode(db));
+          for (const TaskRow& row : upserts) {
+            StmtUse use(put);
+            for (auto [i, text] : {std::pair{1, &row.id},
+                                   {2, &row.idempotency_key},
+                                   {3, &row.state},
+                                   {4, &row.executor},
+                                   {5, &row.project},
+                                   {10, &row.doc}}) {
+              if (Status s = BindText(put, i, *text); !s.ok()) return {SQLITE_ERROR, s.message()};
+            }
+            sqlite3_bind_int(put, 6, row.priority);
+            sqlite3_bind_int64(put, 7, row.created_ms);
+            sqlite3_bind_int64(put, 8, row.updated_ms);
+            sqlite3_bind_int64(put, 9, row.seq);
+            if (int rc = sqlite3_step(put); rc != SQLITE_DONE) return LastError(db, rc);
+          }
+          if (deletes.empty()) return {};
+          sqlite3_stmt* del = conn.Prepare("DELETE FROM tasks WHERE id = ?1");
+          if (del == nullptr) return LastError(db, sqlite3_extended_errcode(db));
+          for (const std::string& id : deletes) {
+            StmtUse use(del);
+            if (Status s = BindText(del, 1, id); !s.ok()) return {SQLITE_ERROR, s.message()};
+            if (int rc = sqlite3_step(del); rc != SQLITE_DONE) return LastError(db, rc);
+          }
+          return {};
+        },
+        on_error);
   }
 
   Result<TaskRow> GetTask(const std::string& id) override {
@@ -91,9 +101,9 @@ class SqliteTaskRepository final : public tasks::TaskRepository {
 
   Result<std::vector<TaskRow>> ListTasks(const TaskQuery& q) override {
     return db_->Read("list tasks", [&](SqliteConnection& conn) -> Result<std::vector<TaskRow>> {
-      sqlite3_stmt* stmt = conn.Prepare(SelectTasks(
-          "WHERE (?1 = '' OR state = ?1) AND (?2 = '' OR executor = ?2) AND "
-          "(?3 = '' OR project = ?3) AND (?4 <= 0 OR seq < ?4) ORDER BY seq DESC LIMIT ?5"));
+      sqlite3_stmt* stmt = conn.Prepare(
+          SelectTasks("WHERE (?1 = '' OR state = ?1) AND (?2 = '' OR executor = ?2) AND "
+                      "(?3 = '' OR project = ?3) AND (?4 <= 0 OR seq < ?4) ORDER BY seq DESC LIMIT ?5"));
       if (stmt == nullptr) return PrepareError(conn.db(), "reading tasks");
       StmtUse use(stmt);
       for (auto [i, text] : {std::pair{1, &q.state}, {2, &q.executor}, {3, &q.project}}) {
@@ -131,14 +141,16 @@ class SqliteTaskRepository final : public tasks::TaskRepository {
         StmtUse use(stmt);
         int rc;
         while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-          totals.by_state.emplace_back(ColumnText(stmt, 0), static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 1)));
+          totals.by_state.emplace_back(ColumnText(stmt, 0),
+                                       static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 1)));
         }
         if (rc != SQLITE_DONE) return RuntimeError(LastError(conn.db(), rc), "reading tasks");
       }
       sqlite3_stmt* max = conn.Prepare("SELECT COALESCE(MAX(seq), 0) FROM tasks");
       if (max == nullptr) return PrepareError(conn.db(), "reading tasks");
       StmtUse use(max);
-      if (int rc = sqlite3_step(max); rc != SQLITE_ROW) return RuntimeError(LastError(conn.db(), rc), "reading tasks");
+      if (int rc = sqlite3_step(max); rc != SQLITE_ROW)
+        return RuntimeError(LastError(conn.db(), rc), "reading tasks");
       totals.max_seq = sqlite3_column_int64(max, 0);
       return totals;
     });
