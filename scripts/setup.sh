@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  cmake pkg-config g++ ninja-build ccache git
+  make cmake pkg-config g++ ninja-build ccache git
   # libraries
   libboost-dev libopendht-dev libpqxx-dev libsqlite3-dev sqlite3 libhiredis-dev
   libsodium-dev libssl-dev libcpp-jwt-dev libspdlog-dev nlohmann-json3-dev

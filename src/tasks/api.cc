@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "base/json.h"
 #include "election/admin_services.h"
@@ -238,6 +239,16 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<TaskRe
                        [weak](std::uint64_t term) {
                          if (auto impl = weak.lock(); impl && impl->master) impl->master->Stop(term);
                        }});
+    }
+  }
+  // Say at once, not only in agent-pool, when tasks that need the sandbox
+  // cannot run here (typically: no unprivileged user namespaces).
+  const auto kinds = s.executors->Kinds();
+  if (std::find(kinds.begin(), kinds.end(), "command") != kinds.end()) {
+    if (Status sandbox = s.SandboxStatus(); !sandbox.ok()) {
+      spdlog::warn("tasks: the command sandbox cannot start here, so command and llm tasks will fail until it can: "
+                   "{} (bubblewrap needs unprivileged user namespaces; see docs/tasks.md)",
+                   sandbox.message());
     }
   }
   return svc;
