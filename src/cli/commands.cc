@@ -250,6 +250,25 @@ int DbTestConnection(const ConfigArgs& args) {
   return kExitOk;
 }
 
+int DbVacuum(const ConfigArgs& args) {
+  int code = kExitOk;
+  auto cfg = Load(args, &code);
+  if (!cfg) return code;
+  auto store = OpenStoreOrReport(*cfg, &code);
+  if (!store) return code;
+  const auto started = std::chrono::steady_clock::now();
+  auto r = store->Vacuum();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  store->Close();
+  if (!r.ok()) {
+    PrintError("vacuum failed: " + r.status().message());
+    return r.status().code() == StatusCode::kUnavailable ? kExitUnreachable : kExitFailure;
+  }
+  std::printf("vacuumed and analyzed in %.2f s: %llu bytes before, %llu after\n", seconds,
+              static_cast<unsigned long long>(r->bytes_before), static_cast<unsigned long long>(r->bytes_after));
+  return kExitOk;
+}
+
 int DhtBootstrap(ConfigArgs args, int port, const std::string& listen_host) {
   if (port < 1 || port > 65535) {
     PrintError("--port must be 1..65535");
@@ -336,6 +355,10 @@ int RunCli(int argc, char** argv) {
   AddConfigOptions(dbhealth, dbhealth_args);
   auto* dbconn = db->add_subcommand("test-connection", "open the database and run a trivial query");
   AddConfigOptions(dbconn, dbconn_args);
+  ConfigArgs vacuum_args;
+  auto* vacuum = db->add_subcommand("vacuum", "give back the space of deleted rows and refresh statistics "
+                                              "(VACUUM, ANALYZE)");
+  AddConfigOptions(vacuum, vacuum_args);
 
   auto* version = app.add_subcommand("version", "print the version");
 
@@ -393,6 +416,7 @@ int RunCli(int argc, char** argv) {
   if (*migrate) return DbMigrate(migrate_args);
   if (*dbhealth) return DbHealthCheck(dbhealth_args);
   if (*dbconn) return DbTestConnection(dbconn_args);
+  if (*vacuum) return DbVacuum(vacuum_args);
   if (*token_hash) return TokenHash();
   if (*dht_bootstrap) return DhtBootstrap(bootstrap_args, bootstrap_port, bootstrap_host);
   if (auto code = p2p_commands.Run()) return *code;

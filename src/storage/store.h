@@ -102,6 +102,16 @@ class Store {
   // SQLite). Called at shutdown.
   virtual Status Flush() = 0;
 
+  // Routine maintenance (`bzzz db vacuum`): rewrites the database to give
+  // back the space of deleted rows and refreshes the query planner's
+  // statistics (SQLite VACUUM and ANALYZE; VACUUM ANALYZE on PostgreSQL).
+  // Takes the write lock for its duration; sizes are of the database files.
+  struct VacuumResult {
+    std::uint64_t bytes_before = 0;
+    std::uint64_t bytes_after = 0;
+  };
+  virtual Result<VacuumResult> Vacuum() = 0;
+
   // Releases connections; later calls fail with Unavailable.
   virtual void Close() = 0;
 };

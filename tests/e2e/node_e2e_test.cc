@@ -566,6 +566,9 @@ TEST(CliE2E, DatabaseCommands) {
   EXPECT_NE(migrate.output.find("applied migration tasks/1 tasks"), std::string::npos);
   auto again = RunBzzz(dir, args({"db", "migrate"}));
   EXPECT_NE(again.output.find("up to date"), std::string::npos) << again.output;
+  auto vacuum = RunBzzz(dir, args({"db", "vacuum"}));
+  EXPECT_EQ(vacuum.exit_code, 0) << vacuum.output;
+  EXPECT_NE(vacuum.output.find("vacuumed and analyzed"), std::string::npos) << vacuum.output;
   auto health = RunBzzz(dir, args({"db", "health-check"}));
   EXPECT_EQ(health.exit_code, 0) << health.output;
   EXPECT_NE(health.output.find("\"healthy\""), std::string::npos);

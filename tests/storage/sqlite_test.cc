@@ -800,3 +800,40 @@ TEST(SqliteTaskRepositoryTest, WritesAreAtomicAndIdempotencyKeysUnique) {
 
 }  // namespace
 }  // namespace bzzz::storage
+
+namespace bzzz::storage {
+namespace {
+
+TEST(SqliteVacuumTest, GivesBackTheSpaceOfDeletedRowsAndKeepsTheRest) {
+  TempDir dir;
+  SqliteOptions options;
+  options.path = (dir.path() / "bzzz.db").string();
+  auto storage = sqlite::Open(options);
+  ASSERT_TRUE(storage.ok());
+  ASSERT_TRUE(storage->store->Migrate().ok());
+  std::vector<tasks::TaskRow> rows;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 400; ++i) {
+    tasks::TaskRow r;
+    r.id = "t" + std::to_string(i);
+    r.state = "succeeded";
+    r.executor = "builtin";
+    r.seq = i + 1;
+    r.doc = std::string(4096, 'x');
+    rows.push_back(r);
+    if (i > 0) ids.push_back(r.id);
+  }
+  ASSERT_TRUE(storage->tasks->WriteTasks(rows, {}).ok());
+  ASSERT_TRUE(storage->tasks->WriteTasks({}, ids).ok());  // purge all but t0
+  auto r = storage->store->Vacuum();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GT(r->bytes_before, 1'000'000u);
+  EXPECT_LT(r->bytes_after, r->bytes_before / 4);
+  EXPECT_EQ(storage->tasks->GetTask("t0")->doc, std::string(4096, 'x'));
+  EXPECT_TRUE(storage->tasks->GetTask("t1").status().IsNotFound());
+  storage->store->Close();
+  EXPECT_EQ(storage->store->Vacuum().status().code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace bzzz::storage

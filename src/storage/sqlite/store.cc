@@ -161,6 +161,7 @@ class SqliteStore final : public Store {
   Result<std::string> GetMeta(const std::string& key) override;
   Status PutMeta(const std::string& key, const std::string& value) override;
   Status Flush() override;
+  Result<VacuumResult> Vacuum() override;
   void Close() override { db_->Close(); }
 
  private:
@@ -338,6 +339,29 @@ Status SqliteStore::Flush() {
     }
     if (busy != "0") return Unavailable("WAL checkpoint could not finish: readers are still using the log");
     return {};
+  });
+}
+
+Result<Store::VacuumResult> SqliteStore::Vacuum() {
+  const std::string& path = db_->options().path;
+  auto files = [&] { return FileSizeOrZero(path) + FileSizeOrZero(path + "-wal"); };
+  return db_->Write("vacuum", [&](SqliteConnection& conn) -> Result<VacuumResult> {
+    VacuumResult r;
+    r.bytes_before = files();
+    // VACUUM cannot run inside a transaction; the writer is between
+    // transactions whenever it is handed out. The checkpoint first folds the
+    // log into the file, so that the sizes compare like with like.
+    std::string busy;
+    if (SqlError e = QueryFirst(conn, "PRAGMA wal_checkpoint(TRUNCATE)", &busy); !e.ok()) {
+      return RuntimeError(e, "WAL checkpoint");
+    }
+    if (SqlError e = Exec(conn.db(), "VACUUM"); !e.ok()) return RuntimeError(e, "VACUUM");
+    if (SqlError e = Exec(conn.db(), "ANALYZE"); !e.ok()) return RuntimeError(e, "ANALYZE");
+    if (SqlError e = QueryFirst(conn, "PRAGMA wal_checkpoint(TRUNCATE)", &busy); !e.ok()) {
+      return RuntimeError(e, "WAL checkpoint");
+    }
+    r.bytes_after = files();
+    return r;
   });
 }
 
