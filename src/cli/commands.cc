@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -269,6 +271,35 @@ int DbVacuum(const ConfigArgs& args) {
   return kExitOk;
 }
 
+// GET /debug/pprof/profile?seconds=N into a file (0600: a profile shows the
+// code paths of the node).
+int ProfileCpu(const ClientArgs& args, int seconds, const std::string& output) {
+  ClientOptions o = ClientFrom(args);
+  o.timeout = std::max(o.timeout, std::chrono::milliseconds((seconds + 30) * 1000));
+  std::fprintf(stderr, "profiling %s for %d s...\n", o.url.c_str(), seconds);
+  auto r = Call(o, "GET", "/debug/pprof/profile?seconds=" + std::to_string(seconds));
+  if (!r.ok() || r->status != 200) return Report(r);
+  const int fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    PrintError("cannot write " + output + ": " + std::strerror(errno));
+    return kExitFailure;
+  }
+  std::size_t done = 0;
+  while (done < r->body.size()) {
+    const ssize_t n = ::write(fd, r->body.data() + done, r->body.size() - done);
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  if (done != r->body.size()) {
+    PrintError("cannot write " + output);
+    return kExitFailure;
+  }
+  std::printf("wrote a %d s CPU profile (%zu bytes) to %s; read it with: google-pprof --text <path of bzzz> %s\n",
+              seconds, done, output.c_str(), output.c_str());
+  return kExitOk;
+}
+
 int DhtBootstrap(ConfigArgs args, int port, const std::string& listen_host) {
   if (port < 1 || port > 65535) {
     PrintError("--port must be 1..65535");
@@ -362,6 +393,17 @@ int RunCli(int argc, char** argv) {
 
   auto* version = app.add_subcommand("version", "print the version");
 
+  ClientArgs profile_args;
+  int profile_seconds = 30;
+  std::string profile_output = "cpu.pprof";
+  auto* profile_cpu = app.add_subcommand("profile-cpu", "take a CPU profile of a running node (pprof format; "
+                                                        "admin token)");
+  AddClientOptions(profile_cpu, profile_args);
+  profile_cpu->add_option("seconds", profile_seconds, "how long to profile")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 300));
+  profile_cpu->add_option("--output,-o", profile_output, "file to write")->capture_default_str();
+
   auto* token_cmd = app.add_subcommand("token", "API tokens");
   token_cmd->require_subcommand(1);
   auto* token_hash = token_cmd->add_subcommand(
@@ -411,6 +453,7 @@ int RunCli(int argc, char** argv) {
   if (*serve) return Serve(serve_args);
   if (*health) return Report(Call(ClientFrom(health_args), "GET", "/health"));
   if (*status) return Report(Call(ClientFrom(status_args), "GET", "/admin/status"));
+  if (*profile_cpu) return ProfileCpu(profile_args, profile_seconds, profile_output);
   if (*validate) return ConfigValidate(validate_args);
   if (*show) return ConfigShow(show_args, show_format);
   if (*migrate) return DbMigrate(migrate_args);

@@ -33,6 +33,7 @@
 #include "ops/component.h"
 #include "ops/health.h"
 #include "ops/operational_api.h"
+#include "ops/pprof.h"
 #include "ops/process_metrics.h"
 #include "ops/request_log.h"
 #include "ops/shutdown.h"
@@ -150,6 +151,7 @@ class Node::Impl {
   std::shared_ptr<election::ElectionNode> election;
   std::shared_ptr<ucxl::UcxiServices> ucxi;
   std::shared_ptr<tasks::TaskServices> tasks;
+  std::shared_ptr<ops::Profiler> profiler;
   int lock_fd = -1;
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
   storage::Storage storage;  // the backend's store and every domain's repository
@@ -372,6 +374,9 @@ class Node::Impl {
     // Each subsystem joins as an ops::Component: routes, health checks,
     // status sections and shutdown steps, wired the same way (ops/component.h).
     const ops::ComponentSinks sinks{*router, *health, status_sections, *shutdown};
+    // Profiling a running node (/debug/pprof, admin only).
+    profiler = std::make_shared<ops::Profiler>((fs::path(cfg.node.data_dir) / "tmp").string());
+    if (auto s = ops::Attach(profiler, cfg, sinks); !s.ok()) return s;
     auto cluster_services = p2p::ClusterServices::Start(*p2p, membership, cfg, metrics);
     if (!cluster_services.ok()) return cluster_services.status();
     cluster = std::move(cluster_services).value();

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -48,7 +49,9 @@ CommandResult RunBzzz(const TempDir& dir, const std::vector<std::string>& args,
 // user token, and the bootstrap admin token in its environment.
 class NodeProcess {
  public:
-  explicit NodeProcess(const TempDir& dir, std::vector<std::string> extra_args = {}) : dir_(dir) {
+  explicit NodeProcess(const TempDir& dir, std::vector<std::string> extra_args = {},
+                       std::vector<std::string> extra_env = {})
+      : dir_(dir) {
     port_ = testing::FreePort();
     const std::string config = dir.Write("bzzz.yaml",
                                          "node:\n  name: e2e-node\n"
@@ -59,9 +62,8 @@ class NodeProcess {
                                      "--p2p-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:" + std::to_string(port_), "--log-level", "info"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     log_ = dir.File("node.log");
-    process_ = std::make_unique<Process>(BZZZ_BINARY, args,
-                                         std::vector<std::string>{std::string("BZZZ_ADMIN_TOKEN=") + kAdminToken},
-                                         log_);
+    extra_env.push_back(std::string("BZZZ_ADMIN_TOKEN=") + kAdminToken);
+    process_ = std::make_unique<Process>(BZZZ_BINARY, args, extra_env, log_);
   }
 
   bool WaitReady() {
@@ -333,6 +335,54 @@ TEST(NodeE2E, TokenGuessingIsThrottled) {
   auto metrics = node.Call("GET", "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("no_suspicious_activity_total 1"), std::string::npos);
+}
+
+// Profiling a running node: admin only, one profile at a time, and what
+// comes back is a profile google-pprof reads (CPU with samples taken while
+// the node serves requests; the live heap sampled by tcmalloc).
+TEST(NodeE2E, ProfilesAreAdminOnlyOneAtATimeAndReadByPprof) {
+  ASSERT_EQ(access("/usr/bin/google-pprof", X_OK), 0) << "google-pprof (package google-perftools) is missing";
+  TempDir dir;
+  NodeProcess node(dir, {}, {"TCMALLOC_SAMPLE_PARAMETER=524288"});
+  ASSERT_TRUE(node.WaitReady()) << node.Log();
+  EXPECT_EQ(node.Status("GET", "/debug/pprof/profile?seconds=1"), 401);
+  EXPECT_EQ(node.Status("GET", "/debug/pprof/heap", kUserToken), 403);
+  EXPECT_EQ(node.Status("GET", "/debug/pprof/profile?seconds=0", kAdminToken), 400);
+
+  std::atomic<bool> stop{false};
+  std::thread load([&] {
+    const cli::ClientOptions o = node.Client(kAdminToken);
+    while (!stop) (void)cli::Call(o, "POST", "/api/v1/tasks", R"({"executor":"builtin","input":{"op":"echo","value":1}})");
+  });
+  CommandResult cpu;
+  std::thread profile([&] {
+    cpu = RunBzzz(dir, {"profile-cpu", "3", "--url", node.Url(), "--token", kAdminToken, "-o", dir.File("cpu.pprof")});
+  });
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(node.Status("GET", "/debug/pprof/heap", kAdminToken), 409) << "one profile at a time";
+  profile.join();
+  stop = true;
+  load.join();
+  ASSERT_EQ(cpu.exit_code, 0) << cpu.output;
+  struct stat st {};
+  ASSERT_EQ(stat(dir.File("cpu.pprof").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto pprof = [&](const std::string& file) {
+    const std::string log = dir.File(file + ".txt");
+    Process p("/usr/bin/google-pprof", {"--text", BZZZ_BINARY, dir.File(file)}, {}, log);
+    EXPECT_EQ(p.Wait(60s), 0) << ReadFile(log);
+    return ReadFile(log);
+  };
+  const std::string cpu_text = pprof("cpu.pprof");
+  EXPECT_NE(cpu_text.find("Total: "), std::string::npos) << cpu_text;
+  EXPECT_EQ(cpu_text.find("Total: 0 samples"), std::string::npos) << "the node was busy: " << cpu_text;
+
+  auto heap = node.Call("GET", "/debug/pprof/heap", kAdminToken);
+  ASSERT_TRUE(heap.ok());
+  ASSERT_EQ(heap->status, 200) << heap->body;
+  dir.Write("heap.pprof", heap->body);
+  const std::string heap_text = pprof("heap.pprof");
+  EXPECT_NE(heap_text.find("Total: "), std::string::npos) << heap_text;
 }
 
 // Secrets in task inputs are write-only: no token, not even the
