@@ -12,7 +12,7 @@ packages=(
   libcli11-dev libyaml-cpp-dev prometheus-cpp-dev libgoogle-perftools-dev
   google-perftools libcurl4-openssl-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev curl jq wrk nginx-light python3
+  libgtest-dev libgmock-dev libbenchmark-dev curl jq wrk nginx-light python3 python3-yaml systemd
   # runtime services used by tests
   bubblewrap postgresql redis-server prometheus prometheus-alertmanager
 )
