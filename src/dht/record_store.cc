@@ -572,12 +572,23 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     auto providers = Discover(name);
     if (!providers.ok()) return;
     const int factor = static_cast<int>(providers->size());
+    int before = -1;  // not measured yet
     {
       std::lock_guard lock(mu);
       auto it = held.find(name);
-      if (it != held.end()) it->second.replication = factor;
+      if (it != held.end()) {
+        before = it->second.replication;
+        it->second.replication = factor;
+      }
     }
     const int target = local_only ? 1 : opts.config.replication_factor;
+    // The words an operator greps for ("replica"), once per change.
+    if (before >= 0 && factor < before) {
+      spdlog::warn("dht: replica lost: {} now has {} of {} copies (was {}); asking peers for more", name, factor,
+                   target, before);
+    } else if (before >= 0 && factor > before) {
+      spdlog::info("dht: replica gained: {} now has {} of {} copies (was {})", name, factor, target, before);
+    }
     if (factor >= target) return;
     std::set<std::string> holding;
     for (const auto& p : *providers) holding.insert(p.node_id);

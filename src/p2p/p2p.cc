@@ -1268,6 +1268,9 @@ class P2pNode::Impl {
     auto& newest = peer_seq[id];
     if (expired) {
       if (d.frame.seq >= newest) {
+        if (auto gone = peers.find(id); gone != peers.end()) {
+          spdlog::info("p2p: peer {} ({}) expired (its presence left the DHT)", id, gone->second.name);
+        }
         peers.erase(id);
         peer_seq.erase(id);
       }
