@@ -5,7 +5,7 @@
 # full runs); that each benchmark starts its processes, measures and prints
 # its figures is. Anchors are skipped (they install other software).
 #
-#   bash bench/smoke.sh http|p2p|election|tasks
+#   bash bench/smoke.sh http|p2p|election|tasks|kpi
 #   (BZZZ_BIN and BZZZ_P2P_BENCH name the binaries; default build/bin/)
 set -euo pipefail
 
@@ -43,8 +43,33 @@ case "${1:-}" in
     expect "e2e, 2000 tasks "
     expect "e2e, 2000 tasks, 3 nodes"
     ;;
+  kpi)
+    # `bzzz bench` against a node of its own, briefly and gently: that it
+    # drives each route and prints the table with every request answered.
+    dir=$(mktemp -d)
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$bin" serve --data-dir "$dir/data" --http-listen "127.0.0.1:$port" --p2p-listen 127.0.0.1:0 >"$dir/node.log" 2>&1 &
+    node=$!
+    trap 'kill $node 2>/dev/null; wait $node 2>/dev/null; rm -rf "$dir" "$out"' EXIT
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health/live" >/dev/null && break; sleep 0.1; done
+    set +e
+    BZZZ_DATA_DIR="$dir/data" "$bin" bench --url "http://127.0.0.1:$port" --seconds 1 --rate 300 --users 50 \
+      --json >"$out" 2>"$dir/bench.err"
+    code=$?
+    set -e
+    [ "$code" -le 1 ] || { cat "$out" "$dir/bench.err" "$dir/node.log"; echo "bench smoke: bzzz bench exited $code" >&2; exit 1; }
+    python3 - "$out" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))["results"]
+routes = [r["route"] for r in results]
+assert routes == ["GET /health", "GET /info (token)", "POST /api/v1/tasks (no-op)"], routes
+for r in results:
+    assert r["requests"] > 0 and r["errors"] == 0, r
+PY
+    expect '"p95_ms"'
+    ;;
   *)
-    echo "usage: bash bench/smoke.sh http|p2p|election|tasks" >&2
+    echo "usage: bash bench/smoke.sh http|p2p|election|tasks|kpi" >&2
     exit 2
     ;;
 esac

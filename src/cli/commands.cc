@@ -19,6 +19,7 @@
 #include <tuple>
 
 #include "base/json.h"
+#include "cli/bench_command.h"
 #include "cli/client.h"
 #include "cli/common.h"
 #include "cli/cluster_commands.h"
@@ -429,6 +430,7 @@ int RunCli(int argc, char** argv) {
   dht_bootstrap->add_option("--log-level", bootstrap_args.log_level,
                             "trace, debug, info, warn, error, critical, off");
 
+  BenchCommand bench_command(app);
   P2pCommands p2p_commands(app);
   ElectionCommands election_commands(app);
   UcxlCommands ucxl_commands(app);
@@ -462,6 +464,7 @@ int RunCli(int argc, char** argv) {
   if (*vacuum) return DbVacuum(vacuum_args);
   if (*token_hash) return TokenHash();
   if (*dht_bootstrap) return DhtBootstrap(bootstrap_args, bootstrap_port, bootstrap_host);
+  if (auto code = bench_command.Run()) return *code;
   if (auto code = p2p_commands.Run()) return *code;
   if (auto code = election_commands.Run()) return *code;
   if (auto code = ucxl_commands.Run()) return *code;
