@@ -107,8 +107,14 @@ Status Membership::LoadLocked() {
     auto secret = ReadFile(key_file);
     if (!secret.ok()) return secret.status();
     auto ca = ClusterAuthority::FromSecret(*secret);
-    if (!ca.ok()) return InvalidArgument(key_file.string() + ": " + ca.status().message());
-    if (ca->public_key() != *cluster_key_) return InvalidArgument(key_file.string() + " is not this cluster's key");
+    // Without its key an authority is still a member: moving the file away
+    // keeps the node in the cluster, without the power to admit others.
+    const std::string recovery =
+        "; restore it from a backup, or move it away to run on as a member that cannot admit nodes";
+    if (!ca.ok()) return InvalidArgument(key_file.string() + " is damaged (" + ca.status().message() + ")" + recovery);
+    if (ca->public_key() != *cluster_key_) {
+      return InvalidArgument(key_file.string() + " is not this cluster's key" + recovery);
+    }
     authority_ = std::move(*ca);
   }
   return Status::Ok();

@@ -323,6 +323,39 @@ TEST(NodeE2E, DamagedElectionStateIsRefusedClearly) {
   }
 }
 
+// Every state file of the data directory, damaged, stops the start with one
+// line naming the file and what to do, never a crash; the peer store is a
+// cache and is ignored with a warning.
+TEST(NodeE2E, DamagedStateFilesAreRefusedNamingTheFileAndTheWayOut) {
+  TempDir seed;
+  {
+    NodeProcess first(seed);  // a first start writes every file
+    ASSERT_TRUE(first.WaitReady()) << first.Log();
+    first.process().Signal(SIGTERM);
+    EXPECT_EQ(first.process().Wait(30s), 0) << first.Log();
+  }
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"cluster/membership.json", "move the cluster/ directory away"},
+      {"cluster/cluster.key", "move it away"},
+      {"p2p/identity.key", "move it away"},
+  };
+  for (const auto& [file, way_out] : cases) {
+    TempDir dir;
+    std::filesystem::copy(seed.File("data"), dir.File("data"), std::filesystem::copy_options::recursive);
+    std::filesystem::remove(dir.File("data/LOCK"));
+    dir.Write("data/" + file, "{\"damaged\": ");
+    Process node(BZZZ_BINARY,
+                 {"serve", "--data-dir", dir.File("data"), "--p2p-listen", "127.0.0.1:0", "--http-listen",
+                  "127.0.0.1:" + std::to_string(testing::FreePort())},
+                 {std::string("BZZZ_ADMIN_TOKEN=") + kAdminToken}, dir.File("damaged.log"));
+    const int code = node.Wait(15s);
+    const std::string log = ReadFile(dir.File("damaged.log"));
+    EXPECT_EQ(code, 1) << file << "\n" << log;
+    EXPECT_NE(log.find(file), std::string::npos) << log;
+    EXPECT_NE(log.find(way_out), std::string::npos) << log;
+  }
+}
+
 // Guessing tokens: past security.auth_failure_limit failures one address
 // gets 429 with Retry-After on every protected route, even with the right
 // token, and the burst is counted.
