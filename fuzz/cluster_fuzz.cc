@@ -3,10 +3,14 @@
 // credential, 1 a join token's text, 2 a revocation, 3 base64url text, 4 a
 // credential checked by a Membership; 5-7 the same three statements signed
 // with a fixed cluster key (so the parser behind the signature sees
-// arbitrary but authentic bodies). Nothing may crash; whatever decodes must
-// re-encode to the same bytes.
+// arbitrary but authentic bodies); 8 the durable state file
+// (<data_dir>/cluster/membership.json) as Membership::Open reads it. Nothing
+// may crash; whatever decodes must re-encode to the same bytes.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "cluster/credential.h"
@@ -34,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   const std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   Key sender{};
-  switch (data[0] % 8) {
+  switch (data[0] % 9) {
     case 0:
       (void)DecodeCredential(rest, ca.public_key());
       break;
@@ -70,6 +74,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const std::string text = "bzzz-join-1." + Base64Url(SignedBody(ca, body));
       auto t = DecodeJoinToken(text);
       if (t.ok() && EncodeJoinToken(*t, ca) != text) __builtin_trap();
+      break;
+    }
+    case 8: {
+      // One scratch directory for the whole run, removed at exit.
+      struct Scratch {
+        std::string dir;
+        Scratch() {
+          char pattern[] = "/tmp/bzzz-cluster-fuzz-XXXXXX";
+          if (mkdtemp(pattern) == nullptr) std::abort();
+          dir = pattern;
+        }
+        ~Scratch() {
+          std::error_code ec;
+          std::filesystem::remove_all(dir, ec);
+        }
+      };
+      static const Scratch scratch;
+      {
+        std::ofstream out(scratch.dir + "/membership.json", std::ios::binary | std::ios::trunc);
+        out << rest;
+      }
+      (void)Membership::Open(scratch.dir);
       break;
     }
   }
