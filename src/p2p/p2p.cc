@@ -31,6 +31,7 @@
 #include "base/json.h"
 #include "base/random.h"
 #include "cluster/membership.h"
+#include "p2p/delivery.h"
 #include "p2p/probe.h"
 #include "p2p/topics.h"
 
@@ -91,8 +92,6 @@ namespace {
 
 std::uint64_t IdOfKey(const PublicKey& key) { return ValueIdOf(key, ""); }
 
-std::string KeyString(const PublicKey& key) { return std::string(key.begin(), key.end()); }
-
 // Splits "host:port" (host may be "[v6]").
 bool SplitHostPort(const std::string& hostport, std::string* host, std::string* port) {
   const auto colon = hostport.rfind(':');
@@ -149,136 +148,13 @@ Result<Presence> PresenceFromJson(std::string_view text, std::string* node_name)
   return p;
 }
 
-// --- Delivery: bounded per-subscriber queues served by dispatcher threads ---
+// --- Delivery (p2p/delivery.h) and the outgoing queue ---
+
+using internal::Dispatcher;
+using internal::DedupWindow;
+using internal::Sink;
 
 namespace {
-
-struct Sink {
-  std::string name;
-  TopicClass topic_class = TopicClass::kOther;
-  SubscribeOptions options;
-  std::int64_t since_us = 0;
-  std::mutex mu;
-  MessageHandler handler;  // guarded by mu
-  std::deque<Message> queue;
-  bool scheduled = false;
-  bool closed = false;
-};
-
-class Dispatcher {
- public:
-  Dispatcher(std::size_t threads, std::size_t capacity) : capacity_(capacity) {
-    for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
-  }
-  ~Dispatcher() { Stop(); }
-
-  // False when the sink's queue is full (the message is dropped).
-  bool Push(const std::shared_ptr<Sink>& sink, Message message) {
-    std::unique_lock sink_lock(sink->mu);
-    if (sink->closed) return true;
-    if (sink->queue.size() >= capacity_) return false;
-    sink->queue.push_back(std::move(message));
-    if (sink->scheduled) return true;
-    sink->scheduled = true;
-    sink_lock.unlock();
-    {
-      std::lock_guard lock(mu_);
-      ready_.push_back(sink);
-    }
-    cv_.notify_one();
-    return true;
-  }
-
-  void Stop() {
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) return;
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : workers_) t.join();
-  }
-
- private:
-  void Work() {
-    for (;;) {
-      std::shared_ptr<Sink> sink;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
-        if (stopping_) return;
-        sink = std::move(ready_.front());
-        ready_.pop_front();
-      }
-      std::deque<Message> batch;
-      MessageHandler handler;
-      {
-        std::lock_guard sink_lock(sink->mu);
-        const std::size_t n = std::min<std::size_t>(sink->queue.size(), 256);
-        for (std::size_t i = 0; i < n; ++i) {
-          batch.push_back(std::move(sink->queue.front()));
-          sink->queue.pop_front();
-        }
-        handler = sink->handler;
-      }
-      for (const auto& m : batch) {
-        if (!handler) break;
-        try {
-          handler(m);
-        } catch (const std::exception& e) {
-          spdlog::warn("p2p: handler '{}' threw: {}", sink->name, e.what());
-        }
-      }
-      bool again = false;
-      {
-        std::lock_guard sink_lock(sink->mu);
-        again = !sink->queue.empty() && !sink->closed;
-        sink->scheduled = again;
-      }
-      if (again) {
-        std::lock_guard lock(mu_);
-        ready_.push_back(std::move(sink));
-      }
-    }
-  }
-
-  const std::size_t capacity_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::shared_ptr<Sink>> ready_;
-  bool stopping_ = false;
-  std::vector<std::thread> workers_;
-};
-
-// Remembers recent frame sequence numbers per sender.
-class DedupWindow {
- public:
-  explicit DedupWindow(std::size_t per_sender) : per_sender_(per_sender) {}
-
-  // True the first time (sender, seq) is seen.
-  bool FirstTime(const PublicKey& sender, std::uint64_t seq) {
-    std::lock_guard lock(mu_);
-    auto& w = senders_[KeyString(sender)];
-    if (!w.seen.insert(seq).second) return false;
-    w.order.push_back(seq);
-    if (w.order.size() > per_sender_) {
-      w.seen.erase(w.order.front());
-      w.order.pop_front();
-    }
-    if (senders_.size() > kMaxSenders) senders_.erase(senders_.begin());  // bounded: forget an arbitrary sender
-    return true;
-  }
-
- private:
-  static constexpr std::size_t kMaxSenders = 4096;
-  struct Window {
-    std::unordered_set<std::uint64_t> seen;
-    std::deque<std::uint64_t> order;
-  };
-  const std::size_t per_sender_;
-  std::mutex mu_;
-  std::unordered_map<std::string, Window> senders_;
-};
 
 struct Outgoing {
   std::string topic;

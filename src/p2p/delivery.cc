@@ -1,0 +1,96 @@
+#include "p2p/delivery.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+namespace bzzz::p2p::internal {
+
+Dispatcher::Dispatcher(std::size_t threads, std::size_t capacity) : capacity_(capacity) {
+  for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
+}
+
+bool Dispatcher::Push(const std::shared_ptr<Sink>& sink, Message message) {
+  std::unique_lock sink_lock(sink->mu);
+  if (sink->closed) return true;
+  if (sink->queue.size() >= capacity_) return false;
+  sink->queue.push_back(std::move(message));
+  if (sink->scheduled) return true;
+  sink->scheduled = true;
+  sink_lock.unlock();
+  {
+    std::lock_guard lock(mu_);
+    ready_.push_back(sink);
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void Dispatcher::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void Dispatcher::Work() {
+  for (;;) {
+    std::shared_ptr<Sink> sink;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
+      if (stopping_) return;
+      sink = std::move(ready_.front());
+      ready_.pop_front();
+    }
+    std::deque<Message> batch;
+    MessageHandler handler;
+    {
+      std::lock_guard sink_lock(sink->mu);
+      const std::size_t n = std::min<std::size_t>(sink->queue.size(), 256);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(sink->queue.front()));
+        sink->queue.pop_front();
+      }
+      handler = sink->handler;
+    }
+    for (const auto& m : batch) {
+      if (!handler) break;
+      try {
+        handler(m);
+      } catch (const std::exception& e) {
+        spdlog::warn("p2p: handler '{}' threw: {}", sink->name, e.what());
+      }
+    }
+    bool again = false;
+    {
+      std::lock_guard sink_lock(sink->mu);
+      again = !sink->queue.empty() && !sink->closed;
+      sink->scheduled = again;
+    }
+    if (again) {
+      std::lock_guard lock(mu_);
+      ready_.push_back(std::move(sink));
+    }
+  }
+}
+
+bool DedupWindow::FirstTime(const PublicKey& sender, std::uint64_t seq) {
+  std::lock_guard lock(mu_);
+  auto& w = senders_[std::string(sender.begin(), sender.end())];
+  if (!w.seen.insert(seq).second) return false;
+  w.order.push_back(seq);
+  if (w.order.size() > per_sender_) {
+    w.seen.erase(w.order.front());
+    w.order.pop_front();
+  }
+  if (senders_.size() > kMaxSenders) senders_.erase(senders_.begin());
+  return true;
+}
+
+}  // namespace bzzz::p2p::internal
