@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cluster/credential.h"
+#include "scratch.h"
 #include "cluster/membership.h"
 
 namespace {
@@ -77,20 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     }
     case 8: {
-      // One scratch directory for the whole run, removed at exit.
-      struct Scratch {
-        std::string dir;
-        Scratch() {
-          char pattern[] = "/tmp/bzzz-cluster-fuzz-XXXXXX";
-          if (mkdtemp(pattern) == nullptr) std::abort();
-          dir = pattern;
-        }
-        ~Scratch() {
-          std::error_code ec;
-          std::filesystem::remove_all(dir, ec);
-        }
-      };
-      static const Scratch scratch;
+      static const FuzzScratch scratch("cluster-fuzz");
       {
         std::ofstream out(scratch.dir + "/membership.json", std::ios::binary | std::ios::trunc);
         out << rest;

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "dht/record_format.h"
+#include "scratch.h"
 #include "p2p/identity.h"
 #include "p2p/wire.h"
 #include "security/authenticator.h"
@@ -47,19 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     return 0;
   }
-  struct Scratch {
-    std::string dir;
-    Scratch() {
-      char pattern[] = "/tmp/bzzz-record-fuzz-XXXXXX";
-      if (mkdtemp(pattern) == nullptr) std::abort();
-      dir = pattern;
-    }
-    ~Scratch() {
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
-    }
-  };
-  static const Scratch scratch;
+  static const FuzzScratch scratch("record-fuzz");
   const std::string path = scratch.dir + "/held.rec";
   {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
