@@ -27,14 +27,6 @@ struct Profiler::State {
 
 namespace {
 
-http::Response Profile(std::string bytes, const std::string& name) {
-  http::Response r;
-  r.status = 200;
-  r.content_type = "application/octet-stream";
-  r.headers.Set("Content-Disposition", "attachment; filename=\"" + name + "\"");
-  r.body = std::move(bytes);
-  return r;
-}
 
 // Holds the one-at-a-time flag for the duration of a profile.
 class Busy {
@@ -51,6 +43,15 @@ class Busy {
 };
 
 #if BZZZ_HAVE_GPERFTOOLS
+http::Response Profile(std::string bytes, const std::string& name) {
+  http::Response r;
+  r.status = 200;
+  r.content_type = "application/octet-stream";
+  r.headers.Set("Content-Disposition", "attachment; filename=\"" + name + "\"");
+  r.body = std::move(bytes);
+  return r;
+}
+
 http::Response CpuProfile(Profiler::State& s, int seconds, const std::string& request_id) {
   std::error_code ec;
   std::filesystem::create_directories(s.scratch_dir, ec);
@@ -126,6 +127,7 @@ Status Profiler::RegisterRoutes(http::Router& router) {
 #if BZZZ_HAVE_GPERFTOOLS
                        return CpuProfile(*state, seconds, req.request_id);
 #else
+                       (void)seconds;
                        return NotBuilt(req.request_id);
 #endif
                      });
