@@ -57,6 +57,11 @@ std::int64_t UnixMillisNow() {
       .count();
 }
 
+std::int64_t MonotonicMillisNow() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 double MillisSince(SteadyTime start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }

@@ -32,6 +32,10 @@ double ToUnixSeconds(SystemTime t);
 // Milliseconds since the Unix epoch, now (the real clock).
 std::int64_t UnixMillisNow();
 
+// Milliseconds on the real monotonic clock (for state machines that take a
+// `now_ms` and measure intervals).
+std::int64_t MonotonicMillisNow();
+
 // Milliseconds elapsed since `start` on the real monotonic clock, with
 // fractions (latencies in reports).
 double MillisSince(SteadyTime start);

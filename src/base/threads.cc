@@ -7,6 +7,48 @@
 
 namespace bzzz {
 
+SerialQueue::SerialQueue() : thread_([this] { Run(); }) {}
+
+void SerialQueue::Post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    queue_.push_back(std::move(fn));
+  }
+  cv_.notify_one();
+}
+
+void SerialQueue::PostAll(std::vector<std::function<void()>> fns) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    for (auto& fn : fns) queue_.push_back(std::move(fn));
+  }
+  cv_.notify_one();
+}
+
+void SerialQueue::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void SerialQueue::Run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping and nothing left
+    std::deque<std::function<void()>> run;
+    run.swap(queue_);
+    lock.unlock();
+    for (auto& fn : run) fn();
+    lock.lock();
+  }
+}
+
 void OwnedThreads::Spawn(std::function<void()> fn) {
   auto done = std::make_shared<std::atomic<bool>>(false);
   std::lock_guard lock(mu_);

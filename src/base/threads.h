@@ -8,13 +8,16 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace bzzz {
 
@@ -42,6 +45,31 @@ class OwnedThreads {
 
   mutable std::mutex mu_;
   std::list<Slot> slots_;
+};
+
+// SerialQueue: one owned thread that runs the functions posted to it, in
+// the order they were posted (the task writer's acknowledgements, so that
+// the writer goes on writing while answers are built). Stop() runs what
+// was posted before it, then joins; posts after Stop() are dropped.
+class SerialQueue {
+ public:
+  SerialQueue();
+  ~SerialQueue() { Stop(); }
+  SerialQueue(const SerialQueue&) = delete;
+  SerialQueue& operator=(const SerialQueue&) = delete;
+
+  void Post(std::function<void()> fn);
+  void PostAll(std::vector<std::function<void()>> fns);
+  void Stop();
+
+ private:
+  void Run();
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 // Threads that must never block on disk or the network (the HTTP I/O

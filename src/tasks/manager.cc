@@ -14,7 +14,9 @@
 #include "base/backoff.h"
 #include "base/clock.h"
 #include "base/log_limiter.h"
+#include "base/threads.h"
 #include "executors/executor.h"
+#include "tasks/borrowed.h"
 #include "tasks/codec.h"
 #include "tasks/probe.h"
 
@@ -38,13 +40,10 @@ class TaskManager::Impl {
   bool stopping = false;
   std::condition_variable writer_cv;  // dirty tasks or stop
   std::condition_variable tick_cv;
-  std::thread writer, ticker, acker;
+  std::thread writer, ticker;
   // Acknowledgements run on their own thread, so the writer goes on writing
   // while the answers (201 bodies, watcher replies) are built.
-  std::mutex ack_mu;
-  std::condition_variable ack_cv;
-  std::deque<std::function<void()>> acks;  // guarded by ack_mu
-  bool ack_stop = false;                   // guarded by ack_mu
+  std::unique_ptr<SerialQueue> acks;
 
   // Group commit bookkeeping (under mu).
   std::uint64_t taken_batches = 0;      // batches the writer has taken
@@ -64,8 +63,7 @@ class TaskManager::Impl {
   std::vector<std::string> waiting_order;  // arrival order: the strategies' tie-break
   std::function<void(const std::string&, const std::string&)> cancel_hook;
   // Borrowed work (under mu).
-  std::deque<Assignment> foreign_queued;
-  std::map<std::pair<std::string, int>, Assignment> foreign_running;
+  BorrowedWork borrowed;
   std::function<void(const Assignment&, const AttemptOutcome&)> foreign_hook;
 
   // Watchers (under mu).
@@ -221,12 +219,8 @@ class TaskManager::Impl {
         }
       }
       pending.clear();
-      {
-        std::lock_guard l(ack_mu);
-        for (auto& cb : callbacks) acks.push_back(std::move(cb));
-        acks.push_back([this] { NotifyWatchers(false); });
-      }
-      ack_cv.notify_one();
+      callbacks.push_back([this] { NotifyWatchers(false); });
+      acks->PostAll(std::move(callbacks));
     }
   }
 
@@ -263,19 +257,6 @@ class TaskManager::Impl {
       submitted_at.erase(t.id);
     } else {
       last_counted[t.id] = t.state;
-    }
-  }
-
-  void AckLoop() {
-    std::unique_lock l(ack_mu);
-    for (;;) {
-      ack_cv.wait(l, [&] { return ack_stop || !acks.empty(); });
-      if (acks.empty()) return;  // stopping and nothing left
-      std::deque<std::function<void()>> run;
-      run.swap(acks);
-      l.unlock();
-      for (auto& fn : run) fn();
-      l.lock();
     }
   }
 
@@ -327,9 +308,9 @@ Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, 
     impl->probe->QueueDepth(c.queued + c.retrying);
   }
   Impl* raw = impl.get();
+  impl->acks = std::make_unique<SerialQueue>();
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
   impl->ticker = std::thread([raw] { raw->TickerLoop(); });
-  impl->acker = std::thread([raw] { raw->AckLoop(); });
   return std::unique_ptr<TaskManager>(new TaskManager(std::move(impl)));
 }
 
@@ -348,12 +329,7 @@ void TaskManager::Stop() {
   m.writer_cv.notify_all();
   if (m.ticker.joinable()) m.ticker.join();
   if (m.writer.joinable()) m.writer.join();
-  {
-    std::lock_guard l(m.ack_mu);
-    m.ack_stop = true;
-  }
-  m.ack_cv.notify_all();
-  if (m.acker.joinable()) m.acker.join();
+  if (m.acks) m.acks->Stop();
   std::vector<std::function<void()>> left;
   {
     std::lock_guard lock(m.mu);
@@ -572,17 +548,12 @@ std::optional<Assignment> TaskManager::Await(const WorkerSlot& slot, std::chrono
   w.slot = slot;
   std::unique_lock lock(m.mu);
   if (m.stopping) return std::nullopt;
-  if (!m.foreign_queued.empty()) {
-    Assignment job = std::move(m.foreign_queued.front());
-    m.foreign_queued.pop_front();
-    m.foreign_running[{job.task_id, job.attempt}] = job;
-    return job;
-  }
+  if (auto job = m.borrowed.Next()) return job;
   m.waiting[slot.agent_id] = &w;
   m.waiting_order.push_back(slot.agent_id);
   m.DispatchLocked(UnixMillisNow());
   if (!w.got) {
-    w.cv.wait_for(lock, wait, [&] { return w.got.has_value() || w.released || !m.foreign_queued.empty(); });
+    w.cv.wait_for(lock, wait, [&] { return w.got.has_value() || w.released || m.borrowed.queued() > 0; });
   }
   if (!w.got) {
     auto it = m.waiting.find(slot.agent_id);
@@ -590,11 +561,8 @@ std::optional<Assignment> TaskManager::Await(const WorkerSlot& slot, std::chrono
       m.waiting.erase(it);
       m.waiting_order.erase(std::find(m.waiting_order.begin(), m.waiting_order.end(), slot.agent_id));
     }
-    if (!m.foreign_queued.empty() && !w.released && !m.stopping) {
-      Assignment job = std::move(m.foreign_queued.front());
-      m.foreign_queued.pop_front();
-      m.foreign_running[{job.task_id, job.attempt}] = job;
-      return job;
+    if (!w.released && !m.stopping) {
+      if (auto job = m.borrowed.Next()) return job;
     }
   }
   return std::move(w.got);
@@ -635,7 +603,7 @@ Status TaskManager::Complete(const Assignment& a, const AttemptOutcome& outcome)
     std::function<void(const Assignment&, const AttemptOutcome&)> hook;
     {
       std::lock_guard lock(m.mu);
-      m.foreign_running.erase({a.task_id, a.attempt});
+      m.borrowed.Finish(a);
       hook = m.foreign_hook;
     }
     if (hook) hook(a, outcome);
@@ -728,7 +696,7 @@ Status TaskManager::RemoteRenew(const std::string& task_id, int attempt, const s
 void TaskManager::AcceptForeign(std::vector<Assignment> jobs) {
   Impl& m = *impl_;
   std::lock_guard lock(m.mu);
-  for (auto& j : jobs) m.foreign_queued.push_back(std::move(j));
+  m.borrowed.Accept(std::move(jobs));
   // Wake waiting agents: they take borrowed work first.
   for (auto& [id, w] : m.waiting) w->cv.notify_one();
 }
@@ -740,21 +708,17 @@ void TaskManager::OnForeignDone(std::function<void(const Assignment&, const Atte
 
 std::vector<Assignment> TaskManager::ForeignHeld() const {
   std::lock_guard lock(impl_->mu);
-  std::vector<Assignment> out(impl_->foreign_queued.begin(), impl_->foreign_queued.end());
-  for (const auto& [k, a] : impl_->foreign_running) out.push_back(a);
-  return out;
+  return impl_->borrowed.Held();
 }
 
 std::vector<Assignment> TaskManager::TakeForeignQueued() {
   std::lock_guard lock(impl_->mu);
-  std::vector<Assignment> out(impl_->foreign_queued.begin(), impl_->foreign_queued.end());
-  impl_->foreign_queued.clear();
-  return out;
+  return impl_->borrowed.TakeQueued();
 }
 
 std::size_t TaskManager::ReadyCount() const {
   std::lock_guard lock(impl_->mu);
-  return impl_->core.ReadyCount() + impl_->foreign_queued.size();
+  return impl_->core.ReadyCount() + impl_->borrowed.queued();
 }
 
 std::size_t TaskManager::InFlight() const {

@@ -1,11 +1,16 @@
 // OwnedThreads: nothing is detached; finished threads are reaped; the
 // destructor waits for the rest; an owner destroyed by its own thread
-// does not deadlock.
+// does not deadlock. SerialQueue: in order, one thread, drained at stop.
 #include "base/threads.h"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
 
 namespace bzzz {
 namespace {
@@ -46,6 +51,36 @@ TEST(OwnedThreadsTest, AnOwnerDestroyedOnItsOwnThreadDoesNotDeadlock) {
   }
   for (int i = 0; i < 2000 && !done.load(); ++i) std::this_thread::sleep_for(1ms);
   EXPECT_TRUE(done.load());
+}
+
+TEST(SerialQueueTest, RunsInPostOrderOnOneThreadAndDrainsAtStop) {
+  std::vector<int> seen;
+  std::set<std::thread::id> threads;
+  std::mutex mu;
+  SerialQueue q;
+  for (int i = 0; i < 100; ++i) {
+    q.Post([&, i] {
+      std::lock_guard lock(mu);
+      seen.push_back(i);
+      threads.insert(std::this_thread::get_id());
+    });
+  }
+  std::vector<std::function<void()>> batch;
+  for (int i = 100; i < 200; ++i) {
+    batch.push_back([&, i] {
+      std::lock_guard lock(mu);
+      seen.push_back(i);
+    });
+  }
+  q.PostAll(std::move(batch));
+  q.Stop();  // what was posted before runs
+  ASSERT_EQ(seen.size(), 200u);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(seen[static_cast<std::size_t>(i)], i);
+  EXPECT_EQ(threads.size(), 1u);
+  EXPECT_EQ(threads.count(std::this_thread::get_id()), 0u);
+  q.Post([&] { seen.push_back(-1); });  // after Stop: dropped
+  q.Stop();
+  EXPECT_EQ(seen.size(), 200u);
 }
 
 }  // namespace

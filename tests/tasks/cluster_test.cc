@@ -100,7 +100,7 @@ class ClusterLinkTest : public ::testing::Test {
     manager_ = std::move(TaskManager::Start(mo, nullptr)).value();
     ClusterLink::Options lo;
     lo.node_id = "owner";
-    lo.resend_interval = 50ms;
+    lo.resend_interval_ms = 50;
     link_ = std::make_unique<ClusterLink>(lo, *manager_, transport_, nullptr);
     link_->Start();
   }
@@ -161,7 +161,7 @@ TEST_F(ClusterLinkTest, OffersAndGrantsNeedTheAdminsWord) {
   link_.reset();
   ClusterLink::Options lo;
   lo.node_id = "owner";
-  lo.resend_interval = 50ms;
+  lo.resend_interval_ms = 50;
   lo.admin_of = [](const std::string& from, std::uint64_t term) { return from == "admin" && term == 5; };
   link_ = std::make_unique<ClusterLink>(lo, *manager_, transport_, nullptr);
   link_->Start();
