@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "base/invariant.h"
+#include "tasks/errc.h"
 
 namespace bzzz::tasks {
 
@@ -114,7 +115,7 @@ Result<SubmitOutcome> TaskCore::Submit(const SubmitRequest& r, std::int64_t now_
   }
   const Counts c = counts();
   if (c.open >= options_.max_open_tasks) {
-    return ResourceExhausted("task queue full (" + std::to_string(c.open) + " open tasks, tasks.max_queue_depth " +
+    return Error(Errc::kQueueFull, "task queue full (" + std::to_string(c.open) + " open tasks, tasks.max_queue_depth " +
                              std::to_string(options_.max_open_tasks) + ")");
   }
   Task t;
@@ -185,7 +186,7 @@ std::vector<Assignment> TaskCore::Dispatch(std::vector<WorkerSlot>& slots, std::
 Status TaskCore::Start(const std::string& id, int attempt, const std::string& agent, std::int64_t now_ms) {
   Task* t = Get(id);
   Attempt* a = t ? t->Current() : nullptr;
-  if (!a || a->number != attempt || a->agent_id != agent) return FailedPrecondition("stale attempt");
+  if (!a || a->number != attempt || a->agent_id != agent) return Error(Errc::kStaleAttempt, "stale attempt");
   if (a->state == AttemptState::kRunning) return Status::Ok();
   a->state = AttemptState::kRunning;
   a->started_ms = now_ms;
@@ -199,7 +200,7 @@ Status TaskCore::Progress(const std::string& id, int attempt, const std::string&
                           std::int64_t now_ms) {
   Task* t = Get(id);
   Attempt* a = t ? t->Current() : nullptr;
-  if (!a || a->number != attempt || a->agent_id != agent) return FailedPrecondition("stale attempt");
+  if (!a || a->number != attempt || a->agent_id != agent) return Error(Errc::kStaleAttempt, "stale attempt");
   if (text.size() > 512) text.resize(512);
   t->AddEvent(now_ms, "progress", std::move(text), attempt);
   Touch(*t, now_ms);
@@ -209,7 +210,7 @@ Status TaskCore::Progress(const std::string& id, int attempt, const std::string&
 Status TaskCore::Renew(const std::string& id, int attempt, const std::string& agent, std::int64_t now_ms) {
   Task* t = Get(id);
   Attempt* a = t ? t->Current() : nullptr;
-  if (!a || a->number != attempt || a->agent_id != agent) return FailedPrecondition("stale attempt");
+  if (!a || a->number != attempt || a->agent_id != agent) return Error(Errc::kStaleAttempt, "stale attempt");
   a->lease_expiry_ms = now_ms + options_.lease_ms;
   t->lease_expiry_ms = a->lease_expiry_ms;  // not written: a restart loses in-flight attempts anyway
   return Status::Ok();
@@ -259,7 +260,7 @@ Result<Task> TaskCore::Complete(const std::string& id, int attempt, const std::s
   Task* t = Get(id);
   Attempt* a = t ? t->Current() : nullptr;
   if (!a || a->number != attempt || a->agent_id != agent) {
-    return FailedPrecondition("stale attempt " + std::to_string(attempt) + " of " + id + ": not current");
+    return Error(Errc::kStaleAttempt, "stale attempt " + std::to_string(attempt) + " of " + id + ": not current");
   }
   a->finished_ms = now_ms;
   if (a->started_ms == 0) a->started_ms = now_ms;
@@ -299,7 +300,7 @@ Result<Task> TaskCore::Complete(const std::string& id, int attempt, const std::s
 Status TaskCore::HandBack(const std::string& id, int attempt, const std::string& agent, std::int64_t now_ms) {
   Task* t = Get(id);
   Attempt* a = t ? t->Current() : nullptr;
-  if (!a || a->number != attempt || a->agent_id != agent) return FailedPrecondition("stale attempt");
+  if (!a || a->number != attempt || a->agent_id != agent) return Error(Errc::kStaleAttempt, "stale attempt");
   a->state = AttemptState::kHandedBack;
   a->finished_ms = now_ms;
   in_flight_.erase(t->id);
@@ -320,7 +321,7 @@ Status TaskCore::HandBack(const std::string& id, int attempt, const std::string&
 Result<Task> TaskCore::Cancel(const std::string& id, std::int64_t now_ms) {
   Task* t = Get(id);
   if (!t) return NotFound("no task " + id + " held here");
-  if (IsTerminal(t->state)) return Conflict("task " + id + " is already " + std::string(TaskStateName(t->state)));
+  if (IsTerminal(t->state)) return Error(Errc::kAlreadyFinished, "task " + id + " is already " + std::string(TaskStateName(t->state)));
   t->cancel_requested = true;
   t->error = "cancelled";
   if (t->Current() == nullptr) {
@@ -334,7 +335,7 @@ Result<Task> TaskCore::Cancel(const std::string& id, std::int64_t now_ms) {
 
 Result<Task> TaskCore::Replay(Task dead, std::int64_t now_ms) {
   if (dead.state != TaskState::kDead) {
-    return Conflict("task " + dead.id + " is " + std::string(TaskStateName(dead.state)) + ", not dead");
+    return Error(Errc::kNotDead, "task " + dead.id + " is " + std::string(TaskStateName(dead.state)) + ", not dead");
   }
   if (tasks_.count(dead.id)) finished_.erase(dead.id), tasks_.erase(dead.id);
   dead.state = TaskState::kQueued;

@@ -18,6 +18,7 @@
 #include "executors/executor.h"
 #include "tasks/borrowed.h"
 #include "tasks/codec.h"
+#include "tasks/errc.h"
 #include "tasks/probe.h"
 
 namespace bzzz::tasks {
@@ -388,13 +389,16 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
   if (m.unwritten >= m.options.max_unwritten) {
     m.probe->Rejected();
     lock.unlock();
-    done(ResourceExhausted("the task store is behind (" + std::to_string(m.unwritten) + " unwritten changes)"));
+    done(Error(Errc::kStoreBehind, "the task store is behind (" + std::to_string(m.unwritten) + " unwritten changes)"));
     return;
   }
   const std::int64_t now = UnixMillisNow();
   auto outcome = m.core.Submit(request, now);
   if (!outcome.ok()) {
-    if (outcome.status().code() == StatusCode::kResourceExhausted) m.probe->Rejected();
+    if (const auto reason = outcome.status().reason();
+        reason == Errc::kQueueFull || reason == Errc::kStoreBehind) {
+      m.probe->Rejected();
+    }
     lock.unlock();
     done(outcome.status());
     return;
@@ -484,7 +488,7 @@ Result<Task> TaskManager::Cancel(const std::string& id) {
   if (!out.ok() && out.status().code() == StatusCode::kNotFound) {
     auto stored = m.Read(id);
     if (!stored.ok()) return stored.status();
-    return Conflict("task " + id + " is already " + std::string(TaskStateName(stored->state)));
+    return Error(Errc::kAlreadyFinished, "task " + id + " is already " + std::string(TaskStateName(stored->state)));
   }
   if (hook && !agent.empty()) hook(agent, id);
   return out;
@@ -520,7 +524,7 @@ Status TaskManager::Purge(const std::string& id) {
   auto t = impl_->Read(id);
   if (!t.ok()) return t.status();
   if (t->state != TaskState::kDead) {
-    return Conflict("task " + id + " is " + std::string(TaskStateName(t->state)) + ": only dead tasks are purged");
+    return Error(Errc::kNotDead, "task " + id + " is " + std::string(TaskStateName(t->state)) + ": only dead tasks are purged");
   }
   if (Status s = impl_->options.store->WriteTasks({}, {id}); !s.ok()) return s;
   std::lock_guard lock(impl_->mu);

@@ -13,7 +13,9 @@
 #include "executors/secrets.h"
 #include "storage/sqlite/sqlite.h"
 #include "support/support.h"
+#include "http/message.h"
 #include "tasks/codec.h"
+#include "tasks/errc.h"
 #include "tasks/faulty_repository.h"
 #include "tasks/manager.h"
 #include "tasks/pool.h"
@@ -474,6 +476,15 @@ TEST_F(ManagerTest, OnlyDeadTasksAreReplayedOrPurged) {
   EXPECT_EQ(manager_->Purge(out->task.id).code(), StatusCode::kConflict);
   EXPECT_EQ(manager_->Cancel(out->task.id).status().code(), StatusCode::kConflict);
   EXPECT_EQ(manager_->Cancel("t-nope").status().code(), StatusCode::kNotFound);
+  // The reasons, for callers that branch, and the HTTP status they carry.
+  EXPECT_EQ(manager_->Replay(out->task.id).status().reason(), Errc::kNotDead);
+  EXPECT_EQ(manager_->Purge(out->task.id).reason(), Errc::kNotDead);
+  const Status finished = manager_->Cancel(out->task.id).status();
+  EXPECT_EQ(finished.reason(), Errc::kAlreadyFinished);
+  EXPECT_EQ(http::HttpStatusOf(finished), 409);
+  AttemptOutcome late;
+  Assignment stale{out->task.id, 1, "agent-x", "builtin", "{}", 1000, 0, ""};
+  EXPECT_EQ(manager_->Complete(stale, late).reason(), Errc::kStaleAttempt);
 }
 
 TEST_F(ManagerTest, CancelStopsARunningTask) {
@@ -497,6 +508,7 @@ TEST_F(ManagerTest, FullQueueRefusesWithResourceExhausted) {
   StartManager(core);
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Submit(Echo(i)).ok());
   EXPECT_EQ(Submit(Echo(9)).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(Submit(Echo(9)).status().reason(), Errc::kQueueFull);
   EXPECT_EQ(manager_->List({}).value().size(), 5u);
 }
 
