@@ -142,7 +142,7 @@ std::optional<config::Config> Load(const ConfigArgs& a, int* code, bool quiet_ok
 
 // Sets up logging, starts a node and blocks until its graceful shutdown.
 int RunNode(config::Config cfg, node::NodeOptions options) {
-  if (auto s = node::SetupLogging({cfg.node.log_level, cfg.node.log_format, cfg.http.access_log}); !s.ok()) {
+  if (auto s = node::SetupLogging({cfg.node.log_level, cfg.node.log_format, cfg.http.access_log, cfg.node.log_levels}); !s.ok()) {
     PrintError(s.message());
     return kExitFailure;
   }

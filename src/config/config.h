@@ -26,6 +26,7 @@ struct NodeConfig {
   std::vector<std::string> capabilities;
   std::string log_level = "info";   // trace, debug, info, warn, error, critical, off
   std::string log_format = "text";  // text | json
+  std::vector<std::string> log_levels;  // "p2p=debug": a subsystem's own level (base/log.h)
   int json_max_depth = 64;          // deepest JSON the node parses from outside
   std::size_t json_max_elements = 100000;  // most values in one JSON text from outside
 };

@@ -6,6 +6,7 @@
 #include "config/loader.h"
 
 #include "base/hex.h"
+#include "base/log.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -327,6 +328,12 @@ std::vector<KeyDef> BuildKeys() {
       Key("node.log_level", BZZZ_FIELD(node.log_level), "Minimum level of log messages written.")
           .OneOf({"trace", "debug", "info", "warn", "error", "critical", "off"})
           .Env({"BZZZ_LOG_LEVEL", "LOG_LEVEL"}),
+      Key("node.log_levels", BZZZ_FIELD(node.log_levels),
+          "Levels of single subsystems, overriding node.log_level for their lines: items "
+          "<subsystem>=<level>, e.g. p2p=debug or dht=warn. Subsystems: cluster, dht, election, executors, http, "
+          "node, ops, p2p, security, storage, tasks, ucxl.")
+          .Check(CheckLoggerLevel)
+          .Env({"BZZZ_LOG_LEVELS"}),
       Key("node.log_format", BZZZ_FIELD(node.log_format),
           "Log line format: human-readable text or JSON lines.")
           .OneOf({"text", "json"})

@@ -1,5 +1,6 @@
 #include "dht/record_store.h"
 #include "base/file.h"
+#include "base/log.h"
 
 #include <algorithm>
 #include <atomic>
@@ -22,6 +23,10 @@
 #include "security/authenticator.h"
 
 namespace bzzz::dht {
+
+namespace {
+constexpr SubsystemLog kLog{"dht"};
+}  // namespace
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -324,19 +329,19 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
       std::int64_t unused;
       std::vector<Bytes> blobs;
       if (!ReadBlobs(entry.path(), kHeldMagic, &unused, &blobs)) {
-        spdlog::warn("dht: ignoring unreadable held record {}", entry.path().string());
+        kLog.warn("dht: ignoring unreadable held record {}", entry.path().string());
         continue;
       }
       const p2p::Decoded d = p2p::DecodeFrame(blobs[0].data(), blobs[0].size());
       RawRecord raw;
       if (!d.ok() || !Assemble(d.frame.topic, std::move(blobs), &raw).empty()) {
-        spdlog::warn("dht: ignoring held record {} that fails verification", entry.path().string());
+        kLog.warn("dht: ignoring held record {} that fails verification", entry.path().string());
         continue;
       }
       std::lock_guard lock(mu);
       held[raw.record.name] = Held{raw.record.name, raw.record.content.size(), -1, true, {}};
     }
-    if (!held.empty()) spdlog::info("dht: holding {} record(s) from {}", held.size(), HeldDir().string());
+    if (!held.empty()) kLog.info("dht: holding {} record(s) from {}", held.size(), HeldDir().string());
   }
 
   // ----- cache -----
@@ -496,10 +501,10 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     const int target = local_only ? 1 : opts.config.replication_factor;
     // The words an operator greps for ("replica"), once per change.
     if (before >= 0 && factor < before) {
-      spdlog::warn("dht: replica lost: {} now has {} of {} copies (was {}); asking peers for more", name, factor,
+      kLog.warn("dht: replica lost: {} now has {} of {} copies (was {}); asking peers for more", name, factor,
                    target, before);
     } else if (before >= 0 && factor > before) {
-      spdlog::info("dht: replica gained: {} now has {} of {} copies (was {})", name, factor, target, before);
+      kLog.info("dht: replica gained: {} now has {} of {} copies (was {})", name, factor, target, before);
     }
     if (factor >= target) return;
     std::set<std::string> holding;
@@ -516,7 +521,7 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     for (std::size_t i = 0; i < candidates.size() && i < want; ++i) {
       const json body = {{"name", name}};
       if (Status s = p2p.SendDirect(candidates[i].second, "dht.replicate", body.dump()); !s.ok()) {
-        spdlog::debug("dht: replicate request to {}: {}", candidates[i].second, s.message());
+        kLog.debug("dht: replicate request to {}: {}", candidates[i].second, s.message());
       }
     }
   }
@@ -556,12 +561,12 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     }
     auto raw = FetchRaw(name);
     if (!raw.ok()) {
-      spdlog::warn("dht: cannot replicate {}: {}", name, raw.status().message());
+      kLog.warn("dht: cannot replicate {}: {}", name, raw.status().message());
       return;
     }
     if (Hold(*raw).ok()) {
       (void)Announce(name);
-      spdlog::info("dht: now holding a replica of {}", name);
+      kLog.info("dht: now holding a replica of {}", name);
     }
   }
 

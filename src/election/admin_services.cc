@@ -1,8 +1,13 @@
 #include "election/admin_services.h"
 
 #include <spdlog/spdlog.h>
+#include "base/log.h"
 
 namespace bzzz::election {
+
+namespace {
+constexpr SubsystemLog kLog{"election"};
+}  // namespace
 
 void AdminServices::Register(Service service) {
   std::lock_guard lock(mu_);
@@ -34,7 +39,7 @@ void AdminServices::BecameAdmin(std::uint64_t term) {
     states_[i].term = term;
     states_[i].last_error = s.ok() ? "" : s.ToString();
     if (!s.ok())
-      spdlog::error("admin service {} did not start for term {}: {}", services_[i].name, term, s.ToString());
+      kLog.error("admin service {} did not start for term {}: {}", services_[i].name, term, s.ToString());
   }
 }
 

@@ -1,5 +1,6 @@
 #include "election/api.h"
 
+#include "base/log.h"
 #include "base/machine.h"
 
 #include <prometheus/counter.h>
@@ -25,6 +26,10 @@
 
 namespace bzzz::election {
 
+namespace {
+constexpr SubsystemLog kLog{"election"};
+}  // namespace
+
 using nlohmann::json;
 namespace el = ::bzzz::election;
 
@@ -40,7 +45,7 @@ class P2pTransport : public el::Transport {
   explicit P2pTransport(p2p::P2pNode& p2p) : p2p_(p2p) {}
   void Send(const el::Message& m) override {
     if (auto s = p2p_.PublishToMembers(p2p::kElectionTopic, el::kMessageType, el::EncodeMessage(m)); !s.ok()) {
-      spdlog::debug("election: {} not sent: {}", el::MessageTypeName(m.type), s.ToString());
+      kLog.debug("election: {} not sent: {}", el::MessageTypeName(m.type), s.ToString());
     }
   }
 
@@ -79,7 +84,7 @@ class ElectionNode::Impl {
   void Refused(const std::string& from, el::MessageType type) {
     if (violations) violations->Increment();
     if (refused++ % 100 == 0) {
-      spdlog::warn("election: refused a {} from {}: not an admin-capable member", el::MessageTypeName(type), from);
+      kLog.warn("election: refused a {} from {}: not an admin-capable member", el::MessageTypeName(type), from);
     }
   }
 
@@ -219,7 +224,7 @@ Result<std::shared_ptr<ElectionNode>> ElectionNode::Start(p2p::P2pNode& p2p, con
                                if (!self) return;
                                auto decoded = el::DecodeMessage(m.envelope.data);
                                if (!decoded.ok()) {
-                                 spdlog::debug("election: message from {} dropped: {}", m.envelope.from,
+                                 kLog.debug("election: message from {} dropped: {}", m.envelope.from,
                                                decoded.status().message());
                                  return;
                                }
@@ -256,7 +261,7 @@ std::vector<ops::ShutdownStep> ElectionNode::ShutdownSteps(const config::Config&
            [this] {
              const auto wait = 4 * impl_->config.election.heartbeat_interval + std::chrono::milliseconds(200);
              const std::string next = impl_->service->Resign(wait);
-             if (!next.empty()) spdlog::info("election: left; {} is the admin now", next);
+             if (!next.empty()) kLog.info("election: left; {} is the admin now", next);
              return Status::Ok();
            }}};
 }

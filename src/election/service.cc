@@ -8,12 +8,15 @@
 #include <random>
 #include <thread>
 
+#include "base/log.h"
 #include "election/probe.h"
 #include "election/state.h"
 
 namespace bzzz::election {
 
 namespace {
+
+constexpr SubsystemLog kLog{"election"};
 
 // A StateStore that keeps the state in memory (no data directory).
 class MemoryStore : public StateStore {
@@ -87,15 +90,15 @@ class ElectionService::Impl : public Observer {
 
   void Apply(const Transition& t) {
     if (t.role == Role::kAdmin && t.previous != Role::kAdmin) {
-      spdlog::info("election: admin of term {} ({})", t.term, t.reason);
+      kLog.info("election: admin of term {} ({})", t.term, t.reason);
       if (services_) services_->BecameAdmin(t.term);
     } else if (t.previous == Role::kAdmin && t.role != Role::kAdmin) {
-      spdlog::info("election: no longer admin in term {} ({})", t.term, t.reason);
+      kLog.info("election: no longer admin in term {} ({})", t.term, t.reason);
       if (services_) services_->StoppedBeingAdmin();
     } else if (!t.admin.empty()) {
-      spdlog::info("election: {} in term {}, admin {} ({})", RoleName(t.role), t.term, t.admin, t.reason);
+      kLog.info("election: {} in term {}, admin {} ({})", RoleName(t.role), t.term, t.admin, t.reason);
     } else {
-      spdlog::info("election: {} in term {}, no admin ({})", RoleName(t.role), t.term, t.reason);
+      kLog.info("election: {} in term {}, no admin ({})", RoleName(t.role), t.term, t.reason);
     }
   }
 
@@ -234,9 +237,9 @@ std::string ElectionService::Resign(std::chrono::milliseconds wait) {
   std::unique_lock lock(impl_->mu_);
   const bool handed = impl_->changed_.wait_for(lock, wait, [&] { return impl_->election_->admin() == next; });
   if (handed) {
-    spdlog::info("election: handed over to {} (term {})", next, impl_->election_->term());
+    kLog.info("election: handed over to {} (term {})", next, impl_->election_->term());
   } else {
-    spdlog::warn("election: {} did not take over within {} ms; the others will elect after their timeout",
+    kLog.warn("election: {} did not take over within {} ms; the others will elect after their timeout",
                  next, wait.count());
   }
   return next;

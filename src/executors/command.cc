@@ -3,9 +3,14 @@
 #include <spdlog/spdlog.h>
 
 #include "base/json.h"
+#include "base/log.h"
 #include "executors/executors.h"
 
 namespace bzzz::executors {
+
+namespace {
+constexpr SubsystemLog kLog{"executors"};
+}  // namespace
 
 using nlohmann::json;
 
@@ -115,7 +120,7 @@ std::unique_ptr<ExecutorRegistry> MakeRegistry(const config::Config& config) {
   if (auto http = MakeHttpExecutor(config.agents.http, secrets); http.ok()) {
     registry->Add(std::move(http).value());
   } else {
-    spdlog::error("executors: no http executor: {}", http.status().ToString());
+    kLog.error("executors: no http executor: {}", http.status().ToString());
   }
   if (!config.agents.llm.endpoint.empty()) registry->Add(MakeLlmExecutor(config.agents.llm, sandbox));
   return registry;

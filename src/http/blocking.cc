@@ -4,8 +4,13 @@
 #include <thread>
 
 #include <spdlog/spdlog.h>
+#include "base/log.h"
 
 namespace bzzz::http {
+
+namespace {
+constexpr SubsystemLog kLog{"http"};
+}  // namespace
 
 void BlockingRuns::Run(const std::string& key, const std::string& request_id, Responder responder,
                        std::function<Response()> work) {
@@ -30,7 +35,7 @@ void BlockingRuns::Run(const std::string& key, const std::string& request_id, Re
     try {
       response = work();
     } catch (const std::exception& e) {
-      spdlog::error("http: {} failed: {}", key, e.what());
+      kLog.error("http: {} failed: {}", key, e.what());
     }
     std::vector<Waiter> waiters;
     {

@@ -27,6 +27,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/log.h"
 #include "base/random.h"
 #include "base/threads.h"
 #include "http/probe.h"
@@ -34,6 +35,10 @@
 #include "security/access_controller.h"
 
 namespace bzzz::http {
+
+namespace {
+constexpr SubsystemLog kLog{"http"};
+}  // namespace
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -189,7 +194,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
             context->run();
             return;
           } catch (const std::exception& e) {
-            spdlog::error("http: unexpected exception on an I/O thread: {}", e.what());
+            kLog.error("http: unexpected exception on an I/O thread: {}", e.what());
           }
         }
       });
@@ -209,7 +214,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         }
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
         // Out of file descriptors and the like: back off instead of spinning.
-        spdlog::warn("http: accept failed: {}", ec.message());
+        kLog.warn("http: accept failed: {}", ec.message());
         Timer timer(acceptor.get_executor(), std::chrono::milliseconds(50));
         co_await timer.async_wait(asio::redirect_error(kUseAwaitable, ec));
         continue;
@@ -297,7 +302,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     try {
       co_await self->ServeLoop(*session, probe_only);
     } catch (const std::exception& e) {
-      spdlog::warn("http: connection ended by an exception: {}", e.what());
+      kLog.warn("http: connection ended by an exception: {}", e.what());
     }
     beast::error_code ec;
     session->stream.socket().shutdown(asio::socket_base::shutdown_send, ec);
@@ -439,7 +444,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
           try {
             resp = co_await CallAsync(*async_route, req);
           } catch (const std::exception& e) {
-            spdlog::error("http: async handler for {} threw: {} (request {})", async_route->pattern, e.what(),
+            kLog.error("http: async handler for {} threw: {} (request {})", async_route->pattern, e.what(),
                           req.request_id);
             failed = true;
           }
@@ -552,7 +557,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     try {
       return route.handler(req);
     } catch (const std::exception& e) {
-      spdlog::error("http: handler for {} {} threw: {} (request {})", MethodName(req.method), route.pattern,
+      kLog.error("http: handler for {} {} threw: {} (request {})", MethodName(req.method), route.pattern,
                     e.what(), req.request_id);
     }
     return router_->MakeError(req.path, 500, "internal", "internal error", req.request_id);
@@ -587,7 +592,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
                 route.async_handler(req, respond);
               }
             } catch (const std::exception& e) {
-              spdlog::error("http: handler for {} {} threw: {} (request {})", MethodName(req.method), route.pattern,
+              kLog.error("http: handler for {} {} threw: {} (request {})", MethodName(req.method), route.pattern,
                             e.what(), req.request_id);
               respond(router_->MakeError(req.path, 500, "internal", "internal error", req.request_id));
             }

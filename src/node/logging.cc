@@ -10,10 +10,12 @@
 #include <cerrno>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "security/redact.h"
 
 namespace bzzz::node {
@@ -210,6 +212,14 @@ Status SetupLogging(const LoggingOptions& options) {
   if (options.format != "text" && options.format != "json") {
     return InvalidArgument("unknown log format '" + options.format + "' (text or json)");
   }
+  std::map<std::string, spdlog::level::level_enum, std::less<>> levels;
+  for (const auto& item : options.levels) {
+    if (std::string problem = CheckLoggerLevel(item); !problem.empty()) {
+      return InvalidArgument("log level '" + item + "': " + problem);
+    }
+    const auto eq = item.find('=');
+    levels[item.substr(0, eq)] = spdlog::level::from_str(item.substr(eq + 1));
+  }
   const bool json = options.format == "json";
   auto sink = std::make_shared<StderrSink>();
   sink->set_formatter(std::make_unique<RedactingFormatter>(json));
@@ -218,6 +228,7 @@ Status SetupLogging(const LoggingOptions& options) {
   main_logger->set_level(level);
   main_logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(main_logger);
+  SetLoggerLevels(std::move(levels));
 
   spdlog::drop("access");
   if (options.access_log && level <= spdlog::level::info) {

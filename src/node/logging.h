@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 
@@ -16,9 +17,12 @@ struct LoggingOptions {
   std::string level = "info";   // trace, debug, info, warn, error, critical, off
   std::string format = "text";  // text | json
   bool access_log = true;
+  // Per-subsystem levels, "p2p=debug" (base/log.h; node.log_levels).
+  std::vector<std::string> levels;
 };
 
-// Installs the default and "access" loggers. Safe to call again (replaces them).
+// Installs the default and "access" loggers, and the levels of the
+// subsystems' named loggers (base/log.h). Safe to call again (replaces them).
 Status SetupLogging(const LoggingOptions& options);
 
 // Flushes every logger (waits, bounded, until the lines are written).

@@ -18,18 +18,17 @@
 
 #include "base/file.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "base/random.h"
 #include "config/loader.h"
 #include "dht/record_store.h"
+#include "dht/services.h"
+#include "election/api.h"
 #include "executors/secrets.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "node/build_info.h"
-#include "p2p/cluster_services.h"
 #include "node/logging.h"
-#include "election/api.h"
-#include "p2p/services.h"
-#include "dht/services.h"
 #include "ops/component.h"
 #include "ops/health.h"
 #include "ops/operational_api.h"
@@ -37,13 +36,19 @@
 #include "ops/process_metrics.h"
 #include "ops/request_log.h"
 #include "ops/shutdown.h"
+#include "p2p/cluster_services.h"
 #include "p2p/p2p.h"
+#include "p2p/services.h"
 #include "security/access_controller.h"
 #include "storage/store.h"
 #include "tasks/api.h"
 #include "ucxl/ucxi_api.h"
 
 namespace bzzz::node {
+
+namespace {
+constexpr SubsystemLog kLog{"node"};
+}  // namespace
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -118,13 +123,13 @@ Result<std::string> LocalAdminToken(const std::string& data_dir) {
     if (!security::WeakTokenReason(token).empty()) {
       return FailedPrecondition(path.string() + " does not hold a usable token (delete it to get a new one)");
     }
-    spdlog::info("security: no API tokens configured; the local admin token is in {} (the CLI on this machine "
+    kLog.info("security: no API tokens configured; the local admin token is in {} (the CLI on this machine "
                  "uses it)", path.string());
     return token;
   }
   const std::string token = RandomHex(32);
   if (Status s = WriteFileAtomic(path.string(), token + "\n", 0600); !s.ok()) return s;
-  spdlog::warn("security: no API tokens configured: made an admin token for this first run, in {} (0600). Try:\n"
+  kLog.warn("security: no API tokens configured: made an admin token for this first run, in {} (0600). Try:\n"
                "  bzzz status\n"
                "  bzzz task submit -e builtin -i '{{\"op\":\"echo\",\"value\":1}}' --wait\n"
                "  bzzz election status\n"
@@ -207,7 +212,7 @@ class Node::Impl {
     auto migrated = storage.store->Migrate();
     if (!migrated.ok()) return migrated.status();
     if (!migrated->applied.empty()) {
-      spdlog::info("storage: migrated {} to schema version {}", storage.store->Backend(),
+      kLog.info("storage: migrated {} to schema version {}", storage.store->Backend(),
                    migrated->current_version);
     }
     (void)storage.store->PutMeta("last_start",
@@ -260,31 +265,31 @@ class Node::Impl {
         cfg.security.api_tokens, bootstrap ? std::string_view(bootstrap) : std::string_view{}));
     for (const auto& token : cfg.security.api_tokens) {
       if (token.token_hash.empty()) {
-        spdlog::warn(
+        kLog.warn(
             "security: API token {} is configured by its unsalted SHA-256 (token_sha256); replace it with "
             "token_hash (printf %s \"$TOKEN\" | bzzz token hash)",
             token.name);
       }
     }
     if ((bootstrap == nullptr || *bootstrap == '\0') && cfg.security.api_tokens.empty()) {
-      spdlog::warn(
+      kLog.warn(
           "security: no API tokens configured and BZZZ_ADMIN_TOKEN is unset: only public routes "
           "(health, metrics) can be used");
     }
     // Say plainly which configured features do not act yet.
     if (cfg.security.oidc.enabled) {
-      spdlog::warn(
+      kLog.warn(
           "security: security.oidc is enabled but OIDC/JWT authentication is not built yet: bearer JWTs "
           "are refused (401)");
     }
     if (cfg.security.rate_limit.enabled) {
-      spdlog::info("security: rate limiting is not built yet; security.rate_limit has no effect");
+      kLog.info("security: rate limiting is not built yet; security.rate_limit has no effect");
     }
     security::Rbac rbac(cfg.security.roles);
     for (const auto& token : cfg.security.api_tokens) {
       for (const auto& role : token.roles) {
         if (!rbac.HasRole(role)) {
-          spdlog::warn(
+          kLog.warn(
               "security: token '{}' has role '{}', which is neither built in nor in security.roles: it "
               "grants nothing",
               token.name, role);
@@ -358,7 +363,7 @@ class Node::Impl {
     p2p = std::move(p2p_node).value();
     if (auto s = p2p::AwaitAdmission(*p2p, *membership, cfg); !s.ok()) return s;
     if (membership->Founder() && !options.bootstrap_only) {
-      spdlog::info(
+      kLog.info(
           "cluster: this node founded cluster {}; to add a node: bzzz cluster token create [--role "
           "admin-capable], then bzzz serve --bootstrap {}:{} --join TOKEN",
           membership->cluster_id(), cfg.p2p.listen.substr(0, cfg.p2p.listen.rfind(':')), p2p->port());
@@ -542,9 +547,9 @@ class Node::Impl {
         if (received == 1) {
           (void)shutdown->Request(std::string("signal ") + name);
         } else if (received == 2) {
-          spdlog::warn("shutdown already in progress; send the signal once more to exit at once");
+          kLog.warn("shutdown already in progress; send the signal once more to exit at once");
         } else {
-          spdlog::error("forced exit on repeated {}", name);
+          kLog.error("forced exit on repeated {}", name);
           ShutdownLogging();
           _exit(1);
         }
@@ -572,7 +577,7 @@ Result<std::unique_ptr<Node>> Node::Create(config::Config config, NodeOptions op
       return Unavailable("cannot make data directory " + config.node.data_dir + " private (chmod 700): " +
                          std::strerror(errno));
     }
-    spdlog::info("node: data directory {} made private (mode 0700)", config.node.data_dir);
+    kLog.info("node: data directory {} made private (mode 0700)", config.node.data_dir);
   }
   if (config.node.name.empty()) {
     char host[256] = {};
@@ -619,14 +624,14 @@ Status Node::Start() {
   }
   n.WatchSignals();
   if (n.server) {
-    spdlog::info("bzzz {} node {} ({}) serving on http://{}:{}, p2p on udp {}:{}, data_dir={}", Version(), n.node_id,
+    kLog.info("bzzz {} node {} ({}) serving on http://{}:{}, p2p on udp {}:{}, data_dir={}", Version(), n.node_id,
                  cfg.node.name, cfg.http.host, n.server->Port(), cfg.p2p.listen.substr(0, cfg.p2p.listen.rfind(':')),
                  n.p2p->port(), cfg.node.data_dir);
     if (n.server->ProbePort() != 0) {
-      spdlog::info("health probes also on {}:{}", n.probe_host, n.server->ProbePort());
+      kLog.info("health probes also on {}:{}", n.probe_host, n.server->ProbePort());
     }
   } else {
-    spdlog::info("bzzz {} DHT bootstrap node {} ({}) on udp {}:{}, data_dir={}", Version(), n.node_id, cfg.node.name,
+    kLog.info("bzzz {} DHT bootstrap node {} ({}) on udp {}:{}, data_dir={}", Version(), n.node_id, cfg.node.name,
                  cfg.p2p.listen.substr(0, cfg.p2p.listen.rfind(':')), n.p2p->port(), cfg.node.data_dir);
   }
   return Status::Ok();
@@ -649,16 +654,16 @@ int Node::Run() {
         running += (running.empty() ? "" : ", ") + h.name;
       }
     }
-    spdlog::error("shutdown {} ({} ms); step(s) still running: {}; exiting without tearing them down",
+    kLog.error("shutdown {} ({} ms); step(s) still running: {}; exiting without tearing them down",
                   finished ? "finished with steps past their timeout" : "overran operations.shutdown_timeout",
                   n.config.operations.shutdown_timeout.count(), running.empty() ? "none" : running);
     ShutdownLogging();
     std::_Exit(1);
   }
   if (not_done) {
-    spdlog::warn("shutdown finished with {} step(s) not done (see the log above)", not_done);
+    kLog.warn("shutdown finished with {} step(s) not done (see the log above)", not_done);
   } else {
-    spdlog::info("bzzz node {} stopped", n.node_id);
+    kLog.info("bzzz node {} stopped", n.node_id);
   }
   ShutdownLogging();
   return 0;

@@ -1,5 +1,6 @@
 #include "ops/shutdown.h"
 
+#include "base/log.h"
 #include "base/threads.h"
 
 #include <algorithm>
@@ -10,6 +11,10 @@
 #include <spdlog/spdlog.h>
 
 namespace bzzz::ops {
+
+namespace {
+constexpr SubsystemLog kLog{"ops"};
+}  // namespace
 
 std::string_view HandlerStateName(HandlerState state) {
   switch (state) {
@@ -63,7 +68,7 @@ class ShutdownCoordinator::Impl : public std::enable_shared_from_this<ShutdownCo
       status_.reason = std::move(reason);
       status_.requested_at = std::chrono::system_clock::now();
     }
-    spdlog::info("shutdown: requested by {}", status_.reason);
+    kLog.info("shutdown: requested by {}", status_.reason);
     runner_ = std::thread([self = shared_from_this()] { self->RunAll(); });
     return Status::Ok();
   }
@@ -85,7 +90,7 @@ class ShutdownCoordinator::Impl : public std::enable_shared_from_this<ShutdownCo
         timeout = handlers_[i].info.timeout;
         name = handlers_[i].info.name;
       }
-      spdlog::info("shutdown: {} (timeout {} ms)", name, timeout.count());
+      kLog.info("shutdown: {} (timeout {} ms)", name, timeout.count());
       const auto started = std::chrono::steady_clock::now();
       // Each step runs on its own thread so that a stuck step cannot hold up
       // the ones after it; a step past its timeout is abandoned.
@@ -120,7 +125,7 @@ class ShutdownCoordinator::Impl : public std::enable_shared_from_this<ShutdownCo
       }
       const auto took =
           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-      if (state != HandlerState::kDone) spdlog::warn("shutdown: {} {}: {}", name, HandlerStateName(state), error);
+      if (state != HandlerState::kDone) kLog.warn("shutdown: {} {}: {}", name, HandlerStateName(state), error);
       std::lock_guard lock(mu_);
       handlers_[i].info.state = state;
       handlers_[i].info.duration = took;
@@ -128,7 +133,7 @@ class ShutdownCoordinator::Impl : public std::enable_shared_from_this<ShutdownCo
     }
     std::lock_guard lock(mu_);
     status_.finished = true;
-    spdlog::info("shutdown: complete");
+    kLog.info("shutdown: complete");
     cv_.notify_all();
   }
 

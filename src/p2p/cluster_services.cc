@@ -12,12 +12,17 @@
 
 #include <nlohmann/json.hpp>
 
-#include "base/json.h"
 #include "base/clock.h"
+#include "base/json.h"
+#include "base/log.h"
 #include "config/loader.h"
 #include "p2p/topics.h"
 
 namespace bzzz::p2p {
+
+namespace {
+constexpr SubsystemLog kLog{"cluster"};
+}  // namespace
 
 using nlohmann::json;
 namespace cl = bzzz::cluster;
@@ -56,7 +61,7 @@ Result<std::shared_ptr<cl::Membership>> PrepareMembership(const config::Config& 
                                   "; the join token is for cluster " + cl::ClusterIdOf(token->cluster_key) +
                                   ". Move " + dir + " away to leave the old cluster first");
       }
-      spdlog::info("cluster: already a member of {}; the join token is not needed any more", m->cluster_id());
+      kLog.info("cluster: already a member of {}; the join token is not needed any more", m->cluster_id());
     }
     return m;
   }
@@ -83,7 +88,7 @@ Result<std::shared_ptr<cl::Membership>> PrepareMembership(const config::Config& 
   cl::Key key;
   std::copy(node_key.begin(), node_key.end(), key.begin());
   if (auto s = m->Found(key, role, config.node.name, config.p2p.credential_ttl); !s.ok()) return s;
-  spdlog::info("cluster: founded cluster {}", m->cluster_id());
+  kLog.info("cluster: founded cluster {}", m->cluster_id());
   return m;
 }
 
@@ -111,7 +116,7 @@ Status AwaitAdmission(P2pNode& p2p, cl::Membership& membership, const config::Co
     cl::Key key;
     std::copy(own.begin(), own.end(), key.begin());
     if (auto s = m->Admit(*credential, secret, key); !s.ok()) {
-      spdlog::warn("cluster: admission answer from {} refused: {}", msg.envelope.from, s.message());
+      kLog.warn("cluster: admission answer from {} refused: {}", msg.envelope.from, s.message());
       return;
     }
     if (j.contains("revocations") && j["revocations"].is_array()) {
@@ -132,7 +137,7 @@ Status AwaitAdmission(P2pNode& p2p, cl::Membership& membership, const config::Co
                         : "refused";
     wait->cv.notify_all();
   });
-  spdlog::info("cluster: asking to be admitted to cluster {} (up to {} s)", membership.cluster_id(),
+  kLog.info("cluster: asking to be admitted to cluster {} (up to {} s)", membership.cluster_id(),
                config.p2p.join_timeout.count() / 1000);
   const auto deadline = std::chrono::steady_clock::now() + config.p2p.join_timeout;
   Status result = Unavailable("not admitted to cluster " + membership.cluster_id() + " within p2p.join_timeout (" +
@@ -140,7 +145,7 @@ Status AwaitAdmission(P2pNode& p2p, cl::Membership& membership, const config::Co
                               " ms): is the cluster's admin (or its founder) reachable from the bootstrap peers?");
   while (std::chrono::steady_clock::now() < deadline) {
     if (auto s = p2p.RequestAdmission(config.p2p.join_token, config.node.name); !s.ok()) {
-      spdlog::warn("cluster: join request not sent: {}", s.message());
+      kLog.warn("cluster: join request not sent: {}", s.message());
     }
     std::unique_lock lock(wait->mu);
     wait->cv.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::seconds(2)),
@@ -158,7 +163,7 @@ Status AwaitAdmission(P2pNode& p2p, cl::Membership& membership, const config::Co
   p2p.OnDirect("cluster.refused", [](const Message&) {});
   if (!result.ok()) return result;
   const auto own_cred = membership.own();
-  spdlog::info("cluster: admitted to cluster {} as {} (credential valid until {})", membership.cluster_id(),
+  kLog.info("cluster: admitted to cluster {} as {} (credential valid until {})", membership.cluster_id(),
                own_cred ? cl::NodeRoleName(own_cred->role) : "?",
                own_cred ? IsoOfMs(own_cred->expires_at_ms) : "?");
   p2p.MembershipChanged();
@@ -199,7 +204,7 @@ class ClusterServices::Impl {
     if (!a.ok()) {
       ++refused;
       if (violations_join) violations_join->Increment();
-      spdlog::warn("cluster: join of {} ({}) refused: {}", r.node_id, r.name, a.status().message());
+      kLog.warn("cluster: join of {} ({}) refused: {}", r.node_id, r.name, a.status().message());
       (void)p2p.SendDirectToKey(r.node_key, "cluster.refused", json{{"reason", a.status().message()}}.dump());
       return;
     }
@@ -211,12 +216,12 @@ class ClusterServices::Impl {
     for (const auto& raw : membership->EncodedRevocations()) revs.push_back(cl::Base64Url(raw));
     reply["revocations"] = revs;
     if (auto s = p2p.SendDirectToKey(r.node_key, "cluster.admit", reply.dump()); !s.ok()) {
-      spdlog::warn("cluster: admission of {} not sent: {}", r.node_id, s.message());
+      kLog.warn("cluster: admission of {} not sent: {}", r.node_id, s.message());
       return;
     }
     if (!a->repeated) {
       ++admitted;
-      spdlog::info("cluster: admitted {} ({}) as {} with token {}", r.node_id, r.name,
+      kLog.info("cluster: admitted {} ({}) as {} with token {}", r.node_id, r.name,
                    cl::NodeRoleName(a->token.role), a->token.id);
       (void)p2p.Publish(kMembershipTopic, "token-use", json{{"token", a->token.id}, {"node_id", r.node_id}}.dump());
     }
@@ -241,7 +246,7 @@ class ClusterServices::Impl {
       auto applied = membership->ApplyRevocation(*raw);
       if (applied.ok() && *applied) {
         ++revocations_applied;
-        spdlog::warn("cluster: a member was revoked (relayed by {})", m.envelope.from);
+        kLog.warn("cluster: a member was revoked (relayed by {})", m.envelope.from);
       }
     } else if (m.envelope.type == "token-use" && m.sender_role == cl::NodeRole::kAdminCapable) {
       const json j = ParseJson(m.envelope.data);
@@ -277,7 +282,7 @@ class ClusterServices::Impl {
     if (membership->Admit(*raw, "", key).ok()) {
       ++renewals;
       p2p.MembershipChanged();
-      spdlog::info("cluster: credential renewed by {}", m.envelope.from);
+      kLog.info("cluster: credential renewed by {}", m.envelope.from);
     }
   }
 
@@ -316,7 +321,7 @@ class ClusterServices::Impl {
       if (renewed.ok() && membership->Admit(*renewed, "", key).ok()) {
         ++renewals;
         p2p.MembershipChanged();
-        spdlog::info("cluster: credential renewed (self-issued)");
+        kLog.info("cluster: credential renewed (self-issued)");
       }
       return;
     }
@@ -543,7 +548,7 @@ Status ClusterServices::RegisterRoutes(http::Router& router) {
                auto encoded = impl->membership->Revoke(node_id, j.value("reason", ""), cl::NowMs());
                if (!encoded.ok()) return http::ErrorFromStatus(encoded.status(), req.request_id);
                (void)impl->p2p.Publish(kMembershipTopic, "revocation", cl::Base64Url(*encoded));
-               spdlog::warn("cluster: revoked {} ({})", node_id, j.value("reason", ""));
+               kLog.warn("cluster: revoked {} ({})", node_id, j.value("reason", ""));
                return JsonOk(200, {{"revoked", node_id}, {"cluster_id", impl->membership->cluster_id()}});
              });
   return routes.Done();

@@ -5,8 +5,13 @@
 #include <algorithm>
 #include <exception>
 #include <utility>
+#include "base/log.h"
 
 namespace bzzz::p2p::internal {
+
+namespace {
+constexpr SubsystemLog kLog{"p2p"};
+}  // namespace
 
 Dispatcher::Dispatcher(std::size_t threads, std::size_t capacity) : capacity_(capacity) {
   for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
@@ -64,7 +69,7 @@ void Dispatcher::Work() {
       try {
         handler(m);
       } catch (const std::exception& e) {
-        spdlog::warn("p2p: handler '{}' threw: {}", sink->name, e.what());
+        kLog.warn("p2p: handler '{}' threw: {}", sink->name, e.what());
       }
     }
     bool again = false;

@@ -10,11 +10,16 @@
 
 #include "base/clock.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "base/random.h"
 #include "http/blocking.h"
 #include "p2p/topics.h"
 
 namespace bzzz::p2p {
+
+namespace {
+constexpr SubsystemLog kLog{"p2p"};
+}  // namespace
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -50,7 +55,7 @@ class P2pServices::Impl : public std::enable_shared_from_this<P2pServices::Impl>
     if (!body.is_object() || !body.contains("nonce") || !body["nonce"].is_string()) return;
     const json ack = {{"nonce", body["nonce"]}, {"node_id", p2p.node_id()}};
     if (Status s = p2p.SendDirect(m.envelope.from, "probe-ack", ack.dump()); !s.ok()) {
-      spdlog::debug("p2p: cannot answer probe from {}: {}", m.envelope.from, s.message());
+      kLog.debug("p2p: cannot answer probe from {}: {}", m.envelope.from, s.message());
     }
   }
 
@@ -215,7 +220,7 @@ Status P2pServices::RegisterRoutes(http::Router& router) {
   routes.Add(http::Method::kDelete, "/api/v1/p2p/peers", "p2p:admin",
              "clear the peer store (<data_dir>/p2p/peers) and the peer table", [impl](http::Request&) {
                const std::size_t forgotten = impl->p2p.ClearPeerStore();
-               spdlog::warn("p2p: peer store cleared ({} contacts forgotten)", forgotten);
+               kLog.warn("p2p: peer store cleared ({} contacts forgotten)", forgotten);
                return JsonOk(200, {{"cleared", true}, {"forgotten", forgotten}});
              });
   routes.Add(http::Method::kPost, "/api/v1/p2p/test-message", "p2p:write",

@@ -7,12 +7,15 @@
 #include <cctype>
 #include <iterator>
 
+#include "base/log.h"
 #include "base/log_limiter.h"
 #include "security/probe.h"
 
 namespace bzzz::security {
 
 namespace {
+
+constexpr SubsystemLog kLog{"security"};
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -87,7 +90,7 @@ void AccessController::CountFailure(std::string_view client) const {
   }
   if (started) {
     probe_->SuspiciousActivity();
-    spdlog::warn("security: auth throttled for client {} after {} failed authentications within {} s", client,
+    kLog.warn("security: auth throttled for client {} after {} failed authentications within {} s", client,
                  throttle_.failure_limit, std::chrono::duration_cast<std::chrono::seconds>(throttle_.failure_window).count());
   }
 }
@@ -131,7 +134,7 @@ AccessDecision AccessController::Check(std::string_view authorization_header, st
   if (!IsBearer(scheme) || token.empty() || token.size() > 8192) {
     probe_->AuthFailure("malformed");
     if (std::uint64_t held = 0; auth_failure_lines.Allow(&held)) {
-      spdlog::warn("security: auth failure from client {}: malformed Authorization header{}", ClientName(client),
+      kLog.warn("security: auth failure from client {}: malformed Authorization header{}", ClientName(client),
                    Suppressed(held));
     }
     CountFailure(client);
@@ -158,7 +161,7 @@ AccessDecision AccessController::Check(std::string_view authorization_header, st
     probe_->AuthFailure("invalid");
     if (!recognized) decision.reason = "invalid credentials: no authenticator accepts this token";
     if (std::uint64_t held = 0; auth_failure_lines.Allow(&held)) {
-      spdlog::warn("security: auth failure from client {}: {}{}", ClientName(client), decision.reason, Suppressed(held));
+      kLog.warn("security: auth failure from client {}: {}{}", ClientName(client), decision.reason, Suppressed(held));
     }
     CountFailure(client);
     return decision;
@@ -173,7 +176,7 @@ AccessDecision AccessController::Check(std::string_view authorization_header, st
     if (!permission.empty()) {
       probe_->Violation("http_forbidden");
       if (std::uint64_t held = 0; denial_lines.Allow(&held)) {
-        spdlog::warn("security: permission denied: principal {} (roles {}) lacks '{}' (client {}){}",
+        kLog.warn("security: permission denied: principal {} (roles {}) lacks '{}' (client {}){}",
                      decision.identity.principal, fmt::join(decision.identity.roles, ","), permission, ClientName(client),
                      Suppressed(held));
       }

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/json.h"
+#include "base/log.h"
 #include "election/admin_services.h"
 #include "executors/executors.h"
 #include "executors/secrets.h"
@@ -19,6 +20,10 @@
 #include "tasks/pool.h"
 
 namespace bzzz::tasks {
+
+namespace {
+constexpr SubsystemLog kLog{"tasks"};
+}  // namespace
 
 using nlohmann::json;
 
@@ -246,7 +251,7 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<TaskRe
   const auto kinds = s.executors->Kinds();
   if (std::find(kinds.begin(), kinds.end(), "command") != kinds.end()) {
     if (Status sandbox = s.SandboxStatus(); !sandbox.ok()) {
-      spdlog::warn("tasks: the command sandbox cannot start here, so command and llm tasks will fail until it can: "
+      kLog.warn("tasks: the command sandbox cannot start here, so command and llm tasks will fail until it can: "
                    "{} (bubblewrap needs unprivileged user namespaces; see docs/tasks.md)",
                    sandbox.message());
     }

@@ -3,14 +3,19 @@
 #include <spdlog/spdlog.h>
 
 #include "base/clock.h"
+#include "base/log.h"
 
 namespace bzzz::tasks {
+
+namespace {
+constexpr SubsystemLog kLog{"tasks"};
+}  // namespace
 
 void SendAll(ClusterTransport& transport, std::vector<Outbound> messages) {
   for (auto& m : messages) {
     const Status s = m.to.empty() ? transport.Broadcast(std::move(m.payload))
                                   : transport.Send(m.to, m.type, std::move(m.payload));
-    if (!s.ok()) spdlog::debug("tasks: {} to {}: {}", m.type, m.to.empty() ? "all" : m.to, s.ToString());
+    if (!s.ok()) kLog.debug("tasks: {} to {}: {}", m.type, m.to.empty() ? "all" : m.to, s.ToString());
   }
 }
 
@@ -39,7 +44,7 @@ Status MasterLoop::Start(std::uint64_t term) {
   core_.stats().running = true;
   core_.stats().term = term;
   thread_ = std::thread([this, term] { Run(term); });
-  spdlog::info("nO master loop: started for term {}", term);
+  kLog.info("nO master loop: started for term {}", term);
   return Status::Ok();
 }
 
@@ -51,7 +56,7 @@ void MasterLoop::Stop(std::uint64_t term) {
   cv_.notify_all();
   lock.unlock();
   if (thread_.joinable()) thread_.join();
-  spdlog::info("nO master loop: stopped (term {})", term);
+  kLog.info("nO master loop: stopped (term {})", term);
 }
 
 void MasterLoop::OnReport(LoadReport report) {

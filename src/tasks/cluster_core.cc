@@ -6,8 +6,13 @@
 #include <spdlog/spdlog.h>
 
 #include "base/json.h"
+#include "base/log.h"
 
 namespace bzzz::tasks {
+
+namespace {
+constexpr SubsystemLog kLog{"tasks"};
+}  // namespace
 
 using nlohmann::json;
 
@@ -176,7 +181,7 @@ void LinkCore::OnOffer(const std::string& from, const std::string& payload, std:
   const json j = ParseJson(payload);
   if (!j.is_object() || !j.contains("term") || !j["term"].is_number_unsigned() || !j.contains("worker") ||
       !j["worker"].is_string() || !j.contains("count") || !j["count"].is_number_integer()) {
-    spdlog::warn("tasks: malformed offer from {}", from);
+    kLog.warn("tasks: malformed offer from {}", from);
     return;
   }
   const std::uint64_t term = GetInt<std::uint64_t>(j["term"]);
@@ -220,7 +225,7 @@ void LinkCore::OnOffer(const std::string& from, const std::string& payload, std:
 void LinkCore::OnGrant(const std::string& from, const std::string& payload, std::int64_t now_ms) {
   const json j = ParseJson(payload);
   if (!j.is_object() || !j.contains("jobs") || !j["jobs"].is_array() || j["jobs"].size() > kMaxBatch) {
-    spdlog::warn("tasks: malformed grant from {}", from);
+    kLog.warn("tasks: malformed grant from {}", from);
     return;
   }
   std::vector<Assignment> jobs;
@@ -238,7 +243,7 @@ void LinkCore::OnGrant(const std::string& from, const std::string& payload, std:
       jobs.push_back(std::move(a));
     }
   } catch (const json::exception&) {
-    spdlog::warn("tasks: malformed grant from {}", from);
+    kLog.warn("tasks: malformed grant from {}", from);
     return;
   }
   AcceptGrant(from, std::move(jobs), now_ms);
@@ -248,7 +253,7 @@ void LinkCore::OnExpect(const std::string& from, const std::string& payload, std
   const json j = ParseJson(payload);
   if (!j.is_object() || !j.contains("term") || !j["term"].is_number_unsigned() || !j.contains("owner") ||
       !j["owner"].is_string() || !j.contains("count") || !j["count"].is_number_integer()) {
-    spdlog::warn("tasks: malformed expectation from {}", from);
+    kLog.warn("tasks: malformed expectation from {}", from);
     return;
   }
   const std::uint64_t term = GetInt<std::uint64_t>(j["term"]);
@@ -289,7 +294,7 @@ void LinkCore::AcceptGrant(const std::string& owner, std::vector<Assignment> job
     it->second.count -= static_cast<int>(allowed);
     if (allowed < jobs.size()) {
       stats_.grants_refused += jobs.size() - allowed;
-      spdlog::warn("tasks: {} granted {} more attempt(s) than the admin assigned: refused", owner,
+      kLog.warn("tasks: {} granted {} more attempt(s) than the admin assigned: refused", owner,
                    jobs.size() - allowed);
       jobs.resize(allowed);
     }
@@ -305,7 +310,7 @@ void LinkCore::Finished(const Assignment& job, const AttemptOutcome& outcome, st
 void LinkCore::OnResult(const std::string& from, const std::string& payload, std::vector<Outbound>& out) {
   const json j = ParseJson(payload);
   if (!j.is_object() || !j.contains("results") || !j["results"].is_array() || j["results"].size() > kMaxBatch) {
-    spdlog::warn("tasks: malformed result from {}", from);
+    kLog.warn("tasks: malformed result from {}", from);
     return;
   }
   json acks = json::array();
@@ -363,7 +368,7 @@ std::vector<Outbound> LinkCore::Tick(std::int64_t now_ms, LoadReport load) {
     for (auto g = list.begin(); g != list.end();) {
       if (now_ms - g->at_ms > options_.early_grant_ms) {
         stats_.grants_refused += g->jobs.size();
-        spdlog::warn("tasks: a grant of {} attempt(s) from {} that the admin did not assign was refused",
+        kLog.warn("tasks: a grant of {} attempt(s) from {} that the admin did not assign was refused",
                      g->jobs.size(), it->first);
         g = list.erase(g);
       } else {
@@ -377,7 +382,7 @@ std::vector<Outbound> LinkCore::Tick(std::int64_t now_ms, LoadReport load) {
   for (auto it = unacked_.begin(); it != unacked_.end();) {
     Pending& p = it->second;
     if (now_ms - p.first_ms > options_.give_up_after_ms) {
-      spdlog::warn("tasks: giving up reporting {} attempt {} to {}", p.job.task_id, p.job.attempt, p.job.owner);
+      kLog.warn("tasks: giving up reporting {} attempt {} to {}", p.job.task_id, p.job.attempt, p.job.owner);
       it = unacked_.erase(it);
       continue;
     }

@@ -13,6 +13,7 @@
 
 #include "base/backoff.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/log_limiter.h"
 #include "base/threads.h"
 #include "executors/executor.h"
@@ -24,6 +25,8 @@
 namespace bzzz::tasks {
 
 namespace {
+
+constexpr SubsystemLog kLog{"tasks"};
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -187,12 +190,12 @@ class TaskManager::Impl {
           ++write_failures;
           probe->WriteFailure();
           if (stopping && write_failures > 20) {
-            spdlog::error("tasks: giving up writing {} tasks at shutdown: {}", pending.size(), s.ToString());
+            kLog.error("tasks: giving up writing {} tasks at shutdown: {}", pending.size(), s.ToString());
             return;
           }
         }
         const auto delay = backoff.Next();
-        spdlog::warn("tasks: writing {} tasks failed ({}); retrying in {} ms", pending.size(), s.ToString(),
+        kLog.warn("tasks: writing {} tasks failed ({}); retrying in {} ms", pending.size(), s.ToString(),
                      delay.count());
         std::this_thread::sleep_for(delay);
         continue;
@@ -235,11 +238,11 @@ class TaskManager::Impl {
     const bool after_failure =
         t.state == TaskState::kRetried || t.state == TaskState::kFailed || t.state == TaskState::kDead;
     if (last && last->state == AttemptState::kTimedOut && after_failure && timeout_lines.Allow(&held)) {
-      spdlog::warn("tasks: attempt {} of task {} ({}) timed out after {} ms{}", last->number, t.id, t.executor,
+      kLog.warn("tasks: attempt {} of task {} ({}) timed out after {} ms{}", last->number, t.id, t.executor,
                    t.timeout_ms, held ? " (" + std::to_string(held) + " similar lines suppressed)" : "");
     }
     if (t.state == TaskState::kDead && dead_lines.Allow(&held)) {
-      spdlog::error("tasks: task {} ({}) failed {} attempt(s) and went to the dead-letter queue: {}{}", t.id,
+      kLog.error("tasks: task {} ({}) failed {} attempt(s) and went to the dead-letter queue: {}{}", t.id,
                     t.executor, t.attempts.size(), t.error,
                     held ? " (" + std::to_string(held) + " similar lines suppressed)" : "");
     }
@@ -301,7 +304,7 @@ Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, 
   const std::size_t recovered = open.size();
   impl->core.Recover(std::move(open), totals->max_seq, UnixMillisNow());
   for (const Task& t : impl->core.Snapshot()) impl->last_counted[t.id] = t.state;
-  if (recovered) spdlog::info("tasks: recovered {} unfinished tasks", recovered);
+  if (recovered) kLog.info("tasks: recovered {} unfinished tasks", recovered);
   impl->probe = std::make_unique<TaskProbe>(
       registry, impl->options.executors ? impl->options.executors->Kinds() : std::vector<std::string>{});
   {

@@ -12,6 +12,7 @@
 
 #include "base/backoff.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/machine.h"
 #include "executors/executor.h"
 #include "tasks/policy.h"
@@ -20,6 +21,8 @@
 namespace bzzz::tasks {
 
 namespace {
+
+constexpr SubsystemLog kLog{"tasks"};
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -174,7 +177,7 @@ class AgentPool::Impl {
         reported = options.manager->Complete(job, outcome);
       }
       if (!reported.ok() && reported.code() != StatusCode::kFailedPrecondition) {
-        spdlog::warn("agent {}: reporting {} attempt {}: {}", a.info.id, job.task_id, job.attempt, reported.ToString());
+        kLog.warn("agent {}: reporting {} attempt {}: {}", a.info.id, job.task_id, job.attempt, reported.ToString());
       }
       std::unique_lock lock(mu);
       a.info.completed += hand_back ? 0 : 1;
@@ -192,7 +195,7 @@ class AgentPool::Impl {
         a.info.state = AgentState::kError;
         a.info.last_error = result.error;
         const auto backoff = std::chrono::milliseconds(BackoffMs(errors, 1000, 30000, 0.5 + UniformJitter() / 2));
-        spdlog::warn("agent {}: {}; restarting in {} ms", a.info.id, result.error, backoff.count());
+        kLog.warn("agent {}: {}; restarting in {} ms", a.info.id, result.error, backoff.count());
         cv.wait_for(lock, backoff, [&] { return a.stop.load(); });
       } else {
         errors = 0;
@@ -278,7 +281,7 @@ class AgentPool::Impl {
           }
           last_decision = (d.delta > 0 ? "+" : "") + std::to_string(d.delta) + ": " + d.reason;
           last_decision_ms = now;
-          spdlog::info("agents: scaled by {} to {} ({})", d.delta, agents.size(), d.reason);
+          kLog.info("agents: scaled by {} to {} ({})", d.delta, agents.size(), d.reason);
         }
       }
       Publish(SummaryLocked());
@@ -339,7 +342,7 @@ Result<PoolSummary> AgentPool::Scale(int target, const std::string& reason) {
   if (target != size) {
     p.last_decision = "set to " + std::to_string(target) + ": " + reason;
     p.last_decision_ms = UnixMillisNow();
-    spdlog::info("agents: scaled from {} to {} ({})", size, target, reason);
+    kLog.info("agents: scaled from {} to {} ({})", size, target, reason);
   }
   PoolSummary s = p.SummaryLocked();
   p.Publish(s);

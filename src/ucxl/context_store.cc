@@ -9,13 +9,16 @@
 #include <tuple>
 
 #include "base/json.h"
+#include "base/log.h"
 #include "dht/record_store.h"
-#include "ucxl/errc.h"
 #include "security/authenticator.h"
+#include "ucxl/errc.h"
 
 namespace bzzz::ucxl {
 
 namespace {
+
+constexpr SubsystemLog kLog{"ucxl"};
 
 using nlohmann::json;
 
@@ -144,7 +147,7 @@ Result<std::vector<ContextVersion>> ContextStore::SharedHistory(const std::strin
     auto records = records_->GetEachWriter(HistoryRecordName(key));
     if (!records.ok() && !records.status().IsNotFound()) {
       if (known.empty()) return records.status();
-      spdlog::debug("ucxl: history of {} from this node only: {}", key, records.status().ToString());
+      kLog.debug("ucxl: history of {} from this node only: {}", key, records.status().ToString());
     }
     std::string malformed;
     if (records.ok()) {
@@ -229,7 +232,7 @@ Result<std::vector<ContextVersion>> ContextStore::Publish(const std::string& key
     if (auto s = records_->Put(VersionRecordName(key, version.writer, version.writer_number), stored,
                                version.content_type);
         !s.ok()) {
-      spdlog::warn("ucxl: version {} of {} not published to the DHT: {}", version.writer_number, key,
+      kLog.warn("ucxl: version {} of {} not published to the DHT: {}", version.writer_number, key,
                    s.ToString());
     }
   }
@@ -237,7 +240,7 @@ Result<std::vector<ContextVersion>> ContextStore::Publish(const std::string& key
   if (!history.ok()) {
     // The version is stored here; the shared history is published by the
     // next write, and this node answers with its own versions meanwhile.
-    spdlog::warn("ucxl: history of {} not merged: {}", key, history.status().ToString());
+    kLog.warn("ucxl: history of {} not merged: {}", key, history.status().ToString());
     auto local = store_->ContextHistory(key);
     // Never an error here: the version is stored, so the put succeeded.
     if (!local.ok()) return std::vector<ContextVersion>{version};
@@ -252,7 +255,7 @@ Result<std::vector<ContextVersion>> ContextStore::Publish(const std::string& key
     for (const auto& v : *history) versions.push_back(VersionJson(v));
     const json h = {{"key", key}, {"versions", versions}};
     if (auto s = records_->Put(HistoryRecordName(key), DumpJson(h), "application/json"); !s.ok()) {
-      spdlog::warn("ucxl: history of {} not published to the DHT: {}", key, s.ToString());
+      kLog.warn("ucxl: history of {} not published to the DHT: {}", key, s.ToString());
     }
   }
   return history;
