@@ -1,4 +1,6 @@
-// Fuzz target: the P2P frame decoder and the presence parser.
+// Fuzz target: the P2P frame decoder, the presence parser and the peer
+// store's line format (every input is also read as a peer store file: what
+// reads must write back to text that reads again to the same contacts).
 // Byte 0 picks the mode: even, decode the rest as received from the network
 // (almost always refused at the signature); odd, treat the rest as a frame
 // body, stamp it with a fixed key and sign it, so the parser behind the
@@ -10,12 +12,20 @@
 
 #include "p2p/identity.h"
 #include "p2p/p2p.h"
+#include "p2p/peer_store.h"
 #include "p2p/wire.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace bzzz::p2p;
   static const NodeIdentity key = NodeIdentity::Generate();
   if (size == 0) return 0;
+  {
+    int bad = 0, bad_again = 0;
+    const auto nodes = internal::ParsePeerStore({reinterpret_cast<const char*>(data), size}, &bad);
+    const std::string text = internal::FormatPeerStore(nodes);
+    const auto again = internal::ParsePeerStore(text, &bad_again);
+    if (bad_again != 0 || again.size() != nodes.size() || internal::FormatPeerStore(again) != text) __builtin_trap();
+  }
   Bytes frame(data + 1, data + size);
   if (data[0] & 1) {
     if (frame.size() < 36) return 0;

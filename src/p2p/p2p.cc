@@ -1,6 +1,4 @@
 #include "p2p/p2p.h"
-#include "base/file.h"
-#include "base/hex.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -16,11 +14,9 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -29,13 +25,20 @@
 #include <spdlog/spdlog.h>
 
 #include "base/json.h"
+#include "base/log.h"
 #include "base/random.h"
 #include "cluster/membership.h"
 #include "p2p/delivery.h"
+#include "p2p/peer_store.h"
 #include "p2p/probe.h"
 #include "p2p/topics.h"
+#include "p2p/value_types.h"
 
 namespace bzzz::p2p {
+
+namespace {
+constexpr SubsystemLog kLog{"p2p"};
+}  // namespace
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -47,34 +50,6 @@ std::int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// OpenDHT value types: one per pubsub topic class (each with its own
-// retention) plus presence, inbox, records, providers and chunks.
-enum TypeId : dht::ValueType::Id {
-  kTypeCoordination = 0x6201,
-  kTypeMetaDiscussion,
-  kTypeIssue,
-  kTypeElection,
-  kTypeSlurp,
-  kTypeInternal,
-  kTypePresence,
-  kTypeDirect,
-  kTypeRecord,
-  kTypeProvider,
-  kTypeChunk,
-  kTypeJoin,
-};
-
-dht::ValueType::Id TypeOfClass(TopicClass c) {
-  switch (c) {
-    case TopicClass::kCoordination: return kTypeCoordination;
-    case TopicClass::kMetaDiscussion: return kTypeMetaDiscussion;
-    case TopicClass::kIssue: return kTypeIssue;
-    case TopicClass::kElection: return kTypeElection;
-    case TopicClass::kSlurp: return kTypeSlurp;
-    default: return kTypeInternal;
-  }
 }
 
 }  // namespace
@@ -108,51 +83,13 @@ std::string ChunkKey(const std::uint8_t* data, std::size_t size) {
   return "chunk:" + dht::InfoHash::get(data, size).toString();
 }
 
-// --- Presence JSON ------------------------------------------------------------
+// --- Delivery (delivery.h), value types (value_types.h) and the outgoing queue ---
 
-std::string PresenceToJson(const Presence& p, std::string_view node_id, std::string_view node_name) {
-  json j = {{"node_id", node_id},
-            {"name", node_name},
-            {"agent_id", p.agent_id},
-            {"role", p.role},
-            {"capabilities", p.capabilities},
-            {"models", p.models},
-            {"http_endpoint", p.http_endpoint},
-            {"available_for_work", p.available_for_work},
-            {"current_tasks", p.current_tasks},
-            {"max_tasks", p.max_tasks},
-            {"status", p.status}};
-  if (!p.direct_endpoint.empty()) j["direct_endpoint"] = p.direct_endpoint;
-  return j.dump();
-}
-
-Result<Presence> PresenceFromJson(std::string_view text, std::string* node_name) {
-  const json j = ParseJson(text);
-  if (!j.is_object()) return InvalidArgument("presence is not a JSON object");
-  Presence p;
-  try {
-    p.agent_id = j.value("agent_id", "");
-    p.role = j.value("role", "");
-    p.capabilities = j.value("capabilities", std::vector<std::string>{});
-    p.models = j.value("models", std::vector<std::string>{});
-    p.http_endpoint = j.value("http_endpoint", "");
-    p.available_for_work = j.value("available_for_work", false);
-    p.current_tasks = j.value("current_tasks", 0);
-    p.max_tasks = j.value("max_tasks", 0);
-    p.status = j.value("status", "");
-    p.direct_endpoint = j.value("direct_endpoint", "");
-    if (node_name) *node_name = j.value("name", "");
-  } catch (const json::exception& e) {
-    return InvalidArgument(std::string("presence field of the wrong type: ") + e.what());
-  }
-  return p;
-}
-
-// --- Delivery (p2p/delivery.h) and the outgoing queue ---
-
-using internal::Dispatcher;
 using internal::DedupWindow;
+using internal::Dispatcher;
 using internal::Sink;
+using internal::TypeOfClass;
+using enum internal::TypeId;
 
 namespace {
 
@@ -295,7 +232,7 @@ class P2pNode::Impl {
       inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
       link_endpoint = std::string(ip) + ":" + std::to_string(link_port);
     } else {
-      spdlog::warn("p2p: p2p.listen binds every address: member links are not announced (time-critical "
+      kLog.warn("p2p: p2p.listen binds every address: member links are not announced (time-critical "
                    "traffic goes through the DHT)");
     }
     link_reader = std::thread([this] { LinkLoop(); });
@@ -455,7 +392,7 @@ class P2pNode::Impl {
       ++refusals_unlogged;
       return;
     }
-    spdlog::warn("p2p: refused a frame of {} ({}, at {}); {} more refusal(s) since the last report", sender, why,
+    kLog.warn("p2p: refused a frame of {} ({}, at {}); {} more refusal(s) since the last report", sender, why,
                  stage, refusals_unlogged);
     refusal_logged = now;
     refusals_unlogged = 0;
@@ -667,7 +604,7 @@ class P2pNode::Impl {
   }
 
   void Bootstrap() {
-    std::vector<dht::NodeExport> saved = LoadPeerStore();
+    std::vector<dht::NodeExport> saved = internal::LoadPeerStore(PeersFile());
     if (!saved.empty()) runner.bootstrap(saved);
     for (const auto& peer : opts.config.bootstrap) {
       std::string host, port;
@@ -675,63 +612,19 @@ class P2pNode::Impl {
       try {
         runner.bootstrap(host, port);
       } catch (const std::exception& e) {
-        spdlog::warn("p2p: bootstrap {}: {}", peer, e.what());
+        kLog.warn("p2p: bootstrap {}: {}", peer, e.what());
       }
     }
   }
 
-  // ----- peer store: the DHT contacts, saved so a restart rejoins at once -----
-
-  std::vector<dht::NodeExport> LoadPeerStore() {
-    std::vector<dht::NodeExport> nodes;
-    const std::string path = PeersFile();
-    if (path.empty()) return nodes;
-    std::ifstream in(path);
-    std::string line;
-    int bad = 0;
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string id, host, port;
-      if (!(fields >> id >> host >> port) || !IsLowerHex(id, 40)) {
-        ++bad;
-        continue;
-      }
-      auto addrs = dht::SockAddr::resolve(host, port);
-      if (addrs.empty()) {
-        ++bad;
-        continue;
-      }
-      dht::NodeExport e;
-      e.id = dht::InfoHash(id);
-      std::memset(&e.ss, 0, sizeof e.ss);
-      std::memcpy(&e.ss, addrs.front().get(), addrs.front().getLength());
-      e.sslen = addrs.front().getLength();
-      nodes.push_back(e);
-    }
-    if (bad) spdlog::warn("p2p: ignored {} unreadable line(s) in {} (bzzz p2p peers clear resets it)", bad, path);
-    return nodes;
-  }
+  // ----- peer store (peer_store.h) -----
 
   void SavePeerStore() {
     const std::string path = PeersFile();
     if (path.empty() || !runner.isRunning()) return;
-    std::ostringstream out;
-    {
-      for (const auto& n : runner.exportNodes()) {
-        const dht::SockAddr addr(n.ss, n.sslen);
-        char ip[INET6_ADDRSTRLEN] = {};
-        const auto* sa = addr.get();
-        if (sa->sa_family == AF_INET) {
-          inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, ip, sizeof ip);
-        } else if (sa->sa_family == AF_INET6) {
-          inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, ip, sizeof ip);
-        } else {
-          continue;
-        }
-        out << n.id.toString() << ' ' << ip << ' ' << addr.getPort() << '\n';
-      }
+    if (Status s = internal::SavePeerStore(path, runner.exportNodes()); !s.ok()) {
+      kLog.warn("p2p: peer store not saved: {}", s.message());
     }
-    if (Status s = WriteFileAtomic(path, out.str(), 0600); !s.ok()) spdlog::warn("p2p: peer store not saved: {}", s.message());
   }
 
   // ----- publishing -----
@@ -836,7 +729,7 @@ class P2pNode::Impl {
     const std::size_t count = f.messages.size();
     auto encoded = EncodeFrame(f, identity);
     if (!encoded.ok()) {
-      spdlog::warn("p2p: dropping {} message(s) for {}: {}", count, topic, encoded.status().message());
+      kLog.warn("p2p: dropping {} message(s) for {}: {}", count, topic, encoded.status().message());
       probe.Error();
       Drop(c, "encode_failed", count);
       return;
@@ -1145,7 +1038,7 @@ class P2pNode::Impl {
     if (expired) {
       if (d.frame.seq >= newest) {
         if (auto gone = peers.find(id); gone != peers.end()) {
-          spdlog::info("p2p: peer {} ({}) expired (its presence left the DHT)", id, gone->second.name);
+          kLog.info("p2p: peer {} ({}) expired (its presence left the DHT)", id, gone->second.name);
         }
         peers.erase(id);
         peer_seq.erase(id);
@@ -1168,7 +1061,7 @@ class P2pNode::Impl {
     PeerInfo& peer = it->second;
     if (inserted) {
       peer.first_seen = now;
-      spdlog::info("p2p: peer {} ({}) joined", id, name);
+      kLog.info("p2p: peer {} ({}) joined", id, name);
     }
     peer.node_id = id;
     peer.name = name;
@@ -1251,7 +1144,7 @@ class P2pNode::Impl {
     std::lock_guard lock(peers_mu);
     for (auto it = peers.begin(); it != peers.end();) {
       if (membership->IsRevoked(it->first)) {
-        spdlog::warn("p2p: peer {} ({}) was revoked", it->first, it->second.name);
+        kLog.warn("p2p: peer {} ({}) was revoked", it->first, it->second.name);
         {
           std::lock_guard book_lock(book_mu);
           link_book.erase(it->first);
@@ -1259,7 +1152,7 @@ class P2pNode::Impl {
         peer_seq.erase(it->first);
         it = peers.erase(it);
       } else if (it->second.last_seen < cutoff) {
-        spdlog::info("p2p: peer {} ({}) expired", it->first, it->second.name);
+        kLog.info("p2p: peer {} ({}) expired", it->first, it->second.name);
         peer_seq.erase(it->first);
         it = peers.erase(it);
       } else {
@@ -1515,7 +1408,7 @@ std::size_t P2pNode::ClearPeerStore() {
   Impl& n = *impl_;
   std::size_t forgotten = 0;
   if (const std::string path = n.PeersFile(); !path.empty()) {
-    forgotten += n.LoadPeerStore().size();
+    forgotten += internal::LoadPeerStore(path).size();
     std::error_code ec;
     fs::remove(path, ec);
   }
