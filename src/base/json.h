@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -64,6 +66,76 @@ T GetInt(const nlohmann::json& j) {
   }
   throw nlohmann::json::type_error::create(302, "expected an integer in range, got " + j.dump(), &j);
 }
+
+// --- Strict struct mappings -------------------------------------------------
+//
+// BZZZ_JSON_STRICT(Type, field, ...) defines to_json (one member per field,
+// as nlohmann's NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE does) and a from_json
+// that reads every field strictly: present, of its own JSON type, integers
+// in range (GetInt). nlohmann's own macros convert instead: they read 1.9,
+// true or 4294967297 into an int as 1, which a message from outside must
+// not get away with. A missing or mistyped field throws a
+// nlohmann::json::exception whose text names the field. Use it at the
+// namespace of the type (ADL finds the functions); range and consistency
+// checks beyond types stay with the caller.
+namespace json_strict {
+
+inline void Read(const nlohmann::json& j, std::string& out) {
+  if (!j.is_string()) throw nlohmann::json::type_error::create(302, "expected a string, got " + j.dump(), &j);
+  out = j.get<std::string>();
+}
+inline void Read(const nlohmann::json& j, bool& out) {
+  if (!j.is_boolean()) throw nlohmann::json::type_error::create(302, "expected true or false, got " + j.dump(), &j);
+  out = j.get<bool>();
+}
+inline void Read(const nlohmann::json& j, double& out) {
+  if (!j.is_number()) throw nlohmann::json::type_error::create(302, "expected a number, got " + j.dump(), &j);
+  out = j.get<double>();
+}
+template <typename T>
+  requires(std::is_integral_v<T> && !std::is_same_v<T, bool>)
+void Read(const nlohmann::json& j, T& out) {
+  out = GetInt<T>(j);
+}
+template <typename T>
+void Read(const nlohmann::json& j, std::vector<T>& out) {
+  if (!j.is_array()) throw nlohmann::json::type_error::create(302, "expected an array, got " + j.dump(), &j);
+  out.clear();
+  out.reserve(j.size());
+  for (const auto& x : j) {
+    T v{};
+    Read(x, v);
+    out.push_back(std::move(v));
+  }
+}
+// Another strict struct (its from_json, found by ADL).
+template <typename T>
+void Read(const nlohmann::json& j, T& out) {
+  j.get_to(out);
+}
+
+template <typename T>
+void Field(const nlohmann::json& j, const char* name, T& out) {
+  if (!j.is_object()) throw nlohmann::json::type_error::create(302, "expected an object", &j);
+  const auto it = j.find(name);
+  if (it == j.end()) throw nlohmann::json::out_of_range::create(403, std::string("no '") + name + "'", &j);
+  try {
+    Read(*it, out);
+  } catch (const nlohmann::json::exception& e) {
+    throw nlohmann::json::type_error::create(302, std::string("'") + name + "': " + e.what(), &j);
+  }
+}
+
+}  // namespace json_strict
+
+#define BZZZ_JSON_FROM_STRICT(v1) ::bzzz::json_strict::Field(nlohmann_json_j, #v1, nlohmann_json_t.v1);
+#define BZZZ_JSON_STRICT(Type, ...)                                                          \
+  inline void to_json(nlohmann::json& nlohmann_json_j, const Type& nlohmann_json_t) {         \
+    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(NLOHMANN_JSON_TO, __VA_ARGS__))                 \
+  }                                                                                         \
+  inline void from_json(const nlohmann::json& nlohmann_json_j, Type& nlohmann_json_t) {       \
+    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(BZZZ_JSON_FROM_STRICT, __VA_ARGS__))            \
+  }
 
 // `value` as compact JSON text; bytes that are not UTF-8 (a program's
 // output, a server's answer) become U+FFFD instead of throwing.

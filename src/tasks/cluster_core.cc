@@ -20,35 +20,33 @@ namespace {
 
 constexpr std::size_t kMaxBatch = 512;  // attempts per grant / result / renew message
 
+// An attempt as a grant carries it (an Assignment without the owner's
+// bookkeeping: the lease expiry stays with the owner, the owner is the sender).
+struct WireJob {
+  std::string task_id;
+  int attempt = 0;
+  std::string agent_id;
+  std::string executor;
+  std::string input;
+  std::int64_t timeout_ms = 0;
+};
+BZZZ_JSON_STRICT(WireJob, task_id, attempt, agent_id, executor, input, timeout_ms)
+
 json JobJson(const Assignment& a) {
-  return {{"task_id", a.task_id}, {"attempt", a.attempt}, {"agent_id", a.agent_id}, {"executor", a.executor},
-          {"input", a.input},     {"timeout_ms", a.timeout_ms}};
+  return WireJob{a.task_id, a.attempt, a.agent_id, a.executor, a.input, a.timeout_ms};
 }
 
 }  // namespace
 
-std::string EncodeReport(const LoadReport& r) {
-  return json{{"node_id", r.node_id}, {"role", r.role},     {"capabilities", r.capabilities}, {"executors", r.executors},
-              {"queued", r.queued},   {"in_flight", r.in_flight}, {"agents", r.agents},
-              {"idle", r.idle},       {"performance", r.performance}, {"at_ms", r.at_ms}}
-      .dump();
-}
+BZZZ_JSON_STRICT(LoadReport, node_id, role, capabilities, executors, queued, in_flight, agents, idle, performance, at_ms)
+
+std::string EncodeReport(const LoadReport& r) { return json(r).dump(); }
 
 Result<LoadReport> DecodeReport(std::string_view text) {
   const json j = ParseJson(text);
   if (!j.is_object()) return InvalidArgument("load report: not a JSON object");
   try {
-    LoadReport r;
-    r.node_id = j.at("node_id").get<std::string>();
-    r.role = j.at("role").get<std::string>();
-    r.capabilities = j.at("capabilities").get<std::vector<std::string>>();
-    r.executors = j.at("executors").get<std::vector<std::string>>();
-    r.queued = GetInt<std::int64_t>(j.at("queued"));
-    r.in_flight = GetInt<std::int64_t>(j.at("in_flight"));
-    r.agents = GetInt<int>(j.at("agents"));
-    r.idle = GetInt<int>(j.at("idle"));
-    r.performance = j.at("performance").get<double>();
-    r.at_ms = GetInt<std::int64_t>(j.at("at_ms"));
+    auto r = j.get<LoadReport>();
     if (r.node_id.empty() || r.queued < 0 || r.in_flight < 0 || r.agents < 0 || r.idle < 0 || r.idle > r.agents) {
       return InvalidArgument("load report: out of range");
     }
@@ -231,13 +229,14 @@ void LinkCore::OnGrant(const std::string& from, const std::string& payload, std:
   std::vector<Assignment> jobs;
   try {
     for (const auto& x : j["jobs"]) {
+      auto w = x.get<WireJob>();
       Assignment a;
-      a.task_id = x.at("task_id").get<std::string>();
-      a.attempt = GetInt<int>(x.at("attempt"));
-      a.agent_id = x.at("agent_id").get<std::string>();
-      a.executor = x.at("executor").get<std::string>();
-      a.input = x.at("input").get<std::string>();
-      a.timeout_ms = GetInt<std::int64_t>(x.at("timeout_ms"));
+      a.task_id = std::move(w.task_id);
+      a.attempt = w.attempt;
+      a.agent_id = std::move(w.agent_id);
+      a.executor = std::move(w.executor);
+      a.input = std::move(w.input);
+      a.timeout_ms = w.timeout_ms;
       a.owner = from;
       if (a.agent_id != "remote:" + options_.node_id) continue;  // not leased to us
       jobs.push_back(std::move(a));

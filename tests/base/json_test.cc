@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace bzzz {
 namespace {
@@ -47,6 +49,57 @@ TEST(JsonLimits, ParseJsonRefusesWhatExceedsTheCurrentLimits) {
   EXPECT_FALSE(ParseJson(Nested(4)).is_discarded());
   SetJsonLimits(before);
   EXPECT_FALSE(ParseJson(Nested(5)).is_discarded());
+}
+
+struct Inner {
+  std::string name;
+  std::vector<int> ids;
+};
+BZZZ_JSON_STRICT(Inner, name, ids)
+
+struct Outer {
+  int count = 0;
+  std::uint16_t port = 0;
+  bool on = false;
+  double ratio = 0;
+  std::vector<std::string> tags;
+  Inner inner;
+};
+BZZZ_JSON_STRICT(Outer, count, port, on, ratio, tags, inner)
+
+TEST(JsonStrictTest, RoundTripsAndRefusesWhatNlohmannsMacrosWouldConvert) {
+  const Outer o{7, 8080, true, 0.25, {"a", "b"}, {"x", {1, 2}}};
+  const nlohmann::json j = o;
+  EXPECT_EQ(j.dump(),
+            R"({"count":7,"inner":{"ids":[1,2],"name":"x"},"on":true,"port":8080,"ratio":0.25,"tags":["a","b"]})");
+  const Outer back = j.get<Outer>();
+  EXPECT_EQ(nlohmann::json(back), j);
+
+  auto refused = [&](const char* field, nlohmann::json value) {
+    nlohmann::json bad = j;
+    if (value.is_discarded()) {
+      bad.erase(field);
+    } else {
+      bad[field] = value;
+    }
+    try {
+      (void)bad.get<Outer>();
+    } catch (const nlohmann::json::exception& e) {
+      return std::string(e.what()).find(field) != std::string::npos;  // the message names the field
+    }
+    return false;
+  };
+  EXPECT_TRUE(refused("count", 1.9));                   // nlohmann's macros: 1
+  EXPECT_TRUE(refused("count", true));                  // nlohmann's macros: 1
+  EXPECT_TRUE(refused("count", 4294967297LL));          // nlohmann's macros: 1
+  EXPECT_TRUE(refused("port", 70000));                  // out of range for uint16
+  EXPECT_TRUE(refused("port", -1));
+  EXPECT_TRUE(refused("on", 1));
+  EXPECT_TRUE(refused("ratio", "0.5"));
+  EXPECT_TRUE(refused("tags", nlohmann::json::array({"a", 1})));
+  EXPECT_TRUE(refused("tags", "a"));
+  EXPECT_TRUE(refused("inner", nlohmann::json{{"name", "x"}, {"ids", {1, 2.5}}}));
+  EXPECT_TRUE(refused("count", nlohmann::json(nlohmann::json::value_t::discarded)));  // missing
 }
 
 }  // namespace
