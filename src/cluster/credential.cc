@@ -140,29 +140,6 @@ std::string NodeIdOfKey(const Key& node_key) {
   return HexOf(d, sizeof d);
 }
 
-std::string Base64Url(std::string_view bytes) {
-  InitSodium();
-  const int variant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
-  std::string out(sodium_base64_encoded_len(bytes.size(), variant), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
-                    variant);
-  out.resize(std::strlen(out.c_str()));
-  return out;
-}
-
-Result<std::string> FromBase64Url(std::string_view text) {
-  InitSodium();
-  std::string out(text.size(), '\0');
-  std::size_t n = 0;
-  const char* end = nullptr;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(), nullptr,
-                        &n, &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-      end != text.data() + text.size()) {
-    return InvalidArgument("not base64url");
-  }
-  out.resize(n);
-  return out;
-}
 
 // --- ClusterAuthority ---
 

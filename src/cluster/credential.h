@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/base64.h"
 #include "base/hex.h"
 #include "base/status.h"
 
@@ -46,8 +47,8 @@ std::string NodeIdOfKey(const Key& node_key);
 
 using bzzz::HexOf;  // base/hex.h
 Result<Key> KeyFromHex(std::string_view hex);
-std::string Base64Url(std::string_view bytes);
-Result<std::string> FromBase64Url(std::string_view text);
+using bzzz::Base64Url;  // base/base64.h
+using bzzz::FromBase64Url;
 
 // The secret half of the cluster key: held by the founder and by every
 // admin-capable member (they admit nodes and renew credentials).

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/base64.h"
 #include "base/json.h"
 
 namespace bzzz::executors {
@@ -43,7 +44,6 @@ Result<std::string> SecretStore::Resolve(const std::string& value) const {
 namespace {
 constexpr std::size_t kNonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
 constexpr std::size_t kTag = crypto_aead_xchacha20poly1305_ietf_ABYTES;
-constexpr int kVariant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
 }  // namespace
 
 bool SecretSealer::IsSealed(std::string_view value) { return value.substr(0, kSealedPrefix.size()) == kSealedPrefix; }
@@ -57,23 +57,17 @@ std::string SecretSealer::Seal(std::string_view plain, std::string_view context)
   crypto_aead_xchacha20poly1305_ietf_encrypt(out + kNonce, &length, reinterpret_cast<const unsigned char*>(plain.data()),
                                              plain.size(), reinterpret_cast<const unsigned char*>(context.data()),
                                              context.size(), nullptr, out, key_.data());
-  std::string text(sodium_base64_ENCODED_LEN(box.size(), kVariant), '\0');
-  sodium_bin2base64(text.data(), text.size(), out, box.size(), kVariant);
-  text.resize(std::strlen(text.c_str()));
-  return std::string(kSealedPrefix) + text;
+  return std::string(kSealedPrefix) + Base64Url(box);
 }
 
 Result<std::string> SecretSealer::Open(std::string_view sealed, std::string_view context) const {
   if (!IsSealed(sealed)) return InvalidArgument("not a sealed value");
-  const std::string_view text = sealed.substr(kSealedPrefix.size());
-  std::string box(text.size(), '\0');
-  std::size_t size = 0;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(box.data()), box.size(), text.data(), text.size(), nullptr,
-                        &size, nullptr, kVariant) != 0 ||
-      size < kNonce + kTag) {
+  const auto box = FromBase64Url(sealed.substr(kSealedPrefix.size()));
+  if (!box.ok() || box->size() < kNonce + kTag) {
     return InvalidArgument("a sealed value is not valid base64url of nonce, ciphertext and tag");
   }
-  const auto* in = reinterpret_cast<const unsigned char*>(box.data());
+  const std::size_t size = box->size();
+  const auto* in = reinterpret_cast<const unsigned char*>(box->data());
   std::string plain(size - kNonce - kTag, '\0');
   unsigned long long length = 0;
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(reinterpret_cast<unsigned char*>(plain.data()), &length, nullptr,

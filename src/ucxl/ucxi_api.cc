@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <variant>
 
+#include "base/base64.h"
 #include "base/json.h"
 #include "base/clock.h"
 #include "dht/record_store.h"
@@ -101,24 +102,6 @@ bool ValidUtf8(std::string_view s) {
   return true;
 }
 
-std::string Base64(std::string_view in) {
-  std::string out(sodium_base64_ENCODED_LEN(in.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(in.data()), in.size(),
-                    sodium_base64_VARIANT_ORIGINAL);
-  out.resize(out.size() - 1);  // the terminating NUL
-  return out;
-}
-
-std::optional<std::string> FromBase64(std::string_view in) {
-  std::string out(in.size(), '\0');
-  std::size_t len = 0;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), in.data(), in.size(),
-                        nullptr, &len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0) {
-    return std::nullopt;
-  }
-  out.resize(len);
-  return out;
-}
 
 json VersionJson(const ContextVersion& v) {
   return {{"number", v.number},
@@ -281,7 +264,7 @@ class UcxiServices::Impl {
     const std::string encoding = j.value("encoding", "utf-8");
     if (encoding == "base64") {
       auto decoded = FromBase64(content);
-      if (!decoded) {
+      if (!decoded.ok()) {
         return Error(400, "INVALID_PAYLOAD", "content is not valid base64", req.path, req.request_id,
                      {{"field", "content"}});
       }

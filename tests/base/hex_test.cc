@@ -1,6 +1,9 @@
+// hex.h and base64.h: the encoders.
 #include "base/hex.h"
 
 #include <gtest/gtest.h>
+
+#include "base/base64.h"
 
 namespace bzzz {
 namespace {
@@ -17,6 +20,20 @@ TEST(HexTest, EncodesAndChecks) {
   EXPECT_FALSE(IsLowerHex("0g"));
   EXPECT_TRUE(IsLowerHex(""));
   EXPECT_FALSE(IsLowerHex("", 2));
+}
+
+TEST(Base64Test, UrlSafeWithoutPaddingAndOriginalRoundTripStrictly) {
+  const std::string bytes("\xfb\xff\x00\x01hello", 9);
+  EXPECT_EQ(Base64Url(bytes), "-_8AAWhlbGxv");
+  EXPECT_EQ(*FromBase64Url("-_8AAWhlbGxv"), bytes);
+  EXPECT_EQ(Base64(bytes), "+/8AAWhlbGxv");
+  EXPECT_EQ(Base64("ab"), "YWI=");
+  EXPECT_EQ(*FromBase64("YWI="), "ab");
+  EXPECT_FALSE(FromBase64Url("YWI=").ok());    // padding is not URL-safe-without-padding
+  EXPECT_FALSE(FromBase64Url("+/8A").ok());    // the original alphabet
+  EXPECT_FALSE(FromBase64Url("YWJj!").ok());   // a stray character
+  EXPECT_FALSE(FromBase64("YWI").ok());        // missing padding
+  EXPECT_EQ(*FromBase64Url(""), "");
 }
 
 }  // namespace
