@@ -218,6 +218,9 @@ struct OidcConfig {
   std::string client_secret;  // secret
   std::string redirect_uri;
   Millis leeway{60000};
+  std::string role_claim = "roles";       // claim (or dotted path) holding the token's roles
+  std::vector<std::string> role_mapping;  // "<claim value>=<role>"
+  Millis jwks_refresh{300000};            // the issuer's keys are fetched again this often
 };
 
 struct RateLimitConfig {

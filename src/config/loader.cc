@@ -205,6 +205,14 @@ bool IsIdentifier(std::string_view s) {  // [A-Za-z0-9_-]+
 
 std::string CheckNonEmpty(std::string_view value) { return value.empty() ? "must not be empty" : ""; }
 
+std::string CheckRoleMapping(std::string_view item) {
+  const auto eq = item.find('=');
+  if (eq == std::string_view::npos || eq == 0 || eq + 1 == item.size()) {
+    return "expected <claim value>=<role>, e.g. bzzz-admins=system_admin";
+  }
+  return "";
+}
+
 std::string CheckHostPort(std::string_view value) {
   std::string error = "expected HOST:PORT with a port in 1..65535 (IPv6 as [::1]:9000), got " + Quote(value);
   std::string_view host;
@@ -686,6 +694,19 @@ std::vector<KeyDef> BuildKeys() {
       Key("security.oidc.leeway", BZZZ_FIELD(security.oidc.leeway),
           "Clock skew tolerated when checking exp and nbf.")
           .Min(0),
+      Key("security.oidc.role_claim", BZZZ_FIELD(security.oidc.role_claim),
+          "Claim of an OIDC token holding its roles: a name, or a dotted path into nested objects "
+          "(realm_access.roles); its value is an array of strings or one string.")
+          .Check(CheckNonEmpty),
+      Key("security.oidc.role_mapping", BZZZ_FIELD(security.oidc.role_mapping),
+          "Items <claim value>=<role>: the roles a value of the role claim grants (a value may map to several "
+          "roles). Empty: values that name a role of this node are used as they are; set: only mapped values "
+          "grant roles.")
+          .Check(CheckRoleMapping),
+      Key("security.oidc.jwks_refresh", BZZZ_FIELD(security.oidc.jwks_refresh),
+          "How often the issuer's signing keys are fetched again (also at once, at most every 10 s, when a "
+          "token names a key not seen yet).")
+          .Min(1000),
       Key("security.rate_limit.enabled", BZZZ_FIELD(security.rate_limit.enabled),
           "Rate-limit requests per principal (per client address when anonymous).")
           .Env({"NO_RATE_LIMIT_ENABLED"}),

@@ -145,4 +145,17 @@ Result<ClientResponse> Call(const ClientOptions& options, std::string_view metho
   return response;
 }
 
+Result<std::string> GetBody(const std::string& url, std::chrono::milliseconds timeout, std::size_t max_bytes,
+                            std::string_view user_agent) {
+  ClientOptions options;
+  options.url = url;
+  options.timeout = timeout;
+  options.max_response_bytes = max_bytes;
+  options.user_agent = std::string(user_agent);
+  auto response = Call(options, "GET", "");
+  if (!response.ok()) return response.status();
+  if (response->status != 200) return Unavailable("HTTP status " + std::to_string(response->status));
+  return std::move(response->body);
+}
+
 }  // namespace bzzz::http

@@ -40,4 +40,10 @@ struct ClientResponse {
 Result<ClientResponse> Call(const ClientOptions& options, std::string_view method, std::string_view path,
                             std::string_view body = {}, std::string_view content_type = "application/json");
 
+// GET `url` (a whole URL) and the body of a 200 answer; any other status is
+// Unavailable naming it. For documents the node fetches (an OIDC issuer's
+// discovery document and keys).
+Result<std::string> GetBody(const std::string& url, std::chrono::milliseconds timeout, std::size_t max_bytes,
+                            std::string_view user_agent = "bzzz");
+
 }  // namespace bzzz::http

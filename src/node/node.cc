@@ -25,6 +25,7 @@
 #include "dht/services.h"
 #include "election/api.h"
 #include "executors/secrets.h"
+#include "http/client.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "node/build_info.h"
@@ -40,6 +41,7 @@
 #include "p2p/p2p.h"
 #include "p2p/services.h"
 #include "security/access_controller.h"
+#include "security/oidc.h"
 #include "storage/store.h"
 #include "tasks/api.h"
 #include "ucxl/ucxi_api.h"
@@ -94,6 +96,32 @@ ops::HealthCheckSpec StorageCheck(std::shared_ptr<storage::Store> store, const c
   spec.critical = true;
   spec.description = "the store answers, passes its integrity check and is migrated";
   spec.fn = [store] { return AssessStoreHealth(store->HealthCheck()); };
+  return spec;
+}
+
+// The OIDC issuer's keys: healthy when the last fetch succeeded, degraded
+// when it failed but keys from before are in use, unhealthy before any
+// key was loaded (then no OIDC token is accepted). Not critical: API
+// tokens keep working.
+ops::HealthCheckSpec OidcCheck(std::shared_ptr<security::OidcKeySource> oidc, const config::OperationsConfig& ops) {
+  ops::HealthCheckSpec spec;
+  spec.name = "oidc-keys";
+  spec.interval = ops.health_check_interval;
+  spec.timeout = ops.health_check_timeout;
+  spec.critical = false;
+  spec.description = "the OIDC issuer's signing keys are loaded and their last refresh succeeded";
+  spec.fn = [oidc] {
+    const auto s = oidc->GetSnapshot();
+    const json details = {{"jwks_uri", s.jwks_uri}, {"keys", s.keys},      {"last_success", s.last_success},
+                          {"fetches", s.fetches},   {"failures", s.failures}, {"last_error", s.last_error}};
+    if (s.keys.empty()) {
+      return ops::CheckOutcome::Unhealthy("no signing keys of the OIDC issuer yet: " + s.last_error, details.dump());
+    }
+    if (!s.last_error.empty()) {
+      return ops::CheckOutcome::Degraded("the last refresh of the OIDC keys failed: " + s.last_error, details.dump());
+    }
+    return ops::CheckOutcome::Healthy(std::to_string(s.keys.size()) + " OIDC signing key(s)", details.dump());
+  };
   return spec;
 }
 
@@ -161,6 +189,7 @@ class Node::Impl {
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
   storage::Storage storage;  // the backend's store and every domain's repository
   std::shared_ptr<ops::HealthRegistry> health;
+  std::shared_ptr<security::OidcKeySource> oidc;  // when security.oidc.enabled
   std::shared_ptr<ops::ShutdownCoordinator> shutdown = std::make_shared<ops::ShutdownCoordinator>();
   std::shared_ptr<ops::RequestLog> requests;
   std::shared_ptr<http::Router> router = std::make_shared<http::Router>();
@@ -277,15 +306,23 @@ class Node::Impl {
           "(health, metrics) can be used");
     }
     // Say plainly which configured features do not act yet.
-    if (cfg.security.oidc.enabled) {
-      kLog.warn(
-          "security: security.oidc is enabled but OIDC/JWT authentication is not built yet: bearer JWTs "
-          "are refused (401)");
-    }
     if (cfg.security.rate_limit.enabled) {
       kLog.info("security: rate limiting is not built yet; security.rate_limit has no effect");
     }
     security::Rbac rbac(cfg.security.roles);
+    if (cfg.security.oidc.enabled) {
+      // OIDC bearer JWTs: the issuer's keys fetched and kept fresh on a thread of their own.
+      security::OidcOptions oidc_options;
+      oidc_options.config = cfg.security.oidc;
+      oidc_options.fetch = [](const std::string& url) {
+        return http::GetBody(url, std::chrono::seconds(5), 1u << 20, "bzzz-oidc");
+      };
+      oidc = security::OidcKeySource::Start(std::move(oidc_options));
+      authenticators.push_back(std::make_unique<security::OidcAuthenticator>(oidc, rbac));
+      kLog.info("security: accepting OIDC tokens (JWTs) of {} for audience {} (roles from claim {})",
+                cfg.security.oidc.issuer, cfg.security.oidc.audience, cfg.security.oidc.role_claim);
+      if (auto s = health->Register(OidcCheck(oidc, cfg.operations)); !s.ok()) return s;
+    }
     for (const auto& token : cfg.security.api_tokens) {
       for (const auto& role : token.roles) {
         if (!rbac.HasRole(role)) {

@@ -15,7 +15,9 @@
 #include "cli/client.h"
 #include "config/config.h"
 #include "executors/sandbox.h"
+#include "base/base64.h"
 #include "security/authenticator.h"
+#include "security/jwt_issuer.h"
 #include "support/support.h"
 
 namespace bzzz {
@@ -383,6 +385,57 @@ TEST(NodeE2E, TokenGuessingIsThrottled) {
   auto metrics = node.Call("GET", "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("no_suspicious_activity_total 1"), std::string::npos);
+}
+
+// OIDC bearer tokens against a local identity provider (discovery and JWKS
+// over HTTP, keys made by the test): a mapped group grants its role, a
+// token without one is authenticated but forbidden, forged and foreign
+// tokens are refused, and the oidc-keys check reports the keys.
+TEST(NodeE2E, OidcBearerTokensFromALocalIdentityProvider) {
+  TempDir dir;
+  testing::SigningKey key(testing::SigningKey::Type::kEc, "idp-1");
+  const std::string jwks = testing::Jwks(key);
+  std::string issuer;
+  testing::MiniServer idp([&](const std::string&, const std::string& path, const std::string&) {
+    if (path == "/.well-known/openid-configuration") {
+      return std::make_pair(200, json{{"issuer", issuer}, {"jwks_uri", issuer + "/jwks"}}.dump());
+    }
+    if (path == "/jwks") return std::make_pair(200, jwks);
+    return std::make_pair(404, std::string("{}"));
+  });
+  issuer = idp.url();
+  NodeProcess node(dir, {"--set", "security.oidc.enabled=true", "--set", "security.oidc.issuer=" + issuer, "--set",
+                         "security.oidc.audience=bzzz", "--set", "security.oidc.role_claim=groups", "--set",
+                         "security.oidc.role_mapping=bzzz-ops=operator"});
+  ASSERT_TRUE(node.WaitReady()) << node.Log();
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto token = [&](json changes) {
+    json c = {{"iss", issuer}, {"aud", "bzzz"}, {"sub", "carol"}, {"exp", now + 600}, {"iat", now},
+              {"groups", {"bzzz-ops"}}};
+    if (changes.is_object()) c.update(changes);
+    return key.Sign(c);
+  };
+  const std::string ops = token({});
+  ASSERT_TRUE(Eventually([&] { return node.Status("GET", "/api/v1/tasks", ops) == 200; }, 10s)) << node.Log();
+  EXPECT_EQ(node.Status("GET", "/admin/status", ops), 200);
+  EXPECT_EQ(node.Status("GET", "/api/v1/tasks", token({{"groups", json::array()}})), 403);
+  EXPECT_EQ(node.Status("GET", "/api/v1/tasks", token({{"aud", "another-service"}})), 401);
+  EXPECT_EQ(node.Status("GET", "/api/v1/tasks", token({{"exp", now - 3600}})), 401);
+  EXPECT_EQ(node.Status("GET", "/api/v1/tasks", token({{"iss", "https://elsewhere.test"}})), 401);
+  const std::string body = json{{"iss", issuer}, {"aud", "bzzz"}, {"sub", "mallory"}, {"exp", now + 600},
+                                {"groups", {"bzzz-ops"}}}
+                               .dump();
+  EXPECT_EQ(node.Status("GET", "/api/v1/tasks", Base64Url(R"({"alg":"none"})") + "." + Base64Url(body) + "."), 401);
+  EXPECT_EQ(node.Status("GET", "/api/v1/tasks",
+                        testing::ForgeHs256({{"alg", "HS256"}, {"kid", "idp-1"}}, json::parse(body), key.PublicBytes())),
+            401);
+  auto health = node.Call("GET", "/health/detailed", kAdminToken);
+  ASSERT_TRUE(health.ok());
+  EXPECT_NE(health->body.find("\"oidc-keys\""), std::string::npos) << health->body;
+  EXPECT_NE(health->body.find("1 OIDC signing key(s)"), std::string::npos) << health->body;
+  EXPECT_NE(node.Log().find("security: accepting OIDC tokens (JWTs) of " + issuer), std::string::npos) << node.Log();
+  EXPECT_EQ(node.Log().find(ops), std::string::npos) << "tokens are never logged";
 }
 
 // Profiling a running node: admin only, one profile at a time, and what

@@ -164,4 +164,69 @@ int Process::Wait(std::chrono::milliseconds timeout) {
   return -1;
 }
 
+MiniServer::MiniServer(Handler handler) : handler_(std::move(handler)) {
+  fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd_, 16) != 0) {
+    throw std::runtime_error("MiniServer: cannot listen on 127.0.0.1");
+  }
+  socklen_t len = sizeof a;
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+  port_ = ntohs(a.sin_port);
+  thread_ = std::thread([this] { Serve(); });
+}
+
+MiniServer::~MiniServer() {
+  stop_ = true;
+  shutdown(fd_, SHUT_RDWR);
+  close(fd_);
+  thread_.join();
+}
+
+std::vector<std::string> MiniServer::requests() {
+  std::lock_guard l(mu_);
+  return requests_;
+}
+
+void MiniServer::Serve() {
+  while (!stop_) {
+    int c = accept(fd_, nullptr, nullptr);
+    if (c < 0) return;
+    std::string in;
+    char buf[4096];
+    std::size_t need = std::string::npos;
+    while (true) {
+      ssize_t n = read(c, buf, sizeof buf);
+      if (n <= 0) break;
+      in.append(buf, static_cast<std::size_t>(n));
+      auto hdr = in.find("\r\n\r\n");
+      if (hdr != std::string::npos && need == std::string::npos) {
+        std::size_t len = 0;
+        auto cl = in.find("Content-Length: ");
+        if (cl == std::string::npos) cl = in.find("content-length: ");
+        if (cl != std::string::npos && cl < hdr) len = std::stoul(in.substr(cl + 16));
+        need = hdr + 4 + len;
+      }
+      if (need != std::string::npos && in.size() >= need) break;
+    }
+    const auto sp1 = in.find(' '), sp2 = in.find(' ', sp1 + 1);
+    const std::string method = in.substr(0, sp1), path = in.substr(sp1 + 1, sp2 - sp1 - 1);
+    const auto hdr = in.find("\r\n\r\n");
+    const std::string body = hdr == std::string::npos ? "" : in.substr(hdr + 4);
+    {
+      std::lock_guard l(mu_);
+      requests_.push_back(method + " " + path + " " + body);
+    }
+    auto [status, out] = handler_(method, path, body);
+    std::string res = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\nContent-Length: " +
+                      std::to_string(out.size()) + "\r\nConnection: close\r\n\r\n" + out;
+    [[maybe_unused]] auto w = write(c, res.data(), res.size());
+    close(c);
+  }
+}
+
 }  // namespace bzzz::testing

@@ -4,9 +4,14 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace bzzz::testing {
@@ -58,6 +63,33 @@ class Process {
   pid_t pid_ = -1;
   bool reaped_ = false;
   int status_ = 0;
+};
+
+// A tiny HTTP/1.1 server on 127.0.0.1 (an ephemeral port) for servers that
+// cannot exist here (an LLM server, a webhook target, an identity
+// provider): one request per connection, answered by
+// `handler(method, path, body)` → (status, body), served as JSON.
+class MiniServer {
+ public:
+  using Handler = std::function<std::pair<int, std::string>(const std::string&, const std::string&, const std::string&)>;
+  explicit MiniServer(Handler handler);
+  ~MiniServer();
+  MiniServer(const MiniServer&) = delete;
+  MiniServer& operator=(const MiniServer&) = delete;
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::uint16_t port() const { return port_; }
+  // "METHOD path body" of every request so far.
+  std::vector<std::string> requests();
+
+ private:
+  void Serve();
+  Handler handler_;
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> requests_;
 };
 
 // Polls `predicate` every 20 ms until it is true or `timeout` passes.
