@@ -73,7 +73,9 @@ start_bzzz() {  # name, extra args...
   shift
   started_port=$(free_port)
   # Each node its own P2P port: two nodes on 127.0.0.1:9000 (the default) cannot both bind.
-  "$bin" serve --data-dir "$work/$name" --http-listen "127.0.0.1:$started_port" --p2p-listen 127.0.0.1:0 "$@" \
+  # Capacity is measured from one client: the per-principal rate limit is off.
+  "$bin" serve --data-dir "$work/$name" --http-listen "127.0.0.1:$started_port" --p2p-listen 127.0.0.1:0 \
+    --set security.rate_limit.enabled=false "$@" \
     >"$work/$name.log" 2>&1 &
   pids+=($!)
   wait_http "http://127.0.0.1:$started_port/health/live"

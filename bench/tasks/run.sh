@@ -89,13 +89,16 @@ wait_http() {
 
 # Starts a node; sets started_port and started_pid. Not run in a subshell, so
 # that its pid reaches the cleanup list. Arguments: name, extra args...
+# Capacity is measured from one client (one principal): the per-principal
+# rate limit is off.
 start_bzzz() {
   local name=$1
   shift
   started_port=$(free_port)
   BZZZ_ADMIN_TOKEN=$token "$bin" serve --data-dir "$work/$name" --http-listen "127.0.0.1:$started_port" \
     --node-name "$name" --log-level warn --set http.access_log=false \
-    --set agents.initial_agents="$agents" --set agents.autoscaling.enabled=false "$@" \
+    --set agents.initial_agents="$agents" --set agents.autoscaling.enabled=false \
+    --set security.rate_limit.enabled=false "$@" \
     >"$work/$name.log" 2>&1 &
   started_pid=$!
   pids+=("$started_pid")

@@ -225,9 +225,12 @@ struct OidcConfig {
 
 struct RateLimitConfig {
   bool enabled = true;
-  double requests_per_second = 100;
-  double burst = 200;
+  double requests_per_second = 1000;  // reads (GET, HEAD) per principal or client address
+  double burst = 2000;
+  double write_requests_per_second = 1000;  // every other method
+  double write_burst = 2000;
   bool trust_forwarded_headers = false;
+  std::vector<std::string> trusted_proxies;  // peers whose X-Forwarded-For is believed
 };
 
 struct SecurityConfig {

@@ -205,6 +205,13 @@ bool IsIdentifier(std::string_view s) {  // [A-Za-z0-9_-]+
 
 std::string CheckNonEmpty(std::string_view value) { return value.empty() ? "must not be empty" : ""; }
 
+std::string CheckIpAddress(std::string_view item) {
+  const std::string s(item);
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1) return "";
+  return "not an IP address";
+}
+
 std::string CheckRoleMapping(std::string_view item) {
   const auto eq = item.find('=');
   if (eq == std::string_view::npos || eq == 0 || eq + 1 == item.size()) {
@@ -716,11 +723,24 @@ std::vector<KeyDef> BuildKeys() {
       Key("security.rate_limit.burst", BZZZ_FIELD(security.rate_limit.burst),
           "Requests a principal may make at once before the rate applies.")
           .Range(1, 1e9),
+      Key("security.rate_limit.write_requests_per_second",
+          BZZZ_FIELD(security.rate_limit.write_requests_per_second),
+          "Sustained rate of writes (POST, PUT, PATCH, DELETE) allowed per principal.")
+          .Above(0, 1e9),
+      Key("security.rate_limit.write_burst", BZZZ_FIELD(security.rate_limit.write_burst),
+          "Writes a principal may make at once before the write rate applies.")
+          .Range(1, 1e9),
       Key("security.rate_limit.trust_forwarded_headers",
           BZZZ_FIELD(security.rate_limit.trust_forwarded_headers),
-          "Take the client address from X-Forwarded-For; only behind a trusted proxy."),
+          "Take the client address from X-Forwarded-For, only on connections from "
+          "security.rate_limit.trusted_proxies."),
+      Key("security.rate_limit.trusted_proxies", BZZZ_FIELD(security.rate_limit.trusted_proxies),
+          "IP addresses of the proxies in front of the node whose X-Forwarded-For is believed (with "
+          "trust_forwarded_headers).")
+          .Check(CheckIpAddress),
 
       // storage
+
       Key("storage.backend", BZZZ_FIELD(storage.backend),
           "Store backend: embedded SQLite or a shared PostgreSQL.")
           .OneOf({"sqlite", "postgres"}),
@@ -1793,6 +1813,11 @@ class Loader {
     if (c.tasks.retry_backoff_max < c.tasks.retry_backoff_base) {
       fail("tasks.retry_backoff_max",
            "must be >= tasks.retry_backoff_base (" + ms(c.tasks.retry_backoff_base) + ")");
+    }
+    if (c.security.rate_limit.trust_forwarded_headers && c.security.rate_limit.trusted_proxies.empty()) {
+      fail("security.rate_limit.trusted_proxies",
+           "required when security.rate_limit.trust_forwarded_headers: forwarded headers are believed only from "
+           "the proxies listed here");
     }
     if (c.security.oidc.enabled) {
       if (c.security.oidc.issuer.empty()) fail("security.oidc.issuer", "required when security.oidc.enabled");

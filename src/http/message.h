@@ -53,6 +53,9 @@ struct Request {
   std::string route;  // the matched route template, e.g. "/admin/health/check/:name"
   std::vector<std::pair<std::string, std::string>> params;  // template parameters
   security::Identity identity;  // "anonymous" on public routes
+  // Headers the pipeline adds to whatever response the request gets
+  // (X-RateLimit-*), unless the response sets them itself.
+  Headers response_headers;
 
   // The value of a template parameter, or "" when absent.
   std::string_view Param(std::string_view name) const;

@@ -33,6 +33,7 @@ struct HttpProbe::State {
   prometheus::Gauge* connections = nullptr;
   prometheus::Family<prometheus::Counter>* refused = nullptr;
   prometheus::Counter* errors = nullptr;
+  prometheus::Counter* rate_limited[2] = {nullptr, nullptr};  // read, write
   std::vector<std::string> route_labels;  // by route id; last is "unmatched"
 
   // Resolved series, so the hot path does not hash label maps.
@@ -71,6 +72,12 @@ HttpProbe::HttpProbe(prometheus::Registry* registry, const Router& router) : sta
                   .Help("Errors by component")
                   .Register(*registry)
                   .Add({{"component", "http"}});
+  auto& limited = prometheus::BuildCounter()
+                      .Name("no_rate_limit_rejections_total")
+                      .Help("Requests refused with 429 by the rate limiter, by route class (read, write)")
+                      .Register(*registry);
+  s.rate_limited[0] = &limited.Add({{"class", "read"}});
+  s.rate_limited[1] = &limited.Add({{"class", "write"}});
   for (const auto& route : router.Routes()) s.route_labels.push_back(route->pattern);
   s.route_labels.push_back("unmatched");
   s.histograms = std::vector<std::atomic<prometheus::Histogram*>>(s.route_labels.size() * std::size(kMethods));
@@ -111,6 +118,10 @@ void HttpProbe::RequestDone(std::string_view method, std::size_t route_id, int s
 
 void HttpProbe::InFlight(std::int64_t value) {
   if (state_->in_flight) state_->in_flight->Set(static_cast<double>(value));
+}
+
+void HttpProbe::RateLimited(bool write) {
+  if (auto* c = state_->rate_limited[write ? 1 : 0]) c->Increment();
 }
 
 void HttpProbe::Refused(std::string_view reason) {

@@ -35,6 +35,8 @@ class HttpProbe {
   void Connections(std::int64_t value);
   // A connection closed at accept: "max_connections" or "per_client".
   void Refused(std::string_view reason);
+  // A request refused by the rate limiter: class "read" or "write".
+  void RateLimited(bool write);
 
   static constexpr std::size_t kUnmatched = static_cast<std::size_t>(-1);
 

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
@@ -33,6 +34,7 @@
 #include "http/probe.h"
 #include "http/wire.h"
 #include "security/access_controller.h"
+#include "security/rate_limit.h"
 
 namespace bzzz::http {
 
@@ -423,10 +425,13 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       req.method_text = std::string(method_text);
       req.target = std::string(beast_req.target());
       req.remote_address = s.remote;
-      req.client_address = s.client;
       for (const auto& field : beast_req) {
         req.headers.Add(std::string(field.name_string()), std::string(field.value()));
       }
+      req.client_address = opt_.trusted_proxies.empty()
+                               ? s.client
+                               : security::ClientBehindProxies(s.client, req.headers.Find("X-Forwarded-For"),
+                                                               opt_.trusted_proxies);
       req.body = std::move(beast_req.body());
       const std::string* incoming_id = req.headers.Find("X-Request-ID");
       req.request_id = incoming_id && ValidRequestId(*incoming_id) ? *incoming_id : NewRequestId();
@@ -452,6 +457,9 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         }
       }
 
+      for (const auto& [name, value] : req.response_headers.All()) {
+        if (resp.headers.Find(name) == nullptr) resp.headers.Set(name, value);
+      }
       const bool keep_alive = beast_req.keep_alive() && !draining_.load();
       const std::size_t bytes = resp.body.size();
       const std::string_view route = req.route.empty() ? std::string_view("unmatched") : req.route;
@@ -475,6 +483,30 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       }
       if (!keep_alive || !s.stream.socket().is_open()) co_return;
     }
+  }
+
+  // One token of the caller's bucket (its principal, else its client
+  // address) for the request's class; the X-RateLimit-* headers go on the
+  // response either way, and a refusal is a 429 with Retry-After.
+  std::optional<Response> RateLimit(Request& req) {
+    const bool write = req.method != Method::kGet && req.method != Method::kHead;
+    const std::string key =
+        req.identity.authenticated ? "principal:" + req.identity.principal : "client:" + req.client_address;
+    const auto d = opt_.rate_limiter->Take(key, write ? security::RouteClass::kWrite : security::RouteClass::kRead);
+    auto whole = [](double seconds) { return std::to_string(static_cast<long long>(std::ceil(seconds))); };
+    req.response_headers.Set("X-RateLimit-Limit", std::to_string(static_cast<long long>(d.limit)));
+    req.response_headers.Set("X-RateLimit-Remaining", std::to_string(static_cast<long long>(d.remaining)));
+    req.response_headers.Set("X-RateLimit-Reset", whole(d.reset_seconds));
+    if (d.allowed) return std::nullopt;
+    probe_.RateLimited(write);
+    Response resp = router_->MakeError(
+        req.path, 429, "too_many_requests",
+        std::string("rate limit of ") + (write ? "writes" : "reads") + " exceeded for " +
+            (req.identity.authenticated ? "principal " + req.identity.principal : "client " + req.client_address) +
+            "; retry in " + whole(d.retry_after) + " s",
+        req.request_id);
+    resp.headers.Set("Retry-After", whole(std::max(1.0, d.retry_after)));
+    return resp;
   }
 
   // Splits the target into a decoded path and the raw query.
@@ -546,6 +578,9 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       }
     }
 
+    if (opt_.rate_limiter && !route.probe) {
+      if (auto refused = RateLimit(req)) return refused;
+    }
     for (const auto& middleware : middlewares_) {
       if (auto early = middleware(req, route)) return early;
     }

@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "http/router.h"
@@ -33,6 +34,7 @@ class Registry;
 }
 namespace bzzz::security {
 class AccessController;
+class RateLimiter;
 }
 
 namespace bzzz::http {
@@ -52,6 +54,13 @@ struct ServerOptions {
   std::size_t max_connections = 10000;
   std::size_t max_connections_per_client = 1024;       // open connections of one client address
   bool access_log = true;
+  // Peers whose X-Forwarded-For names the client (security/rate_limit.h
+  // ClientBehindProxies); empty: the peer is the client.
+  std::vector<std::string> trusted_proxies;
+  // Token buckets per principal (client address when anonymous) and route
+  // class, applied after access control to every route but the probes;
+  // null: no rate limit.
+  std::shared_ptr<security::RateLimiter> rate_limiter;
 };
 
 // Runs after routing and before the handler. Returning a Response ends the

@@ -42,6 +42,7 @@
 #include "p2p/services.h"
 #include "security/access_controller.h"
 #include "security/oidc.h"
+#include "security/rate_limit.h"
 #include "storage/store.h"
 #include "tasks/api.h"
 #include "ucxl/ucxi_api.h"
@@ -305,10 +306,6 @@ class Node::Impl {
           "security: no API tokens configured and BZZZ_ADMIN_TOKEN is unset: only public routes "
           "(health, metrics) can be used");
     }
-    // Say plainly which configured features do not act yet.
-    if (cfg.security.rate_limit.enabled) {
-      kLog.info("security: rate limiting is not built yet; security.rate_limit has no effect");
-    }
     security::Rbac rbac(cfg.security.roles);
     if (cfg.security.oidc.enabled) {
       // OIDC bearer JWTs: the issuer's keys fetched and kept fresh on a thread of their own.
@@ -506,6 +503,17 @@ class Node::Impl {
     server_options.max_connections = cfg.http.max_connections;
     server_options.max_connections_per_client = cfg.http.max_connections_per_client;
     server_options.access_log = cfg.http.access_log;
+    if (cfg.security.rate_limit.trust_forwarded_headers) {
+      server_options.trusted_proxies = cfg.security.rate_limit.trusted_proxies;
+    }
+    if (cfg.security.rate_limit.enabled) {
+      security::RateLimitOptions limits;
+      limits.read_rate = cfg.security.rate_limit.requests_per_second;
+      limits.read_burst = cfg.security.rate_limit.burst;
+      limits.write_rate = cfg.security.rate_limit.write_requests_per_second;
+      limits.write_burst = cfg.security.rate_limit.write_burst;
+      server_options.rate_limiter = std::make_shared<security::RateLimiter>(std::move(limits));
+    }
     if (!cfg.http.health_listen.empty()) {
       server_options.probe_port = ParsePort(cfg.http.health_listen, &server_options.probe_host);
       probe_host = server_options.probe_host;

@@ -438,6 +438,52 @@ TEST(NodeE2E, OidcBearerTokensFromALocalIdentityProvider) {
   EXPECT_EQ(node.Log().find(ops), std::string::npos) << "tokens are never logged";
 }
 
+// Rate limits per principal and route class: a burst passes with the
+// X-RateLimit-* headers, the next request is a 429 with Retry-After (in the
+// UCXI envelope on /ucxi), another principal and the probes are not
+// affected, writes have their own bucket, and the refusals are counted.
+TEST(NodeE2E, RateLimitsPerPrincipalAndClassWithHeaders) {
+  TempDir dir;
+  NodeProcess node(dir, {"--set", "security.rate_limit.requests_per_second=0.2", "--set",
+                         "security.rate_limit.burst=5", "--set", "security.rate_limit.write_requests_per_second=0.2",
+                         "--set", "security.rate_limit.write_burst=2"});
+  ASSERT_TRUE(node.WaitReady()) << node.Log();
+  auto get = [&](const std::string& path, const std::string& token) {
+    return testing::RawExchange(node.port(), "GET " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token +
+                                                 "\r\nConnection: close\r\n\r\n");
+  };
+  for (int i = 0; i < 5; ++i) {
+    const std::string r = get("/api/v1/tasks", kUserToken);
+    ASSERT_EQ(testing::RawStatus(r), 200) << i << r;
+    EXPECT_NE(r.find("X-RateLimit-Limit: 5\r\n"), std::string::npos) << r;
+    EXPECT_NE(r.find("X-RateLimit-Remaining: " + std::to_string(4 - i) + "\r\n"), std::string::npos) << r;
+  }
+  const std::string refused = get("/api/v1/tasks", kUserToken);
+  EXPECT_EQ(testing::RawStatus(refused), 429) << refused;
+  EXPECT_NE(refused.find("Retry-After: "), std::string::npos) << refused;
+  EXPECT_NE(refused.find("X-RateLimit-Remaining: 0\r\n"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("rate limit of reads exceeded for principal e2e-user"), std::string::npos) << refused;
+  const std::string ucxi = get("/ucxi/v1/status", kUserToken);
+  EXPECT_EQ(testing::RawStatus(ucxi), 429);
+  EXPECT_NE(ucxi.find("UCXL-429-RATE_LIMITED"), std::string::npos) << ucxi;
+  // Another principal, and the probes, are not limited.
+  EXPECT_EQ(node.Status("GET", "/api/v1/tasks", kAdminToken), 200);
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(node.Status("GET", "/health/live"), 200);
+  // Writes have a bucket of their own: the user can still submit twice.
+  auto submit = [&] {
+    cli::ClientOptions o = node.Client(kUserToken);
+    auto r = cli::Call(o, "POST", "/api/v1/tasks", R"({"executor":"builtin","input":{"op":"echo"}})");
+    return r.ok() ? r->status : -1;
+  };
+  EXPECT_EQ(submit(), 201);
+  EXPECT_EQ(submit(), 201);
+  EXPECT_EQ(submit(), 429);
+  auto metrics = node.Call("GET", "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("no_rate_limit_rejections_total{class=\"read\"} 2"), std::string::npos);
+  EXPECT_NE(metrics->body.find("no_rate_limit_rejections_total{class=\"write\"} 1"), std::string::npos);
+}
+
 // Profiling a running node: admin only, one profile at a time, and what
 // comes back is a profile google-pprof reads (CPU with samples taken while
 // the node serves requests; the live heap sampled by tcmalloc).
