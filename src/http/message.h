@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,6 +54,10 @@ struct Request {
   std::string route;  // the matched route template, e.g. "/admin/health/check/:name"
   std::vector<std::pair<std::string, std::string>> params;  // template parameters
   security::Identity identity;  // "anonymous" on public routes
+  // Whether the caller holds `permission` beyond the route's own (set by
+  // the server; false when unset): Allowed() asks it.
+  const std::function<bool(const security::Identity&, std::string_view)>* permits = nullptr;
+  bool Allowed(std::string_view permission) const { return permits != nullptr && (*permits)(identity, permission); }
   // Headers the pipeline adds to whatever response the request gets
   // (X-RateLimit-*), unless the response sets them itself.
   Headers response_headers;

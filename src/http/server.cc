@@ -573,6 +573,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         return resp;
       }
       req.identity = std::move(decision.identity);
+      req.permits = &permits_;
       if (decision.kind == security::AccessDecision::Kind::kForbidden) {
         return router_->MakeError(req.path, 403, "forbidden", decision.reason, req.request_id);
       }
@@ -745,6 +746,11 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
   std::shared_ptr<const security::AccessController> access_;
   HttpProbe probe_;
   std::vector<Middleware> middlewares_;
+  // Request::Allowed: the access controller's RBAC for the request's identity.
+  std::function<bool(const security::Identity&, std::string_view)> permits_ =
+      [this](const security::Identity& identity, std::string_view permission) {
+        return access_ != nullptr && access_->Allows(identity, permission);
+      };
   std::vector<RequestObserver> observers_;
   std::shared_ptr<spdlog::logger> access_log_;
 

@@ -187,4 +187,8 @@ AccessDecision AccessController::Check(std::string_view authorization_header, st
   return decision;
 }
 
+bool AccessController::Allows(const Identity& identity, std::string_view permission) const {
+  return identity.authenticated && (!rbac_enabled_ || rbac_.Allows(identity, permission));
+}
+
 }  // namespace bzzz::security

@@ -60,6 +60,9 @@ class AccessController {
   Identity Identify(std::string_view authorization_header, std::string_view client = {}) const;
 
   const Rbac& rbac() const { return rbac_; }
+  // Whether an authenticated `identity` holds `permission` (always, with
+  // RBAC off): for handlers whose rule goes beyond the route's permission.
+  bool Allows(const Identity& identity, std::string_view permission) const;
 
  private:
   // kThrottled when `client` is throttled now (reason and retry set).

@@ -2,9 +2,11 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <variant>
 
 #include "base/base64.h"
@@ -219,9 +221,27 @@ class UcxiServices::Impl {
     return Success(200, "SUCCESS", "resolved", EntryJson(*e), req.request_id);
   }
 
+  // Who writes is who the node authenticated, never what the address
+  // claims: the version's author is the caller's principal, and an
+  // address's role part is a claim the caller must hold (the role itself,
+  // or ucxl:admin). A wildcard role part is left to the store, which
+  // refuses it as not concrete (422).
+  std::optional<http::Response> WriterProblem(const http::Request& req, const Address& address) {
+    if (address.role == kAny) return std::nullopt;
+    const auto& roles = req.identity.roles;
+    if (std::find(roles.begin(), roles.end(), address.role) != roles.end() || req.Allowed("ucxl:admin")) {
+      return std::nullopt;
+    }
+    return Error(403, "FORBIDDEN",
+                 "writing to role '" + address.role + "' needs that role (or the permission ucxl:admin); " +
+                     req.identity.principal + " does not hold it",
+                 req.path, req.request_id, {{"field", "address"}, {"role", address.role}});
+  }
+
   http::Response Store(http::Request& req, const Address& address, std::string content_type,
                        std::string content) {
-    const Author author{address.agent, address.role};
+    if (auto refused = WriterProblem(req, address)) return std::move(*refused);
+    const Author author{req.identity.principal, address.role};
     auto e = context->Put(address, author, std::move(content_type), std::move(content));
     if (!e.ok()) return Failure(e.status(), req, Format(address), /*reading=*/false);
     UpdateTotals();
@@ -281,7 +301,8 @@ class UcxiServices::Impl {
     auto a = AddressParam(req, "address");
     if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
     const auto& address = std::get<Address>(a);
-    auto v = context->Delete(address, Author{address.agent, address.role});
+    if (auto refused = WriterProblem(req, address)) return std::move(*refused);
+    auto v = context->Delete(address, Author{req.identity.principal, address.role});
     if (!v.ok()) return Failure(v.status(), req, Format(address), /*reading=*/false);
     UpdateTotals();
     return Success(200, "SUCCESS", "deleted: tombstone is version " + std::to_string(v->number),

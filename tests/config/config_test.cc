@@ -194,6 +194,7 @@ security:
     requests_per_second: 12.5
     burst: 40
     trust_forwarded_headers: true
+    trusted_proxies: [10.0.0.1, "2001:db8::7"]
 storage:
   backend: postgres
   sqlite:
@@ -267,6 +268,7 @@ void ExpectFullConfig(const Config& c) {
   EXPECT_EQ(c.security.roles[0].permissions.size(), 3u);
   EXPECT_EQ(c.security.oidc.client_secret, "s3cret");
   EXPECT_DOUBLE_EQ(c.security.rate_limit.requests_per_second, 12.5);
+  EXPECT_EQ(c.security.rate_limit.trusted_proxies, (std::vector<std::string>{"10.0.0.1", "2001:db8::7"}));
   EXPECT_EQ(c.storage.backend, "postgres");
   EXPECT_EQ(c.storage.postgres.sslmode, "verify-full");
   EXPECT_EQ(c.storage.postgres.password, "pg-pass");
@@ -820,6 +822,14 @@ TEST_F(ConfigTest, CrossFieldValidation) {
   EXPECT_NE(Find(LoadFlag("operations.drain_timeout", "1m").errors, "operations.drain_timeout"), nullptr);
   EXPECT_NE(Find(LoadFlag("p2p.peer_expiry", "1s").errors, "p2p.peer_expiry"), nullptr);
   EXPECT_NE(Find(LoadFlag("security.oidc.enabled", "true").errors, "security.oidc.issuer"), nullptr);
+  EXPECT_NE(Find(LoadFlag("security.rate_limit.trust_forwarded_headers", "true").errors,
+                 "security.rate_limit.trusted_proxies"),
+            nullptr);
+  EXPECT_NE(Find(LoadFlag("security.rate_limit.trusted_proxies", "10.0.0.1,proxy.local").errors,
+                 "security.rate_limit.trusted_proxies[1]"),
+            nullptr);
+  EXPECT_NE(Find(LoadFlag("security.oidc.role_mapping", "admins").errors, "security.oidc.role_mapping[0]"), nullptr);
+  EXPECT_NE(Find(LoadFlag("node.log_levels", "p2p=debug,warp=info").errors, "node.log_levels[1]"), nullptr);
   EXPECT_NE(
       Find(Load(std::nullopt, {}, {{"storage.backend", "postgres"}, {"storage.postgres.host", ""}}).errors,
            "storage.postgres.host"),

@@ -32,6 +32,7 @@ using testing::TempDir;
 
 constexpr char kAdminToken[] = "e2e-admin-token-7f3a9c2e5b";
 constexpr char kUserToken[] = "e2e-user-token";
+constexpr char kWriterToken[] = "e2e-writer-token";  // role coordination: ucxl:write, not ucxl:admin
 
 struct CommandResult {
   int exit_code;
@@ -59,7 +60,9 @@ class NodeProcess {
                                          "node:\n  name: e2e-node\n"
                                          "security:\n  api_tokens:\n"
                                          "    - name: e2e-user\n      token_hash: \"" +
-                                             security::HashToken(kUserToken) + "\"\n      roles: [user]\n");
+                                             security::HashToken(kUserToken) + "\"\n      roles: [user]\n" +
+                                             "    - name: e2e-writer\n      token_hash: \"" +
+                                             security::HashToken(kWriterToken) + "\"\n      roles: [coordination]\n");
     std::vector<std::string> args = {"serve", "--config", config, "--data-dir", dir.File("data"),
                                      "--p2p-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:" + std::to_string(port_), "--log-level", "info"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
@@ -482,6 +485,41 @@ TEST(NodeE2E, RateLimitsPerPrincipalAndClassWithHeaders) {
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("no_rate_limit_rejections_total{class=\"read\"} 2"), std::string::npos);
   EXPECT_NE(metrics->body.find("no_rate_limit_rejections_total{class=\"write\"} 1"), std::string::npos);
+}
+
+// UCXI writes: the author of a version is the caller's principal, never
+// the agent the address names, and an address's role part is a claim the
+// writer must hold (or ucxl:admin).
+TEST(NodeE2E, UcxiAuthorsAreThePrincipalAndRolePartsNeedTheRole) {
+  TempDir dir;
+  NodeProcess node(dir);
+  ASSERT_TRUE(node.WaitReady()) << node.Log();
+  auto put = [&](const std::string& address, const char* token) {
+    cli::ClientOptions o = node.Client(token);
+    return cli::Call(o, "PUT", "/ucxi/v1/put?address=" + address, "content", "text/plain");
+  };
+  // The writer holds coordination, not developer: the developer role part is refused.
+  auto refused = put("ucxl://alice:developer@bzzz:t1/*%5E/notes", kWriterToken);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 403) << refused->body;
+  EXPECT_NE(refused->body.find("UCXL-403-FORBIDDEN"), std::string::npos) << refused->body;
+  EXPECT_NE(refused->body.find("writing to role 'developer'"), std::string::npos) << refused->body;
+  // Its own role is fine, and the author is the principal, not alice.
+  auto ok = put("ucxl://alice:coordination@bzzz:t1/*%5E/notes", kWriterToken);
+  ASSERT_TRUE(ok.ok());
+  ASSERT_EQ(ok->status, 201) << ok->body;
+  const json v = json::parse(ok->body)["response"]["data"]["version"];
+  EXPECT_EQ(v["author"]["agent"], "e2e-writer") << ok->body;
+  EXPECT_EQ(v["author"]["role"], "coordination") << ok->body;
+  // ucxl:admin (system_admin) may write to any role part.
+  auto admin = put("ucxl://alice:developer@bzzz:t1/*%5E/notes", kAdminToken);
+  ASSERT_TRUE(admin.ok());
+  EXPECT_EQ(admin->status, 201) << admin->body;
+  // Delete follows the same rule.
+  cli::ClientOptions w = node.Client(kWriterToken);
+  auto del = cli::Call(w, "DELETE", "/ucxi/v1/delete?address=ucxl://alice:developer@bzzz:t1/*%5E/notes");
+  ASSERT_TRUE(del.ok());
+  EXPECT_EQ(del->status, 403) << del->body;
 }
 
 // Profiling a running node: admin only, one profile at a time, and what
