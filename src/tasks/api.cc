@@ -1,6 +1,7 @@
 #include "tasks/api.h"
 
 #include <algorithm>
+#include <optional>
 #include <mutex>
 #include <thread>
 
@@ -107,6 +108,44 @@ class P2pTransport final : public ClusterTransport {
 
 }  // namespace
 
+namespace {
+
+// Principals own the tasks they submit: another principal needs tasks:admin
+// to read a task's input, or to cancel, replay or purge it.
+struct Viewer {
+  std::string principal;
+  bool admin = false;  // holds tasks:admin
+};
+
+Viewer ViewerOf(const http::Request& req) { return {req.identity.principal, req.Allowed("tasks:admin")}; }
+
+bool Owns(const Task& t, const Viewer& v) { return v.admin || (!t.submitter.empty() && t.submitter == v.principal); }
+
+// The task as this caller may see it: without its input when another
+// principal submitted it.
+json View(const Task& t, const Viewer& v) {
+  json j = TaskToApiJson(t);
+  if (!Owns(t, v)) {
+    j.erase("input");
+    j["input_hidden"] = true;
+  }
+  return j;
+}
+
+// 403 unless the caller owns task `id` (NotFound and other failures as they are).
+std::optional<http::Response> RefuseUnlessOwner(TaskManager& manager, const http::Request& req, const char* what) {
+  auto t = manager.Get(std::string(req.Param("id")));
+  if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
+  if (Owns(*t, ViewerOf(req))) return std::nullopt;
+  return http::ErrorResponse(403, "forbidden",
+                             std::string(what) + " a task another principal submitted (" +
+                                 (t->submitter.empty() ? std::string("unknown") : t->submitter) +
+                                 ") needs the permission tasks:admin",
+                             req.request_id);
+}
+
+}  // namespace
+
 class TaskServices::Impl {
  public:
   config::Config config;
@@ -142,9 +181,10 @@ class TaskServices::Impl {
     if (link) link->Stop();
   }
 
-  http::Response Page(std::vector<Task> list, std::size_t limit) {
+  http::Response Page(std::vector<Task> list, std::size_t limit, const http::Request& req) {
     json items = json::array();
-    for (const auto& t : list) items.push_back(TaskToApiJson(t));
+    const Viewer viewer = ViewerOf(req);
+    for (const auto& t : list) items.push_back(View(t, viewer));
     json out = {{"tasks", std::move(items)}, {"count", list.size()}};
     out["next_before"] = list.size() == limit && !list.empty() ? json(list.back().seq) : json(nullptr);
     return JsonOk(200, out);
@@ -397,12 +437,14 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                  respond(BadRequest(parsed.status().message(), req.request_id));
                  return;
                }
-               impl->manager->Submit(std::move(*parsed), [respond, id = req.request_id](Result<SubmitOutcome> r) {
+               parsed->submitter = req.identity.principal;
+               impl->manager->Submit(std::move(*parsed), [respond, id = req.request_id, viewer = ViewerOf(req)](
+                                                             Result<SubmitOutcome> r) {
                  if (!r.ok()) {
                    respond(http::ErrorFromStatus(r.status(), id));
                    return;
                  }
-                 http::Response res = JsonOk(r->created ? 201 : 200, TaskToApiJson(r->task));
+                 http::Response res = JsonOk(r->created ? 201 : 200, View(r->task, viewer));
                  res.headers.Set("Location", "/api/v1/tasks/" + r->task.id);
                  respond(std::move(res));
                });
@@ -424,7 +466,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                q.before_seq = *before;
                auto list = impl->manager->List(q);
                if (!list.ok()) return http::ErrorFromStatus(list.status(), req.request_id);
-               return impl->Page(std::move(*list), q.limit);
+               return impl->Page(std::move(*list), q.limit, req);
              });
   routes.AddBlocking(Method::kGet, "/api/v1/tasks/stats", "tasks:read", "task counts by state", [impl](http::Request& req) {
     auto st = impl->manager->Stats();
@@ -442,7 +484,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
              [impl](http::Request& req) {
                auto t = impl->manager->Get(std::string(req.Param("id")));
                if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
-               return JsonOk(200, TaskToApiJson(*t));
+               return JsonOk(200, View(*t, ViewerOf(req)));
              });
   routes.AddBlocking(Method::kGet, "/api/v1/tasks/:id/events", "tasks:read",
              "events after the N-th (?after=N), waiting up to wait_ms for new ones", nullptr,
@@ -477,9 +519,10 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                                     });
              });
   routes.AddBlocking(Method::kPost, "/api/v1/tasks/:id/cancel", "tasks:write", "cancel a task", [impl](http::Request& req) {
+    if (auto refused = RefuseUnlessOwner(*impl->manager, req, "cancelling")) return std::move(*refused);
     auto t = impl->manager->Cancel(std::string(req.Param("id")));
     if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
-    return JsonOk(200, TaskToApiJson(*t));
+    return JsonOk(200, View(*t, ViewerOf(req)));
   });
   routes.AddBlocking(Method::kGet, "/api/v1/dlq", "dlq:read", "dead-letter queue (limit, before)", [impl](http::Request& req) {
     auto limit = IntParam(req, "limit", 100, 1, 1000);
@@ -488,14 +531,16 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
     if (!before.ok()) return BadRequest(before.status().message(), req.request_id);
     auto list = impl->manager->DeadLetters(static_cast<std::size_t>(*limit), *before);
     if (!list.ok()) return http::ErrorFromStatus(list.status(), req.request_id);
-    return impl->Page(std::move(*list), static_cast<std::size_t>(*limit));
+    return impl->Page(std::move(*list), static_cast<std::size_t>(*limit), req);
   });
   routes.AddBlocking(Method::kPost, "/api/v1/dlq/:id/replay", "dlq:write", "queue a dead task again", [impl](http::Request& req) {
+    if (auto refused = RefuseUnlessOwner(*impl->manager, req, "replaying")) return std::move(*refused);
     auto t = impl->manager->Replay(std::string(req.Param("id")));
     if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
-    return JsonOk(200, TaskToApiJson(*t));
+    return JsonOk(200, View(*t, ViewerOf(req)));
   });
   routes.AddBlocking(Method::kDelete, "/api/v1/dlq/:id", "dlq:write", "purge a dead task", [impl](http::Request& req) {
+    if (auto refused = RefuseUnlessOwner(*impl->manager, req, "purging")) return std::move(*refused);
     if (Status s = impl->manager->Purge(std::string(req.Param("id"))); !s.ok()) {
       return http::ErrorFromStatus(s, req.request_id);
     }

@@ -80,6 +80,7 @@ json TaskToJson(const Task& t) {
           {"attempt_base", t.attempt_base},
           {"result", Embed(t.result)},
           {"error", t.error},
+          {"submitter", t.submitter},
           {"owner_node", t.owner_node},
           {"assigned_agent", t.assigned_agent},
           {"lease_expiry_ms", t.lease_expiry_ms},
@@ -131,6 +132,9 @@ Result<Task> TaskFromJson(const json& j) {
     t.attempt_base = GetInt<int>(j.at("attempt_base"));
     t.result = Unembed(j.at("result"));
     t.error = j.at("error").get<std::string>();
+    if (auto it = j.find("submitter"); it != j.end()) {  // absent in tasks written before ownership
+      t.submitter = it->get<std::string>();
+    }
     t.owner_node = j.at("owner_node").get<std::string>();
     t.assigned_agent = j.at("assigned_agent").get<std::string>();
     t.lease_expiry_ms = GetInt<std::int64_t>(j.at("lease_expiry_ms"));

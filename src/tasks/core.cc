@@ -127,6 +127,7 @@ Result<SubmitOutcome> TaskCore::Submit(const SubmitRequest& r, std::int64_t now_
   t.priority = r.priority;
   t.capabilities = r.capabilities;
   t.role = r.role;
+  t.submitter = r.submitter;
   t.timeout_ms = r.timeout_ms.value_or(options_.default_timeout_ms);
   t.max_attempts = r.max_attempts.value_or(options_.default_max_attempts);
   t.project = r.project;

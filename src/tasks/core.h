@@ -55,6 +55,7 @@ struct SubmitRequest {
   std::string name;
   std::vector<std::string> capabilities;
   std::string role;
+  std::string submitter;  // the caller's principal (set by the API, never from the body)
 };
 
 struct SubmitOutcome {

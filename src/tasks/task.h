@@ -89,6 +89,7 @@ struct Task {
   int attempt_base = 0;         // attempts before the last replay (not counted again)
   std::string result;           // JSON text of the successful attempt
   std::string error;            // last failure
+  std::string submitter;        // the principal that submitted it ("" for tasks from before it was recorded)
   std::string owner_node;       // the node that holds it durably
   std::string assigned_agent;   // of the current attempt
   std::int64_t lease_expiry_ms = 0;

@@ -32,7 +32,8 @@ using testing::TempDir;
 
 constexpr char kAdminToken[] = "e2e-admin-token-7f3a9c2e5b";
 constexpr char kUserToken[] = "e2e-user-token";
-constexpr char kWriterToken[] = "e2e-writer-token";  // role coordination: ucxl:write, not ucxl:admin
+constexpr char kWriterToken[] = "e2e-writer-token";
+constexpr char kUser2Token[] = "e2e-second-user-token";  // role coordination: ucxl:write, not ucxl:admin
 
 struct CommandResult {
   int exit_code;
@@ -62,7 +63,9 @@ class NodeProcess {
                                          "    - name: e2e-user\n      token_hash: \"" +
                                              security::HashToken(kUserToken) + "\"\n      roles: [user]\n" +
                                              "    - name: e2e-writer\n      token_hash: \"" +
-                                             security::HashToken(kWriterToken) + "\"\n      roles: [coordination]\n");
+                                             security::HashToken(kWriterToken) + "\"\n      roles: [coordination]\n" +
+                                             "    - name: e2e-user2\n      token_hash: \"" +
+                                             security::HashToken(kUser2Token) + "\"\n      roles: [user]\n");
     std::vector<std::string> args = {"serve", "--config", config, "--data-dir", dir.File("data"),
                                      "--p2p-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:" + std::to_string(port_), "--log-level", "info"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
@@ -520,6 +523,43 @@ TEST(NodeE2E, UcxiAuthorsAreThePrincipalAndRolePartsNeedTheRole) {
   auto del = cli::Call(w, "DELETE", "/ucxi/v1/delete?address=ucxl://alice:developer@bzzz:t1/*%5E/notes");
   ASSERT_TRUE(del.ok());
   EXPECT_EQ(del->status, 403) << del->body;
+}
+
+// Principals own the tasks they submit: another user sees the task but not
+// its input, and cannot cancel it; the submitter and tasks:admin can.
+TEST(NodeE2E, TasksBelongToTheirSubmitter) {
+  TempDir dir;
+  NodeProcess node(dir);
+  ASSERT_TRUE(node.WaitReady()) << node.Log();
+  auto call = [&](const char* token, const std::string& method, const std::string& path, const std::string& body = "") {
+    cli::ClientOptions o = node.Client(token);
+    auto r = cli::Call(o, method, path, body);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : cli::ClientResponse{};
+  };
+  auto submitted = call(kUserToken, "POST", "/api/v1/tasks",
+                        R"({"executor":"builtin","input":{"op":"sleep","ms":20000,"note":"alice's plan"}})");
+  ASSERT_EQ(submitted.status, 201) << submitted.body;
+  const json task = json::parse(submitted.body);
+  const std::string id = task["id"];
+  EXPECT_EQ(task["submitter"], "e2e-user");
+  EXPECT_EQ(task["input"]["note"], "alice's plan");
+
+  const auto other = call(kUser2Token, "GET", "/api/v1/tasks/" + id);
+  ASSERT_EQ(other.status, 200) << other.body;
+  EXPECT_FALSE(json::parse(other.body).contains("input")) << other.body;
+  EXPECT_EQ(json::parse(other.body)["input_hidden"], true);
+  EXPECT_EQ(other.body.find("alice's plan"), std::string::npos);
+  const auto listed = call(kUser2Token, "GET", "/api/v1/tasks");
+  EXPECT_EQ(listed.body.find("alice's plan"), std::string::npos) << listed.body;
+  const auto cancel = call(kUser2Token, "POST", "/api/v1/tasks/" + id + "/cancel");
+  EXPECT_EQ(cancel.status, 403) << cancel.body;
+  EXPECT_NE(cancel.body.find("needs the permission tasks:admin"), std::string::npos) << cancel.body;
+
+  // The submitter, and an admin, see the input; the submitter cancels.
+  EXPECT_NE(call(kUserToken, "GET", "/api/v1/tasks/" + id).body.find("alice's plan"), std::string::npos);
+  EXPECT_NE(call(kAdminToken, "GET", "/api/v1/tasks/" + id).body.find("alice's plan"), std::string::npos);
+  EXPECT_EQ(call(kUserToken, "POST", "/api/v1/tasks/" + id + "/cancel").status, 200);
 }
 
 // Profiling a running node: admin only, one profile at a time, and what
