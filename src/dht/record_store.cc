@@ -24,10 +24,6 @@
 
 namespace bzzz::dht {
 
-namespace {
-constexpr SubsystemLog kLog{"dht"};
-}  // namespace
-
 namespace fs = std::filesystem;
 using nlohmann::json;
 using p2p::Bytes;
@@ -41,6 +37,8 @@ using internal::ValidateName;
 using internal::WriteBlobs;
 
 namespace {
+
+constexpr SubsystemLog kLog{"dht"};
 
 std::int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())

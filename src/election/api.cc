@@ -26,14 +26,12 @@
 
 namespace bzzz::election {
 
-namespace {
-constexpr SubsystemLog kLog{"election"};
-}  // namespace
-
 using nlohmann::json;
 namespace el = ::bzzz::election;
 
 namespace {
+
+constexpr SubsystemLog kLog{"election"};
 
 http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, body.dump()); }
 

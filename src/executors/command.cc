@@ -8,13 +8,11 @@
 
 namespace bzzz::executors {
 
-namespace {
-constexpr SubsystemLog kLog{"executors"};
-}  // namespace
-
 using nlohmann::json;
 
 namespace {
+
+constexpr SubsystemLog kLog{"executors"};
 
 Status ValidateCommandInput(const json& j, bool need_argv) {
   if (!j.is_object()) return InvalidArgument("input: must be an object");

@@ -20,14 +20,12 @@
 
 namespace bzzz::p2p {
 
-namespace {
-constexpr SubsystemLog kLog{"cluster"};
-}  // namespace
-
 using nlohmann::json;
 namespace cl = bzzz::cluster;
 
 namespace {
+
+constexpr SubsystemLog kLog{"cluster"};
 
 constexpr std::string_view kMembershipTopic = "bzzz/internal/membership/v1";
 

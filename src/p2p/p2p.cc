@@ -36,15 +36,13 @@
 
 namespace bzzz::p2p {
 
-namespace {
-constexpr SubsystemLog kLog{"p2p"};
-}  // namespace
-
 namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+constexpr SubsystemLog kLog{"p2p"};
 
 std::int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(

@@ -17,14 +17,12 @@
 
 namespace bzzz::p2p {
 
-namespace {
-constexpr SubsystemLog kLog{"p2p"};
-}  // namespace
-
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+constexpr SubsystemLog kLog{"p2p"};
 
 http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, DumpJson(body)); }
 

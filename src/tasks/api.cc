@@ -22,13 +22,11 @@
 
 namespace bzzz::tasks {
 
-namespace {
-constexpr SubsystemLog kLog{"tasks"};
-}  // namespace
-
 using nlohmann::json;
 
 namespace {
+
+constexpr SubsystemLog kLog{"tasks"};
 
 http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, DumpJson(body)); }
 

@@ -10,13 +10,11 @@
 
 namespace bzzz::tasks {
 
-namespace {
-constexpr SubsystemLog kLog{"tasks"};
-}  // namespace
-
 using nlohmann::json;
 
 namespace {
+
+constexpr SubsystemLog kLog{"tasks"};
 
 constexpr std::size_t kMaxBatch = 512;  // attempts per grant / result / renew message
 

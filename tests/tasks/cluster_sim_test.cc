@@ -42,13 +42,14 @@
 #include "tasks/borrowed.h"
 #include "tasks/cluster_core.h"
 #include "tasks/core.h"
+#include "tasks/sim_checks.h"
 
 namespace bzzz::tasks {
 namespace {
 
 using nlohmann::json;
 
-enum class Kind { kOk, kFail, kFlaky };
+using sim::Kind;
 
 constexpr int kNodes = 3;
 constexpr std::int64_t kMasterInterval = 200;
@@ -604,28 +605,10 @@ class Sim {
   std::string Final() {
     for (const auto& [id, owner] : acked_) {
       const Task& t = Find(owner)->store.at(id);
-      const Kind kind = static_cast<Kind>(std::stoi(t.input));
-      int counted = 0, executor_failures = 0;
       for (const auto& a : t.attempts) {
-        counted += CountsAsFailure(a.state);
-        executor_failures += a.state == AttemptState::kFailed;
         if (a.state == AttemptState::kSucceeded && a.agent_id.rfind("remote:", 0) == 0) ++totals_.remote_successes;
       }
-      switch (t.state) {
-        case TaskState::kSucceeded:
-          if (t.SuccessfulAttempts() != 1) return id + " succeeded without exactly one successful attempt";
-          if (kind == Kind::kFail) return id + " was meant to fail but succeeded";
-          break;
-        case TaskState::kDead:
-          if (counted != t.max_attempts) {
-            return id + " dead after " + std::to_string(counted) + " counted failures, max_attempts " +
-                   std::to_string(t.max_attempts);
-          }
-          if (kind == Kind::kOk && executor_failures > 0) return id + " meant to succeed failed by its executor";
-          break;
-        default:
-          return id + " ended " + std::string(TaskStateName(t.state));
-      }
+      if (auto e = sim::FinishedProblem(t, static_cast<Kind>(std::stoi(t.input))); !e.empty()) return e;
     }
     return "";
   }

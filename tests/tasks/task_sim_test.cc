@@ -25,11 +25,12 @@
 #include <sstream>
 
 #include "tasks/core.h"
+#include "tasks/sim_checks.h"
 
 namespace bzzz::tasks {
 namespace {
 
-enum class Kind { kOk, kFail, kFlaky };
+using sim::Kind;
 
 struct SimAgent {
   std::string id;
@@ -306,32 +307,13 @@ class Sim {
   std::string Final() {
     for (const auto& id : acked_) {
       const Task& t = durable_.at(id);
-      const Kind kind = static_cast<Kind>(std::stoi(t.input));
-      int counted = 0, executor_failures = 0;
-      for (std::size_t i = static_cast<std::size_t>(t.attempt_base); i < t.attempts.size(); ++i) {
-        counted += CountsAsFailure(t.attempts[i].state);
-        executor_failures += t.attempts[i].state == AttemptState::kFailed;
-      }
       if (cancelled_.count(id)) {
         if (t.state != TaskState::kCancelled && t.state != TaskState::kSucceeded && t.state != TaskState::kDead) {
           return id + " was cancelled but ended " + std::string(TaskStateName(t.state));
         }
         continue;
       }
-      switch (t.state) {
-        case TaskState::kSucceeded:
-          if (t.SuccessfulAttempts() != 1) return id + " succeeded without exactly one successful attempt";
-          if (kind == Kind::kFail) return id + " was meant to fail but succeeded";
-          break;
-        case TaskState::kDead:
-          if (counted != t.max_attempts) {
-            return id + " dead after " + std::to_string(counted) + " counted failures, max_attempts " +
-                   std::to_string(t.max_attempts);
-          }
-          if (kind == Kind::kOk && executor_failures > 0) return id + " meant to succeed failed by its executor";
-          break;
-        default: return id + " ended " + std::string(TaskStateName(t.state));
-      }
+      if (auto e = sim::FinishedProblem(t, static_cast<Kind>(std::stoi(t.input))); !e.empty()) return e;
     }
     return "";
   }
