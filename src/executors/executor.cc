@@ -57,7 +57,15 @@ class BuiltinExecutor final : public Executor {
     auto op = j.find("op");
     if (op == j.end() || !op->is_string()) return InvalidArgument("input.op: required string (echo, sleep, fail)");
     const auto name = op->get<std::string>();
-    if (name == "echo") return Status::Ok();
+    if (name == "echo") {
+      if (auto p = j.find("progress"); p != j.end()) {
+        if (!p->is_array() || p->size() > 100) return InvalidArgument("input.progress: an array of at most 100 strings");
+        for (const auto& line : *p) {
+          if (!line.is_string()) return InvalidArgument("input.progress: an array of at most 100 strings");
+        }
+      }
+      return Status::Ok();
+    }
     if (name == "sleep") {
       auto ms = j.find("ms");
       if (ms == j.end() || !ms->is_number_integer() || ms->get<std::int64_t>() < 0 ||
@@ -79,6 +87,11 @@ class BuiltinExecutor final : public Executor {
     json j = ParseJson(ctx.input);
     const std::string op = j.value("op", "");
     if (op == "echo") {
+      if (auto p = j.find("progress"); p != j.end() && p->is_array() && ctx.progress) {
+        for (const auto& line : *p) {
+          if (line.is_string()) ctx.progress(line.get<std::string>());
+        }
+      }
       json out = {{"value", j.contains("value") ? j["value"] : json(nullptr)}};
       return ExecResult::Success(out.dump());
     }

@@ -119,13 +119,20 @@ Viewer ViewerOf(const http::Request& req) { return {req.identity.principal, req.
 
 bool Owns(const Task& t, const Viewer& v) { return v.admin || (!t.submitter.empty() && t.submitter == v.principal); }
 
-// The task as this caller may see it: without its input when another
-// principal submitted it.
+// What another principal's task shows of a progress line (an executor's
+// output): that there was one, not what it said.
+constexpr char kHiddenDetail[] = "(hidden: another principal's task)";
+
+// The task as this caller may see it: without its input and the text of
+// its progress lines when another principal submitted it.
 json View(const Task& t, const Viewer& v) {
   json j = TaskToApiJson(t);
   if (!Owns(t, v)) {
     j.erase("input");
     j["input_hidden"] = true;
+    for (auto& e : j["events"]) {
+      if (e.value("type", "") == "progress") e["detail"] = kHiddenDetail;
+    }
   }
   return j;
 }
@@ -495,19 +502,22 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                }
                const std::size_t from = static_cast<std::size_t>(*after);
                impl->manager->Watch(std::string(req.Param("id")), from, std::chrono::milliseconds(*wait),
-                                    [respond, from, rid = req.request_id](Result<Task> t) {
+                                    [respond, from, rid = req.request_id, viewer = ViewerOf(req)](Result<Task> t) {
                                       if (!t.ok()) {
                                         respond(http::ErrorFromStatus(t.status(), rid));
                                         return;
                                       }
+                                      const bool owner = Owns(*t, viewer);
                                       json events = json::array();
                                       const std::int64_t first = t->event_count - static_cast<std::int64_t>(t->events.size());
                                       for (std::size_t i = 0; i < t->events.size(); ++i) {
                                         const std::int64_t n = first + static_cast<std::int64_t>(i);
                                         if (n < static_cast<std::int64_t>(from)) continue;
                                         const auto& e = t->events[i];
+                                        const bool hidden = !owner && e.type == "progress";
                                         events.push_back({{"n", n}, {"at_ms", e.at_ms}, {"type", e.type},
-                                                          {"detail", e.detail}, {"attempt", e.attempt}});
+                                                          {"detail", hidden ? std::string(kHiddenDetail) : e.detail},
+                                                          {"attempt", e.attempt}});
                                       }
                                       respond(JsonOk(200, {{"task_id", t->id},
                                                            {"state", TaskStateName(t->state)},

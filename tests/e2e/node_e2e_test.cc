@@ -556,6 +556,24 @@ TEST(NodeE2E, TasksBelongToTheirSubmitter) {
   EXPECT_EQ(cancel.status, 403) << cancel.body;
   EXPECT_NE(cancel.body.find("needs the permission tasks:admin"), std::string::npos) << cancel.body;
 
+  // Progress lines (an executor's output) are the submitter's too.
+  auto echoed = call(kUserToken, "POST", "/api/v1/tasks",
+                     R"({"executor":"builtin","input":{"op":"echo","progress":["alice-output-line"]}})");
+  ASSERT_EQ(echoed.status, 201) << echoed.body;
+  {
+    const std::string echo_id = json::parse(echoed.body)["id"];
+    ASSERT_TRUE(Eventually(
+        [&] {
+          return call(kUserToken, "GET", "/api/v1/tasks/" + echo_id).body.find("\"state\":\"succeeded\"") !=
+                 std::string::npos;
+        },
+        20s));
+    EXPECT_NE(call(kUserToken, "GET", "/api/v1/tasks/" + echo_id + "/events").body.find("alice-output-line"),
+              std::string::npos);
+    EXPECT_EQ(call(kUser2Token, "GET", "/api/v1/tasks/" + echo_id + "/events").body.find("alice-output-line"),
+              std::string::npos);
+    EXPECT_EQ(call(kUser2Token, "GET", "/api/v1/tasks/" + echo_id).body.find("alice-output-line"), std::string::npos);
+  }
   // The submitter, and an admin, see the input; the submitter cancels.
   EXPECT_NE(call(kUserToken, "GET", "/api/v1/tasks/" + id).body.find("alice's plan"), std::string::npos);
   EXPECT_NE(call(kAdminToken, "GET", "/api/v1/tasks/" + id).body.find("alice's plan"), std::string::npos);
