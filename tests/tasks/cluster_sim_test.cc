@@ -657,11 +657,6 @@ void Node::AcceptForeign(std::vector<Assignment> jobs) {
   borrowed.Accept(std::move(jobs));
 }
 
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atoi(v) : fallback;
-}
-
 TEST(ClusterSimTest, OwnershipAcrossNodesHoldsUnderCrashesPartitionsAndAdminChanges) {
   // The protocol warns about every refused grant; thousands of them here.
   spdlog::set_level(spdlog::level::err);
@@ -672,7 +667,7 @@ TEST(ClusterSimTest, OwnershipAcrossNodesHoldsUnderCrashesPartitionsAndAdminChan
     EXPECT_EQ(err, "");
     return;
   }
-  const int scenarios = EnvInt("BZZZ_CLUSTER_SIM_SCENARIOS", 400);
+  const int scenarios = sim::EnvInt("BZZZ_CLUSTER_SIM_SCENARIOS", 400);
   int failures = 0;
   Totals all;
   for (int seed = 1; seed <= scenarios && failures < 3; ++seed) {

@@ -2,11 +2,18 @@
 // of a finished task, by what it was meant to do.
 #pragma once
 
+#include <cstdlib>
 #include <string>
 
 #include "tasks/task.h"
 
 namespace bzzz::tasks::sim {
+
+// An integer from the environment (scenario counts), else `fallback`.
+inline int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : fallback;
+}
 
 // A simulated task's input: what its executor will do.
 enum class Kind { kOk, kFail, kFlaky };  // flaky: fails, then succeeds

@@ -335,11 +335,6 @@ class Sim {
   std::string error_;
 };
 
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atoi(v) : fallback;
-}
-
 TEST(TaskSimTest, OwnershipInvariantsHoldUnderCrashesAtEveryStep) {
   if (const char* one = std::getenv("BZZZ_TASK_SIM_SEED")) {
     Sim sim(std::strtoull(one, nullptr, 10), true);
@@ -348,7 +343,7 @@ TEST(TaskSimTest, OwnershipInvariantsHoldUnderCrashesAtEveryStep) {
     EXPECT_EQ(err, "");
     return;
   }
-  const int scenarios = EnvInt("BZZZ_TASK_SIM_SCENARIOS", 1500);
+  const int scenarios = sim::EnvInt("BZZZ_TASK_SIM_SCENARIOS", 1500);
   int failures = 0;
   for (int seed = 1; seed <= scenarios && failures < 3; ++seed) {
     Sim sim(static_cast<std::uint64_t>(seed), false);
