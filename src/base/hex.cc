@@ -20,4 +20,20 @@ bool IsLowerHex(std::string_view text, std::size_t digits) {
   return std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
+bool BytesOfHex(std::string_view text, void* out, std::size_t size) {
+  if (text.size() != 2 * size || !IsLowerHex(text)) return false;
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  auto* bytes = static_cast<std::uint8_t*>(out);
+  for (std::size_t i = 0; i < size; ++i) {
+    bytes[i] = static_cast<std::uint8_t>(nibble(text[2 * i]) << 4 | nibble(text[2 * i + 1]));
+  }
+  return true;
+}
+
+std::string BytesOfHex(std::string_view text) {
+  std::string out(text.size() / 2, '\0');
+  if (!BytesOfHex(text, out.data(), out.size())) return {};
+  return out;
+}
+
 }  // namespace bzzz

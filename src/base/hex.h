@@ -15,5 +15,10 @@ inline std::string HexOf(std::string_view bytes) { return HexOf(bytes.data(), by
 // Whether `text` is lower-case hex digits only (and, when `digits` is not
 // npos, exactly that many).
 bool IsLowerHex(std::string_view text, std::size_t digits = std::string_view::npos);
+// The bytes of lower-case hex `text` into `out` (exactly `size` bytes):
+// false, and `out` untouched, unless `text` is 2 * size such digits.
+bool BytesOfHex(std::string_view text, void* out, std::size_t size);
+// The bytes of lower-case hex `text`; "" when it is not such text.
+std::string BytesOfHex(std::string_view text);
 
 }  // namespace bzzz

@@ -88,6 +88,19 @@ std::optional<std::string> Request::QueryParam(std::string_view name) const {
   return std::nullopt;
 }
 
+Result<long long> Request::IntParam(std::string_view name, long long fallback, long long lo, long long hi) const {
+  auto v = QueryParam(name);
+  if (!v) return fallback;
+  try {
+    std::size_t used = 0;
+    const long long n = std::stoll(*v, &used);
+    if (used != v->size() || n < lo || n > hi) throw std::out_of_range("");
+    return n;
+  } catch (const std::exception&) {
+    return InvalidArgument(std::string(name) + ": an integer " + std::to_string(lo) + ".." + std::to_string(hi));
+  }
+}
+
 Response Response::Json(int status, std::string json) {
   Response r;
   r.status = status;

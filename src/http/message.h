@@ -66,6 +66,9 @@ struct Request {
   std::string_view Param(std::string_view name) const;
   // The percent-decoded value of a query parameter, if present.
   std::optional<std::string> QueryParam(std::string_view name) const;
+  // An integer query parameter in [lo, hi]; `fallback` when absent;
+  // InvalidArgument ("limit: an integer 1..1000") otherwise.
+  Result<long long> IntParam(std::string_view name, long long fallback, long long lo, long long hi) const;
 };
 
 struct Response {
@@ -92,6 +95,8 @@ struct RequestRecord {
   std::string_view principal;
   std::string_view remote_address;
   std::size_t response_bytes = 0;
+  std::string_view client_address;  // behind trusted proxies, the client they name
+  std::string_view error_body;      // the response body when status >= 400, else empty
 };
 
 // The JSON error envelope of SPEC §3.2:

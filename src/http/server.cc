@@ -473,7 +473,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       RequestRecord record{arrived,       MethodName(req.method), route,
                            req.path,      resp.status,            elapsed,
                            req.request_id, req.identity.principal, req.remote_address,
-                           bytes};
+                           bytes,         req.client_address,
+                           resp.status >= 400 ? std::string_view(resp.body) : std::string_view()};
       for (const auto& observer : observers_) observer(record);
       if (access_log_) {
         access_log_->info("{} \"{} {}\" {} {} {:.3f}ms rid={} principal={}", req.remote_address,
@@ -649,7 +650,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     // Observed like any request, so /debug/requests and the access log show
     // what was refused and why.
     const RequestRecord record{std::chrono::system_clock::now(), "OTHER", "unparsed", "", status, elapsed, id,
-                               "anonymous", s.remote, resp.body.size()};
+                               "anonymous", s.remote, resp.body.size(), s.remote, resp.body};
     for (const auto& observer : observers_) observer(record);
     if (access_log_) {
       access_log_->info("{} \"(unparsed request)\" {} {} rid={} reason={}", s.remote, status, resp.body.size(), id,

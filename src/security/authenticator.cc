@@ -1,7 +1,5 @@
 #include "security/authenticator.h"
 
-#include "base/hex.h"
-
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -10,18 +8,11 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "base/hex.h"
+
 namespace bzzz::security {
 
 namespace {
-
-std::string FromHex(std::string_view hex) {
-  std::string out(hex.size() / 2, '\0');
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-    out[i] = static_cast<char>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
-  }
-  return out;
-}
 
 constexpr std::size_t kSaltBytes = config::kTokenSaltBytes;
 constexpr std::size_t kDigestBytes = 32;
@@ -37,7 +28,7 @@ std::string Hmac(std::string_view salt, std::string_view token) {
 // salt and digest of a well-formed token hash, raw.
 std::pair<std::string, std::string> SplitTokenHash(std::string_view token_hash) {
   const std::string_view rest = token_hash.substr(config::kTokenHashScheme.size());
-  return {FromHex(rest.substr(0, 2 * kSaltBytes)), FromHex(rest.substr(2 * kSaltBytes + 1))};
+  return {BytesOfHex(rest.substr(0, 2 * kSaltBytes)), BytesOfHex(rest.substr(2 * kSaltBytes + 1))};
 }
 
 }  // namespace

@@ -35,20 +35,6 @@ http::Response BadRequest(const std::string& message, const std::string& request
 }
 
 // A non-negative integer query parameter; InvalidArgument when malformed.
-Result<long long> IntParam(const http::Request& req, std::string_view name, long long fallback, long long lo,
-                           long long hi) {
-  auto v = req.QueryParam(name);
-  if (!v) return fallback;
-  try {
-    std::size_t used = 0;
-    const long long n = std::stoll(*v, &used);
-    if (used != v->size() || n < lo || n > hi) throw std::out_of_range("");
-    return n;
-  } catch (const std::exception&) {
-    return InvalidArgument(std::string(name) + ": an integer " + std::to_string(lo) + ".." + std::to_string(hi));
-  }
-}
-
 Strategy mo_strategy(const config::Config& config) {
   return ParseStrategy(config.tasks.strategy).value_or(Strategy::kLeastLoaded);
 }
@@ -463,9 +449,9 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                if (!q.state.empty() && !ParseTaskState(q.state)) {
                  return BadRequest("state: unknown task state \"" + q.state + "\"", req.request_id);
                }
-               auto limit = IntParam(req, "limit", 100, 1, 1000);
+               auto limit = req.IntParam("limit", 100, 1, 1000);
                if (!limit.ok()) return BadRequest(limit.status().message(), req.request_id);
-               auto before = IntParam(req, "before", 0, 0, INT64_MAX);
+               auto before = req.IntParam("before", 0, 0, INT64_MAX);
                if (!before.ok()) return BadRequest(before.status().message(), req.request_id);
                q.limit = static_cast<std::size_t>(*limit);
                q.before_seq = *before;
@@ -494,8 +480,8 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
   routes.AddBlocking(Method::kGet, "/api/v1/tasks/:id/events", "tasks:read",
              "events after the N-th (?after=N), waiting up to wait_ms for new ones", nullptr,
              [impl](http::Request& req, http::Responder respond) {
-               auto after = IntParam(req, "after", 0, 0, INT64_MAX);
-               auto wait = IntParam(req, "wait_ms", 0, 0, 30000);
+               auto after = req.IntParam("after", 0, 0, INT64_MAX);
+               auto wait = req.IntParam("wait_ms", 0, 0, 30000);
                if (!after.ok() || !wait.ok()) {
                  respond(BadRequest((!after.ok() ? after : wait).status().message(), req.request_id));
                  return;
@@ -533,9 +519,9 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
     return JsonOk(200, View(*t, ViewerOf(req)));
   });
   routes.AddBlocking(Method::kGet, "/api/v1/dlq", "dlq:read", "dead-letter queue (limit, before)", [impl](http::Request& req) {
-    auto limit = IntParam(req, "limit", 100, 1, 1000);
+    auto limit = req.IntParam("limit", 100, 1, 1000);
     if (!limit.ok()) return BadRequest(limit.status().message(), req.request_id);
-    auto before = IntParam(req, "before", 0, 0, INT64_MAX);
+    auto before = req.IntParam("before", 0, 0, INT64_MAX);
     if (!before.ok()) return BadRequest(before.status().message(), req.request_id);
     auto list = impl->manager->DeadLetters(static_cast<std::size_t>(*limit), *before);
     if (!list.ok()) return http::ErrorFromStatus(list.status(), req.request_id);
