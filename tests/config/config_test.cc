@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -1029,6 +1030,75 @@ TEST(DescribeKeysTest, CoversEveryRenderedPath) {
     }
   }
   EXPECT_EQ(described, rendered);
+}
+
+// docs/configuration.md is written by hand: its key reference has one row
+// per key of the table (none missing, none left over, none twice), with the
+// key's type, default and environment names, and its environment table
+// names real keys only.
+TEST(DescribeKeysTest, TheReferenceInTheDocsMatchesTheTable) {
+  std::ifstream in(std::string(BZZZ_DOCS_DIR) + "/configuration.md");
+  ASSERT_TRUE(in) << BZZZ_DOCS_DIR;
+  std::map<std::string, KeyInfo> keys;
+  for (KeyInfo& key : DescribeKeys()) keys[key.path] = key;
+  enum class Section { kOther, kEnvironment, kReference } section = Section::kOther;
+  std::map<std::string, int> rows;
+  std::string line;
+  auto cell = [](const std::string& row, int index) {
+    std::size_t at = 0;
+    for (int i = 0; i <= index; ++i) {
+      at = row.find('|', at);
+      if (at == std::string::npos) return std::string();
+      ++at;
+    }
+    const std::size_t end = row.find('|', at);
+    std::string text = row.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    while (!text.empty() && text.front() == ' ') text.erase(0, 1);
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    return text;
+  };
+  auto unquote = [](std::string text) {
+    if (text.size() >= 2 && text.front() == '`' && text.back() == '`') return text.substr(1, text.size() - 2);
+    return text;
+  };
+  while (std::getline(in, line)) {
+    if (line.rfind("## ", 0) == 0) {
+      section = line == "## Environment variables" ? Section::kEnvironment
+                : line == "## Key reference"       ? Section::kReference
+                                                   : Section::kOther;
+      continue;
+    }
+    if (line.rfind("| `", 0) != 0) continue;
+    const auto columns = std::count(line.begin(), line.end(), '|') - 1;
+    if (section == Section::kEnvironment) {
+      const std::string key = unquote(cell(line, 1));
+      EXPECT_EQ(columns, 2) << "a row of another table in the environment table: " << line;
+      EXPECT_TRUE(keys.count(key)) << "environment table names an unknown key: " << line;
+    } else if (section == Section::kReference) {
+      const std::string key = unquote(cell(line, 0));
+      if (!keys.count(key)) {
+        ADD_FAILURE() << "reference row of an unknown key: " << line;
+        continue;
+      }
+      ++rows[key];
+      const KeyInfo& info = keys[key];
+      // The docs say "enum" of a string (or list of them) with fixed values.
+      // The docs say "enum" of enum(a|b|c), and list the values apart.
+      std::string type = info.type;
+      if (type.rfind("enum(", 0) == 0) type = "enum";
+      if (type.rfind("list<enum(", 0) == 0) type = "list<enum>";
+      EXPECT_EQ(unquote(cell(line, 1)), type) << line;
+      const bool list = info.type.rfind("list<", 0) == 0;
+      EXPECT_EQ(unquote(cell(line, 2)), info.default_value.empty() ? (list ? "[]" : "\"\"") : info.default_value)
+          << line;
+      if (!info.env.empty()) {
+        std::string env;
+        for (const std::string& name : info.env) env += (env.empty() ? "`" : "<br>`") + name + "`";
+        EXPECT_EQ(cell(line, 4), env) << line;
+      }
+    }
+  }
+  for (const auto& [path, info] : keys) EXPECT_EQ(rows[path], 1) << path << " in the key reference";
 }
 
 TEST(DescribeKeysTest, MetadataOfSomeKeys) {
