@@ -23,6 +23,7 @@
 #include "cli/client.h"
 #include "cli/common.h"
 #include "cli/cluster_commands.h"
+#include "cli/audit_commands.h"
 #include "cli/election_commands.h"
 #include "cli/p2p_commands.h"
 #include "cli/task_commands.h"
@@ -392,6 +393,22 @@ int RunCli(int argc, char** argv) {
                                               "(VACUUM, ANALYZE)");
   AddConfigOptions(vacuum, vacuum_args);
 
+  auto* audit_cmd = app.add_subcommand("audit", "the node's audit log");
+  audit_cmd->require_subcommand(1);
+  ConfigArgs audit_verify_args;
+  std::string audit_file, audit_key, audit_output = "-";
+  bool audit_json = false;
+  auto* audit_verify = audit_cmd->add_subcommand(
+      "verify", "check the audit hash chain and signatures (the local store, or an export with --file)");
+  AddConfigOptions(audit_verify, audit_verify_args);
+  audit_verify->add_option("--file", audit_file, "an export written by `bzzz audit export`");
+  audit_verify->add_option("--public-key", audit_key, "the node's public key (hex) to check an export against");
+  audit_verify->add_flag("--json", audit_json, "print the report as JSON");
+  ClientArgs audit_export_args;
+  auto* audit_export = audit_cmd->add_subcommand("export", "write a running node's whole audit log as JSON");
+  AddClientOptions(audit_export, audit_export_args);
+  audit_export->add_option("--output,-o", audit_output, "file to write (- for stdout)")->capture_default_str();
+
   auto* version = app.add_subcommand("version", "print the version");
 
   ClientArgs profile_args;
@@ -463,6 +480,14 @@ int RunCli(int argc, char** argv) {
   if (*dbconn) return DbTestConnection(dbconn_args);
   if (*vacuum) return DbVacuum(vacuum_args);
   if (*token_hash) return TokenHash();
+  if (*audit_verify) {
+    if (!audit_file.empty()) return AuditVerifyFile(audit_file, audit_key, audit_json);
+    int code = kExitOk;
+    auto cfg = Load(audit_verify_args, &code);
+    if (!cfg) return code;
+    return AuditVerifyStore(*cfg, audit_json);
+  }
+  if (*audit_export) return AuditExport(audit_export_args, audit_output);
   if (*dht_bootstrap) return DhtBootstrap(bootstrap_args, bootstrap_port, bootstrap_host);
   if (auto code = bench_command.Run()) return *code;
   if (auto code = p2p_commands.Run()) return *code;

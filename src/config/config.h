@@ -233,6 +233,12 @@ struct RateLimitConfig {
   std::vector<std::string> trusted_proxies;  // peers whose X-Forwarded-For is believed
 };
 
+struct AuditConfig {
+  bool enabled = true;
+  double refusals_per_second = 20;  // 401/403 entries; the excess is counted, not listed
+  double refusal_burst = 200;
+};
+
 struct SecurityConfig {
   bool rbac_enabled = true;
   int auth_failure_limit = 20;              // failed authentications per client address and window
@@ -241,6 +247,7 @@ struct SecurityConfig {
   std::vector<RoleDefinition> roles;
   OidcConfig oidc;
   RateLimitConfig rate_limit;
+  AuditConfig audit;
 };
 
 struct PoolConfig {                         // nO performance.connectionPool

@@ -738,6 +738,16 @@ std::vector<KeyDef> BuildKeys() {
           "IP addresses of the proxies in front of the node whose X-Forwarded-For is believed (with "
           "trust_forwarded_headers).")
           .Check(CheckIpAddress),
+      Key("security.audit.enabled", BZZZ_FIELD(security.audit.enabled),
+          "Keep the audit log: refusals (401, 403) and administrative actions in a hash chain signed by the "
+          "node key (GET /api/v1/audit, bzzz audit verify)."),
+      Key("security.audit.refusals_per_second", BZZZ_FIELD(security.audit.refusals_per_second),
+          "Refusals (401, 403) written to the audit log per second; beyond it (and its burst) they are "
+          "counted in the next entry written and in no_audit_dropped_total{reason=\"rate\"}.")
+          .Above(0, 1e6),
+      Key("security.audit.refusal_burst", BZZZ_FIELD(security.audit.refusal_burst),
+          "Refusals written at once before the rate applies.")
+          .Range(1, 1e6),
 
       // storage
 

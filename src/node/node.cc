@@ -16,6 +16,7 @@
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include "audit/audit.h"
 #include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -186,6 +187,7 @@ class Node::Impl {
   std::shared_ptr<ucxl::UcxiServices> ucxi;
   std::shared_ptr<tasks::TaskServices> tasks;
   std::shared_ptr<ops::Profiler> profiler;
+  std::shared_ptr<audit::AuditLog> audit;
   int lock_fd = -1;
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
   storage::Storage storage;  // the backend's store and every domain's repository
@@ -489,6 +491,43 @@ class Node::Impl {
     return Status::Ok();
   }
 
+  // The audit log, attached after every other route exists (it audits the
+  // administrative ones), with what components tell it.
+  Status StartAudit(p2p::NodeIdentity identity, prometheus::Registry* metrics) {
+    const auto& cfg = config;
+    if (!cfg.security.audit.enabled) return Status::Ok();
+    audit::AuditOptions options;
+    options.refusals_per_second = cfg.security.audit.refusals_per_second;
+    options.refusal_burst = cfg.security.audit.refusal_burst;
+    auto started = audit::AuditLog::Start(storage.audit, std::move(identity), options, metrics);
+    if (!started.ok()) return started.status();
+    audit = std::move(started).value();
+    std::vector<ops::StatusSection> no_sections;
+    if (auto s = ops::Attach(audit, cfg, {*router, *health, no_sections, *shutdown}); !s.ok()) return s;
+    if (cluster) {
+      cluster->OnJoinOutcome([weak = std::weak_ptr<audit::AuditLog>(audit)](const p2p::ClusterServices::JoinOutcome& j) {
+        auto log = weak.lock();
+        if (!log) return;
+        audit::AuditEvent e;
+        e.principal = j.node_id;
+        e.action = "cluster.join";
+        e.target = j.node_id;
+        if (j.admitted) {
+          e.kind = "admin_action";
+          e.outcome = "admitted";
+          e.details = DumpJson(nlohmann::json{{"name", j.name}, {"role", j.role}, {"token", j.token_id}});
+        } else {
+          e.kind = "auth_failure";
+          e.outcome = "refused";
+          e.details = DumpJson(nlohmann::json{{"name", j.name}, {"reason", j.reason}});
+        }
+        log->Record(std::move(e));
+      });
+    }
+    audit->Record(audit::SystemEvent("node.start", DumpJson(nlohmann::json{{"version", Version()}})));
+    return Status::Ok();
+  }
+
   // The HTTP server (not started yet).
   void MakeServer(std::shared_ptr<security::AccessController> access, prometheus::Registry* metrics) {
     const auto& cfg = config;
@@ -521,6 +560,7 @@ class Node::Impl {
     if (options.serve_http) {
       server = std::make_unique<http::Server>(server_options, router, access, metrics);
       server->Observe([requests = requests](const http::RequestRecord& r) { requests->Record(r); });
+      if (audit) server->Observe([log = audit](const http::RequestRecord& r) { log->ObserveRequest(r); });
     }
   }
 
@@ -653,9 +693,11 @@ Status Node::Start() {
   auto access = n.MakeAccessController(metrics);
   if (!access.ok()) return access.status();
   ops::OperationalApi api = n.MakeOperationalApi(metrics);
+  const p2p::NodeIdentity audit_identity = *identity;
   if (auto s = n.StartP2p(std::move(identity).value(), metrics); !s.ok()) return s;
   if (auto s = n.StartComponents(api.status_sections, sealer, metrics); !s.ok()) return s;
   if (auto s = ops::RegisterOperationalRoutes(*n.router, std::move(api)); !s.ok()) return s;
+  if (auto s = n.StartAudit(audit_identity, metrics); !s.ok()) return s;
   n.MakeServer(*access, metrics);
   n.AddShutdownSteps();
 

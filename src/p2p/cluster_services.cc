@@ -180,6 +180,7 @@ class ClusterServices::Impl {
   config::Config config;
   std::mutex gate_mu;
   std::function<std::string()> gate;
+  std::function<void(const ClusterServices::JoinOutcome&)> join_listener;  // guarded by gate_mu
   std::atomic<std::uint64_t> admitted{0}, refused{0}, revocations_applied{0}, renewals{0};
   prometheus::Counter* violations_join = nullptr;
 
@@ -194,6 +195,11 @@ class ClusterServices::Impl {
     return membership->Founder() ? "" : "the election has not started";
   }
 
+  void TellJoin(const ClusterServices::JoinOutcome& outcome) {
+    std::lock_guard lock(gate_mu);
+    if (join_listener) join_listener(outcome);
+  }
+
   void OnJoin(const JoinRequest& r) {
     if (const std::string why = MayAdmit(); !why.empty()) return;  // the admin answers
     cl::Key key;
@@ -203,6 +209,11 @@ class ClusterServices::Impl {
       ++refused;
       if (violations_join) violations_join->Increment();
       kLog.warn("cluster: join of {} ({}) refused: {}", r.node_id, r.name, a.status().message());
+      ClusterServices::JoinOutcome refusal;
+      refusal.node_id = r.node_id;
+      refusal.name = r.name;
+      refusal.reason = a.status().message();
+      TellJoin(refusal);
       (void)p2p.SendDirectToKey(r.node_key, "cluster.refused", json{{"reason", a.status().message()}}.dump());
       return;
     }
@@ -221,6 +232,13 @@ class ClusterServices::Impl {
       ++admitted;
       kLog.info("cluster: admitted {} ({}) as {} with token {}", r.node_id, r.name,
                    cl::NodeRoleName(a->token.role), a->token.id);
+      ClusterServices::JoinOutcome admission;
+      admission.admitted = true;
+      admission.node_id = r.node_id;
+      admission.name = r.name;
+      admission.role = std::string(cl::NodeRoleName(a->token.role));
+      admission.token_id = a->token.id;
+      TellJoin(admission);
       (void)p2p.Publish(kMembershipTopic, "token-use", json{{"token", a->token.id}, {"node_id", r.node_id}}.dump());
     }
   }
@@ -464,6 +482,11 @@ ClusterServices::~ClusterServices() {
 void ClusterServices::SetAdmissionGate(std::function<std::string()> may_admit) {
   std::lock_guard lock(impl_->gate_mu);
   impl_->gate = std::move(may_admit);
+}
+
+void ClusterServices::OnJoinOutcome(std::function<void(const JoinOutcome&)> listener) {
+  std::lock_guard lock(impl_->gate_mu);
+  impl_->join_listener = std::move(listener);
 }
 
 std::string ClusterServices::StatusJson(std::string_view) const { return impl_->StatusJson().dump(); }

@@ -70,6 +70,18 @@ class ClusterServices final : public ops::Component {
   // only a founder that knows no admin).
   void SetAdmissionGate(std::function<std::string()> may_admit);
 
+  // A join this node answered: admitted, or refused and why (the node's
+  // audit log listens). The listener runs on the P2P thread; keep it short.
+  struct JoinOutcome {
+    bool admitted = false;
+    std::string node_id;
+    std::string name;
+    std::string role;      // admitted: the credential's role
+    std::string token_id;  // admitted: the join token used
+    std::string reason;    // refused: why
+  };
+  void OnJoinOutcome(std::function<void(const JoinOutcome&)> listener);
+
   // Component: the cluster routes; "membership" (not critical): unhealthy
   // when this node's credential has expired or was revoked, or when frames
   // of another cluster arrived in the last minute (two clusters share the

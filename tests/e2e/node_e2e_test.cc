@@ -2,6 +2,7 @@
 // driven over HTTP and signals, and its CLI subcommands.
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 #include <sys/stat.h>
@@ -578,6 +579,82 @@ TEST(NodeE2E, TasksBelongToTheirSubmitter) {
   EXPECT_NE(call(kUserToken, "GET", "/api/v1/tasks/" + id).body.find("alice's plan"), std::string::npos);
   EXPECT_NE(call(kAdminToken, "GET", "/api/v1/tasks/" + id).body.find("alice's plan"), std::string::npos);
   EXPECT_EQ(call(kUserToken, "POST", "/api/v1/tasks/" + id + "/cancel").status, 200);
+}
+
+// The audit log: refusals and admin actions recorded as they happen, read
+// through the API by those allowed to, verified by the node and by the
+// CLI from its store and from an export; a changed row or a changed export
+// is found and named.
+TEST(NodeE2E, AuditLogRecordsRefusalsAndAdminActionsAndFindsTampering) {
+  TempDir dir;
+  NodeProcess node(dir);
+  ASSERT_TRUE(node.WaitReady()) << node.Log();
+  EXPECT_EQ(node.Status("GET", "/admin/status", "not-a-valid-token"), 401);
+  EXPECT_EQ(node.Status("POST", "/admin/shutdown", kUserToken), 403);
+  EXPECT_EQ(node.Status("DELETE", "/api/v1/dht/cache", kAdminToken), 200);
+  EXPECT_EQ(node.Status("GET", "/api/v1/audit", kUserToken), 403);  // audit:read is operator and up
+
+  json entries;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto r = node.Call("GET", "/api/v1/audit?after=0", kAdminToken);
+        if (!r.ok() || r->status != 200) return false;
+        entries = json::parse(r->body)["entries"];
+        return entries.size() >= 5;
+      },
+      10s));
+  std::vector<std::string> seen;
+  for (const auto& e : entries) seen.push_back(e["kind"].get<std::string>() + " " + e["action"].get<std::string>());
+  EXPECT_EQ(seen, (std::vector<std::string>{"lifecycle node.start", "auth_failure GET /admin/status",
+                                            "permission_denied POST /admin/shutdown",
+                                            "admin_action DELETE /api/v1/dht/cache",
+                                            "permission_denied GET /api/v1/audit"}));
+  EXPECT_EQ(entries[2]["principal"], "e2e-user");
+  EXPECT_EQ(entries[2]["client"], "127.0.0.1");
+  EXPECT_EQ(entries[1]["details"]["reason"].get<std::string>().find("not-a-valid-token"), std::string::npos);
+  auto filtered = node.Call("GET", "/api/v1/audit?kind=permission_denied&principal=e2e-user", kAdminToken);
+  ASSERT_TRUE(filtered.ok());
+  EXPECT_EQ(json::parse(filtered->body)["entries"].size(), 2u) << filtered->body;
+  EXPECT_EQ(node.Status("GET", "/api/v1/audit?limit=0", kAdminToken), 400);
+  auto verified = node.Call("GET", "/api/v1/audit/verify", kAdminToken);
+  ASSERT_TRUE(verified.ok());
+  EXPECT_EQ(json::parse(verified->body)["ok"], true) << verified->body;
+
+  // An export verifies against the node's key; a changed export does not.
+  const std::string exported = dir.File("audit.json");
+  auto exp = RunBzzz(dir, {"audit", "export", "--url", node.Url(), "--token", kAdminToken, "-o", exported});
+  ASSERT_EQ(exp.exit_code, 0) << exp.output;
+  json doc = json::parse(ReadFile(exported));
+  const std::string key = doc["public_key"];
+  auto file_ok = RunBzzz(dir, {"audit", "verify", "--file", exported, "--public-key", key});
+  EXPECT_EQ(file_ok.exit_code, 0) << file_ok.output;
+  doc["entries"][3]["outcome"] = "404";
+  dir.Write("changed.json", doc.dump());
+  auto file_bad = RunBzzz(dir, {"audit", "verify", "--file", dir.File("changed.json"), "--public-key", key});
+  EXPECT_EQ(file_bad.exit_code, 1) << file_bad.output;
+  EXPECT_NE(file_bad.output.find("seq 4"), std::string::npos) << file_bad.output;
+
+  auto r = node.Call("POST", "/admin/shutdown", kAdminToken);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(node.process().Wait(15s), 0) << node.Log();
+
+  // The store, after the node stopped: the shutdown request and the stop
+  // itself are the last entries, and the chain is intact.
+  auto intact = RunBzzz(dir, {"audit", "verify", "--data-dir", dir.File("data"), "--json"});
+  ASSERT_EQ(intact.exit_code, 0) << intact.output;
+  EXPECT_EQ(json::parse(intact.output)["entries"], 7) << intact.output;
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.File("data/bzzz.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE audit_log SET principal = 'someone-else' WHERE seq = 3", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DELETE FROM audit_log WHERE seq = 5", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto tampered = RunBzzz(dir, {"audit", "verify", "--data-dir", dir.File("data")});
+  EXPECT_EQ(tampered.exit_code, 1) << tampered.output;
+  EXPECT_NE(tampered.output.find("seq 3        changed"), std::string::npos) << tampered.output;
+  EXPECT_NE(tampered.output.find("seq 5        removed"), std::string::npos) << tampered.output;
 }
 
 // Profiling a running node: admin only, one profile at a time, and what

@@ -137,10 +137,11 @@ std::vector<Migration> TwoSteps() {
 
 TEST(SqliteMigrationsTest, EachDomainsVersionsAreContiguousFromOne) {
   const auto& domains = sqlite::Migrations();
-  ASSERT_EQ(domains.size(), 3u);
+  ASSERT_EQ(domains.size(), 4u);
   EXPECT_EQ(domains[0].domain, "node");
   EXPECT_EQ(domains[1].domain, "ucxl");
   EXPECT_EQ(domains[2].domain, "tasks");
+  EXPECT_EQ(domains[3].domain, "audit");
   for (const auto& d : domains) {
     ASSERT_FALSE(d.steps.empty()) << d.domain;
     for (std::size_t i = 0; i < d.steps.size(); ++i) {
@@ -204,7 +205,7 @@ TEST_F(SqliteStoreTest, MigrateFromEmptyAppliesAllInOrderAndRecordsThem) {
     EXPECT_EQ(std::vector<std::string>(rows[i].begin(), rows[i].begin() + 3), expected_rows[i]);
     EXPECT_FALSE(rows[i][3].empty());
   }
-  for (const char* table : {"node_meta", "context_versions", "tasks"}) EXPECT_TRUE(raw.TableExists(table));
+  for (const char* table : {"node_meta", "context_versions", "tasks", "audit_log", "audit_head"}) EXPECT_TRUE(raw.TableExists(table));
 
   auto after = store->SchemaState();
   ASSERT_TRUE(after.ok());
@@ -690,23 +691,25 @@ TEST(SqliteLegacyLayoutTest, SingleSequenceIsReadThenRewrittenPerDomainKeepingTh
   ASSERT_TRUE(storage.ok()) << storage.status().ToString();
   Store& store = *storage->store;
 
-  // Read as it is: fully migrated, nothing pending, nothing written.
+  // Read as it is: the three legacy domains applied, nothing written; only
+  // the domains that came later (audit) are pending.
   auto before = store.SchemaState();
   ASSERT_TRUE(before.ok()) << before.status().ToString();
   EXPECT_EQ(before->current_version, 3);
-  EXPECT_EQ(before->latest_version, 3);
-  EXPECT_EQ(store.HealthCheck().message, "ok");
+  EXPECT_EQ(before->latest_version, LatestVersion());
+  EXPECT_EQ(store.HealthCheck().message, "1 pending migration");
 
   auto migrated = store.Migrate();
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  EXPECT_TRUE(migrated->applied.empty());
-  EXPECT_EQ(migrated->current_version, 3);
+  EXPECT_EQ(migrated->applied, std::vector<std::string>{"audit/1 audit_log"});
+  EXPECT_EQ(migrated->current_version, LatestVersion());
   RawDb raw(path);
   auto rows = raw.Query("SELECT domain, version, name, applied_at FROM schema_migrations ORDER BY rowid");
-  ASSERT_EQ(rows.size(), 3u);
+  ASSERT_EQ(rows.size(), 4u);
   EXPECT_EQ(rows[0], (std::vector<std::string>{"node", "1", "initial", "2026-11-01T00:00:00.000Z"}));
   EXPECT_EQ(rows[1][0], "ucxl");
   EXPECT_EQ(rows[2][0], "tasks");
+  EXPECT_EQ(rows[3][0], "audit");
   EXPECT_FALSE(raw.TableExists("schema_migrations_legacy"));
   EXPECT_EQ(*store.GetMeta("node_id"), "legacy-node");
 }
@@ -719,10 +722,11 @@ TEST(SqliteLegacyLayoutTest, PartlyMigratedLegacyDatabaseGetsTheMissingDomains) 
   options.path = path;
   auto storage = sqlite::Open(options);
   ASSERT_TRUE(storage.ok());
-  EXPECT_EQ(storage->store->HealthCheck().message, "2 pending migrations");
+  EXPECT_EQ(storage->store->HealthCheck().message, "3 pending migrations");
   auto migrated = storage->store->Migrate();
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  EXPECT_EQ(migrated->applied, (std::vector<std::string>{"ucxl/1 ucxl_context_versions", "tasks/1 tasks"}));
+  EXPECT_EQ(migrated->applied,
+            (std::vector<std::string>{"ucxl/1 ucxl_context_versions", "tasks/1 tasks", "audit/1 audit_log"}));
   EXPECT_TRUE(storage->tasks->TaskStats().ok());
 }
 

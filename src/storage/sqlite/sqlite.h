@@ -3,8 +3,8 @@
 // connection (serialized by a mutex) and a small pool of reader connections,
 // so reads never wait for a write transaction (database.h).
 //
-// Files: store.cc (schema_migrations, health, node meta, flush), tasks.cc
-// and context.cc (one domain each: its repository and its migrations).
+// Files: store.cc (schema_migrations, health, node meta, flush), tasks.cc,
+// context.cc and audit.cc (one domain each: its repository and its migrations).
 #pragma once
 
 #include <chrono>
@@ -23,12 +23,14 @@ struct SqliteOptions {
 };
 
 // The schema of the SQLite backend, domain by domain, in the order they are
-// applied: node (node_meta), ucxl (context_versions), tasks.
+// applied: node (node_meta), ucxl (context_versions), tasks, audit
+// (audit_log, audit_head).
 const std::vector<DomainMigrations>& Migrations();
 // Each domain's steps (defined beside the domain's repository).
 DomainMigrations NodeMigrations();
 DomainMigrations ContextMigrations();
 DomainMigrations TaskMigrations();
+DomainMigrations AuditMigrations();
 
 // Opens (creating if needed) the database. Fails with Unavailable when the
 // file cannot be opened and InvalidArgument when it is not a database.

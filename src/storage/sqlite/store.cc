@@ -4,7 +4,7 @@
 //
 // Rules for adding a migration step:
 // - Append to the domain's list (beside its repository: tasks.cc,
-//   context.cc; node meta here); never edit or reorder a step that has
+//   context.cc, audit.cc; node meta here); never edit or reorder a step that has
 //   shipped. Databases in the field have it recorded in schema_migrations
 //   and will not run it again.
 // - Each step runs inside one BEGIN IMMEDIATE transaction, so it must not
@@ -389,7 +389,7 @@ const std::vector<DomainMigrations>& Migrations() {
   // Leaked on purpose: no destructor runs at exit while another thread may
   // still be opening a store.
   static const auto* const kMigrations =
-      new std::vector<DomainMigrations>{NodeMigrations(), ContextMigrations(), TaskMigrations()};
+      new std::vector<DomainMigrations>{NodeMigrations(), ContextMigrations(), TaskMigrations(), AuditMigrations()};
   return *kMigrations;
 }
 
@@ -398,7 +398,7 @@ Result<Storage> Open(const SqliteOptions& options) {
   if (effective.migrations.empty()) effective.migrations = Migrations();
   auto db = Database::Open(std::move(effective));
   if (!db.ok()) return db.status();
-  return Storage{MakeStore(*db), MakeTaskRepository(*db), MakeContextRepository(*db)};
+  return Storage{MakeStore(*db), MakeTaskRepository(*db), MakeContextRepository(*db), MakeAuditRepository(*db)};
 }
 
 }  // namespace bzzz::storage::sqlite
