@@ -30,6 +30,8 @@ using nlohmann::json;
 
 constexpr std::size_t kMaxField = 512;  // bytes kept of a target, reason or action
 
+std::string RedactAudit(std::string_view text) { return security::Redact(text, security::RedactionSite::kAudit); }
+
 // `text` with bytes that are not UTF-8 replaced by U+FFFD, so that the
 // entry reads back from the API exactly as it was hashed.
 std::string ValidUtf8(const std::string& text) {
@@ -39,7 +41,7 @@ std::string ValidUtf8(const std::string& text) {
 // A field as the log keeps it: at most kMaxField bytes, secrets redacted,
 // valid UTF-8.
 std::string Bounded(std::string_view text) {
-  std::string out = security::RedactSecrets(text.substr(0, kMaxField));
+  std::string out = RedactAudit(text.substr(0, kMaxField));
   if (text.size() > kMaxField) out += "...";
   return ValidUtf8(out);
 }
@@ -335,7 +337,7 @@ bool AuditLog::Record(AuditEvent event) {
   event.action = Bounded(event.action);
   event.outcome = Bounded(event.outcome);
   // Details in the one text form the API gives back (compact, keys sorted).
-  json details = json::parse(security::RedactSecrets(event.details), nullptr, false);
+  json details = json::parse(RedactAudit(event.details), nullptr, false);
   if (!details.is_object()) details = json{{"text", Bounded(event.details)}};
   event.details = DumpJson(details);
   event.principal = ValidUtf8(event.principal.substr(0, kMaxField));

@@ -233,6 +233,10 @@ struct RateLimitConfig {
   std::vector<std::string> trusted_proxies;  // peers whose X-Forwarded-For is believed
 };
 
+struct ShhhConfig {
+  std::vector<std::string> patterns;  // name=regex, beyond the built-in kinds
+};
+
 struct AuditConfig {
   bool enabled = true;
   double refusals_per_second = 20;  // 401/403 entries; the excess is counted, not listed
@@ -247,6 +251,7 @@ struct SecurityConfig {
   std::vector<RoleDefinition> roles;
   OidcConfig oidc;
   RateLimitConfig rate_limit;
+  ShhhConfig shhh;
   AuditConfig audit;
 };
 

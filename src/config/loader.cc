@@ -28,6 +28,7 @@
 #include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string_view>
@@ -216,6 +217,23 @@ std::string CheckRoleMapping(std::string_view item) {
   const auto eq = item.find('=');
   if (eq == std::string_view::npos || eq == 0 || eq + 1 == item.size()) {
     return "expected <claim value>=<role>, e.g. bzzz-admins=system_admin";
+  }
+  return "";
+}
+
+// An item of security.shhh.patterns: name=regex, the regex ECMAScript,
+// compiled here so that a bad one stops the start with its name.
+std::string CheckRedactionPattern(std::string_view item) {
+  const auto eq = item.find('=');
+  if (eq == std::string_view::npos || eq == 0 || eq + 1 == item.size()) {
+    return "expected <name>=<regular expression>, e.g. corp-key=CORP-[0-9A-F]{16}";
+  }
+  if (item.size() > 512) return "a pattern of at most 512 characters";
+  try {
+    const std::regex re(std::string(item.substr(eq + 1)), std::regex::ECMAScript);
+    if (std::regex_match(std::string(), re)) return "the pattern matches the empty string";
+  } catch (const std::regex_error& e) {
+    return std::string("not a valid regular expression: ") + e.what();
   }
   return "";
 }
@@ -738,6 +756,11 @@ std::vector<KeyDef> BuildKeys() {
           "IP addresses of the proxies in front of the node whose X-Forwarded-For is believed (with "
           "trust_forwarded_headers).")
           .Check(CheckIpAddress),
+      Key("security.shhh.patterns", BZZZ_FIELD(security.shhh.patterns),
+          "Secrets of your own to redact besides the built-in kinds (bearer and basic credentials, secret-looking "
+          "keys, private keys, passwords in URLs, well-known API key shapes, JWTs): items <name>=<ECMAScript "
+          "regex>, each match replaced by ***, in logs, task output, stored context and the audit log.")
+          .Check(CheckRedactionPattern),
       Key("security.audit.enabled", BZZZ_FIELD(security.audit.enabled),
           "Keep the audit log: refusals (401, 403) and administrative actions in a hash chain signed by the "
           "node key (GET /api/v1/audit, bzzz audit verify)."),
@@ -1529,7 +1552,25 @@ void SetFromText(const KeyDef& key, std::string_view text, Config& config, Probl
     case Kind::kStringList:
     case Kind::kEnumList: {
       // Comma-separated; blanks around items and empty items are dropped.
+      // Items that hold commas themselves (a regex like {8,16}) are given
+      // as a flow sequence: ["a{1,2}", "b"].
       std::vector<std::string> items;
+      if (!Trim(text).empty() && Trim(text).front() == '[') {
+        try {
+          const YAML::Node node = YAML::Load(std::string(text));
+          if (!node.IsSequence()) throw YAML::Exception(YAML::Mark(), "not a sequence");
+          for (const auto& item : node) {
+            if (!item.IsScalar()) throw YAML::Exception(YAML::Mark(), "an item is not a string");
+            items.push_back(item.as<std::string>());
+          }
+        } catch (const YAML::Exception& e) {
+          problems.push_back({key.path, "expected a comma-separated list or a flow sequence [\"a\", \"b\"]: " +
+                                            std::string(e.what())});
+          return;
+        }
+        SetList(key, std::move(items), key.path, config, problems);
+        return;
+      }
       std::size_t start = 0;
       while (start <= text.size()) {
         std::size_t comma = std::min(text.find(',', start), text.size());

@@ -72,7 +72,7 @@ class RedactingFormatter final : public spdlog::formatter {
   }
 
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    const std::string payload = security::RedactSecrets(std::string_view(msg.payload.data(), msg.payload.size()));
+    const std::string payload = security::Redact(std::string_view(msg.payload.data(), msg.payload.size()), security::RedactionSite::kLog);
     if (!json_) {
       spdlog::details::log_msg copy = msg;
       copy.payload = payload;

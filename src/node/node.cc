@@ -43,6 +43,7 @@
 #include "p2p/services.h"
 #include "security/access_controller.h"
 #include "security/oidc.h"
+#include "security/redact.h"
 #include "security/rate_limit.h"
 #include "storage/store.h"
 #include "tasks/api.h"
@@ -689,6 +690,13 @@ Status Node::Start() {
 
   if (auto s = n.OpenStorage(); !s.ok()) return s;
   prometheus::Registry* metrics = cfg.monitoring.prometheus_enabled ? n.metrics.get() : nullptr;
+  // SHHH: the built-in kinds of secret plus the configured patterns, from
+  // here on in every log line, task output, stored context and audit entry.
+  auto patterns = security::ParseRedactionPatterns(cfg.security.shhh.patterns);
+  if (!patterns.ok()) return InvalidArgument("security.shhh.patterns: " + patterns.status().message());
+  auto redactor = security::Redactor::Create(*patterns, metrics);
+  if (!redactor.ok()) return redactor.status();
+  security::InstallRedactor(*redactor);
   if (auto s = n.StartHealth(metrics); !s.ok()) return s;
   auto access = n.MakeAccessController(metrics);
   if (!access.ok()) return access.status();

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "security/redact.h"
+
 namespace bzzz::ops {
 
 RequestLog::RequestLog(std::size_t capacity) : ring_(std::max<std::size_t>(capacity, 1)) {}
@@ -30,6 +32,9 @@ std::vector<RequestEntry> RequestLog::Recent(std::size_t limit) const {
   std::vector<RequestEntry> out;
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) out.push_back(ring_[(next_ - 1 - i) % ring_.size()]);
+  // Paths may carry secrets (a token in a URL): masked when shown, which is
+  // rare, rather than on every request.
+  for (RequestEntry& e : out) e.path = security::Redact(e.path, security::RedactionSite::kLog);
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/machine.h"
 #include "executors/executor.h"
+#include "security/redact.h"
 #include "tasks/policy.h"
 #include "tasks/probe.h"
 
@@ -146,7 +147,10 @@ class AgentPool::Impl {
         ctx.deadline = t0 + std::chrono::milliseconds(job.timeout_ms);
         ctx.cancel = &a.cancel;
         TaskManager* manager = options.manager;
-        ctx.progress = [manager, &job](std::string_view line) { manager->Progress(job, line); };
+        // SHHH: what an executor says leaves the agent redacted.
+        ctx.progress = [manager, &job](std::string_view line) {
+          manager->Progress(job, security::Redact(line, security::RedactionSite::kTaskOutput));
+        };
         try {
           result = exec->Execute(ctx);
         } catch (const std::exception& e) {
@@ -172,8 +176,8 @@ class AgentPool::Impl {
           case executors::ExecResult::Outcome::kTimedOut: outcome.state = AttemptState::kTimedOut; break;
           case executors::ExecResult::Outcome::kCancelled: outcome.state = AttemptState::kCancelled; break;
         }
-        outcome.result = std::move(result.result);
-        outcome.error = std::move(result.error);
+        outcome.result = security::RedactJson(result.result, security::RedactionSite::kTaskOutput);
+        outcome.error = security::Redact(result.error, security::RedactionSite::kTaskOutput);
         reported = options.manager->Complete(job, outcome);
       }
       if (!reported.ok() && reported.code() != StatusCode::kFailedPrecondition) {

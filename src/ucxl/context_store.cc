@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <tuple>
@@ -12,11 +13,32 @@
 #include "base/log.h"
 #include "dht/record_store.h"
 #include "security/authenticator.h"
+#include "security/redact.h"
 #include "ucxl/errc.h"
 
 namespace bzzz::ucxl {
 
 namespace {
+
+// The media type without parameters, lower case.
+std::string MediaType(std::string_view content_type) {
+  std::string t(content_type.substr(0, content_type.find(';')));
+  while (!t.empty() && t.back() == ' ') t.pop_back();
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return t;
+}
+
+bool IsJson(std::string_view content_type) {
+  const std::string t = MediaType(content_type);
+  return t == "application/json" || (t.size() > 5 && t.compare(t.size() - 5, 5, "+json") == 0);
+}
+
+// Content SHHH reads as text (binary content is stored as it is).
+bool IsTextual(std::string_view content_type) {
+  const std::string t = MediaType(content_type);
+  return t.rfind("text/", 0) == 0 || IsJson(content_type) || t == "application/yaml" ||
+         t == "application/x-yaml" || t == "application/xml" || (t.size() > 4 && t.compare(t.size() - 4, 4, "+xml") == 0);
+}
 
 constexpr SubsystemLog kLog{"ucxl"};
 
@@ -196,6 +218,11 @@ Result<Entry> ContextStore::Put(const Address& address, const Author& author, st
   if (content_type.size() > 255 || !std::all_of(content_type.begin(), content_type.end(),
                                                 [](char c) { return c >= 0x20 && c <= 0x7e; })) {
     return Error(Errc::kInvalidPayload, "content_type: at most 255 printable ASCII characters");
+  }
+  // SHHH: secrets in text never reach the store or the DHT.
+  if (IsTextual(content_type)) {
+    content = IsJson(content_type) ? security::RedactJson(content, security::RedactionSite::kContext)
+                                   : security::Redact(content, security::RedactionSite::kContext);
   }
   const std::string key = ContentKey(address);
   ContextVersion v = NewVersion(key, author);

@@ -831,10 +831,25 @@ TEST_F(ConfigTest, CrossFieldValidation) {
             nullptr);
   EXPECT_NE(Find(LoadFlag("security.oidc.role_mapping", "admins").errors, "security.oidc.role_mapping[0]"), nullptr);
   EXPECT_NE(Find(LoadFlag("node.log_levels", "p2p=debug,warp=info").errors, "node.log_levels[1]"), nullptr);
+  EXPECT_NE(Find(LoadFlag("security.shhh.patterns", "broken=(").errors, "security.shhh.patterns[0]"), nullptr);
+  EXPECT_NE(Find(LoadFlag("security.shhh.patterns", "empty=x*").errors, "security.shhh.patterns[0]"), nullptr);
+  EXPECT_NE(Find(LoadFlag("security.shhh.patterns", "noname").errors, "security.shhh.patterns[0]"), nullptr);
+  EXPECT_NE(Find(LoadFlag("security.shhh.patterns", "[unclosed").errors, "security.shhh.patterns"), nullptr);
   EXPECT_NE(
       Find(Load(std::nullopt, {}, {{"storage.backend", "postgres"}, {"storage.postgres.host", ""}}).errors,
            "storage.postgres.host"),
       nullptr);
+}
+
+// A list item may hold commas when the list is given as a flow sequence.
+TEST_F(ConfigTest, ListsInTextTakeAFlowSequenceForItemsWithCommas) {
+  LoadResult r = LoadFlag("security.shhh.patterns", R"(["corp=CORP-[0-9]{8,16}", "t=TCK_[a-z]+"])");
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front().ToString();
+  EXPECT_EQ(r.config.security.shhh.patterns,
+            (std::vector<std::string>{"corp=CORP-[0-9]{8,16}", "t=TCK_[a-z]+"}));
+  LoadResult env = LoadEnv({{"BZZZ_SECURITY_SHHH_PATTERNS", "a=A-[0-9]+, b=B-[0-9]+"}});
+  ASSERT_TRUE(env.errors.empty());
+  EXPECT_EQ(env.config.security.shhh.patterns, (std::vector<std::string>{"a=A-[0-9]+", "b=B-[0-9]+"}));
 }
 
 TEST_F(ConfigTest, NetworkIdZeroMeansDerivedAndJoinTokenIsSecret) {

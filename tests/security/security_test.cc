@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
@@ -210,6 +212,82 @@ TEST(RedactTest, MasksSecrets) {
   EXPECT_EQ(RedactSecrets(plain), plain);
   EXPECT_EQ(RedactSecrets("tokens are fine to mention"), "tokens are fine to mention");
   EXPECT_EQ(RedactSecrets(""), "");
+}
+
+// One of each kind SHHH knows, as it would appear in output.
+struct PlantedSecret {
+  const char* kind;
+  std::string text;    // what is written
+  std::string secret;  // what must not survive
+};
+
+std::vector<PlantedSecret> PlantedSecrets() {
+  return {
+      {"bearer", "curl -H 'Authorization: Bearer tok-9f8e7d6c5b4a'", "tok-9f8e7d6c5b4a"},
+      {"basic", "sent Basic dXNlcjpwYXNzd29yZDEy to the proxy", "dXNlcjpwYXNzd29yZDEy"},
+      {"key=value", "connect db_password=Zq8-hunter2-x host=db", "Zq8-hunter2-x"},
+      {"json key", R"({"client_secret": "cs-0a1b2c3d4e5f"})", "cs-0a1b2c3d4e5f"},
+      {"pem", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
+       "b3BlbnNzaC1rZXktdjEAAAAA"},
+      {"url password", "cloning https://deploy:Pa55w0rd-url@git.example.test/repo.git", "Pa55w0rd-url"},
+      {"github", "GITHUB=ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8", "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"},
+      {"github pat", "use github_pat_11ABCDEFG0123456789_abcdefghij", "11ABCDEFG0123456789_abcdefghij"},
+      {"openai", "OPENAI key sk-proj-Abc123Def456Ghi789Jkl0 set", "Abc123Def456Ghi789Jkl0"},
+      {"aws", "aws id AKIAIOSFODNN7EXAMPLE ok", "IOSFODNN7EXAMPLE"},
+      {"slack", "hook xoxb-1234567890-abcdefghij", "1234567890-abcdefghij"},
+      {"jwt", "token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ end",
+       "eyJzdWIiOiJib2IifQ"},
+  };
+}
+
+TEST(RedactTest, EveryBuiltInKindIsMaskedAndOrdinaryTextIsNot) {
+  for (const auto& p : PlantedSecrets()) {
+    const std::string out = RedactSecrets(p.text);
+    EXPECT_EQ(out.find(p.secret), std::string::npos) << p.kind << ": " << out;
+    EXPECT_NE(out.find(kRedacted), std::string::npos) << p.kind << ": " << out;
+  }
+  for (const char* plain : {"risk-assessment-framework-2024-edition-final", "ask-the-operator-about-it-tomorrow",
+                            "http://example.test/path?x=1", "mailto:ops@example.test", "AKIA is a prefix",
+                            "eyJ alone", "sk-short", "the task succeeded in 12 ms", "the basic idea is simple"}) {
+    EXPECT_EQ(RedactSecrets(plain), plain);
+  }
+}
+
+TEST(RedactTest, ConfiguredPatternsAndCounts) {
+  auto patterns = ParseRedactionPatterns({"corp=CORP-[0-9]{8}", "ticket=TCK_[a-z]+"});
+  ASSERT_TRUE(patterns.ok()) << patterns.status().ToString();
+  auto redactor = Redactor::Create(*patterns, nullptr);
+  ASSERT_TRUE(redactor.ok());
+  const Redactor& r = **redactor;
+  EXPECT_EQ(r.Redact("ids CORP-12345678 and TCK_abc, Bearer xyz", RedactionSite::kLog),
+            "ids *** and ***, Bearer ***");
+  EXPECT_EQ(r.Count(RedactionSite::kLog), 3u);
+  EXPECT_EQ(r.Count(RedactionSite::kTaskOutput), 0u);
+  // A line longer than a regex piece is still redacted throughout.
+  std::string long_line(10000, 'x');
+  long_line += " CORP-87654321";
+  EXPECT_EQ(r.Redact(long_line, RedactionSite::kLog).find("87654321"), std::string::npos);
+
+  EXPECT_FALSE(ParseRedactionPatterns({"noequals"}).ok());
+  EXPECT_FALSE(ParseRedactionPatterns({"bad=("}).ok());
+  EXPECT_FALSE(ParseRedactionPatterns({"empty=x*"}).ok());
+}
+
+TEST(RedactTest, JsonStaysJsonAndIsUntouchedWithoutSecrets) {
+  auto redactor = Redactor::Create({}, nullptr);
+  ASSERT_TRUE(redactor.ok());
+  const Redactor& r = **redactor;
+  const std::string clean = R"({"stdout": "hello",  "code": 0})";
+  EXPECT_EQ(r.RedactJson(clean, RedactionSite::kTaskOutput), clean);  // byte for byte
+  const std::string dirty =
+      R"({"stdout":"key ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8\n","env":{"API_TOKEN":12345678},"list":["Bearer abc"]})";
+  const std::string out = r.RedactJson(dirty, RedactionSite::kTaskOutput);
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["stdout"], "key ghp_***\n");
+  EXPECT_EQ(j["env"]["API_TOKEN"], "***");
+  EXPECT_EQ(j["list"][0], "Bearer ***");
+  EXPECT_EQ(r.Count(RedactionSite::kTaskOutput), 3u);
+  EXPECT_EQ(r.RedactJson("not json, password=x1", RedactionSite::kTaskOutput), "not json, password=***");
 }
 
 }  // namespace
