@@ -12,21 +12,6 @@ namespace bzzz::cli {
 
 using nlohmann::json;
 
-std::string PercentEncode(std::string_view in) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : in) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 void PrintError(const std::string& message) { std::fprintf(stderr, "bzzz: error: %s\n", message.c_str()); }
 
 std::string LocalAdminToken(const std::string& url) {

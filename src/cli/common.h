@@ -8,14 +8,13 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/client.h"
+#include "http/message.h"
 
 namespace bzzz::cli {
 
 void PrintError(const std::string& message);
 
-// Percent-encodes everything but RFC 3986 unreserved characters (for a
-// path segment or a query value).
-std::string PercentEncode(std::string_view in);
+using http::PercentEncode;
 
 struct ClientArgs {
   ClientOptions options;

@@ -124,6 +124,21 @@ Response ErrorResponse(int status, std::string_view code, std::string_view messa
   return Response::Json(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+std::string PercentEncode(std::string_view in) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : in) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 std::optional<std::string> PercentDecode(std::string_view in, bool form_encoding) {
   std::string out;
   out.reserve(in.size());

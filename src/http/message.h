@@ -124,5 +124,8 @@ Result<std::chrono::milliseconds> TimeoutFromBody(std::string_view body, std::ch
 // Percent-decodes `in` ('+' is a space when form_encoding). Returns nullopt
 // on a malformed escape.
 std::optional<std::string> PercentDecode(std::string_view in, bool form_encoding);
+// Percent-encodes everything but RFC 3986 unreserved characters (for a
+// path segment, a query value or a form field).
+std::string PercentEncode(std::string_view in);
 
 }  // namespace bzzz::http
