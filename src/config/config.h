@@ -221,6 +221,7 @@ struct OidcConfig {
   std::string role_claim = "roles";       // claim (or dotted path) holding the token's roles
   std::vector<std::string> role_mapping;  // "<claim value>=<role>"
   Millis jwks_refresh{300000};            // the issuer's keys are fetched again this often
+  Millis session_ttl{8 * 3600 * 1000};    // browser sessions (/auth/*)
 };
 
 struct RateLimitConfig {

@@ -732,6 +732,10 @@ std::vector<KeyDef> BuildKeys() {
           "How often the issuer's signing keys are fetched again (also at once, at most every 10 s, when a "
           "token names a key not seen yet).")
           .Min(1000),
+      Key("security.oidc.session_ttl", BZZZ_FIELD(security.oidc.session_ttl),
+          "How long a browser session opened by /auth/callback lasts (sessions live in the node's memory: a "
+          "restart ends them).")
+          .Min(60000),
       Key("security.rate_limit.enabled", BZZZ_FIELD(security.rate_limit.enabled),
           "Rate-limit requests per principal (per client address when anonymous).")
           .Env({"NO_RATE_LIMIT_ENABLED"}),
@@ -1874,6 +1878,13 @@ class Loader {
       if (c.security.oidc.issuer.empty()) fail("security.oidc.issuer", "required when security.oidc.enabled");
       if (c.security.oidc.audience.empty())
         fail("security.oidc.audience", "required when security.oidc.enabled");
+      // Browser sign-in needs all three or none.
+      const auto& o = c.security.oidc;
+      if (!o.client_id.empty() || !o.client_secret.empty() || !o.redirect_uri.empty()) {
+        if (o.client_id.empty()) fail("security.oidc.client_id", "required for browser sign-in (client_secret or redirect_uri is set)");
+        if (o.client_secret.empty()) fail("security.oidc.client_secret", "required for browser sign-in (client_id or redirect_uri is set)");
+        if (o.redirect_uri.empty()) fail("security.oidc.redirect_uri", "required for browser sign-in: this node's /auth/callback URL as registered with the provider");
+      }
     }
     if (c.storage.backend == "postgres") {
       if (c.storage.postgres.host.empty())

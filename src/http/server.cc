@@ -34,6 +34,7 @@
 #include "http/probe.h"
 #include "http/wire.h"
 #include "security/access_controller.h"
+#include "security/session.h"
 #include "security/rate_limit.h"
 
 namespace bzzz::http {
@@ -486,6 +487,30 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     }
   }
 
+  // A request without an Authorization header, with a browser session
+  // cookie: the session's identity through RBAC (*decision), or the 401/403
+  // that ends the request (an unknown or expired session, a missing CSRF
+  // token on a state-changing request).
+  std::optional<Response> SessionDecision(const Request& req, const Route& route,
+                                          std::optional<security::AccessDecision>* decision) {
+    const std::string* cookie = req.headers.Find("Cookie");
+    if (cookie == nullptr) return std::nullopt;
+    const bool unsafe = req.method != Method::kGet && req.method != Method::kHead && req.method != Method::kOptions;
+    const std::string* csrf = req.headers.Find("X-CSRF-Token");
+    security::SessionCheck s = opt_.sessions->Check(*cookie, unsafe, csrf ? std::string_view(*csrf) : "");
+    switch (s.kind) {
+      case security::SessionCheck::Kind::kNone: return std::nullopt;
+      case security::SessionCheck::Kind::kInvalid:
+        return router_->MakeError(req.path, 401, "unauthorized", s.reason, req.request_id);
+      case security::SessionCheck::Kind::kCsrf:
+        return router_->MakeError(req.path, 403, "forbidden", s.reason, req.request_id);
+      case security::SessionCheck::Kind::kValid:
+        *decision = access_->Authorize(std::move(s.identity), route.permission, req.client_address);
+        return std::nullopt;
+    }
+    return std::nullopt;
+  }
+
   // One token of the caller's bucket (its principal, else its client
   // address) for the request's class; the X-RateLimit-* headers go on the
   // response either way, and a refusal is a 429 with Retry-After.
@@ -561,8 +586,13 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         return router_->MakeError(req.path, 500, "internal", "access control is not configured", req.request_id);
       }
       const std::string* authorization = req.headers.Find("Authorization");
-      auto decision = access_->Check(authorization ? std::string_view(*authorization) : std::string_view{},
-                                     route.permission, req.client_address);
+      std::optional<security::AccessDecision> by_session;
+      if (authorization == nullptr && opt_.sessions) {
+        if (auto refused = SessionDecision(req, route, &by_session)) return refused;
+      }
+      auto decision = by_session ? std::move(*by_session)
+                                 : access_->Check(authorization ? std::string_view(*authorization) : std::string_view{},
+                                                  route.permission, req.client_address);
       if (decision.kind == security::AccessDecision::Kind::kThrottled) {
         Response resp = router_->MakeError(req.path, 429, "too_many_requests", decision.reason, req.request_id);
         resp.headers.Set("Retry-After", std::to_string(decision.retry_after_seconds));

@@ -35,6 +35,7 @@ class Registry;
 namespace bzzz::security {
 class AccessController;
 class RateLimiter;
+class SessionAuthenticator;
 }
 
 namespace bzzz::http {
@@ -61,6 +62,9 @@ struct ServerOptions {
   // class, applied after access control to every route but the probes;
   // null: no rate limit.
   std::shared_ptr<security::RateLimiter> rate_limiter;
+  // Browser sessions (src/auth): asked about the Cookie header of a request
+  // without an Authorization header; null: cookies authenticate nothing.
+  std::shared_ptr<const security::SessionAuthenticator> sessions;
 };
 
 // Runs after routing and before the handler. Returning a Response ends the

@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "audit/audit.h"
+#include "auth/signin.h"
 #include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -189,6 +190,7 @@ class Node::Impl {
   std::shared_ptr<tasks::TaskServices> tasks;
   std::shared_ptr<ops::Profiler> profiler;
   std::shared_ptr<audit::AuditLog> audit;
+  std::shared_ptr<auth::SignIn> signin;
   int lock_fd = -1;
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
   storage::Storage storage;  // the backend's store and every domain's repository
@@ -492,6 +494,33 @@ class Node::Impl {
     return Status::Ok();
   }
 
+  // Browser sign-in (/auth/*): routed always, so that a browser is told why
+  // it is unavailable; its sessions authenticate requests once configured.
+  Status StartSignIn(const security::AccessController& access, prometheus::Registry* metrics) {
+    auth::SignInOptions o;
+    o.oidc = config.security.oidc;
+    o.session_ttl = std::chrono::duration_cast<std::chrono::seconds>(config.security.oidc.session_ttl);
+    o.post_form = [](const std::string& url, const std::string& form,
+                     const std::vector<std::string>& headers) -> Result<std::pair<int, std::string>> {
+      http::ClientOptions c;
+      c.url = url;
+      c.timeout = std::chrono::seconds(10);
+      c.headers = headers;
+      c.user_agent = "bzzz-oidc";
+      c.max_response_bytes = 1u << 20;
+      auto r = http::Call(c, "POST", "", form, "application/x-www-form-urlencoded");
+      if (!r.ok()) return r.status();
+      return std::pair{r->status, std::move(r->body)};
+    };
+    signin = std::make_shared<auth::SignIn>(std::move(o), oidc, access.rbac(), metrics);
+    if (signin->Configured()) {
+      kLog.info("auth: browser sign-in through {} (client {}, callback {})", config.security.oidc.issuer,
+                config.security.oidc.client_id, config.security.oidc.redirect_uri);
+    }
+    std::vector<ops::StatusSection> no_sections;
+    return ops::Attach(signin, config, {*router, *health, no_sections, *shutdown});
+  }
+
   // The audit log, attached after every other route exists (it audits the
   // administrative ones), with what components tell it.
   Status StartAudit(p2p::NodeIdentity identity, prometheus::Registry* metrics) {
@@ -522,6 +551,21 @@ class Node::Impl {
           e.outcome = "refused";
           e.details = DumpJson(nlohmann::json{{"name", j.name}, {"reason", j.reason}});
         }
+        log->Record(std::move(e));
+      });
+    }
+    if (signin) {
+      signin->OnEvent([weak = std::weak_ptr<audit::AuditLog>(audit)](const auth::SignIn::Event& s) {
+        auto log = weak.lock();
+        if (!log) return;
+        audit::AuditEvent e;
+        e.kind = s.signed_in ? "login" : "auth_failure";
+        e.principal = s.principal.empty() ? "anonymous" : s.principal;
+        e.action = "auth.sign_in";
+        e.target = "/auth/callback";
+        e.outcome = s.signed_in ? "ok" : "refused";
+        e.client = s.client;
+        if (!s.reason.empty()) e.details = DumpJson(nlohmann::json{{"reason", s.reason}});
         log->Record(std::move(e));
       });
     }
@@ -558,6 +602,7 @@ class Node::Impl {
       server_options.probe_port = ParsePort(cfg.http.health_listen, &server_options.probe_host);
       probe_host = server_options.probe_host;
     }
+    if (signin && signin->Configured()) server_options.sessions = signin;
     if (options.serve_http) {
       server = std::make_unique<http::Server>(server_options, router, access, metrics);
       server->Observe([requests = requests](const http::RequestRecord& r) { requests->Record(r); });
@@ -705,6 +750,7 @@ Status Node::Start() {
   if (auto s = n.StartP2p(std::move(identity).value(), metrics); !s.ok()) return s;
   if (auto s = n.StartComponents(api.status_sections, sealer, metrics); !s.ok()) return s;
   if (auto s = ops::RegisterOperationalRoutes(*n.router, std::move(api)); !s.ok()) return s;
+  if (auto s = n.StartSignIn(**access, metrics); !s.ok()) return s;
   if (auto s = n.StartAudit(audit_identity, metrics); !s.ok()) return s;
   n.MakeServer(*access, metrics);
   n.AddShutdownSteps();

@@ -168,6 +168,13 @@ AccessDecision AccessController::Check(std::string_view authorization_header, st
   }
   probe_->TokenValidation(true);
 
+  return Authorize(std::move(decision.identity), permission, client);
+}
+
+AccessDecision AccessController::Authorize(Identity identity, std::string_view permission,
+                                           std::string_view client) const {
+  AccessDecision decision;
+  decision.identity = std::move(identity);
   const bool allowed = !rbac_enabled_ || rbac_.Allows(decision.identity, permission);
   probe_->RbacDecision(allowed);
   if (!allowed) {

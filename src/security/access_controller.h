@@ -59,6 +59,10 @@ class AccessController {
   // Failures count toward the throttle like Check's.
   Identity Identify(std::string_view authorization_header, std::string_view client = {}) const;
 
+  // The RBAC step alone, for an identity established otherwise (a browser
+  // session): kAllowed or kForbidden, counted like Check's.
+  AccessDecision Authorize(Identity identity, std::string_view permission, std::string_view client = {}) const;
+
   const Rbac& rbac() const { return rbac_; }
   // Whether an authenticated `identity` holds `permission` (always, with
   // RBAC off): for handlers whose rule goes beyond the route's permission.

@@ -423,6 +423,9 @@ Result<JwtClaims> JwtVerifier::Verify(std::string_view token, const JwkSet& keys
       out.name = it->get<std::string>().substr(0, 256);
     }
   }
+  for (auto [field, target] : {std::pair{"nonce", &out.nonce}, {"email", &out.email}}) {
+    if (auto it = claims.find(field); it != claims.end() && it->is_string()) *target = it->get<std::string>().substr(0, 256);
+  }
   if (const json* roles = AtPath(claims, policy.role_claim)) {
     if (roles->is_string()) out.roles.push_back(roles->get<std::string>());
     if (roles->is_array()) {

@@ -86,6 +86,8 @@ struct JwtClaims {
   std::string name;  // preferred_username, else email, else ""
   std::vector<std::string> roles;  // as the token states them (not mapped)
   std::int64_t expires_at = 0;
+  std::string nonce;   // "" when absent (ID tokens of a sign-in carry one)
+  std::string email;   // "" when absent
 };
 
 class JwtVerifier {

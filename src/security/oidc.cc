@@ -51,6 +51,11 @@ void OidcKeySource::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+ProviderEndpoints OidcKeySource::Endpoints() const {
+  std::lock_guard lock(mu_);
+  return endpoints_;
+}
+
 std::shared_ptr<const JwkSet> OidcKeySource::Keys() const {
   std::lock_guard lock(mu_);
   return keys_;
@@ -78,31 +83,55 @@ OidcKeySource::Snapshot OidcKeySource::GetSnapshot() const {
 Status OidcKeySource::FetchOnce() {
   const auto& c = options_.config;
   std::string jwks_uri = c.jwks_uri;
-  if (jwks_uri.empty()) {
-    {
-      std::lock_guard lock(mu_);
-      jwks_uri = discovered_jwks_uri_;
+  bool need_endpoints = false;
+  {
+    std::lock_guard lock(mu_);
+    if (jwks_uri.empty()) jwks_uri = discovered_jwks_uri_;
+    // Browser sign-in needs the provider's endpoints, even with jwks_uri set.
+    need_endpoints = !c.client_id.empty() && endpoints_.token_endpoint.empty();
+  }
+  if (jwks_uri.empty() || need_endpoints) {
+    const std::string url = TrimSlash(c.issuer) + "/.well-known/openid-configuration";
+    auto body = options_.fetch(url);
+    if (!body.ok()) return Unavailable("discovery " + url + ": " + body.status().message());
+    const json doc = ParseJson(*body);
+    if (!doc.is_object() || !doc.contains("issuer") || !doc["issuer"].is_string() || !doc.contains("jwks_uri") ||
+        !doc["jwks_uri"].is_string()) {
+      return Unavailable("discovery " + url + ": not an OpenID configuration (issuer, jwks_uri)");
     }
-    if (jwks_uri.empty()) {
-      const std::string url = TrimSlash(c.issuer) + "/.well-known/openid-configuration";
-      auto body = options_.fetch(url);
-      if (!body.ok()) return Unavailable("discovery " + url + ": " + body.status().message());
-      const json doc = ParseJson(*body);
-      if (!doc.is_object() || !doc.contains("issuer") || !doc["issuer"].is_string() || !doc.contains("jwks_uri") ||
-          !doc["jwks_uri"].is_string()) {
-        return Unavailable("discovery " + url + ": not an OpenID configuration (issuer, jwks_uri)");
+    // OpenID Connect Discovery §4.3: the issuer must be exactly the one asked for.
+    if (doc["issuer"].get<std::string>() != c.issuer) {
+      return Unavailable("discovery " + url + ": it names issuer " + doc["issuer"].get<std::string>().substr(0, 200) +
+                         ", not " + c.issuer);
+    }
+    const std::string discovered = doc["jwks_uri"].get<std::string>();
+    if (!IsHttpUrl(discovered)) return Unavailable("discovery " + url + ": jwks_uri is not an http(s) URL");
+    ProviderEndpoints endpoints;
+    for (auto [field, target] : {std::pair{"authorization_endpoint", &endpoints.authorization_endpoint},
+                                 {"token_endpoint", &endpoints.token_endpoint},
+                                 {"end_session_endpoint", &endpoints.end_session_endpoint}}) {
+      if (auto it = doc.find(field); it != doc.end() && it->is_string() && IsHttpUrl(it->get<std::string>())) {
+        *target = it->get<std::string>();
       }
-      // OpenID Connect Discovery §4.3: the issuer must be exactly the one asked for.
-      if (doc["issuer"].get<std::string>() != c.issuer) {
-        return Unavailable("discovery " + url + ": it names issuer " + doc["issuer"].get<std::string>().substr(0, 200) +
-                           ", not " + c.issuer);
+    }
+    if (auto it = doc.find("token_endpoint_auth_methods_supported"); it != doc.end() && it->is_array()) {
+      bool basic = false, post = false;
+      for (const auto& m : *it) {
+        basic |= m == "client_secret_basic";
+        post |= m == "client_secret_post";
       }
-      jwks_uri = doc["jwks_uri"].get<std::string>();
-      if (!IsHttpUrl(jwks_uri)) return Unavailable("discovery " + url + ": jwks_uri is not an http(s) URL");
-      std::lock_guard lock(mu_);
+      endpoints.client_secret_post = post && !basic;
+    }
+    if (!c.client_id.empty() && (endpoints.authorization_endpoint.empty() || endpoints.token_endpoint.empty())) {
+      return Unavailable("discovery " + url + ": no authorization_endpoint or token_endpoint for browser sign-in");
+    }
+    if (jwks_uri.empty()) jwks_uri = discovered;
+    std::lock_guard lock(mu_);
+    if (c.jwks_uri.empty()) {
       discovered_jwks_uri_ = jwks_uri;
       snapshot_.jwks_uri = jwks_uri;
     }
+    endpoints_ = std::move(endpoints);
   }
   auto body = options_.fetch(jwks_uri);
   if (!body.ok()) {

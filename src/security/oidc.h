@@ -51,6 +51,16 @@ struct OidcOptions {
   std::function<std::int64_t()> now_seconds;
 };
 
+// What discovery says about the provider's browser endpoints (empty until
+// discovered; discovery runs when security.oidc.client_id is set, even
+// with jwks_uri configured).
+struct ProviderEndpoints {
+  std::string authorization_endpoint;
+  std::string token_endpoint;
+  std::string end_session_endpoint;  // "" when the provider has none
+  bool client_secret_post = false;   // the token endpoint takes the secret in the body, not Basic
+};
+
 class OidcKeySource {
  public:
   // Starts the fetching thread (the first fetch happens on it).
@@ -60,6 +70,7 @@ class OidcKeySource {
 
   // The keys of the last good fetch (null before the first).
   std::shared_ptr<const JwkSet> Keys() const;
+  ProviderEndpoints Endpoints() const;
   // A token named a kid the keys lack: fetch soon (rate-limited).
   void RequestRefresh();
   // Blocks until keys are loaded (tests, start-up logs); false on timeout.
@@ -90,6 +101,7 @@ class OidcKeySource {
   std::chrono::steady_clock::time_point last_fetch_{};
   std::shared_ptr<const JwkSet> keys_;
   std::string discovered_jwks_uri_;
+  ProviderEndpoints endpoints_;
   Snapshot snapshot_;
   std::thread thread_;
 };

@@ -2,6 +2,7 @@
 // driven over HTTP and signals, and its CLI subcommands.
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <openssl/sha.h>
 #include <sqlite3.h>
 
 #include <filesystem>
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "cli/client.h"
@@ -69,6 +72,12 @@ class NodeProcess {
                                              security::HashToken(kUser2Token) + "\"\n      roles: [user]\n");
     std::vector<std::string> args = {"serve", "--config", config, "--data-dir", dir.File("data"),
                                      "--p2p-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:" + std::to_string(port_), "--log-level", "info"};
+    // "{port}" in an extra argument is the node's HTTP port.
+    for (std::string& a : extra_args) {
+      for (auto at = a.find("{port}"); at != std::string::npos; at = a.find("{port}")) {
+        a.replace(at, 6, std::to_string(port_));
+      }
+    }
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     log_ = dir.File("node.log");
     extra_env.push_back(std::string("BZZZ_ADMIN_TOKEN=") + kAdminToken);
@@ -772,6 +781,344 @@ TEST(NodeE2E, SecretsPlantedInEveryPathAreFoundNowhere) {
       EXPECT_EQ(content.find(secret), std::string::npos) << secret << " found in " << where;
     }
   }
+}
+
+// A browser, as far as sign-in needs one: one request at a time without
+// following redirects, and a cookie jar that honours Set-Cookie (Path,
+// Max-Age=0 deletes). Each Browser is its own user agent.
+class Browser {
+ public:
+  struct Answer {
+    int status = 0;
+    std::string body;
+    std::string location;
+    std::vector<std::string> set_cookies;  // raw Set-Cookie values
+  };
+
+  Answer Send(const std::string& method, const std::string& url, const std::string& body = "",
+              std::vector<std::string> headers = {}) {
+    Answer a;
+    CURL* curl = curl_easy_init();
+    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 15000L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    if (!body.empty() || method == "POST") {
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+      headers.push_back("Content-Type: application/json");
+    }
+    const std::string path = PathOf(url);
+    std::string cookie;
+    for (const auto& [name, c] : jar_) {
+      if (path.rfind(c.path, 0) == 0) cookie += (cookie.empty() ? "" : "; ") + name + "=" + c.value;
+    }
+    if (!cookie.empty()) headers.push_back("Cookie: " + cookie);
+    curl_slist* list = nullptr;
+    for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, +[](char* p, size_t size, size_t n, void* out) {
+      static_cast<std::string*>(out)->append(p, size * n);
+      return size * n;
+    });
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a.body);
+    std::vector<std::string> lines;
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, +[](char* p, size_t size, size_t n, void* out) {
+      static_cast<std::vector<std::string>*>(out)->emplace_back(p, size * n);
+      return size * n;
+    });
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &lines);
+    if (curl_easy_perform(curl) == CURLE_OK) {
+      long code = 0;
+      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+      a.status = static_cast<int>(code);
+    }
+    curl_slist_free_all(list);
+    curl_easy_cleanup(curl);
+    for (std::string line : lines) {
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+      const auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string name = line.substr(0, colon);
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+      const std::string value = line.substr(line.find_first_not_of(' ', colon + 1));
+      if (name == "location") a.location = value;
+      if (name == "set-cookie") {
+        a.set_cookies.push_back(value);
+        Store(value);
+      }
+    }
+    return a;
+  }
+  Answer Get(const std::string& url, std::vector<std::string> headers = {}) { return Send("GET", url, "", headers); }
+
+  std::string Cookie(const std::string& name) const {
+    auto it = jar_.find(name);
+    return it == jar_.end() ? "" : it->second.value;
+  }
+  void Forget(const std::string& name) { jar_.erase(name); }
+
+ private:
+  struct Entry {
+    std::string value;
+    std::string path = "/";
+  };
+  static std::string PathOf(const std::string& url) {
+    const auto scheme = url.find("://");
+    const auto slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+    return slash == std::string::npos ? "/" : url.substr(slash);
+  }
+  void Store(const std::string& header) {
+    const auto eq = header.find('=');
+    const auto semi = header.find(';');
+    const std::string name = header.substr(0, eq);
+    Entry e;
+    e.value = header.substr(eq + 1, semi == std::string::npos ? std::string::npos : semi - eq - 1);
+    if (auto p = header.find("Path="); p != std::string::npos) e.path = header.substr(p + 5, header.find(';', p) - p - 5);
+    if (header.find("Max-Age=0") != std::string::npos) {
+      jar_.erase(name);
+    } else {
+      jar_[name] = e;
+    }
+  }
+  std::map<std::string, Entry> jar_;
+};
+
+// Browser sign-in against a local identity provider speaking the real
+// protocol (discovery, authorization endpoint with PKCE, token endpoint with
+// the client secret, JWKS, key rotation): the code flow end to end, the
+// session as a credential with CSRF protection on writes, sign-out, and the
+// ways a sign-in is refused (replayed state, another browser, wrong nonce,
+// a code whose verifier does not match).
+TEST(NodeE2E, BrowserSignInThroughALocalIdentityProvider) {
+  TempDir dir;
+  auto key1 = std::make_shared<testing::SigningKey>(testing::SigningKey::Type::kRsa, "idp-key-1");
+  auto key2 = std::make_shared<testing::SigningKey>(testing::SigningKey::Type::kEc, "idp-key-2");
+  std::mutex mu;
+  std::vector<std::shared_ptr<testing::SigningKey>> published = {key1};
+  std::shared_ptr<testing::SigningKey> signer = key1;
+  std::string nonce_override;  // "": echo the nonce the client sent
+  struct Grant {
+    std::string challenge, nonce, redirect_uri;
+  };
+  std::map<std::string, Grant> grants;
+  std::string issuer;
+  const std::string secret = "console-secret-5b1f9e";
+  auto param = [](const std::string& query, const std::string& name) -> std::string {
+    std::size_t i = 0;
+    while (i < query.size()) {
+      const auto amp = std::min(query.find('&', i), query.size());
+      const std::string pair = query.substr(i, amp - i);
+      const auto eq = pair.find('=');
+      if (eq != std::string::npos && pair.substr(0, eq) == name) {
+        std::string v;
+        const std::string raw = pair.substr(eq + 1);
+        for (std::size_t k = 0; k < raw.size(); ++k) {
+          if (raw[k] == '%' && k + 2 < raw.size()) {
+            v += static_cast<char>(std::stoi(raw.substr(k + 1, 2), nullptr, 16));
+            k += 2;
+          } else {
+            v += raw[k] == '+' ? ' ' : raw[k];
+          }
+        }
+        return v;
+      }
+      i = amp + 1;
+    }
+    return "";
+  };
+  testing::MiniServer idp([&](const std::string& method, const std::string& target, const std::string& body) {
+    std::lock_guard lock(mu);
+    const std::string path = target.substr(0, target.find('?'));
+    const std::string query = target.find('?') == std::string::npos ? "" : target.substr(target.find('?') + 1);
+    if (path == "/.well-known/openid-configuration") {
+      return std::make_pair(200, json{{"issuer", issuer},
+                                      {"jwks_uri", issuer + "/jwks"},
+                                      {"authorization_endpoint", issuer + "/authorize"},
+                                      {"token_endpoint", issuer + "/token"},
+                                      {"end_session_endpoint", issuer + "/logout"},
+                                      {"token_endpoint_auth_methods_supported", {"client_secret_post"}}}
+                                     .dump());
+    }
+    if (path == "/jwks") {
+      json keys = json::array();
+      for (const auto& k : published) keys.push_back(k->Jwk());
+      return std::make_pair(200, json{{"keys", keys}}.dump());
+    }
+    if (path == "/authorize" && method == "GET") {
+      // The user signs in at once; the provider checks what a real one does.
+      if (param(query, "response_type") != "code" || param(query, "client_id") != "bzzz-console" ||
+          param(query, "code_challenge_method") != "S256" || param(query, "code_challenge").empty() ||
+          param(query, "state").empty() || param(query, "nonce").empty() ||
+          param(query, "scope").find("openid") == std::string::npos) {
+        return std::make_pair(400, std::string(R"({"error":"invalid_request"})"));
+      }
+      const std::string code = "code-" + std::to_string(grants.size() + 1);
+      grants[code] = {param(query, "code_challenge"), param(query, "nonce"), param(query, "redirect_uri")};
+      return std::make_pair(302, param(query, "redirect_uri") + "?code=" + code + "&state=" + param(query, "state"));
+    }
+    if (path == "/token" && method == "POST") {
+      auto it = grants.find(param(body, "code"));
+      if (param(body, "grant_type") != "authorization_code" || it == grants.end() ||
+          param(body, "client_id") != "bzzz-console" || param(body, "client_secret") != secret ||
+          param(body, "redirect_uri") != it->second.redirect_uri) {
+        return std::make_pair(400, std::string(R"({"error":"invalid_grant"})"));
+      }
+      // PKCE: the verifier must hash to the challenge.
+      const std::string verifier = param(body, "code_verifier");
+      unsigned char digest[32];
+      SHA256(reinterpret_cast<const unsigned char*>(verifier.data()), verifier.size(), digest);
+      if (Base64Url(std::string(reinterpret_cast<char*>(digest), 32)) != it->second.challenge) {
+        return std::make_pair(400, std::string(R"({"error":"invalid_grant","error_description":"PKCE"})"));
+      }
+      const Grant g = it->second;
+      grants.erase(it);  // a code is used once
+      const std::int64_t now =
+          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      const std::string id_token = signer->Sign({{"iss", issuer},
+                                                 {"aud", "bzzz-console"},
+                                                 {"sub", "dana"},
+                                                 {"email", "dana@example.test"},
+                                                 {"preferred_username", "dana"},
+                                                 {"groups", {"bzzz-ops"}},
+                                                 {"nonce", nonce_override.empty() ? g.nonce : nonce_override},
+                                                 {"iat", now},
+                                                 {"exp", now + 300}});
+      return std::make_pair(200, json{{"access_token", "at-" + g.nonce.substr(0, 8)},
+                                      {"token_type", "Bearer"},
+                                      {"expires_in", 300},
+                                      {"id_token", id_token}}
+                                     .dump());
+    }
+    return std::make_pair(404, std::string("{}"));
+  });
+  issuer = idp.url();
+  NodeProcess node(dir, {"--set", "security.oidc.enabled=true", "--set", "security.oidc.issuer=" + issuer, "--set",
+                         "security.oidc.audience=bzzz", "--set", "security.oidc.role_claim=groups", "--set",
+                         "security.oidc.role_mapping=bzzz-ops=operator", "--set",
+                         "security.oidc.client_id=bzzz-console", "--set", "security.oidc.client_secret=" + secret,
+                         "--set", "security.oidc.redirect_uri=http://127.0.0.1:{port}/auth/callback", "--set",
+                         "security.oidc.jwks_refresh=1s"});
+  ASSERT_TRUE(node.WaitReady()) << node.Log();
+  const std::string base = node.Url();
+  ASSERT_TRUE(Eventually([&] { return Browser().Get(base + "/auth/status").body.find("\"sign_in_available\":true") != std::string::npos; }, 10s))
+      << node.Log();
+
+  // The whole flow, as a browser follows it.
+  auto sign_in = [&](Browser& b, const std::string& return_to) {
+    auto login = b.Get(base + "/auth/login?return_to=" + return_to);
+    EXPECT_EQ(login.status, 302) << login.body;
+    EXPECT_EQ(login.location.rfind(issuer + "/authorize?", 0), 0u) << login.location;
+    auto at_idp = b.Get(login.location);
+    EXPECT_EQ(at_idp.status, 302) << at_idp.body;
+    return b.Get(at_idp.location);  // the callback
+  };
+  Browser dana;
+  auto callback = sign_in(dana, "%2Fapi%2Fv1%2Ftasks");
+  ASSERT_EQ(callback.status, 302) << callback.body;
+  EXPECT_EQ(callback.location, "/api/v1/tasks");
+  bool session_flags = false, csrf_flags = false;
+  for (const auto& c : callback.set_cookies) {
+    if (c.rfind("bzzz_session=", 0) == 0) {
+      session_flags = c.find("HttpOnly") != std::string::npos && c.find("SameSite=Lax") != std::string::npos &&
+                      c.find("Secure") == std::string::npos;  // http here; Secure with an https redirect_uri
+    }
+    if (c.rfind("bzzz_csrf=", 0) == 0) {
+      csrf_flags = c.find("HttpOnly") == std::string::npos && c.find("SameSite=Strict") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(session_flags) << ::testing::PrintToString(callback.set_cookies);
+  EXPECT_TRUE(csrf_flags) << ::testing::PrintToString(callback.set_cookies);
+  const std::string csrf = dana.Cookie("bzzz_csrf");
+  ASSERT_FALSE(dana.Cookie("bzzz_session").empty());
+
+  auto me = dana.Get(base + "/auth/userinfo");
+  ASSERT_EQ(me.status, 200) << me.body;
+  EXPECT_EQ(json::parse(me.body)["sub"], "dana");
+  EXPECT_EQ(json::parse(me.body)["email"], "dana@example.test");
+  EXPECT_EQ(json::parse(me.body)["roles"], json::array({"operator"}));
+  // The session is a credential: reads with the cookie alone, writes with
+  // the CSRF token too.
+  EXPECT_EQ(dana.Get(base + "/api/v1/tasks").status, 200);
+  EXPECT_EQ(dana.Get(base + "/admin/status").status, 200);
+  const std::string task = R"({"executor":"builtin","input":{"op":"echo"}})";
+  auto forged = dana.Send("POST", base + "/api/v1/tasks", task);
+  EXPECT_EQ(forged.status, 403) << forged.body;
+  EXPECT_NE(forged.body.find("X-CSRF-Token"), std::string::npos) << forged.body;
+  EXPECT_EQ(dana.Send("POST", base + "/api/v1/tasks", task, {"X-CSRF-Token: wrong"}).status, 403);
+  auto created = dana.Send("POST", base + "/api/v1/tasks", task, {"X-CSRF-Token: " + csrf});
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(json::parse(created.body)["submitter"], "dana");
+  // A made-up session cookie is nothing.
+  EXPECT_EQ(Browser().Get(base + "/api/v1/tasks", {"Cookie: bzzz_session=made-up"}).status, 401);
+
+  // Replayed callback: the state was used.
+  EXPECT_EQ(dana.Get(base + "/auth/callback?code=code-1&state=whatever").status, 400);
+  // Another browser cannot complete a sign-in this one started (login CSRF).
+  {
+    Browser victim, attacker;
+    auto login = attacker.Get(base + "/auth/login");
+    auto at_idp = attacker.Get(login.location);
+    auto stolen = victim.Get(at_idp.location);
+    EXPECT_EQ(stolen.status, 400) << stolen.body;
+    EXPECT_NE(stolen.body.find("did not start this sign-in"), std::string::npos) << stolen.body;
+  }
+  // An ID token whose nonce is not this sign-in's.
+  {
+    std::lock_guard lock(mu);
+    nonce_override = "someone-elses-nonce";
+  }
+  Browser eve;
+  auto wrong_nonce = sign_in(eve, "%2F");
+  EXPECT_EQ(wrong_nonce.status, 401) << wrong_nonce.body;
+  EXPECT_NE(wrong_nonce.body.find("nonce"), std::string::npos) << wrong_nonce.body;
+  EXPECT_TRUE(eve.Cookie("bzzz_session").empty());
+  {
+    std::lock_guard lock(mu);
+    nonce_override.clear();
+  }
+  // An open redirect is not: return_to to another host becomes "/".
+  Browser frank;
+  auto elsewhere = sign_in(frank, "%2F%2Fevil.example%2F");
+  EXPECT_EQ(elsewhere.location, "/");
+
+  // Key rotation at the provider: the new key is published, then used.
+  {
+    std::lock_guard lock(mu);
+    published = {key1, key2};
+  }
+  auto health_has_two = [&] {
+    auto h = node.Call("GET", "/health/detailed", kAdminToken);
+    return h.ok() && h->body.find("2 OIDC signing key(s)") != std::string::npos;
+  };
+  ASSERT_TRUE(Eventually(health_has_two, 10s));
+  {
+    std::lock_guard lock(mu);
+    signer = key2;
+  }
+  Browser grace;
+  EXPECT_EQ(sign_in(grace, "%2F").status, 302) << "signed by the rotated-in key";
+  EXPECT_EQ(dana.Get(base + "/api/v1/tasks").status, 200) << "sessions outlive a rotation";
+
+  // Sign-out: CSRF token required; afterwards the cookie is nothing.
+  EXPECT_EQ(dana.Send("POST", base + "/auth/logout").status, 403);
+  auto out = dana.Send("POST", base + "/auth/logout", "", {"X-CSRF-Token: " + csrf});
+  ASSERT_EQ(out.status, 200) << out.body;
+  EXPECT_EQ(json::parse(out.body)["signed_out"], true);
+  EXPECT_EQ(json::parse(out.body)["end_session_endpoint"], issuer + "/logout");
+  EXPECT_TRUE(dana.Cookie("bzzz_session").empty());
+  const std::string old_session = callback.set_cookies.front();
+  EXPECT_EQ(Browser().Get(base + "/api/v1/tasks", {"Cookie: " + old_session.substr(0, old_session.find(';'))}).status,
+            401);
+  EXPECT_EQ(dana.Get(base + "/auth/userinfo").status, 401);
+
+  // The audit log has the sign-ins and the refusals; the log never has a
+  // session id.
+  auto audit = node.Call("GET", "/api/v1/audit?action=auth.sign_in&limit=100", kAdminToken);
+  ASSERT_TRUE(audit.ok());
+  EXPECT_NE(audit->body.find("\"kind\":\"login\""), std::string::npos) << audit->body;
+  EXPECT_NE(audit->body.find("nonce"), std::string::npos) << audit->body;
+  EXPECT_EQ(node.Log().find(old_session.substr(13, 20)), std::string::npos);
 }
 
 // Profiling a running node: admin only, one profile at a time, and what

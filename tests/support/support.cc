@@ -222,8 +222,15 @@ void MiniServer::Serve() {
       requests_.push_back(method + " " + path + " " + body);
     }
     auto [status, out] = handler_(method, path, body);
-    std::string res = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\nContent-Length: " +
-                      std::to_string(out.size()) + "\r\nConnection: close\r\n\r\n" + out;
+    std::string res;
+    if (status == 302 || status == 303) {
+      // A redirect: the handler's body is the Location.
+      res = "HTTP/1.1 " + std::to_string(status) + " Found\r\nLocation: " + out +
+            "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    } else {
+      res = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\nContent-Length: " +
+            std::to_string(out.size()) + "\r\nConnection: close\r\n\r\n" + out;
+    }
     [[maybe_unused]] auto w = write(c, res.data(), res.size());
     close(c);
   }

@@ -71,6 +71,8 @@ class Process {
 // `handler(method, path, body)` → (status, body), served as JSON.
 class MiniServer {
  public:
+  // The handler gets (method, target with its query, body) and answers
+  // (status, body); for 302 and 303 the body is the Location.
   using Handler = std::function<std::pair<int, std::string>(const std::string&, const std::string&, const std::string&)>;
   explicit MiniServer(Handler handler);
   ~MiniServer();
