@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev curl jq wrk nginx-light python3 python3-yaml systemd
   # runtime services used by tests
   bubblewrap postgresql redis-server prometheus prometheus-alertmanager
+  # a real browser for the sign-in test, driven over WebDriver
+  chromium chromium-driver
 )
 
 missing=()

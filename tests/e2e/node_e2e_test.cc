@@ -16,10 +16,12 @@
 #include <mutex>
 #include <thread>
 
+#include "base/base64.h"
 #include "cli/client.h"
 #include "config/config.h"
+#include "e2e/local_idp.h"
+#include "e2e/webdriver.h"
 #include "executors/sandbox.h"
-#include "base/base64.h"
 #include "security/authenticator.h"
 #include "security/jwt_issuer.h"
 #include "support/support.h"
@@ -892,113 +894,9 @@ class Browser {
 // a code whose verifier does not match).
 TEST(NodeE2E, BrowserSignInThroughALocalIdentityProvider) {
   TempDir dir;
-  auto key1 = std::make_shared<testing::SigningKey>(testing::SigningKey::Type::kRsa, "idp-key-1");
-  auto key2 = std::make_shared<testing::SigningKey>(testing::SigningKey::Type::kEc, "idp-key-2");
-  std::mutex mu;
-  std::vector<std::shared_ptr<testing::SigningKey>> published = {key1};
-  std::shared_ptr<testing::SigningKey> signer = key1;
-  std::string nonce_override;  // "": echo the nonce the client sent
-  struct Grant {
-    std::string challenge, nonce, redirect_uri;
-  };
-  std::map<std::string, Grant> grants;
-  std::string issuer;
-  const std::string secret = "console-secret-5b1f9e";
-  auto param = [](const std::string& query, const std::string& name) -> std::string {
-    std::size_t i = 0;
-    while (i < query.size()) {
-      const auto amp = std::min(query.find('&', i), query.size());
-      const std::string pair = query.substr(i, amp - i);
-      const auto eq = pair.find('=');
-      if (eq != std::string::npos && pair.substr(0, eq) == name) {
-        std::string v;
-        const std::string raw = pair.substr(eq + 1);
-        for (std::size_t k = 0; k < raw.size(); ++k) {
-          if (raw[k] == '%' && k + 2 < raw.size()) {
-            v += static_cast<char>(std::stoi(raw.substr(k + 1, 2), nullptr, 16));
-            k += 2;
-          } else {
-            v += raw[k] == '+' ? ' ' : raw[k];
-          }
-        }
-        return v;
-      }
-      i = amp + 1;
-    }
-    return "";
-  };
-  testing::MiniServer idp([&](const std::string& method, const std::string& target, const std::string& body) {
-    std::lock_guard lock(mu);
-    const std::string path = target.substr(0, target.find('?'));
-    const std::string query = target.find('?') == std::string::npos ? "" : target.substr(target.find('?') + 1);
-    if (path == "/.well-known/openid-configuration") {
-      return std::make_pair(200, json{{"issuer", issuer},
-                                      {"jwks_uri", issuer + "/jwks"},
-                                      {"authorization_endpoint", issuer + "/authorize"},
-                                      {"token_endpoint", issuer + "/token"},
-                                      {"end_session_endpoint", issuer + "/logout"},
-                                      {"token_endpoint_auth_methods_supported", {"client_secret_post"}}}
-                                     .dump());
-    }
-    if (path == "/jwks") {
-      json keys = json::array();
-      for (const auto& k : published) keys.push_back(k->Jwk());
-      return std::make_pair(200, json{{"keys", keys}}.dump());
-    }
-    if (path == "/authorize" && method == "GET") {
-      // The user signs in at once; the provider checks what a real one does.
-      if (param(query, "response_type") != "code" || param(query, "client_id") != "bzzz-console" ||
-          param(query, "code_challenge_method") != "S256" || param(query, "code_challenge").empty() ||
-          param(query, "state").empty() || param(query, "nonce").empty() ||
-          param(query, "scope").find("openid") == std::string::npos) {
-        return std::make_pair(400, std::string(R"({"error":"invalid_request"})"));
-      }
-      const std::string code = "code-" + std::to_string(grants.size() + 1);
-      grants[code] = {param(query, "code_challenge"), param(query, "nonce"), param(query, "redirect_uri")};
-      return std::make_pair(302, param(query, "redirect_uri") + "?code=" + code + "&state=" + param(query, "state"));
-    }
-    if (path == "/token" && method == "POST") {
-      auto it = grants.find(param(body, "code"));
-      if (param(body, "grant_type") != "authorization_code" || it == grants.end() ||
-          param(body, "client_id") != "bzzz-console" || param(body, "client_secret") != secret ||
-          param(body, "redirect_uri") != it->second.redirect_uri) {
-        return std::make_pair(400, std::string(R"({"error":"invalid_grant"})"));
-      }
-      // PKCE: the verifier must hash to the challenge.
-      const std::string verifier = param(body, "code_verifier");
-      unsigned char digest[32];
-      SHA256(reinterpret_cast<const unsigned char*>(verifier.data()), verifier.size(), digest);
-      if (Base64Url(std::string(reinterpret_cast<char*>(digest), 32)) != it->second.challenge) {
-        return std::make_pair(400, std::string(R"({"error":"invalid_grant","error_description":"PKCE"})"));
-      }
-      const Grant g = it->second;
-      grants.erase(it);  // a code is used once
-      const std::int64_t now =
-          std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-      const std::string id_token = signer->Sign({{"iss", issuer},
-                                                 {"aud", "bzzz-console"},
-                                                 {"sub", "dana"},
-                                                 {"email", "dana@example.test"},
-                                                 {"preferred_username", "dana"},
-                                                 {"groups", {"bzzz-ops"}},
-                                                 {"nonce", nonce_override.empty() ? g.nonce : nonce_override},
-                                                 {"iat", now},
-                                                 {"exp", now + 300}});
-      return std::make_pair(200, json{{"access_token", "at-" + g.nonce.substr(0, 8)},
-                                      {"token_type", "Bearer"},
-                                      {"expires_in", 300},
-                                      {"id_token", id_token}}
-                                     .dump());
-    }
-    return std::make_pair(404, std::string("{}"));
-  });
-  issuer = idp.url();
-  NodeProcess node(dir, {"--set", "security.oidc.enabled=true", "--set", "security.oidc.issuer=" + issuer, "--set",
-                         "security.oidc.audience=bzzz", "--set", "security.oidc.role_claim=groups", "--set",
-                         "security.oidc.role_mapping=bzzz-ops=operator", "--set",
-                         "security.oidc.client_id=bzzz-console", "--set", "security.oidc.client_secret=" + secret,
-                         "--set", "security.oidc.redirect_uri=http://127.0.0.1:{port}/auth/callback", "--set",
-                         "security.oidc.jwks_refresh=1s"});
+  testing::LocalIdentityProvider idp;
+  const std::string issuer = idp.issuer();
+  NodeProcess node(dir, idp.NodeFlags());
   ASSERT_TRUE(node.WaitReady()) << node.Log();
   const std::string base = node.Url();
   ASSERT_TRUE(Eventually([&] { return Browser().Get(base + "/auth/status").body.find("\"sign_in_available\":true") != std::string::npos; }, 10s))
@@ -1064,38 +962,26 @@ TEST(NodeE2E, BrowserSignInThroughALocalIdentityProvider) {
     EXPECT_NE(stolen.body.find("did not start this sign-in"), std::string::npos) << stolen.body;
   }
   // An ID token whose nonce is not this sign-in's.
-  {
-    std::lock_guard lock(mu);
-    nonce_override = "someone-elses-nonce";
-  }
+  idp.OverrideNonce("someone-elses-nonce");
   Browser eve;
   auto wrong_nonce = sign_in(eve, "%2F");
   EXPECT_EQ(wrong_nonce.status, 401) << wrong_nonce.body;
   EXPECT_NE(wrong_nonce.body.find("nonce"), std::string::npos) << wrong_nonce.body;
   EXPECT_TRUE(eve.Cookie("bzzz_session").empty());
-  {
-    std::lock_guard lock(mu);
-    nonce_override.clear();
-  }
+  idp.OverrideNonce("");
   // An open redirect is not: return_to to another host becomes "/".
   Browser frank;
   auto elsewhere = sign_in(frank, "%2F%2Fevil.example%2F");
   EXPECT_EQ(elsewhere.location, "/");
 
   // Key rotation at the provider: the new key is published, then used.
-  {
-    std::lock_guard lock(mu);
-    published = {key1, key2};
-  }
+  idp.PublishSecondKey();
   auto health_has_two = [&] {
     auto h = node.Call("GET", "/health/detailed", kAdminToken);
     return h.ok() && h->body.find("2 OIDC signing key(s)") != std::string::npos;
   };
   ASSERT_TRUE(Eventually(health_has_two, 10s));
-  {
-    std::lock_guard lock(mu);
-    signer = key2;
-  }
+  idp.SignWithSecondKey();
   Browser grace;
   EXPECT_EQ(sign_in(grace, "%2F").status, 302) << "signed by the rotated-in key";
   EXPECT_EQ(dana.Get(base + "/api/v1/tasks").status, 200) << "sessions outlive a rotation";
@@ -1119,6 +1005,82 @@ TEST(NodeE2E, BrowserSignInThroughALocalIdentityProvider) {
   EXPECT_NE(audit->body.find("\"kind\":\"login\""), std::string::npos) << audit->body;
   EXPECT_NE(audit->body.find("nonce"), std::string::npos) << audit->body;
   EXPECT_EQ(node.Log().find(old_session.substr(13, 20)), std::string::npos);
+}
+
+// The same sign-in in a real browser: headless Chromium follows the
+// redirects through the local identity provider, keeps the cookies as a
+// browser does (the session cookie out of the page's reach), and the page's
+// own script writes with the CSRF token and signs out. (The node's API
+// answers forbid pages to connect anywhere, CSP default-src 'none'; the
+// test lets its script past that, standing in for the console's page.)
+TEST(NodeE2E, BrowserSignInInHeadlessChromium) {
+  TempDir dir;
+  testing::WebDriver browser(dir);
+  if (!browser.ok()) {
+    if (std::getenv("CI") != nullptr) FAIL() << "CI must run the browser test: " << browser.why();
+    GTEST_SKIP() << browser.why();
+  }
+  testing::LocalIdentityProvider idp;
+  NodeProcess node(dir, idp.NodeFlags());
+  ASSERT_TRUE(node.WaitReady()) << node.Log();
+  const std::string base = node.Url();
+  ASSERT_TRUE(Eventually([&] { return node.Call("GET", "/auth/status")->body.find("\"sign_in_available\":true") != std::string::npos; }, 10s))
+      << node.Log();
+  auto page_json = [&] {
+    const std::string text = browser.Text();
+    const auto brace = text.find('{');
+    return brace == std::string::npos ? json() : json::parse(text.substr(brace), nullptr, false);
+  };
+
+  browser.BypassCsp();
+  browser.Navigate(base + "/auth/login?return_to=%2Fauth%2Fstatus");
+  EXPECT_EQ(browser.CurrentUrl(), base + "/auth/status");
+  const json status = page_json();
+  ASSERT_TRUE(status.is_object()) << browser.Text();
+  EXPECT_EQ(status["signed_in"], true) << status.dump();
+  EXPECT_EQ(status["user"]["sub"], "dana") << status.dump();
+  EXPECT_EQ(status["user"]["roles"], json::array({"operator"})) << status.dump();
+
+  // As the browser stores them, and as the page sees them.
+  std::map<std::string, json> cookies;
+  for (const auto& c : browser.Cookies()) cookies[c.value("name", "")] = c;
+  ASSERT_TRUE(cookies.count("bzzz_session")) << browser.Cookies().dump();
+  EXPECT_EQ(cookies["bzzz_session"]["httpOnly"], true);
+  EXPECT_EQ(cookies["bzzz_session"]["sameSite"], "Lax");
+  EXPECT_EQ(cookies["bzzz_csrf"]["httpOnly"], false);
+  EXPECT_EQ(cookies["bzzz_csrf"]["sameSite"], "Strict");
+  EXPECT_EQ(cookies.count("bzzz_login"), 0u) << "the sign-in's state cookie is gone";
+  const std::string page_cookies = browser.Execute("return document.cookie;").get<std::string>();
+  EXPECT_EQ(page_cookies.find("bzzz_session"), std::string::npos) << page_cookies;
+  EXPECT_NE(page_cookies.find("bzzz_csrf="), std::string::npos) << page_cookies;
+
+  // The page writes: refused without the CSRF token, accepted with it.
+  const std::string post_task = R"(
+    const done = arguments[arguments.length - 1];
+    const csrf = (document.cookie.split('; ').find(c => c.startsWith('bzzz_csrf=')) || '=').split('=')[1];
+    const send = (headers) => fetch('/api/v1/tasks', {method: 'POST', headers: headers,
+        body: JSON.stringify({executor: 'builtin', input: {op: 'echo'}})})
+      .then(r => r.text().then(t => ({status: r.status, body: t})));
+    send({'Content-Type': 'application/json'}).then(without =>
+      send({'Content-Type': 'application/json', 'X-CSRF-Token': csrf}).then(with_token =>
+        done({without: without, with_token: with_token}))).catch(e => done({error: String(e)}));
+  )";
+  const json writes = browser.ExecuteAsync(post_task);
+  EXPECT_EQ(writes["without"]["status"], 403) << writes.dump();
+  ASSERT_EQ(writes["with_token"]["status"], 201) << writes.dump();
+  EXPECT_EQ(json::parse(writes["with_token"]["body"].get<std::string>())["submitter"], "dana");
+
+  // Sign out from the page; the session is gone.
+  const json out = browser.ExecuteAsync(R"(
+    const done = arguments[arguments.length - 1];
+    const csrf = (document.cookie.split('; ').find(c => c.startsWith('bzzz_csrf=')) || '=').split('=')[1];
+    fetch('/auth/logout', {method: 'POST', headers: {'X-CSRF-Token': csrf}})
+      .then(r => r.json()).then(done).catch(e => done({error: String(e)}));
+  )");
+  EXPECT_EQ(out["signed_out"], true) << out.dump();
+  browser.Navigate(base + "/auth/userinfo");
+  EXPECT_NE(browser.Text().find("not signed in"), std::string::npos) << browser.Text();
+  EXPECT_EQ(browser.Execute("return document.cookie;").get<std::string>().find("bzzz_csrf="), std::string::npos);
 }
 
 // Profiling a running node: admin only, one profile at a time, and what
