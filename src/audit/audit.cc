@@ -371,6 +371,9 @@ bool AuditLog::Record(AuditEvent event) {
 }
 
 void AuditLog::ObserveRequest(const http::RequestRecord& r) {
+  // Most requests are reads that succeeded: nothing to do, cheaply.
+  const bool read = r.method == "GET" || r.method == "HEAD" || r.method == "OPTIONS";
+  if (read && r.status != 401 && r.status != 403) return;
   Impl& n = *impl_;
   std::call_once(n.routes_once, [&n] { n.BuildAdminRoutes(); });
   const bool admin = n.admin_routes.count({std::string(r.method), std::string(r.route)}) > 0;

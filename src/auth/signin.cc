@@ -6,7 +6,8 @@
 #include <sodium.h>
 
 #include <chrono>
-#include <map>
+#include <deque>
+#include <unordered_map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -103,8 +104,14 @@ struct SignIn::Impl {
   };
 
   mutable std::mutex mu;
-  std::map<std::string, Pending> pending;   // by state
-  std::map<std::string, Session> sessions;  // by SHA-256 of the session id
+  std::unordered_map<std::string, Pending> pending;   // by state
+  std::unordered_map<std::string, Session> sessions;  // by SHA-256 of the session id
+  // Keys in the order they were added. Every entry of a map lives as long
+  // as the others of its kind (a fixed TTL), so the front is always the
+  // first to expire: sweeping costs O(1) per entry, whatever a flood of
+  // /auth/login requests does. Keys already gone from the map are skipped.
+  std::deque<std::string> pending_order;
+  std::deque<std::string> session_order;
   std::function<void(const Event&)> listener;
 
   prometheus::Counter* logins_ok = nullptr;
@@ -138,20 +145,32 @@ struct SignIn::Impl {
   }
 
   // Drops what expired, then the oldest beyond the bounds. Under mu.
-  void Sweep(std::int64_t now) {
-    for (auto it = pending.begin(); it != pending.end();) it = it->second.expires <= now ? pending.erase(it) : ++it;
-    for (auto it = sessions.begin(); it != sessions.end();) it = it->second.expires <= now ? sessions.erase(it) : ++it;
-    auto trim = [](auto& map, std::size_t max) {
-      while (map.size() > max) {
-        auto oldest = map.begin();
-        for (auto it = map.begin(); it != map.end(); ++it) {
-          if (it->second.expires < oldest->second.expires) oldest = it;
-        }
-        map.erase(oldest);
+  template <typename Map>
+  static void SweepOne(Map& map, std::deque<std::string>& order, std::size_t max, std::int64_t now) {
+    while (!order.empty()) {
+      auto it = map.find(order.front());
+      if (it == map.end()) {
+        order.pop_front();  // already used or signed out
+      } else if (it->second.expires <= now || map.size() > max) {
+        map.erase(it);
+        order.pop_front();
+      } else {
+        break;
       }
-    };
-    trim(pending, options.max_pending);
-    trim(sessions, options.max_sessions);
+    }
+    // Keys removed out of order leave stale entries behind; keep the
+    // queue from outgrowing the map by much.
+    if (order.size() > 2 * map.size() + 64) {
+      std::deque<std::string> live;
+      for (auto& key : order) {
+        if (map.count(key)) live.push_back(std::move(key));
+      }
+      order = std::move(live);
+    }
+  }
+  void Sweep(std::int64_t now) {
+    SweepOne(pending, pending_order, options.max_pending, now);
+    SweepOne(sessions, session_order, options.max_sessions, now);
     if (active) active->Set(static_cast<double>(sessions.size()));
   }
 
@@ -176,8 +195,9 @@ struct SignIn::Impl {
     const std::string nonce = p.nonce;
     {
       std::lock_guard lock(mu);
-      Sweep(Now());
       pending[state] = std::move(p);
+      pending_order.push_back(state);
+      Sweep(Now());
     }
     const auto& o = options.oidc;
     const char sep = endpoints.authorization_endpoint.find('?') == std::string::npos ? '?' : '&';
@@ -293,7 +313,9 @@ struct SignIn::Impl {
     const std::string csrf = s.csrf;
     {
       std::lock_guard lock(mu);
-      sessions[security::Sha256Hex(id)] = std::move(s);
+      const std::string key = security::Sha256Hex(id);
+      sessions[key] = std::move(s);
+      session_order.push_back(key);
       Sweep(Now());
     }
     event.signed_in = true;

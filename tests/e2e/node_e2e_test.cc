@@ -734,8 +734,12 @@ TEST(NodeE2E, SecretsPlantedInEveryPathAreFoundNowhere) {
         20s))
         << call(kAdminToken, "GET", "/api/v1/tasks/" + id).body;
     const auto task = call(kAdminToken, "GET", "/api/v1/tasks/" + id);
-    EXPECT_NE(task.body.find("***"), std::string::npos) << "the output arrived, masked: " << task.body;
-    answers.push_back(task.body);
+    // The output arrived, masked. The input is the submitter's and shown to
+    // them as given (the builtin task's holds the secrets): searched apart.
+    json shown = json::parse(task.body);
+    shown.erase("input");
+    EXPECT_NE(shown.dump().find("***"), std::string::npos) << task.body;
+    answers.push_back(shown.dump());
     answers.push_back(call(kAdminToken, "GET", "/api/v1/tasks/" + id + "/events").body);
   }
 
