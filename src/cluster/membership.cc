@@ -393,6 +393,12 @@ std::vector<Revocation> Membership::Revocations() const {
   return out;
 }
 
+Result<std::array<std::uint8_t, 64>> Membership::SignAsCluster(std::string_view message) const {
+  std::lock_guard lock(mu_);
+  if (!authority_) return FailedPrecondition("this node does not hold the cluster key");
+  return authority_->Sign(message);
+}
+
 std::vector<MemberInfo> Membership::Members() const {
   std::lock_guard lock(mu_);
   std::map<std::string, Credential> all = seen_;

@@ -112,6 +112,11 @@ class Membership {
   std::vector<std::string> EncodedRevocations() const;
   std::vector<Revocation> Revocations() const;
 
+  // Signs `message` with the cluster key (authorities only; other nodes get
+  // FailedPrecondition): statements of the cluster beyond credentials, such
+  // as the role key ring (keys/keyring.h). Callers put a domain prefix first.
+  Result<std::array<std::uint8_t, 64>> SignAsCluster(std::string_view message) const;
+
   // Members whose credentials this node has checked, plus itself.
   std::vector<MemberInfo> Members() const;
 
