@@ -52,6 +52,7 @@ json VersionJson(const ContextVersion& v) {
           {"author_agent", v.author_agent},
           {"author_role", v.author_role},
           {"created_ms", v.created_ms},
+          {"logical", v.logical},
           {"content_type", v.content_type},
           {"size", v.size},
           {"content_hash", v.content_hash},
@@ -74,6 +75,7 @@ Result<std::vector<ContextVersion>> HistoryFromJson(const std::string& key, cons
       v.author_agent = e.at("author_agent").get<std::string>();
       v.author_role = e.at("author_role").get<std::string>();
       v.created_ms = e.at("created_ms").get<std::int64_t>();
+      v.logical = e.value("logical", std::uint32_t{0});  // absent in records written before the HLC
       v.content_type = e.at("content_type").get<std::string>();
       v.size = e.at("size").get<std::uint64_t>();
       v.content_hash = e.at("content_hash").get<std::string>();
@@ -89,12 +91,6 @@ Result<std::vector<ContextVersion>> HistoryFromJson(const std::string& key, cons
   return out;
 }
 
-// The shared order: by time written, then writer, then the writer's number.
-bool Before(const ContextVersion& a, const ContextVersion& b) {
-  return std::tie(a.created_ms, a.writer, a.writer_number) <
-         std::tie(b.created_ms, b.writer, b.writer_number);
-}
-
 std::vector<VersionRef> Refs(const std::vector<ContextVersion>& history) {
   std::vector<VersionRef> refs;
   refs.reserve(history.size());
@@ -105,6 +101,48 @@ std::vector<VersionRef> Refs(const std::vector<ContextVersion>& history) {
 Source SourceOf(const dht::Record& r) { return r.source == "dht" ? Source::kDht : Source::kCache; }
 
 }  // namespace
+
+// The shared order: the hybrid logical clock, then writer, then the
+// writer's number. Total: a writer never stamps two versions alike.
+bool VersionBefore(const ContextVersion& a, const ContextVersion& b) {
+  return std::tie(a.created_ms, a.logical, a.writer, a.writer_number) <
+         std::tie(b.created_ms, b.logical, b.writer, b.writer_number);
+}
+
+std::vector<ContextVersion> MergeHistories(const std::string& own_writer, std::vector<ContextVersion> own,
+                                           const std::vector<WriterRecord>& records) {
+  struct Known {
+    ContextVersion version;
+    bool from_writer = false;  // said by its writer (or this node's own store)
+  };
+  std::map<std::pair<std::string, std::uint64_t>, Known> known;
+  for (auto& v : own) {
+    v.writer = own_writer;
+    v.writer_number = v.number;
+    auto id = std::make_pair(v.writer, v.writer_number);
+    known[std::move(id)] = {std::move(v), true};
+  }
+  for (const auto& r : records) {
+    for (const auto& v : r.versions) {
+      const bool from_writer = v.writer == r.writer;
+      auto [it, added] = known.try_emplace({v.writer, v.writer_number});
+      // A writer's word on its own versions wins over what others say of
+      // them; among others' words the first (by writer id, records come
+      // sorted) is kept, so arrival order never matters.
+      if (added || (from_writer && !it->second.from_writer)) it->second = {v, from_writer};
+    }
+  }
+  std::vector<ContextVersion> history;
+  history.reserve(known.size());
+  for (auto& [id, k] : known) history.push_back(std::move(k.version));
+  std::sort(history.begin(), history.end(), VersionBefore);
+  for (std::size_t i = 0; i < history.size(); ++i) history[i].number = i + 1;
+  return history;
+}
+
+bool Reader::MayRead(const std::string& role) const {
+  return all || std::find(roles.begin(), roles.end(), role) != roles.end();
+}
 
 std::string_view SourceName(Source s) {
   switch (s) {
@@ -139,36 +177,45 @@ std::mutex& ContextStore::PublishLock(const std::string& key) {
   return publish_locks_[std::hash<std::string>{}(key) % publish_locks_.size()];
 }
 
-ContextVersion ContextStore::NewVersion(const std::string& key, const Author& author) const {
+ContextVersion ContextStore::NewVersion(const std::string& key, const Author& author,
+                                        const std::vector<ContextVersion>& history) const {
   ContextVersion v;
   v.key = key;
   v.author_agent = author.agent;
   v.author_role = author.role;
   v.created_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch()).count();
+  // Hybrid logical clock: after the newest version known, even when this
+  // node's clock is behind the writer of that version.
+  if (!history.empty()) {
+    const ContextVersion& last = *std::max_element(history.begin(), history.end(), VersionBefore);
+    if (last.created_ms >= v.created_ms) {
+      v.created_ms = last.created_ms;
+      v.logical = last.logical + 1;
+    }
+  }
   return v;
+}
+
+std::vector<ContextVersion> ContextStore::HistoryBeforeWrite(const std::string& key) {
+  auto shared = SharedHistory(key);
+  if (shared.ok()) return std::move(shared).value();
+  kLog.warn("ucxl: history of {} not merged before a write: {}", key, shared.status().ToString());
+  auto local = store_->ContextHistory(key);
+  if (!local.ok()) return {};
+  return MergeHistories(writer_id_, std::move(local).value(), {});
 }
 
 Result<std::vector<ContextVersion>> ContextStore::SharedHistory(const std::string& key) {
   auto local = store_->ContextHistory(key);
   if (!local.ok()) return local.status();
-  struct Known {
-    ContextVersion version;
-    bool from_writer = false;  // said by its writer (or this node's own store)
-  };
-  std::map<std::pair<std::string, std::uint64_t>, Known> known;
-  for (auto& v : *local) {
-    v.writer = writer_id_;
-    v.writer_number = v.number;
-    auto id = std::make_pair(v.writer, v.writer_number);
-    known[std::move(id)] = {std::move(v), true};
-  }
+  std::vector<WriterRecord> parsed;
   if (records_ != nullptr) {
     // The history changes with every write: always every writer's newest
     // copy in the DHT, never a cached or held one.
     auto records = records_->GetEachWriter(HistoryRecordName(key));
     if (!records.ok() && !records.status().IsNotFound()) {
-      if (known.empty()) return records.status();
+      if (local->empty()) return records.status();
       kLog.debug("ucxl: history of {} from this node only: {}", key, records.status().ToString());
     }
     std::string malformed;
@@ -179,22 +226,14 @@ Result<std::vector<ContextVersion>> ContextStore::SharedHistory(const std::strin
           malformed = r.writer + ": " + versions.status().message();
           continue;
         }
-        for (auto& v : *versions) {
-          const bool from_writer = v.writer == r.writer;
-          auto [it, added] = known.try_emplace({v.writer, v.writer_number});
-          if (added || (from_writer && !it->second.from_writer)) it->second = {std::move(v), from_writer};
-        }
+        parsed.push_back({r.writer, std::move(versions).value()});
       }
     }
-    if (known.empty() && !malformed.empty())
+    if (local->empty() && parsed.empty() && !malformed.empty())
       return Unavailable("UCXL history of " + key + " from " + malformed);
+    std::sort(parsed.begin(), parsed.end(), [](const auto& a, const auto& b) { return a.writer < b.writer; });
   }
-  std::vector<ContextVersion> history;
-  history.reserve(known.size());
-  for (auto& [id, k] : known) history.push_back(std::move(k.version));
-  std::sort(history.begin(), history.end(), Before);
-  for (std::size_t i = 0; i < history.size(); ++i) history[i].number = i + 1;
-  return history;
+  return MergeHistories(writer_id_, std::move(local).value(), parsed);
 }
 
 Result<Entry> ContextStore::Put(const Address& address, const Author& author, std::string content_type,
@@ -225,22 +264,23 @@ Result<Entry> ContextStore::Put(const Address& address, const Author& author, st
                                    : security::Redact(content, security::RedactionSite::kContext);
   }
   const std::string key = ContentKey(address);
-  ContextVersion v = NewVersion(key, author);
-  v.content_type = std::move(content_type);
-  v.size = content.size();
-  v.content_hash = Sha256Hex(content);
   std::string stored = content;
   if (codec_) {
-    auto sealed = codec_->Seal(key, author.role, std::move(stored));
+    auto sealed = codec_->Seal(key, std::move(stored));
     if (!sealed.ok()) return sealed.status();
     stored = std::move(sealed).value();
   }
   std::lock_guard lock(PublishLock(key));
+  std::vector<ContextVersion> known = HistoryBeforeWrite(key);
+  ContextVersion v = NewVersion(key, author, known);
+  v.content_type = std::move(content_type);
+  v.size = content.size();
+  v.content_hash = Sha256Hex(content);
   auto appended = store_->AppendContextVersion(std::move(v), stored);
   if (!appended.ok()) return appended.status();
   appended->writer = writer_id_;
   appended->writer_number = appended->number;
-  auto history = Publish(key, *appended, stored);
+  auto history = Publish(key, *appended, stored, std::move(known));
   if (!history.ok()) return history.status();
   for (const auto& h : *history) {
     if (h.writer == appended->writer && h.writer_number == appended->writer_number) *appended = h;
@@ -252,9 +292,9 @@ Result<Entry> ContextStore::Put(const Address& address, const Author& author, st
   return Entry{*appended, std::move(content), Format(pinned), Source::kLocal};
 }
 
-Result<std::vector<ContextVersion>> ContextStore::Publish(const std::string& key,
-                                                          const ContextVersion& version,
-                                                          const std::string& stored) {
+Result<std::vector<ContextVersion>> ContextStore::Publish(const std::string& key, const ContextVersion& version,
+                                                          const std::string& stored,
+                                                          std::vector<ContextVersion> known) {
   if (records_ != nullptr && !version.tombstone) {
     if (auto s = records_->Put(VersionRecordName(key, version.writer, version.writer_number), stored,
                                version.content_type);
@@ -263,23 +303,12 @@ Result<std::vector<ContextVersion>> ContextStore::Publish(const std::string& key
                    s.ToString());
     }
   }
-  auto history = SharedHistory(key);
-  if (!history.ok()) {
-    // The version is stored here; the shared history is published by the
-    // next write, and this node answers with its own versions meanwhile.
-    kLog.warn("ucxl: history of {} not merged: {}", key, history.status().ToString());
-    auto local = store_->ContextHistory(key);
-    // Never an error here: the version is stored, so the put succeeded.
-    if (!local.ok()) return std::vector<ContextVersion>{version};
-    for (auto& v : *local) {
-      v.writer = writer_id_;
-      v.writer_number = v.number;
-    }
-    return local;
-  }
+  // What was known before the write, and the version: one merge, no second read.
+  known.push_back(version);
+  std::vector<ContextVersion> history = MergeHistories(writer_id_, {}, {WriterRecord{writer_id_, std::move(known)}});
   if (records_ != nullptr) {
     json versions = json::array();
-    for (const auto& v : *history) versions.push_back(VersionJson(v));
+    for (const auto& v : history) versions.push_back(VersionJson(v));
     const json h = {{"key", key}, {"versions", versions}};
     if (auto s = records_->Put(HistoryRecordName(key), DumpJson(h), "application/json"); !s.ok()) {
       kLog.warn("ucxl: history of {} not published to the DHT: {}", key, s.ToString());
@@ -288,7 +317,7 @@ Result<std::vector<ContextVersion>> ContextStore::Publish(const std::string& key
   return history;
 }
 
-Result<Entry> ContextStore::Load(const Address& address, const ContextVersion& v) {
+Result<Entry> ContextStore::Load(const Address& address, const ContextVersion& v, const Reader& reader) {
   Address pinned = address;
   pinned.temporal = Temporal{TemporalKind::kVersion, v.number};
   pinned.query.reset();
@@ -323,7 +352,17 @@ Result<Entry> ContextStore::Load(const Address& address, const ContextVersion& v
     stored = std::move(record->content);
   }
   if (codec_) {
-    auto opened = codec_->Open(v.key, std::move(stored));
+    auto opened = codec_->Open(v.key, stored, reader);
+    if (!opened.ok() && opened.status().code() == StatusCode::kPermissionDenied && !mine && records_ != nullptr &&
+        e.source != Source::kDht) {
+      // A held or cached copy may predate a re-wrap (its writer republished
+      // the version sealed to newer key versions): the writer's newest copy.
+      auto fresh = records_->Get(VersionRecordName(v.key, v.writer, v.writer_number), /*bypass_cache=*/true);
+      if (fresh.ok() && fresh->writer == v.writer && fresh->content != stored) {
+        e.source = Source::kDht;
+        opened = codec_->Open(v.key, std::move(fresh->content), reader);
+      }
+    }
     if (!opened.ok()) return opened.status();
     stored = std::move(opened).value();
   }
@@ -332,7 +371,7 @@ Result<Entry> ContextStore::Load(const Address& address, const ContextVersion& v
   return e;
 }
 
-Result<Entry> ContextStore::Get(const Address& address) {
+Result<Entry> ContextStore::Get(const Address& address, const Reader& reader) {
   if (address.HasWildcard())
     return Error(Errc::kNeedsConcreteAddress, "address: get needs a concrete address (discover takes wildcards)");
   const std::string key = ContentKey(address);
@@ -343,7 +382,7 @@ Result<Entry> ContextStore::Get(const Address& address) {
     if (index.status().IsNotFound()) return NotFound("nothing stored at " + key);
     return index.status();
   }
-  auto e = Load(address, (*history)[*index]);
+  auto e = Load(address, (*history)[*index], reader);
   if (!e.ok()) return e.status();
   if (e->version.tombstone) {
     return NotFound(key + " was deleted at version " + std::to_string(e->version.number));
@@ -366,7 +405,7 @@ Result<ContextVersion> ContextStore::Delete(const Address& address, const Author
     return Error(Errc::kAlreadyDeleted,
                  key + " is already deleted (tombstone at version " + std::to_string(history->back().number) + ")");
   }
-  ContextVersion v = NewVersion(key, author);
+  ContextVersion v = NewVersion(key, author, *history);
   v.content_type = history->back().content_type;
   v.content_hash = Sha256Hex("");
   v.tombstone = true;
@@ -374,7 +413,7 @@ Result<ContextVersion> ContextStore::Delete(const Address& address, const Author
   if (!appended.ok()) return appended.status();
   appended->writer = writer_id_;
   appended->writer_number = appended->number;
-  auto shared = Publish(key, *appended, "");
+  auto shared = Publish(key, *appended, "", std::move(history).value());
   if (!shared.ok()) return shared.status();
   for (const auto& h : *shared) {
     if (h.writer == appended->writer && h.writer_number == appended->writer_number) *appended = h;
@@ -389,7 +428,7 @@ Result<std::vector<ContextVersion>> ContextStore::History(const Address& address
   return SharedHistory(ContentKey(address));
 }
 
-Result<Entry> ContextStore::Navigate(const Address& address, std::int64_t steps) {
+Result<Entry> ContextStore::Navigate(const Address& address, std::int64_t steps, const Reader& reader) {
   if (address.HasWildcard()) {
     return Error(Errc::kNeedsConcreteAddress, "address: navigate needs a concrete address");
   }
@@ -405,36 +444,72 @@ Result<Entry> ContextStore::Navigate(const Address& address, std::int64_t steps)
                                              " leaves the history of " + std::to_string(history->size()) +
                                              " version(s)");
   }
-  return Load(address, (*history)[static_cast<std::size_t>(target)]);
+  return Load(address, (*history)[static_cast<std::size_t>(target)], reader);
 }
 
-Result<std::vector<ContextVersion>> ContextStore::Search(const std::string& text, std::size_t limit) {
-  auto found = store_->SearchContext(text, limit);
-  if (!found.ok()) return found.status();
-  for (auto& v : *found) {
-    v.writer = writer_id_;
-    v.writer_number = v.number;
-  }
-  return found;
-}
-
-Result<std::vector<ContextVersion>> ContextStore::Discover(const Address& pattern, std::size_t limit) {
-  auto all = store_->SearchContext("", 1u << 20);
+Result<std::vector<ContextVersion>> ContextStore::LatestLocal(
+    std::size_t limit, const Reader& reader, const std::string& after,
+    const std::function<bool(const ContextVersion&)>& keep) {
+  auto all = store_->SearchContext("", std::size_t{1} << 30);
   if (!all.ok()) return all.status();
   std::vector<ContextVersion> out;
   for (auto& v : *all) {
-    // A key is an address without its temporal: put one back to parse it.
-    const auto slash = v.key.find('/', kScheme.size());
-    if (slash == std::string::npos) continue;
-    auto a = Parse(v.key.substr(0, slash) + "/*^" + v.key.substr(slash));
-    if (!a.ok()) continue;
-    if (!Matches(pattern, *a)) continue;
+    if (out.size() >= limit) break;
+    if (!after.empty() && v.key <= after) continue;
     v.writer = writer_id_;
     v.writer_number = v.number;
-    out.push_back(std::move(v));
-    if (out.size() >= limit) break;
+    if (codec_ && !reader.all) {
+      auto stored = store_->ContextContent(v.key, v.number);
+      if (!stored.ok() || !codec_->MayOpen(*stored, reader)) continue;
+    }
+    if (keep(v)) out.push_back(std::move(v));
   }
   return out;
+}
+
+Result<std::vector<ContextVersion>> ContextStore::Search(const std::string& text, std::size_t limit,
+                                                         const Reader& reader, const std::string& after) {
+  return LatestLocal(limit, reader, after, [&](const ContextVersion& v) {
+    if (text.empty()) return true;
+    for (const std::string* field : {&v.key, &v.content_type, &v.author_agent, &v.author_role}) {
+      if (field->find(text) != std::string::npos) return true;
+    }
+    // The content is matched as the reader would read it: opened (with a
+    // key this node holds) only for a reader among its readers.
+    auto stored = store_->ContextContent(v.key, v.number);
+    if (!stored.ok()) return false;
+    if (!codec_) return stored->find(text) != std::string::npos;
+    auto opened = codec_->Open(v.key, std::move(stored).value(), reader);
+    return opened.ok() && opened->find(text) != std::string::npos;
+  });
+}
+
+Result<std::vector<ContextVersion>> ContextStore::Discover(const Address& pattern, std::size_t limit,
+                                                           const Reader& reader, const std::string& after) {
+  return LatestLocal(limit, reader, after, [&](const ContextVersion& v) {
+    // A key is an address without its temporal: put one back to parse it.
+    const auto slash = v.key.find('/', kScheme.size());
+    if (slash == std::string::npos) return false;
+    auto a = Parse(v.key.substr(0, slash) + "/*^" + v.key.substr(slash));
+    return a.ok() && Matches(pattern, *a);
+  });
+}
+
+Result<bool> ContextStore::Rewrap(const ContextVersion& version, const std::string& stored) {
+  if (!codec_ || version.tombstone) return false;
+  auto next = codec_->Rewrap(version.key, stored);
+  if (!next.ok()) return next.status();
+  if (!next->has_value()) return false;
+  std::lock_guard lock(PublishLock(version.key));
+  if (auto s = store_->ReplaceContextContent(version.key, version.number, **next); !s.ok()) return s;
+  if (records_ != nullptr) {
+    if (auto s = records_->Put(VersionRecordName(version.key, writer_id_, version.number), **next,
+                               version.content_type);
+        !s.ok()) {
+      kLog.warn("ucxl: re-wrapped version {} of {} not republished: {}", version.number, version.key, s.ToString());
+    }
+  }
+  return true;
 }
 
 Status ContextStore::Announce(const Address& address) {

@@ -5,13 +5,16 @@
 //   (agent, role), time, content type, size and SHA-256. Delete appends a
 //   tombstone; the history stays navigable.
 // - Persisted through a ContextRepository (ucxl/repository.h). Content
-//   passes through a ContentCodec on its way in and out: identity here,
-//   role encryption later.
+//   passes through a ContentCodec on its way in and out: identity without
+//   one, sealed per role with ucxl::RoleCodec (keys/).
 // - Many nodes may write one address; their versions form one shared
 //   history that every node orders the same way. A version is named by its
-//   writer (node id) and the writer's own number; the shared order is
-//   (created_ms, writer, writer's number) and `number` is the position in it
-//   (1-based). A write never replaces or hides another node's version.
+//   writer (node id) and the writer's own number; the shared order is the
+//   hybrid logical clock (created_ms, logical), then writer, then writer's
+//   number (MergeHistories), and `number` is the position in it (1-based).
+//   A write is stamped after every version its writer knew, so it never
+//   sorts before what it followed, whatever the clocks say. A write never
+//   replaces or hides another node's version.
 // - With a RecordStore, every write publishes, signed by the writer:
 //   the version's content under "ucxl/v/<sha256(key)>/<writer>/<n>" and the
 //   shared history as this writer knows it (its own versions and those it
@@ -28,12 +31,15 @@
 //   nodes; once each writer's record is visible every node has the same
 //   history, and a version written later by the clock sorts later.
 // Thread-safe (the store and the record store are).
+
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,12 +55,37 @@ class RecordStore;
 
 namespace bzzz::ucxl {
 
+// Who is reading: the roles the caller holds, or every role (the
+// permission ucxl:admin, and in-process readers that answer no caller).
+struct Reader {
+  std::vector<std::string> roles;
+  bool all = false;
+  static Reader Everyone() { return {{}, true}; }
+  bool MayRead(const std::string& role) const;
+};
+
+// How content is stored: identity without a codec; sealed per role with
+// one (keys/, ucxl/role_codec.h).
 class ContentCodec {
  public:
   virtual ~ContentCodec() = default;
-  virtual Result<std::string> Seal(const std::string& key, const std::string& author_role,
-                                   std::string content) = 0;
-  virtual Result<std::string> Open(const std::string& key, std::string stored) = 0;
+  // The bytes to store for `content` at content key `key`.
+  virtual Result<std::string> Seal(const std::string& key, std::string content) = 0;
+  // The content of stored bytes for `reader`: PermissionDenied when the
+  // reader (or this node) may not read it.
+  virtual Result<std::string> Open(const std::string& key, std::string stored, const Reader& reader) = 0;
+  // Whether `reader` is among the readers of `stored`, without opening it.
+  virtual bool MayOpen(const std::string& stored, const Reader& reader) {
+    (void)stored;
+    (void)reader;
+    return true;
+  }
+  // New stored bytes sealed to the newest keys; nullopt when already current.
+  virtual Result<std::optional<std::string>> Rewrap(const std::string& key, const std::string& stored) {
+    (void)key;
+    (void)stored;
+    return std::optional<std::string>();
+  }
 };
 
 struct Author {
@@ -77,6 +108,17 @@ struct ContextStoreOptions {
   std::size_t max_content_bytes = 8u << 20;  // ResourceExhausted above (413)
 };
 
+// MergeHistories is the shared order as a pure function: the versions this
+// node wrote and every writer's history record, merged and numbered. Every
+// node computes the same history from the same versions, in any order.
+struct WriterRecord {
+  std::string writer;                   // the record's verified signer
+  std::vector<ContextVersion> versions;  // what it says (number ignored)
+};
+std::vector<ContextVersion> MergeHistories(const std::string& own_writer, std::vector<ContextVersion> own,
+                                           const std::vector<WriterRecord>& records);
+bool VersionBefore(const ContextVersion& a, const ContextVersion& b);
+
 class ContextStore {
  public:
   // `records` may be null (no DHT: local only); `codec` null means identity.
@@ -92,18 +134,29 @@ class ContextStore {
   // The version `address` names. NotFound when nothing is stored there or it
   // was deleted (the message says so); FailedPrecondition for a temporal
   // out of range.
-  Result<Entry> Get(const Address& address);
+  // PermissionDenied when `reader` may not read the content.
+  Result<Entry> Get(const Address& address, const Reader& reader = Reader::Everyone());
   // Appends a tombstone. NotFound when there is nothing live to delete.
   Result<ContextVersion> Delete(const Address& address, const Author& author);
   // Every version of the content at `address`, oldest first (local, else DHT).
   Result<std::vector<ContextVersion>> History(const Address& address);
   // From the version `address` names, `steps` versions forward (> 0) or back
   // (< 0). FailedPrecondition when that leaves the history.
-  Result<Entry> Navigate(const Address& address, std::int64_t steps);
-  // Latest live versions whose key, type, author or content contain `text`.
-  Result<std::vector<ContextVersion>> Search(const std::string& text, std::size_t limit);
-  // Latest live versions of the local keys `pattern` matches (wildcards).
-  Result<std::vector<ContextVersion>> Discover(const Address& pattern, std::size_t limit);
+  Result<Entry> Navigate(const Address& address, std::int64_t steps, const Reader& reader = Reader::Everyone());
+  // Latest live versions (by key, after the key `after`) that `reader` may
+  // read and whose key, type, author or content contain `text`.
+  Result<std::vector<ContextVersion>> Search(const std::string& text, std::size_t limit,
+                                             const Reader& reader = Reader::Everyone(), const std::string& after = "");
+  // Latest live versions of the local keys `pattern` matches (wildcards)
+  // that `reader` may read, by key after `after`.
+  Result<std::vector<ContextVersion>> Discover(const Address& pattern, std::size_t limit,
+                                               const Reader& reader = Reader::Everyone(),
+                                               const std::string& after = "");
+  // Re-wraps one version this node wrote (the re-wrap job): stores and
+  // republishes its re-sealed bytes. False when it was already current.
+  Result<bool> Rewrap(const ContextVersion& version, const std::string& stored);
+  ContentCodec* codec() const { return codec_.get(); }
+  ContextRepository& repository() const { return *store_; }
   // Announces this node as a provider of the content at `address`.
   Status Announce(const Address& address);
   // Node ids providing the content at `address` in the DHT.
@@ -119,17 +172,23 @@ class ContextStore {
   // Local versions merged with every writer's history record, numbered in
   // the shared order.
   Result<std::vector<ContextVersion>> SharedHistory(const std::string& key);
-  Result<Entry> Load(const Address& address, const ContextVersion& version);
-  // Publishes a version this node appended and the shared history with it;
-  // returns that history (local only when there is no DHT).
-  Result<std::vector<ContextVersion>> Publish(const std::string& key,
-                                                       const ContextVersion& version,
-                                                       const std::string& stored);
+  Result<Entry> Load(const Address& address, const ContextVersion& version, const Reader& reader);
+  // Publishes a version this node appended and the shared history with it
+  // (`known`, read before the append, plus the version); returns that history.
+  Result<std::vector<ContextVersion>> Publish(const std::string& key, const ContextVersion& version,
+                                              const std::string& stored, std::vector<ContextVersion> known);
+  // The history before a write: shared when it can be read, else local.
+  std::vector<ContextVersion> HistoryBeforeWrite(const std::string& key);
+  // The latest live local versions `keep` accepts, by key after `after`.
+  Result<std::vector<ContextVersion>> LatestLocal(std::size_t limit, const Reader& reader, const std::string& after,
+                                                  const std::function<bool(const ContextVersion&)>& keep);
   // Serializes merge-and-publish per key (striped), so that this node's
   // newest history record always includes all of its versions.
   std::mutex& PublishLock(const std::string& key);
-  // A version of `key` by `author`, stamped now; the caller fills the rest.
-  ContextVersion NewVersion(const std::string& key, const Author& author) const;
+  // A version of `key` by `author`, stamped by the hybrid logical clock
+  // after every version in `history`; the caller fills the rest.
+  ContextVersion NewVersion(const std::string& key, const Author& author,
+                            const std::vector<ContextVersion>& history) const;
 
   std::shared_ptr<ContextRepository> store_;
   dht::RecordStore* records_;

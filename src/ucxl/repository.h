@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -24,7 +25,8 @@ struct ContextVersion {
   std::uint64_t number = 0;      // assigned by AppendContextVersion
   std::string author_agent;
   std::string author_role;
-  std::int64_t created_ms = 0;   // Unix milliseconds
+  std::int64_t created_ms = 0;   // Unix milliseconds (the physical part of a hybrid logical clock)
+  std::uint32_t logical = 0;     // the HLC's counter among versions of one key in the same millisecond
   std::string content_type;
   std::uint64_t size = 0;        // of the content as given (before any sealing)
   std::string content_hash;      // hex SHA-256 of the content as given
@@ -62,6 +64,16 @@ class ContextRepository {
   // (every live key when `text` is empty), at most `limit`, by key.
   virtual Result<std::vector<ContextVersion>> SearchContext(const std::string& text, std::size_t limit) = 0;
   virtual Result<ContextTotals> ContextStats() = 0;
+  // Up to `limit` versions after (key, number) in (key, number) order, with
+  // their stored bytes (tombstones included, with empty bytes): the re-wrap
+  // job's scan.
+  virtual Result<std::vector<std::pair<ContextVersion, std::string>>> ContextVersionsAfter(const std::string& key,
+                                                                                          std::uint64_t number,
+                                                                                          std::size_t limit) = 0;
+  // Replaces the stored bytes of one version (re-wrapping changes how the
+  // content is sealed, never the content: size and hash stay). NotFound
+  // when there is no such version.
+  virtual Status ReplaceContextContent(const std::string& key, std::uint64_t number, const std::string& stored) = 0;
 };
 
 }  // namespace bzzz::ucxl

@@ -12,6 +12,7 @@
 #include "base/base64.h"
 #include "base/json.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "dht/record_store.h"
 #include "http/blocking.h"
 #include "ucxl/context_store.h"
@@ -130,6 +131,10 @@ json EntryJson(const Entry& e) {
 
 }  // namespace
 
+namespace {
+constexpr SubsystemLog kApiLog{"ucxl"};
+}  // namespace
+
 class UcxiServices::Impl {
  public:
   std::shared_ptr<ContextRepository> store;
@@ -143,6 +148,23 @@ class UcxiServices::Impl {
   std::atomic<std::uint64_t> next_run{0};
 
   std::unique_ptr<UcxlProbe> probe;
+  std::unique_ptr<RewrapJob> rewrap;
+
+  // The caller as a reader: the roles it holds; every role with the
+  // permission context:read_any (system_admin and master: "*"). Not
+  // ucxl:admin, which ucxl:* grants to writers such as developer.
+  static Reader ReaderOf(const http::Request& req) {
+    Reader r;
+    r.roles = req.identity.roles;
+    r.all = req.Allowed("context:read_any");
+    return r;
+  }
+  // Pagination of search and discover: `after` (a content key) and, in the
+  // answer, `next` when a full page came back.
+  static std::string After(const http::Request& req) { return req.QueryParam("after").value_or(""); }
+  static void Page(json& data, const std::vector<ContextVersion>& found, std::size_t limit) {
+    data["next"] = found.size() == limit && !found.empty() ? json(found.back().key) : json(nullptr);
+  }
 
   void CountResolution(const Result<Entry>& e, double seconds) {
     if (e.ok()) {
@@ -214,7 +236,7 @@ class UcxiServices::Impl {
     auto a = AddressParam(req, "address");
     if (auto* r = std::get_if<http::Response>(&a)) return std::move(*r);
     const auto& address = std::get<Address>(a);
-    auto e = context->Get(address);
+    auto e = context->Get(address, ReaderOf(req));
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     CountResolution(e, took);
     if (!e.ok()) return Failure(e.status(), req, Format(address));
@@ -338,11 +360,12 @@ class UcxiServices::Impl {
     const auto& pattern = std::get<Address>(a);
     const auto limit = Limit(req);
     if (!limit) return Error(400, "BAD_REQUEST", "limit must be 1 to 1000", req.path, req.request_id);
-    auto found = context->Discover(pattern, *limit);
+    auto found = context->Discover(pattern, *limit, ReaderOf(req), After(req));
     if (!found.ok()) return Failure(found.status(), req, Format(pattern));
     json items = json::array();
     for (const auto& v : *found) items.push_back({{"address", v.key}, {"version", VersionJson(v)}});
     json data = {{"pattern", Format(pattern)}, {"results", items}};
+    Page(data, *found, *limit);
     if (!pattern.HasWildcard() && records) {
       if (auto p = context->Providers(pattern); p.ok()) data["providers"] = *p;
     }
@@ -366,7 +389,7 @@ class UcxiServices::Impl {
       steps = std::stoll(t);
     }
     const auto start = std::chrono::steady_clock::now();
-    auto e = context->Navigate(address, steps);
+    auto e = context->Navigate(address, steps, ReaderOf(req));
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     CountResolution(e, took);
     if (!e.ok()) return Failure(e.status(), req, Format(address));
@@ -381,16 +404,17 @@ class UcxiServices::Impl {
     if (!q) return Error(400, "BAD_REQUEST", "query parameter 'q' is required", req.path, req.request_id);
     const auto limit = Limit(req);
     if (!limit) return Error(400, "BAD_REQUEST", "limit must be 1 to 1000", req.path, req.request_id);
-    auto found = context->Search(*q, *limit);
+    auto found = context->Search(*q, *limit, ReaderOf(req), After(req));
     if (!found.ok()) return Failure(found.status(), req, "");
     json items = json::array();
     for (const auto& v : *found) items.push_back({{"address", v.key}, {"version", VersionJson(v)}});
-    return Success(200, "SUCCESS", std::to_string(items.size()) + " result(s)",
-                   {{"q", *q}, {"results", items}}, req.request_id);
+    json data = {{"q", *q}, {"results", items}};
+    Page(data, *found, *limit);
+    return Success(200, "SUCCESS", std::to_string(items.size()) + " result(s)", data, req.request_id);
   }
 
   json StatusData() const {
-    json j = {{"dht", records != nullptr}, {"max_content_bytes", max_bytes}};
+    json j = {{"dht", records != nullptr}, {"max_content_bytes", max_bytes}, {"encrypted", context->codec() != nullptr}};
     if (auto t = store->ContextStats(); t.ok()) {
       j["versions"] = t->versions;
       j["bytes"] = t->bytes;
@@ -401,7 +425,7 @@ class UcxiServices::Impl {
 
 std::shared_ptr<UcxiServices> UcxiServices::Create(std::shared_ptr<ContextRepository> store,
                                                    dht::RecordStore* records, const config::Config& config,
-                                                   prometheus::Registry* metrics) {
+                                                   prometheus::Registry* metrics, UcxiEncryption encryption) {
   auto s = std::shared_ptr<UcxiServices>(new UcxiServices());
   s->impl_ = std::make_shared<Impl>();
   Impl& i = *s->impl_;
@@ -411,13 +435,32 @@ std::shared_ptr<UcxiServices> UcxiServices::Create(std::shared_ptr<ContextReposi
   // ucxi.max_payload_bytes, within what one DHT record carries; a request
   // body over http.body_limit_bytes is refused by the server first.
   i.max_bytes = std::min<std::size_t>(config.ucxi.max_payload_bytes, dht::kMaxRecordBytes);
-  i.context = std::make_unique<ContextStore>(store, records, ContextStoreOptions{i.max_bytes});
+  i.context = std::make_unique<ContextStore>(store, records, ContextStoreOptions{i.max_bytes}, encryption.codec);
+  if (encryption.codec && encryption.key_revision) {
+    i.rewrap = std::make_unique<RewrapJob>(*i.context, encryption.key_revision, encryption.rewrap, metrics);
+    if (auto st = i.rewrap->Start(); !st.ok()) kApiLog.warn("ucxl: re-wrap job not started: {}", st.ToString());
+  }
   i.probe = std::make_unique<UcxlProbe>(metrics);
   i.UpdateTotals();
   return s;
 }
 
-UcxiServices::~UcxiServices() = default;
+UcxiServices::~UcxiServices() {
+  if (impl_ && impl_->rewrap) impl_->rewrap->Stop();
+}
+
+std::string UcxiServices::RewrapProgress() const {
+  return impl_->rewrap ? impl_->rewrap->ProgressJson() : std::string("null");
+}
+
+std::vector<ops::ShutdownStep> UcxiServices::ShutdownSteps(const config::Config& config) {
+  (void)config;
+  std::weak_ptr<Impl> weak = impl_;
+  return {{"ucxl.rewrap", ops::kPriorityStopServices, std::chrono::milliseconds(3000), [weak] {
+             if (auto impl = weak.lock(); impl && impl->rewrap) impl->rewrap->Stop();
+             return Status::Ok();
+           }}};
+}
 
 std::string UcxiServices::StatusJson(std::string_view) const { return impl_->StatusData().dump(); }
 

@@ -20,13 +20,17 @@
 // server's own errors on /ucxi/ (401, 403, 404, 405, 413) use it too.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "base/status.h"
 #include "config/config.h"
 #include "http/router.h"
 #include "ops/component.h"
+#include "ucxl/context_store.h"
 #include "ucxl/repository.h"
+#include "ucxl/rewrap.h"
 
 namespace prometheus {
 class Registry;
@@ -37,12 +41,23 @@ class RecordStore;
 
 namespace bzzz::ucxl {
 
+// Role encryption of the content (ucxl/role_codec.h), and the re-wrap job
+// that follows the key ring (ucxl/rewrap.h). No codec: stored as given.
+struct UcxiEncryption {
+  std::shared_ptr<ContentCodec> codec;
+  std::function<std::uint64_t()> key_revision;
+  RewrapOptions rewrap;
+};
+
 class UcxiServices final : public ops::Component {
  public:
   // `records` may be null (no DHT).
   static std::shared_ptr<UcxiServices> Create(std::shared_ptr<ContextRepository> store,
                                               dht::RecordStore* records, const config::Config& config,
-                                              prometheus::Registry* metrics);
+                                              prometheus::Registry* metrics, UcxiEncryption encryption = {});
+  // The re-wrap job's progress (JSON; "null" without encryption).
+  std::string RewrapProgress() const;
+  std::vector<ops::ShutdownStep> ShutdownSteps(const config::Config& config) override;
   ~UcxiServices();
   // Component: the routes above and the "ucxi" status section.
   std::string_view Name() const override { return "ucxi"; }

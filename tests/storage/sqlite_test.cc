@@ -692,24 +692,26 @@ TEST(SqliteLegacyLayoutTest, SingleSequenceIsReadThenRewrittenPerDomainKeepingTh
   Store& store = *storage->store;
 
   // Read as it is: the three legacy domains applied, nothing written; only
-  // the domains that came later (audit) are pending.
+  // the migrations that came later (the HLC column of ucxl, audit) are pending.
   auto before = store.SchemaState();
   ASSERT_TRUE(before.ok()) << before.status().ToString();
   EXPECT_EQ(before->current_version, 3);
   EXPECT_EQ(before->latest_version, LatestVersion());
-  EXPECT_EQ(store.HealthCheck().message, "1 pending migration");
+  EXPECT_EQ(store.HealthCheck().message, "2 pending migrations");
 
   auto migrated = store.Migrate();
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  EXPECT_EQ(migrated->applied, std::vector<std::string>{"audit/1 audit_log"});
+  EXPECT_EQ(migrated->applied,
+            (std::vector<std::string>{"ucxl/2 ucxl_hybrid_logical_clock", "audit/1 audit_log"}));
   EXPECT_EQ(migrated->current_version, LatestVersion());
   RawDb raw(path);
   auto rows = raw.Query("SELECT domain, version, name, applied_at FROM schema_migrations ORDER BY rowid");
-  ASSERT_EQ(rows.size(), 4u);
+  ASSERT_EQ(rows.size(), 5u);
   EXPECT_EQ(rows[0], (std::vector<std::string>{"node", "1", "initial", "2026-11-01T00:00:00.000Z"}));
   EXPECT_EQ(rows[1][0], "ucxl");
   EXPECT_EQ(rows[2][0], "tasks");
-  EXPECT_EQ(rows[3][0], "audit");
+  EXPECT_EQ(rows[3][0], "ucxl");
+  EXPECT_EQ(rows[4][0], "audit");
   EXPECT_FALSE(raw.TableExists("schema_migrations_legacy"));
   EXPECT_EQ(*store.GetMeta("node_id"), "legacy-node");
 }
@@ -722,11 +724,12 @@ TEST(SqliteLegacyLayoutTest, PartlyMigratedLegacyDatabaseGetsTheMissingDomains) 
   options.path = path;
   auto storage = sqlite::Open(options);
   ASSERT_TRUE(storage.ok());
-  EXPECT_EQ(storage->store->HealthCheck().message, "3 pending migrations");
+  EXPECT_EQ(storage->store->HealthCheck().message, "4 pending migrations");
   auto migrated = storage->store->Migrate();
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  EXPECT_EQ(migrated->applied,
-            (std::vector<std::string>{"ucxl/1 ucxl_context_versions", "tasks/1 tasks", "audit/1 audit_log"}));
+  EXPECT_EQ(migrated->applied, (std::vector<std::string>{"ucxl/1 ucxl_context_versions",
+                                                         "ucxl/2 ucxl_hybrid_logical_clock", "tasks/1 tasks",
+                                                         "audit/1 audit_log"}));
   EXPECT_TRUE(storage->tasks->TaskStats().ok());
 }
 

@@ -6,9 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+#include <random>
 #include <set>
 #include <thread>
 
+#include "base/clock.h"
 #include "dht/record_store.h"
 #include "p2p/cluster.h"
 #include "http/message.h"
@@ -306,6 +310,128 @@ TEST(ContextStore, ConcurrentWritersShareOneHistory) {
   }
   EXPECT_EQ(contents, (std::set<std::string>{"from n0", "from n1", "n1 again"}));
   StopDhtNodes(nodes);
+}
+
+// A clock off the real one by a fixed offset (a node whose clock is wrong).
+class OffsetClock final : public Clock {
+ public:
+  explicit OffsetClock(std::chrono::milliseconds offset) : offset_(offset) {}
+  SystemTime Now() const override { return Clock::Real().Now() + offset_; }
+  SteadyTime Monotonic() const override { return Clock::Real().Monotonic(); }
+
+ private:
+  std::chrono::milliseconds offset_;
+};
+
+// A writer whose clock is an hour behind still sorts after the version it
+// followed (hybrid logical clock), on every node.
+TEST(ContextStore, AWriteSortsAfterWhatItsWriterSawWhateverTheClocks) {
+  auto nodes = StartDhtNodes(3);
+  ASSERT_EQ(nodes.size(), 3u);
+  const Address at = A("ucxl://alice:developer@bzzz:t1/*^/clock/skew.md");
+  testing::TempDir other;
+  const OffsetClock behind(-std::chrono::hours(1));
+  // Node 1 writes with the slow clock (its own store, the same node id).
+  ContextStore slow(OpenStore(other.path()), nodes[1].records.get(), {}, nullptr, behind);
+  auto first = nodes[0].context->Put(at, kAlice, "text/plain", "first");
+  ASSERT_TRUE(first.ok());
+  auto second = slow.Put(at, kAlice, "text/plain", "second");
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_EQ(second->version.number, 2u);
+  EXPECT_EQ(second->version.created_ms, first->version.created_ms);
+  EXPECT_EQ(second->version.logical, first->version.logical + 1);
+  for (auto& n : nodes) {
+    ASSERT_TRUE(testing::Eventually(
+        [&] {
+          auto latest = n.context->Get(at);
+          return latest.ok() && latest->content == "second";
+        },
+        10s));
+  }
+  StopDhtNodes(nodes);
+}
+
+// Every node computes the same history from the same versions, whatever
+// order the writers' records arrive in and whoever repeats whom.
+TEST(MergeHistories, SameVersionsAnyArrivalOrderSameHistory) {
+  std::mt19937 rng(20261206);
+  const std::vector<std::string> writers = {"aaaa", "bbbb", "cccc", "dddd"};
+  for (int round = 0; round < 300; ++round) {
+    // Each writer's own versions, stamped by a shared HLC-ish clock with ties.
+    std::map<std::string, std::vector<ContextVersion>> own;
+    std::int64_t now = 1000;
+    std::uint32_t logical = 0;
+    const int count = 1 + static_cast<int>(rng() % 12);
+    for (int i = 0; i < count; ++i) {
+      const std::string& w = writers[rng() % writers.size()];
+      if (rng() % 3 == 0) {
+        ++logical;
+      } else {
+        now += 1 + static_cast<std::int64_t>(rng() % 2);
+        logical = 0;
+      }
+      ContextVersion v;
+      v.key = "k";
+      v.writer = w;
+      v.writer_number = own[w].size() + 1;
+      v.created_ms = now;
+      v.logical = logical;
+      v.tombstone = rng() % 5 == 0;
+      v.content_hash = std::string(64, static_cast<char>('a' + i % 6));
+      own[w].push_back(v);
+    }
+    // Each writer's record: its own versions and some others' it learnt.
+    std::vector<WriterRecord> records;
+    for (const auto& [w, versions] : own) {
+      WriterRecord r{w, versions};
+      for (const auto& [other, theirs] : own) {
+        if (other == w) continue;
+        for (const auto& v : theirs) {
+          if (rng() % 2) r.versions.push_back(v);
+        }
+      }
+      records.push_back(std::move(r));
+    }
+    // Node views: some node holds one writer's versions locally.
+    std::vector<std::vector<ContextVersion>> results;
+    for (int view = 0; view < 6; ++view) {
+      auto shuffled = records;
+      std::shuffle(shuffled.begin(), shuffled.end(), rng);
+      for (auto& r : shuffled) std::shuffle(r.versions.begin(), r.versions.end(), rng);
+      std::sort(shuffled.begin(), shuffled.end(), [](const auto& a, const auto& b) { return a.writer < b.writer; });
+      const std::string& local = writers[view % writers.size()];
+      std::vector<ContextVersion> mine;
+      std::vector<WriterRecord> rest;
+      for (auto& r : shuffled) {
+        if (r.writer == local) {
+          for (auto v : own[local]) {
+            v.number = v.writer_number;
+            mine.push_back(v);
+          }
+        } else {
+          rest.push_back(r);
+        }
+      }
+      results.push_back(MergeHistories(local, mine, rest));
+    }
+    for (std::size_t i = 1; i < results.size(); ++i) {
+      ASSERT_EQ(results[i].size(), results[0].size()) << round;
+      for (std::size_t j = 0; j < results[0].size(); ++j) {
+        EXPECT_EQ(results[i][j].writer, results[0][j].writer) << round;
+        EXPECT_EQ(results[i][j].writer_number, results[0][j].writer_number) << round;
+        EXPECT_EQ(results[i][j].number, j + 1);
+      }
+    }
+    std::size_t total = 0;
+    for (const auto& [w, versions] : own) total += versions.size();
+    EXPECT_EQ(results[0].size(), total);
+    // Each writer's versions keep their own order.
+    std::map<std::string, std::uint64_t> last;
+    for (const auto& v : results[0]) {
+      EXPECT_GT(v.writer_number, last[v.writer]);
+      last[v.writer] = v.writer_number;
+    }
+  }
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ using ucxl::ContextTotals;
 using ucxl::ContextVersion;
 
 constexpr std::string_view kVersionColumns =
-    "key, number, author_agent, author_role, created_ms, content_type, size, content_hash, tombstone";
+    "key, number, author_agent, author_role, created_ms, content_type, size, content_hash, tombstone, logical";
 
 ContextVersion ReadVersion(sqlite3_stmt* stmt) {
   ContextVersion v;
@@ -24,6 +24,7 @@ ContextVersion ReadVersion(sqlite3_stmt* stmt) {
   v.size = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 6));
   v.content_hash = ColumnText(stmt, 7);
   v.tombstone = sqlite3_column_int64(stmt, 8) != 0;
+  v.logical = static_cast<std::uint32_t>(sqlite3_column_int64(stmt, 9));
   return v;
 }
 
@@ -46,8 +47,8 @@ class SqliteContextRepository final : public ucxl::ContextRepository {
       sqlite3_stmt* stmt = conn.Prepare(
           "INSERT INTO context_versions (key, number, author_agent, author_role, created_ms, content_type, "
           "size, "
-          "content_hash, tombstone, content) VALUES (?1, (SELECT COALESCE(MAX(number), 0) + 1 FROM "
-          "context_versions WHERE key = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING number");
+          "content_hash, tombstone, content, logical) VALUES (?1, (SELECT COALESCE(MAX(number), 0) + 1 FROM "
+          "context_versions WHERE key = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING number");
       if (stmt == nullptr) return PrepareError(conn.db(), "writing context_versions");
       StmtUse use(stmt);
       for (auto [i, text] : {std::pair{1, &v.key},
@@ -61,6 +62,7 @@ class SqliteContextRepository final : public ucxl::ContextRepository {
       sqlite3_bind_int64(stmt, 6, static_cast<sqlite3_int64>(v.size));
       sqlite3_bind_int64(stmt, 8, v.tombstone ? 1 : 0);
       if (Status s = BindBlob(stmt, 9, stored); !s.ok()) return s;
+      sqlite3_bind_int64(stmt, 10, v.logical);
       int rc = sqlite3_step(stmt);
       if (rc != SQLITE_ROW) return RuntimeError(LastError(conn.db(), rc), "writing context_versions");
       v.number = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0));
@@ -130,6 +132,49 @@ class SqliteContextRepository final : public ucxl::ContextRepository {
     });
   }
 
+  Result<std::vector<std::pair<ContextVersion, std::string>>> ContextVersionsAfter(const std::string& key,
+                                                                                  std::uint64_t number,
+                                                                                  std::size_t limit) override {
+    using Rows = std::vector<std::pair<ContextVersion, std::string>>;
+    return db_->Read("scan context", [&](SqliteConnection& conn) -> Result<Rows> {
+      sqlite3_stmt* stmt = conn.Prepare(std::string("SELECT ") + std::string(kVersionColumns) +
+                                        ", content FROM context_versions WHERE (key, number) > (?1, ?2) "
+                                        "ORDER BY key, number LIMIT ?3");
+      if (stmt == nullptr) return PrepareError(conn.db(), "scanning context_versions");
+      StmtUse use(stmt);
+      if (Status s = BindText(stmt, 1, key); !s.ok()) return s;
+      sqlite3_bind_int64(stmt, 2, static_cast<sqlite3_int64>(number));
+      sqlite3_bind_int64(stmt, 3, static_cast<sqlite3_int64>(std::min<std::size_t>(limit, 1u << 20)));
+      Rows out;
+      int rc;
+      while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt, 10));
+        out.emplace_back(ReadVersion(stmt),
+                         data ? std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt, 10))) : "");
+      }
+      if (rc != SQLITE_DONE) return RuntimeError(LastError(conn.db(), rc), "scanning context_versions");
+      return out;
+    });
+  }
+
+  Status ReplaceContextContent(const std::string& key, std::uint64_t number, const std::string& stored) override {
+    auto done = db_->Write("re-wrap context version", [&](SqliteConnection& conn) -> Result<bool> {
+      sqlite3_stmt* stmt = conn.Prepare("UPDATE context_versions SET content = ?3 WHERE key = ?1 AND number = ?2");
+      if (stmt == nullptr) return PrepareError(conn.db(), "writing context_versions");
+      StmtUse use(stmt);
+      if (Status s = BindText(stmt, 1, key); !s.ok()) return s;
+      sqlite3_bind_int64(stmt, 2, static_cast<sqlite3_int64>(number));
+      if (Status s = BindBlob(stmt, 3, stored); !s.ok()) return s;
+      if (int rc = sqlite3_step(stmt); rc != SQLITE_DONE) {
+        return RuntimeError(LastError(conn.db(), rc), "writing context_versions");
+      }
+      return sqlite3_changes(conn.db()) > 0;
+    });
+    if (!done.ok()) return done.status();
+    if (!*done) return NotFound("no version " + std::to_string(number) + " of " + key);
+    return Status::Ok();
+  }
+
  private:
   std::shared_ptr<Database> db_;
 };
@@ -158,6 +203,12 @@ DomainMigrations ContextMigrations() {
           content      BLOB NOT NULL,     -- as stored (sealed by role encryption later)
           PRIMARY KEY (key, number)
         ) WITHOUT ROWID;
+      )sql"},
+              {2, "ucxl_hybrid_logical_clock", R"sql(
+        -- The counter of the hybrid logical clock that orders the versions
+        -- of one key written by several nodes (created_ms is its physical
+        -- part); content holds the sealed envelope (src/keys) from now on.
+        ALTER TABLE context_versions ADD COLUMN logical INTEGER NOT NULL DEFAULT 0;
       )sql"},
           }};
 }
