@@ -23,6 +23,7 @@
 #include "cli/client.h"
 #include "cli/common.h"
 #include "cli/cluster_commands.h"
+#include "cli/keys_commands.h"
 #include "cli/audit_commands.h"
 #include "cli/election_commands.h"
 #include "cli/p2p_commands.h"
@@ -453,6 +454,7 @@ int RunCli(int argc, char** argv) {
   UcxlCommands ucxl_commands(app);
   TaskCommands task_commands(app);
   ClusterCommands cluster_commands(app);
+  KeysCommands keys_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -495,6 +497,7 @@ int RunCli(int argc, char** argv) {
   if (auto code = ucxl_commands.Run()) return *code;
   if (auto code = task_commands.Run()) return *code;
   if (auto code = cluster_commands.Run()) return *code;
+  if (auto code = keys_commands.Run()) return *code;
   if (*version) {
     std::cout << "bzzz " << node::Version() << " (" << node::GitCommit() << ")\n";
     return kExitOk;

@@ -244,6 +244,14 @@ struct AuditConfig {
   double refusal_burst = 200;
 };
 
+struct KeysConfig {                        // role encryption of stored context (docs/keys.md)
+  bool enabled = true;
+  std::vector<std::string> roles;           // role keys beyond the authority levels and the RBAC roles
+  std::vector<std::string> readers;         // "<ucxl pattern> = role[,role...]": who reads what, first match
+  double rewrap_per_second = 200;           // versions the re-wrap job handles per second
+  Millis poll_interval{1000};               // how often the ring and grants are read from the DHT
+};
+
 struct SecurityConfig {
   bool rbac_enabled = true;
   int auth_failure_limit = 20;              // failed authentications per client address and window
@@ -254,6 +262,7 @@ struct SecurityConfig {
   RateLimitConfig rate_limit;
   ShhhConfig shhh;
   AuditConfig audit;
+  KeysConfig keys;
 };
 
 struct PoolConfig {                         // nO performance.connectionPool

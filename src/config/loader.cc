@@ -238,6 +238,38 @@ std::string CheckRedactionPattern(std::string_view item) {
   return "";
 }
 
+bool IsRoleName(std::string_view role) {
+  if (role.empty() || role.size() > 64 || role == "any") return false;
+  return std::all_of(role.begin(), role.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+// An item of security.keys.roles.
+std::string CheckKeyRoleName(std::string_view item) {
+  return IsRoleName(item) ? "" : "a role name: 1 to 64 letters, digits, '_' or '-' (not any)";
+}
+
+// An item of security.keys.readers: "<ucxl pattern> = role[,role...]". The
+// pattern is parsed when the node starts (src/ucxl/role_codec.h).
+std::string CheckReaderRule(std::string_view item) {
+  const auto eq = item.rfind('=');
+  if (eq == std::string_view::npos || item.rfind("ucxl://", 0) != 0) {
+    return "expected '<ucxl pattern> = role[,role...]', e.g. 'ucxl://any:any@secret:any/*^ = decision'";
+  }
+  std::string_view list = item.substr(eq + 1);
+  while (true) {
+    const auto comma = list.find(',');
+    std::string_view role = list.substr(0, comma);
+    while (!role.empty() && role.front() == ' ') role.remove_prefix(1);
+    while (!role.empty() && role.back() == ' ') role.remove_suffix(1);
+    if (!IsRoleName(role)) return "role '" + std::string(role) + "' is not a role name";
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return "";
+}
+
 std::string CheckHostPort(std::string_view value) {
   std::string error = "expected HOST:PORT with a port in 1..65535 (IPv6 as [::1]:9000), got " + Quote(value);
   std::string_view host;
@@ -775,6 +807,22 @@ std::vector<KeyDef> BuildKeys() {
       Key("security.audit.refusal_burst", BZZZ_FIELD(security.audit.refusal_burst),
           "Refusals written at once before the rate applies.")
           .Range(1, 1e6),
+      Key("security.keys.enabled", BZZZ_FIELD(security.keys.enabled),
+          "Seal stored UCXL context per role (libsodium envelopes, docs/keys.md); off stores it in the clear."),
+      Key("security.keys.roles", BZZZ_FIELD(security.keys.roles),
+          "Role keys the admin creates besides the authority levels and the RBAC roles (a put to an address "
+          "whose role has no key is refused until one exists; bzzz keys rotate ROLE creates one).")
+          .Check(CheckKeyRoleName),
+      Key("security.keys.readers", BZZZ_FIELD(security.keys.readers),
+          "Who may read the context at an address: items '<ucxl pattern> = role[,role...]', the first "
+          "match wins; without a match the address's own role part. master always reads.")
+          .Check(CheckReaderRule),
+      Key("security.keys.rewrap_per_second", BZZZ_FIELD(security.keys.rewrap_per_second),
+          "Versions the re-wrap job moves to the newest key versions per second after a rotation.")
+          .Above(0, 1e6),
+      Key("security.keys.poll_interval", BZZZ_FIELD(security.keys.poll_interval),
+          "How often a node reads the key ring and its grant from the DHT (and the admin seals grants).")
+          .Min(50),
 
       // storage
 

@@ -48,6 +48,10 @@
 #include "security/rate_limit.h"
 #include "storage/store.h"
 #include "tasks/api.h"
+#include "keys/keyring.h"
+#include "keys/service.h"
+#include "security/rbac.h"
+#include "ucxl/role_codec.h"
 #include "ucxl/ucxi_api.h"
 
 namespace bzzz::node {
@@ -187,6 +191,7 @@ class Node::Impl {
   std::shared_ptr<dht::DhtServices> dht_services;
   std::shared_ptr<election::ElectionNode> election;
   std::shared_ptr<ucxl::UcxiServices> ucxi;
+  std::shared_ptr<keys::KeyServices> key_services;
   std::shared_ptr<tasks::TaskServices> tasks;
   std::shared_ptr<ops::Profiler> profiler;
   std::shared_ptr<audit::AuditLog> audit;
@@ -439,10 +444,21 @@ class Node::Impl {
     if (auto s = ops::Attach(p2p_services, cfg, sinks); !s.ok()) return s;
     dht_services = dht::DhtServices::Create(*p2p, records.get(), cfg);
     if (auto s = ops::Attach(dht_services, cfg, sinks); !s.ok()) return s;
-    // UCXI: the versioned context behind UCXL addresses, resolved through the DHT.
+    // UCXI: the versioned context behind UCXL addresses, resolved through
+    // the DHT, sealed per role with the cluster's role keys.
     if (!options.bootstrap_only && cfg.ucxi.enabled) {
-      ucxi = ucxl::UcxiServices::Create(storage.contexts, records.get(), cfg, metrics);
+      ucxl::UcxiEncryption encryption;
+      if (cfg.security.keys.enabled) {
+        if (auto s = StartKeys(encryption, sinks, metrics); !s.ok()) return s;
+      }
+      ucxi = ucxl::UcxiServices::Create(storage.contexts, records.get(), cfg, metrics, std::move(encryption));
       if (auto s = ops::Attach(ucxi, cfg, sinks); !s.ok()) return s;
+      if (key_services) {
+        key_services->SetRewrapProgress([weak = std::weak_ptr<ucxl::UcxiServices>(ucxi)] {
+          auto u = weak.lock();
+          return u ? u->RewrapProgress() : std::string("null");
+        });
+      }
     }
     // The admin election (bootstrap-only nodes take no part).
     if (!options.bootstrap_only) {
@@ -460,6 +476,9 @@ class Node::Impl {
       if (!started_election.ok()) return started_election.status();
       election = std::move(started_election).value();
       if (auto s = ops::Attach(election, cfg, sinks); !s.ok()) return s;
+      if (key_services) {
+        key_services->SetAdminSource([el = election.get()](std::uint64_t* term) { return el->Admin(term); });
+      }
       // Join requests are answered by the admin; before the first election,
       // by the founder alone (so a one-time token is used once).
       cluster->SetAdmissionGate([election = election.get(), founder = membership->Founder(), id = node_id] {
@@ -491,6 +510,41 @@ class Node::Impl {
         });
       }
     }
+    return Status::Ok();
+  }
+
+  // The role keys (keys/): the ring and this node's secrets in
+  // <data_dir>/keys, distributed through the DHT; the codec that seals UCXL
+  // content with them and the re-wrap job's settings.
+  Status StartKeys(ucxl::UcxiEncryption& encryption, const ops::ComponentSinks& sinks,
+                   prometheus::Registry* metrics) {
+    const auto& cfg = config;
+    const fs::path dir = fs::path(cfg.node.data_dir) / "keys";
+    auto keyring = keys::Keyring::Open(dir.string(), p2p->identity(), membership->cluster_key());
+    if (!keyring.ok()) return keyring.status();
+    auto rules = ucxl::ParseReadRules(cfg.security.keys.readers);
+    if (!rules.ok()) return InvalidArgument("security.keys.readers: " + rules.status().message());
+    keys::KeyServicesOptions ko;
+    // Every role a principal can hold has a key: the authority levels and
+    // the RBAC roles (built-in and configured), plus security.keys.roles.
+    const security::Rbac rbac(cfg.security.roles);
+    for (const auto& [role, permissions] : rbac.Roles()) ko.roles.push_back(role);
+    for (const auto& role : cfg.security.keys.roles) ko.roles.push_back(role);
+    ko.poll_interval = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.security.keys.poll_interval);
+    ko.solo = false;  // the election's admin makes key changes (SetAdminSource)
+    auto started = keys::KeyServices::Start(*keyring, *p2p, membership, records.get(), std::move(ko), metrics);
+    if (!started.ok()) return started.status();
+    key_services = std::move(started).value();
+    if (auto s = ops::Attach(key_services, cfg, sinks); !s.ok()) return s;
+    encryption.codec = std::make_shared<ucxl::RoleCodec>(
+        *keyring, std::move(rules).value(), metrics,
+        [weak = std::weak_ptr<keys::KeyServices>(key_services)] {
+          auto ks = weak.lock();
+          return ks && ks->Refresh(std::chrono::seconds(3));
+        });
+    encryption.key_revision = [k = *keyring] { return k->ring().revision; };
+    encryption.rewrap.state_file = (dir / "rewrap.json").string();
+    encryption.rewrap.per_second = cfg.security.keys.rewrap_per_second;
     return Status::Ok();
   }
 

@@ -14,7 +14,7 @@ const std::map<std::string, std::vector<std::string>>& BuiltinRoles() {
       {"system_admin", {"*"}},
       {"operator",
        {"system:read", "admin:*", "health:*", "debug:read", "metrics:read", "tasks:*", "agents:*", "dlq:*",
-        "election:*", "p2p:*", "dht:*", "cluster:*", "ucxl:read", "slurp:read", "audit:read"}},
+        "election:*", "p2p:*", "dht:*", "cluster:*", "ucxl:read", "slurp:read", "audit:read", "keys:read"}},
       {"developer",
        {"system:read", "health:read", "debug:read", "metrics:read", "tasks:*", "agents:read", "dlq:read",
         "election:read", "p2p:read", "dht:read", "cluster:read", "ucxl:*", "hmmm:*", "slurp:read"}},

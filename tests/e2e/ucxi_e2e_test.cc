@@ -38,7 +38,8 @@ std::string Code(const Answer& a) {
 
 TEST(UcxiEndToEnd, WriteHereReadThereErrorsAndRestart) {
   Cluster c;
-  c.node_args = {"--bootstrap-expect", "3"};
+  // Roles r and qa are no RBAC roles: their keys are configured.
+  c.node_args = {"--bootstrap-expect", "3", "--set", "security.keys.roles=r,qa"};
   c.StartBootstrap();
   for (int i = 0; i < 3; ++i) c.StartNode(i);
   ASSERT_TRUE(Eventually([&] { return c.Peers(0) == 3 && c.Peers(1) == 3 && c.Peers(2) == 3; }, 20s));
