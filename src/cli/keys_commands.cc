@@ -73,8 +73,8 @@ void PrintRing(const json& ring) {
               node.value("admin", "").empty() ? "(none)" : node.value("admin", "").c_str());
   const json& rw = ring["rewrap"];
   if (rw.is_object()) {
-    std::printf("re-wrap to revision %llu: %s, %llu of %llu scanned, %llu re-wrapped, %llu failed\n",
-                static_cast<unsigned long long>(rw.value("target_revision", 0ull)),
+    std::printf("re-wrap to key generation %llu: %s, %llu of %llu scanned, %llu re-wrapped, %llu failed\n",
+                static_cast<unsigned long long>(rw.value("target_generation", 0ull)),
                 rw.value("done", false) ? "done" : "running",
                 static_cast<unsigned long long>(rw.value("scanned", 0ull)),
                 static_cast<unsigned long long>(rw.value("total", 0ull)),

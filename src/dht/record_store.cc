@@ -103,6 +103,8 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     int replication = -1;
     bool replicate = true;  // false: held here only (probes), never recruited elsewhere
     std::vector<Bytes> blobs;  // only without a data directory
+    std::string writer;        // of the copy held
+    std::int64_t written_at_ms = 0;
   };
   mutable std::mutex mu;
   std::map<std::string, Held, std::less<>> held;
@@ -289,6 +291,8 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     h.name = raw.record.name;
     h.replicate = replicate;
     h.size = raw.record.content.size();
+    h.writer = raw.record.writer;
+    h.written_at_ms = raw.record.written_at_ms;
     if (OnDisk()) {
       if (!WriteBlobs(HeldPath(h.name), kHeldMagic, 0, raw.blobs, /*durable=*/true)) {
         probe.Error();
@@ -337,7 +341,8 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
         continue;
       }
       std::lock_guard lock(mu);
-      held[raw.record.name] = Held{raw.record.name, raw.record.content.size(), -1, true, {}};
+      held[raw.record.name] = Held{raw.record.name, raw.record.content.size(), -1,   true,
+                                   {},                raw.record.writer,         raw.record.written_at_ms};
     }
     if (!held.empty()) kLog.info("dht: holding {} record(s) from {}", held.size(), HeldDir().string());
   }
@@ -532,9 +537,26 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
     }
     for (const auto& name : names) {
       if (Stopping()) return;
+      RefreshReplica(name);
       ReplicateOne(name);
     }
     UpdateGauges();
+  }
+
+  // A replica (a copy this node holds for another writer) follows the
+  // record when it changes: a UCXL history that grew, a version re-wrapped
+  // after a key rotation. The newest verified copy replaces the held one.
+  void RefreshReplica(const std::string& name) {
+    std::int64_t held_at = 0;
+    {
+      std::lock_guard lock(mu);
+      auto it = held.find(name);
+      if (it == held.end() || it->second.writer == p2p.node_id() || !it->second.replicate) return;
+      held_at = it->second.written_at_ms;
+    }
+    auto raw = FetchRaw(name);
+    if (!raw.ok() || raw->record.written_at_ms <= held_at) return;
+    if (Hold(*raw).ok()) kLog.debug("dht: replica of {} refreshed from {}", name, raw->record.writer);
   }
 
   void UpdateGauges() {

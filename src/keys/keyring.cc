@@ -204,6 +204,13 @@ Ring Keyring::ring() const {
   return ring_;
 }
 
+std::uint64_t Keyring::Generation() const {
+  std::lock_guard lock(mu_);
+  std::uint64_t sum = 0;
+  for (const auto& [name, e] : ring_.roles) sum += e.versions.size();
+  return sum;
+}
+
 std::string Keyring::signed_ring() const {
   std::lock_guard lock(mu_);
   return signed_ring_;

@@ -95,6 +95,10 @@ class Keyring {
                                                  std::array<std::uint8_t, 32> cluster_key);
 
   Ring ring() const;
+  // The sum of every role's newest version number: it grows with every
+  // rotation (and new role) and with nothing else, so it says when sealed
+  // records need a re-wrap (grants and retirements do not).
+  std::uint64_t Generation() const;
   std::string signed_ring() const;  // "" before the first ring
   const std::string& node_id() const { return node_id_; }
 

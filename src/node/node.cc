@@ -542,7 +542,7 @@ class Node::Impl {
           auto ks = weak.lock();
           return ks && ks->Refresh(std::chrono::seconds(3));
         });
-    encryption.key_revision = [k = *keyring] { return k->ring().revision; };
+    encryption.key_generation = [k = *keyring] { return k->Generation(); };
     encryption.rewrap.state_file = (dir / "rewrap.json").string();
     encryption.rewrap.per_second = cfg.security.keys.rewrap_per_second;
     return Status::Ok();

@@ -280,6 +280,7 @@ Result<Entry> ContextStore::Put(const Address& address, const Author& author, st
   if (!appended.ok()) return appended.status();
   appended->writer = writer_id_;
   appended->writer_number = appended->number;
+  ++writes_;
   auto history = Publish(key, *appended, stored, std::move(known));
   if (!history.ok()) return history.status();
   for (const auto& h : *history) {
@@ -413,6 +414,7 @@ Result<ContextVersion> ContextStore::Delete(const Address& address, const Author
   if (!appended.ok()) return appended.status();
   appended->writer = writer_id_;
   appended->writer_number = appended->number;
+  ++writes_;
   auto shared = Publish(key, *appended, "", std::move(history).value());
   if (!shared.ok()) return shared.status();
   for (const auto& h : *shared) {
@@ -447,52 +449,146 @@ Result<Entry> ContextStore::Navigate(const Address& address, std::int64_t steps,
   return Load(address, (*history)[static_cast<std::size_t>(target)], reader);
 }
 
-Result<std::vector<ContextVersion>> ContextStore::LatestLocal(
-    std::size_t limit, const Reader& reader, const std::string& after,
-    const std::function<bool(const ContextVersion&)>& keep) {
+namespace {
+
+// A content key back into an address (it has no temporal).
+Result<Address> AddressOfKey(const std::string& key) {
+  const auto slash = key.find('/', kScheme.size());
+  if (slash == std::string::npos) return Parse(key + "/*^");
+  return Parse(key.substr(0, slash) + "/*^" + key.substr(slash));
+}
+
+bool AnyReadable(const std::optional<std::vector<std::string>>& readers, const Reader& reader) {
+  if (reader.all || !readers) return true;
+  return std::any_of(readers->begin(), readers->end(), [&](const std::string& r) { return reader.MayRead(r); });
+}
+
+}  // namespace
+
+Result<std::vector<ContextStore::Candidate>> ContextStore::LocalCandidates() {
   auto all = store_->SearchContext("", std::size_t{1} << 30);
   if (!all.ok()) return all.status();
-  std::vector<ContextVersion> out;
+  std::vector<Candidate> out;
+  out.reserve(all->size());
   for (auto& v : *all) {
-    if (out.size() >= limit) break;
-    if (!after.empty() && v.key <= after) continue;
+    Candidate c;
     v.writer = writer_id_;
     v.writer_number = v.number;
-    if (codec_ && !reader.all) {
+    if (codec_) {
       auto stored = store_->ContextContent(v.key, v.number);
-      if (!stored.ok() || !codec_->MayOpen(*stored, reader)) continue;
+      if (!stored.ok()) continue;
+      c.readers = codec_->Readers(v.key, *stored);
     }
-    if (keep(v)) out.push_back(std::move(v));
+    c.version = std::move(v);
+    c.local = true;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<bool> ContextStore::PublishIndexIfChanged() {
+  if (records_ == nullptr) return false;
+  const std::uint64_t writes = writes_.load();
+  if (indexed_writes_.load() == writes) return false;
+  auto local = LocalCandidates();
+  if (!local.ok()) return local.status();
+  json keys = json::array();
+  for (const auto& c : *local) {
+    keys.push_back({{"key", c.version.key}, {"readers", c.readers ? json(*c.readers) : json(nullptr)}});
+  }
+  if (auto s = records_->Put(kIndexRecord, DumpJson(json{{"writer", writer_id_}, {"keys", keys}}),
+                             "application/json");
+      !s.ok()) {
+    return s;
+  }
+  indexed_writes_.store(writes);
+  return true;
+}
+
+Result<std::vector<ContextVersion>> ContextStore::Find(std::size_t limit, const Reader& reader,
+                                                       const std::string& after,
+                                                       const std::function<bool(const std::string&)>& key_filter,
+                                                       const std::string& text) {
+  std::map<std::string, Candidate> candidates;
+  auto local = LocalCandidates();
+  if (!local.ok()) return local.status();
+  for (auto& c : *local) {
+    const std::string key = c.version.key;
+    candidates.emplace(key, std::move(c));
+  }
+  if (records_ != nullptr) {
+    // Every writer's index: the keys the whole cluster wrote.
+    auto indexes = records_->GetEachWriter(kIndexRecord);
+    if (indexes.ok()) {
+      for (const auto& r : *indexes) {
+        const json j = ParseJson(r.content);
+        if (!j.is_object() || !j.contains("keys") || !j["keys"].is_array()) continue;
+        for (const auto& e : j["keys"]) {
+          if (!e.is_object() || !e.contains("key") || !e["key"].is_string()) continue;
+          const std::string key = e["key"].get<std::string>();
+          if (candidates.count(key) || !AddressOfKey(key).ok()) continue;
+          Candidate c;
+          c.version.key = key;
+          if (e.contains("readers") && e["readers"].is_array()) {
+            std::vector<std::string> readers;
+            for (const auto& role : e["readers"]) {
+              if (role.is_string()) readers.push_back(role.get<std::string>());
+            }
+            c.readers = std::move(readers);
+          }
+          candidates.emplace(key, std::move(c));
+        }
+      }
+    } else if (!indexes.status().IsNotFound()) {
+      kLog.debug("ucxl: cluster index not read ({}); this node's keys only", indexes.status().ToString());
+    }
+  }
+  std::vector<ContextVersion> out;
+  for (auto& [key, c] : candidates) {
+    if (out.size() >= limit) break;
+    if (!after.empty() && key <= after) continue;
+    if (!key_filter(key) || !AnyReadable(c.readers, reader)) continue;
+    auto address = AddressOfKey(key);
+    if (!address.ok()) continue;
+    // The shared latest version: what a get of *^ would answer.
+    ContextVersion latest = c.version;
+    if (records_ != nullptr || !c.local) {
+      auto history = SharedHistory(key);
+      if (!history.ok() || history->empty()) continue;
+      latest = history->back();
+    }
+    if (latest.tombstone) continue;
+    bool keep = text.empty();
+    for (const std::string* field : {&latest.key, &latest.content_type, &latest.author_agent, &latest.author_role}) {
+      keep = keep || field->find(text) != std::string::npos;
+    }
+    if (!keep) {
+      // The content as the reader would read it (opened with a key this
+      // node holds, for a reader among its readers).
+      auto e = Get(*address, reader);
+      keep = e.ok() && e->content.find(text) != std::string::npos;
+    } else if (codec_ && !reader.all && !c.readers) {
+      keep = Get(*address, reader).ok();
+    }
+    if (keep) out.push_back(std::move(latest));
   }
   return out;
 }
 
 Result<std::vector<ContextVersion>> ContextStore::Search(const std::string& text, std::size_t limit,
                                                          const Reader& reader, const std::string& after) {
-  return LatestLocal(limit, reader, after, [&](const ContextVersion& v) {
-    if (text.empty()) return true;
-    for (const std::string* field : {&v.key, &v.content_type, &v.author_agent, &v.author_role}) {
-      if (field->find(text) != std::string::npos) return true;
-    }
-    // The content is matched as the reader would read it: opened (with a
-    // key this node holds) only for a reader among its readers.
-    auto stored = store_->ContextContent(v.key, v.number);
-    if (!stored.ok()) return false;
-    if (!codec_) return stored->find(text) != std::string::npos;
-    auto opened = codec_->Open(v.key, std::move(stored).value(), reader);
-    return opened.ok() && opened->find(text) != std::string::npos;
-  });
+  return Find(limit, reader, after, [](const std::string&) { return true; }, text);
 }
 
 Result<std::vector<ContextVersion>> ContextStore::Discover(const Address& pattern, std::size_t limit,
                                                            const Reader& reader, const std::string& after) {
-  return LatestLocal(limit, reader, after, [&](const ContextVersion& v) {
-    // A key is an address without its temporal: put one back to parse it.
-    const auto slash = v.key.find('/', kScheme.size());
-    if (slash == std::string::npos) return false;
-    auto a = Parse(v.key.substr(0, slash) + "/*^" + v.key.substr(slash));
-    return a.ok() && Matches(pattern, *a);
-  });
+  return Find(
+      limit, reader, after,
+      [&](const std::string& key) {
+        auto a = AddressOfKey(key);
+        return a.ok() && Matches(pattern, *a);
+      },
+      "");
 }
 
 Result<bool> ContextStore::Rewrap(const ContextVersion& version, const std::string& stored) {

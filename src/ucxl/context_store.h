@@ -35,6 +35,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -74,11 +75,11 @@ class ContentCodec {
   // The content of stored bytes for `reader`: PermissionDenied when the
   // reader (or this node) may not read it.
   virtual Result<std::string> Open(const std::string& key, std::string stored, const Reader& reader) = 0;
-  // Whether `reader` is among the readers of `stored`, without opening it.
-  virtual bool MayOpen(const std::string& stored, const Reader& reader) {
+  // The roles that may read `stored` at `key`; nullopt: anyone (no sealing).
+  virtual std::optional<std::vector<std::string>> Readers(const std::string& key, const std::string& stored) {
+    (void)key;
     (void)stored;
-    (void)reader;
-    return true;
+    return std::nullopt;
   }
   // New stored bytes sealed to the newest keys; nullopt when already current.
   virtual Result<std::optional<std::string>> Rewrap(const std::string& key, const std::string& stored) {
@@ -144,14 +145,22 @@ class ContextStore {
   // (< 0). FailedPrecondition when that leaves the history.
   Result<Entry> Navigate(const Address& address, std::int64_t steps, const Reader& reader = Reader::Everyone());
   // Latest live versions (by key, after the key `after`) that `reader` may
-  // read and whose key, type, author or content contain `text`.
+  // read and whose key, type, author or content contain `text`: the keys of
+  // this node and, with a DHT, of every writer's index record (the whole
+  // cluster), each at its shared latest version.
   Result<std::vector<ContextVersion>> Search(const std::string& text, std::size_t limit,
                                              const Reader& reader = Reader::Everyone(), const std::string& after = "");
-  // Latest live versions of the local keys `pattern` matches (wildcards)
-  // that `reader` may read, by key after `after`.
+  // The same keys that `pattern` matches (wildcards) and `reader` may read,
+  // at their latest version, by key after `after`.
   Result<std::vector<ContextVersion>> Discover(const Address& pattern, std::size_t limit,
                                                const Reader& reader = Reader::Everyone(),
                                                const std::string& after = "");
+  // Publishes this node's index record ("ucxl/index": every live key it
+  // wrote, with the roles that may read it) when a write changed it since
+  // the last publication. Called periodically (UcxiServices); false when
+  // there was nothing to publish.
+  Result<bool> PublishIndexIfChanged();
+  static constexpr std::string_view kIndexRecord = "ucxl/index";
   // Re-wraps one version this node wrote (the re-wrap job): stores and
   // republishes its re-sealed bytes. False when it was already current.
   Result<bool> Rewrap(const ContextVersion& version, const std::string& stored);
@@ -179,9 +188,20 @@ class ContextStore {
                                               const std::string& stored, std::vector<ContextVersion> known);
   // The history before a write: shared when it can be read, else local.
   std::vector<ContextVersion> HistoryBeforeWrite(const std::string& key);
-  // The latest live local versions `keep` accepts, by key after `after`.
-  Result<std::vector<ContextVersion>> LatestLocal(std::size_t limit, const Reader& reader, const std::string& after,
-                                                  const std::function<bool(const ContextVersion&)>& keep);
+  // A key known to search and discover, with who may read it.
+  struct Candidate {
+    ContextVersion version;                         // the local latest (for this node's keys)
+    std::optional<std::vector<std::string>> readers;  // nullopt: anyone
+    bool local = false;
+  };
+  // This node's live keys with their readers.
+  Result<std::vector<Candidate>> LocalCandidates();
+  // Local and indexed keys, by key after `after`, that `key_filter` keeps
+  // and `reader` may read, at their shared latest live version, kept when
+  // `text` is empty or found in the metadata or the content as read.
+  Result<std::vector<ContextVersion>> Find(std::size_t limit, const Reader& reader, const std::string& after,
+                                           const std::function<bool(const std::string& key)>& key_filter,
+                                           const std::string& text);
   // Serializes merge-and-publish per key (striped), so that this node's
   // newest history record always includes all of its versions.
   std::mutex& PublishLock(const std::string& key);
@@ -197,6 +217,8 @@ class ContextStore {
   const Clock& clock_;
   std::string writer_id_;
   std::array<std::mutex, 32> publish_locks_;
+  std::atomic<std::uint64_t> writes_{1};           // bumped by every put and delete
+  std::atomic<std::uint64_t> indexed_writes_{0};   // the count the last index record covers
 };
 
 }  // namespace bzzz::ucxl

@@ -39,7 +39,7 @@ class RewrapJob::Impl {
   std::mutex run_mu;  // one pass at a time
 
   // The persisted state.
-  std::uint64_t revision = 0;  // the ring revision the last complete pass reached (or this pass aims at)
+  std::uint64_t revision = 0;  // the key generation the last complete pass reached (or this pass aims at)
   bool done = true;
   std::string cursor_key;
   std::uint64_t cursor_number = 0;
@@ -56,7 +56,7 @@ class RewrapJob::Impl {
       : store(s), target(std::move(t)), options(std::move(o)) {}
 
   json StateLocked() const {
-    return {{"target_revision", revision}, {"done", done},           {"cursor_key", cursor_key},
+    return {{"target_generation", revision}, {"done", done},           {"cursor_key", cursor_key},
             {"cursor_number", cursor_number}, {"scanned", scanned},   {"rewrapped", rewrapped},
             {"failed", failed},               {"total", total},       {"started_ms", started_ms},
             {"finished_ms", finished_ms}};
@@ -74,7 +74,7 @@ class RewrapJob::Impl {
       return;
     }
     try {
-      revision = j.at("target_revision").get<std::uint64_t>();
+      revision = j.at("target_generation").get<std::uint64_t>();
       done = j.at("done").get<bool>();
       cursor_key = j.at("cursor_key").get<std::string>();
       cursor_number = j.at("cursor_number").get<std::uint64_t>();
@@ -117,7 +117,7 @@ class RewrapJob::Impl {
         finished_ms = 0;
         if (auto t = store.repository().ContextStats(); t.ok()) total = t->versions;
         SaveLocked();
-        kLog.info("ucxl: re-wrapping this node's context to key ring revision {} ({} version(s))", revision, total);
+        kLog.info("ucxl: re-wrapping this node's context to key generation {} ({} version(s))", revision, total);
       }
     }
     const auto pause = std::chrono::duration<double>(options.per_second > 0 ? 1.0 / options.per_second : 0);
@@ -163,13 +163,16 @@ class RewrapJob::Impl {
       }
       std::lock_guard lock(mu);
       SaveLocked();
+      // A rotation during the pass: start over towards the newest keys
+      // (what was scanned got the keys of then).
+      if (target() != revision) return Status::Ok();
     }
     std::lock_guard lock(mu);
     done = true;
     finished_ms = UnixMillisNow();
     if (pending) pending->Set(0);
     SaveLocked();
-    kLog.info("ucxl: re-wrap to key ring revision {} done: {} scanned, {} re-wrapped, {} failed", revision, scanned,
+    kLog.info("ucxl: re-wrap to key generation {} done: {} scanned, {} re-wrapped, {} failed", revision, scanned,
               rewrapped, failed);
     return Status::Ok();
   }

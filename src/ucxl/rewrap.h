@@ -1,7 +1,7 @@
 // RewrapJob: moves the versions this node wrote to the newest role key
 // versions (SPEC §3.10 "a re-wrap job migrates"; docs/keys.md).
 //
-// When the key ring changes (a rotation adds a version), the job scans this
+// When the key generation changes (a rotation adds a version), the job scans this
 // node's context_versions in (key, number) order and re-wraps each sealed
 // version whose wraps are not the newest (ContextStore::Rewrap: the data key
 // is re-sealed through the writer's own wrap, the ciphertext and the
@@ -40,7 +40,8 @@ struct RewrapOptions {
 
 class RewrapJob {
  public:
-  // `target` is the revision the job should reach (the key ring's).
+  // `target` is the key generation the job should reach
+  // (keys::Keyring::Generation: grows with every rotation).
   RewrapJob(ContextStore& store, std::function<std::uint64_t()> target, RewrapOptions options,
             prometheus::Registry* metrics);
   ~RewrapJob();  // Stop()

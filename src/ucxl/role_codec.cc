@@ -142,6 +142,10 @@ bool RoleCodec::MayOpen(const std::string& stored, const Reader& reader) {
   return std::any_of(readers.begin(), readers.end(), [&](const std::string& r) { return reader.MayRead(r); });
 }
 
+std::optional<std::vector<std::string>> RoleCodec::Readers(const std::string& key, const std::string& stored) {
+  return keys::LooksSealed(stored) ? keys::Keyring::ReadersOf(stored) : ReadersOf(key);
+}
+
 Result<std::optional<std::string>> RoleCodec::Rewrap(const std::string& key, const std::string& stored) {
   auto next = keyring_->Rewrap(key, stored, ReadersOf(key));
   if (next.ok() && next->has_value()) Count("rewrap", "ok");

@@ -57,10 +57,12 @@ class RoleCodec final : public ContentCodec {
 
   Result<std::string> Seal(const std::string& key, std::string content) override;
   Result<std::string> Open(const std::string& key, std::string stored, const Reader& reader) override;
-  bool MayOpen(const std::string& stored, const Reader& reader) override;
+  std::optional<std::vector<std::string>> Readers(const std::string& key, const std::string& stored) override;
   Result<std::optional<std::string>> Rewrap(const std::string& key, const std::string& stored) override;
 
  private:
+  // Whether `reader` is among the readers of sealed `stored`.
+  bool MayOpen(const std::string& stored, const Reader& reader);
   void Count(std::string_view operation, std::string_view result);
   std::shared_ptr<keys::Keyring> keyring_;
   std::vector<ReadRule> rules_;

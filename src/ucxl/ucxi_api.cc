@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -149,6 +152,31 @@ class UcxiServices::Impl {
 
   std::unique_ptr<UcxlProbe> probe;
   std::unique_ptr<RewrapJob> rewrap;
+  // Publishes this node's index record (cluster-wide search) after writes.
+  std::mutex index_mu;
+  std::condition_variable index_cv;
+  bool index_stopping = false;
+  std::thread indexer;
+
+  void IndexLoop() {
+    std::unique_lock lock(index_mu);
+    while (!index_stopping) {
+      lock.unlock();
+      if (auto published = context->PublishIndexIfChanged(); !published.ok()) {
+        kApiLog.warn("ucxl: index record not published: {}", published.status().ToString());
+      }
+      lock.lock();
+      index_cv.wait_for(lock, std::chrono::seconds(2), [this] { return index_stopping; });
+    }
+  }
+  void StopIndexer() {
+    {
+      std::lock_guard lock(index_mu);
+      index_stopping = true;
+    }
+    index_cv.notify_all();
+    if (indexer.joinable()) indexer.join();
+  }
 
   // The caller as a reader: the roles it holds; every role with the
   // permission context:read_any (system_admin and master: "*"). Not
@@ -436,17 +464,20 @@ std::shared_ptr<UcxiServices> UcxiServices::Create(std::shared_ptr<ContextReposi
   // body over http.body_limit_bytes is refused by the server first.
   i.max_bytes = std::min<std::size_t>(config.ucxi.max_payload_bytes, dht::kMaxRecordBytes);
   i.context = std::make_unique<ContextStore>(store, records, ContextStoreOptions{i.max_bytes}, encryption.codec);
-  if (encryption.codec && encryption.key_revision) {
-    i.rewrap = std::make_unique<RewrapJob>(*i.context, encryption.key_revision, encryption.rewrap, metrics);
+  if (encryption.codec && encryption.key_generation) {
+    i.rewrap = std::make_unique<RewrapJob>(*i.context, encryption.key_generation, encryption.rewrap, metrics);
     if (auto st = i.rewrap->Start(); !st.ok()) kApiLog.warn("ucxl: re-wrap job not started: {}", st.ToString());
   }
   i.probe = std::make_unique<UcxlProbe>(metrics);
+  if (records != nullptr) i.indexer = std::thread([impl = s->impl_.get()] { impl->IndexLoop(); });
   i.UpdateTotals();
   return s;
 }
 
 UcxiServices::~UcxiServices() {
-  if (impl_ && impl_->rewrap) impl_->rewrap->Stop();
+  if (!impl_) return;
+  impl_->StopIndexer();
+  if (impl_->rewrap) impl_->rewrap->Stop();
 }
 
 std::string UcxiServices::RewrapProgress() const {
@@ -457,7 +488,10 @@ std::vector<ops::ShutdownStep> UcxiServices::ShutdownSteps(const config::Config&
   (void)config;
   std::weak_ptr<Impl> weak = impl_;
   return {{"ucxl.rewrap", ops::kPriorityStopServices, std::chrono::milliseconds(3000), [weak] {
-             if (auto impl = weak.lock(); impl && impl->rewrap) impl->rewrap->Stop();
+             if (auto impl = weak.lock()) {
+               impl->StopIndexer();
+               if (impl->rewrap) impl->rewrap->Stop();
+             }
              return Status::Ok();
            }}};
 }

@@ -45,7 +45,7 @@ namespace bzzz::ucxl {
 // that follows the key ring (ucxl/rewrap.h). No codec: stored as given.
 struct UcxiEncryption {
   std::shared_ptr<ContentCodec> codec;
-  std::function<std::uint64_t()> key_revision;
+  std::function<std::uint64_t()> key_generation;  // keys::Keyring::Generation
   RewrapOptions rewrap;
 };
 

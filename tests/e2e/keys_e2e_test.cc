@@ -209,6 +209,23 @@ TEST(KeysEndToEnd, RolesRotationRewrapRevocationAndNoPlaintextAnywhere) {
   for (int k = 0; k < 16; ++k) {
     ASSERT_EQ(Put(c, 1, "ucxl://alice:developer@proj:t1/*^/bulk/" + std::to_string(k), "bulk " + kMarker).status, 201);
   }
+  // Search covers the cluster: node 2 wrote nothing and finds node 1's
+  // keys, a page at a time; a caller without a reader role finds none.
+  json page;
+  ASSERT_TRUE(Eventually([&] {
+    const Answer found = Call(c, 2, "GET", "/ucxi/v1/search?q=bulk&limit=10", "", kDevToken);
+    if (found.status != 200) return false;
+    page = found.body["response"]["data"];
+    return page["results"].size() == 10 && page["next"].is_string();
+  }, 20s)) << page.dump();
+  const Answer rest =
+      Call(c, 2, "GET", "/ucxi/v1/search?q=bulk&limit=10&after=" + Encode(page["next"].get<std::string>()), "",
+           kDevToken);
+  EXPECT_EQ(rest.body["response"]["data"]["results"].size(), 6u) << rest.body.dump();
+  EXPECT_EQ(Call(c, 2, "GET", "/ucxi/v1/search?q=bulk", "", kOpsToken).body["response"]["data"]["results"].size(), 0u);
+  const Answer content = Call(c, 2, "GET", "/ucxi/v1/search?q=" + kMarker + "&limit=100", "", kDevToken);
+  EXPECT_EQ(content.body["response"]["data"]["results"].size(), 17u) << content.body.dump();  // notes.md + 16 bulk
+
   std::atomic<bool> writing{true};
   std::atomic<int> failures{0};
   std::thread writer([&] {
@@ -232,7 +249,7 @@ TEST(KeysEndToEnd, RolesRotationRewrapRevocationAndNoPlaintextAnywhere) {
     return progress.is_object() && progress["done"] == false && progress["scanned"].get<int>() >= 3;
   }, 20s)) << progress.dump();
   const auto started = progress["started_ms"].get<std::int64_t>();
-  const int target = progress["target_revision"].get<int>();
+  const int target = progress["target_generation"].get<int>();
   c.nodes[1]->Signal(SIGKILL);
   c.nodes[1]->Wait(10s);
   c.StartNode(1, true, {"--set", "security.keys.rewrap_per_second=50"});
@@ -241,12 +258,12 @@ TEST(KeysEndToEnd, RolesRotationRewrapRevocationAndNoPlaintextAnywhere) {
     return progress.is_object() && progress["done"] == true;
   }, 60s)) << progress.dump();
   EXPECT_EQ(progress["started_ms"], started) << "the pass resumed, not restarted";
-  EXPECT_EQ(progress["target_revision"], target);
+  EXPECT_EQ(progress["target_generation"], target);
   EXPECT_EQ(progress["failed"], 0);
   EXPECT_EQ(progress["scanned"], progress["total"]);
   ASSERT_TRUE(Eventually([&] {
     const json p = Rewrap(c, 0);
-    return p.is_object() && p["done"] == true && p["target_revision"] == target;
+    return p.is_object() && p["done"] == true && p["target_generation"] == target;
   }, 30s));
 
   // Retire developer v1: everything re-wrapped still reads, everywhere.

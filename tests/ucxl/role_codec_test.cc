@@ -126,18 +126,18 @@ TEST(RoleCodec, RewrapAfterRotationResumesFromItsCursorThenOldVersionsRetire) {
     return keys::ParseEnvelope(*stored)->wraps[0].version;
   };
   ASSERT_TRUE(f.keyring->Rotate("developer", 1, f.Signer()).ok());
-  const std::uint64_t revision = f.keyring->ring().revision;
+  const std::uint64_t generation = f.keyring->Generation();
   // A pass interrupted after "b" (what a kill -9 leaves in the state file).
   const std::string state = f.dir.File("rewrap.json");
   {
     std::ofstream out(state);
-    out << nlohmann::json{{"target_revision", revision}, {"done", false},    {"cursor_key", ContentKey(at[1])},
+    out << nlohmann::json{{"target_generation", generation}, {"done", false},    {"cursor_key", ContentKey(at[1])},
                           {"cursor_number", 1},            {"scanned", 2},     {"rewrapped", 2},
                           {"failed", 0},                   {"total", 4},       {"started_ms", 1},
                           {"finished_ms", 0}}
                .dump();
   }
-  RewrapJob job(*f.store, [&] { return f.keyring->ring().revision; }, RewrapOptions{state, 1000}, nullptr);
+  RewrapJob job(*f.store, [&] { return f.keyring->Generation(); }, RewrapOptions{state, 1000}, nullptr);
   ASSERT_TRUE(job.RunOnce().ok());
   auto progress = nlohmann::json::parse(job.ProgressJson());
   EXPECT_EQ(progress["done"], true);
@@ -151,11 +151,11 @@ TEST(RoleCodec, RewrapAfterRotationResumesFromItsCursorThenOldVersionsRetire) {
   ASSERT_TRUE(f.keyring->Rotate("developer", 1, f.Signer()).ok());
   ASSERT_TRUE(job.RunOnce().ok());
   progress = nlohmann::json::parse(job.ProgressJson());
-  EXPECT_EQ(progress["target_revision"], f.keyring->ring().revision);
+  EXPECT_EQ(progress["target_generation"], f.keyring->Generation());
   EXPECT_EQ(progress["scanned"], 4);
   for (const auto& a : at) EXPECT_EQ(version_of(a), 3u);
   // The job saved where it is: a new job finds the pass done.
-  RewrapJob again(*f.store, [&] { return f.keyring->ring().revision; }, RewrapOptions{state, 1000}, nullptr);
+  RewrapJob again(*f.store, [&] { return f.keyring->Generation(); }, RewrapOptions{state, 1000}, nullptr);
   EXPECT_EQ(nlohmann::json::parse(again.ProgressJson())["done"], true);
 
   // Retire v1 and v2: every version still reads, for a developer.
