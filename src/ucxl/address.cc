@@ -309,6 +309,14 @@ std::string ContentKey(const Address& a) {
   return std::string(kScheme) + a.agent + ":" + a.role + "@" + a.project + ":" + a.task + "/" + a.path;
 }
 
+Result<Address> AddressOfContentKey(std::string_view key) {
+  const auto slash = key.find('/', kScheme.size());
+  if (key.substr(0, kScheme.size()) != kScheme || slash == std::string_view::npos) {
+    return InvalidArgument("not a UCXL content key: " + std::string(key.substr(0, 100)));
+  }
+  return Parse(std::string(key.substr(0, slash)) + "/*^" + std::string(key.substr(slash)));
+}
+
 Result<std::size_t> Resolve(const Temporal& t, const std::vector<VersionRef>& history) {
   if (history.empty()) return NotFound("no versions");
   const std::size_t n = history.size();

@@ -91,5 +91,7 @@ bool Matches(const Address& pattern, const Address& address);
 // The address without temporal, query and fragment: the key of the
 // versioned content ("ucxl://a:r@p:t/path").
 std::string ContentKey(const Address& address);
+// The inverse: the address a content key names, at its latest version (*^).
+Result<Address> AddressOfContentKey(std::string_view key);
 
 }  // namespace bzzz::ucxl

@@ -451,13 +451,6 @@ Result<Entry> ContextStore::Navigate(const Address& address, std::int64_t steps,
 
 namespace {
 
-// A content key back into an address (it has no temporal).
-Result<Address> AddressOfKey(const std::string& key) {
-  const auto slash = key.find('/', kScheme.size());
-  if (slash == std::string::npos) return Parse(key + "/*^");
-  return Parse(key.substr(0, slash) + "/*^" + key.substr(slash));
-}
-
 bool AnyReadable(const std::optional<std::vector<std::string>>& readers, const Reader& reader) {
   if (reader.all || !readers) return true;
   return std::any_of(readers->begin(), readers->end(), [&](const std::string& r) { return reader.MayRead(r); });
@@ -526,7 +519,7 @@ Result<std::vector<ContextVersion>> ContextStore::Find(std::size_t limit, const 
         for (const auto& e : j["keys"]) {
           if (!e.is_object() || !e.contains("key") || !e["key"].is_string()) continue;
           const std::string key = e["key"].get<std::string>();
-          if (candidates.count(key) || !AddressOfKey(key).ok()) continue;
+          if (candidates.count(key) || !AddressOfContentKey(key).ok()) continue;
           Candidate c;
           c.version.key = key;
           if (e.contains("readers") && e["readers"].is_array()) {
@@ -548,7 +541,7 @@ Result<std::vector<ContextVersion>> ContextStore::Find(std::size_t limit, const 
     if (out.size() >= limit) break;
     if (!after.empty() && key <= after) continue;
     if (!key_filter(key) || !AnyReadable(c.readers, reader)) continue;
-    auto address = AddressOfKey(key);
+    auto address = AddressOfContentKey(key);
     if (!address.ok()) continue;
     // The shared latest version: what a get of *^ would answer.
     ContextVersion latest = c.version;
@@ -585,7 +578,7 @@ Result<std::vector<ContextVersion>> ContextStore::Discover(const Address& patter
   return Find(
       limit, reader, after,
       [&](const std::string& key) {
-        auto a = AddressOfKey(key);
+        auto a = AddressOfContentKey(key);
         return a.ok() && Matches(pattern, *a);
       },
       "");

@@ -40,13 +40,6 @@ Result<ReadRule> ParseReadRule(const std::string& text) {
   return rule;
 }
 
-// A content key back into an address (it has no temporal).
-Result<Address> AddressOfKey(const std::string& key) {
-  const auto slash = key.find('/', kScheme.size());
-  if (slash == std::string::npos) return Parse(key + "/*^");
-  return Parse(key.substr(0, slash) + "/*^" + key.substr(slash));
-}
-
 }  // namespace
 
 Result<std::vector<ReadRule>> ParseReadRules(const std::vector<std::string>& rules) {
@@ -81,7 +74,7 @@ void RoleCodec::Count(std::string_view operation, std::string_view result) {
 
 std::vector<std::string> RoleCodec::ReadersOf(const std::string& key) const {
   std::vector<std::string> readers;
-  auto address = AddressOfKey(key);
+  auto address = AddressOfContentKey(key);
   if (address.ok()) {
     auto rule = std::find_if(rules_.begin(), rules_.end(), [&](const ReadRule& r) { return Matches(r.pattern, *address); });
     if (rule != rules_.end()) {

@@ -227,5 +227,19 @@ TEST(UcxlAddress, WildcardsMatch) {
   EXPECT_EQ(ContentKey(p("ucxl://a:r@p:t/~~2/x/y?q#f")), "ucxl://a:r@p:t/x/y");
 }
 
+TEST(ContentKeyTest, AddressOfContentKeyIsItsInverse) {
+  for (const char* text : {"ucxl://a:r@p:t/*^/x/y.md", "ucxl://a:r@p:t/*^", "ucxl://alice:dev@bzzz:t-1/*~3/a//b/"}) {
+    auto a = Parse(text);
+    ASSERT_TRUE(a.ok()) << text;
+    auto back = AddressOfContentKey(ContentKey(*a));
+    ASSERT_TRUE(back.ok()) << ContentKey(*a);
+    EXPECT_EQ(ContentKey(*back), ContentKey(*a));
+    EXPECT_EQ(back->temporal.kind, TemporalKind::kLatest);
+  }
+  EXPECT_FALSE(AddressOfContentKey("http://a:r@p:t/x").ok());
+  EXPECT_FALSE(AddressOfContentKey("ucxl://a:r@p:t").ok());
+  EXPECT_FALSE(AddressOfContentKey("ucxl://a:r@p:t/../x").ok());
+}
+
 }  // namespace
 }  // namespace bzzz::ucxl
