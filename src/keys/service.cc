@@ -29,7 +29,7 @@ constexpr std::string_view kRingRecord = "keys/ring";
 std::string GrantRecord(const std::string& node_id) { return "keys/grant/" + node_id; }
 }  // namespace
 
-class KeyServices::Impl : public std::enable_shared_from_this<KeyServices::Impl> {
+class KeyServices::Impl {
  public:
   std::shared_ptr<Keyring> keyring;
   p2p::P2pNode* p2p = nullptr;
@@ -40,6 +40,7 @@ class KeyServices::Impl : public std::enable_shared_from_this<KeyServices::Impl>
   std::mutex mu;
   std::condition_variable cv;
   bool stopping = false;
+  bool round_requested = false;  // a change to publish before the next interval
   std::thread loop;
   std::function<std::string(std::uint64_t*)> admin;
   std::function<std::string()> rewrap_progress;
@@ -191,7 +192,8 @@ class KeyServices::Impl : public std::enable_shared_from_this<KeyServices::Impl>
       lock.unlock();
       Round();
       lock.lock();
-      cv.wait_for(lock, options.poll_interval, [this] { return stopping; });
+      cv.wait_for(lock, options.poll_interval, [this] { return stopping || round_requested; });
+      round_requested = false;
     }
   }
 
@@ -266,9 +268,14 @@ class KeyServices::Impl : public std::enable_shared_from_this<KeyServices::Impl>
     return http::Response::Json(status, DumpJson(extra));
   }
 
-  // Publishes a change at once rather than at the next round.
+  // Publishes a change at once rather than at the next interval (the
+  // loop's thread runs the round).
   void PollAfterChange() {
-    std::thread([self = shared_from_this()] { self->Round(); }).detach();
+    {
+      std::lock_guard lock(mu);
+      round_requested = true;
+    }
+    cv.notify_all();
   }
 };
 
@@ -319,7 +326,6 @@ void KeyServices::Stop() {
   }
   impl_->cv.notify_all();
   if (impl_->loop.joinable()) impl_->loop.join();
-  std::lock_guard round(impl_->round_mu);  // a change's round in flight
 }
 
 void KeyServices::SetAdminSource(std::function<std::string(std::uint64_t*)> admin) {
