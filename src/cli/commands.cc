@@ -25,6 +25,7 @@
 #include "cli/cluster_commands.h"
 #include "cli/keys_commands.h"
 #include "cli/audit_commands.h"
+#include "cli/backup_commands.h"
 #include "cli/election_commands.h"
 #include "cli/p2p_commands.h"
 #include "cli/task_commands.h"
@@ -405,6 +406,23 @@ int RunCli(int argc, char** argv) {
   audit_verify->add_option("--file", audit_file, "an export written by `bzzz audit export`");
   audit_verify->add_option("--public-key", audit_key, "the node's public key (hex) to check an export against");
   audit_verify->add_flag("--json", audit_json, "print the report as JSON");
+  auto* backup_cmd = app.add_subcommand("backup", "backups of the node's store");
+  backup_cmd->require_subcommand(1);
+  ConfigArgs backup_args;
+  std::string backup_output, backup_file;
+  bool backup_json = false, backup_force = false;
+  auto* backup_create = backup_cmd->add_subcommand(
+      "create", "copy the store into one file (consistent while the node runs)");
+  AddConfigOptions(backup_create, backup_args);
+  backup_create->add_option("--output,-o", backup_output, "file to write (default bzzz-backup-<UTC time>.db)");
+  auto* backup_verify = backup_cmd->add_subcommand("verify", "check a backup file and show what it holds");
+  backup_verify->add_option("file", backup_file, "the backup")->required();
+  auto* backup_restore = backup_cmd->add_subcommand(
+      "restore", "replace the store with a backup (the node stopped; the old database is kept beside)");
+  AddConfigOptions(backup_restore, backup_args);
+  backup_restore->add_option("file", backup_file, "the backup")->required();
+  backup_restore->add_flag("--force", backup_force, "replace an existing database");
+  for (auto* c : {backup_create, backup_verify, backup_restore}) c->add_flag("--json", backup_json, "print JSON");
   ClientArgs audit_export_args;
   auto* audit_export = audit_cmd->add_subcommand("export", "write a running node's whole audit log as JSON");
   AddClientOptions(audit_export, audit_export_args);
@@ -490,6 +508,14 @@ int RunCli(int argc, char** argv) {
     return AuditVerifyStore(*cfg, audit_json);
   }
   if (*audit_export) return AuditExport(audit_export_args, audit_output);
+  if (*backup_verify) return BackupVerify(backup_file, backup_json);
+  if (*backup_create || *backup_restore) {
+    int code = kExitOk;
+    auto cfg = Load(backup_args, &code);
+    if (!cfg) return code;
+    return *backup_create ? BackupCreate(*cfg, backup_output, backup_json)
+                          : BackupRestore(*cfg, backup_file, backup_force, backup_json);
+  }
   if (*dht_bootstrap) return DhtBootstrap(bootstrap_args, bootstrap_port, bootstrap_host);
   if (auto code = bench_command.Run()) return *code;
   if (auto code = p2p_commands.Run()) return *code;

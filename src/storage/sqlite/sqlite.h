@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/backup.h"
 #include "storage/store.h"
 
 namespace bzzz::storage::sqlite {
@@ -35,5 +36,11 @@ DomainMigrations AuditMigrations();
 // Opens (creating if needed) the database. Fails with Unavailable when the
 // file cannot be opened and InvalidArgument when it is not a database.
 Result<Storage> Open(const SqliteOptions& options);
+
+// Backups (storage/backup.h): `source` and `target` are database files.
+Result<BackupReport> Backup(const std::string& source, const std::string& output, const BackupProgressFn& progress);
+Result<BackupReport> DescribeFile(const std::string& path);
+Result<BackupReport> Restore(const std::string& input, const std::string& target, bool replace_existing,
+                             const BackupProgressFn& progress);
 
 }  // namespace bzzz::storage::sqlite
