@@ -197,6 +197,26 @@ TEST(KeysEndToEnd, RolesRotationRewrapRevocationAndNoPlaintextAnywhere) {
   ASSERT_EQ(grant.status, 200) << grant.body.dump();
   const Answer not_admin = Call(c, 1 - a, "POST", "/api/v1/keys/rotate", json{{"role", "developer"}}.dump());
   EXPECT_EQ(not_admin.status, 409) << not_admin.body.dump();
+  // Bad bodies are refused and change nothing; operator reads, cannot change.
+  const auto revision = c.Get(a, "/api/v1/keys")["revision"];
+  for (const auto& [path, body] : std::vector<std::pair<std::string, std::string>>{
+           {"/api/v1/keys/rotate", "{}"},
+           {"/api/v1/keys/rotate", "not json"},
+           {"/api/v1/keys/rotate", R"({"role": "any"})"},
+           {"/api/v1/keys/rotate", R"({"role": "a b"})"},
+           {"/api/v1/keys/config", R"({"role": "developer", "min_decryption_version": 0})"},
+           {"/api/v1/keys/config", R"({"role": "developer", "min_decryption_version": "2"})"},
+           {"/api/v1/keys/config", R"({"role": "developer", "min_decryption_version": 9})"},
+           {"/api/v1/keys/config", R"({"role": "nosuchrole", "min_decryption_version": 1})"},
+           {"/api/v1/keys/grant", R"({"role": "developer"})"},
+           {"/api/v1/keys/grant", R"({"role": "developer", "node_id": "not-a-node"})"}}) {
+    const Answer bad = Call(c, a, "POST", path, body);
+    EXPECT_TRUE(bad.status == 400 || bad.status == 404) << path << " " << body << ": " << bad.status;
+  }
+  EXPECT_EQ(c.Get(a, "/api/v1/keys")["revision"], revision);
+  EXPECT_EQ(Call(c, a, "GET", "/api/v1/keys", "", kOpsToken).status, 200);
+  EXPECT_EQ(Call(c, a, "POST", "/api/v1/keys/rotate", json{{"role", "developer"}}.dump(), kOpsToken).status, 403);
+  EXPECT_EQ(Call(c, a, "POST", "/api/v1/keys/rotate", json{{"role", "developer"}}.dump(), kDevToken).status, 403);
   ASSERT_TRUE(Eventually([&] { return Timeline(c, 2, "/notes.md", 8) == t0; }, 20s))
       << Timeline(c, 2, "/notes.md", 8)[0];
 
