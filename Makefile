@@ -42,6 +42,7 @@ bench: build
 	bash bench/p2p/run.sh
 	bash bench/election/run.sh
 	bash bench/tasks/run.sh
+	bash bench/ucxl/run.sh
 
 # No-op tasks end to end, bzzz (1 and 3 nodes) against BullMQ + Redis.
 bench-tasks: build

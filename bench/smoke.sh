@@ -5,8 +5,8 @@
 # full runs); that each benchmark starts its processes, measures and prints
 # its figures is. Anchors are skipped (they install other software).
 #
-#   bash bench/smoke.sh http|p2p|election|tasks|kpi
-#   (BZZZ_BIN and BZZZ_P2P_BENCH name the binaries; default build/bin/)
+#   bash bench/smoke.sh http|p2p|election|tasks|kpi|ucxl
+#   (BZZZ_BIN, BZZZ_P2P_BENCH and BZZZ_UCXL_BENCH name the binaries; default build/bin/)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,8 +68,13 @@ for r in results:
 PY
     expect '"p95_ms"'
     ;;
+  ucxl)
+    SECONDS_EACH=0.2 bash "$root/bench/ucxl/run.sh" >"$out"
+    for b in ucxl_put ucxl_get envelope_seal envelope_open; do expect "\"bench\":\"$b\""; done
+    expect '"sealed":true,"bytes":65536'
+    ;;
   *)
-    echo "usage: bash bench/smoke.sh http|p2p|election|tasks|kpi" >&2
+    echo "usage: bash bench/smoke.sh http|p2p|election|tasks|kpi|ucxl" >&2
     exit 2
     ;;
 esac

@@ -478,13 +478,14 @@ Result<OpenOutcome> Keyring::Open(std::string_view key, std::string_view stored,
         continue;
       }
       auto it = secrets_.find({w.name, w.version});
-      if (it == secrets_.end()) {
+      const RoleVersion* known = role != ring_.roles.end() ? role->second.Find(w.version) : nullptr;
+      if (it == secrets_.end() || known == nullptr) {
         not_held.push_back(w.name + " v" + std::to_string(w.version));
         continue;
       }
       sk = it->second;
+      pk = known->public_key;  // the ring's (a secret is held only when it matches it): no scalar multiplication
     }
-    pk = PublicOf(sk);
     auto dk = UnwrapDataKey(w, pk, sk);
     sodium_memzero(sk.data(), sk.size());
     if (!dk) return Unavailable("the wrapped key for " + w.name + " v" + std::to_string(w.version) + " does not open");
