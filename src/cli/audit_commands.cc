@@ -91,7 +91,7 @@ int AuditVerifyStore(const config::Config& config, bool as_json) {
     PrintError(identity.status().message());
     return kExitFailure;
   }
-  auto storage = storage::OpenStorage(config);
+  auto storage = storage::OpenStorage(config, identity->node_id());
   if (!storage.ok()) {
     PrintError(storage.status().message());
     return kExitUnreachable;

@@ -20,16 +20,18 @@ namespace {
 
 using nlohmann::json;
 
-// Progress on stderr for long copies: every 10% past 4,096 pages (16 MiB).
+// Progress on stderr for long copies: SQLite every 10% past 4,096 pages
+// (16 MiB); PostgreSQL after each table.
 storage::BackupProgressFn Progress(const char* what) {
   auto last = std::make_shared<int>(-1);
   return [what, last](const storage::BackupProgress& p) {
-    if (p.total < 4096) return;
+    const bool pages = std::string_view(p.unit) == "pages";
+    if (p.total == 0 || (pages && p.total < 4096)) return;
     const int percent = static_cast<int>(p.done * 100 / p.total);
-    if (percent / 10 == *last / 10 && percent != 100) return;
+    if (pages && percent / 10 == *last / 10 && percent != 100) return;
     *last = percent;
-    std::fprintf(stderr, "%s: %d%% (%llu of %llu pages)\n", what, percent, static_cast<unsigned long long>(p.done),
-                 static_cast<unsigned long long>(p.total));
+    std::fprintf(stderr, "%s: %d%% (%llu of %llu %s)\n", what, percent, static_cast<unsigned long long>(p.done),
+                 static_cast<unsigned long long>(p.total), p.unit);
   };
 }
 
@@ -47,12 +49,14 @@ void PrintReport(const storage::BackupReport& r) {
   for (const auto& [name, rows] : r.tables) std::printf("  %-22s %llu rows\n", name.c_str(), static_cast<unsigned long long>(rows));
 }
 
-std::string DefaultName() { return "bzzz-backup-" + storage::BackupTimestamp() + ".db"; }
+std::string DefaultName(const config::Config& config) {
+  return "bzzz-backup-" + storage::BackupTimestamp() + (config.storage.backend == "postgres" ? ".dump" : ".db");
+}
 
 }  // namespace
 
 int BackupCreate(const config::Config& config, std::string output, bool as_json) {
-  if (output.empty()) output = DefaultName();
+  if (output.empty()) output = DefaultName(config);
   auto r = storage::CreateBackup(config, output, as_json ? nullptr : Progress("backup"));
   if (!r.ok()) {
     PrintError("backup failed: " + r.status().message());

@@ -67,14 +67,21 @@ std::string Version() { return kBuildVersion; }
 std::string GitCommit() { return kBuildCommit; }
 
 ops::CheckOutcome AssessStoreHealth(const storage::StoreHealth& h) {
-  const json details = {{"backend", h.backend},
-                        {"location", h.location},
-                        {"reachable", h.reachable},
-                        {"integrity_ok", h.integrity_ok},
-                        {"schema_version", h.schema_version},
-                        {"latest_version", h.latest_version},
-                        {"latency_ms", static_cast<double>(h.latency.count()) / 1000.0},
-                        {"size_bytes", h.size_bytes}};
+  json details = {{"backend", h.backend},
+                  {"location", h.location},
+                  {"reachable", h.reachable},
+                  {"integrity_ok", h.integrity_ok},
+                  {"schema_version", h.schema_version},
+                  {"latest_version", h.latest_version},
+                  {"latency_ms", static_cast<double>(h.latency.count()) / 1000.0},
+                  {"size_bytes", h.size_bytes}};
+  if (h.pool.present) {
+    details["pool"] = {{"open", h.pool.open},           {"idle", h.pool.idle},
+                       {"in_use", h.pool.in_use},       {"waiting", h.pool.waiting},
+                       {"min", h.pool.min},             {"max", h.pool.max},
+                       {"opened", h.pool.opened},       {"discarded", h.pool.discarded},
+                       {"timeouts", h.pool.timeouts},   {"connect_failures", h.pool.connect_failures}};
+  }
   const std::string d = details.dump();
   if (!h.reachable) return ops::CheckOutcome::Unhealthy("store unreachable: " + h.message, d);
   if (!h.integrity_ok) return ops::CheckOutcome::Unhealthy("integrity check failed: " + h.message, d);
@@ -246,7 +253,7 @@ class Node::Impl {
   // The backend storage.backend names, migrated; every domain's repository.
   Status OpenStorage() {
     const auto& cfg = config;
-    auto opened = storage::OpenStorage(cfg);
+    auto opened = storage::OpenStorage(cfg, node_id);
     if (!opened.ok()) return opened.status();
     storage = std::move(opened).value();
     auto migrated = storage.store->Migrate();

@@ -1,5 +1,8 @@
 // Backups of the store (SPEC §3.11; docs/operations.md "Backups").
 //
+// PostgreSQL: pg_dump's custom format and pg_restore (postgres/backup.cc
+// says how); the rest of this comment is about SQLite.
+//
 // CreateBackup copies the store into one file while the node runs:
 // for SQLite with the online backup API, page by page inside one read
 // transaction (a consistent snapshot; the node's writers are not blocked,
@@ -13,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <functional>
 #include <map>
 #include <string>
@@ -24,13 +28,14 @@
 namespace bzzz::storage {
 
 struct BackupProgress {
-  std::uint64_t done = 0;   // pages copied
-  std::uint64_t total = 0;  // pages in all
+  std::uint64_t done = 0;   // units copied
+  std::uint64_t total = 0;  // units in all
+  const char* unit = "pages";  // SQLite copies pages; pg_dump and pg_restore tables
 };
 using BackupProgressFn = std::function<void(const BackupProgress&)>;
 
 struct BackupReport {
-  std::string backend;                          // "sqlite"
+  std::string backend;                          // "sqlite" or "postgres"
   std::string path;                             // the file written (create) or restored from (restore)
   std::string target;                           // the database (create: the source; restore: replaced)
   std::string previous;                         // restore: where the replaced database was kept ("" if none)
@@ -41,7 +46,14 @@ struct BackupReport {
 };
 
 // Now in UTC, compact ("20261206T220000Z"): the time in backup file names.
-std::string BackupTimestamp();
+inline std::string BackupTimestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
 
 // Writes a backup of the configured store to `output`. InvalidArgument for
 // an existing output file (never overwritten).

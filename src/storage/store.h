@@ -69,6 +69,20 @@ struct StoreHealth {
   std::string location;        // file path or host:port/db, never a password
   std::uint64_t size_bytes = 0;
   std::string message;         // human summary or the error
+  // The connection pool of a server backend (PostgreSQL); absent for SQLite.
+  struct Pool {
+    bool present = false;
+    int open = 0;      // idle plus lent out
+    int idle = 0;
+    int in_use = 0;
+    int waiting = 0;   // callers waiting for a connection
+    int min = 0;
+    int max = 0;
+    std::uint64_t opened = 0;            // connections opened since start
+    std::uint64_t discarded = 0;         // found broken and closed
+    std::uint64_t timeouts = 0;          // acquisitions that gave up waiting
+    std::uint64_t connect_failures = 0;
+  } pool;
 };
 
 class Store {
@@ -129,6 +143,9 @@ struct Storage {
 
 // Opens the backend the configuration asks for (storage.backend), creating
 // the data directory and database file when needed. Does not migrate.
-Result<Storage> OpenStorage(const config::Config& config);
+// `node_id` names the node whose rows the repositories hold in a database
+// shared by several nodes (PostgreSQL); without it only the Store works
+// there (migrate, health). SQLite, one file per node, ignores it.
+Result<Storage> OpenStorage(const config::Config& config, const std::string& node_id = "");
 
 }  // namespace bzzz::storage

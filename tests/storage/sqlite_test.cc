@@ -565,13 +565,17 @@ TEST(OpenStoreTest, UnknownSynchronousIsInvalidArgument) {
   EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument);
 }
 
-TEST(OpenStoreTest, PostgresIsNotBuiltYet) {
+// The PostgreSQL backend itself is tested against a real server in
+// postgres_test.cc; here only that OpenStorage reaches it.
+TEST(OpenStoreTest, PostgresWithoutAServerIsUnavailable) {
   config::Config config;
   config.storage.backend = "postgres";
-  auto store = OpenStorage(config);
+  config.storage.postgres.host = "127.0.0.1";
+  config.storage.postgres.port = 1;  // nothing listens there
+  auto store = OpenStorage(config, "node");
   ASSERT_FALSE(store.ok());
-  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_PRED2(Contains, store.status().message(), "the PostgreSQL backend is not built yet");
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable);
+  EXPECT_PRED2(Contains, store.status().message(), "cannot connect to PostgreSQL at 127.0.0.1:1/bzzz");
 }
 
 TEST(OpenStoreTest, UnknownBackendIsInvalidArgument) {

@@ -17,6 +17,7 @@
 #include <set>
 #include <system_error>
 
+#include "storage/migrations.h"
 #include "storage/sqlite/database.h"
 
 namespace bzzz::storage::sqlite {
@@ -47,26 +48,6 @@ constexpr const char* kUpgradeLegacyMigrationsTable =
     "  FROM schema_migrations_legacy;"
     "DROP TABLE schema_migrations_legacy;";
 constexpr int kLegacyLatest = 3;
-
-Status ValidateMigrations(const std::vector<DomainMigrations>& domains) {
-  std::set<std::string> seen;
-  for (const DomainMigrations& d : domains) {
-    if (d.domain.empty() || !seen.insert(d.domain).second) {
-      return Internal("invalid migration list: domain \"" + d.domain + "\" is empty or listed twice");
-    }
-    for (std::size_t i = 0; i < d.steps.size(); ++i) {
-      int expected = static_cast<int>(i) + 1;
-      if (d.steps[i].version != expected) {
-        return Internal("invalid migration list: " + d.domain + " version " +
-                        std::to_string(d.steps[i].version) + " (\"" + d.steps[i].name + "\") at position " +
-                        std::to_string(expected) + "; versions must be 1, 2, 3, ... in order");
-      }
-    }
-  }
-  return {};
-}
-
-int LatestOf(const DomainMigrations& d) { return d.steps.empty() ? 0 : d.steps.back().version; }
 
 Status NewerThanBinary(const std::string& domain, std::int64_t current, int latest) {
   return FailedPrecondition("database schema of " + domain + " is at version " + std::to_string(current) +
@@ -121,33 +102,12 @@ Result<std::map<std::string, std::int64_t>> ReadApplied(SqliteConnection& conn) 
   return applied;
 }
 
-// Compares what is applied with what this binary knows.
-Result<MigrationState> StateOf(const std::vector<DomainMigrations>& known,
-                               const std::map<std::string, std::int64_t>& applied) {
-  MigrationState state;
-  for (const DomainMigrations& d : known) {
-    auto it = applied.find(d.domain);
-    std::int64_t current = it == applied.end() ? 0 : it->second;
-    int latest = LatestOf(d);
-    if (current > latest) return NewerThanBinary(d.domain, current, latest);
-    state.domains.push_back({d.domain, static_cast<int>(current), latest});
-    state.current_version += static_cast<int>(current);
-    state.latest_version += latest;
-  }
-  return state;
-}
-
 std::uint64_t FileSizeOrZero(const std::string& path) {
   std::error_code ec;
   auto size = std::filesystem::file_size(path, ec);
   return ec ? 0 : static_cast<std::uint64_t>(size);
 }
 
-int LatestTotal(const std::vector<DomainMigrations>& domains) {
-  int total = 0;
-  for (const auto& d : domains) total += LatestOf(d);
-  return total;
-}
 
 class SqliteStore final : public Store {
  public:

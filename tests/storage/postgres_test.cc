@@ -1,0 +1,539 @@
+// The PostgreSQL backend against a real server started for this binary on
+// loopback (support/services.h): migrations (also from several nodes at
+// once), every repository with the SQLite backend's semantics, per-node
+// scoping in a shared database, the pool, the server restarting or
+// killing connections under the store, and backups that round-trip.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "storage/postgres/database.h"
+#include "storage/postgres/postgres.h"
+#include "storage/sqlite/sqlite.h"
+#include "storage/store.h"
+#include "support/services.h"
+#include "support/support.h"
+
+namespace bzzz::storage::postgres {
+namespace {
+
+using bzzz::testing::PostgresServer;
+using bzzz::testing::TempDir;
+
+PostgresServer* server = nullptr;
+
+class PostgresEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    server = new PostgresServer();
+    ASSERT_TRUE(server->ok()) << server->error();
+  }
+  void TearDown() override {
+    delete server;
+    server = nullptr;
+  }
+};
+
+const auto* const kEnvironment = ::testing::AddGlobalTestEnvironment(new PostgresEnvironment);
+
+// Every test gets a database of its own.
+std::string FreshDatabase() {
+  static std::atomic<int> next{0};
+  const std::string name = "t" + std::to_string(getpid()) + "_" + std::to_string(next++);
+  EXPECT_EQ(server->CreateDatabase(name), name);
+  return name;
+}
+
+PostgresOptions OptionsFor(const std::string& database, const std::string& node = "node-a") {
+  PostgresOptions o;
+  o.host = "127.0.0.1";
+  o.port = server->port();
+  o.database = database;
+  o.user = "postgres";
+  o.sslmode = "disable";
+  o.min_connections = 1;
+  o.max_connections = 4;
+  o.acquire_timeout = std::chrono::milliseconds(2000);
+  o.node_id = node;
+  return o;
+}
+
+Storage OpenOrDie(const PostgresOptions& o, bool migrate = true) {
+  auto s = Open(o);
+  EXPECT_TRUE(s.ok()) << s.status().message();
+  if (!s.ok()) return {};
+  if (migrate) {
+    auto m = s->store->Migrate();
+    EXPECT_TRUE(m.ok()) << m.status().message();
+  }
+  return *s;
+}
+
+tasks::TaskRow Task(const std::string& id, const std::string& state, std::int64_t seq, const std::string& key = "") {
+  tasks::TaskRow r;
+  r.id = id;
+  r.idempotency_key = key;
+  r.state = state;
+  r.executor = "noop";
+  r.project = "p";
+  r.priority = 1;
+  r.created_ms = 1000 + seq;
+  r.updated_ms = 2000 + seq;
+  r.seq = seq;
+  r.doc = R"({"id":")" + id + R"("})";
+  return r;
+}
+
+TEST(PostgresMigrationsTest, DomainsAndVersionsMatchTheSqliteBackend) {
+  const auto& pg = Migrations();
+  const auto& lite = sqlite::Migrations();
+  ASSERT_EQ(pg.size(), lite.size());
+  for (std::size_t i = 0; i < pg.size(); ++i) {
+    EXPECT_EQ(pg[i].domain, lite[i].domain);
+    ASSERT_EQ(pg[i].steps.size(), lite[i].steps.size()) << pg[i].domain;
+    for (std::size_t j = 0; j < pg[i].steps.size(); ++j) {
+      EXPECT_EQ(pg[i].steps[j].version, lite[i].steps[j].version);
+      EXPECT_EQ(pg[i].steps[j].name, lite[i].steps[j].name);
+    }
+  }
+}
+
+TEST(PostgresStoreTest, MigrateAppliesEveryStepOnceAndReportsTheSchema) {
+  Storage s = OpenOrDie(OptionsFor(FreshDatabase()), false);
+  ASSERT_TRUE(s.store);
+  EXPECT_EQ(s.store->Backend(), "postgres");
+  auto before = s.store->SchemaState();
+  ASSERT_TRUE(before.ok()) << before.status().message();
+  EXPECT_EQ(before->current_version, 0);
+  auto first = s.store->Migrate();
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(first->current_version, first->latest_version);
+  EXPECT_EQ(first->applied.size(), static_cast<std::size_t>(first->latest_version));
+  auto second = s.store->Migrate();
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->applied.empty());
+  const StoreHealth h = s.store->HealthCheck();
+  EXPECT_TRUE(h.reachable);
+  EXPECT_TRUE(h.integrity_ok);
+  EXPECT_EQ(h.message, "ok");
+  EXPECT_EQ(h.backend, "postgres");
+  EXPECT_EQ(h.schema_version, h.latest_version);
+  EXPECT_GT(h.size_bytes, 0u);
+  EXPECT_TRUE(h.pool.present);
+  EXPECT_EQ(h.pool.max, 4);
+  EXPECT_EQ(h.location.find("password"), std::string::npos);
+}
+
+TEST(PostgresStoreTest, NodesMigratingTheSameDatabaseAtOnceApplyEachStepOnce) {
+  const std::string db = FreshDatabase();
+  constexpr int kNodes = 6;
+  std::vector<std::thread> threads;
+  std::atomic<int> applied{0}, failed{0};
+  for (int i = 0; i < kNodes; ++i) {
+    threads.emplace_back([&, i] {
+      auto s = Open(OptionsFor(db, "node-" + std::to_string(i)));
+      if (!s.ok()) {
+        ++failed;
+        return;
+      }
+      auto m = s->store->Migrate();
+      if (!m.ok()) {
+        ++failed;
+        return;
+      }
+      applied += static_cast<int>(m->applied.size());
+      if (m->current_version != m->latest_version) ++failed;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  int latest = 0;
+  for (const auto& d : Migrations()) latest += static_cast<int>(d.steps.size());
+  EXPECT_EQ(applied.load(), latest);
+  EXPECT_EQ(server->Sql("SELECT COUNT(*) FROM schema_migrations", db), std::to_string(latest));
+}
+
+TEST(PostgresStoreTest, BeforeMigrationTheRepositoriesSayToMigrate) {
+  Storage s = OpenOrDie(OptionsFor(FreshDatabase()), false);
+  auto meta = s.store->GetMeta("x");
+  EXPECT_EQ(meta.status().code(), StatusCode::kFailedPrecondition) << meta.status().message();
+  auto task = s.tasks->GetTask("t");
+  EXPECT_EQ(task.status().code(), StatusCode::kFailedPrecondition);
+  const StoreHealth h = s.store->HealthCheck();
+  EXPECT_TRUE(h.reachable);
+  EXPECT_NE(h.message.find("pending migration"), std::string::npos) << h.message;
+}
+
+TEST(PostgresStoreTest, NodeMetaIsPerNode) {
+  const std::string db = FreshDatabase();
+  Storage a = OpenOrDie(OptionsFor(db, "node-a"));
+  Storage b = OpenOrDie(OptionsFor(db, "node-b"));
+  EXPECT_EQ(a.store->GetMeta("k").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(a.store->PutMeta("k", "one").ok());
+  ASSERT_TRUE(a.store->PutMeta("k", "two").ok());
+  EXPECT_EQ(*a.store->GetMeta("k"), "two");
+  EXPECT_EQ(b.store->GetMeta("k").status().code(), StatusCode::kNotFound);
+}
+
+TEST(PostgresStoreTest, WithoutANodeIdOnlyTheStoreWorks) {
+  const std::string db = FreshDatabase();
+  Storage s = OpenOrDie(OptionsFor(db, ""));
+  EXPECT_TRUE(s.store->TestConnection().ok());
+  EXPECT_EQ(s.tasks->GetTask("t").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.store->PutMeta("k", "v").code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(PostgresTaskRepositoryTest, WritesReadsListsAndCountsLikeTheSqliteBackend) {
+  Storage s = OpenOrDie(OptionsFor(FreshDatabase()));
+  ASSERT_TRUE(s.tasks->WriteTasks({Task("t1", "queued", 1, "k1"), Task("t2", "running", 2), Task("t3", "queued", 3)},
+                                  {})
+                  .ok());
+  auto t1 = s.tasks->GetTask("t1");
+  ASSERT_TRUE(t1.ok()) << t1.status().message();
+  EXPECT_EQ(*t1, Task("t1", "queued", 1, "k1"));
+  EXPECT_EQ(s.tasks->FindTaskByIdempotencyKey("k1")->id, "t1");
+  EXPECT_EQ(s.tasks->GetTask("nope").status().code(), StatusCode::kNotFound);
+
+  // Updates change state, priority, updated_ms and doc; deletes remove.
+  tasks::TaskRow done = Task("t2", "succeeded", 2);
+  done.updated_ms = 9999;
+  ASSERT_TRUE(s.tasks->WriteTasks({done}, {"t3"}).ok());
+  EXPECT_EQ(s.tasks->GetTask("t2")->state, "succeeded");
+  EXPECT_EQ(s.tasks->GetTask("t2")->updated_ms, 9999);
+  EXPECT_EQ(s.tasks->GetTask("t3").status().code(), StatusCode::kNotFound);
+
+  tasks::TaskQuery all;
+  auto listed = s.tasks->ListTasks(all);
+  ASSERT_TRUE(listed.ok()) << listed.status().message();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].id, "t2");  // newest first
+  tasks::TaskQuery queued;
+  queued.state = "queued";
+  EXPECT_EQ(s.tasks->ListTasks(queued)->size(), 1u);
+  tasks::TaskQuery page;
+  page.before_seq = 2;
+  EXPECT_EQ(s.tasks->ListTasks(page)->front().id, "t1");
+
+  auto in_states = s.tasks->TasksInStates({"succeeded", "queued"});
+  ASSERT_TRUE(in_states.ok());
+  ASSERT_EQ(in_states->size(), 2u);
+  EXPECT_EQ((*in_states)[0].id, "t1");  // oldest first
+
+  auto totals = s.tasks->TaskStats();
+  ASSERT_TRUE(totals.ok());
+  EXPECT_EQ(totals->max_seq, 2);
+  ASSERT_EQ(totals->by_state.size(), 2u);
+}
+
+TEST(PostgresTaskRepositoryTest, AConflictingIdempotencyKeyRefusesTheWholeBatch) {
+  Storage s = OpenOrDie(OptionsFor(FreshDatabase()));
+  ASSERT_TRUE(s.tasks->WriteTasks({Task("t1", "queued", 1, "same")}, {}).ok());
+  const Status st = s.tasks->WriteTasks({Task("t2", "queued", 2), Task("t3", "queued", 3, "same")}, {"t1"});
+  EXPECT_EQ(st.code(), StatusCode::kConflict) << st.message();
+  EXPECT_EQ(s.tasks->GetTask("t2").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(s.tasks->GetTask("t1").ok());
+}
+
+TEST(PostgresTaskRepositoryTest, NodesSeeOnlyTheirOwnTasksAndCannotOverwriteAnothers) {
+  const std::string db = FreshDatabase();
+  Storage a = OpenOrDie(OptionsFor(db, "node-a"));
+  Storage b = OpenOrDie(OptionsFor(db, "node-b"));
+  ASSERT_TRUE(a.tasks->WriteTasks({Task("shared-id", "queued", 1, "k")}, {}).ok());
+  // The same idempotency key on another node is another task.
+  ASSERT_TRUE(b.tasks->WriteTasks({Task("b1", "queued", 1, "k")}, {}).ok());
+  EXPECT_EQ(b.tasks->GetTask("shared-id").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(b.tasks->ListTasks({})->size(), 1u);
+  const Status st = b.tasks->WriteTasks({Task("shared-id", "succeeded", 2)}, {});
+  EXPECT_EQ(st.code(), StatusCode::kConflict) << st.message();
+  EXPECT_EQ(a.tasks->GetTask("shared-id")->state, "queued");
+  // Deleting another node's id deletes nothing.
+  ASSERT_TRUE(b.tasks->WriteTasks({}, {"shared-id"}).ok());
+  EXPECT_TRUE(a.tasks->GetTask("shared-id").ok());
+}
+
+ucxl::ContextVersion Version(const std::string& key, bool tombstone = false) {
+  ucxl::ContextVersion v;
+  v.key = key;
+  v.author_agent = "agent";
+  v.author_role = "dev";
+  v.created_ms = 123;
+  v.logical = 2;
+  v.content_type = "text/plain";
+  v.size = 3;
+  v.content_hash = "abc";
+  v.tombstone = tombstone;
+  return v;
+}
+
+TEST(PostgresContextRepositoryTest, AppendsNumberPerKeyAndKeepBinaryContent) {
+  Storage s = OpenOrDie(OptionsFor(FreshDatabase()));
+  const std::string binary("a\0b\xff\x01", 5);
+  auto v1 = s.contexts->AppendContextVersion(Version("ucxl://a:r@p:t/x"), binary);
+  ASSERT_TRUE(v1.ok()) << v1.status().message();
+  EXPECT_EQ(v1->number, 1u);
+  EXPECT_EQ(s.contexts->AppendContextVersion(Version("ucxl://a:r@p:t/x"), "two")->number, 2u);
+  EXPECT_EQ(s.contexts->AppendContextVersion(Version("ucxl://a:r@p:t/y"), "other")->number, 1u);
+  EXPECT_EQ(*s.contexts->ContextContent("ucxl://a:r@p:t/x", 1), binary);
+  EXPECT_EQ(s.contexts->ContextContent("ucxl://a:r@p:t/x", 9).status().code(), StatusCode::kNotFound);
+  auto history = s.contexts->ContextHistory("ucxl://a:r@p:t/x");
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].logical, 2u);
+  EXPECT_EQ((*history)[0].author_role, "dev");
+  auto totals = s.contexts->ContextStats();
+  EXPECT_EQ(totals->versions, 3u);
+  EXPECT_EQ(totals->bytes, 5u + 3u + 5u);
+
+  ASSERT_TRUE(s.contexts->ReplaceContextContent("ucxl://a:r@p:t/x", 2, "TWO").ok());
+  EXPECT_EQ(*s.contexts->ContextContent("ucxl://a:r@p:t/x", 2), "TWO");
+  EXPECT_EQ(s.contexts->ReplaceContextContent("ucxl://a:r@p:t/x", 7, "z").code(), StatusCode::kNotFound);
+
+  auto after = s.contexts->ContextVersionsAfter("ucxl://a:r@p:t/x", 1, 10);
+  ASSERT_TRUE(after.ok()) << after.status().message();
+  ASSERT_EQ(after->size(), 2u);
+  EXPECT_EQ((*after)[0].first.number, 2u);
+  EXPECT_EQ((*after)[1].first.key, "ucxl://a:r@p:t/y");
+  EXPECT_EQ((*after)[1].second, "other");
+}
+
+TEST(PostgresContextRepositoryTest, SearchSeesTheLatestLiveVersionOfEachKey) {
+  Storage s = OpenOrDie(OptionsFor(FreshDatabase()));
+  ASSERT_TRUE(s.contexts->AppendContextVersion(Version("ucxl://a:r@p:t/live"), "needle here").ok());
+  ASSERT_TRUE(s.contexts->AppendContextVersion(Version("ucxl://a:r@p:t/gone"), "needle").ok());
+  ASSERT_TRUE(s.contexts->AppendContextVersion(Version("ucxl://a:r@p:t/gone", true), "").ok());
+  ASSERT_TRUE(s.contexts->AppendContextVersion(Version("ucxl://a:r@p:t/moved"), "needle").ok());
+  ASSERT_TRUE(s.contexts->AppendContextVersion(Version("ucxl://a:r@p:t/moved"), "haystack").ok());
+  auto found = s.contexts->SearchContext("needle", 10);
+  ASSERT_TRUE(found.ok()) << found.status().message();
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].key, "ucxl://a:r@p:t/live");
+  EXPECT_EQ(s.contexts->SearchContext("", 10)->size(), 2u);
+  EXPECT_EQ(s.contexts->SearchContext("", 1)->size(), 1u);
+}
+
+TEST(PostgresContextRepositoryTest, ConcurrentAppendsToOneKeyGetDistinctConsecutiveNumbers) {
+  Storage s = OpenOrDie(OptionsFor(FreshDatabase()));
+  constexpr int kThreads = 4, kEach = 25;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        if (!s.contexts->AppendContextVersion(Version("ucxl://a:r@p:t/hot"), "x").ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto history = s.contexts->ContextHistory("ucxl://a:r@p:t/hot");
+  ASSERT_EQ(history->size(), static_cast<std::size_t>(kThreads * kEach));
+  for (std::size_t i = 0; i < history->size(); ++i) EXPECT_EQ((*history)[i].number, i + 1);
+}
+
+audit::AuditRow Entry(std::int64_t seq, const std::string& node = "node-a", const std::string& kind = "admin_action") {
+  audit::AuditRow r;
+  r.seq = seq;
+  r.time_ms = 1000 * seq;
+  r.node_id = node;
+  r.kind = kind;
+  r.principal = "ops";
+  r.action = "POST /api/v1/dlq/" + std::to_string(seq);
+  r.outcome = "ok";
+  r.details = "{}";
+  r.prev_hash = "p" + std::to_string(seq);
+  r.hash = "h" + std::to_string(seq);
+  r.signature = "s";
+  return r;
+}
+
+TEST(PostgresAuditRepositoryTest, AppendsMoveTheHeadAndListingFilters) {
+  const std::string db = FreshDatabase();
+  Storage s = OpenOrDie(OptionsFor(db));
+  EXPECT_EQ(s.audit->ReadAuditHead()->seq, 0);
+  ASSERT_TRUE(s.audit->AppendAudit({Entry(1), Entry(2, "node-a", "auth_failure"), Entry(3)}).ok());
+  auto head = s.audit->ReadAuditHead();
+  EXPECT_EQ(head->seq, 3);
+  EXPECT_EQ(head->hash, "h3");
+  EXPECT_EQ(s.audit->AppendAudit({Entry(3)}).code(), StatusCode::kConflict);
+  EXPECT_EQ(s.audit->ReadAuditHead()->seq, 3);
+  EXPECT_EQ(s.audit->AppendAudit({Entry(4, "node-b")}).code(), StatusCode::kInvalidArgument);
+
+  audit::AuditQuery q;
+  auto newest = s.audit->ListAudit(q);
+  ASSERT_TRUE(newest.ok()) << newest.status().message();
+  ASSERT_EQ(newest->size(), 3u);
+  EXPECT_EQ((*newest)[0].seq, 3);
+  EXPECT_EQ((*newest)[0], Entry(3));
+  q.kind = "auth_failure";
+  EXPECT_EQ(s.audit->ListAudit(q)->size(), 1u);
+  audit::AuditQuery asc;
+  asc.ascending = true;
+  asc.after_seq = 1;
+  asc.action_prefix = "POST /api/v1/dlq/";
+  auto page = s.audit->ListAudit(asc);
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ((*page)[0].seq, 2);
+  audit::AuditQuery window;
+  window.since_ms = 2000;
+  window.until_ms = 3000;
+  EXPECT_EQ(s.audit->ListAudit(window)->size(), 1u);
+
+  // Another node's chain is its own.
+  Storage b = OpenOrDie(OptionsFor(db, "node-b"));
+  EXPECT_EQ(b.audit->ReadAuditHead()->seq, 0);
+  ASSERT_TRUE(b.audit->AppendAudit({Entry(1, "node-b")}).ok());
+  EXPECT_EQ(b.audit->ListAudit({})->size(), 1u);
+}
+
+TEST(PostgresPoolTest, ACallerWaitsForAFreeConnectionThenGivesUp) {
+  auto o = OptionsFor(FreshDatabase());
+  o.min_connections = 1;
+  o.max_connections = 2;
+  o.acquire_timeout = std::chrono::milliseconds(300);
+  auto db = Database::Open(o);
+  ASSERT_TRUE(db.ok()) << db.status().message();
+  auto first = (*db)->pool().Acquire();
+  auto second = (*db)->pool().Acquire();
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ((*db)->pool().Stats().in_use, 2);
+  auto third = (*db)->pool().Acquire();
+  EXPECT_EQ(third.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(third.status().message().find("no free PostgreSQL connection"), std::string::npos);
+  EXPECT_EQ((*db)->pool().Stats().timeouts, 1u);
+  // A connection given back wakes a waiter.
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto gone = std::move(first).value();
+  });
+  auto fourth = (*db)->pool().Acquire();
+  release.join();
+  EXPECT_TRUE(fourth.ok()) << fourth.status().message();
+}
+
+TEST(PostgresPoolTest, AnUnreachableServerIsUnavailableWithItsAddress) {
+  auto o = OptionsFor("nothing");
+  o.port = bzzz::testing::FreePort();
+  auto s = Open(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.status().message().find("127.0.0.1:" + std::to_string(o.port)), std::string::npos);
+}
+
+TEST(PostgresFaultTest, TerminatedConnectionsAreReplacedWithoutFailingACall) {
+  const std::string db = FreshDatabase();
+  Storage s = OpenOrDie(OptionsFor(db));
+  ASSERT_TRUE(s.store->PutMeta("k", "v").ok());
+  // The server ends every session of this database (an administrator's
+  // pg_terminate_backend, a failover proxy dropping connections).
+  bool ok = false;
+  server->Sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + db +
+                  "' AND pid <> pg_backend_pid()",
+              "postgres", &ok);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(*s.store->GetMeta("k"), "v");
+  EXPECT_TRUE(s.store->PutMeta("k", "w").ok());
+  EXPECT_GE(s.store->HealthCheck().pool.discarded, 1u);
+}
+
+// Restarts the shared server: last in the binary's order would be nicer, but
+// every test uses its own database and reconnects, so order does not matter.
+TEST(PostgresFaultTest, AStoppedServerIsUnavailableAndTheStoreRecoversWhenItReturns) {
+  const std::string db = FreshDatabase();
+  Storage s = OpenOrDie(OptionsFor(db));
+  ASSERT_TRUE(s.tasks->WriteTasks({Task("before", "queued", 1)}, {}).ok());
+  ASSERT_TRUE(server->Stop());
+  const StoreHealth down = s.store->HealthCheck();
+  EXPECT_FALSE(down.reachable);
+  EXPECT_FALSE(down.message.empty());
+  const Status refused = s.tasks->WriteTasks({Task("during", "queued", 2)}, {});
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.message();
+  ASSERT_TRUE(server->Start());
+  EXPECT_TRUE(s.store->HealthCheck().reachable);
+  ASSERT_TRUE(s.tasks->WriteTasks({Task("after", "queued", 3)}, {}).ok());
+  EXPECT_TRUE(s.tasks->GetTask("before").ok());
+  EXPECT_EQ(s.tasks->GetTask("during").status().code(), StatusCode::kNotFound);
+
+  // After a crash (immediate shutdown, recovery at start) everything
+  // committed is there.
+  ASSERT_TRUE(server->Crash());
+  ASSERT_TRUE(server->Start());
+  EXPECT_TRUE(s.tasks->GetTask("after").ok());
+}
+
+TEST(PostgresBackupTest, EveryTableRoundTripsThroughPgDumpAndPgRestore) {
+  const std::string source = FreshDatabase();
+  Storage a = OpenOrDie(OptionsFor(source, "node-a"));
+  Storage b = OpenOrDie(OptionsFor(source, "node-b"));
+  ASSERT_TRUE(a.store->PutMeta("k", "v").ok());
+  ASSERT_TRUE(a.tasks->WriteTasks({Task("t1", "queued", 1, "key"), Task("t2", "succeeded", 2)}, {}).ok());
+  ASSERT_TRUE(b.tasks->WriteTasks({Task("b1", "dead", 1)}, {}).ok());
+  const std::string binary("\0\x01sealed", 8);
+  ASSERT_TRUE(a.contexts->AppendContextVersion(Version("ucxl://a:r@p:t/x"), binary).ok());
+  ASSERT_TRUE(a.audit->AppendAudit({Entry(1), Entry(2)}).ok());
+
+  TempDir dir;
+  const std::string file = dir.File("backup.dump");
+  std::vector<BackupProgress> progress;
+  auto made = Backup(OptionsFor(source), file, [&](const BackupProgress& p) { progress.push_back(p); });
+  ASSERT_TRUE(made.ok()) << made.status().message();
+  EXPECT_EQ(made->backend, "postgres");
+  EXPECT_GT(made->bytes, 0u);
+  EXPECT_FALSE(progress.empty());
+  EXPECT_EQ(Backup(OptionsFor(source), file, nullptr).status().code(), StatusCode::kInvalidArgument);
+
+  auto described = DescribeArchive(file);
+  ASSERT_TRUE(described.ok()) << described.status().message();
+  EXPECT_EQ(described->domains, made->domains);
+  std::map<std::string, std::uint64_t> rows(described->tables.begin(), described->tables.end());
+  EXPECT_EQ(rows["tasks"], 3u);
+  EXPECT_EQ(rows["context_versions"], 1u);
+  EXPECT_EQ(rows["audit_log"], 2u);
+  EXPECT_EQ(rows["audit_head"], 1u);
+  EXPECT_EQ(rows["node_meta"], 1u);
+
+  // Into a fresh database, as after losing the server.
+  const std::string target = FreshDatabase();
+  a.store->Close();
+  b.store->Close();
+  auto restored = Restore(OptionsFor(target), file, false, nullptr);
+  ASSERT_TRUE(restored.ok()) << restored.status().message();
+  EXPECT_TRUE(restored->previous.empty());
+  Storage back = OpenOrDie(OptionsFor(target, "node-a"), false);
+  auto state = back.store->SchemaState();
+  EXPECT_EQ(state->current_version, state->latest_version);
+  EXPECT_EQ(*back.store->GetMeta("k"), "v");
+  EXPECT_EQ(back.tasks->GetTask("t1")->idempotency_key, "key");
+  EXPECT_EQ(*back.contexts->ContextContent("ucxl://a:r@p:t/x", 1), binary);
+  EXPECT_EQ(back.audit->ReadAuditHead()->seq, 2);
+  Storage back_b = OpenOrDie(OptionsFor(target, "node-b"), false);
+  EXPECT_EQ(back_b.tasks->GetTask("b1")->state, "dead");
+
+  // A database with data is replaced only when asked, and only while no
+  // node is connected to it; its data is saved first.
+  auto refused = Restore(OptionsFor(target), file, true, nullptr);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition) << refused.status().message();
+  back.store->Close();
+  back_b.store->Close();
+  auto kept = Restore(OptionsFor(target), file, false, nullptr);
+  EXPECT_EQ(kept.status().code(), StatusCode::kFailedPrecondition);
+  auto replaced = Restore(OptionsFor(target), file, true, nullptr);
+  ASSERT_TRUE(replaced.ok()) << replaced.status().message();
+  EXPECT_FALSE(replaced->previous.empty());
+  EXPECT_TRUE(DescribeArchive(replaced->previous).ok());
+}
+
+TEST(PostgresBackupTest, AFileThatIsNotAnArchiveIsRefused) {
+  TempDir dir;
+  EXPECT_EQ(DescribeArchive(dir.Write("junk.dump", "PGDMP but not really")).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(DescribeArchive(dir.File("missing")).status().code(), StatusCode::kInvalidArgument);
+  auto r = Restore(OptionsFor(FreshDatabase()), dir.Write("junk2.dump", "nothing"), true, nullptr);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace bzzz::storage::postgres
