@@ -158,6 +158,7 @@ struct TasksConfig {
   int default_max_attempts = 3;
   Millis default_timeout{60000};
   Millis lease_duration{10000};
+  Millis owner_lease{3000};                 // shared store: a dead owner's tasks move after this
   std::size_t max_queue_depth = 100000;
   Millis retry_backoff_base{500};
   Millis retry_backoff_max{60000};

@@ -670,6 +670,10 @@ std::vector<KeyDef> BuildKeys() {
       Key("tasks.lease_duration", BZZZ_FIELD(tasks.lease_duration),
           "How long an assignment holds without renewal before the task is reassigned.")
           .Positive(),
+      Key("tasks.owner_lease", BZZZ_FIELD(tasks.owner_lease),
+          "With a shared PostgreSQL store: how long a node's lease on its tasks lasts without renewal "
+          "before a surviving node takes its unfinished tasks over (renewed every quarter of it).")
+          .Range(200, 600000),
       Key("tasks.max_queue_depth", BZZZ_FIELD(tasks.max_queue_depth),
           "Most queued tasks; submissions beyond it are rejected.")
           .Min(1),

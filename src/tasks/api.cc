@@ -180,6 +180,16 @@ class TaskServices::Impl {
     out["next_before"] = list.size() == limit && !list.empty() ? json(list.back().seq) : json(nullptr);
     return JsonOk(200, out);
   }
+
+  // A page of every node's tasks: the cursor is the last task's id.
+  http::Response ClusterPage(std::vector<Task> list, std::size_t limit, const http::Request& req) {
+    json items = json::array();
+    const Viewer viewer = ViewerOf(req);
+    for (const auto& t : list) items.push_back(View(t, viewer));
+    json out = {{"tasks", std::move(items)}, {"count", list.size()}};
+    out["next_before_id"] = list.size() == limit && !list.empty() ? json(list.back().id) : json(nullptr);
+    return JsonOk(200, out);
+  }
 };
 
 Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<TaskRepository> store,
@@ -199,6 +209,7 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<TaskRe
   mo.core.default_max_attempts = config.tasks.default_max_attempts;
   mo.core.default_timeout_ms = config.tasks.default_timeout.count();
   mo.core.lease_ms = config.tasks.lease_duration.count();
+  mo.owner_lease = config.tasks.owner_lease;
   mo.core.max_open_tasks = config.tasks.max_queue_depth;
   mo.core.backoff_base_ms = config.tasks.retry_backoff_base.count();
   mo.core.backoff_max_ms = config.tasks.retry_backoff_max.count();
@@ -440,7 +451,8 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                  respond(std::move(res));
                });
              });
-  routes.AddBlocking(Method::kGet, "/api/v1/tasks", "tasks:read", "list tasks (state, executor, project, limit, before)",
+  routes.AddBlocking(Method::kGet, "/api/v1/tasks", "tasks:read",
+             "list tasks (state, executor, project, limit, before; node=all|ID with before_id in a shared store)",
              [impl](http::Request& req) {
                TaskQuery q;
                q.state = req.QueryParam("state").value_or("");
@@ -451,6 +463,20 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                }
                auto limit = req.IntParam("limit", 100, 1, 1000);
                if (!limit.ok()) return BadRequest(limit.status().message(), req.request_id);
+               if (auto node = req.QueryParam("node")) {
+                 // Every node's tasks (or one node's) in a shared store, newest id first.
+                 ClusterTaskQuery cq;
+                 cq.state = q.state;
+                 cq.executor = q.executor;
+                 cq.project = q.project;
+                 cq.node = *node == "all" ? "" : std::string(*node);
+                 cq.before_id = req.QueryParam("before_id").value_or("");
+                 cq.limit = static_cast<std::size_t>(*limit);
+                 if (cq.before_id.size() > 64) return BadRequest("before_id: longer than 64 bytes", req.request_id);
+                 auto list = impl->manager->ListCluster(cq);
+                 if (!list.ok()) return http::ErrorFromStatus(list.status(), req.request_id);
+                 return impl->ClusterPage(std::move(*list), cq.limit, req);
+               }
                auto before = req.IntParam("before", 0, 0, INT64_MAX);
                if (!before.ok()) return BadRequest(before.status().message(), req.request_id);
                q.limit = static_cast<std::size_t>(*limit);

@@ -271,7 +271,18 @@ Result<Task> FromRow(const TaskRow& row, const executors::SecretSealer* sealer) 
     });
     if (!s.ok()) return FailedPrecondition("task " + row.id + ": " + s.message());
   }
-  return TaskFromJson(j);
+  auto t = TaskFromJson(j);
+  // The column is authoritative: a takeover may have dropped the key.
+  if (t.ok()) t->idempotency_key = row.idempotency_key;
+  return t;
+}
+
+Result<Task> FromRowSealed(const TaskRow& row) {
+  json j = ParseJson(row.doc);
+  if (j.is_discarded()) return InvalidArgument("task " + row.id + ": stored document is not JSON");
+  auto t = TaskFromJson(j);
+  if (t.ok()) t->idempotency_key = row.idempotency_key;
+  return t;
 }
 
 }  // namespace bzzz::tasks

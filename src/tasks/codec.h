@@ -34,5 +34,8 @@ Result<SubmitRequest> ParseSubmitBody(std::string_view body, std::string_view he
 // and a row with sealed values is FailedPrecondition.
 TaskRow ToRow(const Task& task, const executors::SecretSealer* sealer = nullptr);
 Result<Task> FromRow(const TaskRow& row, const executors::SecretSealer* sealer = nullptr);
+// The task of a row whose sealed values stay sealed: to show a task another
+// node sealed (a shared store), never to run it.
+Result<Task> FromRowSealed(const TaskRow& row);
 
 }  // namespace bzzz::tasks

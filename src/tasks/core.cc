@@ -82,6 +82,41 @@ void TaskCore::Recover(std::vector<Task> open, std::int64_t max_seq, std::int64_
   }
 }
 
+std::size_t TaskCore::Adopt(std::vector<Task> tasks, const std::string& from, std::int64_t now_ms) {
+  std::size_t adopted = 0;
+  for (Task& incoming : tasks) {
+    if (tasks_.count(incoming.id)) continue;
+    if (!incoming.idempotency_key.empty() &&
+        (keys_.count(incoming.idempotency_key) || recent_keys_.count(incoming.idempotency_key))) {
+      incoming.idempotency_key.clear();
+    }
+    incoming.seq = ++seq_;
+    incoming.owner_node = options_.node_id;
+    auto [it, inserted] = tasks_.emplace(incoming.id, std::move(incoming));
+    if (!inserted) continue;
+    Task& task = it->second;
+    if (task.state == TaskState::kFailed) task.state = TaskState::kRetried;  // decided, not yet written
+    task.AddEvent(now_ms, "taken_over", "from " + from + ", whose lease on its tasks expired");
+    Index(task);
+    if (task.state == TaskState::kAssigned || task.state == TaskState::kRunning) {
+      in_flight_.erase(task.id);
+      if (Attempt* a = task.Current()) {
+        a->state = AttemptState::kLost;
+        a->finished_ms = now_ms;
+        a->error = "the owner " + from + " stopped renewing its lease while the attempt was in flight";
+        task.error = a->error;
+        task.AddEvent(now_ms, "lost", a->error, a->number);
+      }
+      task.assigned_agent.clear();
+      task.lease_expiry_ms = 0;
+      AfterFailure(task, now_ms);
+    }
+    Touch(task, now_ms);
+    ++adopted;
+  }
+  return adopted;
+}
+
 std::optional<std::string> TaskCore::RecentKey(const std::string& key) const {
   if (auto it = keys_.find(key); it != keys_.end()) return it->second;
   if (auto it = recent_keys_.find(key); it != recent_keys_.end()) return it->second.first;

@@ -93,6 +93,14 @@ class TaskCore {
   // ever given. In-flight attempts become `lost` (counted).
   void Recover(std::vector<Task> open, std::int64_t max_seq, std::int64_t now_ms);
 
+  // Takes in the unfinished tasks of `from`, another owner whose tasks this
+  // node took over in a shared store (TaskOwnership::TakeOver): each gets a
+  // new seq here and this node as owner; an attempt in flight becomes
+  // `lost` (counted), as after a restart; an idempotency key this node
+  // already knows is dropped from the adopted task. Every adopted task is
+  // dirty. Returns how many were taken in (a task already held is skipped).
+  std::size_t Adopt(std::vector<Task> tasks, const std::string& from, std::int64_t now_ms);
+
   // Creates a task (created = true) or returns the task that already has the
   // idempotency key (created = false). InvalidArgument on a bad request;
   // ResourceExhausted when max_open_tasks are open.

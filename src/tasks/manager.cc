@@ -54,7 +54,17 @@ class TaskManager::Impl {
   std::uint64_t committed_batches = 0;  // of those, written
   std::uint64_t write_failures = 0;
   std::size_t unwritten = 0;            // tasks taken but not yet written
-  std::multimap<std::uint64_t, std::function<void()>> after_commit;  // batch → callback
+  // batch → callback, told whether the batch was written (false: this node
+  // was fenced before it was, and its tasks rebuilt from the store).
+  std::multimap<std::uint64_t, std::function<void(bool)>> after_commit;
+
+  // A store shared with other nodes (null otherwise) and the owner thread.
+  TaskOwnership* ownership = nullptr;
+  std::thread owner;
+  std::condition_variable owner_cv;  // stop, or a write found this node fenced
+  bool fenced = false;               // under mu: the writer holds off until the rebuild
+  bool writing = false;              // under mu: the writer is inside WriteTasks
+  std::condition_variable writer_idle_cv;
 
   // Agents waiting for work (under mu).
   struct Waiter {
@@ -116,11 +126,11 @@ class TaskManager::Impl {
   // Runs `fn` once task `id` as it is now is written: after the next batch
   // when it has unwritten changes, else after the batch the writer holds
   // (at once when that is written). Requires mu; may unlock it.
-  void AfterCommit(const std::string& id, std::function<void()> fn, std::unique_lock<std::mutex>& lock) {
+  void AfterCommit(const std::string& id, std::function<void(bool)> fn, std::unique_lock<std::mutex>& lock) {
     const std::uint64_t batch = core.IsDirty(id) ? taken_batches + 1 : taken_batches;
     if (batch <= committed_batches) {
       lock.unlock();
-      fn();
+      fn(true);
       return;
     }
     after_commit.emplace(batch, std::move(fn));
@@ -163,8 +173,11 @@ class TaskManager::Impl {
       if (const Task* t = core.Find(id)) return *t;
     }
     auto row = options.store->GetTask(id);
-    if (!row.ok()) return row.status();
-    return FromRow(*row, options.sealer.get());
+    if (row.ok()) return FromRow(*row, options.sealer.get());
+    if (!row.status().IsNotFound() || ownership == nullptr) return row.status();
+    auto any = ownership->GetAnyTask(id);
+    if (!any.ok()) return any.status();
+    return FromRowSealed(*any);
   }
 
   void WriterLoop() {
@@ -174,16 +187,39 @@ class TaskManager::Impl {
       std::uint64_t batch;
       {
         std::unique_lock lock(mu);
-        writer_cv.wait(lock, [&] { return stopping || core.HasDirty() || !pending.empty(); });
+        writer_cv.wait(lock, [&] { return stopping || fenced || core.HasDirty() || !pending.empty(); });
+        if (fenced) {
+          // Another node owns what this node had not written: drop it and
+          // wait for the owner thread to rebuild from the store.
+          pending.clear();
+          if (stopping) return;
+          writer_cv.wait(lock, [&] { return stopping || !fenced; });
+          continue;
+        }
         if (stopping && !core.HasDirty() && pending.empty()) return;
         for (Task& t : core.TakeDirty()) pending[t.id] = std::move(t);
         batch = ++taken_batches;
         unwritten = pending.size();
+        writing = true;
       }
       std::vector<TaskRow> rows;
       rows.reserve(pending.size());
       for (const auto& [id, t] : pending) rows.push_back(ToRow(t, options.sealer.get()));
       Status s = options.store->WriteTasks(rows, {});
+      {
+        std::lock_guard lock(mu);
+        writing = false;
+        writer_idle_cv.notify_all();
+        // Refused because this node's term ended (or a row is another
+        // node's): retrying cannot help; the owner thread rebuilds.
+        if (!s.ok() && ownership != nullptr && (ownership->Fenced() || s.code() == StatusCode::kConflict)) {
+          fenced = true;
+          owner_cv.notify_all();
+          kLog.warn("tasks: writing {} tasks refused ({}); this node's tasks were taken over", pending.size(),
+                    s.ToString());
+          continue;
+        }
+      }
       if (!s.ok()) {
         {
           std::lock_guard lock(mu);
@@ -214,7 +250,7 @@ class TaskManager::Impl {
         }
         core.Evict(written, UnixMillisNow());
         for (auto it = after_commit.begin(); it != after_commit.end() && it->first <= batch;) {
-          callbacks.push_back(std::move(it->second));
+          callbacks.push_back([cb = std::move(it->second)] { cb(true); });
           it = after_commit.erase(it);
         }
         if (probe->enabled()) {
@@ -264,6 +300,135 @@ class TaskManager::Impl {
     }
   }
 
+  // ---- a store shared with other nodes (TaskOwnership) ----
+
+  void OwnerLoop() {
+    const auto period = std::max(options.owner_lease / 4, std::chrono::milliseconds(20));
+    std::unique_lock lock(mu);
+    while (!stopping) {
+      owner_cv.wait_for(lock, period, [&] { return stopping || fenced; });
+      if (stopping) return;
+      const bool was_fenced = fenced;
+      lock.unlock();
+      if (was_fenced) {
+        Rebuild();
+      } else if (Status s = ownership->Renew(options.owner_lease); !s.ok()) {
+        if (ownership->Fenced()) {
+          Rebuild();
+        } else {
+          static LogLimiter lines(1, std::chrono::seconds(5));
+          std::uint64_t held = 0;
+          if (lines.Allow(&held)) kLog.warn("tasks: renewing this node's lease on its tasks failed: {}", s.ToString());
+        }
+      } else {
+        TakeOverExpired();
+      }
+      lock.lock();
+    }
+  }
+
+  // Takes in the unfinished tasks of every other node whose lease expired.
+  void TakeOverExpired() {
+    auto owners = ownership->ExpiredOwners();
+    if (!owners.ok()) return;
+    for (const std::string& from : *owners) {
+      const auto started = SteadyClock::now();
+      auto rows = ownership->TakeOver(from);
+      if (!rows.ok()) {
+        kLog.warn("tasks: taking over the tasks of {} failed: {}", from, rows.status().ToString());
+        continue;
+      }
+      if (rows->empty()) continue;
+      const std::int64_t now = UnixMillisNow();
+      std::vector<Task> adopted;
+      adopted.reserve(rows->size());
+      std::size_t unreadable = 0;
+      for (const TaskRow& row : *rows) {
+        auto t = FromRow(row, options.sealer.get());
+        if (!t.ok()) {
+          // Sealed by the old owner's key: it cannot run here. It goes to
+          // the dead-letter queue with the reason rather than being lost.
+          t = FromRowSealed(row);
+          if (!t.ok()) {
+            ++unreadable;
+            continue;
+          }
+          t->state = TaskState::kDead;
+          t->error = "taken over from " + from + ", but its sealed inputs open only there: submit it again";
+          t->finished_ms = now;
+        }
+        t->idempotency_key = row.idempotency_key;  // dropped when this node uses it already
+        adopted.push_back(std::move(*t));
+      }
+      std::size_t n;
+      {
+        std::lock_guard lock(mu);
+        n = core.Adopt(std::move(adopted), from, now);
+        for (const Task& t : core.Snapshot()) last_counted.try_emplace(t.id, t.state);
+        probe->TakeOver(n);
+        Changed(now);
+      }
+      kLog.warn("tasks: took over {} unfinished task(s) of {} (its lease expired) in {:.1f} ms{}", n, from,
+                std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count(),
+                unreadable ? " (" + std::to_string(unreadable) + " unreadable rows left)" : "");
+    }
+  }
+
+  // This node's tasks were taken over: drop what was not written, claim a
+  // new term, and rebuild from the store as a restart would.
+  void Rebuild() {
+    {
+      std::unique_lock lock(mu);
+      fenced = true;
+      writer_cv.notify_all();
+      writer_idle_cv.wait(lock, [&] { return !writing; });
+      probe->Fenced();
+    }
+    kLog.warn("tasks: another node took over this node's tasks (its lease had expired); rebuilding from the store");
+    Backoff backoff(std::chrono::milliseconds(50), std::chrono::milliseconds(2000));
+    std::vector<Task> open;
+    std::int64_t max_seq = 0;
+    // Claim first (see Start), then read what is still this node's.
+    auto load = [&]() -> Status {
+      if (auto term = ownership->Claim(options.owner_lease); !term.ok()) return term.status();
+      auto rows = options.store->TasksInStates({"queued", "assigned", "running", "failed", "retried"});
+      if (!rows.ok()) return rows.status();
+      auto totals = options.store->TaskStats();
+      if (!totals.ok()) return totals.status();
+      max_seq = totals->max_seq;
+      open.clear();
+      for (const auto& row : *rows) {
+        auto t = FromRow(row, options.sealer.get());
+        if (t.ok()) open.push_back(std::move(*t));
+      }
+      return Status::Ok();
+    };
+    for (Status s = load(); !s.ok(); s = load()) {
+      kLog.warn("tasks: rebuilding from the store failed ({}); retrying", s.ToString());
+      {
+        std::lock_guard lock(mu);
+        if (stopping) return;
+      }
+      std::this_thread::sleep_for(backoff.Next());
+    }
+    std::vector<std::function<void(bool)>> dropped;
+    {
+      std::lock_guard lock(mu);
+      core.Recover(std::move(open), max_seq, UnixMillisNow());
+      last_counted.clear();
+      for (const Task& t : core.Snapshot()) last_counted[t.id] = t.state;
+      for (auto& [b, cb] : after_commit) dropped.push_back(std::move(cb));
+      after_commit.clear();
+      committed_batches = taken_batches;
+      unwritten = 0;
+      fenced = false;
+      writer_cv.notify_all();
+      Changed(UnixMillisNow());
+    }
+    for (auto& cb : dropped) cb(false);
+    NotifyWatchers(false);
+  }
+
   void TickerLoop() {
     std::unique_lock lock(mu);
     while (!stopping) {
@@ -289,6 +454,15 @@ TaskManager::~TaskManager() { Stop(); }
 Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, prometheus::Registry* registry) {
   if (!options.store) return InvalidArgument("tasks: no store");
   auto impl = std::make_shared<Impl>(std::move(options));
+  impl->ownership = impl->options.store->Ownership();
+  // In a shared store the term comes first: a survivor that took over this
+  // node's tasks while it was down has moved them already, and none moves
+  // what is loaded below while the new lease runs.
+  if (impl->ownership != nullptr) {
+    auto term = impl->ownership->Claim(impl->options.owner_lease);
+    if (!term.ok()) return term.status();
+    kLog.info("tasks: holding this node's tasks in the shared store under term {}", *term);
+  }
   // Recovery: every task that has not finished, in creation order.
   auto rows = impl->options.store->TasksInStates({"queued", "assigned", "running", "failed", "retried"});
   if (!rows.ok()) return rows.status();
@@ -315,6 +489,7 @@ Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, 
   impl->acks = std::make_unique<SerialQueue>();
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
   impl->ticker = std::thread([raw] { raw->TickerLoop(); });
+  if (impl->ownership != nullptr) impl->owner = std::thread([raw] { raw->OwnerLoop(); });
   return std::unique_ptr<TaskManager>(new TaskManager(std::move(impl)));
 }
 
@@ -331,16 +506,18 @@ void TaskManager::Stop() {
   }
   m.tick_cv.notify_all();
   m.writer_cv.notify_all();
+  m.owner_cv.notify_all();
+  if (m.owner.joinable()) m.owner.join();
   if (m.ticker.joinable()) m.ticker.join();
   if (m.writer.joinable()) m.writer.join();
   if (m.acks) m.acks->Stop();
-  std::vector<std::function<void()>> left;
+  std::vector<std::function<void(bool)>> left;
   {
     std::lock_guard lock(m.mu);
     for (auto& [b, cb] : m.after_commit) left.push_back(std::move(cb));
     m.after_commit.clear();
   }
-  for (auto& cb : left) cb();  // each re-reads its outcome; nothing further is promised
+  for (auto& cb : left) cb(true);  // each re-reads its outcome; nothing further is promised
   m.NotifyWatchers(true);
   std::vector<std::function<void(Result<Task>)>> rest;
   {
@@ -420,7 +597,12 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
   auto shared = std::make_shared<SubmitOutcome>(std::move(*outcome));
   m.Changed(now);
   const std::string id = shared->task.id;
-  m.AfterCommit(id, [shared, done = std::move(done), impl = impl_] {
+  m.AfterCommit(id, [shared, done = std::move(done), impl = impl_](bool written) {
+    if (!written) {
+      done(Unavailable("this node's tasks were taken over by another node before the task was written; submit "
+                       "it again"));
+      return;
+    }
     // Report the task as written (it may have moved on since).
     bool stopped;
     {
@@ -454,6 +636,29 @@ Result<std::vector<Task>> TaskManager::List(const TaskQuery& query) {
     }
     auto t = FromRow(row, impl_->options.sealer.get());
     if (!t.ok()) return t.status();
+    out.push_back(std::move(*t));
+  }
+  return out;
+}
+
+Result<std::vector<Task>> TaskManager::ListCluster(const ClusterTaskQuery& query) {
+  TaskOwnership* ownership = impl_->ownership;
+  if (ownership == nullptr) {
+    return FailedPrecondition("listing every node's tasks needs a store shared by the nodes (storage.backend: postgres)");
+  }
+  auto rows = ownership->ListAllTasks(query);
+  if (!rows.ok()) return rows.status();
+  std::vector<Task> out;
+  out.reserve(rows->size());
+  std::lock_guard lock(impl_->mu);
+  for (const auto& [node, row] : *rows) {
+    if (const Task* t = impl_->core.Find(row.id)) {
+      out.push_back(*t);
+      continue;
+    }
+    auto t = FromRowSealed(row);
+    if (!t.ok()) return t.status();
+    t->owner_node = node;
     out.push_back(std::move(*t));
   }
   return out;

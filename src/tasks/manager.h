@@ -9,6 +9,12 @@
 //   timeouts, due retries, and dispatch of ready tasks to waiting agents by
 //   the configured strategy.
 // - Reads: memory first (open and recently finished tasks), then the store.
+// - In a store shared by several nodes (TaskOwnership): the owner thread
+//   claims a term at start, renews the lease, takes over the unfinished
+//   tasks of nodes whose lease expired (TaskCore::Adopt), and, when it finds
+//   its own tasks taken over (fenced), drops everything unwritten, claims a
+//   new term and rebuilds from the store, as a restart would. Submitters
+//   whose task was not written then hear Unavailable, never 201.
 //
 // Thread safety: every method may be called from any thread.
 #pragma once
@@ -44,6 +50,11 @@ struct ManagerOptions {
   std::shared_ptr<const executors::SecretSealer> sealer;
   std::size_t max_unwritten = 50000;  // changed tasks waiting for the writer; past it, submit gets 429
   std::chrono::milliseconds tick{50};
+  // In a store shared by several nodes (store->Ownership() set): this
+  // node's lease on its tasks. It is renewed every quarter of it; a node
+  // that has not renewed for this long has its unfinished tasks taken over
+  // by a survivor, which looks for such owners as often.
+  std::chrono::milliseconds owner_lease{3000};
 };
 
 struct TaskStats {
@@ -70,8 +81,13 @@ class TaskManager {
   // Unavailable. It may run on the calling thread or the writer's.
   void Submit(SubmitRequest request, SubmitDone done);
 
+  // This node's task, or in a shared store any node's (its sealed inputs
+  // stay sealed).
   Result<Task> Get(const std::string& id);
   Result<std::vector<Task>> List(const TaskQuery& query);
+  // Every node's tasks in a shared store (owner_node set from the store);
+  // FailedPrecondition for a store only this node uses.
+  Result<std::vector<Task>> ListCluster(const ClusterTaskQuery& query);
   Result<TaskStats> Stats();
   Result<Task> Cancel(const std::string& id);
   // Dead-letter queue: dead tasks. Replay re-queues with a fresh attempt

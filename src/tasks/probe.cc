@@ -22,6 +22,7 @@ struct TaskProbe::State {
   prometheus::Family<prometheus::Histogram>* latency = nullptr;
   prometheus::Counter* write_failures = nullptr;
   prometheus::Counter* rejected = nullptr;
+  prometheus::Counter *takeovers = nullptr, *taken_over = nullptr, *fenced = nullptr;
   std::mutex mu;  // guards the two maps (Family::Add is thread-safe; the maps are ours)
   std::map<std::pair<std::string, std::string>, prometheus::Counter*> counters;  // (state, executor)
   std::map<std::string, prometheus::Histogram*> histograms;                      // executor
@@ -91,6 +92,21 @@ TaskProbe::TaskProbe(prometheus::Registry* registry, const std::vector<std::stri
                           .Help("Failed group-commit writes of tasks (retried)")
                           .Register(*registry)
                           .Add({});
+  m.takeovers = &prometheus::BuildCounter()
+                     .Name("bzzz_tasks_takeovers_total")
+                     .Help("Owners whose lease expired and whose unfinished tasks this node took over")
+                     .Register(*registry)
+                     .Add({});
+  m.taken_over = &prometheus::BuildCounter()
+                      .Name("bzzz_tasks_taken_over_total")
+                      .Help("Unfinished tasks this node took over from owners whose lease expired")
+                      .Register(*registry)
+                      .Add({});
+  m.fenced = &prometheus::BuildCounter()
+                  .Name("bzzz_tasks_fenced_total")
+                  .Help("Times this node found that another node had taken over its tasks (it rebuilt from the store)")
+                  .Register(*registry)
+                  .Add({});
   m.rejected = &prometheus::BuildCounter()
                     .Name("no_task_submissions_rejected_total")
                     .Help("Submissions refused with 429 (backpressure)")
@@ -131,6 +147,14 @@ void TaskProbe::WriteFailure() {
 }
 void TaskProbe::Rejected() {
   if (state_) state_->rejected->Increment();
+}
+void TaskProbe::TakeOver(std::size_t tasks) {
+  if (!state_) return;
+  state_->takeovers->Increment();
+  state_->taken_over->Increment(static_cast<double>(tasks));
+}
+void TaskProbe::Fenced() {
+  if (state_) state_->fenced->Increment();
 }
 
 struct PoolProbe::State {

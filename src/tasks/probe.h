@@ -10,6 +10,9 @@
 //   no_loop_efficiency_ratio                 attempts that succeeded over attempts finished
 //   no_task_store_write_failures_total       failed group-commit writes (retried)
 //   no_task_submissions_rejected_total       submissions answered 429
+//   bzzz_tasks_takeovers_total               owners whose tasks this node took over (shared store)
+//   bzzz_tasks_taken_over_total              unfinished tasks it took over
+//   bzzz_tasks_fenced_total                  times this node found its own tasks taken over
 // PoolProbe (the agent pool):
 //   no_agent_pool_size, _active, _idle, _failed, no_agent_pool_healthy_ratio
 //   no_agent_performance_score{agent}        one series per live agent
@@ -41,6 +44,8 @@ class TaskProbe {
   void Efficiency(double ratio);
   void WriteFailure();
   void Rejected();
+  void TakeOver(std::size_t tasks);
+  void Fenced();
   bool enabled() const { return state_ != nullptr; }
 
  private:

@@ -5,7 +5,9 @@
 // killing connections under the store, and backups that round-trip.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <set>
 #include <thread>
@@ -188,9 +190,9 @@ TEST(PostgresStoreTest, WithoutANodeIdOnlyTheStoreWorks) {
 
 TEST(PostgresTaskRepositoryTest, WritesReadsListsAndCountsLikeTheSqliteBackend) {
   Storage s = OpenOrDie(OptionsFor(FreshDatabase()));
-  ASSERT_TRUE(s.tasks->WriteTasks({Task("t1", "queued", 1, "k1"), Task("t2", "running", 2), Task("t3", "queued", 3)},
-                                  {})
-                  .ok());
+  const Status written =
+      s.tasks->WriteTasks({Task("t1", "queued", 1, "k1"), Task("t2", "running", 2), Task("t3", "queued", 3)}, {});
+  ASSERT_TRUE(written.ok()) << written.message();
   auto t1 = s.tasks->GetTask("t1");
   ASSERT_TRUE(t1.ok()) << t1.status().message();
   EXPECT_EQ(*t1, Task("t1", "queued", 1, "k1"));
@@ -231,10 +233,15 @@ TEST(PostgresTaskRepositoryTest, WritesReadsListsAndCountsLikeTheSqliteBackend) 
 TEST(PostgresTaskRepositoryTest, AConflictingIdempotencyKeyRefusesTheWholeBatch) {
   Storage s = OpenOrDie(OptionsFor(FreshDatabase()));
   ASSERT_TRUE(s.tasks->WriteTasks({Task("t1", "queued", 1, "same")}, {}).ok());
-  const Status st = s.tasks->WriteTasks({Task("t2", "queued", 2), Task("t3", "queued", 3, "same")}, {"t1"});
+  const Status st = s.tasks->WriteTasks({Task("t2", "queued", 2), Task("t3", "queued", 3, "same")}, {});
   EXPECT_EQ(st.code(), StatusCode::kConflict) << st.message();
   EXPECT_EQ(s.tasks->GetTask("t2").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(s.tasks->GetTask("t1").ok());
+  // Uniqueness is checked at COMMIT: a batch may take a key from one task
+  // and give it to another (what a takeover's adoption writes).
+  tasks::TaskRow keyless = Task("t1", "queued", 1);
+  ASSERT_TRUE(s.tasks->WriteTasks({Task("t4", "queued", 4, "same"), keyless}, {}).ok());
+  EXPECT_EQ(s.tasks->FindTaskByIdempotencyKey("same")->id, "t4");
 }
 
 TEST(PostgresTaskRepositoryTest, NodesSeeOnlyTheirOwnTasksAndCannotOverwriteAnothers) {
@@ -252,6 +259,106 @@ TEST(PostgresTaskRepositoryTest, NodesSeeOnlyTheirOwnTasksAndCannotOverwriteAnot
   // Deleting another node's id deletes nothing.
   ASSERT_TRUE(b.tasks->WriteTasks({}, {"shared-id"}).ok());
   EXPECT_TRUE(a.tasks->GetTask("shared-id").ok());
+}
+
+TEST(PostgresOwnershipTest, AnExpiredOwnersOpenTasksMoveAndItsWritesAreFenced) {
+  using namespace std::chrono_literals;
+  const std::string db = FreshDatabase();
+  Storage a = OpenOrDie(OptionsFor(db, "node-a"));
+  Storage b = OpenOrDie(OptionsFor(db, "node-b"));
+  tasks::TaskOwnership* oa = a.tasks->Ownership();
+  tasks::TaskOwnership* ob = b.tasks->Ownership();
+  ASSERT_NE(oa, nullptr);
+  ASSERT_TRUE(oa->Claim(400ms).ok());
+  ASSERT_TRUE(ob->Claim(60s).ok());
+  ASSERT_TRUE(a.tasks->WriteTasks({Task("q1", "queued", 1, "k"), Task("r1", "running", 2, "own"),
+                                   Task("d1", "succeeded", 3)},
+                                  {})
+                  .ok());
+  ASSERT_TRUE(b.tasks->WriteTasks({Task("b1", "queued", 1, "k")}, {}).ok());
+  EXPECT_TRUE(ob->ExpiredOwners()->empty());
+  EXPECT_TRUE(ob->TakeOver("node-a")->empty()) << "a live lease is not taken over";
+
+  std::this_thread::sleep_for(600ms);
+  EXPECT_EQ(*ob->ExpiredOwners(), std::vector<std::string>{"node-a"});
+  auto moved = ob->TakeOver("node-a");
+  ASSERT_TRUE(moved.ok()) << moved.status().message();
+  ASSERT_EQ(moved->size(), 2u) << "only the unfinished tasks move";
+  std::map<std::string, tasks::TaskRow> by_id;
+  for (const auto& r : *moved) by_id[r.id] = r;
+  EXPECT_EQ(by_id["q1"].idempotency_key, "") << "b uses k already";
+  EXPECT_EQ(by_id["r1"].idempotency_key, "own");
+  EXPECT_TRUE(ob->ExpiredOwners()->empty());
+  EXPECT_TRUE(ob->TakeOver("node-a")->empty()) << "nothing left";
+
+  // The old owner comes back: its writes and its renewal are refused.
+  const Status late = a.tasks->WriteTasks({Task("q1", "succeeded", 1, "k")}, {});
+  EXPECT_EQ(late.code(), StatusCode::kConflict) << late.message();
+  EXPECT_TRUE(oa->Fenced());
+  EXPECT_EQ(oa->Renew(400ms).code(), StatusCode::kConflict);
+  EXPECT_EQ(b.tasks->GetTask("q1")->state, "queued");
+  EXPECT_EQ(a.tasks->GetTask("q1").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(a.tasks->GetTask("d1").ok());
+
+  // Every node reads every task; listings page by id.
+  EXPECT_EQ(oa->GetAnyTask("b1")->id, "b1");
+  EXPECT_EQ(ob->GetAnyTask("d1")->state, "succeeded");
+  EXPECT_EQ(ob->GetAnyTask("nope").status().code(), StatusCode::kNotFound);
+  tasks::ClusterTaskQuery all;
+  auto listed = ob->ListAllTasks(all);
+  ASSERT_TRUE(listed.ok()) << listed.status().message();
+  ASSERT_EQ(listed->size(), 4u);
+  EXPECT_EQ((*listed)[0].second.id, "r1");  // newest id first: r1, q1, d1, b1
+  std::map<std::string, std::string> owners;
+  for (const auto& [node, row] : *listed) owners[row.id] = node;
+  EXPECT_EQ(owners["q1"], "node-b");
+  EXPECT_EQ(owners["d1"], "node-a");
+  tasks::ClusterTaskQuery page;
+  page.limit = 2;
+  page.before_id = "q1";
+  auto rest = ob->ListAllTasks(page);
+  ASSERT_EQ(rest->size(), 2u);
+  EXPECT_EQ((*rest)[0].second.id, "d1");
+  tasks::ClusterTaskQuery only_a;
+  only_a.node = "node-a";
+  EXPECT_EQ(ob->ListAllTasks(only_a)->size(), 1u);
+
+  // A new term: the old owner writes again, what is still its own.
+  ASSERT_TRUE(oa->Claim(60s).ok());
+  EXPECT_FALSE(oa->Fenced());
+  EXPECT_TRUE(a.tasks->WriteTasks({Task("a2", "queued", 4)}, {}).ok());
+  // The taker writes the adopted task back with its key.
+  EXPECT_TRUE(b.tasks->WriteTasks({Task("r1", "queued", 2, "own")}, {}).ok());
+  EXPECT_EQ(b.tasks->FindTaskByIdempotencyKey("own")->id, "r1");
+}
+
+TEST(PostgresOwnershipTest, OfSurvivorsRacingForOneOwnerExactlyOneTakesItsTasks) {
+  using namespace std::chrono_literals;
+  const std::string db = FreshDatabase();
+  Storage dead = OpenOrDie(OptionsFor(db, "dead"));
+  ASSERT_TRUE(dead.tasks->Ownership()->Claim(200ms).ok());
+  std::vector<tasks::TaskRow> rows;
+  for (int i = 0; i < 200; ++i) rows.push_back(Task("t" + std::to_string(1000 + i), "queued", i + 1));
+  ASSERT_TRUE(dead.tasks->WriteTasks(rows, {}).ok());
+  std::this_thread::sleep_for(400ms);
+  constexpr int kSurvivors = 4;
+  std::vector<Storage> survivors;
+  for (int i = 0; i < kSurvivors; ++i) {
+    survivors.push_back(OpenOrDie(OptionsFor(db, "s" + std::to_string(i)), false));
+    ASSERT_TRUE(survivors.back().tasks->Ownership()->Claim(60s).ok());
+  }
+  std::vector<std::size_t> got(kSurvivors);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kSurvivors; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = survivors[i].tasks->Ownership()->TakeOver("dead");
+      got[i] = r.ok() ? r->size() : 0;
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::size_t>{0, 0, 0, 200}));
+  EXPECT_EQ(server->Sql("SELECT COUNT(DISTINCT node_id) FROM tasks", db), "1");
 }
 
 ucxl::ContextVersion Version(const std::string& key, bool tombstone = false) {

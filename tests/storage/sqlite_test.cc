@@ -701,21 +701,22 @@ TEST(SqliteLegacyLayoutTest, SingleSequenceIsReadThenRewrittenPerDomainKeepingTh
   ASSERT_TRUE(before.ok()) << before.status().ToString();
   EXPECT_EQ(before->current_version, 3);
   EXPECT_EQ(before->latest_version, LatestVersion());
-  EXPECT_EQ(store.HealthCheck().message, "2 pending migrations");
+  EXPECT_EQ(store.HealthCheck().message, "3 pending migrations");
 
   auto migrated = store.Migrate();
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  EXPECT_EQ(migrated->applied,
-            (std::vector<std::string>{"ucxl/2 ucxl_hybrid_logical_clock", "audit/1 audit_log"}));
+  EXPECT_EQ(migrated->applied, (std::vector<std::string>{"ucxl/2 ucxl_hybrid_logical_clock", "tasks/2 task_owners",
+                                                         "audit/1 audit_log"}));
   EXPECT_EQ(migrated->current_version, LatestVersion());
   RawDb raw(path);
   auto rows = raw.Query("SELECT domain, version, name, applied_at FROM schema_migrations ORDER BY rowid");
-  ASSERT_EQ(rows.size(), 5u);
+  ASSERT_EQ(rows.size(), 6u);
   EXPECT_EQ(rows[0], (std::vector<std::string>{"node", "1", "initial", "2026-11-01T00:00:00.000Z"}));
   EXPECT_EQ(rows[1][0], "ucxl");
   EXPECT_EQ(rows[2][0], "tasks");
   EXPECT_EQ(rows[3][0], "ucxl");
-  EXPECT_EQ(rows[4][0], "audit");
+  EXPECT_EQ(rows[4][0], "tasks");
+  EXPECT_EQ(rows[5][0], "audit");
   EXPECT_FALSE(raw.TableExists("schema_migrations_legacy"));
   EXPECT_EQ(*store.GetMeta("node_id"), "legacy-node");
 }
@@ -728,12 +729,12 @@ TEST(SqliteLegacyLayoutTest, PartlyMigratedLegacyDatabaseGetsTheMissingDomains) 
   options.path = path;
   auto storage = sqlite::Open(options);
   ASSERT_TRUE(storage.ok());
-  EXPECT_EQ(storage->store->HealthCheck().message, "4 pending migrations");
+  EXPECT_EQ(storage->store->HealthCheck().message, "5 pending migrations");
   auto migrated = storage->store->Migrate();
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  EXPECT_EQ(migrated->applied, (std::vector<std::string>{"ucxl/1 ucxl_context_versions",
-                                                         "ucxl/2 ucxl_hybrid_logical_clock", "tasks/1 tasks",
-                                                         "audit/1 audit_log"}));
+  EXPECT_EQ(migrated->applied,
+            (std::vector<std::string>{"ucxl/1 ucxl_context_versions", "ucxl/2 ucxl_hybrid_logical_clock",
+                                      "tasks/1 tasks", "tasks/2 task_owners", "audit/1 audit_log"}));
   EXPECT_TRUE(storage->tasks->TaskStats().ok());
 }
 

@@ -41,7 +41,7 @@ class PostgresAuditRepository final : public audit::AuditRepository {
       }
     }
     return db_->Write("writing audit_log", [&](PgConnection& c, pqxx::work& tx) -> Status {
-      const std::string& put = c.Prepare(
+      const std::string put = c.Prepare(
           "audit_put",
           "INSERT INTO audit_log (seq, time_ms, node_id, kind, principal, action, target, outcome, client, "
           "request_id, details, prev_hash, hash, signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "

@@ -48,8 +48,9 @@ class PgConnection {
   explicit PgConnection(std::unique_ptr<pqxx::connection> conn) : conn_(std::move(conn)) {}
   pqxx::connection& raw() { return *conn_; }
   // Registers `sql` under `name` once per connection (libpqxx prepares it
-  // on the server on first use) and returns the name.
-  const std::string& Prepare(const std::string& name, const std::string& sql) {
+  // on the server on first use) and returns the name (a copy: callers pass
+  // temporaries).
+  std::string Prepare(const std::string& name, const std::string& sql) {
     if (prepared_.insert(name).second) conn_->prepare(name, sql);
     return name;
   }

@@ -202,6 +202,19 @@ DomainMigrations TaskMigrations() {
         CREATE INDEX tasks_by_seq ON tasks (seq);
         CREATE INDEX tasks_by_state ON tasks (state, seq);
       )sql"},
+              {2, "task_owners", R"sql(
+        -- Leases and terms of task owners in a database shared by several
+        -- nodes (PostgreSQL, tasks/repository.h TaskOwnership). A file of
+        -- one node never has another owner: the table stays empty here and
+        -- exists so that both backends report the same schema versions.
+        CREATE TABLE task_owners (
+          node_id       TEXT PRIMARY KEY,
+          term          INTEGER NOT NULL,
+          lease_expires TEXT NOT NULL,
+          taken_by      TEXT,
+          taken_at      TEXT
+        );
+      )sql"},
           }};
 }
 
