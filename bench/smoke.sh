@@ -5,7 +5,7 @@
 # full runs); that each benchmark starts its processes, measures and prints
 # its figures is. Anchors are skipped (they install other software).
 #
-#   bash bench/smoke.sh http|p2p|election|tasks|kpi|ucxl
+#   bash bench/smoke.sh http|p2p|election|tasks|tasks_pg|takeover|kpi|ucxl
 #   (BZZZ_BIN, BZZZ_P2P_BENCH and BZZZ_UCXL_BENCH name the binaries; default build/bin/)
 set -euo pipefail
 
@@ -43,6 +43,18 @@ case "${1:-}" in
     expect "e2e, 2000 tasks "
     expect "e2e, 2000 tasks, 3 nodes"
     ;;
+  tasks_pg)
+    BZZZ_BIN=$bin SKIP_ANCHOR=1 STORE=postgres TASKS=2000 DURATION=2 PACED_DURATION=1 RATE=500 \
+      bash "$root/bench/tasks/run.sh" >"$out"
+    expect "e2e, 2000 tasks "
+    expect "e2e, 2000 tasks, 3 nodes"
+    expect '"store": "postgres"'
+    ;;
+  takeover)
+    BZZZ_BIN=$bin TASKS=500 OWNER_LEASE=1s bash "$root/bench/tasks/takeover.sh" >"$out"
+    expect '"bench":"takeover_kill9_3_nodes_postgres"'
+    expect '"not_exactly_one_success":0'
+    ;;
   kpi)
     # `bzzz bench` against a node of its own, briefly and gently: that it
     # drives each route and prints the table with every request answered.
@@ -74,7 +86,7 @@ PY
     expect '"sealed":true,"bytes":65536'
     ;;
   *)
-    echo "usage: bash bench/smoke.sh http|p2p|election|tasks|kpi|ucxl" >&2
+    echo "usage: bash bench/smoke.sh http|p2p|election|tasks|tasks_pg|takeover|kpi|ucxl" >&2
     exit 2
     ;;
 esac

@@ -20,7 +20,8 @@ process); quantiles are interpolated linearly within a bucket, as
 Prometheus' histogram_quantile does, so they are only as fine as the buckets
 (0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10 ms ...).
 
-CPU: core-seconds of the server processes (--pid), of the wrk processes
+CPU: core-seconds of the server processes (--pid; --pid-tree counts a process
+with its children, the PostgreSQL server with its backends), of the wrk processes
 (rusage at exit) and of everything else on the machine (from /proc/stat), each
 divided by the phase's wall time, i.e. in cores.
 """
@@ -151,6 +152,24 @@ def proc_cpu(pid):
         return 0.0
 
 
+def tree_cpu(root):
+    """CPU seconds of `root` and of its children (PostgreSQL's postmaster and
+    its backends). A child that exits between two readings takes its CPU
+    with it: pooled connections live through a phase, so little is lost."""
+    total = proc_cpu(root)
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == root:
+                total += (int(fields[11]) + int(fields[12])) / TICK
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 def thread_cpu(pid):
     """{tid: cpu seconds} of every thread of `pid`."""
     out = {}
@@ -178,6 +197,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--node", action="append", required=True, help="http://127.0.0.1:PORT (repeatable)")
     ap.add_argument("--pid", action="append", type=int, default=[], help="server pid (repeatable)")
+    ap.add_argument("--pid-tree", action="append", type=int, default=[],
+                    help="a process of the system counted with its children, e.g. the postmaster (repeatable)")
+    ap.add_argument("--store", default="sqlite", help="the nodes' store, for the report")
     ap.add_argument("--token", required=True)
     ap.add_argument("--mode", choices=["timed", "quota", "paced"], required=True)
     ap.add_argument("--label", required=True)
@@ -210,7 +232,8 @@ def main():
 
     batches0 = batches(urls, args.token)
     c0, s0, b0 = scrape_all(urls)
-    cpu0 = sum(proc_cpu(p) for p in args.pid)
+    server_cpu = lambda: sum(proc_cpu(p) for p in args.pid) + sum(tree_cpu(p) for p in args.pid_tree)
+    cpu0 = server_cpu()
     threads0 = thread_cpu(args.pid[0]) if args.pid else {}
     busy0 = machine_busy()
     self0 = time.process_time()
@@ -274,7 +297,7 @@ def main():
     if prober:
         prober.join(timeout=10)
     wall = time.monotonic() - t0
-    cpu_server = sum(proc_cpu(p) for p in args.pid) - cpu0
+    cpu_server = server_cpu() - cpu0
     threads1 = thread_cpu(args.pid[0]) if args.pid else {}
     busiest = sorted(((v - threads0.get(k, 0.0)) / wall for k, v in threads1.items()), reverse=True)[:4]
     busy = machine_busy() - busy0
@@ -317,6 +340,7 @@ def main():
         "system": "bzzz",
         "case": args.label,
         "nodes": n_nodes,
+        "store": args.store,
         "mode": args.mode,
         "complete": complete,
         "tasks_created": int(created),
