@@ -414,7 +414,7 @@ int RunCli(int argc, char** argv) {
   auto* backup_create = backup_cmd->add_subcommand(
       "create", "copy the store into one file (consistent while the node runs)");
   AddConfigOptions(backup_create, backup_args);
-  backup_create->add_option("--output,-o", backup_output, "file to write (default bzzz-backup-<UTC time>.db)");
+  backup_create->add_option("--output,-o", backup_output, "file to write (default bzzz-backup-<UTC time>.db; .dump on PostgreSQL)");
   auto* backup_verify = backup_cmd->add_subcommand("verify", "check a backup file and show what it holds");
   backup_verify->add_option("file", backup_file, "the backup")->required();
   auto* backup_restore = backup_cmd->add_subcommand(

@@ -856,7 +856,7 @@ std::vector<KeyDef> BuildKeys() {
           "libpq sslmode for the connection.")
           .OneOf({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}),
       Key("storage.pool.enabled", BZZZ_FIELD(storage.pool.enabled),
-          "Pool database connections instead of opening one per use.")
+          "Pool PostgreSQL connections; false: one connection shared by every call.")
           .Alias("performance.connectionPool.enabled"),
       Key("storage.pool.min_connections", BZZZ_FIELD(storage.pool.min_connections),
           "Connections kept open even when idle.")

@@ -64,6 +64,7 @@ class TaskManager::Impl {
   std::condition_variable owner_cv;  // stop, or a write found this node fenced
   bool fenced = false;               // under mu: the writer holds off until the rebuild
   bool writing = false;              // under mu: the writer is inside WriteTasks
+  SteadyClock::time_point renewed_since;  // owner thread only: takeovers from then on
   std::condition_variable writer_idle_cv;
 
   // Agents waiting for work (under mu).
@@ -167,17 +168,41 @@ class TaskManager::Impl {
     }
   }
 
+  // This node's task (memory, then its rows), or in a shared store any
+  // node's, to show.
   Result<Task> Read(const std::string& id) {
+    auto own = ReadOwn(id);
+    if (own.ok() || !own.status().IsNotFound() || ownership == nullptr) return own;
+    auto any = ownership->GetAnyTask(id);
+    if (!any.ok()) return any.status();
+    return FromRowSealed(*any);
+  }
+
+  // This node's task only: what it may change.
+  Result<Task> ReadOwn(const std::string& id) {
     {
       std::lock_guard lock(mu);
       if (const Task* t = core.Find(id)) return *t;
     }
     auto row = options.store->GetTask(id);
-    if (row.ok()) return FromRow(*row, options.sealer.get());
-    if (!row.status().IsNotFound() || ownership == nullptr) return row.status();
-    auto any = ownership->GetAnyTask(id);
-    if (!any.ok()) return any.status();
-    return FromRowSealed(*any);
+    if (!row.ok()) return row.status();
+    return FromRow(*row, options.sealer.get());
+  }
+
+  // Why `verb` of a task this node does not own fails: NotFound, or in a
+  // shared store FailedPrecondition naming the owner (only it changes it).
+  Status NotOwned(const std::string& id, std::string_view verb) {
+    if (ownership != nullptr) {
+      auto any = ownership->GetAnyTask(id);
+      if (any.ok()) {
+        auto t = FromRowSealed(*any);
+        const std::string owner = t.ok() ? t->owner_node : "another node";
+        return FailedPrecondition("task " + id + " belongs to node " + owner + ": " + std::string(verb) +
+                                  " it there (only the owner changes a task)");
+      }
+      if (!any.status().IsNotFound()) return any.status();
+    }
+    return NotFound("no task " + id);
   }
 
   void WriterLoop() {
@@ -303,6 +328,7 @@ class TaskManager::Impl {
   // ---- a store shared with other nodes (TaskOwnership) ----
 
   void OwnerLoop() {
+    renewed_since = SteadyClock::now() + options.owner_lease;
     const auto period = std::max(options.owner_lease / 4, std::chrono::milliseconds(20));
     std::unique_lock lock(mu);
     while (!stopping) {
@@ -313,6 +339,7 @@ class TaskManager::Impl {
       if (was_fenced) {
         Rebuild();
       } else if (Status s = ownership->Renew(options.owner_lease); !s.ok()) {
+        renewed_since = SteadyClock::now() + options.owner_lease;  // see below
         if (ownership->Fenced()) {
           Rebuild();
         } else {
@@ -320,7 +347,11 @@ class TaskManager::Impl {
           std::uint64_t held = 0;
           if (lines.Allow(&held)) kLog.warn("tasks: renewing this node's lease on its tasks failed: {}", s.ToString());
         }
-      } else {
+      } else if (SteadyClock::now() >= renewed_since) {
+        // Only after renewing for a whole lease: when this node has just
+        // started or could not reach the store, the others may not have
+        // been able to renew either (a cluster restart, a database outage),
+        // and their leases deserve a chance before their tasks move.
         TakeOverExpired();
       }
       lock.lock();
@@ -335,7 +366,13 @@ class TaskManager::Impl {
       const auto started = SteadyClock::now();
       auto rows = ownership->TakeOver(from);
       if (!rows.ok()) {
-        kLog.warn("tasks: taking over the tasks of {} failed: {}", from, rows.status().ToString());
+        // Typically a lock the old owner's session still holds (it froze in
+        // a write): the next round tries again.
+        static LogLimiter lines(1, std::chrono::seconds(5));
+        std::uint64_t held = 0;
+        if (lines.Allow(&held)) {
+          kLog.warn("tasks: taking over the tasks of {} failed, retrying: {}", from, rows.status().ToString());
+        }
         continue;
       }
       if (rows->empty()) continue;
@@ -694,8 +731,8 @@ Result<Task> TaskManager::Cancel(const std::string& id) {
     if (out.ok()) m.Changed(UnixMillisNow());
   }
   if (!out.ok() && out.status().code() == StatusCode::kNotFound) {
-    auto stored = m.Read(id);
-    if (!stored.ok()) return stored.status();
+    auto stored = m.ReadOwn(id);
+    if (!stored.ok()) return stored.status().IsNotFound() ? m.NotOwned(id, "cancel") : stored.status();
     return Error(Errc::kAlreadyFinished, "task " + id + " is already " + std::string(TaskStateName(stored->state)));
   }
   if (hook && !agent.empty()) hook(agent, id);
@@ -715,8 +752,8 @@ Result<Task> TaskManager::Replay(const std::string& id) {
   // task must not interleave between reading it and changing it (a purged
   // task would come back, or a replayed one lose its row).
   std::lock_guard dlq(impl_->dlq_mu);
-  auto t = impl_->Read(id);
-  if (!t.ok()) return t.status();
+  auto t = impl_->ReadOwn(id);
+  if (!t.ok()) return t.status().IsNotFound() ? impl_->NotOwned(id, "replay") : t.status();
   std::lock_guard lock(impl_->mu);
   if (const Task* mem = impl_->core.Find(id)) *t = *mem;
   auto out = impl_->core.Replay(std::move(*t), UnixMillisNow());
@@ -729,8 +766,8 @@ Result<Task> TaskManager::Replay(const std::string& id) {
 
 Status TaskManager::Purge(const std::string& id) {
   std::lock_guard dlq(impl_->dlq_mu);
-  auto t = impl_->Read(id);
-  if (!t.ok()) return t.status();
+  auto t = impl_->ReadOwn(id);
+  if (!t.ok()) return t.status().IsNotFound() ? impl_->NotOwned(id, "purge") : t.status();
   if (t->state != TaskState::kDead) {
     return Error(Errc::kNotDead, "task " + id + " is " + std::string(TaskStateName(t->state)) + ": only dead tasks are purged");
   }

@@ -9,6 +9,7 @@
 //   and then thawed: its tasks were taken over, its late writes are
 //   refused (bzzz_tasks_fenced_total), it rebuilds and serves on, and still
 //   no task succeeds twice;
+// - a node asked to cancel or replay another node's task names the owner;
 // - the killed node restarts under a new term and reads what it lost.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -153,6 +154,19 @@ TEST(TakeoverEndToEnd, SurvivorsTakeOverTheTasksOfAKilledAndOfAFrozenNodeAndNoTa
   ASSERT_TRUE(all.is_object());
   EXPECT_EQ(all["tasks"].size(), 5u);
   EXPECT_TRUE(all["next_before_id"].is_string());
+
+  // Only the owner changes a task: the other node says who owns it, and
+  // is not disturbed (no fencing, no rebuild).
+  const std::string owner_of_first =
+      pg.Sql("SELECT node_id FROM tasks WHERE id = '" + first.front() + "'", kDatabase);
+  const int other = ids[admin_index] == owner_of_first ? frozen : admin_index;
+  json refusal;
+  EXPECT_EQ(Post(c, other, "/api/v1/tasks/" + first.front() + "/cancel", json::object(), &refusal), 409)
+      << refusal.dump();
+  EXPECT_NE(refusal.dump().find("belongs to node " + owner_of_first), std::string::npos) << refusal.dump();
+  EXPECT_EQ(Post(c, other, "/api/v1/dlq/" + first.front() + "/replay", json::object(), &refusal), 409)
+      << refusal.dump();
+  EXPECT_EQ(MetricOf(c, other, "bzzz_tasks_fenced_total"), 0);
 
   // ---- a node frozen past its lease while it holds tasks, then thawed ----
   const std::vector<std::string> second = SubmitMany(c, frozen, 300, 50);

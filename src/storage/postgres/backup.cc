@@ -222,6 +222,14 @@ Result<BackupReport> Backup(const PostgresOptions& options, const std::string& o
 
   const std::string partial = output + ".partial";
   fs::remove(partial, ec);
+  // The archive holds every node's data: readable by its owner only, from
+  // the first byte (pg_dump writes into the file created here, keeping its
+  // mode).
+  if (const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600); fd >= 0) {
+    ::close(fd);
+  } else {
+    return Unavailable("cannot create " + partial + ": " + std::strerror(errno));
+  }
   BackupProgress p{0, report.tables.size(), "tables"};
   auto run = RunTool({Tool("pg_dump"), "--format=custom", "--verbose", "--no-owner", "--no-privileges",
                       "--file=" + partial},
@@ -326,8 +334,10 @@ Result<BackupReport> Restore(const PostgresOptions& options, const std::string& 
     return FailedPrecondition(std::to_string(*others) + " other bzzz connection(s) to " + Location(options) +
                               " are open; stop every node using this database before restoring");
   }
+  // Data is any row but the schema's own bookkeeping: a database that was
+  // only migrated is empty.
   std::uint64_t rows = 0;
-  for (const auto& [name, n] : current.tables) rows += n;
+  for (const auto& [name, n] : current.tables) rows += name == "schema_migrations" ? 0 : n;
   BackupReport report = *archive;
   report.target = Location(options);
   if (rows > 0) {

@@ -29,7 +29,11 @@ std::string ConnectionString(const PostgresOptions& o) {
   const auto timeout_s = std::max<std::int64_t>(2, (o.connect_timeout.count() + 999) / 1000);
   std::string s = "host=" + Quote(o.host) + " port=" + std::to_string(o.port) + " dbname=" + Quote(o.database) +
                   " user=" + Quote(o.user) + " sslmode=" + Quote(o.sslmode) +
-                  " connect_timeout=" + std::to_string(timeout_s) + " application_name='bzzz'";
+                  " connect_timeout=" + std::to_string(timeout_s) + " application_name='bzzz'" +
+                  // A node that stops in the middle of a transaction (frozen,
+                  // cut off) must not hold its row locks for long: the server
+                  // ends such a session after 5 s. Ours last milliseconds.
+                  " options='-c idle_in_transaction_session_timeout=5000'";
   if (!o.password.empty()) s += " password=" + Quote(o.password);
   return s;
 }

@@ -11,7 +11,8 @@
 //
 // Files: store.cc (schema_migrations, health, node meta, vacuum), tasks.cc,
 // context.cc and audit.cc (one domain each: its repository and migrations),
-// backup.cc (pg_dump / pg_restore), pool.cc and database.cc.
+// backup.cc (pg_dump / pg_restore), database.cc (the connection pool and
+// transactions).
 #pragma once
 
 #include <chrono>

@@ -116,6 +116,11 @@ class PostgresTaskRepository final : public tasks::TaskRepository, public tasks:
     if (Status s = db_->RequireNode(); !s.ok()) return s;
     if (owner == db_->node_id()) return InvalidArgument("a node does not take over its own tasks");
     return db_->Write("taking over tasks", [&](PgConnection& c, pqxx::work& tx) -> Result<std::vector<TaskRow>> {
+      // Never wait on locks a dead owner's session may still hold (the
+      // server ends such a session, idle in its transaction, after 5 s):
+      // give up at once and try again at the next round, well within this
+      // node's own lease.
+      tx.exec("SET LOCAL lock_timeout = '200ms'");
       // Ends the owner's term (fencing its writes: they check the term under
       // a share lock of this row) only if its lease is still expired now;
       // the row lock orders this against the owner's own renewal or claim.
