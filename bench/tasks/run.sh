@@ -249,7 +249,7 @@ fi
 # ---- table ----
 echo
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-fmt='%-7s %-30s %9s %9s %9s %9s %9s %8s %6s %7s %7s\n'
+fmt='%-15s %-30s %9s %9s %9s %9s %9s %8s %6s %7s %7s\n'
 printf "$fmt" system case tasks submit/s e2e/s p50_ms p99_ms POST_p50 429s cores cores
 printf "$fmt" "" "" "" "" "" "" "" "" "" srv/gen other
 jq -r '[.system, .case, .tasks_created, .submit_per_s, (.e2e_per_s // "-"), (.p50_ms // "-"), (.p99_ms // "-"),
