@@ -1,6 +1,7 @@
 #include "tasks/manager.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -64,7 +65,14 @@ class TaskManager::Impl {
   std::condition_variable owner_cv;  // stop, or a write found this node fenced
   bool fenced = false;               // under mu: the writer holds off until the rebuild
   bool writing = false;              // under mu: the writer is inside WriteTasks
-  SteadyClock::time_point renewed_since;  // owner thread only: takeovers from then on
+  // Takeovers only from then on (steady clock, ns): a whole lease after
+  // start and after the last failed renewal.
+  std::atomic<std::int64_t> takeover_after_ns{0};
+  std::thread taker;
+  // Held across a takeover and across a rebuild: a rebuild must not load
+  // the store between a takeover's move and its adoption (it would drop
+  // the adopted tasks from memory while the store says they are ours).
+  std::mutex takeover_mu;
   std::condition_variable writer_idle_cv;
 
   // Agents waiting for work (under mu).
@@ -327,8 +335,15 @@ class TaskManager::Impl {
 
   // ---- a store shared with other nodes (TaskOwnership) ----
 
+  static std::int64_t Ns(SteadyClock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  }
+
+  // Renewals, and the rebuild when fenced. Alone on its thread, so that a
+  // long takeover (thousands of tasks to read and adopt) never delays this
+  // node's own renewals.
   void OwnerLoop() {
-    renewed_since = SteadyClock::now() + options.owner_lease;
+    takeover_after_ns = Ns(SteadyClock::now() + options.owner_lease);
     const auto period = std::max(options.owner_lease / 4, std::chrono::milliseconds(20));
     std::unique_lock lock(mu);
     while (!stopping) {
@@ -339,7 +354,7 @@ class TaskManager::Impl {
       if (was_fenced) {
         Rebuild();
       } else if (Status s = ownership->Renew(options.owner_lease); !s.ok()) {
-        renewed_since = SteadyClock::now() + options.owner_lease;  // see below
+        takeover_after_ns = Ns(SteadyClock::now() + options.owner_lease);  // see TakerLoop
         if (ownership->Fenced()) {
           Rebuild();
         } else {
@@ -347,19 +362,32 @@ class TaskManager::Impl {
           std::uint64_t held = 0;
           if (lines.Allow(&held)) kLog.warn("tasks: renewing this node's lease on its tasks failed: {}", s.ToString());
         }
-      } else if (SteadyClock::now() >= renewed_since) {
-        // Only after renewing for a whole lease: when this node has just
-        // started or could not reach the store, the others may not have
-        // been able to renew either (a cluster restart, a database outage),
-        // and their leases deserve a chance before their tasks move.
-        TakeOverExpired();
       }
+      lock.lock();
+    }
+  }
+
+  // Looks for owners whose lease expired, as often as this node renews.
+  void TakerLoop() {
+    const auto period = std::max(options.owner_lease / 4, std::chrono::milliseconds(20));
+    std::unique_lock lock(mu);
+    while (!stopping) {
+      owner_cv.wait_for(lock, period, [&] { return stopping; });
+      if (stopping) return;
+      // Only after renewing for a whole lease: when this node has just
+      // started or could not reach the store, the others may not have been
+      // able to renew either (a cluster restart, a database outage), and
+      // their leases deserve a chance before their tasks move.
+      if (fenced || Ns(SteadyClock::now()) < takeover_after_ns) continue;
+      lock.unlock();
+      TakeOverExpired();
       lock.lock();
     }
   }
 
   // Takes in the unfinished tasks of every other node whose lease expired.
   void TakeOverExpired() {
+    std::lock_guard serial(takeover_mu);
     auto owners = ownership->ExpiredOwners();
     if (!owners.ok()) return;
     for (const std::string& from : *owners) {
@@ -414,6 +442,7 @@ class TaskManager::Impl {
   // This node's tasks were taken over: drop what was not written, claim a
   // new term, and rebuild from the store as a restart would.
   void Rebuild() {
+    std::lock_guard serial(takeover_mu);
     {
       std::unique_lock lock(mu);
       fenced = true;
@@ -526,7 +555,10 @@ Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, 
   impl->acks = std::make_unique<SerialQueue>();
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
   impl->ticker = std::thread([raw] { raw->TickerLoop(); });
-  if (impl->ownership != nullptr) impl->owner = std::thread([raw] { raw->OwnerLoop(); });
+  if (impl->ownership != nullptr) {
+    impl->owner = std::thread([raw] { raw->OwnerLoop(); });
+    impl->taker = std::thread([raw] { raw->TakerLoop(); });
+  }
   return std::unique_ptr<TaskManager>(new TaskManager(std::move(impl)));
 }
 
@@ -545,6 +577,7 @@ void TaskManager::Stop() {
   m.writer_cv.notify_all();
   m.owner_cv.notify_all();
   if (m.owner.joinable()) m.owner.join();
+  if (m.taker.joinable()) m.taker.join();
   if (m.ticker.joinable()) m.ticker.join();
   if (m.writer.joinable()) m.writer.join();
   if (m.acks) m.acks->Stop();
