@@ -20,6 +20,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Queue, Worker } from "bullmq";
 import IORedis from "ioredis";
+import { childMessages, cpuSeconds, machineBusy, procCpu, quantile } from "./common.mjs";
 
 function parseArgs(argv) {
   const a = { port: 6379, mode: "add", jobs: 50000, concurrency: 50, inflight: 64, chunk: 1000, rate: 2000,
@@ -46,19 +47,6 @@ function parseArgs(argv) {
   return a;
 }
 
-const TICK = 100;  // USER_HZ on Linux
-function procCpu(pid) {
-  if (!pid) return 0;
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(")").pop().trim().split(/\s+/);
-    return (Number(f[11]) + Number(f[12])) / TICK;
-  } catch { return 0; }
-}
-function machineBusy() {
-  const v = readFileSync("/proc/stat", "utf8").split("\n")[0].split(/\s+/).slice(1, 9).map(Number);
-  return (v.reduce((x, y) => x + y, 0) - v[3] - v[4]) / TICK;
-}
-const cpuSeconds = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 
 // ---- worker (child process) ----
 async function runWorker(a) {
@@ -83,12 +71,6 @@ async function runWorker(a) {
 }
 
 // ---- producer / orchestrator ----
-function quantile(sorted, q) {
-  if (sorted.length === 0) return null;
-  const pos = q * (sorted.length - 1);
-  const lo = Math.floor(pos), hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
 
 async function runProducer(a) {
   const name = `bench-${a.mode}-${process.pid}-${Date.now()}`;
@@ -97,24 +79,7 @@ async function runProducer(a) {
   await queue.waitUntilReady();
   const self = fileURLToPath(import.meta.url);
   const child = fork(self, ["--worker", "--port", String(a.port), "--queue", name, "--concurrency", String(a.concurrency)]);
-  const messages = [];
-  let wake = null;
-  child.on("message", (m) => { messages.push(m); if (wake) { wake(); wake = null; } });
-  child.on("exit", (code) => { if (code) { messages.push({ type: "exit", code }); if (wake) wake(); } });
-  const next = async (type, timeoutMs) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = messages.findIndex((m) => m.type === type || m.type === "exit");
-      if (i >= 0) {
-        const m = messages.splice(i, 1)[0];
-        if (m.type === "exit") throw new Error(`worker exited with ${m.code}`);
-        return m;
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) return null;
-      await new Promise((r) => { wake = r; setTimeout(r, Math.min(left, 1000)); });
-    }
-  };
+  const next = childMessages(child, "worker");
   const ready = await next("ready", 30000);
   if (!ready) throw new Error("worker did not become ready");
 

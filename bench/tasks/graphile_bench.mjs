@@ -47,9 +47,10 @@
 // the timed phase. Leftover "noop" jobs of an aborted earlier run are deleted
 // first (use a database of its own for the benchmark).
 import { fork } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { run, makeWorkerUtils, Logger } from "graphile-worker";
+import { childMessages, cpuSeconds, machineBusy, quantile, treeCpu } from "./common.mjs";
 
 function parseArgs(argv) {
   const a = { connection: process.env.DATABASE_URL || "", mode: "add", jobs: 50000, concurrency: 10, inflight: 64,
@@ -77,46 +78,6 @@ function parseArgs(argv) {
   return a;
 }
 
-const TICK = 100;  // USER_HZ on Linux
-function statFields(pid) {
-  // The fields after "(comm)": [0] state, [1] ppid, [11] utime, [12] stime,
-  // [13] cutime, [14] cstime.
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(")").pop().trim().split(/\s+/);
-  } catch { return null; }
-}
-function procCpu(pid) {
-  if (!pid) return 0;
-  const f = statFields(pid);
-  return f ? (Number(f[11]) + Number(f[12])) / TICK : 0;
-}
-// PostgreSQL runs a process per connection and per background task, all
-// children of the postmaster: their utime+stime (found by scanning /proc for
-// ppid == the postmaster), plus the postmaster's own. A child that exits
-// between the two readings (a pooled connection closed, an autovacuum
-// worker) would lose its CPU from the sum; the postmaster reaps its children,
-// so their CPU lands in its cutime+cstime, which are added too. What is still
-// lost: a child that exits before it is reaped at the end reading (a moment),
-// and a child's CPU of before the first reading if it exits in the phase
-// (counted twice neither way: at the start it is live and counted, at the
-// end it is in cutime, the difference is its CPU in the phase).
-function pgCpu(pid) {
-  if (!pid) return 0;
-  const root = statFields(pid);
-  if (!root) return 0;
-  let ticks = Number(root[11]) + Number(root[12]) + Number(root[13]) + Number(root[14]);
-  for (const e of readdirSync("/proc")) {
-    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
-    const f = statFields(e);
-    if (f && Number(f[1]) === pid) ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks / TICK;
-}
-function machineBusy() {
-  const v = readFileSync("/proc/stat", "utf8").split("\n")[0].split(/\s+/).slice(1, 9).map(Number);
-  return (v.reduce((x, y) => x + y, 0) - v[3] - v[4]) / TICK;
-}
-const cpuSeconds = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 
 // graphile-worker logs every job at "info" (and to stdout); the JSON line must
 // be the only thing on stdout. Warnings and errors go to stderr.
@@ -165,12 +126,6 @@ async function runWorker(a) {
 }
 
 // ---- producer / orchestrator ----
-function quantile(sorted, q) {
-  if (sorted.length === 0) return null;
-  const pos = q * (sorted.length - 1);
-  const lo = Math.floor(pos), hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
 
 async function runProducer(a) {
   const utils = await makeWorkerUtils({ connectionString: a.connection, maxPoolSize: a.pool, logger: quietLogger });
@@ -185,24 +140,7 @@ async function runProducer(a) {
   const child = fork(self, ["--worker", "--connection", a.connection, "--concurrency", String(a.concurrency)], {
     stdio: ["ignore", 2, "inherit", "ipc"], env: { ...process.env, NO_LOG_SUCCESS: "1" },
   });
-  const messages = [];
-  let wake = null;
-  child.on("message", (m) => { messages.push(m); if (wake) { wake(); wake = null; } });
-  child.on("exit", (code) => { if (code) { messages.push({ type: "exit", code }); if (wake) wake(); } });
-  const next = async (type, timeoutMs) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = messages.findIndex((m) => m.type === type || m.type === "exit");
-      if (i >= 0) {
-        const m = messages.splice(i, 1)[0];
-        if (m.type === "exit") throw new Error(`runner exited with ${m.code}`);
-        return m;
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) return null;
-      await new Promise((r) => { wake = r; setTimeout(r, Math.min(left, 1000)); });
-    }
-  };
+  const next = childMessages(child, "runner");
   if (!(await next("started", 30000))) throw new Error("runner did not start");
   // Warm-up: one job through the whole path (task identifier, plans, LISTEN),
   // and every connection of the producer's pool opened.
@@ -221,7 +159,7 @@ async function runProducer(a) {
     [JSON.stringify(specs.map((s) => ({ identifier: s.identifier, payload: s.payload })))]);
   const payload = () => ({ op: "echo", value: 1, t: Date.now() });
   let added = 0;
-  const busy0 = machineBusy(), pg0 = pgCpu(a.pgPid), self0 = cpuSeconds(), worker0 = ready.cpu;
+  const busy0 = machineBusy(), pg0 = treeCpu(a.pgPid), self0 = cpuSeconds(), worker0 = ready.cpu;
   const t0 = Date.now();
   if (a.mode === "add") {
     let issued = 0;
@@ -258,7 +196,7 @@ async function runProducer(a) {
   const done = await next("done", 120000);
   const tDone = done ? done.t - t0 : null;
   const wall = (Math.max(Date.now(), done ? done.t : 0) - t0) / 1000;
-  const cpuPg = pgCpu(a.pgPid) - pg0;
+  const cpuPg = treeCpu(a.pgPid) - pg0;
   const cpuWorker = done ? done.cpu - worker0 : 0;
   const cpuSelf = cpuSeconds() - self0;
   const busy = machineBusy() - busy0;
