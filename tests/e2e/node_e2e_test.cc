@@ -254,6 +254,11 @@ TEST(NodeE2E, HostileBodiesAreRefusedAndChangeNothing) {
   auto list = cli::Call(o, "GET", "/api/v1/tasks");
   ASSERT_TRUE(list.ok());
   EXPECT_TRUE(json::parse(list->body)["tasks"].empty()) << list->body;
+  // Every node's tasks need a store shared by the nodes: SQLite says so.
+  auto everyone = cli::Call(o, "GET", "/api/v1/tasks?node=all");
+  ASSERT_TRUE(everyone.ok());
+  EXPECT_EQ(everyone->status, 409) << everyone->body;
+  EXPECT_NE(everyone->body.find("storage.backend: postgres"), std::string::npos) << everyone->body;
 
   const std::string at = "/ucxi/v1/put?address=ucxl://alice:developer@bzzz:t/*%5E/x";
   auto put = cli::Call(o, "PUT", at, "content", "text/\xff\xfe");

@@ -154,6 +154,11 @@ TEST(TakeoverEndToEnd, SurvivorsTakeOverTheTasksOfAKilledAndOfAFrozenNodeAndNoTa
   ASSERT_TRUE(all.is_object());
   EXPECT_EQ(all["tasks"].size(), 5u);
   EXPECT_TRUE(all["next_before_id"].is_string());
+  const json next = c.Get(frozen, "/api/v1/tasks?node=all&limit=5&before_id=" + all["next_before_id"].get<std::string>());
+  ASSERT_TRUE(next.is_object());
+  EXPECT_EQ(next["tasks"].size(), 5u);
+  EXPECT_LT(next["tasks"][0].value("id", ""), all["tasks"][4].value("id", "")) << "the next page is older";
+  EXPECT_TRUE(c.Get(frozen, "/api/v1/tasks?node=all&before_id=" + std::string(65, 'x')).is_null()) << "400";
 
   // Only the owner changes a task: the other node says who owns it, and
   // is not disturbed (no fencing, no rebuild).
