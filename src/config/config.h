@@ -296,17 +296,29 @@ struct StorageConfig {
   PoolConfig pool;
 };
 
+struct RedisPoolConfig {
+  int min_connections = 1;
+  int max_connections = 4;
+  Millis acquire_timeout{100};              // short: a cache never makes a caller wait long
+  Millis idle_timeout{300000};
+};
+
 struct RedisConfig {
   std::string host = "localhost";
   int port = 6379;
   std::string password;                     // secret
   int db = 0;
+  std::string key_prefix = "bzzz:";         // every key the cache writes starts with it
+  Millis timeout{250};                      // connect and each command
+  Millis reconnect_interval{1000};          // longest wait between reconnection attempts
+  RedisPoolConfig pool;
 };
 
 struct CacheConfig {                        // nO performance.caching
   bool enabled = true;
   Millis default_ttl{300000};
   std::size_t max_size = 10000;
+  std::size_t max_bytes = 64u << 20;        // of the memory layer
   std::vector<std::string> layers{"memory"};  // memory, redis
   RedisConfig redis;
 };

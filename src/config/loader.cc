@@ -884,6 +884,10 @@ std::vector<KeyDef> BuildKeys() {
       Key("cache.max_size", BZZZ_FIELD(cache.max_size), "Most entries in the in-memory cache (LRU beyond).")
           .Min(1)
           .Alias("performance.caching.maxSize"),
+      Key("cache.max_bytes", BZZZ_FIELD(cache.max_bytes),
+          "Size limit of the in-memory cache (least recently used entries go first).")
+          .Bytes()
+          .Min(1),
       Key("cache.layers", BZZZ_FIELD(cache.layers),
           "Cache layers, nearest first; losing Redis degrades, never fails.")
           .OneOf({"memory", "redis"})
@@ -896,6 +900,26 @@ std::vector<KeyDef> BuildKeys() {
           .Secret()
           .Env({"NO_REDIS_PASSWORD"}),
       Key("cache.redis.db", BZZZ_FIELD(cache.redis.db), "Redis logical database number.").Range(0, 1000000),
+      Key("cache.redis.key_prefix", BZZZ_FIELD(cache.redis.key_prefix),
+          "Prefix of every key the cache writes (one Redis may serve several clusters)."),
+      Key("cache.redis.timeout", BZZZ_FIELD(cache.redis.timeout),
+          "Longest wait to connect to Redis and for each command; past it the command counts as a failure.")
+          .Positive(),
+      Key("cache.redis.reconnect_interval", BZZZ_FIELD(cache.redis.reconnect_interval),
+          "Longest wait between attempts to reconnect to a lost Redis (backoff from 50ms up to it).")
+          .Positive(),
+      Key("cache.redis.pool.min_connections", BZZZ_FIELD(cache.redis.pool.min_connections),
+          "Redis connections kept open even when idle.")
+          .Range(0, 1000),
+      Key("cache.redis.pool.max_connections", BZZZ_FIELD(cache.redis.pool.max_connections),
+          "Most open Redis connections; at least min_connections.")
+          .Range(1, 1000),
+      Key("cache.redis.pool.acquire_timeout", BZZZ_FIELD(cache.redis.pool.acquire_timeout),
+          "How long a lookup waits for a free Redis connection before skipping Redis (a miss, not an error).")
+          .Positive(),
+      Key("cache.redis.pool.idle_timeout", BZZZ_FIELD(cache.redis.pool.idle_timeout),
+          "Idle time after which a Redis connection above the minimum is closed.")
+          .Positive(),
 
       // monitoring
       Key("monitoring.prometheus_enabled", BZZZ_FIELD(monitoring.prometheus_enabled),
@@ -1949,6 +1973,9 @@ class Loader {
         std::find(c.cache.layers.begin(), c.cache.layers.end(), "redis") != c.cache.layers.end();
     if (uses_redis && c.cache.redis.host.empty())
       fail("cache.redis.host", "required when cache.layers has redis");
+    if (c.cache.redis.pool.max_connections < c.cache.redis.pool.min_connections)
+      fail("cache.redis.pool.max_connections", "must be >= cache.redis.pool.min_connections (" +
+                                                   std::to_string(c.cache.redis.pool.min_connections) + ")");
   }
 
   LoadResult& result_;

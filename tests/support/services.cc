@@ -154,4 +154,89 @@ std::string PostgresServer::CreateDatabase(const std::string& name) const {
   return ok ? name : "";
 }
 
+// ----- Redis -----
+
+namespace {
+
+std::string Capture(const std::string& command, bool* ok) {
+  std::string out;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) {
+    if (ok != nullptr) *ok = false;
+    return "popen failed";
+  }
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  const int rc = pclose(pipe);
+  if (ok != nullptr) *ok = rc == 0;
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+RedisServer::RedisServer(std::uint16_t port, std::string password)
+    : port_(port != 0 ? port : FreePort()), password_(std::move(password)) {
+  if (std::system("command -v redis-server >/dev/null 2>&1") != 0) {
+    error_ = "redis-server is not installed";
+    return;
+  }
+  char tmpl[] = "/tmp/bzzz-redis-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) {
+    error_ = "mkdtemp failed";
+    return;
+  }
+  dir_ = tmpl;
+  ok_ = Start();
+  if (!ok_) error_ = "redis-server did not start: " + ReadFile(dir_ + "/server.log");
+}
+
+bool RedisServer::Start() {
+  if (pid_ > 0) return true;
+  std::string command = "redis-server --port " + std::to_string(port_) +
+                        " --bind 127.0.0.1 --daemonize yes --dir " + dir_ + " --pidfile " + dir_ +
+                        "/redis.pid --logfile " + dir_ + "/server.log --save '' --appendonly no";
+  if (!password_.empty()) command += " --requirepass " + Quote(password_);
+  if (std::system((command + " >/dev/null 2>&1").c_str()) != 0) return false;
+  for (int i = 0; i < 200; ++i) {
+    bool ok = false;
+    if (Cli("PING", &ok) == "PONG" && ok) {
+      std::ifstream in(dir_ + "/redis.pid");
+      long pid = -1;
+      if (in >> pid) pid_ = static_cast<pid_t>(pid);
+      return pid_ > 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  return false;
+}
+
+bool RedisServer::Stop() {
+  if (pid_ <= 0) return true;
+  const pid_t pid = pid_;
+  pid_ = -1;
+  kill(pid, SIGTERM);
+  for (int i = 0; i < 600; ++i) {
+    if (kill(pid, 0) != 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  kill(pid, SIGKILL);
+  return false;
+}
+
+std::string RedisServer::Cli(const std::string& args, bool* ok) const {
+  std::string command = "redis-cli -h 127.0.0.1 -p " + std::to_string(port_);
+  if (!password_.empty()) command += " --no-auth-warning -a " + Quote(password_);
+  return Capture(command + " " + args, ok);
+}
+
+RedisServer::~RedisServer() {
+  Stop();
+  if (!dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+}
+
 }  // namespace bzzz::testing

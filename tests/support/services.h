@@ -1,6 +1,7 @@
 // Real services for tests, started on loopback in a temporary directory and
 // stopped by pid (../shared/reference/dependencies.md "Services in tests"):
-// a PostgreSQL server of its own (initdb; never the packaged cluster).
+// a PostgreSQL server of its own (initdb; never the packaged cluster) and a
+// Redis server of its own (never the packaged one).
 #pragma once
 
 #include <sys/types.h>
@@ -52,6 +53,39 @@ class PostgresServer {
   bool ok_ = false;
   std::string error_;
   std::uint16_t port_ = 0;
+  std::string dir_;
+  pid_t pid_ = -1;
+};
+
+class RedisServer {
+ public:
+  // Starts redis-server on 127.0.0.1:`port` (a free one when 0), daemonized,
+  // with its directory and pid file in a fresh directory under /tmp and
+  // persistence off; `password` non-empty sets requirepass.
+  explicit RedisServer(std::uint16_t port = 0, std::string password = "");
+  ~RedisServer();  // stops the server and removes its directory
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  bool ok() const { return ok_; }
+  const std::string& error() const { return error_; }
+  std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+
+  // Starts it again after Stop() (same port, empty: nothing was saved);
+  // true once it answers PING.
+  bool Start();
+  // SIGTERM by pid; returns once the process is gone.
+  bool Stop();
+  // Runs redis-cli with `args` (shell words) against this server; returns
+  // its output and sets *ok.
+  std::string Cli(const std::string& args, bool* ok = nullptr) const;
+
+ private:
+  bool ok_ = false;
+  std::string error_;
+  std::uint16_t port_ = 0;
+  std::string password_;
   std::string dir_;
   pid_t pid_ = -1;
 };
