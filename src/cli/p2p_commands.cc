@@ -92,8 +92,8 @@ int DhtCacheClear(const ClientOptions& options, const std::string& data_dir) {
   int code = kExitOk;
   auto body = CallJson(options, "DELETE", "/api/v1/dht/cache", "", &code);
   if (!body) return code;
-  std::printf("DHT cache cleared: %d file(s), %d byte(s)\n", body->value("files", 0),
-              body->value("bytes", 0));
+  std::printf("DHT cache cleared: %d file(s), %d byte(s), %d record(s) from the memory cache\n",
+              body->value("files", 0), body->value("bytes", 0), body->value("memory_entries", 0));
   return kExitOk;
 }
 

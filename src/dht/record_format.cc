@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
@@ -12,8 +13,7 @@ namespace bzzz::dht::internal {
 
 using nlohmann::json;
 
-bool WriteBlobs(const std::filesystem::path& path, const char magic[4], std::int64_t expires_ms, const std::vector<p2p::Bytes>& blobs,
-                bool durable) {
+std::string EncodeBlobs(const char magic[4], std::int64_t expires_ms, const std::vector<p2p::Bytes>& blobs) {
   std::string out(magic, 4);
   const auto put32 = [&out](std::uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
   out.append(reinterpret_cast<const char*>(&expires_ms), 8);
@@ -22,26 +22,44 @@ bool WriteBlobs(const std::filesystem::path& path, const char magic[4], std::int
     put32(static_cast<std::uint32_t>(b.size()));
     out.append(reinterpret_cast<const char*>(b.data()), b.size());
   }
-  return WriteFileAtomic(path.string(), out, 0600, durable).ok();
+  return out;
+}
+
+bool DecodeBlobs(std::string_view data, const char magic[4], std::int64_t* expires_ms, std::vector<p2p::Bytes>* blobs) {
+  std::size_t at = 0;
+  const auto take = [&](void* out, std::size_t n) {
+    if (data.size() - at < n) return false;
+    std::memcpy(out, data.data() + at, n);
+    at += n;
+    return true;
+  };
+  char m[4];
+  std::uint32_t count = 0;
+  if (!take(m, 4) || std::memcmp(m, magic, 4) != 0) return false;
+  if (!take(expires_ms, 8) || !take(&count, 4)) return false;
+  if (count == 0 || count > kMaxRecordBytes / 1000 + 2) return false;
+  blobs->clear();
+  for (std::uint32_t i = 0; i < count; ++i) {
+    std::uint32_t len = 0;
+    if (!take(&len, 4) || len > 64 * 1024) return false;
+    p2p::Bytes b(len);
+    if (!take(b.data(), len)) return false;
+    blobs->push_back(std::move(b));
+  }
+  return at == data.size();
+}
+
+bool WriteBlobs(const std::filesystem::path& path, const char magic[4], std::int64_t expires_ms, const std::vector<p2p::Bytes>& blobs,
+                bool durable) {
+  return WriteFileAtomic(path.string(), EncodeBlobs(magic, expires_ms, blobs), 0600, durable).ok();
 }
 
 bool ReadBlobs(const std::filesystem::path& path, const char magic[4], std::int64_t* expires_ms, std::vector<p2p::Bytes>* blobs) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
-  char m[4];
-  std::uint32_t count = 0;
-  if (!in.read(m, 4) || std::memcmp(m, magic, 4) != 0) return false;
-  if (!in.read(reinterpret_cast<char*>(expires_ms), 8) || !in.read(reinterpret_cast<char*>(&count), 4)) return false;
-  if (count == 0 || count > kMaxRecordBytes / 1000 + 2) return false;
-  blobs->clear();
-  for (std::uint32_t i = 0; i < count; ++i) {
-    std::uint32_t len = 0;
-    if (!in.read(reinterpret_cast<char*>(&len), 4) || len > 64 * 1024) return false;
-    p2p::Bytes b(len);
-    if (!in.read(reinterpret_cast<char*>(b.data()), len)) return false;
-    blobs->push_back(std::move(b));
-  }
-  return in.peek() == std::char_traits<char>::eof();
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.eof() && in.fail()) return false;
+  return DecodeBlobs(data, magic, expires_ms, blobs);
 }
 
 std::string Assemble(std::string_view name, std::vector<p2p::Bytes> blobs, RawRecord* out) {

@@ -22,6 +22,12 @@ namespace bzzz::dht::internal {
 inline constexpr char kHeldMagic[4] = {'B', 'Z', 'H', '1'};
 inline constexpr char kCacheMagic[4] = {'B', 'Z', 'C', '1'};
 
+// The blob file format in memory: magic, expiry, count, then each blob
+// with its length. DecodeBlobs is false for a short, oversized or foreign
+// buffer (it is also how a cache value from Redis is read: never trusted).
+std::string EncodeBlobs(const char magic[4], std::int64_t expires_ms, const std::vector<p2p::Bytes>& blobs);
+bool DecodeBlobs(std::string_view data, const char magic[4], std::int64_t* expires_ms, std::vector<p2p::Bytes>* blobs);
+
 // Held records are durable (they are what this node provides); cache
 // entries need not be (no fsync).
 bool WriteBlobs(const std::filesystem::path& path, const char magic[4], std::int64_t expires_ms,

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/json.h"
+#include "cache/cache.h"
 #include "dht/probe.h"
 #include "dht/record_format.h"
 #include "security/authenticator.h"
@@ -32,6 +33,8 @@ using internal::Assemble;
 using internal::kCacheMagic;
 using internal::kHeldMagic;
 using internal::RawRecord;
+using internal::DecodeBlobs;
+using internal::EncodeBlobs;
 using internal::ReadBlobs;
 using internal::ValidateName;
 using internal::WriteBlobs;
@@ -39,6 +42,7 @@ using internal::WriteBlobs;
 namespace {
 
 constexpr SubsystemLog kLog{"dht"};
+constexpr std::string_view kCacheDomain = "dht";
 
 std::int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -349,6 +353,27 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
 
   // ----- cache -----
 
+  // The node's cache (memory, Redis): every value is verified as if it came
+  // from the DHT; one that fails is dropped from every layer.
+  std::optional<RawRecord> SharedCacheRead(std::string_view name) {
+    if (!opts.cache || opts.config.cache_max_bytes == 0) return std::nullopt;
+    auto hit = opts.cache->Get(kCacheDomain, name, /*promote=*/false);
+    if (!hit) return std::nullopt;
+    std::int64_t unused = 0;
+    std::vector<Bytes> blobs;
+    RawRecord raw;
+    if (!DecodeBlobs(hit->value, kCacheMagic, &unused, &blobs) || !Assemble(name, std::move(blobs), &raw).empty()) {
+      kLog.warn("dht: cached copy of {} from the {} layer fails verification; dropped", name,
+                cache::LayerName(hit->layer));
+      opts.cache->Erase(kCacheDomain, name);
+      return std::nullopt;
+    }
+    if (hit->layer != cache::Layer::kMemory) {
+      opts.cache->Put(kCacheDomain, name, hit->value, opts.config.cache_ttl, cache::Cache::Scope::kMemoryOnly);
+    }
+    return raw;
+  }
+
   std::optional<RawRecord> CacheRead(std::string_view name) {
     if (!OnDisk() || opts.config.cache_max_bytes == 0) return std::nullopt;
     std::int64_t expires = 0;
@@ -365,7 +390,11 @@ class RecordStore::Impl : public std::enable_shared_from_this<RecordStore::Impl>
   }
 
   void CacheWrite(const RawRecord& raw) {
-    if (!OnDisk() || opts.config.cache_max_bytes == 0) return;
+    if (opts.config.cache_max_bytes == 0) return;
+    if (opts.cache) {
+      opts.cache->Put(kCacheDomain, raw.record.name, EncodeBlobs(kCacheMagic, 0, raw.blobs), opts.config.cache_ttl);
+    }
+    if (!OnDisk()) return;
     std::size_t bytes = 16;
     for (const auto& b : raw.blobs) bytes += b.size() + 4;
     if (bytes > opts.config.cache_max_bytes) return;
@@ -761,7 +790,12 @@ Result<Record> RecordStore::Get(std::string_view name, bool bypass_cache) {
         return raw.record;
       }
     }
-    if (auto cached = n.CacheRead(name)) {
+    auto cached = n.SharedCacheRead(name);
+    if (!cached && (cached = n.CacheRead(name)) && n.opts.cache) {
+      n.opts.cache->Put(kCacheDomain, name, EncodeBlobs(kCacheMagic, 0, cached->blobs), n.opts.config.cache_ttl,
+                        cache::Cache::Scope::kMemoryOnly);
+    }
+    if (cached) {
       n.probe.Cache(true);
       cached->record.source = "cache";
       n.probe.Done(Operation::kGet, Impl::Seconds(start), "");
@@ -851,6 +885,7 @@ double RecordStore::AverageReplication() const {
 CacheClearResult RecordStore::ClearCache() {
   Impl& n = *impl_;
   CacheClearResult r;
+  if (n.opts.cache) r.memory_entries = n.opts.cache->ClearMemory(kCacheDomain);
   if (!n.OnDisk()) return r;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(n.CacheDir(), ec)) {

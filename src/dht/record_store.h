@@ -13,8 +13,12 @@
 //   dht.replication_factor, holders ask the best-ranked peers that do not
 //   hold it yet (rendezvous hashing on (name, node id), so every holder picks
 //   the same ones) to fetch and hold it.
-// - Reads go held copy -> cache (<data_dir>/dht/cache, TTL dht.cache_ttl,
-//   size-bounded, safe to delete while running) -> DHT.
+// - Reads go held copy -> the node's cache (cache/cache.h: memory, then
+//   Redis when layered, shared by the nodes) -> the disk cache
+//   (<data_dir>/dht/cache, size-bounded, safe to delete while running) ->
+//   DHT. Every cached copy lives dht.cache_ttl and is verified like a
+//   value from the DHT before it is used (Redis is not trusted: a forged
+//   or damaged entry there is a miss, and is removed).
 //
 // Every blocking method waits at most dht.operation_timeout and must not be
 // called from an OpenDHT callback. Thread-safe.
@@ -32,6 +36,10 @@
 
 namespace prometheus {
 class Registry;
+}
+
+namespace bzzz::cache {
+class Cache;
 }
 
 namespace bzzz::dht {
@@ -72,13 +80,15 @@ struct HeldRecord {
 };
 
 struct CacheClearResult {
-  std::size_t files = 0;
+  std::size_t files = 0;           // of the disk cache
   std::size_t bytes = 0;
+  std::size_t memory_entries = 0;  // of the node's memory cache layer (Redis keeps shared copies)
 };
 
 struct Options {
   config::DhtConfig config;
-  std::string data_dir;  // "" keeps held records and the cache in memory only (not at all for the cache)
+  std::string data_dir;  // "" keeps held records and the cache in memory only (not at all for the disk cache)
+  std::shared_ptr<cache::Cache> cache;  // null: the disk cache only
 };
 
 class RecordStore {

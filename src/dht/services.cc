@@ -198,7 +198,7 @@ Status DhtServices::RegisterRoutes(http::Router& router) {
                                             req.request_id);
                }
                const auto r = impl->records->ClearCache();
-               return JsonOk(200, {{"cleared", true}, {"files", r.files}, {"bytes", r.bytes}});
+               return JsonOk(200, {{"cleared", true}, {"files", r.files}, {"bytes", r.bytes}, {"memory_entries", r.memory_entries}});
              });
   return routes.Done();
 }

@@ -22,6 +22,8 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/random.h"
+#include "cache/cache.h"
+#include "cache/service.h"
 #include "config/loader.h"
 #include "dht/record_store.h"
 #include "dht/services.h"
@@ -191,6 +193,7 @@ class Node::Impl {
   NodeOptions options;
   std::string node_id;
   std::unique_ptr<p2p::P2pNode> p2p;
+  std::shared_ptr<cache::Cache> cache;  // the read cache: memory, then Redis when layered
   std::unique_ptr<dht::RecordStore> records;
   std::shared_ptr<cluster::Membership> membership;
   std::shared_ptr<p2p::ClusterServices> cluster;
@@ -433,6 +436,10 @@ class Node::Impl {
     // Profiling a running node (/debug/pprof, admin only).
     profiler = std::make_shared<ops::Profiler>((fs::path(cfg.node.data_dir) / "tmp").string());
     if (auto s = ops::Attach(profiler, cfg, sinks); !s.ok()) return s;
+    // The read cache before its users (the record store, tasks); losing
+    // Redis degrades cache-health and never stops the node.
+    cache = cache::Cache::Open(cfg.cache, metrics);
+    if (auto s = ops::Attach(std::make_shared<cache::CacheComponent>(cache), cfg, sinks); !s.ok()) return s;
     auto cluster_services = p2p::ClusterServices::Start(*p2p, membership, cfg, metrics);
     if (!cluster_services.ok()) return cluster_services.status();
     cluster = std::move(cluster_services).value();
@@ -441,6 +448,7 @@ class Node::Impl {
       dht::Options dht_options;
       dht_options.config = cfg.dht;
       dht_options.data_dir = cfg.node.data_dir;
+      dht_options.cache = cache;
       auto started_records = dht::RecordStore::Start(std::move(dht_options), *p2p, metrics);
       if (!started_records.ok()) return started_records.status();
       records = std::move(started_records).value();
@@ -506,7 +514,7 @@ class Node::Impl {
       }
       auto started = tasks::TaskServices::Start(storage.tasks, cfg, node_id, metrics, p2p.get(),
                                                 election ? &election->admin_services() : nullptr,
-                                                std::move(admin_of), sealer);
+                                                std::move(admin_of), sealer, cache);
       if (!started.ok()) return started.status();
       tasks = std::move(started).value();
       if (auto s = ops::Attach(tasks, cfg, sinks); !s.ok()) return s;

@@ -197,7 +197,8 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<TaskRe
                                                           prometheus::Registry* metrics, p2p::P2pNode* p2p,
                                                           election::AdminServices* admin,
                                                           std::function<bool(const std::string&, std::uint64_t)> admin_of,
-                                                          std::shared_ptr<const executors::SecretSealer> sealer) {
+                                                          std::shared_ptr<const executors::SecretSealer> sealer,
+                                                          std::shared_ptr<cache::Cache> cache) {
   auto svc = std::shared_ptr<TaskServices>(new TaskServices());
   svc->impl_ = std::make_shared<Impl>();
   Impl& s = *svc->impl_;
@@ -217,6 +218,7 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<TaskRe
   mo.store = std::move(store);
   mo.executors = s.executors.get();
   mo.sealer = std::move(sealer);
+  mo.cache = std::move(cache);
   auto manager = TaskManager::Start(std::move(mo), metrics);
   if (!manager.ok()) return manager.status();
   s.manager = std::move(manager).value();

@@ -35,6 +35,9 @@ class Registry;
 namespace bzzz::p2p {
 class P2pNode;
 }
+namespace bzzz::cache {
+class Cache;
+}
 namespace bzzz::executors {
 class SecretSealer;
 }
@@ -49,13 +52,15 @@ class TaskServices final : public ops::Component {
   // Recovers the tasks of a previous run and starts the agents. With `p2p`
   // the node takes part in the cluster protocol (tasks/cluster.h); with
   // `admin` the nO master loop runs while this node is admin; with `sealer`
-  // the secrets of task inputs are sealed in the store.
+  // the secrets of task inputs are sealed in the store; with `cache` reads of
+  // finished tasks go through the node's read cache.
   static Result<std::shared_ptr<TaskServices>> Start(std::shared_ptr<TaskRepository> store,
                                                      const config::Config& config, const std::string& node_id,
                                                      prometheus::Registry* metrics, p2p::P2pNode* p2p = nullptr,
                                                      election::AdminServices* admin = nullptr,
                                                      std::function<bool(const std::string&, std::uint64_t)> admin_of = {},
-                                                     std::shared_ptr<const executors::SecretSealer> sealer = nullptr);
+                                                     std::shared_ptr<const executors::SecretSealer> sealer = nullptr,
+                                                     std::shared_ptr<cache::Cache> cache = nullptr);
   ~TaskServices();
 
   // Component: the routes above; agent-pool (unhealthy with no agent able

@@ -285,4 +285,40 @@ Result<Task> FromRowSealed(const TaskRow& row) {
   return t;
 }
 
+std::string RowToCacheValue(const TaskRow& row) {
+  return json{{"v", 1},
+              {"id", row.id},
+              {"key", row.idempotency_key},
+              {"state", row.state},
+              {"executor", row.executor},
+              {"project", row.project},
+              {"priority", row.priority},
+              {"created_ms", row.created_ms},
+              {"updated_ms", row.updated_ms},
+              {"seq", row.seq},
+              {"doc", row.doc}}
+      .dump();
+}
+
+std::optional<TaskRow> RowFromCacheValue(std::string_view value) {
+  const json j = ParseJson(value);
+  if (!j.is_object() || j.value("v", 0) != 1) return std::nullopt;
+  try {
+    TaskRow row;
+    row.id = j.at("id").get<std::string>();
+    row.idempotency_key = j.at("key").get<std::string>();
+    row.state = j.at("state").get<std::string>();
+    row.executor = j.at("executor").get<std::string>();
+    row.project = j.at("project").get<std::string>();
+    row.priority = j.at("priority").get<int>();
+    row.created_ms = j.at("created_ms").get<std::int64_t>();
+    row.updated_ms = j.at("updated_ms").get<std::int64_t>();
+    row.seq = j.at("seq").get<std::int64_t>();
+    row.doc = j.at("doc").get<std::string>();
+    return row;
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
 }  // namespace bzzz::tasks

@@ -2,6 +2,7 @@
 // Task ⇄ TaskRow. Includes nlohmann/json: for .cc files only.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,5 +38,10 @@ Result<Task> FromRow(const TaskRow& row, const executors::SecretSealer* sealer =
 // The task of a row whose sealed values stay sealed: to show a task another
 // node sealed (a shared store), never to run it.
 Result<Task> FromRowSealed(const TaskRow& row);
+
+// A row as the read cache holds it (a small JSON object), and back:
+// nullopt for anything else (a cache value is not trusted to be well formed).
+std::string RowToCacheValue(const TaskRow& row);
+std::optional<TaskRow> RowFromCacheValue(std::string_view value);
 
 }  // namespace bzzz::tasks

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "base/log_limiter.h"
 #include "base/threads.h"
+#include "cache/cache.h"
 #include "executors/executor.h"
 #include "tasks/borrowed.h"
 #include "tasks/codec.h"
@@ -28,6 +29,7 @@ namespace bzzz::tasks {
 namespace {
 
 constexpr SubsystemLog kLog{"tasks"};
+constexpr std::string_view kCacheDomain = "task";
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -181,8 +183,10 @@ class TaskManager::Impl {
   Result<Task> Read(const std::string& id) {
     auto own = ReadOwn(id);
     if (own.ok() || !own.status().IsNotFound() || ownership == nullptr) return own;
+    if (auto cached = FromCache(id, /*any_owner=*/true)) return std::move(*cached);
     auto any = ownership->GetAnyTask(id);
     if (!any.ok()) return any.status();
+    CacheRow(*any);
     return FromRowSealed(*any);
   }
 
@@ -192,9 +196,40 @@ class TaskManager::Impl {
       std::lock_guard lock(mu);
       if (const Task* t = core.Find(id)) return *t;
     }
+    if (auto cached = FromCache(id, /*any_owner=*/false)) return std::move(*cached);
     auto row = options.store->GetTask(id);
     if (!row.ok()) return row.status();
+    CacheRow(*row);
     return FromRow(*row, options.sealer.get());
+  }
+
+  // The read cache (cache.h) holds the rows of finished tasks that nothing
+  // changes any more: succeeded and cancelled (a dead task may be replayed
+  // or purged, an escalated one resumed). Keyed by task id, shared through
+  // Redis by the nodes, so a cached row is this node's task only when its
+  // owner says so; another node's is used only with a shared store, where
+  // this node would read it anyway. Such a task never runs again, so its
+  // sealed secrets stay sealed.
+  static bool Cacheable(const TaskRow& row) { return row.state == "succeeded" || row.state == "cancelled"; }
+
+  void CacheRow(const TaskRow& row) {
+    if (options.cache && Cacheable(row)) options.cache->Put(kCacheDomain, row.id, RowToCacheValue(row));
+  }
+
+  std::optional<Result<Task>> FromCache(const std::string& id, bool any_owner) {
+    if (!options.cache) return std::nullopt;
+    auto hit = options.cache->Get(kCacheDomain, id);
+    if (!hit) return std::nullopt;
+    auto row = RowFromCacheValue(hit->value);
+    Result<Task> t = row && row->id == id && Cacheable(*row) ? FromRowSealed(*row)
+                                                             : Result<Task>(InvalidArgument("unreadable"));
+    if (!t.ok() || t->id != id) {
+      kLog.warn("tasks: cached copy of task {} is unreadable; dropped", id);
+      options.cache->Erase(kCacheDomain, id);
+      return std::nullopt;
+    }
+    if (t->owner_node != options.core.node_id && !any_owner) return std::nullopt;
+    return t;
   }
 
   // Why `verb` of a task this node does not own fails: NotFound, or in a

@@ -39,6 +39,10 @@ class ExecutorRegistry;
 class SecretSealer;
 }
 
+namespace bzzz::cache {
+class Cache;
+}
+
 namespace bzzz::tasks {
 
 struct ManagerOptions {
@@ -55,6 +59,9 @@ struct ManagerOptions {
   // that has not renewed for this long has its unfinished tasks taken over
   // by a survivor, which looks for such owners as often.
   std::chrono::milliseconds owner_lease{3000};
+  // Caches the rows of finished tasks read from the store (succeeded and
+  // cancelled: nothing changes them); null: every such read asks the store.
+  std::shared_ptr<cache::Cache> cache;
 };
 
 struct TaskStats {

@@ -35,6 +35,23 @@ TEST(RecordFormatTest, BlobFilesRoundTripAndRefuseDamage) {
   EXPECT_FALSE(ReadBlobs(dir.File("junk.rec"), kHeldMagic, &expires, &back));
 }
 
+// The same format in memory is how a cached record comes back from Redis:
+// every truncation and anything appended is refused.
+TEST(RecordFormatTest, EncodedBlobsDecodeExactlyAndRefuseEveryTruncation) {
+  const std::vector<p2p::Bytes> blobs = {{1, 2, 3}, p2p::Bytes(300, 9)};
+  const std::string data = EncodeBlobs(kCacheMagic, 0, blobs);
+  std::int64_t expires = -1;
+  std::vector<p2p::Bytes> back;
+  ASSERT_TRUE(DecodeBlobs(data, kCacheMagic, &expires, &back));
+  EXPECT_EQ(expires, 0);
+  EXPECT_EQ(back, blobs);
+  for (std::size_t n = 0; n < data.size(); ++n) {
+    EXPECT_FALSE(DecodeBlobs(std::string_view(data).substr(0, n), kCacheMagic, &expires, &back)) << n;
+  }
+  EXPECT_FALSE(DecodeBlobs(data + "x", kCacheMagic, &expires, &back));
+  EXPECT_FALSE(DecodeBlobs(data, kHeldMagic, &expires, &back));
+}
+
 TEST(RecordFormatTest, ValuesThatAreNotASignedRecordAreRefusedWithAReason) {
   RawRecord out;
   EXPECT_EQ(Assemble("a/name", {}, &out), "no values");

@@ -8,7 +8,9 @@
 #include <set>
 #include <thread>
 
+#include "cache/cache.h"
 #include "p2p/cluster.h"
+#include "support/services.h"
 #include "support/support.h"
 
 namespace bzzz::dht {
@@ -224,6 +226,72 @@ TEST_F(RecordStoreTest, CacheClearRemovesFilesAndReadsStillWork) {
   auto r = members_[2].records->Get("cached/a");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->source, "dht");
+}
+
+// The node's cache with a Redis layer shared by members 1 and 2 (no disk
+// cache: data_dir ""; the records are put with replicate false, so only
+// the writer holds them): what one fetched from the DHT the other reads from
+// Redis, and an entry in Redis that is not the record asked for (here a
+// genuine signed record of another name) is refused, dropped and read from
+// the DHT instead. Redis is not trusted.
+TEST_F(RecordStoreTest, RedisSharesFetchedRecordsAndIsNotTrusted) {
+  testing::RedisServer redis;
+  ASSERT_TRUE(redis.ok()) << redis.error();
+  config::CacheConfig cc;
+  cc.layers = {"memory", "redis"};
+  cc.redis.host = "127.0.0.1";
+  cc.redis.port = redis.port();
+  std::vector<std::shared_ptr<cache::Cache>> caches;
+  for (int i : {1, 2}) {
+    members_[i].records->Stop();
+    caches.push_back(cache::Cache::Open(cc));
+    Options o;
+    o.config = testing::FastDhtConfig();
+    o.cache = caches.back();
+    auto store = RecordStore::Start(o, *members_[i].p2p, nullptr);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    members_[i].records = std::move(store).value();
+  }
+  for (const char* name : {"shared/b", "shared/c"}) {
+    ASSERT_TRUE(members_[0].records->Put(name, std::string("content of ") + name, "text/plain", false).ok());
+  }
+
+  auto first = members_[1].records->Get("shared/b");
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(first->source, "dht");
+  EXPECT_EQ(redis.Cli("EXISTS bzzz:dht:shared/b"), "1");
+  auto shared = members_[2].records->Get("shared/b");
+  ASSERT_TRUE(shared.ok()) << shared.status().message();
+  EXPECT_EQ(shared->source, "cache");
+  EXPECT_EQ(shared->content, "content of shared/b");
+  EXPECT_EQ(caches[1]->Health().hits, 1u);  // from Redis, then promoted
+  EXPECT_EQ(members_[2].records->Get("shared/b")->source, "cache");
+  EXPECT_EQ(caches[1]->Health().hits, 2u);
+
+  // The forgery: shared/b's signed frames stored under shared/c's key.
+  config::CacheConfig redis_only = cc;
+  redis_only.layers = {"redis"};  // sees what is in Redis, not a memory copy of its own
+  auto forger = cache::Cache::Open(redis_only);
+  auto genuine = forger->Get("dht", "shared/b");
+  ASSERT_TRUE(genuine.has_value());
+  forger->Put("dht", "shared/c", genuine->value);
+  auto c = members_[2].records->Get("shared/c");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->content, "content of shared/c");
+  EXPECT_EQ(c->source, "dht");
+  // Dropped, then replaced by the genuine record fetched from the DHT.
+  auto replaced = forger->Get("dht", "shared/c");
+  ASSERT_TRUE(replaced.has_value());
+  EXPECT_NE(replaced->value, genuine->value);
+
+  // Garbage is refused the same way.
+  ASSERT_EQ(redis.Cli("SET bzzz:dht:shared/garbage xyz"), "OK");
+  EXPECT_EQ(members_[1].records->Get("shared/garbage").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(redis.Cli("EXISTS bzzz:dht:shared/garbage"), "0");
+
+  // `dht cache clear` empties the memory layer of DHT records.
+  EXPECT_GE(members_[2].records->ClearCache().memory_entries, 1u);
+  EXPECT_EQ(members_[2].records->Get("shared/b")->source, "cache");  // Redis keeps the shared copy
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -112,6 +113,19 @@ struct Cluster {
     auto r = cli::Call(o, "GET", path);
     if (!r.ok() || r->status != 200) return nullptr;
     return json::parse(r->body, nullptr, false);
+  }
+
+  // The value of one series in node i's /metrics (`name` or
+  // `name{label="v",...}` exactly as exposed); -1 when absent or unreachable.
+  double Metric(int i, const std::string& series) const {
+    cli::ClientOptions o;
+    o.url = Url(i);
+    o.timeout = 2s;
+    auto r = cli::Call(o, "GET", "/metrics");
+    if (!r.ok()) return -1;
+    const auto at = r->body.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    return std::atof(r->body.c_str() + at + series.size() + 2);
   }
 
   std::size_t Peers(int i) const {

@@ -75,17 +75,6 @@ long TwiceOrNever(const PostgresServer& pg) {
                "<> CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END");
 }
 
-double MetricOf(const Cluster& c, int node, const std::string& name) {
-  cli::ClientOptions o;
-  o.url = c.Url(node);
-  o.timeout = 2s;
-  auto r = cli::Call(o, "GET", "/metrics");
-  if (!r.ok()) return -1;
-  const auto at = r->body.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::atof(r->body.c_str() + at + name.size() + 2);
-}
-
 TEST(TakeoverEndToEnd, SurvivorsTakeOverTheTasksOfAKilledAndOfAFrozenNodeAndNoTaskSucceedsTwice) {
   PostgresServer pg;
   ASSERT_TRUE(pg.ok()) << pg.error();
@@ -141,8 +130,8 @@ TEST(TakeoverEndToEnd, SurvivorsTakeOverTheTasksOfAKilledAndOfAFrozenNodeAndNoTa
       << Count(pg, "state = 'succeeded'") << " of " << first.size();
   EXPECT_EQ(TwiceOrNever(pg), 0);
   // Some finished between the count and the kill: at most `held` moved.
-  const double taken = MetricOf(c, admin_index, "bzzz_tasks_taken_over_total") +
-                       MetricOf(c, frozen, "bzzz_tasks_taken_over_total");
+  const double taken = c.Metric(admin_index, "bzzz_tasks_taken_over_total") +
+                       c.Metric(frozen, "bzzz_tasks_taken_over_total");
   EXPECT_GT(taken, 0);
   EXPECT_LE(taken, static_cast<double>(held));
 
@@ -171,7 +160,7 @@ TEST(TakeoverEndToEnd, SurvivorsTakeOverTheTasksOfAKilledAndOfAFrozenNodeAndNoTa
   EXPECT_NE(refusal.dump().find("belongs to node " + owner_of_first), std::string::npos) << refusal.dump();
   EXPECT_EQ(Post(c, other, "/api/v1/dlq/" + first.front() + "/replay", json::object(), &refusal), 409)
       << refusal.dump();
-  EXPECT_EQ(MetricOf(c, other, "bzzz_tasks_fenced_total"), 0);
+  EXPECT_EQ(c.Metric(other, "bzzz_tasks_fenced_total"), 0);
 
   // ---- a node frozen past its lease while it holds tasks, then thawed ----
   const std::vector<std::string> second = SubmitMany(c, frozen, 300, 50);
@@ -179,7 +168,7 @@ TEST(TakeoverEndToEnd, SurvivorsTakeOverTheTasksOfAKilledAndOfAFrozenNodeAndNoTa
   c.nodes[frozen]->Signal(SIGSTOP);
   ASSERT_TRUE(Eventually([&] { return Count(pg, "node_id = '" + ids[frozen] + "' AND state IN " + kOpen) == 0; }, 30s));
   c.nodes[frozen]->Signal(SIGCONT);
-  ASSERT_TRUE(Eventually([&] { return MetricOf(c, frozen, "bzzz_tasks_fenced_total") >= 1; }, 20s))
+  ASSERT_TRUE(Eventually([&] { return c.Metric(frozen, "bzzz_tasks_fenced_total") >= 1; }, 20s))
       << ReadFile(c.logs[frozen]);
   ASSERT_TRUE(Eventually(
       [&] { return Count(pg, "state = 'succeeded'") >= static_cast<long>(first.size() + second.size()); }, 90s));
