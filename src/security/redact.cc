@@ -263,6 +263,7 @@ std::string_view RedactionSiteName(RedactionSite site) {
     case RedactionSite::kTaskOutput: return "task_output";
     case RedactionSite::kContext: return "context";
     case RedactionSite::kAudit: return "audit";
+    case RedactionSite::kDiscussion: return "discussion";
   }
   return "other";
 }
@@ -292,8 +293,8 @@ Result<std::vector<RedactionPattern>> ParseRedactionPatterns(const std::vector<s
 
 struct Redactor::Impl {
   std::vector<std::regex> patterns;
-  mutable std::array<std::atomic<std::uint64_t>, 4> counts{};
-  std::array<prometheus::Counter*, 4> counters{};
+  mutable std::array<std::atomic<std::uint64_t>, 5> counts{};
+  std::array<prometheus::Counter*, 5> counters{};
 
   // Built-in rules, then the patterns; how many secrets were masked.
   std::size_t RedactInto(std::string_view text, std::string& out) const {
@@ -372,7 +373,8 @@ Result<std::shared_ptr<const Redactor>> Redactor::Create(const std::vector<Redac
                        .Help("Secrets masked before text left the node or reached the store, by site")
                        .Register(*metrics);
     for (RedactionSite site :
-         {RedactionSite::kLog, RedactionSite::kTaskOutput, RedactionSite::kContext, RedactionSite::kAudit}) {
+         {RedactionSite::kLog, RedactionSite::kTaskOutput, RedactionSite::kContext, RedactionSite::kAudit,
+          RedactionSite::kDiscussion}) {
       impl->counters[static_cast<std::size_t>(site)] =
           &family.Add({{"site", std::string(RedactionSiteName(site))}});
     }

@@ -44,8 +44,8 @@ inline constexpr std::string_view kRedacted = "***";
 std::string RedactSecrets(std::string_view text);
 
 // Where text was redacted (a label of no_shhh_redactions_total).
-enum class RedactionSite { kLog, kTaskOutput, kContext, kAudit };
-std::string_view RedactionSiteName(RedactionSite site);  // "log", "task_output", ...
+enum class RedactionSite { kLog, kTaskOutput, kContext, kAudit, kDiscussion };
+std::string_view RedactionSiteName(RedactionSite site);  // "log", "task_output", ..., "discussion" (HMMM)
 
 struct RedactionPattern {
   std::string name;   // for messages
