@@ -168,12 +168,18 @@ struct TasksConfig {
 struct HmmmConfig {
   bool enabled = true;
   Millis objection_window{30000};
+  double quorum = 0.5;                      // share of participants whose agreement accepts a plan
   int message_limit = 200;
-  Millis room_ttl{86400000};
+  Millis room_timeout{1800000};             // undecided this long: escalate
+  Millis room_ttl{86400000};                // idle this long after closing: archived
   int hop_limit = 8;
   int max_participants = 32;
+  std::size_t max_message_bytes = 16u << 10;
+  double room_messages_per_second = 20;     // token bucket per room, burst twice the rate
+  double agent_messages_per_second = 5;     // token bucket per agent and room
   std::vector<std::string> escalation_keywords;
   std::string escalation_webhook;
+  std::string escalation_webhook_secret;    // secret: HMAC-SHA256 key of the webhook signature
 };
 
 struct SlurpConfig {

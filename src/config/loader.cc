@@ -687,10 +687,28 @@ std::vector<KeyDef> BuildKeys() {
       Key("hmmm.objection_window", BZZZ_FIELD(hmmm.objection_window),
           "Time others have to object to a plan proposal.")
           .Min(0),
+      Key("hmmm.quorum", BZZZ_FIELD(hmmm.quorum),
+          "Share of a room's participants (the proposer included) whose agreement accepts a plan when its objection "
+          "window closes without an objection.")
+          .Range(0.01, 1),
       Key("hmmm.message_limit", BZZZ_FIELD(hmmm.message_limit),
           "Messages in a room after which the discussion escalates.")
           .Range(1, 1000000),
-      Key("hmmm.room_ttl", BZZZ_FIELD(hmmm.room_ttl), "Lifetime of an idle room.").Positive(),
+      Key("hmmm.room_timeout", BZZZ_FIELD(hmmm.room_timeout),
+          "Time after which a room without a decision escalates.")
+          .Positive(),
+      Key("hmmm.room_ttl", BZZZ_FIELD(hmmm.room_ttl),
+          "Time a closed room (decided or resolved) stays open to reading before it is archived.")
+          .Positive(),
+      Key("hmmm.max_message_bytes", BZZZ_FIELD(hmmm.max_message_bytes), "Largest message body.")
+          .Bytes()
+          .Range(64, 1 << 20),
+      Key("hmmm.room_messages_per_second", BZZZ_FIELD(hmmm.room_messages_per_second),
+          "Messages one room accepts per second (token bucket, burst twice the rate).")
+          .Range(0.01, 100000),
+      Key("hmmm.agent_messages_per_second", BZZZ_FIELD(hmmm.agent_messages_per_second),
+          "Messages one agent may post to one room per second (token bucket, burst twice the rate).")
+          .Range(0.01, 100000),
       Key("hmmm.hop_limit", BZZZ_FIELD(hmmm.hop_limit), "Most relays a room message may take.").Range(1, 255),
       Key("hmmm.max_participants", BZZZ_FIELD(hmmm.max_participants), "Most participants in one room.")
           .Range(1, 100000),
@@ -699,6 +717,9 @@ std::vector<KeyDef> BuildKeys() {
       Key("hmmm.escalation_webhook", BZZZ_FIELD(hmmm.escalation_webhook),
           "URL that escalations are POSTed to; empty disables the webhook.")
           .Check(CheckOptionalUrl),
+      Key("hmmm.escalation_webhook_secret", BZZZ_FIELD(hmmm.escalation_webhook_secret),
+          "Key of the HMAC-SHA256 signature sent with each escalation (X-Bzzz-Signature).")
+          .Secret(),
 
       // slurp
       Key("slurp.enabled", BZZZ_FIELD(slurp.enabled), "Run the SLURP decision recorder while admin."),
