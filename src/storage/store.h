@@ -1,8 +1,8 @@
 // Storage: the node's durable state, one backend, one repository per domain.
 //
 // Each domain declares the repository it needs in its own directory
-// (tasks/repository.h, ucxl/repository.h, audit/repository.h; next HMMM
-// threads, users and tokens, SLURP) and every backend implements all of them under
+// (tasks/repository.h, ucxl/repository.h, audit/repository.h,
+// hmmm/repository.h; next users and tokens, SLURP) and every backend implements all of them under
 // src/storage/<backend>/, each domain with its own migrations. A Store is
 // what is common to a backend: its schema, health, node facts, flush and
 // close. Nothing above OpenStorage knows which backend it got.
@@ -22,6 +22,7 @@
 #include "base/status.h"
 #include "config/config.h"
 #include "audit/repository.h"
+#include "hmmm/repository.h"
 #include "tasks/repository.h"
 #include "ucxl/repository.h"
 
@@ -139,6 +140,7 @@ struct Storage {
   std::shared_ptr<tasks::TaskRepository> tasks;
   std::shared_ptr<ucxl::ContextRepository> contexts;
   std::shared_ptr<audit::AuditRepository> audit;
+  std::shared_ptr<hmmm::HmmmRepository> hmmm;
 };
 
 // Opens the backend the configuration asks for (storage.backend), creating

@@ -581,6 +581,22 @@ TEST(PostgresBackupTest, EveryTableRoundTripsThroughPgDumpAndPgRestore) {
   const std::string binary("\0\x01sealed", 8);
   ASSERT_TRUE(a.contexts->AppendContextVersion(Version("ucxl://a:r@p:t/x"), binary).ok());
   ASSERT_TRUE(a.audit->AppendAudit({Entry(1), Entry(2)}).ok());
+  hmmm::RoomRow room;
+  room.id = "t1";
+  room.task_id = "t1";
+  room.owner_node = "node-a";
+  room.state = "open";
+  room.last_seq = 1;
+  room.doc = "{}";
+  hmmm::MessageRow seed;
+  seed.room_id = "t1";
+  seed.seq = 1;
+  seed.id = "auto-1";
+  seed.type = "help_request";
+  seed.agent = "asker";
+  seed.node = "node-a";
+  seed.body = "help";
+  ASSERT_TRUE(a.hmmm->SaveRoom(room, {seed}).ok());
 
   TempDir dir;
   const std::string file = dir.File("backup.dump");
@@ -601,6 +617,8 @@ TEST(PostgresBackupTest, EveryTableRoundTripsThroughPgDumpAndPgRestore) {
   EXPECT_EQ(rows["audit_log"], 2u);
   EXPECT_EQ(rows["audit_head"], 1u);
   EXPECT_EQ(rows["node_meta"], 1u);
+  EXPECT_EQ(rows["hmmm_rooms"], 1u);
+  EXPECT_EQ(rows["hmmm_messages"], 1u);
 
   // Into a fresh database, as after losing the server.
   const std::string target = FreshDatabase();
@@ -616,6 +634,8 @@ TEST(PostgresBackupTest, EveryTableRoundTripsThroughPgDumpAndPgRestore) {
   EXPECT_EQ(back.tasks->GetTask("t1")->idempotency_key, "key");
   EXPECT_EQ(*back.contexts->ContextContent("ucxl://a:r@p:t/x", 1), binary);
   EXPECT_EQ(back.audit->ReadAuditHead()->seq, 2);
+  EXPECT_EQ(back.hmmm->GetRoom("t1")->owner_node, "node-a");
+  EXPECT_EQ(back.hmmm->ListMessages("t1", 0, 10)->front(), seed);
   Storage back_b = OpenOrDie(OptionsFor(target, "node-b"), false);
   EXPECT_EQ(back_b.tasks->GetTask("b1")->state, "dead");
 

@@ -137,11 +137,12 @@ std::vector<Migration> TwoSteps() {
 
 TEST(SqliteMigrationsTest, EachDomainsVersionsAreContiguousFromOne) {
   const auto& domains = sqlite::Migrations();
-  ASSERT_EQ(domains.size(), 4u);
+  ASSERT_EQ(domains.size(), 5u);
   EXPECT_EQ(domains[0].domain, "node");
   EXPECT_EQ(domains[1].domain, "ucxl");
   EXPECT_EQ(domains[2].domain, "tasks");
   EXPECT_EQ(domains[3].domain, "audit");
+  EXPECT_EQ(domains[4].domain, "hmmm");
   for (const auto& d : domains) {
     ASSERT_FALSE(d.steps.empty()) << d.domain;
     for (std::size_t i = 0; i < d.steps.size(); ++i) {
@@ -696,27 +697,29 @@ TEST(SqliteLegacyLayoutTest, SingleSequenceIsReadThenRewrittenPerDomainKeepingTh
   Store& store = *storage->store;
 
   // Read as it is: the three legacy domains applied, nothing written; only
-  // the migrations that came later (the HLC column of ucxl, audit) are pending.
+  // the migrations that came later (the HLC column of ucxl, task owners,
+  // audit, hmmm) are pending.
   auto before = store.SchemaState();
   ASSERT_TRUE(before.ok()) << before.status().ToString();
   EXPECT_EQ(before->current_version, 3);
   EXPECT_EQ(before->latest_version, LatestVersion());
-  EXPECT_EQ(store.HealthCheck().message, "3 pending migrations");
+  EXPECT_EQ(store.HealthCheck().message, "4 pending migrations");
 
   auto migrated = store.Migrate();
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
   EXPECT_EQ(migrated->applied, (std::vector<std::string>{"ucxl/2 ucxl_hybrid_logical_clock", "tasks/2 task_owners",
-                                                         "audit/1 audit_log"}));
+                                                         "audit/1 audit_log", "hmmm/1 hmmm_rooms"}));
   EXPECT_EQ(migrated->current_version, LatestVersion());
   RawDb raw(path);
   auto rows = raw.Query("SELECT domain, version, name, applied_at FROM schema_migrations ORDER BY rowid");
-  ASSERT_EQ(rows.size(), 6u);
+  ASSERT_EQ(rows.size(), 7u);
   EXPECT_EQ(rows[0], (std::vector<std::string>{"node", "1", "initial", "2026-11-01T00:00:00.000Z"}));
   EXPECT_EQ(rows[1][0], "ucxl");
   EXPECT_EQ(rows[2][0], "tasks");
   EXPECT_EQ(rows[3][0], "ucxl");
   EXPECT_EQ(rows[4][0], "tasks");
   EXPECT_EQ(rows[5][0], "audit");
+  EXPECT_EQ(rows[6][0], "hmmm");
   EXPECT_FALSE(raw.TableExists("schema_migrations_legacy"));
   EXPECT_EQ(*store.GetMeta("node_id"), "legacy-node");
 }
@@ -729,12 +732,13 @@ TEST(SqliteLegacyLayoutTest, PartlyMigratedLegacyDatabaseGetsTheMissingDomains) 
   options.path = path;
   auto storage = sqlite::Open(options);
   ASSERT_TRUE(storage.ok());
-  EXPECT_EQ(storage->store->HealthCheck().message, "5 pending migrations");
+  EXPECT_EQ(storage->store->HealthCheck().message, "6 pending migrations");
   auto migrated = storage->store->Migrate();
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
   EXPECT_EQ(migrated->applied,
             (std::vector<std::string>{"ucxl/1 ucxl_context_versions", "ucxl/2 ucxl_hybrid_logical_clock",
-                                      "tasks/1 tasks", "tasks/2 task_owners", "audit/1 audit_log"}));
+                                      "tasks/1 tasks", "tasks/2 task_owners", "audit/1 audit_log",
+                                      "hmmm/1 hmmm_rooms"}));
   EXPECT_TRUE(storage->tasks->TaskStats().ok());
 }
 

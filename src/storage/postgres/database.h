@@ -207,6 +207,7 @@ class Database {
 std::shared_ptr<tasks::TaskRepository> MakeTaskRepository(std::shared_ptr<Database> db);
 std::shared_ptr<ucxl::ContextRepository> MakeContextRepository(std::shared_ptr<Database> db);
 std::shared_ptr<audit::AuditRepository> MakeAuditRepository(std::shared_ptr<Database> db);
+std::shared_ptr<hmmm::HmmmRepository> MakeHmmmRepository(std::shared_ptr<Database> db);
 std::shared_ptr<Store> MakeStore(std::shared_ptr<Database> db);
 
 // Reading columns: text ("" for NULL), integers, bytea.

@@ -53,7 +53,7 @@ std::string ConnectionString(const PostgresOptions& options);
 std::string Location(const PostgresOptions& options);
 
 // The schema of the PostgreSQL backend, domain by domain, in the order they
-// are applied: node (node_meta), ucxl (context_versions), tasks, audit.
+// are applied: node (node_meta), ucxl (context_versions), tasks, audit, hmmm.
 // Domain names and versions match the SQLite backend's; the SQL is
 // PostgreSQL's and every per-node table has a node_id column.
 const std::vector<DomainMigrations>& Migrations();
@@ -61,6 +61,7 @@ DomainMigrations NodeMigrations();
 DomainMigrations ContextMigrations();
 DomainMigrations TaskMigrations();
 DomainMigrations AuditMigrations();
+DomainMigrations HmmmMigrations();
 
 // Connects (min_connections of the pool) and returns the Store and the
 // repositories. Unavailable when the server cannot be reached.

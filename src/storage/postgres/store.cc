@@ -215,7 +215,8 @@ DomainMigrations NodeMigrations() {
 
 const std::vector<DomainMigrations>& Migrations() {
   static const auto* const kMigrations =
-      new std::vector<DomainMigrations>{NodeMigrations(), ContextMigrations(), TaskMigrations(), AuditMigrations()};
+      new std::vector<DomainMigrations>{NodeMigrations(), ContextMigrations(), TaskMigrations(), AuditMigrations(),
+                                       HmmmMigrations()};
   return *kMigrations;
 }
 
@@ -224,7 +225,8 @@ Result<Storage> Open(const PostgresOptions& options) {
   if (effective.migrations.empty()) effective.migrations = Migrations();
   auto db = Database::Open(std::move(effective));
   if (!db.ok()) return db.status();
-  return Storage{MakeStore(*db), MakeTaskRepository(*db), MakeContextRepository(*db), MakeAuditRepository(*db)};
+  return Storage{MakeStore(*db), MakeTaskRepository(*db), MakeContextRepository(*db), MakeAuditRepository(*db),
+                 MakeHmmmRepository(*db)};
 }
 
 }  // namespace bzzz::storage::postgres

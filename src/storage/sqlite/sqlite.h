@@ -25,13 +25,14 @@ struct SqliteOptions {
 
 // The schema of the SQLite backend, domain by domain, in the order they are
 // applied: node (node_meta), ucxl (context_versions), tasks, audit
-// (audit_log, audit_head).
+// (audit_log, audit_head), hmmm (hmmm_rooms, hmmm_messages).
 const std::vector<DomainMigrations>& Migrations();
 // Each domain's steps (defined beside the domain's repository).
 DomainMigrations NodeMigrations();
 DomainMigrations ContextMigrations();
 DomainMigrations TaskMigrations();
 DomainMigrations AuditMigrations();
+DomainMigrations HmmmMigrations();
 
 // Opens (creating if needed) the database. Fails with Unavailable when the
 // file cannot be opened and InvalidArgument when it is not a database.

@@ -349,7 +349,8 @@ const std::vector<DomainMigrations>& Migrations() {
   // Leaked on purpose: no destructor runs at exit while another thread may
   // still be opening a store.
   static const auto* const kMigrations =
-      new std::vector<DomainMigrations>{NodeMigrations(), ContextMigrations(), TaskMigrations(), AuditMigrations()};
+      new std::vector<DomainMigrations>{NodeMigrations(), ContextMigrations(), TaskMigrations(), AuditMigrations(),
+                                       HmmmMigrations()};
   return *kMigrations;
 }
 
@@ -358,7 +359,8 @@ Result<Storage> Open(const SqliteOptions& options) {
   if (effective.migrations.empty()) effective.migrations = Migrations();
   auto db = Database::Open(std::move(effective));
   if (!db.ok()) return db.status();
-  return Storage{MakeStore(*db), MakeTaskRepository(*db), MakeContextRepository(*db), MakeAuditRepository(*db)};
+  return Storage{MakeStore(*db), MakeTaskRepository(*db), MakeContextRepository(*db), MakeAuditRepository(*db),
+                 MakeHmmmRepository(*db)};
 }
 
 }  // namespace bzzz::storage::sqlite

@@ -1,0 +1,104 @@
+#include "hmmm/probe.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/json.h"
+
+namespace bzzz::hmmm {
+
+namespace {
+constexpr const char* kEscalationReasons[] = {"requested", "keyword", "message_limit", "timeout"};
+}
+
+struct HmmmProbe::State {
+  std::map<std::string, prometheus::Gauge*> rooms;
+  std::map<std::string, prometheus::Counter*> messages;
+  std::map<std::string, prometheus::Counter*> refused;
+  std::map<std::string, prometheus::Counter*> escalations;
+  std::map<std::string, prometheus::Counter*> decisions;
+  prometheus::Histogram* time_to_decision = nullptr;
+};
+
+HmmmProbe::HmmmProbe(prometheus::Registry* registry) : state_(std::make_unique<State>()) {
+  if (registry == nullptr) return;
+  auto& s = *state_;
+  auto& rooms = prometheus::BuildGauge()
+                    .Name("bzzz_hmmm_rooms")
+                    .Help("Rooms this node owns, by state (archived: archived since start)")
+                    .Register(*registry);
+  for (RoomState st : {RoomState::kOpen, RoomState::kDecided, RoomState::kEscalated, RoomState::kResolved,
+                       RoomState::kArchived}) {
+    const std::string name(RoomStateName(st));
+    s.rooms[name] = &rooms.Add({{"state", name}});
+  }
+  auto& messages =
+      prometheus::BuildCounter().Name("bzzz_hmmm_messages_total").Help("Room messages accepted, by type").Register(*registry);
+  for (MessageType t : kMessageTypes) {
+    const std::string name(MessageTypeName(t));
+    s.messages[name] = &messages.Add({{"type", name}});
+  }
+  auto& refused =
+      prometheus::BuildCounter().Name("bzzz_hmmm_refused_total").Help("Room posts refused, by reason").Register(*registry);
+  for (Refusal r : kRefusals) {
+    const std::string name(RefusalName(r));
+    s.refused[name] = &refused.Add({{"reason", name}});
+  }
+  auto& escalations = prometheus::BuildCounter()
+                          .Name("bzzz_hmmm_escalations_total")
+                          .Help("Rooms escalated to a human, by reason")
+                          .Register(*registry);
+  for (const char* reason : kEscalationReasons) s.escalations[reason] = &escalations.Add({{"reason", reason}});
+  auto& decisions = prometheus::BuildCounter()
+                        .Name("bzzz_hmmm_decisions_total")
+                        .Help("Room decisions: quorum (a plan accepted) or resolution (an operator)")
+                        .Register(*registry);
+  for (const char* kind : {"quorum", "resolution"}) s.decisions[kind] = &decisions.Add({{"kind", kind}});
+  s.time_to_decision = &prometheus::BuildHistogram()
+                            .Name("bzzz_hmmm_time_to_decision_seconds")
+                            .Help("Time from a room's opening to its decision")
+                            .Register(*registry)
+                            .Add({}, prometheus::Histogram::BucketBoundaries{1, 5, 15, 30, 60, 120, 300, 600, 1800,
+                                                                             3600, 7200, 86400});
+}
+
+HmmmProbe::~HmmmProbe() = default;
+
+void HmmmProbe::Rooms(const std::map<RoomState, int>& by_state, std::uint64_t archived) {
+  auto& s = *state_;
+  if (s.rooms.empty()) return;
+  for (auto& [name, gauge] : s.rooms) gauge->Set(0);
+  for (const auto& [st, n] : by_state) s.rooms[std::string(RoomStateName(st))]->Set(n);
+  s.rooms["archived"]->Set(static_cast<double>(archived));
+}
+
+void HmmmProbe::Accepted(const MessageRow& m) {
+  auto& s = *state_;
+  if (s.messages.empty()) return;
+  if (auto it = s.messages.find(m.type); it != s.messages.end()) it->second->Increment();
+  if (m.type == "escalation") {
+    std::string reason = "requested";
+    if (m.agent == "hmmm") {
+      const nlohmann::json body = ParseJson(m.body);
+      if (body.is_object()) reason = body.value("reason", "requested");
+    }
+    if (auto it = s.escalations.find(reason); it != s.escalations.end()) it->second->Increment();
+  }
+  if (m.type == "decision") s.decisions[m.agent == "hmmm" ? "quorum" : "resolution"]->Increment();
+}
+
+void HmmmProbe::Refused(Refusal refusal) {
+  auto& s = *state_;
+  if (s.refused.empty()) return;
+  s.refused[std::string(RefusalName(refusal))]->Increment();
+}
+
+void HmmmProbe::Decided(double seconds) {
+  if (state_->time_to_decision != nullptr) state_->time_to_decision->Observe(seconds);
+}
+
+}  // namespace bzzz::hmmm

@@ -1,0 +1,248 @@
+// The HMMM service on a real SQLite store: rooms persisted before the call
+// returns and reloaded after a restart, refusals as statuses and counted,
+// time closing windows (injected clock), long polls, resolution, and a
+// post for another node's room without a P2P node to forward it.
+#include "hmmm/service.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "storage/sqlite/sqlite.h"
+#include "support/support.h"
+
+namespace bzzz::hmmm {
+namespace {
+
+using namespace std::chrono_literals;
+
+class HmmmServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    storage::sqlite::SqliteOptions so;
+    so.path = dir_.File("bzzz.db");
+    auto opened = storage::sqlite::Open(so);
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    storage_ = std::move(*opened);
+    ASSERT_TRUE(storage_.store->Migrate().ok());
+    config_.hmmm.objection_window = 1000ms;
+    config_.hmmm.escalation_keywords = {"stuck"};
+    Restart();
+  }
+
+  void Restart() {
+    if (svc_) svc_->Stop();
+    svc_.reset();
+    HmmmService::Options o;
+    o.config = config_;
+    o.node_id = "node-a";
+    o.store = storage_.hmmm;
+    o.metrics = &registry_;
+    o.now = [this] { return now_.load(); };
+    o.ticker = false;
+    auto started = HmmmService::Start(std::move(o));
+    ASSERT_TRUE(started.ok()) << started.status().message();
+    svc_ = std::move(*started);
+  }
+
+  Post P(MessageType type, std::string agent, std::string body = "", std::string reply = "", std::string id = "") {
+    Post p;
+    p.type = type;
+    p.agent = std::move(agent);
+    p.body = std::move(body);
+    p.in_reply_to = std::move(reply);
+    p.id = std::move(id);
+    return p;
+  }
+
+  std::string OpenTaskRoom() {
+    OpenRequest r;
+    r.task_id = "t-42";
+    r.project = "bzzz";
+    r.title = "the build fails";
+    r.seed = P(MessageType::kHelpRequest, "asker", "attempts 1-3 failed: missing header");
+    auto v = svc_->Open(r);
+    EXPECT_TRUE(v.ok()) << v.status().message();
+    return v.ok() ? v->row.id : "";
+  }
+
+  double Metric(const std::string& name, const std::string& label, const std::string& value) {
+    for (const auto& f : registry_.Collect()) {
+      if (f.name != name) continue;
+      for (const auto& m : f.metric) {
+        for (const auto& l : m.label) {
+          if (l.name == label && l.value == value) return f.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+        }
+      }
+    }
+    return -1;
+  }
+
+  testing::TempDir dir_;
+  storage::Storage storage_;
+  config::Config config_;
+  prometheus::Registry registry_;
+  std::atomic<std::int64_t> now_{1000000};
+  std::shared_ptr<HmmmService> svc_;
+};
+
+TEST_F(HmmmServiceTest, ARoomIsDurableBeforeTheCallReturnsAndSurvivesARestart) {
+  const std::string id = OpenTaskRoom();
+  ASSERT_EQ(id, "t-42");
+  EXPECT_EQ(svc_->Open(OpenRequest{"", "t-42", "", "again", P(MessageType::kHelpRequest, "x")}).status().code(),
+            StatusCode::kConflict);
+  auto posted = svc_->PostMessage(id, P(MessageType::kHelpResponse, "helper", "add -I include", "", "h-1"));
+  ASSERT_TRUE(posted.ok()) << posted.status().message();
+  EXPECT_EQ(posted->message.seq, 2);
+  EXPECT_EQ(posted->message.node, "node-a");
+  // In the store already.
+  auto stored = storage_.hmmm->ListMessages(id, 0, 10);
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 2u);
+  EXPECT_EQ((*stored)[1].body, "add -I include");
+
+  Restart();
+  auto again = svc_->PostMessage(id, P(MessageType::kHelpResponse, "helper", "add -I include", "", "h-1"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate) << "duplicate suppression survives the restart";
+  EXPECT_EQ(again->message.seq, 2);
+  auto next = svc_->PostMessage(id, P(MessageType::kHelpResponse, "other", "or vendor it"));
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->message.seq, 3);
+  auto view = svc_->Get(id, 0, 100);
+  ASSERT_TRUE(view.ok());
+  EXPECT_TRUE(view->owned);
+  EXPECT_EQ(view->messages.size(), 3u);
+  EXPECT_EQ(view->participants.size(), 3u);
+  auto listed = svc_->List(RoomQuery{"open", "t-42", "", 10});
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].last_seq, 3);
+}
+
+TEST_F(HmmmServiceTest, APlanIsDecidedWhenTimeClosesItsWindowEvenAcrossARestart) {
+  const std::string id = OpenTaskRoom();
+  auto plan = svc_->PostMessage(id, P(MessageType::kPlanProposed, "planner", "pin the compiler"));
+  ASSERT_TRUE(plan.ok());
+  ASSERT_TRUE(svc_->PostMessage(id, P(MessageType::kAgreement, "asker", "", plan->message.id)).ok());
+  Restart();  // the open proposal is in the stored room
+  now_ += 999;
+  svc_->Tick();
+  EXPECT_EQ(svc_->Get(id, 0, 100)->row.state, "open");
+  now_ += 1;
+  svc_->Tick();
+  auto view = svc_->Get(id, 0, 100);
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(view->row.state, "decided");
+  EXPECT_EQ(view->messages.back().type, "decision");
+  EXPECT_EQ(view->decision_id, view->messages.back().id);
+  EXPECT_EQ(Metric("bzzz_hmmm_decisions_total", "kind", "quorum"), 1);
+  EXPECT_EQ(Metric("bzzz_hmmm_rooms", "state", "decided"), 1);
+  EXPECT_EQ(svc_->PostMessage(id, P(MessageType::kHelpResponse, "late", "x")).status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Metric("bzzz_hmmm_refused_total", "reason", "closed"), 1);
+}
+
+TEST_F(HmmmServiceTest, JoiningAndLeavingArePersistedAndCountAtTheClose) {
+  const std::string id = OpenTaskRoom();
+  ASSERT_TRUE(svc_->Join(id, "b", "node-a").ok());
+  ASSERT_TRUE(svc_->Join(id, "b", "node-a").ok()) << "idempotent";
+  ASSERT_TRUE(svc_->Join(id, "c", "node-a").ok());
+  EXPECT_EQ(svc_->Join(id, "not valid", "node-a").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(svc_->Join("no-such-room", "b", "node-a").code(), StatusCode::kNotFound);
+  // asker, b, c propose and leave: b alone is left, and agrees with its own plan.
+  auto plan = svc_->PostMessage(id, P(MessageType::kPlanProposed, "b", "plan"));
+  ASSERT_TRUE(plan.ok());
+  ASSERT_TRUE(svc_->Leave(id, "c", "node-a").ok());
+  ASSERT_TRUE(svc_->Leave(id, "asker", "node-a").ok());
+  Restart();
+  EXPECT_EQ(svc_->Get(id, 0, 10)->participants.size(), 1u) << "membership is in the stored room";
+  now_ += 1000;
+  // Time first: the window closed with b alone, so the room is decided
+  // before "late" could join, and takes nobody any more.
+  EXPECT_EQ(svc_->Join(id, "late", "node-a").code(), StatusCode::kFailedPrecondition);
+  auto view = svc_->Get(id, 0, 100);
+  EXPECT_EQ(view->row.state, "decided");
+  EXPECT_EQ(nlohmann::json::parse(view->messages.back().body)["participants"], 1);
+}
+
+TEST_F(HmmmServiceTest, RefusalsAreStatusesAndChangeNothing) {
+  const std::string id = OpenTaskRoom();
+  EXPECT_EQ(svc_->PostMessage(id, P(MessageType::kAgreement, "b", "", "nothing")).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(svc_->PostMessage(id, P(MessageType::kHelpResponse, "b", std::string(20000, 'x'))).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(svc_->PostMessage("no-such-room", P(MessageType::kHelpResponse, "b", "x")).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(svc_->Get(id, 0, 100)->messages.size(), 1u);
+  EXPECT_EQ(Metric("bzzz_hmmm_refused_total", "reason", "too_large"), 1);
+  EXPECT_EQ(Metric("bzzz_hmmm_refused_total", "reason", "invalid"), 1);
+}
+
+TEST_F(HmmmServiceTest, SecretsInMessagesAreRedactedBeforeTheyAreStored) {
+  const std::string id = OpenTaskRoom();
+  auto posted = svc_->PostMessage(id, P(MessageType::kHelpResponse, "b", "use Authorization: Bearer abc.def.ghi"));
+  ASSERT_TRUE(posted.ok());
+  EXPECT_EQ(posted->message.body.find("abc.def.ghi"), std::string::npos) << posted->message.body;
+  EXPECT_EQ(storage_.hmmm->ListMessages(id, 1, 1)->front().body.find("abc.def.ghi"), std::string::npos);
+}
+
+TEST_F(HmmmServiceTest, AKeywordEscalatesAndAnOperatorResolves) {
+  const std::string id = OpenTaskRoom();
+  ASSERT_TRUE(svc_->PostMessage(id, P(MessageType::kHelpResponse, "b", "we are stuck")).ok());
+  auto view = svc_->Get(id, 0, 100);
+  EXPECT_EQ(view->row.state, "escalated");
+  EXPECT_EQ(view->escalation_reason, "keyword");
+  EXPECT_EQ(Metric("bzzz_hmmm_escalations_total", "reason", "keyword"), 1);
+  Restart();
+  auto resolved = svc_->Resolve(id, "retry", "try the mirror", R"({"mirror":true})", "alice");
+  ASSERT_TRUE(resolved.ok()) << resolved.status().message();
+  EXPECT_EQ(resolved->row.state, "resolved");
+  EXPECT_EQ(resolved->messages.back().agent, "operator:alice");
+  EXPECT_EQ(svc_->Resolve(id, "answer", "", "", "alice").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Metric("bzzz_hmmm_decisions_total", "kind", "resolution"), 1);
+}
+
+TEST_F(HmmmServiceTest, AWatcherIsAnsweredByTheNextMessageOrByItsDeadline) {
+  const std::string id = OpenTaskRoom();
+  std::promise<Result<RoomView>> got;
+  svc_->Watch(id, 1, 10s, [&](Result<RoomView> v) { got.set_value(std::move(v)); });
+  auto future = got.get_future();
+  EXPECT_EQ(future.wait_for(50ms), std::future_status::timeout);
+  ASSERT_TRUE(svc_->PostMessage(id, P(MessageType::kHelpResponse, "b", "here")).ok());
+  ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
+  auto v = future.get();
+  ASSERT_TRUE(v.ok());
+  ASSERT_EQ(v->messages.size(), 1u);
+  EXPECT_EQ(v->messages[0].body, "here");
+
+  std::promise<Result<RoomView>> none;
+  svc_->Watch(id, 2, 1ms, [&](Result<RoomView> r) { none.set_value(std::move(r)); });
+  std::this_thread::sleep_for(5ms);
+  svc_->Tick();
+  auto empty = none.get_future().get();
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->messages.empty());
+}
+
+TEST_F(HmmmServiceTest, AnotherNodesRoomIsReadButNotWrittenHere) {
+  RoomRow row;
+  row.id = "room-elsewhere";
+  row.owner_node = "node-b";
+  row.state = "open";
+  row.doc = R"({"v":1,"participants":[],"ids":{},"decision":"","escalation":"","closed_ms":0})";
+  ASSERT_TRUE(storage_.hmmm->SaveRoom(row, {}).ok());
+  auto view = svc_->Get("room-elsewhere", 0, 10);
+  ASSERT_TRUE(view.ok());
+  EXPECT_FALSE(view->owned);
+  EXPECT_EQ(svc_->PostMessage("room-elsewhere", P(MessageType::kHelpResponse, "b", "x")).status().code(),
+            StatusCode::kUnavailable)
+      << "no P2P node to forward it with";
+  EXPECT_EQ(svc_->Resolve("room-elsewhere", "answer", "", "", "ops").status().code(), StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace bzzz::hmmm
