@@ -27,6 +27,7 @@
 #include "cli/audit_commands.h"
 #include "cli/backup_commands.h"
 #include "cli/election_commands.h"
+#include "cli/hmmm_commands.h"
 #include "cli/p2p_commands.h"
 #include "cli/task_commands.h"
 #include "cli/ucxl_commands.h"
@@ -469,6 +470,7 @@ int RunCli(int argc, char** argv) {
   BenchCommand bench_command(app);
   P2pCommands p2p_commands(app);
   ElectionCommands election_commands(app);
+  HmmmCommands hmmm_commands(app);
   UcxlCommands ucxl_commands(app);
   TaskCommands task_commands(app);
   ClusterCommands cluster_commands(app);
@@ -520,6 +522,7 @@ int RunCli(int argc, char** argv) {
   if (auto code = bench_command.Run()) return *code;
   if (auto code = p2p_commands.Run()) return *code;
   if (auto code = election_commands.Run()) return *code;
+  if (auto code = hmmm_commands.Run()) return *code;
   if (auto code = ucxl_commands.Run()) return *code;
   if (auto code = task_commands.Run()) return *code;
   if (auto code = cluster_commands.Run()) return *code;

@@ -29,6 +29,7 @@
 #include "dht/services.h"
 #include "election/api.h"
 #include "executors/secrets.h"
+#include "hmmm/service.h"
 #include "http/client.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -203,6 +204,7 @@ class Node::Impl {
   std::shared_ptr<ucxl::UcxiServices> ucxi;
   std::shared_ptr<keys::KeyServices> key_services;
   std::shared_ptr<tasks::TaskServices> tasks;
+  std::shared_ptr<hmmm::HmmmService> hmmm;
   std::shared_ptr<ops::Profiler> profiler;
   std::shared_ptr<audit::AuditLog> audit;
   std::shared_ptr<auth::SignIn> signin;
@@ -224,6 +226,8 @@ class Node::Impl {
     if (signal_thread.joinable()) signal_thread.join();
     if (server) server->Stop();
     if (health) health->Stop();
+    if (hmmm) hmmm->Stop();
+    hmmm.reset();
     tasks.reset();
     election.reset();
     cluster.reset();
@@ -523,6 +527,19 @@ class Node::Impl {
           auto services = weak.lock();
           return services ? services->SucceededAttempts() : 0;
         });
+      }
+      // HMMM: the rooms this node owns, their API and their topics.
+      if (cfg.hmmm.enabled) {
+        hmmm::HmmmService::Options ho;
+        ho.config = cfg;
+        ho.node_id = node_id;
+        ho.store = storage.hmmm;
+        ho.metrics = metrics;
+        ho.p2p = p2p.get();
+        auto started_hmmm = hmmm::HmmmService::Start(std::move(ho));
+        if (!started_hmmm.ok()) return started_hmmm.status();
+        hmmm = std::move(started_hmmm).value();
+        if (auto s = ops::Attach(hmmm, cfg, sinks); !s.ok()) return s;
       }
     }
     return Status::Ok();

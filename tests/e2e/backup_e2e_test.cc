@@ -52,7 +52,7 @@ TEST(BackupEndToEnd, CreateWhileRunningRestoreAfterStopExactlyWhatItHeld) {
   ASSERT_TRUE(Eventually([&] { return Call(c, "GET", "/health").is_object(); }, 20s));
   const std::string data = c.dir.File("n0");
 
-  // Data in every table: tasks, UCXL versions, audit entries, node meta.
+  // Data in every table: tasks, UCXL versions, audit entries, node meta, an HMMM room.
   const std::string before = Submit(c, "before the backup");
   ASSERT_FALSE(before.empty());
   const std::string address = "ucxl://alice:developer@backup:t1/*^/plan.md";
@@ -63,6 +63,11 @@ TEST(BackupEndToEnd, CreateWhileRunningRestoreAfterStopExactlyWhatItHeld) {
   }, 15s));
   (void)Call(c, "POST", "/api/v1/agents/scale", R"({"target": 2})");  // an administrative action, audited
   ASSERT_TRUE(Eventually([&] { return Call(c, "GET", "/api/v1/audit?limit=5")["entries"].size() > 0; }, 10s));
+  int room_status = 0;
+  (void)Call(c, "POST", "/api/v1/hmmm/rooms",
+             json{{"id", "room-backup"}, {"title", "kept"}, {"seed", {{"type", "help_request"}, {"agent", "a"}, {"body", "x"}}}}.dump(),
+             &room_status);
+  ASSERT_EQ(room_status, 201);
 
   // Backup while the node keeps writing.
   std::atomic<bool> writing{true};
@@ -79,7 +84,8 @@ TEST(BackupEndToEnd, CreateWhileRunningRestoreAfterStopExactlyWhatItHeld) {
   ASSERT_EQ(code, 0) << out;
   const json report = json::parse(out.substr(out.find('{')), nullptr, false);
   ASSERT_TRUE(report.is_object()) << out;
-  for (const char* table : {"schema_migrations", "node_meta", "context_versions", "tasks", "audit_log", "audit_head"}) {
+  for (const char* table : {"schema_migrations", "node_meta", "context_versions", "tasks", "audit_log", "audit_head",
+                            "hmmm_rooms", "hmmm_messages"}) {
     EXPECT_GT(report["tables"].value(table, 0), 0) << table << " is empty in the backup: " << out;
   }
   EXPECT_GE(report["domains"].value("ucxl", 0), 2);
@@ -112,6 +118,7 @@ TEST(BackupEndToEnd, CreateWhileRunningRestoreAfterStopExactlyWhatItHeld) {
   EXPECT_EQ(TaskStatus(c, after), 404);
   const json got = Call(c, "GET", "/ucxi/v1/get?address=" + std::string("ucxl%3A%2F%2Falice%3Adeveloper%40backup%3At1%2F*%5E%2Fplan.md"));
   EXPECT_EQ(got["response"]["data"].value("content", ""), "the plan v1") << got.dump();
+  EXPECT_EQ(Call(c, "GET", "/api/v1/hmmm/rooms/room-backup").value("title", ""), "kept");
   auto [acode, aout] = c.Cli({"audit", "verify", "--data-dir", data});
   EXPECT_EQ(acode, 0) << aout;
 
