@@ -335,6 +335,40 @@ void TaskServices::Load(int* running, int* capacity) const {
   *capacity = s.size;
 }
 
+Status TaskServices::CheckOwned(const std::string& id) const {
+  auto t = impl_->manager->Get(id);
+  if (!t.ok()) return t.status();
+  if (t->owner_node != impl_->node_id) {
+    return FailedPrecondition("task " + id + " belongs to node " + t->owner_node + ": open its room there");
+  }
+  return Status::Ok();
+}
+
+Status TaskServices::Escalate(const std::string& id, const std::string& reason) {
+  return impl_->manager->Escalate(id, reason).status();
+}
+
+Status TaskServices::CheckResume(const std::string& id, const std::string& input) const {
+  if (Status s = CheckOwned(id); !s.ok()) return s;
+  auto t = impl_->manager->Get(id);
+  if (!t.ok()) return t.status();
+  if (t->state != TaskState::kEscalated) {
+    if (input.empty()) return Status::Ok();
+    return FailedPrecondition("task " + id + " is " + std::string(TaskStateName(t->state)) +
+                              ": a new input applies only to an escalated task");
+  }
+  if (!input.empty()) return impl_->executors->Validate(t->executor, input);
+  return Status::Ok();
+}
+
+Status TaskServices::Resume(const std::string& id, const std::string& note, const std::string& input) {
+  if (Status s = CheckResume(id, input); !s.ok()) return s;
+  auto t = impl_->manager->Get(id);
+  if (!t.ok()) return t.status();
+  if (t->state != TaskState::kEscalated) return Status::Ok();  // nothing to resume
+  return impl_->manager->Resume(id, note, input).status();
+}
+
 std::uint64_t TaskServices::SucceededAttempts() const {
   std::uint64_t total = 0;
   for (const auto& agent : impl_->pool->Agents()) total += agent.succeeded;

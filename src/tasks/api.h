@@ -79,6 +79,18 @@ class TaskServices final : public ops::Component {
   // task experience).
   std::uint64_t SucceededAttempts() const;
 
+  // For HMMM (the node wires them to the rooms of tasks): whether this node
+  // owns task `id` (NotFound, or FailedPrecondition naming the owner);
+  // escalate it (automation stops; idempotent); resume it after an
+  // operator's answer, with `input` (JSON) instead of its own when not
+  // empty. A task that is not escalated has nothing to resume (OK), but
+  // takes no new input (FailedPrecondition). CheckResume says whether
+  // Resume would succeed, changing nothing.
+  Status CheckOwned(const std::string& id) const;
+  Status Escalate(const std::string& id, const std::string& reason);
+  Status CheckResume(const std::string& id, const std::string& input) const;
+  Status Resume(const std::string& id, const std::string& note, const std::string& input);
+
   // Shutdown step "agents.drain": stop taking work; running tasks get
   // `grace`, then are handed back (durably queued again).
   void Drain(std::chrono::milliseconds grace);

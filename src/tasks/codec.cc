@@ -90,6 +90,7 @@ json TaskToJson(const Task& t) {
           {"finished_ms", t.finished_ms},
           {"not_before_ms", t.not_before_ms},
           {"cancel_requested", t.cancel_requested},
+          {"escalate_requested", t.escalate_requested},
           {"seq", t.seq},
           {"events", std::move(events)},
           {"event_count", t.event_count}};
@@ -144,6 +145,9 @@ Result<Task> TaskFromJson(const json& j) {
     t.finished_ms = GetInt<std::int64_t>(j.at("finished_ms"));
     t.not_before_ms = GetInt<std::int64_t>(j.at("not_before_ms"));
     t.cancel_requested = j.at("cancel_requested").get<bool>();
+    if (auto it = j.find("escalate_requested"); it != j.end()) {  // absent in tasks written before HMMM
+      t.escalate_requested = it->get<bool>();
+    }
     t.seq = GetInt<std::int64_t>(j.at("seq"));
     t.event_count = GetInt<std::int64_t>(j.at("event_count"));
     for (const auto& je : j.at("events")) {

@@ -274,6 +274,11 @@ void TaskCore::AfterFailure(Task& t, std::int64_t now_ms) {
     Finish(t, TaskState::kCancelled, now_ms);
     return;
   }
+  if (t.escalate_requested) {
+    t.error = "escalated to a human (HMMM): " + t.error;
+    Finish(t, TaskState::kEscalated, now_ms);
+    return;
+  }
   const int failed = t.FailedAttempts();
   if (failed >= t.max_attempts) {
     t.error = "attempts exhausted (" + std::to_string(failed) + " of " + std::to_string(t.max_attempts) +
@@ -348,6 +353,11 @@ Status TaskCore::HandBack(const std::string& id, int attempt, const std::string&
     Finish(*t, TaskState::kCancelled, now_ms);
     return Status::Ok();
   }
+  if (t->escalate_requested) {
+    t->error = "escalated to a human (HMMM)";
+    Finish(*t, TaskState::kEscalated, now_ms);
+    return Status::Ok();
+  }
   t->state = TaskState::kQueued;
   Enqueue(*t);
   Touch(*t, now_ms);
@@ -373,18 +383,50 @@ Result<Task> TaskCore::Replay(Task dead, std::int64_t now_ms) {
   if (dead.state != TaskState::kDead) {
     return Error(Errc::kNotDead, "task " + dead.id + " is " + std::string(TaskStateName(dead.state)) + ", not dead");
   }
-  if (tasks_.count(dead.id)) finished_.erase(dead.id), tasks_.erase(dead.id);
-  dead.state = TaskState::kQueued;
-  dead.attempt_base = static_cast<int>(dead.attempts.size());
-  dead.error.clear();
-  dead.finished_ms = 0;
-  dead.not_before_ms = 0;
-  dead.cancel_requested = false;
-  dead.AddEvent(now_ms, "replayed", "from the dead-letter queue: " + std::to_string(dead.max_attempts) + " new attempts");
-  auto [it, _] = tasks_.emplace(dead.id, std::move(dead));
+  const std::string detail = "from the dead-letter queue: " + std::to_string(dead.max_attempts) + " new attempts";
+  return Requeue(std::move(dead), "replayed", detail, now_ms);
+}
+
+Task& TaskCore::Requeue(Task t, std::string event, std::string detail, std::int64_t now_ms) {
+  if (tasks_.count(t.id)) finished_.erase(t.id), tasks_.erase(t.id);
+  t.state = TaskState::kQueued;
+  t.attempt_base = static_cast<int>(t.attempts.size());
+  t.error.clear();
+  t.finished_ms = 0;
+  t.not_before_ms = 0;
+  t.cancel_requested = false;
+  t.escalate_requested = false;
+  t.AddEvent(now_ms, std::move(event), std::move(detail));
+  auto [it, _] = tasks_.emplace(t.id, std::move(t));
   Index(it->second);
   Touch(it->second, now_ms);
   return it->second;
+}
+
+Result<Task> TaskCore::Escalate(const std::string& id, const std::string& reason, std::int64_t now_ms) {
+  Task* t = Get(id);
+  if (!t) return NotFound("no task " + id + " held here");
+  if (t->state == TaskState::kEscalated) return *t;
+  if (IsTerminal(t->state)) return Error(Errc::kAlreadyFinished, "task " + id + " is already " + std::string(TaskStateName(t->state)));
+  if (t->escalate_requested) return *t;
+  t->error = "escalated to a human (HMMM): " + reason;
+  if (t->Current() == nullptr) {
+    Finish(*t, TaskState::kEscalated, now_ms);
+  } else {
+    t->escalate_requested = true;
+    t->AddEvent(now_ms, "escalation_requested", reason + "; the running attempt may finish, no retry follows");
+    Touch(*t, now_ms);
+  }
+  return *t;
+}
+
+Result<Task> TaskCore::Resume(Task t, const std::string& note, const std::string& input, std::int64_t now_ms) {
+  if (t.state != TaskState::kEscalated) {
+    return Error(Errc::kNotDead, "task " + t.id + " is " + std::string(TaskStateName(t.state)) + ", not escalated");
+  }
+  const std::string detail = (input.empty() ? "" : "with a new input; ") + note;
+  if (!input.empty()) t.input = input;
+  return Requeue(std::move(t), "resumed", detail, now_ms);
 }
 
 std::size_t TaskCore::Tick(std::int64_t now_ms) {

@@ -136,6 +136,17 @@ class TaskCore {
   // attempt budget. Conflict unless it is dead.
   Result<Task> Replay(Task dead, std::int64_t now_ms);
 
+  // HMMM escalated the task's room: automation on it stops. Not running:
+  // escalated at once (out of the queue, never lent). Running: the attempt
+  // may still succeed; if it fails, the task is escalated instead of
+  // retried. Idempotent for a task already escalated; NotFound when not
+  // held here; Conflict when it finished otherwise.
+  Result<Task> Escalate(const std::string& id, const std::string& reason, std::int64_t now_ms);
+  // An operator resolved the escalation: the task (read from the store by
+  // the caller) is queued again with a fresh attempt budget, with `input`
+  // instead of its own when not empty. Conflict unless it is escalated.
+  Result<Task> Resume(Task escalated, const std::string& note, const std::string& input, std::int64_t now_ms);
+
   // Lease expiry, timeouts past the grace, due retries, and forgetting
   // finished tasks that are written (Evict). Returns how many tasks changed.
   std::size_t Tick(std::int64_t now_ms);
@@ -173,6 +184,8 @@ class TaskCore {
   // The current attempt ended as `state`: decide retry, dead or cancel.
   void AfterFailure(Task& t, std::int64_t now_ms);
   void Finish(Task& t, TaskState state, std::int64_t now_ms);
+  // Back in the queue with a fresh attempt budget (replay, resume), with an event.
+  Task& Requeue(Task t, std::string event, std::string detail, std::int64_t now_ms);
   void Index(Task& t);
 
   CoreOptions options_;

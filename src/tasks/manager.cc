@@ -832,6 +832,37 @@ Result<Task> TaskManager::Replay(const std::string& id) {
   return out;
 }
 
+Result<Task> TaskManager::Escalate(const std::string& id, const std::string& reason) {
+  std::lock_guard dlq(impl_->dlq_mu);
+  auto t = impl_->ReadOwn(id);
+  if (!t.ok()) return t.status().IsNotFound() ? impl_->NotOwned(id, "escalate") : t.status();
+  if (t->state == TaskState::kEscalated) return t;
+  if (IsTerminal(t->state)) {
+    return Error(Errc::kAlreadyFinished, "task " + id + " is already " + std::string(TaskStateName(t->state)));
+  }
+  std::lock_guard lock(impl_->mu);
+  auto out = impl_->core.Escalate(id, reason, UnixMillisNow());
+  if (out.ok()) impl_->Changed(UnixMillisNow());
+  return out;
+}
+
+Result<Task> TaskManager::Resume(const std::string& id, const std::string& note, const std::string& input) {
+  std::lock_guard dlq(impl_->dlq_mu);
+  auto t = impl_->ReadOwn(id);
+  if (!t.ok()) return t.status().IsNotFound() ? impl_->NotOwned(id, "resume") : t.status();
+  if (!input.empty() && impl_->options.executors != nullptr) {
+    if (Status s = impl_->options.executors->Validate(t->executor, input); !s.ok()) return s;
+  }
+  std::lock_guard lock(impl_->mu);
+  if (const Task* mem = impl_->core.Find(id)) *t = *mem;
+  auto out = impl_->core.Resume(std::move(*t), note, input, UnixMillisNow());
+  if (out.ok()) {
+    impl_->last_counted[id] = TaskState::kEscalated;
+    impl_->Changed(UnixMillisNow());
+  }
+  return out;
+}
+
 Status TaskManager::Purge(const std::string& id) {
   std::lock_guard dlq(impl_->dlq_mu);
   auto t = impl_->ReadOwn(id);

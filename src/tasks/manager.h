@@ -102,6 +102,11 @@ class TaskManager {
   Result<std::vector<Task>> DeadLetters(std::size_t limit, std::int64_t before_seq);
   Result<Task> Replay(const std::string& id);
   Status Purge(const std::string& id);
+  // HMMM (tasks/core.h Escalate and Resume): only the owner changes a task
+  // (FailedPrecondition naming it otherwise). Resume checks a new input
+  // like a submission (InvalidArgument).
+  Result<Task> Escalate(const std::string& id, const std::string& reason);
+  Result<Task> Resume(const std::string& id, const std::string& note, const std::string& input);
 
   // Calls `done` with the task once it has more than `after` events or is
   // finished, or when `wait` has passed (with the task as it is).

@@ -99,6 +99,7 @@ struct Task {
   std::int64_t finished_ms = 0;
   std::int64_t not_before_ms = 0;  // retried: when it may run again
   bool cancel_requested = false;
+  bool escalate_requested = false;  // HMMM escalated it while an attempt ran: no retry after it
   std::int64_t seq = 0;            // creation order on the owner
   std::vector<TaskEvent> events;   // the last kMaxEvents
   std::int64_t event_count = 0;    // events ever added; events[i] is number event_count - events.size() + i

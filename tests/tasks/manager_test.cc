@@ -266,6 +266,81 @@ TEST_F(ManagerTest, WritesThatFailAreRetriedAndNothingIsAcknowledgedUnwritten) {
   EXPECT_EQ(stats->write_failures, static_cast<std::uint64_t>(faulty->refused_writes()));
 }
 
+// HMMM escalates a task (tasks/core.h Escalate): a queued one at once, a
+// running one when its attempt fails (no retry); it stays escalated across
+// a restart until an operator's answer resumes it, here with a new input
+// (checked like a submission), and then it runs to success.
+TEST_F(ManagerTest, AnEscalatedTaskStopsUntilResumedEvenAcrossARestart) {
+  StartManager();
+  SubmitRequest failing;
+  failing.executor = "builtin";
+  failing.input = R"({"op":"fail","message":"missing header"})";
+  failing.max_attempts = 5;
+  auto queued = Submit(failing);
+  ASSERT_TRUE(queued.ok());
+  const std::string id = queued->task.id;
+  auto escalated = manager_->Escalate(id, "room t escalated (keyword)");
+  ASSERT_TRUE(escalated.ok()) << escalated.status().ToString();
+  EXPECT_EQ(escalated->state, TaskState::kEscalated);
+  EXPECT_TRUE(manager_->Escalate(id, "again").ok()) << "idempotent";
+  StartPool(2);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(manager_->Get(id)->attempts.size(), 0u) << "no agent takes an escalated task";
+
+  // Across a restart it stays escalated; a bad new input is refused.
+  pool_.reset();
+  manager_.reset();
+  StartManager();
+  EXPECT_EQ(manager_->Get(id)->state, TaskState::kEscalated);
+  EXPECT_EQ(manager_->Resume(id, "x", R"({"op":"nope"})").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(manager_->Get(id)->state, TaskState::kEscalated);
+  auto resumed = manager_->Resume(id, "resolved by ops (retry)", R"({"op":"echo","value":7})");
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(resumed->state, TaskState::kQueued);
+  EXPECT_FALSE(manager_->Resume(id, "twice", "").ok()) << "only an escalated task resumes";
+  StartPool(1);
+  ASSERT_TRUE(WaitState(id, TaskState::kSucceeded));
+  auto done = manager_->Get(id);
+  EXPECT_EQ(done->result, R"({"value":7})");
+  bool resumed_event = false;
+  for (const auto& e : done->events) resumed_event = resumed_event || e.type == "resumed";
+  EXPECT_TRUE(resumed_event);
+  EXPECT_EQ(manager_->Escalate(id, "late").status().code(), StatusCode::kConflict)
+      << "a finished task is not escalated";
+}
+
+// A running task escalated: its attempt may still succeed; when it fails,
+// the task is escalated instead of retried; handed back, escalated too.
+TEST(TaskCoreEscalation, ARunningAttemptEndsTheTaskEscalatedInsteadOfRetried) {
+  CoreOptions o;
+  o.node_id = "n";
+  o.default_max_attempts = 5;
+  for (AttemptState end : {AttemptState::kFailed, AttemptState::kSucceeded}) {
+    TaskCore core(o, 1);
+    SubmitRequest r;
+    r.executor = "builtin";
+    r.input = R"({"op":"fail"})";
+    auto t = core.Submit(r, 0);
+    ASSERT_TRUE(t.ok());
+    std::vector<WorkerSlot> slots = {WorkerSlot{"a1", "n", "", {}, {}, 1}};
+    auto assigned = core.Dispatch(slots, 1);
+    ASSERT_EQ(assigned.size(), 1u);
+    ASSERT_TRUE(core.Start(t->task.id, assigned[0].attempt, "a1", 2).ok());
+    auto escalated = core.Escalate(t->task.id, "stuck", 3);
+    ASSERT_TRUE(escalated.ok());
+    EXPECT_EQ(escalated->state, TaskState::kRunning) << "the attempt goes on";
+    EXPECT_TRUE(escalated->escalate_requested);
+    AttemptOutcome outcome;
+    outcome.state = end;
+    outcome.result = "{}";
+    outcome.error = "missing header";
+    auto done = core.Complete(t->task.id, assigned[0].attempt, "a1", outcome, 4);
+    ASSERT_TRUE(done.ok());
+    EXPECT_EQ(done->state, end == AttemptState::kFailed ? TaskState::kEscalated : TaskState::kSucceeded);
+    EXPECT_EQ(done->attempts.size(), 1u);
+  }
+}
+
 TEST_F(ManagerTest, BadInputIsRefusedAndNothingIsStored) {
   StartManager();
   SubmitRequest r;
