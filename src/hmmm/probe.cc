@@ -22,6 +22,7 @@ struct HmmmProbe::State {
   std::map<std::string, prometheus::Counter*> escalations;
   std::map<std::string, prometheus::Counter*> decisions;
   prometheus::Histogram* time_to_decision = nullptr;
+  std::map<std::string, prometheus::Counter*, std::less<>> webhook;
 };
 
 HmmmProbe::HmmmProbe(prometheus::Registry* registry) : state_(std::make_unique<State>()) {
@@ -58,6 +59,11 @@ HmmmProbe::HmmmProbe(prometheus::Registry* registry) : state_(std::make_unique<S
                         .Help("Room decisions: quorum (a plan accepted) or resolution (an operator)")
                         .Register(*registry);
   for (const char* kind : {"quorum", "resolution"}) s.decisions[kind] = &decisions.Add({{"kind", kind}});
+  auto& webhook = prometheus::BuildCounter()
+                      .Name("bzzz_hmmm_webhook_deliveries_total")
+                      .Help("Escalation webhook calls: delivered, retried (failed, another follows), failed (given up)")
+                      .Register(*registry);
+  for (const char* result : {"delivered", "retried", "failed"}) s.webhook[result] = &webhook.Add({{"result", result}});
   s.time_to_decision = &prometheus::BuildHistogram()
                             .Name("bzzz_hmmm_time_to_decision_seconds")
                             .Help("Time from a room's opening to its decision")
@@ -95,6 +101,10 @@ void HmmmProbe::Refused(Refusal refusal) {
   auto& s = *state_;
   if (s.refused.empty()) return;
   s.refused[std::string(RefusalName(refusal))]->Increment();
+}
+
+void HmmmProbe::Webhook(std::string_view result) {
+  if (auto it = state_->webhook.find(result); it != state_->webhook.end()) it->second->Increment();
 }
 
 void HmmmProbe::Decided(double seconds) {

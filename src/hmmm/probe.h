@@ -7,6 +7,7 @@
 //   bzzz_hmmm_escalations_total{reason}            requested, keyword, message_limit, timeout
 //   bzzz_hmmm_decisions_total{kind}                quorum (a plan accepted), resolution (an operator)
 //   bzzz_hmmm_time_to_decision_seconds             from a room's opening to its decision
+//   bzzz_hmmm_webhook_deliveries_total{result}     delivered, retried, failed
 // Every series with a known label set exists at zero from start.
 // Thread-safe; no-ops without a registry.
 #pragma once
@@ -33,6 +34,8 @@ class HmmmProbe {
   void Accepted(const MessageRow& message);  // counts escalations and decisions too
   void Refused(Refusal refusal);
   void Decided(double seconds_since_open);
+  // result: "delivered", "retried" (an attempt failed, another follows), "failed" (given up).
+  void Webhook(std::string_view result);
 
  private:
   struct State;

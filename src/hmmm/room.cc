@@ -159,6 +159,7 @@ void Room::Escalate(std::string reason, std::string detail, std::int64_t now_ms,
   if (state_ != RoomState::kOpen) return;
   state_ = RoomState::kEscalated;
   escalation_reason_ = reason;
+  webhook_ = "pending";
   if (proposal_) proposal_.reset();
   out.push_back(Append("escalation-" + std::to_string(meta_.last_seq + 1), MessageType::kEscalation,
                        std::string(kRoomAgent), meta_.owner_node, "",
@@ -249,6 +250,7 @@ Outcome Room::Accept(Post post, std::int64_t now_ms) {
     case MessageType::kEscalation:
       state_ = RoomState::kEscalated;
       escalation_reason_ = "requested";
+      webhook_ = "pending";
       proposal_.reset();
       break;
     default:
@@ -387,6 +389,7 @@ RoomRow Room::Row() const {
               {"ids", ids},
               {"decision", decision_id_},
               {"escalation", escalation_reason_},
+              {"webhook", webhook_},
               {"closed_ms", closed_ms_}};
   if (proposal_) {
     doc["proposal"] = {{"id", proposal_->id},
@@ -417,6 +420,7 @@ Result<Room> Room::FromRow(const RoomRow& row, Rules rules) {
     room.decision_id_ = doc.at("decision").get<std::string>();
     room.escalation_reason_ = doc.at("escalation").get<std::string>();
     room.closed_ms_ = doc.at("closed_ms").get<std::int64_t>();
+    room.webhook_ = doc.value("webhook", "");
     if (doc.contains("proposal")) {
       const json& p = doc["proposal"];
       Proposal prop{p.at("id").get<std::string>(), p.at("proposer").get<std::string>(),

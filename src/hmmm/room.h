@@ -160,6 +160,10 @@ class Room {
   const std::string& decision_id() const { return decision_id_; }
   const std::string& escalation_reason() const { return escalation_reason_; }
   std::int64_t message_count() const { return meta_.last_seq; }
+  // The escalation webhook's news of this room: "" (nothing to tell),
+  // "pending" (escalated, not delivered yet), "delivered", "failed".
+  const std::string& webhook() const { return webhook_; }
+  void set_webhook(std::string state) { webhook_ = std::move(state); }
   // The earliest time Advance has something to do; 0 for never.
   std::int64_t NextDeadline() const;
 
@@ -185,6 +189,7 @@ class Room {
   std::map<std::string, std::int64_t> ids_;  // message id -> seq
   std::string decision_id_;
   std::string escalation_reason_;
+  std::string webhook_;
   std::int64_t closed_ms_ = 0;
   Bucket room_bucket_;
   std::map<std::string, Bucket> agent_buckets_;

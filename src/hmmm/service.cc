@@ -2,19 +2,23 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "base/backoff.h"
 #include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/random.h"
 #include "base/threads.h"
 #include "hmmm/probe.h"
+#include "http/client.h"
 #include "p2p/p2p.h"
 #include "p2p/topics.h"
+#include "security/authenticator.h"
 #include "security/redact.h"
 
 namespace bzzz::hmmm {
@@ -151,6 +155,10 @@ struct HmmmService::Impl {
     std::function<void(Result<RoomView>)> done;
   };
   std::vector<Watcher> watchers;
+  // Rooms whose escalation the webhook has yet to hear of.
+  std::deque<std::string> webhook_queue;
+  std::condition_variable webhook_cv;
+  std::thread webhook_thread;
 
   explicit Impl(Options opts) : o(std::move(opts)), rules(Rules::From(o.config.hmmm)), probe(o.metrics) {}
 
@@ -179,8 +187,28 @@ struct HmmmService::Impl {
     return Status::Ok();
   }
 
+  bool WebhookConfigured() const { return !o.config.hmmm.escalation_webhook.empty(); }
+
+  // A room that just escalated: its task stops, the webhook will hear of it.
+  void Escalated(const RoomRow& row) {
+    if (!row.task_id.empty() && o.escalate_task) {
+      const json doc = ParseJson(row.doc);
+      const std::string reason = doc.is_object() ? doc.value("escalation", "") : "";
+      if (Status s = o.escalate_task(row.task_id, "room " + row.id + " escalated (" + reason + ")"); !s.ok()) {
+        kLog.warn("hmmm: room {} escalated but its task {} was not: {} (tried again at the next start)", row.id,
+                  row.task_id, s.message());
+      }
+    }
+    if (WebhookConfigured()) {
+      std::lock_guard lock(mu);
+      webhook_queue.push_back(row.id);
+      webhook_cv.notify_all();
+    }
+  }
+
   // After a write: publish, announce state changes, wake watchers. Outside mu.
   void Announce(const RoomRow& row, const std::vector<MessageRow>& messages, bool state_changed) {
+    if (state_changed && row.state == "escalated") Escalated(row);
     if (o.p2p != nullptr) {
       for (const auto& m : messages) {
         if (Status s = o.p2p->Publish(p2p::IssueTopic(row.id), "hmmm.message", DumpJson(MessageJson(m))); !s.ok()) {
@@ -353,6 +381,129 @@ struct HmmmService::Impl {
     return result;
   }
 
+  // The tasks of the rooms loaded at start: an escalated room's task is
+  // escalated, a resolved room's task resumed (both idempotent), repairing
+  // a crash between a room's write and its task's change.
+  void Reconcile() {
+    for (const auto& [id, room] : rooms) {
+      const RoomRow row = room.Row();
+      if (row.task_id.empty()) continue;
+      if (room.state() == RoomState::kEscalated && o.escalate_task) {
+        if (Status s = o.escalate_task(row.task_id, "room " + id + " escalated (" + room.escalation_reason() + ")");
+            !s.ok()) {
+          kLog.warn("hmmm: room {} is escalated; its task {}: {}", id, row.task_id, s.message());
+        }
+      } else if (room.state() == RoomState::kResolved && o.resume_task) {
+        auto last = o.store->ListMessages(id, row.last_seq - 1, 1);
+        if (!last.ok() || last->empty() || last->front().type != "decision") continue;
+        const json body = ParseJson(last->front().body);
+        if (!body.is_object() || !body.contains("resolution")) continue;
+        const std::string kind = body.value("resolution", "");
+        const std::string input = kind == "retry" && body.contains("input") ? body["input"].dump() : "";
+        const std::string note = "room " + id + " resolved by " + body.value("by", "") + " (" + kind + ")";
+        // A task that resumed already is not escalated any more: nothing to do.
+        if (Status s = o.resume_task(row.task_id, note, input, /*dry_run=*/false); !s.ok()) {
+          kLog.debug("hmmm: task {} of resolved room {}: {}", row.task_id, id, s.message());
+        }
+      }
+    }
+  }
+
+  void WebhookLoop() {
+    std::unique_lock lock(mu);
+    while (!stopping) {
+      webhook_cv.wait(lock, [this] { return stopping || !webhook_queue.empty(); });
+      if (stopping) break;
+      const std::string id = webhook_queue.front();
+      webhook_queue.pop_front();
+      lock.unlock();
+      Deliver(id);
+      lock.lock();
+    }
+  }
+
+  // Tells the webhook of room `id`'s escalation, with retries; records the
+  // outcome in the room. Gives up when the room is resolved meanwhile.
+  void Deliver(const std::string& id) {
+    const auto& h = o.config.hmmm;
+    Backoff backoff(o.webhook_retry_base, std::max(o.webhook_retry_base, std::chrono::milliseconds(60000)));
+    for (int attempt = 1; attempt <= o.webhook_attempts; ++attempt) {
+      RoomRow row;
+      std::string reason;
+      {
+        std::lock_guard lock(mu);
+        auto it = rooms.find(id);
+        if (it == rooms.end() || it->second.state() != RoomState::kEscalated || it->second.webhook() != "pending") {
+          return;
+        }
+        row = it->second.Row();
+        reason = it->second.escalation_reason();
+      }
+      auto history = o.store->ListMessages(id, 0, static_cast<std::size_t>(std::max(1, rules.message_limit)) + 8);
+      std::string agent = "hmmm", escalation_id;
+      json msgs = json::array();
+      if (history.ok()) {
+        for (const auto& m : *history) {
+          msgs.push_back(MessageJson(m));
+          if (m.type == "escalation") {
+            agent = m.agent;
+            escalation_id = m.id;
+          }
+        }
+      }
+      const json payload = {{"event", "hmmm.escalation"},
+                            {"room", id},
+                            {"task_id", row.task_id.empty() ? json(nullptr) : json(row.task_id)},
+                            {"task_title", row.title},
+                            {"project", row.project},
+                            {"node", o.node_id},
+                            {"escalation_agent", agent},
+                            {"reason", reason},
+                            {"history", msgs},
+                            {"resolve", "POST /api/v1/hmmm/rooms/" + id + "/resolve"},
+                            {"sent_ms", UnixMillisNow()}};
+      const std::string body = DumpJson(payload);
+      http::ClientOptions co;
+      co.url = h.escalation_webhook;
+      co.timeout = std::chrono::milliseconds(10000);
+      co.user_agent = "bzzz-hmmm";
+      co.headers = {"X-Bzzz-Event: hmmm.escalation", "X-Bzzz-Delivery: " + id + ":" + escalation_id};
+      if (!h.escalation_webhook_secret.empty()) {
+        co.headers.push_back("X-Bzzz-Signature: sha256=" + security::HmacSha256Hex(h.escalation_webhook_secret, body));
+      }
+      auto res = http::Call(co, "POST", "", body);
+      const bool ok = res.ok() && res->status >= 200 && res->status < 300;
+      if (ok) {
+        probe.Webhook("delivered");
+        MarkWebhook(id, "delivered");
+        kLog.info("hmmm: escalation of room {} delivered to the webhook", id);
+        return;
+      }
+      const std::string why = res.ok() ? "HTTP " + std::to_string(res->status) : res.status().message();
+      if (attempt == o.webhook_attempts) break;
+      probe.Webhook("retried");
+      const auto wait = backoff.Next();
+      kLog.warn("hmmm: escalation webhook for room {}: {} (attempt {} of {}, next in {} ms)", id, why, attempt,
+                o.webhook_attempts, wait.count());
+      std::unique_lock lock(mu);
+      if (webhook_cv.wait_for(lock, wait, [this] { return stopping; })) return;
+    }
+    probe.Webhook("failed");
+    MarkWebhook(id, "failed");
+    kLog.error("hmmm: escalation webhook for room {}: gave up after {} attempts", id, o.webhook_attempts);
+  }
+
+  void MarkWebhook(const std::string& id, const std::string& state) {
+    std::lock_guard lock(mu);
+    auto it = rooms.find(id);
+    if (it == rooms.end()) return;
+    const Room before = it->second;
+    it->second.set_webhook(state);
+    if (Status s = PersistLocked(it->second, before, {}); !s.ok()) {
+      kLog.warn("hmmm: room {}: recording the webhook's {}: {}", id, state, s.message());
+    }
+  }
+
   // Join or leave, after what time did (a window that closed before the
   // change counts the participants of that moment).
   Status ChangeMembership(const std::string& room_id, bool join, const std::string& agent, const std::string& node) {
@@ -472,6 +623,13 @@ Result<std::shared_ptr<HmmmService>> HmmmService::Start(Options options) {
       });
     });
   }
+  n.Reconcile();
+  if (n.WebhookConfigured()) {
+    for (const auto& [id, room] : n.rooms) {
+      if (room.state() == RoomState::kEscalated && room.webhook() == "pending") n.webhook_queue.push_back(id);
+    }
+    n.webhook_thread = std::thread([impl = svc->impl_.get()] { impl->WebhookLoop(); });
+  }
   if (n.o.ticker) n.ticker = std::thread([impl = svc->impl_.get()] { impl->Run(); });
   return svc;
 }
@@ -486,7 +644,9 @@ void HmmmService::Stop() {
     impl_->stopping = true;
   }
   impl_->cv.notify_all();
+  impl_->webhook_cv.notify_all();
   if (impl_->ticker.joinable()) impl_->ticker.join();
+  if (impl_->webhook_thread.joinable()) impl_->webhook_thread.join();
   if (impl_->inbox) impl_->inbox->Stop();
   impl_->TickOnce();  // answers the watchers still waiting
 }
@@ -500,6 +660,9 @@ Result<RoomView> HmmmService::Open(OpenRequest req) {
     if (auto why = ValidateId(req.task_id); !why.empty()) return InvalidArgument("task_id: " + why);
     if (!req.id.empty() && req.id != req.task_id) return InvalidArgument("a task's room has the task's id");
     req.id = req.task_id;
+  }
+  if (!req.task_id.empty() && n.o.check_task) {
+    if (Status s = n.o.check_task(req.task_id); !s.ok()) return s;
   }
   if (req.id.empty()) req.id = "room-" + RandomHex(8);
   if (auto why = ValidateId(req.id); !why.empty()) return InvalidArgument("room " + why);
@@ -556,6 +719,7 @@ Result<RoomView> HmmmService::Resolve(const std::string& room_id, const std::str
   CheckMayBlock("hmmm: resolving a room");
   RoomRow row;
   std::vector<MessageRow> msgs;
+  std::string note;
   {
     std::lock_guard lock(n.mu);
     auto it = n.rooms.find(room_id);
@@ -570,14 +734,31 @@ Result<RoomView> HmmmService::Resolve(const std::string& room_id, const std::str
     }
     Room& room = it->second;
     const Room before = room;
-    auto resolved = room.Resolve(kind, security::Redact(text, security::RedactionSite::kDiscussion), input, by, n.Now());
+    const std::string clean = security::Redact(text, security::RedactionSite::kDiscussion);
+    auto resolved = room.Resolve(kind, clean, input, by, n.Now());
     if (!resolved.ok()) return resolved.status();
+    const std::string task_id = room.Row().task_id;
+    note = "room " + room_id + " resolved by " + by + " (" + kind + ")" + (clean.empty() ? "" : ": " + clean);
+    if (!task_id.empty() && n.o.resume_task) {
+      // The task must be able to take the answer (its owner, escalated, a
+      // valid input) before the room records it.
+      if (Status s = n.o.resume_task(task_id, note, kind == "retry" ? input : "", /*dry_run=*/true); !s.ok()) {
+        room = before;
+        return s;
+      }
+    }
     if (Status s = n.PersistLocked(room, before, *resolved); !s.ok()) return s;
     row = room.Row();
     msgs = std::move(*resolved);
     n.UpdateGauges();
   }
   n.Announce(row, msgs, /*state_changed=*/true);
+  if (!row.task_id.empty() && n.o.resume_task) {
+    if (Status s = n.o.resume_task(row.task_id, note, kind == "retry" ? input : "", /*dry_run=*/false); !s.ok()) {
+      kLog.warn("hmmm: room {} resolved but its task {} did not resume: {} (tried again at the next start)", room_id,
+                row.task_id, s.message());
+    }
+  }
   return n.View(room_id, 0, kMaxPage);
 }
 

@@ -12,6 +12,16 @@
 //   PostgreSQL store) forwards the post to the owner over a direct message
 //   (hop count + 1; the hop limit stops relay loops); the owner records the
 //   forwarding node, verified by the P2P layer, as the message's node.
+// - A task's room is opened on the task's owner. When it escalates, the task
+//   is escalated (automation on it stops); when an operator resolves the
+//   room, the task runs again. Both are applied again at start for the
+//   rooms loaded, so a crash between the room's write and the task's change
+//   is repaired by the next start.
+// - Escalations are POSTed to hmmm.escalation_webhook with the room's
+//   history, signed (X-Bzzz-Signature: sha256=<hex HMAC-SHA256 of the body
+//   under hmmm.escalation_webhook_secret>), retried with backoff; whether
+//   it was delivered is part of the stored room, so a restart goes on
+//   delivering what was pending.
 // - Time is injectable (Options::now) for tests; a ticker applies what time
 //   does (objection windows closing, timeouts, archival) every 100 ms.
 // Thread-safe.
@@ -76,6 +86,20 @@ class HmmmService : public ops::Component {
     p2p::P2pNode* p2p = nullptr;          // null: no publishing, no forwarding
     std::function<std::int64_t()> now;    // Unix ms; null: the real clock
     bool ticker = true;                    // false: tests call Tick()
+    // The tasks of task rooms (the node wires them to tasks::TaskServices);
+    // null: rooms do not touch tasks. check_task: the task exists and is
+    // this node's (a task's room is opened on its owner). escalate_task:
+    // automation on it stops (idempotent). resume_task: it runs again,
+    // with `input` (JSON) instead of its own when not empty; with dry_run
+    // only checks that it could.
+    std::function<Status(const std::string& task_id)> check_task;
+    std::function<Status(const std::string& task_id, const std::string& reason)> escalate_task;
+    std::function<Status(const std::string& task_id, const std::string& note, const std::string& input, bool dry_run)>
+        resume_task;
+    // Escalation webhook retries: the first after webhook_retry_base,
+    // doubling up to 60 s, at most webhook_attempts in all.
+    std::chrono::milliseconds webhook_retry_base{1000};
+    int webhook_attempts = 10;
   };
 
   // Loads the rooms this node owns that are not archived.

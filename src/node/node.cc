@@ -536,6 +536,22 @@ class Node::Impl {
         ho.store = storage.hmmm;
         ho.metrics = metrics;
         ho.p2p = p2p.get();
+        std::weak_ptr<tasks::TaskServices> weak_tasks = tasks;
+        const auto no_tasks = [] { return Unavailable("the task services are stopped"); };
+        ho.check_task = [weak_tasks, no_tasks](const std::string& id) {
+          auto t = weak_tasks.lock();
+          return t ? t->CheckOwned(id) : no_tasks();
+        };
+        ho.escalate_task = [weak_tasks, no_tasks](const std::string& id, const std::string& reason) {
+          auto t = weak_tasks.lock();
+          return t ? t->Escalate(id, reason) : no_tasks();
+        };
+        ho.resume_task = [weak_tasks, no_tasks](const std::string& id, const std::string& note,
+                                                const std::string& input, bool dry_run) {
+          auto t = weak_tasks.lock();
+          if (!t) return no_tasks();
+          return dry_run ? t->CheckResume(id, input) : t->Resume(id, note, input);
+        };
         auto started_hmmm = hmmm::HmmmService::Start(std::move(ho));
         if (!started_hmmm.ok()) return started_hmmm.status();
         hmmm = std::move(started_hmmm).value();

@@ -40,6 +40,14 @@ std::string Sha256Hex(std::string_view data) {
   return HexOf(digest, length);
 }
 
+std::string HmacSha256Hex(std::string_view key, std::string_view data) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+       data.size(), mac, &length);
+  return HexOf(mac, length);
+}
+
 std::string HashToken(std::string_view token) {
   unsigned char salt[kSaltBytes];
   if (RAND_bytes(salt, sizeof salt) != 1) std::abort();  // no randomness: no salt worth the name

@@ -81,5 +81,7 @@ std::string WeakTokenReason(std::string_view token);
 
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
+// Lower-case hex HMAC-SHA256 of `data` under `key` (webhook signatures).
+std::string HmacSha256Hex(std::string_view key, std::string_view data);
 
 }  // namespace bzzz::security

@@ -1,14 +1,17 @@
-// HMMM end to end (docs/hmmm.md): two nodes on one PostgreSQL. A room is
-// opened on node 0 with the CLI; node 1 reads it from the shared store and
-// forwards its agents' posts to the owner over a signed direct message
-// (recorded with node 1's verified id); a plan is agreed and decided when
-// its window closes; node 0 is restarted and its room goes on from where
-// it was; a keyword escalates another room and an operator resolves it
-// with the CLI; a long poll sees a message as it is accepted.
+// HMMM end to end (docs/hmmm.md): two nodes on one PostgreSQL. A free room
+// is opened on node 0 with the CLI; node 1 reads it from the shared store
+// and forwards its agents' posts to the owner over a signed direct message
+// (recorded with node 1's verified id); a long poll sees a message as it
+// is accepted; a plan is agreed and decided when its window closes. A
+// failing task's room escalates on a keyword: the task stops (escalated),
+// the webhook receives the history, signed; node 0 restarts; an operator
+// resolves the room with the CLI and a new input, and the task runs again
+// to success.
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "e2e/cluster.h"
@@ -41,8 +44,19 @@ TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveARestart) {
   PostgresServer pg;
   ASSERT_TRUE(pg.ok()) << pg.error();
   ASSERT_EQ(pg.CreateDatabase("bzzz_hmmm"), "bzzz_hmmm");
+  std::mutex hook_mu;
+  std::vector<json> hooked;
+  testing::MiniServer hook([&](const std::string&, const std::string&, const std::string& body) {
+    std::lock_guard lock(hook_mu);
+    hooked.push_back(json::parse(body, nullptr, false));
+    return std::make_pair(200, std::string("{}"));
+  });
   Cluster c;
   c.node_args = {"--set", "security.rate_limit.enabled=false",
+                 "--set", "tasks.retry_backoff_base=2s",
+                 "--set", "tasks.retry_backoff_max=2s",
+                 "--set", "hmmm.escalation_webhook=" + hook.url() + "/escalations",
+                 "--set", "hmmm.escalation_webhook_secret=e2e-secret",
                  "--set", "storage.backend=postgres",
                  "--set", "storage.postgres.host=127.0.0.1",
                  "--set", "storage.postgres.port=" + std::to_string(pg.port()),
@@ -62,24 +76,26 @@ TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveARestart) {
   }
   ASSERT_TRUE(Eventually([&] { return c.Peers(0) >= 1 && c.Peers(1) >= 1; }, 20s));
 
-  // Opened with the CLI on node 0, as a task's room.
-  auto [oc, out] = c.Cli({"hmmm", "open", "--url", c.Url(0), "--task", "t-build-7", "--project", "bzzz", "--title",
-                          "the build fails", "--agent", "asker", "attempts 1-3: missing header"});
+  // A free room opened with the CLI on node 0.
+  auto [oc, out] = c.Cli({"hmmm", "open", "--url", c.Url(0), "--project", "bzzz", "--title", "the build fails",
+                          "--agent", "asker", "attempts 1-3: missing header"});
   ASSERT_EQ(oc, 0) << out;
-  EXPECT_NE(out.find("room      t-build-7 (open)"), std::string::npos) << out;
+  const auto room_at = out.find("room      room-");
+  ASSERT_NE(room_at, std::string::npos) << out;
+  const std::string free_room = out.substr(room_at + 10, out.find(' ', room_at + 10) - room_at - 10);
 
   // Node 1 reads it from the shared store and forwards its agents' posts.
-  const Reply seen = Call(c, 1, "GET", "/api/v1/hmmm/rooms/t-build-7");
+  const Reply seen = Call(c, 1, "GET", "/api/v1/hmmm/rooms/" + free_room);
   ASSERT_EQ(seen.status, 200) << seen.body.dump();
   EXPECT_EQ(seen.body["owner"], ids[0]);
   EXPECT_EQ(seen.body["owned"], false);
-  const Reply fwd = Call(c, 1, "POST", "/api/v1/hmmm/rooms/t-build-7/messages",
+  const Reply fwd = Call(c, 1, "POST", "/api/v1/hmmm/rooms/" + free_room + "/messages",
                          {{"type", "plan_proposed"}, {"agent", "planner"}, {"id", "plan-1"}, {"body", "vendor the header"}});
   ASSERT_EQ(fwd.status, 202) << fwd.body.dump();
   EXPECT_EQ(fwd.body["forwarded_to"], ids[0]);
   json plan;
   ASSERT_TRUE(Eventually([&] {
-    const Reply r = Call(c, 0, "GET", "/api/v1/hmmm/rooms/t-build-7");
+    const Reply r = Call(c, 0, "GET", "/api/v1/hmmm/rooms/" + free_room);
     for (const auto& m : r.body["messages"]) {
       if (m["id"] == "plan-1") plan = m;
     }
@@ -91,11 +107,11 @@ TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveARestart) {
 
   // A long poll on node 0 sees the agreement as it is accepted.
   auto poll = std::async(std::launch::async, [&] {
-    return Call(c, 0, "GET", "/api/v1/hmmm/rooms/t-build-7/messages?after=" + std::to_string(plan["seq"].get<int>()) +
+    return Call(c, 0, "GET", "/api/v1/hmmm/rooms/" + free_room + "/messages?after=" + std::to_string(plan["seq"].get<int>()) +
                                  "&wait_ms=10000", nullptr, 15s);
   });
   std::this_thread::sleep_for(200ms);
-  const Reply agree = Call(c, 0, "POST", "/api/v1/hmmm/rooms/t-build-7/messages",
+  const Reply agree = Call(c, 0, "POST", "/api/v1/hmmm/rooms/" + free_room + "/messages",
                            {{"type", "agreement"}, {"agent", "asker"}, {"in_reply_to", "plan-1"}});
   ASSERT_EQ(agree.status, 201) << agree.body.dump();
   const Reply polled = poll.get();
@@ -104,38 +120,73 @@ TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveARestart) {
   EXPECT_EQ(polled.body["messages"][0]["type"], "agreement");
 
   // The window closes: decided (2 of 2 participants agree).
-  ASSERT_TRUE(Eventually([&] { return Call(c, 1, "GET", "/api/v1/hmmm/rooms/t-build-7").body.value("state", "") == "decided"; }, 10s));
-  const Reply decided = Call(c, 0, "GET", "/api/v1/hmmm/rooms/t-build-7");
+  ASSERT_TRUE(Eventually([&] { return Call(c, 1, "GET", "/api/v1/hmmm/rooms/" + free_room).body.value("state", "") == "decided"; }, 10s));
+  const Reply decided = Call(c, 0, "GET", "/api/v1/hmmm/rooms/" + free_room);
   EXPECT_EQ(decided.body["messages"].back()["type"], "decision");
   EXPECT_EQ(decided.body["messages"].back()["in_reply_to"], "plan-1");
-  EXPECT_EQ(Call(c, 0, "POST", "/api/v1/hmmm/rooms/t-build-7/messages", {{"type", "help_response"}, {"agent", "late"}}).status,
+  EXPECT_EQ(Call(c, 0, "POST", "/api/v1/hmmm/rooms/" + free_room + "/messages", {{"type", "help_response"}, {"agent", "late"}}).status,
             409);
 
-  // A free room that escalates on a keyword; the owner restarts; an
-  // operator resolves it with the CLI after the restart.
-  const Reply free = Call(c, 0, "POST", "/api/v1/hmmm/rooms",
-                          {{"title", "flaky deploy"}, {"seed", {{"type", "help_request"}, {"agent", "asker"}, {"body", "deploys time out"}}}});
-  ASSERT_EQ(free.status, 201) << free.body.dump();
-  const std::string room = free.body["id"];
-  ASSERT_EQ(Call(c, 0, "POST", "/api/v1/hmmm/rooms/" + room + "/messages",
+  // A failing task (retried every 2 s) and its room: a keyword escalates
+  // the room, and the task stops.
+  const Reply task = Call(c, 0, "POST", "/api/v1/tasks",
+                          {{"executor", "builtin"}, {"input", {{"op", "fail"}, {"message", "missing header"}}},
+                           {"max_attempts", 50}});
+  ASSERT_EQ(task.status, 201) << task.body.dump();
+  const std::string task_id = task.body["id"];
+  EXPECT_EQ(Call(c, 1, "POST", "/api/v1/hmmm/rooms",
+                 {{"title", "x"}, {"task_id", task_id}, {"seed", {{"type", "help_request"}, {"agent", "a"}}}}).status,
+            409)
+      << "a task's room is opened on the task's owner";
+  auto [tc, tout] = c.Cli({"hmmm", "open", "--url", c.Url(0), "--task", task_id, "--title", "the build fails",
+                           "--agent", "asker", "attempts keep failing: missing header"});
+  ASSERT_EQ(tc, 0) << tout;
+  ASSERT_EQ(Call(c, 0, "POST", "/api/v1/hmmm/rooms/" + task_id + "/messages",
                  {{"type", "help_response"}, {"agent", "helper"}, {"body", "this needs Manual Intervention"}}).status, 201);
-  EXPECT_EQ(Call(c, 0, "GET", "/api/v1/hmmm/rooms/" + room).body["escalation"], "keyword");
+  EXPECT_EQ(Call(c, 0, "GET", "/api/v1/hmmm/rooms/" + task_id).body["escalation"], "keyword");
+  ASSERT_TRUE(Eventually([&] { return Call(c, 0, "GET", "/api/v1/tasks/" + task_id).body.value("state", "") == "escalated"; }, 10s));
+  const std::size_t attempts = Call(c, 0, "GET", "/api/v1/tasks/" + task_id).body["attempts"].size();
+  ASSERT_TRUE(Eventually([&] {
+    std::lock_guard lock(hook_mu);
+    return !hooked.empty();
+  }, 10s)) << "the escalation webhook was called";
+  {
+    std::lock_guard lock(hook_mu);
+    EXPECT_EQ(hooked[0]["task_id"], task_id);
+    EXPECT_EQ(hooked[0]["reason"], "keyword");
+    EXPECT_GE(hooked[0]["history"].size(), 3u);
+  }
+  EXPECT_NE(hook.heads()[0].find("X-Bzzz-Signature: sha256="), std::string::npos);
+
+  // The owner restarts: the room and the task are still escalated, and the
+  // task was not retried meanwhile.
   c.nodes[0]->Signal(SIGTERM);
   c.nodes[0]->Wait(30s);
+  std::this_thread::sleep_for(2500ms);
   c.StartNode(0);
   ASSERT_TRUE(Eventually([&] { return Call(c, 0, "GET", "/health/ready").status == 200; }, 40s)) << ReadFile(c.logs[0]);
-  const Reply after = Call(c, 0, "GET", "/api/v1/hmmm/rooms/" + room);
+  const Reply after = Call(c, 0, "GET", "/api/v1/hmmm/rooms/" + task_id);
   EXPECT_EQ(after.body["state"], "escalated");
   EXPECT_EQ(after.body["owned"], true);
-  EXPECT_EQ(Call(c, 1, "POST", "/api/v1/hmmm/rooms/" + room + "/resolve", {{"kind", "answer"}}).status, 409)
+  const Reply stopped = Call(c, 0, "GET", "/api/v1/tasks/" + task_id);
+  EXPECT_EQ(stopped.body["state"], "escalated");
+  EXPECT_EQ(stopped.body["attempts"].size(), attempts) << "automation on an escalated task stops";
+
+  // An operator answers with a new input: the task runs again, to success.
+  EXPECT_EQ(Call(c, 1, "POST", "/api/v1/hmmm/rooms/" + task_id + "/resolve", {{"kind", "answer"}}).status, 409)
       << "only the owner resolves";
-  auto [rc, rout] = c.Cli({"hmmm", "resolve", "--url", c.Url(0), room, "--kind", "retry", "--input",
-                           R"({"timeout_s": 600})", "raise the timeout"});
+  auto [bad, bout] = c.Cli({"hmmm", "resolve", "--url", c.Url(0), task_id, "--kind", "retry", "--input",
+                            R"({"op": "nope"})", "try this"});
+  EXPECT_EQ(bad, 1) << "an input the executor refuses: " << bout;
+  auto [rc, rout] = c.Cli({"hmmm", "resolve", "--url", c.Url(0), task_id, "--kind", "retry", "--input",
+                           R"({"op": "echo", "value": "vendored"})", "vendor the header"});
   ASSERT_EQ(rc, 0) << rout;
   EXPECT_NE(rout.find("(resolved)"), std::string::npos) << rout;
+  ASSERT_TRUE(Eventually([&] { return Call(c, 1, "GET", "/api/v1/tasks/" + task_id).body.value("state", "") == "succeeded"; }, 20s));
+  EXPECT_EQ(Call(c, 0, "GET", "/api/v1/tasks/" + task_id).body["result"]["value"], "vendored");
   auto [lc, lout] = c.Cli({"hmmm", "rooms", "--url", c.Url(1), "--state", "resolved"});
   ASSERT_EQ(lc, 0) << lout;
-  EXPECT_NE(lout.find(room), std::string::npos) << lout;
+  EXPECT_NE(lout.find(task_id), std::string::npos) << lout;
 
   // Metrics on the owner (since its restart).
   EXPECT_EQ(c.Metric(0, "bzzz_hmmm_rooms{state=\"resolved\"}"), 1);

@@ -11,6 +11,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "security/authenticator.h"
 #include "storage/sqlite/sqlite.h"
 #include "support/support.h"
 
@@ -43,6 +44,10 @@ class HmmmServiceTest : public ::testing::Test {
     o.metrics = &registry_;
     o.now = [this] { return now_.load(); };
     o.ticker = false;
+    o.check_task = check_task_;
+    o.escalate_task = escalate_task_;
+    o.resume_task = resume_task_;
+    o.webhook_retry_base = 20ms;
     auto started = HmmmService::Start(std::move(o));
     ASSERT_TRUE(started.ok()) << started.status().message();
     svc_ = std::move(*started);
@@ -87,6 +92,9 @@ class HmmmServiceTest : public ::testing::Test {
   prometheus::Registry registry_;
   std::atomic<std::int64_t> now_{1000000};
   std::shared_ptr<HmmmService> svc_;
+  std::function<Status(const std::string&)> check_task_;
+  std::function<Status(const std::string&, const std::string&)> escalate_task_;
+  std::function<Status(const std::string&, const std::string&, const std::string&, bool)> resume_task_;
 };
 
 TEST_F(HmmmServiceTest, ARoomIsDurableBeforeTheCallReturnsAndSurvivesARestart) {
@@ -242,6 +250,85 @@ TEST_F(HmmmServiceTest, AnotherNodesRoomIsReadButNotWrittenHere) {
             StatusCode::kUnavailable)
       << "no P2P node to forward it with";
   EXPECT_EQ(svc_->Resolve("room-elsewhere", "answer", "", "", "ops").status().code(), StatusCode::kFailedPrecondition);
+}
+
+// A task's room drives its task: opened only for a task this node owns,
+// escalating stops the task, resolving resumes it (checked first: a bad
+// input leaves the room escalated), and both are applied again at start.
+TEST_F(HmmmServiceTest, ATasksRoomEscalatesAndResumesItsTaskAndRepairsThatAtStart) {
+  std::vector<std::string> calls;
+  std::string refuse_resume;
+  check_task_ = [&](const std::string& id) {
+    return id == "t-42" ? Status::Ok() : FailedPrecondition("task " + id + " belongs to node b");
+  };
+  escalate_task_ = [&](const std::string& id, const std::string& reason) {
+    calls.push_back("escalate " + id + " " + reason);
+    return Status::Ok();
+  };
+  resume_task_ = [&](const std::string& id, const std::string&, const std::string& input, bool dry) {
+    calls.push_back(std::string(dry ? "check " : "resume ") + id + " " + input);
+    return refuse_resume.empty() ? Status::Ok() : InvalidArgument(refuse_resume);
+  };
+  Restart();
+  OpenRequest other;
+  other.task_id = "t-7";
+  other.seed = P(MessageType::kHelpRequest, "asker", "x");
+  EXPECT_EQ(svc_->Open(other).status().code(), StatusCode::kFailedPrecondition);
+  const std::string id = OpenTaskRoom();
+  ASSERT_TRUE(svc_->PostMessage(id, P(MessageType::kEscalation, "asker", "a human, please")).ok());
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0], "escalate t-42 room t-42 escalated (requested)");
+  Restart();
+  ASSERT_EQ(calls.size(), 2u) << "applied again at start";
+
+  refuse_resume = "input.op: unknown builtin op";
+  EXPECT_EQ(svc_->Resolve(id, "retry", "try this", R"({"op":"nope"})", "ops").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(svc_->Get(id, 0, 10)->row.state, "escalated") << "a refused answer changes nothing";
+  refuse_resume.clear();
+  calls.clear();
+  ASSERT_TRUE(svc_->Resolve(id, "retry", "try this", R"({"op":"echo"})", "ops").ok());
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0], R"(check t-42 {"op":"echo"})");
+  EXPECT_EQ(calls[1], R"(resume t-42 {"op":"echo"})");
+  Restart();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[2], R"(resume t-42 {"op":"echo"})") << "a resolved room's task is resumed again at start";
+}
+
+// The escalation webhook: the room's history, signed with HMAC-SHA256,
+// retried after a failure, recorded as delivered in the stored room (a
+// restart does not send it again).
+TEST_F(HmmmServiceTest, AnEscalationReachesTheWebhookSignedAndOnce) {
+  std::atomic<int> calls{0};
+  testing::MiniServer hook([&](const std::string&, const std::string&, const std::string&) {
+    return std::make_pair(calls++ == 0 ? 500 : 200, std::string("{}"));
+  });
+  config_.hmmm.escalation_webhook = hook.url() + "/hooks/hmmm";
+  config_.hmmm.escalation_webhook_secret = "webhook-secret";
+  Restart();
+  const std::string id = OpenTaskRoom();
+  ASSERT_TRUE(svc_->PostMessage(id, P(MessageType::kHelpResponse, "b", "we are stuck")).ok());
+  ASSERT_TRUE(testing::Eventually([&] { return Metric("bzzz_hmmm_webhook_deliveries_total", "result", "delivered") == 1; },
+                                  10s));
+  EXPECT_EQ(Metric("bzzz_hmmm_webhook_deliveries_total", "result", "retried"), 1);
+  const auto requests = hook.requests();
+  const auto heads = hook.heads();
+  ASSERT_EQ(requests.size(), 2u);
+  const std::string body = requests[1].substr(std::string("POST /hooks/hmmm ").size());
+  const nlohmann::json payload = nlohmann::json::parse(body);
+  EXPECT_EQ(payload["event"], "hmmm.escalation");
+  EXPECT_EQ(payload["task_id"], "t-42");
+  EXPECT_EQ(payload["task_title"], "the build fails");
+  EXPECT_EQ(payload["reason"], "keyword");
+  EXPECT_EQ(payload["history"].size(), 3u);
+  EXPECT_NE(heads[1].find("X-Bzzz-Signature: sha256=" + security::HmacSha256Hex("webhook-secret", body)),
+            std::string::npos)
+      << heads[1];
+  EXPECT_NE(heads[1].find("X-Bzzz-Event: hmmm.escalation"), std::string::npos);
+  Restart();
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(hook.requests().size(), 2u) << "delivered once, and the room remembers it";
 }
 
 }  // namespace

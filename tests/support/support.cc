@@ -192,6 +192,11 @@ std::vector<std::string> MiniServer::requests() {
   return requests_;
 }
 
+std::vector<std::string> MiniServer::heads() {
+  std::lock_guard l(mu_);
+  return heads_;
+}
+
 void MiniServer::Serve() {
   while (!stop_) {
     int c = accept(fd_, nullptr, nullptr);
@@ -220,6 +225,7 @@ void MiniServer::Serve() {
     {
       std::lock_guard l(mu_);
       requests_.push_back(method + " " + path + " " + body);
+      heads_.push_back(hdr == std::string::npos ? in : in.substr(0, hdr));
     }
     auto [status, out] = handler_(method, path, body);
     std::string res;

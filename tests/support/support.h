@@ -82,6 +82,8 @@ class MiniServer {
   std::uint16_t port() const { return port_; }
   // "METHOD path body" of every request so far.
   std::vector<std::string> requests();
+  // The head (request line and header lines, as received) of every request so far.
+  std::vector<std::string> heads();
 
  private:
   void Serve();
@@ -92,6 +94,7 @@ class MiniServer {
   std::thread thread_;
   std::mutex mu_;
   std::vector<std::string> requests_;
+  std::vector<std::string> heads_;
 };
 
 // Polls `predicate` every 20 ms until it is true or `timeout` passes.
