@@ -163,7 +163,7 @@ void Room::Escalate(std::string reason, std::string detail, std::int64_t now_ms,
   if (proposal_) proposal_.reset();
   out.push_back(Append("escalation-" + std::to_string(meta_.last_seq + 1), MessageType::kEscalation,
                        std::string(kRoomAgent), meta_.owner_node, "",
-                       json{{"reason", reason}, {"detail", detail}}.dump(), 0, now_ms));
+                       DumpJson(json{{"reason", reason}, {"detail", detail}}), 0, now_ms));
 }
 
 Outcome Room::Accept(Post post, std::int64_t now_ms) {
@@ -287,12 +287,11 @@ std::vector<MessageRow> Room::Advance(std::int64_t now_ms) {
       MessageRow d = Append("decision-" + p.id, MessageType::kDecision, std::string(kRoomAgent), meta_.owner_node,
                             p.id, "", 0, p.closes_ms);
       // The plan itself is in the proposal; the decision says why it stands.
-      d.body = json{{"rule", "quorum"},
-                    {"proposal", p.id},
-                    {"agreed", agreed},
-                    {"participants", participants_.size()},
-                    {"required", required}}
-                   .dump();
+      d.body = DumpJson(json{{"rule", "quorum"},
+                             {"proposal", p.id},
+                             {"agreed", agreed},
+                             {"participants", participants_.size()},
+                             {"required", required}});
       decision_id_ = d.id;
       state_ = RoomState::kDecided;
       closed_ms_ = p.closes_ms;
@@ -367,7 +366,7 @@ Result<std::vector<MessageRow>> Room::Resolve(std::string_view kind, std::string
   json body = {{"resolution", kind}, {"text", text}, {"by", by}};
   if (!input.empty()) body["input"] = ParseJson(input);
   MessageRow d = Append("resolution-" + std::to_string(meta_.last_seq + 1), MessageType::kDecision,
-                        "operator:" + std::string(by), meta_.owner_node, "", body.dump(), 0, now_ms);
+                        "operator:" + std::string(by), meta_.owner_node, "", DumpJson(body), 0, now_ms);
   decision_id_ = d.id;
   state_ = RoomState::kResolved;
   closed_ms_ = now_ms;
@@ -399,7 +398,7 @@ RoomRow Room::Row() const {
                        {"agreed", proposal_->agreed},
                        {"objected", proposal_->objected}};
   }
-  r.doc = doc.dump();
+  r.doc = DumpJson(doc);
   return r;
 }
 

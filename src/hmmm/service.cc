@@ -291,7 +291,7 @@ struct HmmmService::Impl {
     post.hop_count += 1;
     if (post.id.empty()) post.id = "fwd-" + RandomHex(8);  // so that a resend is suppressed as a duplicate
     json body = {{"room", room_id}, {"post", PostJson(post)}};
-    if (Status s = o.p2p->SendDirect(row->owner_node, "hmmm.post", body.dump()); !s.ok()) return s;
+    if (Status s = o.p2p->SendDirect(row->owner_node, "hmmm.post", DumpJson(body)); !s.ok()) return s;
     PostResult r;
     r.forwarded = true;
     r.owner = row->owner_node;
@@ -399,7 +399,7 @@ struct HmmmService::Impl {
         const json body = ParseJson(last->front().body);
         if (!body.is_object() || !body.contains("resolution")) continue;
         const std::string kind = body.value("resolution", "");
-        const std::string input = kind == "retry" && body.contains("input") ? body["input"].dump() : "";
+        const std::string input = kind == "retry" && body.contains("input") ? DumpJson(body["input"]) : "";
         const std::string note = "room " + id + " resolved by " + body.value("by", "") + " (" + kind + ")";
         // A task that resumed already is not escalated any more: nothing to do.
         if (Status s = o.resume_task(row.task_id, note, input, /*dry_run=*/false); !s.ok()) {
@@ -793,12 +793,11 @@ std::string HmmmService::StatusJson(std::string_view section) const {
   for (const auto& [id, r] : n.rooms) {
     if (r.state() == RoomState::kEscalated) escalated.push_back({{"id", id}, {"reason", r.escalation_reason()}});
   }
-  return json{{"enabled", n.o.config.hmmm.enabled},
-              {"rooms", by_state},
-              {"archived_since_start", n.archived},
-              {"escalated", escalated},
-              {"watchers", n.watchers.size()}}
-      .dump();
+  return DumpJson(json{{"enabled", n.o.config.hmmm.enabled},
+                       {"rooms", by_state},
+                       {"archived_since_start", n.archived},
+                       {"escalated", escalated},
+                       {"watchers", n.watchers.size()}});
 }
 
 std::vector<ops::ShutdownStep> HmmmService::ShutdownSteps(const config::Config&) {
@@ -932,7 +931,7 @@ Status HmmmService::RegisterRoutes(http::Router& router) {
                        }
                        if (!j.contains("kind") || !j["kind"].is_string()) return BadRequest("kind is required", req.request_id);
                        if (j.contains("text") && !j["text"].is_string()) return BadRequest("text must be a string", req.request_id);
-                       const std::string input = j.contains("input") ? j["input"].dump() : "";
+                       const std::string input = j.contains("input") ? DumpJson(j["input"]) : "";
                        auto v = self->Resolve(std::string(req.Param("id")), j["kind"], j.value("text", ""), input,
                                               req.identity.principal);
                        if (!v.ok()) return http::ErrorFromStatus(v.status(), req.request_id);
