@@ -683,7 +683,7 @@ std::vector<KeyDef> BuildKeys() {
       Key("tasks.retry_backoff_max", BZZZ_FIELD(tasks.retry_backoff_max), "Longest retry delay.").Positive(),
 
       // hmmm
-      Key("hmmm.enabled", BZZZ_FIELD(hmmm.enabled), "Open a meta-discussion room per task."),
+      Key("hmmm.enabled", BZZZ_FIELD(hmmm.enabled), "Run HMMM: rooms, their API and their topics (docs/hmmm.md)."),
       Key("hmmm.objection_window", BZZZ_FIELD(hmmm.objection_window),
           "Time others have to object to a plan proposal.")
           .Min(0),

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "e2e/cluster.h"
+#include "security/authenticator.h"
 #include "support/services.h"
 
 namespace bzzz::e2e {
@@ -29,11 +30,14 @@ struct Reply {
   json body;
 };
 
+const std::string kUserToken = "user-token-e2e-hmmm-0000000000001";        // role user: hmmm:read
+const std::string kAgentToken = "agent-token-e2e-hmmm-000000000002";      // role suggestion: hmmm:read, hmmm:write
+
 Reply Call(const Cluster& c, int node, const char* method, const std::string& path, const json& body = nullptr,
-           std::chrono::milliseconds timeout = 10s) {
+           std::chrono::milliseconds timeout = 10s, const std::string& token = kAdminToken) {
   cli::ClientOptions o;
   o.url = c.Url(node);
-  o.token = kAdminToken;
+  o.token = token;
   o.timeout = timeout;
   auto r = cli::Call(o, method, path, body.is_null() ? "" : body.dump());
   if (!r.ok()) return {};
@@ -52,7 +56,12 @@ TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveARestart) {
     return std::make_pair(200, std::string("{}"));
   });
   Cluster c;
-  c.node_args = {"--set", "security.rate_limit.enabled=false",
+  const std::string config = c.dir.Write(
+      "bzzz.yaml", "security:\n  api_tokens:\n    - name: reader\n      token_hash: \"" +
+                       security::HashToken(kUserToken) + "\"\n      roles: [user]\n    - name: agent\n      token_hash: \"" +
+                       security::HashToken(kAgentToken) + "\"\n      roles: [suggestion]\n");
+  c.node_args = {"--config", config,
+                 "--set", "security.rate_limit.enabled=false",
                  "--set", "tasks.retry_backoff_base=2s",
                  "--set", "tasks.retry_backoff_max=2s",
                  "--set", "hmmm.escalation_webhook=" + hook.url() + "/escalations",
@@ -89,6 +98,23 @@ TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveARestart) {
   ASSERT_EQ(seen.status, 200) << seen.body.dump();
   EXPECT_EQ(seen.body["owner"], ids[0]);
   EXPECT_EQ(seen.body["owned"], false);
+  // Who may do what: a reader reads and posts nothing; an agent's token
+  // posts but does not resolve.
+  EXPECT_EQ(Call(c, 0, "GET", "/api/v1/hmmm/rooms/" + free_room, nullptr, 10s, kUserToken).status, 200);
+  EXPECT_EQ(Call(c, 0, "POST", "/api/v1/hmmm/rooms/" + free_room + "/messages",
+                 {{"type", "help_response"}, {"agent", "reader"}}, 10s, kUserToken).status, 403);
+  EXPECT_EQ(Call(c, 0, "POST", "/api/v1/hmmm/rooms/" + free_room + "/resolve", {{"kind", "answer"}}, 10s, kAgentToken).status,
+            403);
+  EXPECT_EQ(Call(c, 0, "POST", "/api/v1/hmmm/rooms/" + free_room + "/messages",
+                 {{"type", "help_response"}, {"agent", "agent-1"}, {"body", "vendoring works here"}}, 10s, kAgentToken).status,
+            201);
+  // Bad bodies change nothing.
+  for (const json& bad : {json{{"type", "help_response"}}, json{{"type", "nope"}, {"agent", "a"}},
+                          json{{"type", "help_response"}, {"agent", "a"}, {"extra", 1}},
+                          json{{"type", "help_response"}, {"agent", "a"}, {"hop_count", 999}}}) {
+    EXPECT_EQ(Call(c, 0, "POST", "/api/v1/hmmm/rooms/" + free_room + "/messages", bad).status, 400) << bad.dump();
+  }
+
   const Reply fwd = Call(c, 1, "POST", "/api/v1/hmmm/rooms/" + free_room + "/messages",
                          {{"type", "plan_proposed"}, {"agent", "planner"}, {"id", "plan-1"}, {"body", "vendor the header"}});
   ASSERT_EQ(fwd.status, 202) << fwd.body.dump();
@@ -119,7 +145,7 @@ TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveARestart) {
   ASSERT_GE(polled.body["messages"].size(), 1u);
   EXPECT_EQ(polled.body["messages"][0]["type"], "agreement");
 
-  // The window closes: decided (2 of 2 participants agree).
+  // The window closes: decided (the proposer and the asker agree, 2 of 3).
   ASSERT_TRUE(Eventually([&] { return Call(c, 1, "GET", "/api/v1/hmmm/rooms/" + free_room).body.value("state", "") == "decided"; }, 10s));
   const Reply decided = Call(c, 0, "GET", "/api/v1/hmmm/rooms/" + free_room);
   EXPECT_EQ(decided.body["messages"].back()["type"], "decision");
