@@ -55,18 +55,11 @@ TEST(CacheEndToEnd, NodesShareFinishedTasksThroughRedisAndLosingRedisFailsNoRequ
   Cluster c;
   c.node_args = {"--set", "security.rate_limit.enabled=false",
                  "--set", "operations.health_check_interval=300ms",
-                 "--set", "storage.backend=postgres",
-                 "--set", "storage.postgres.host=127.0.0.1",
-                 "--set", "storage.postgres.port=" + std::to_string(pg.port()),
-                 "--set", std::string("storage.postgres.database=") + kDatabase,
-                 "--set", "storage.postgres.user=postgres",
-                 "--set", "storage.postgres.sslmode=disable",
-                 "--set", "storage.pool.min_connections=1",
-                 "--set", "storage.pool.max_connections=4",
                  "--set", "cache.layers=memory,redis",
                  "--set", "cache.redis.host=127.0.0.1",
                  "--set", "cache.redis.port=" + std::to_string(redis.port()),
                  "--set", "cache.redis.reconnect_interval=300ms"};
+  for (const auto& a : pg.NodeArgs(kDatabase)) c.node_args.push_back(a);
   c.StartBootstrap();
   for (int i = 0; i < 2; ++i) c.StartNode(i);
   for (int i = 0; i < 2; ++i) {

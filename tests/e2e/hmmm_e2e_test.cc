@@ -66,16 +66,9 @@ TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveARestart) {
                  "--set", "tasks.retry_backoff_max=2s",
                  "--set", "hmmm.escalation_webhook=" + hook.url() + "/escalations",
                  "--set", "hmmm.escalation_webhook_secret=e2e-secret",
-                 "--set", "storage.backend=postgres",
-                 "--set", "storage.postgres.host=127.0.0.1",
-                 "--set", "storage.postgres.port=" + std::to_string(pg.port()),
-                 "--set", "storage.postgres.database=bzzz_hmmm",
-                 "--set", "storage.postgres.user=postgres",
-                 "--set", "storage.postgres.sslmode=disable",
-                 "--set", "storage.pool.min_connections=1",
-                 "--set", "storage.pool.max_connections=4",
                  "--set", "hmmm.objection_window=1s",
                  "--set", "hmmm.escalation_keywords=stuck,manual intervention"};
+  for (const auto& a : pg.NodeArgs("bzzz_hmmm")) c.node_args.push_back(a);
   c.StartBootstrap();
   for (int i = 0; i < 2; ++i) c.StartNode(i);
   std::vector<std::string> ids(2);

@@ -46,12 +46,9 @@ std::string StateOf(Cluster& c, const std::string& id) {
 }
 
 std::vector<std::string> Settings(const PostgresServer& pg, const std::string& database) {
-  return {"--set", "storage.backend=postgres",       "--set", "storage.postgres.host=127.0.0.1",
-          "--set", "storage.postgres.port=" + std::to_string(pg.port()),
-          "--set", "storage.postgres.database=" + database,
-          "--set", "storage.postgres.user=postgres", "--set", "storage.postgres.sslmode=disable",
-          "--set", "storage.pool.min_connections=1", "--set", "storage.pool.max_connections=6",
-          "--set", "operations.health_check_interval=300ms"};
+  std::vector<std::string> args = pg.NodeArgs(database, 1, 6);
+  args.insert(args.end(), {"--set", "operations.health_check_interval=300ms"});
+  return args;
 }
 
 std::vector<std::string> With(std::vector<std::string> head, const std::vector<std::string>& tail) {

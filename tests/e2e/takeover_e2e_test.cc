@@ -87,15 +87,8 @@ TEST(TakeoverEndToEnd, SurvivorsTakeOverTheTasksOfAKilledAndOfAFrozenNodeAndNoTa
                  "--set", "tasks.owner_lease=1s",
                  "--set", "tasks.retry_backoff_base=50ms",
                  "--set", "tasks.retry_backoff_max=500ms",
-                 "--set", "security.rate_limit.enabled=false",
-                 "--set", "storage.backend=postgres",
-                 "--set", "storage.postgres.host=127.0.0.1",
-                 "--set", "storage.postgres.port=" + std::to_string(pg.port()),
-                 "--set", std::string("storage.postgres.database=") + kDatabase,
-                 "--set", "storage.postgres.user=postgres",
-                 "--set", "storage.postgres.sslmode=disable",
-                 "--set", "storage.pool.min_connections=1",
-                 "--set", "storage.pool.max_connections=4"};
+                 "--set", "security.rate_limit.enabled=false"};
+  for (const auto& a : pg.NodeArgs(kDatabase)) c.node_args.push_back(a);
   c.StartBootstrap();
   for (int i = 0; i < 3; ++i) c.StartNode(i);  // they migrate the empty database at once
   std::vector<std::string> ids(3);

@@ -129,6 +129,18 @@ PostgresServer::~PostgresServer() {
   }
 }
 
+std::vector<std::string> PostgresServer::NodeArgs(const std::string& database, int min_connections,
+                                                  int max_connections) const {
+  return {"--set", "storage.backend=postgres",
+          "--set", "storage.postgres.host=127.0.0.1",
+          "--set", "storage.postgres.port=" + std::to_string(port_),
+          "--set", "storage.postgres.database=" + database,
+          "--set", "storage.postgres.user=postgres",
+          "--set", "storage.postgres.sslmode=disable",
+          "--set", "storage.pool.min_connections=" + std::to_string(min_connections),
+          "--set", "storage.pool.max_connections=" + std::to_string(max_connections)};
+}
+
 std::string PostgresServer::Sql(const std::string& sql, const std::string& database, bool* ok) const {
   const std::string command = BinDir() + "/psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p " +
                               std::to_string(port_) + " -U postgres -d " + Quote(database) + " -c " + Quote(sql) +

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace bzzz::testing {
 
@@ -43,6 +44,10 @@ class PostgresServer {
   std::string Sql(const std::string& sql, const std::string& database = "postgres", bool* ok = nullptr) const;
   // A fresh, empty database; "" on failure.
   std::string CreateDatabase(const std::string& name) const;
+  // The flags that put a node's store in `database` on this server, with
+  // a pool of min..max connections.
+  std::vector<std::string> NodeArgs(const std::string& database, int min_connections = 1,
+                                    int max_connections = 4) const;
   // The directory of the PostgreSQL programs (initdb, pg_ctl, psql).
   static std::string BinDir();
 
