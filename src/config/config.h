@@ -142,6 +142,11 @@ struct LlmConfig {
   std::string api_key;                      // Bearer token for OpenAI-compatible servers
   int max_iterations = 8;                   // reasoning loop bound
   Millis request_timeout{60000};
+  // When a task is stuck it asks the other agents for help (HMMM, docs/hmmm.md):
+  int stuck_iterations = 4;                 // this many iterations in a row without progress
+  int stuck_repeats = 3;                    // or the same command failing this many times
+  int max_help_requests = 2;                // per attempt
+  Millis help_wait{30000};                  // how long one request waits for answers
 };
 
 struct AgentsConfig {
@@ -180,6 +185,8 @@ struct HmmmConfig {
   std::vector<std::string> escalation_keywords;
   std::string escalation_webhook;
   std::string escalation_webhook_secret;    // secret: HMAC-SHA256 key of the webhook signature
+  int help_answers = 3;                     // a help request stops waiting at this many answers
+  bool answer_help = true;                  // this node's model answers other nodes' help requests
 };
 
 struct SlurpConfig {

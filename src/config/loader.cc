@@ -657,6 +657,19 @@ std::vector<KeyDef> BuildKeys() {
           .Range(1, 1000),
       Key("agents.llm.request_timeout", BZZZ_FIELD(agents.llm.request_timeout), "Time limit of one LLM request.")
           .Positive(),
+      Key("agents.llm.stuck_iterations", BZZZ_FIELD(agents.llm.stuck_iterations),
+          "Iterations in a row without progress (no command that succeeded with output not seen before) after "
+          "which an llm task is stuck and asks other agents for help.")
+          .Range(1, 1000),
+      Key("agents.llm.stuck_repeats", BZZZ_FIELD(agents.llm.stuck_repeats),
+          "Times the same command may fail before an llm task is stuck and asks other agents for help.")
+          .Range(1, 1000),
+      Key("agents.llm.max_help_requests", BZZZ_FIELD(agents.llm.max_help_requests),
+          "Most help requests one attempt of an llm task makes; 0: it never asks.")
+          .Range(0, 100),
+      Key("agents.llm.help_wait", BZZZ_FIELD(agents.llm.help_wait),
+          "Longest time one help request waits for answers (never beyond the attempt's deadline).")
+          .Positive(),
 
       // tasks
       Key("tasks.strategy", BZZZ_FIELD(tasks.strategy), "How the nO loop picks the agent for a task.")
@@ -717,6 +730,12 @@ std::vector<KeyDef> BuildKeys() {
       Key("hmmm.escalation_webhook", BZZZ_FIELD(hmmm.escalation_webhook),
           "URL that escalations are POSTed to; empty disables the webhook.")
           .Check(CheckOptionalUrl),
+      Key("hmmm.help_answers", BZZZ_FIELD(hmmm.help_answers),
+          "Answers after which a help request stops waiting (it also stops 5 s after the first answer).")
+          .Range(1, 1000),
+      Key("hmmm.answer_help", BZZZ_FIELD(hmmm.answer_help),
+          "Answer other nodes' help requests with this node's model (agents.llm), when this node has every "
+          "capability the task needs."),
       Key("hmmm.escalation_webhook_secret", BZZZ_FIELD(hmmm.escalation_webhook_secret),
           "Key of the HMAC-SHA256 signature sent with each escalation (X-Bzzz-Signature).")
           .Secret(),

@@ -18,10 +18,25 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 
 namespace bzzz::executors {
+
+// A stuck task asking other agents for help (HMMM rooms, docs/hmmm.md).
+struct HelpRequest {
+  std::string reason;    // why the task is stuck, one line
+  std::string question;  // the task, what was tried and what went wrong
+  std::chrono::steady_clock::time_point until;  // stop waiting for answers
+  const std::atomic<bool>* cancel = nullptr;
+};
+struct HelpAnswer {
+  std::string agent;
+  std::string node;  // the node that answered, as its signature says
+  std::string body;
+};
+using AskHelp = std::function<Result<std::vector<HelpAnswer>>(const HelpRequest&)>;
 
 struct ExecContext {
   std::string task_id;
@@ -30,6 +45,9 @@ struct ExecContext {
   std::chrono::steady_clock::time_point deadline;
   const std::atomic<bool>* cancel = nullptr;
   std::function<void(std::string_view)> progress;  // optional: a line for the task's events
+  // Optional: asks other agents for help and waits for their answers (the
+  // llm loop, when it is stuck). Null when no one can be asked.
+  AskHelp ask_help;
 };
 
 struct ExecResult {

@@ -1,7 +1,9 @@
 // The executors a node offers, built from its configuration.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "config/config.h"
@@ -29,5 +31,28 @@ std::unique_ptr<Executor> MakeLlmExecutor(config::LlmConfig llm, std::shared_ptr
 // and whether the reply ends the task (it contains TASK_COMPLETE).
 std::string ExtractCommand(const std::string& reply);
 bool IsComplete(const std::string& reply, std::string* answer);
+// Whether the model says it is stuck (NEED_HELP); `question` gets what it
+// asks (the text after the marker, else before it).
+bool AsksForHelp(const std::string& reply, std::string* question);
+
+// When the reasoning loop is stuck: `repeated_failures` failures of the same
+// command, or `no_progress_iterations` iterations in a row without progress
+// (progress: a command that succeeded with output not seen before from it).
+class StuckDetector {
+ public:
+  StuckDetector(int no_progress_iterations, int repeated_failures);
+  // One iteration: its command ("" when the reply held none), exit code and
+  // output. Returns why the loop is stuck, or "" when it is not.
+  std::string Observe(const std::string& command, int exit_code, const std::string& output);
+  // After help was asked for: the counts start again.
+  void Reset();
+
+ private:
+  int max_without_progress_;
+  int max_failures_;
+  int without_progress_ = 0;
+  std::map<std::string, int> failures_;  // command -> failures since the last reset
+  std::set<std::size_t> seen_;           // successful (command, output) pairs
+};
 
 }  // namespace bzzz::executors

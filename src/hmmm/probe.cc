@@ -23,6 +23,8 @@ struct HmmmProbe::State {
   std::map<std::string, prometheus::Counter*> decisions;
   prometheus::Histogram* time_to_decision = nullptr;
   std::map<std::string, prometheus::Counter*, std::less<>> webhook;
+  std::map<std::string, prometheus::Counter*, std::less<>> help_asked;
+  std::map<std::string, prometheus::Counter*, std::less<>> help_seen;
 };
 
 HmmmProbe::HmmmProbe(prometheus::Registry* registry) : state_(std::make_unique<State>()) {
@@ -64,6 +66,16 @@ HmmmProbe::HmmmProbe(prometheus::Registry* registry) : state_(std::make_unique<S
                       .Help("Escalation webhook calls: delivered, retried (failed, another follows), failed (given up)")
                       .Register(*registry);
   for (const char* result : {"delivered", "retried", "failed"}) s.webhook[result] = &webhook.Add({{"result", result}});
+  auto& asked = prometheus::BuildCounter()
+                    .Name("bzzz_hmmm_help_requests_total")
+                    .Help("Help requests of this node's stuck tasks: answered, unanswered, failed")
+                    .Register(*registry);
+  for (const char* result : {"answered", "unanswered", "failed"}) s.help_asked[result] = &asked.Add({{"result", result}});
+  auto& seen = prometheus::BuildCounter()
+                   .Name("bzzz_hmmm_help_answers_total")
+                   .Help("Other nodes' help requests seen by this node's helper: answered, skipped, busy, failed")
+                   .Register(*registry);
+  for (const char* result : {"answered", "skipped", "busy", "failed"}) s.help_seen[result] = &seen.Add({{"result", result}});
   s.time_to_decision = &prometheus::BuildHistogram()
                             .Name("bzzz_hmmm_time_to_decision_seconds")
                             .Help("Time from a room's opening to its decision")
@@ -105,6 +117,14 @@ void HmmmProbe::Refused(Refusal refusal) {
 
 void HmmmProbe::Webhook(std::string_view result) {
   if (auto it = state_->webhook.find(result); it != state_->webhook.end()) it->second->Increment();
+}
+
+void HmmmProbe::HelpAsked(std::string_view result) {
+  if (auto it = state_->help_asked.find(result); it != state_->help_asked.end()) it->second->Increment();
+}
+
+void HmmmProbe::HelpSeen(std::string_view result) {
+  if (auto it = state_->help_seen.find(result); it != state_->help_seen.end()) it->second->Increment();
 }
 
 void HmmmProbe::Decided(double seconds) {

@@ -36,6 +36,13 @@ class HmmmProbe {
   void Decided(double seconds_since_open);
   // result: "delivered", "retried" (an attempt failed, another follows), "failed" (given up).
   void Webhook(std::string_view result);
+  // A help request this node's task made: "answered" (at least one
+  // answer), "unanswered", "failed" (the room could not take it).
+  void HelpAsked(std::string_view result);
+  // Another node's help request as this node's helper saw it: "answered",
+  // "skipped" (capabilities, expired, seen before), "busy" (queue full),
+  // "failed" (the model or the post failed).
+  void HelpSeen(std::string_view result);
 
  private:
   struct State;

@@ -5,6 +5,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -28,6 +29,20 @@ using nlohmann::json;
 
 constexpr SubsystemLog kLog{"hmmm"};
 constexpr std::size_t kMaxPage = 1000;
+constexpr std::string_view kHelpType = "hmmm.help";        // a help request announced on the meta topic
+constexpr std::string_view kHelperAgent = "llm-helper";    // the agent name of this node's helper
+constexpr std::size_t kMaxHelperQueue = 4;                 // help requests waiting for this node's model
+constexpr std::size_t kHelpSeenMemory = 4096;              // requests remembered against duplicates
+constexpr auto kAfterFirstAnswer = std::chrono::seconds(5);  // a request waits this much longer for more
+
+// `s` cut to at most `max` bytes, never inside a UTF-8 sequence.
+std::string CutUtf8(std::string s, std::size_t max) {
+  if (s.size() <= max) return s;
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  s.resize(n);
+  return s;
+}
 
 http::Response JsonOk(int status, const json& body) { return http::Response::Json(status, DumpJson(body)); }
 http::Response BadRequest(const std::string& message, const std::string& request_id) {
@@ -159,6 +174,13 @@ struct HmmmService::Impl {
   std::deque<std::string> webhook_queue;
   std::condition_variable webhook_cv;
   std::thread webhook_thread;
+  // Help: askers wait on replies_cv (notified whenever a room takes
+  // messages); other nodes' requests wait in `helper` for this node's model.
+  std::condition_variable replies_cv;
+  std::unique_ptr<SerialQueue> helper;
+  std::size_t helper_pending = 0;     // under mu
+  std::set<std::string> help_seen;    // under mu: "<from>/<room>/<request>"
+  std::deque<std::string> help_seen_order;
 
   explicit Impl(Options opts) : o(std::move(opts)), rules(Rules::From(o.config.hmmm)), probe(o.metrics) {}
 
@@ -223,6 +245,7 @@ struct HmmmService::Impl {
   }
 
   void Wake(const std::string& room_id) {
+    replies_cv.notify_all();
     std::vector<Watcher> ready;
     {
       std::lock_guard lock(mu);
@@ -288,13 +311,18 @@ struct HmmmService::Impl {
       return InvalidArgument("hop count " + std::to_string(post.hop_count + 1) + " is over the limit of " +
                              std::to_string(rules.hop_limit));
     }
+    return SendPost(row->owner_node, room_id, std::move(post));
+  }
+
+  // Sends `post` to room `room_id` of node `owner` (hop count + 1).
+  Result<PostResult> SendPost(const std::string& owner, const std::string& room_id, hmmm::Post post) {
     post.hop_count += 1;
     if (post.id.empty()) post.id = "fwd-" + RandomHex(8);  // so that a resend is suppressed as a duplicate
     json body = {{"room", room_id}, {"post", PostJson(post)}};
-    if (Status s = o.p2p->SendDirect(row->owner_node, "hmmm.post", DumpJson(body)); !s.ok()) return s;
+    if (Status s = o.p2p->SendDirect(owner, "hmmm.post", DumpJson(body)); !s.ok()) return s;
     PostResult r;
     r.forwarded = true;
-    r.owner = row->owner_node;
+    r.owner = owner;
     r.message.room_id = room_id;
     r.message.id = post.id;
     r.message.type = std::string(MessageTypeName(post.type));
@@ -407,6 +435,104 @@ struct HmmmService::Impl {
         }
       }
     }
+  }
+
+  // Another node's help request (hmmm.help on the meta topic), on the P2P
+  // dispatcher thread: checked, remembered, queued for this node's model.
+  void OnHelpRequest(const p2p::Message& m) {
+    if (m.envelope.type != kHelpType) return;
+    const json j = ParseJson(m.envelope.data);
+    const auto text = [&](const char* key) {
+      return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+    };
+    const std::string room = text("room"), request = text("request"), question = text("question");
+    bool valid = ValidateId(room).empty() && ValidateId(request).empty() && !question.empty() &&
+                 question.size() <= rules.max_message_bytes && j.contains("expires_ms") &&
+                 j["expires_ms"].is_number_integer();
+    std::vector<std::string> needs;
+    if (valid && j.contains("capabilities")) {
+      valid = j["capabilities"].is_array() && j["capabilities"].size() <= 64;
+      for (const auto& c : valid ? j["capabilities"] : json::array()) {
+        if (!c.is_string()) valid = false;
+        else needs.push_back(c.get<std::string>());
+      }
+    }
+    if (!valid) {
+      probe.HelpSeen("skipped");
+      kLog.debug("hmmm: a help request from {} is malformed", m.envelope.from);
+      return;
+    }
+    const std::int64_t expires = j["expires_ms"].get<std::int64_t>();
+    const bool able = std::all_of(needs.begin(), needs.end(), [&](const std::string& c) {
+      return std::find(o.capabilities.begin(), o.capabilities.end(), c) != o.capabilities.end();
+    });
+    if (!able || expires <= Now()) {
+      probe.HelpSeen("skipped");
+      return;
+    }
+    // The room's owner is the request's verified sender, never what it says.
+    const std::string owner = m.envelope.from;
+    {
+      std::lock_guard lock(mu);
+      if (stopping) return;
+      const std::string key = owner + "/" + room + "/" + request;
+      if (!help_seen.insert(key).second) {
+        probe.HelpSeen("skipped");
+        return;
+      }
+      help_seen_order.push_back(key);
+      if (help_seen_order.size() > kHelpSeenMemory) {
+        help_seen.erase(help_seen_order.front());
+        help_seen_order.pop_front();
+      }
+      if (helper_pending >= kMaxHelperQueue) {
+        probe.HelpSeen("busy");
+        kLog.info("hmmm: help request {} of room {} from {} dropped: {} already wait for the model", request, room,
+                  owner, helper_pending);
+        return;
+      }
+      ++helper_pending;
+    }
+    helper->Post([this, owner, room, request, question, expires] { Help(owner, room, request, question, expires); });
+  }
+
+  // This node's model answers a help request; the answer goes to the room's
+  // owner as a help_response.
+  void Help(const std::string& owner, const std::string& room, const std::string& request, const std::string& question,
+            std::int64_t expires_ms) {
+    struct Done {
+      Impl* n;
+      ~Done() {
+        std::lock_guard lock(n->mu);
+        --n->helper_pending;
+      }
+    } done{this};
+    {
+      std::lock_guard lock(mu);
+      if (stopping) return;
+    }
+    const std::int64_t left = expires_ms - Now();
+    if (left <= 0) {
+      probe.HelpSeen("skipped");
+      return;
+    }
+    auto answer = o.answer_help(question, std::chrono::steady_clock::now() + std::chrono::milliseconds(left));
+    if (!answer.ok() || answer->empty()) {
+      probe.HelpSeen("failed");
+      kLog.warn("hmmm: answering help request {} of room {}: {}", request, room,
+                answer.ok() ? "the model said nothing" : answer.status().message());
+      return;
+    }
+    hmmm::Post post;
+    post.id = CutUtf8("re-" + o.node_id.substr(0, 16) + "-" + request, 64);
+    post.type = MessageType::kHelpResponse;
+    post.agent = std::string(kHelperAgent);
+    post.node = o.node_id;
+    post.in_reply_to = request;
+    post.body = CutUtf8(security::Redact(*answer, security::RedactionSite::kDiscussion), rules.max_message_bytes);
+    auto sent = SendPost(owner, room, std::move(post));
+    probe.HelpSeen(sent.ok() ? "answered" : "failed");
+    if (!sent.ok()) kLog.warn("hmmm: sending the answer to help request {} to {}: {}", request, owner, sent.status().message());
   }
 
   void WebhookLoop() {
@@ -623,6 +749,14 @@ Result<std::shared_ptr<HmmmService>> HmmmService::Start(Options options) {
       });
     });
   }
+  if (n.o.p2p != nullptr && n.o.answer_help && n.o.config.hmmm.answer_help) {
+    n.helper = std::make_unique<SerialQueue>();
+    std::weak_ptr<Impl> weak = svc->impl_;
+    Status s = n.o.p2p->Subscribe(p2p::kMetaDiscussionTopic, "hmmm-help", [weak](const p2p::Message& m) {
+      if (auto impl = weak.lock()) impl->OnHelpRequest(m);
+    });
+    if (!s.ok()) return s;
+  }
   n.Reconcile();
   if (n.WebhookConfigured()) {
     for (const auto& [id, room] : n.rooms) {
@@ -645,6 +779,11 @@ void HmmmService::Stop() {
   }
   impl_->cv.notify_all();
   impl_->webhook_cv.notify_all();
+  impl_->replies_cv.notify_all();
+  if (impl_->helper) {
+    impl_->o.p2p->Unsubscribe(p2p::kMetaDiscussionTopic, "hmmm-help");
+    impl_->helper->Stop();  // what waits is skipped; a model call under way finishes
+  }
   if (impl_->ticker.joinable()) impl_->ticker.join();
   if (impl_->webhook_thread.joinable()) impl_->webhook_thread.join();
   if (impl_->inbox) impl_->inbox->Stop();
@@ -652,6 +791,94 @@ void HmmmService::Stop() {
 }
 
 void HmmmService::Tick() { impl_->TickOnce(); }
+
+Result<std::vector<MessageRow>> HmmmService::AskForHelp(HelpQuery q) {
+  Impl& n = *impl_;
+  CheckMayBlock("hmmm: asking for help");
+  if (auto why = ValidateId(q.task_id); !why.empty()) return InvalidArgument("task_id: " + why);
+  Post post;
+  post.id = "help-" + RandomHex(8);
+  post.type = MessageType::kHelpRequest;
+  post.agent = q.agent.empty() ? "agent" : q.agent;
+  post.node = n.o.node_id;
+  post.body = CutUtf8(security::Redact(q.question, security::RedactionSite::kDiscussion), n.rules.max_message_bytes);
+  const auto failed = [&n](Status s) {
+    n.probe.HelpAsked("failed");
+    return s;
+  };
+  // Into the task's room: opened by this request, or already open here.
+  std::int64_t request_seq = 0;
+  bool open_here;
+  {
+    std::lock_guard lock(n.mu);
+    open_here = n.rooms.count(q.task_id) > 0;
+  }
+  if (!open_here) {
+    OpenRequest req;
+    req.task_id = q.task_id;
+    req.project = q.project;
+    req.title = q.title.empty() ? "help for task " + q.task_id : q.title;
+    req.seed = post;
+    auto opened = Open(std::move(req));
+    if (opened.ok()) {
+      for (const auto& m : opened->messages) {
+        if (m.id == post.id) request_seq = m.seq;
+      }
+    } else if (opened.status().code() != StatusCode::kConflict) {
+      return failed(opened.status());
+    } else {
+      std::lock_guard lock(n.mu);
+      if (!n.rooms.count(q.task_id)) {
+        return failed(FailedPrecondition("the room of task " + q.task_id + " is closed: " + opened.status().message()));
+      }
+      open_here = true;  // opened meanwhile by another call
+    }
+  }
+  if (open_here) {
+    auto posted = n.Accept(q.task_id, post);
+    if (!posted.ok()) return failed(posted.status());
+    if (posted->forwarded) return failed(FailedPrecondition("the room of task " + q.task_id + " belongs to another node"));
+    request_seq = posted->message.seq;
+  }
+  const auto now_steady = std::chrono::steady_clock::now();
+  const std::int64_t wait_ms =
+      std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(q.until - now_steady).count());
+  if (n.o.p2p != nullptr) {
+    json caps = json::array();
+    for (const auto& c : q.capabilities) caps.push_back(c);
+    const json announce = {{"room", q.task_id},         {"request", post.id},     {"task_id", q.task_id},
+                           {"project", q.project},       {"title", q.title},       {"reason", q.reason},
+                           {"question", post.body},      {"capabilities", caps},   {"expires_ms", n.Now() + wait_ms}};
+    if (Status s = n.o.p2p->Publish(p2p::kMetaDiscussionTopic, kHelpType, DumpJson(announce)); !s.ok()) {
+      kLog.warn("hmmm: announcing help request {} of task {}: {}", post.id, q.task_id, s.message());
+    }
+  }
+  kLog.info("hmmm: task {} asks for help ({}): request {}", q.task_id, q.reason, post.id);
+  // Wait for the answers.
+  std::vector<MessageRow> answers;
+  std::int64_t after = request_seq;
+  auto deadline = q.until;
+  const auto help_answers = static_cast<std::size_t>(std::max(1, n.o.config.hmmm.help_answers));
+  while (true) {
+    auto more = n.o.store->ListMessages(q.task_id, after, kMaxPage);
+    if (!more.ok()) return failed(more.status());
+    for (auto& m : *more) {
+      after = m.seq;
+      if (m.type == "help_response" && m.in_reply_to == post.id) {
+        if (answers.empty()) deadline = std::min(deadline, std::chrono::steady_clock::now() + kAfterFirstAnswer);
+        answers.push_back(std::move(m));
+      }
+    }
+    if (answers.size() >= help_answers) break;
+    if (q.cancel != nullptr && q.cancel->load()) break;
+    std::unique_lock lock(n.mu);
+    if (n.stopping || std::chrono::steady_clock::now() >= deadline) break;
+    n.replies_cv.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+  }
+  n.probe.HelpAsked(answers.empty() ? "unanswered" : "answered");
+  kLog.info("hmmm: help request {} of task {}: {} answer(s)", post.id, q.task_id, answers.size());
+  return answers;
+}
 
 Result<RoomView> HmmmService::Open(OpenRequest req) {
   Impl& n = *impl_;

@@ -27,6 +27,7 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -69,6 +70,19 @@ struct RoomView {
   std::vector<MessageRow> messages;      // seq > after, oldest first
 };
 
+// A stuck task of this node asking other agents for help.
+struct HelpQuery {
+  std::string task_id;
+  std::string project;
+  std::string title;
+  std::vector<std::string> capabilities;  // a helper's node must have every one
+  std::string agent;                      // the asking agent
+  std::string reason;                     // why the task is stuck
+  std::string question;                   // cut to hmmm.max_message_bytes
+  std::chrono::steady_clock::time_point until;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
 struct PostResult {
   bool duplicate = false;   // the id was accepted before; `message` is the original
   bool forwarded = false;   // sent to `owner`, which applies the rules (no message here)
@@ -96,6 +110,13 @@ class HmmmService : public ops::Component {
     std::function<Status(const std::string& task_id, const std::string& reason)> escalate_task;
     std::function<Status(const std::string& task_id, const std::string& note, const std::string& input, bool dry_run)>
         resume_task;
+    // Help (docs/hmmm.md "Stuck agents ask for help"): this node's
+    // capabilities (node.capabilities), and the model call that answers
+    // another node's help request (the request's text in, the answer out;
+    // null: this node does not answer).
+    std::vector<std::string> capabilities;
+    std::function<Result<std::string>(const std::string& question, std::chrono::steady_clock::time_point deadline)>
+        answer_help;
     // Escalation webhook retries: the first after webhook_retry_base,
     // doubling up to 60 s, at most webhook_attempts in all.
     std::chrono::milliseconds webhook_retry_base{1000};
@@ -122,6 +143,13 @@ class HmmmService : public ops::Component {
   // or after `wait` with none.
   void Watch(const std::string& room_id, std::int64_t after_seq, std::chrono::milliseconds wait,
              std::function<void(Result<RoomView>)> done);
+  // Posts a help_request in the task's room (opening it when the task has
+  // none; FailedPrecondition when it is closed), announces it to the other
+  // nodes on hmmm/meta-discussion/v1 (type hmmm.help), and waits for the
+  // help_response messages answering it: until hmmm.help_answers of them
+  // arrived, 5 s after the first, `until`, cancellation or Stop, whichever
+  // comes first. The answers come back in the order the room took them.
+  Result<std::vector<MessageRow>> AskForHelp(HelpQuery query);
   // What time does, now (the ticker's work).
   void Tick();
 

@@ -28,6 +28,7 @@
 #include "dht/record_store.h"
 #include "dht/services.h"
 #include "election/api.h"
+#include "executors/llm_client.h"
 #include "executors/secrets.h"
 #include "hmmm/service.h"
 #include "http/client.h"
@@ -552,10 +553,40 @@ class Node::Impl {
           if (!t) return no_tasks();
           return dry_run ? t->CheckResume(id, input) : t->Resume(id, note, input);
         };
+        // Help: this node's model answers other nodes' stuck tasks, and this
+        // node's stuck tasks ask through their rooms.
+        ho.capabilities = cfg.node.capabilities;
+        if (!cfg.agents.llm.endpoint.empty()) {
+          auto client = std::make_shared<executors::LlmClient>(cfg.agents.llm);
+          ho.answer_help = [client](const std::string& question, std::chrono::steady_clock::time_point deadline) {
+            return executors::AnswerHelpRequest(*client, question, deadline);
+          };
+        }
         auto started_hmmm = hmmm::HmmmService::Start(std::move(ho));
         if (!started_hmmm.ok()) return started_hmmm.status();
         hmmm = std::move(started_hmmm).value();
         if (auto s = ops::Attach(hmmm, cfg, sinks); !s.ok()) return s;
+        tasks->SetHelpDesk([weak = std::weak_ptr<hmmm::HmmmService>(hmmm)](
+                               const tasks::Task& task, const std::string& agent,
+                               const executors::HelpRequest& request) -> Result<std::vector<executors::HelpAnswer>> {
+          auto rooms = weak.lock();
+          if (!rooms) return Unavailable("HMMM is stopped");
+          hmmm::HelpQuery q;
+          q.task_id = task.id;
+          q.project = task.project;
+          q.title = task.name;
+          q.capabilities = task.capabilities;
+          q.agent = agent;
+          q.reason = request.reason;
+          q.question = request.question;
+          q.until = request.until;
+          q.cancel = request.cancel;
+          auto answers = rooms->AskForHelp(std::move(q));
+          if (!answers.ok()) return answers.status();
+          std::vector<executors::HelpAnswer> out;
+          for (const auto& m : *answers) out.push_back({m.agent, m.node, m.body});
+          return out;
+        });
       }
     }
     return Status::Ok();

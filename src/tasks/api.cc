@@ -148,6 +148,8 @@ class TaskServices::Impl {
   std::unique_ptr<P2pTransport> transport;
   std::unique_ptr<ClusterLink> link;
   std::unique_ptr<MasterLoop> master;
+  std::mutex help_mu;
+  HelpDesk help_desk;  // under help_mu
   // Whether bubblewrap runs here, probed at most once a minute by the check.
   std::mutex sandbox_mu;
   Status sandbox_status;
@@ -232,6 +234,20 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<TaskRe
   po.heartbeat = config.agents.heartbeat_interval;
   po.executors = s.executors.get();
   po.manager = s.manager.get();
+  po.ask_help = [weak = std::weak_ptr<Impl>(svc->impl_)](const Assignment& job, const executors::HelpRequest& request)
+      -> Result<std::vector<executors::HelpAnswer>> {
+    auto impl = weak.lock();
+    if (!impl) return Unavailable("the task services are stopped");
+    HelpDesk desk;
+    {
+      std::lock_guard lock(impl->help_mu);
+      desk = impl->help_desk;
+    }
+    if (!desk) return Unavailable("no one to ask: HMMM does not run on this node");
+    auto task = impl->manager->Get(job.task_id);
+    if (!task.ok()) return task.status();
+    return desk(*task, job.agent_id, request);
+  };
   auto pool = AgentPool::Start(std::move(po), metrics);
   if (!pool.ok()) return pool.status();
   s.pool = std::move(pool).value();
@@ -342,6 +358,11 @@ Status TaskServices::CheckOwned(const std::string& id) const {
     return FailedPrecondition("task " + id + " belongs to node " + t->owner_node + ": open its room there");
   }
   return Status::Ok();
+}
+
+void TaskServices::SetHelpDesk(HelpDesk desk) {
+  std::lock_guard lock(impl_->help_mu);
+  impl_->help_desk = std::move(desk);
 }
 
 Status TaskServices::Escalate(const std::string& id, const std::string& reason) {

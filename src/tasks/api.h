@@ -24,10 +24,12 @@
 
 #include "base/status.h"
 #include "config/config.h"
+#include "executors/executor.h"
 #include "http/router.h"
 #include "ops/component.h"
 #include "ops/health.h"
 #include "tasks/repository.h"
+#include "tasks/task.h"
 
 namespace prometheus {
 class Registry;
@@ -90,6 +92,14 @@ class TaskServices final : public ops::Component {
   Status Escalate(const std::string& id, const std::string& reason);
   Status CheckResume(const std::string& id, const std::string& input) const;
   Status Resume(const std::string& id, const std::string& note, const std::string& input);
+
+  // Where a stuck task of this node asks for help (the node wires it to
+  // HMMM): called on the agent's thread with the task, the asking agent and
+  // the request; blocks until the answers are in. Until it is set, tasks
+  // get no help.
+  using HelpDesk = std::function<Result<std::vector<executors::HelpAnswer>>(
+      const Task& task, const std::string& agent_id, const executors::HelpRequest& request)>;
+  void SetHelpDesk(HelpDesk desk);
 
   // Shutdown step "agents.drain": stop taking work; running tasks get
   // `grace`, then are handed back (durably queued again).

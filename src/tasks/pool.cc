@@ -151,6 +151,9 @@ class AgentPool::Impl {
         ctx.progress = [manager, &job](std::string_view line) {
           manager->Progress(job, security::Redact(line, security::RedactionSite::kTaskOutput));
         };
+        if (options.ask_help && job.owner.empty()) {
+          ctx.ask_help = [this, &job](const executors::HelpRequest& r) { return options.ask_help(job, r); };
+        }
         try {
           result = exec->Execute(ctx);
         } catch (const std::exception& e) {

@@ -23,6 +23,7 @@
 
 #include "base/status.h"
 #include "config/config.h"
+#include "executors/executor.h"
 #include "tasks/manager.h"
 
 namespace prometheus {
@@ -83,6 +84,10 @@ struct PoolOptions {
   // Machine load, 0..100; default: /proc/stat and /proc/meminfo.
   std::function<double()> cpu_percent;
   std::function<double()> memory_percent;
+  // Help for a stuck task of this node (HMMM): given to the executor as
+  // ExecContext::ask_help. Work lent by another node gets none (its room
+  // belongs to its owner). Null: no help.
+  std::function<Result<std::vector<executors::HelpAnswer>>(const Assignment&, const executors::HelpRequest&)> ask_help;
 };
 
 class AgentPool {

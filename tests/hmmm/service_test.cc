@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <future>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "security/authenticator.h"
@@ -329,6 +330,97 @@ TEST_F(HmmmServiceTest, AnEscalationReachesTheWebhookSignedAndOnce) {
   Restart();
   std::this_thread::sleep_for(200ms);
   EXPECT_EQ(hook.requests().size(), 2u) << "delivered once, and the room remembers it";
+}
+
+}  // namespace
+}  // namespace bzzz::hmmm
+
+namespace bzzz::hmmm {
+namespace {
+
+// A stuck task asks for help: the request opens the task's room (or goes
+// into the open one), the answers replying to it come back (others do not),
+// the wait ends at hmmm.help_answers answers, at its deadline or when
+// cancelled, and a closed room refuses, counted.
+TEST_F(HmmmServiceTest, AStuckTaskAsksForHelpAndGetsTheAnswersToItsRequest) {
+  config_.hmmm.help_answers = 2;
+  Restart();
+  const auto answer_later = [this](std::string body, std::string reply_to_type) {
+    return std::async(std::launch::async, [this, body, reply_to_type] {
+      // Wait for the request, then answer it as a helper of another node.
+      for (int i = 0; i < 200; ++i) {
+        auto msgs = storage_.hmmm->ListMessages("t-7", 0, 100);
+        if (msgs.ok()) {
+          for (auto it = msgs->rbegin(); it != msgs->rend(); ++it) {
+            if (it->type != reply_to_type) continue;
+            Post p = P(MessageType::kHelpResponse, "llm-helper", body, it->id);
+            p.node = "node-" + body;
+            auto posted = svc_->PostMessage("t-7", p);
+            EXPECT_TRUE(posted.ok()) << posted.status().message();
+            return posted.ok();
+          }
+        }
+        std::this_thread::sleep_for(10ms);
+      }
+      return false;
+    });
+  };
+  HelpQuery q;
+  q.task_id = "t-7";
+  q.project = "bzzz";
+  q.title = "compile";
+  q.agent = "node-a-a1";
+  q.reason = "the same command failed 3 times: make";
+  q.question = "Task: compile\nWhy help is needed: make fails with password=hunter2\n";
+  q.until = std::chrono::steady_clock::now() + 10s;
+  auto b = answer_later("b", "help_request");
+  auto c = answer_later("c", "help_request");
+  auto answers = svc_->AskForHelp(q);
+  ASSERT_TRUE(answers.ok()) << answers.status().message();
+  ASSERT_TRUE(b.get());
+  ASSERT_TRUE(c.get());
+  ASSERT_EQ(answers->size(), 2u);
+  for (const auto& a : *answers) EXPECT_EQ(a.type, "help_response");
+  auto view = svc_->Get("t-7", 0, 100);
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(view->row.task_id, "t-7");
+  EXPECT_EQ(view->messages.front().type, "help_request");
+  EXPECT_EQ(view->messages.front().body.find("hunter2"), std::string::npos) << "SHHH redacts the request";
+
+  // A second request goes into the same room; an answer to the first one
+  // does not count for it, and with no answer the wait ends at `until`.
+  q.until = std::chrono::steady_clock::now() + 300ms;
+  auto stale = std::async(std::launch::async, [this, first = view->messages.front().id] {
+    std::this_thread::sleep_for(50ms);
+    Post p = P(MessageType::kHelpResponse, "late", "too late", first);
+    p.node = "node-d";
+    return svc_->PostMessage("t-7", p).ok();
+  });
+  auto none = svc_->AskForHelp(q);
+  ASSERT_TRUE(stale.get());
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_TRUE(none->empty());
+  EXPECT_EQ(Metric("bzzz_hmmm_help_requests_total", "result", "answered"), 1);
+  EXPECT_EQ(Metric("bzzz_hmmm_help_requests_total", "result", "unanswered"), 1);
+
+  // Cancellation ends the wait at once.
+  std::atomic<bool> cancel{true};
+  q.until = std::chrono::steady_clock::now() + 60s;
+  q.cancel = &cancel;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(svc_->AskForHelp(q).ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s);
+
+  // A closed room takes no request: the task gets no help, and nothing changes.
+  ASSERT_TRUE(svc_->PostMessage("t-7", P(MessageType::kEscalation, "op", "need a human")).ok());
+  const auto before = storage_.hmmm->ListMessages("t-7", 0, 1000)->size();
+  auto closed = svc_->AskForHelp(q);
+  EXPECT_EQ(closed.status().code(), StatusCode::kFailedPrecondition) << closed.status().message();
+  EXPECT_EQ(storage_.hmmm->ListMessages("t-7", 0, 1000)->size(), before);
+  EXPECT_EQ(Metric("bzzz_hmmm_help_requests_total", "result", "failed"), 1);
+  // A bad task id is refused before anything is written.
+  q.task_id = "t 8";
+  EXPECT_EQ(svc_->AskForHelp(q).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "executors/executors.h"
+#include "executors/llm_client.h"
 #include "support/support.h"
 
 namespace bzzz::executors {
@@ -421,6 +422,143 @@ TEST_F(ExecutorsTest, LlmLoopAgainstOllamaAndOpenAiCompatibleServers) {
     EXPECT_EQ(bounded.outcome, ExecResult::Outcome::kFailed);
     EXPECT_NE(bounded.error.find("after 1 iterations"), std::string::npos);
   }
+}
+
+// A model that runs a failing command until other agents' answers are in
+// its prompt, then completes with the hints it read there; a helper's
+// prompt is answered with a hint naming the server.
+std::pair<int, std::string> StuckModel(bool openai, const std::string& path, const std::string& body,
+                                       const std::string& first_reply = "```sh\nfalse\n```") {
+  if (path == "/api/tags") return {200, R"({"models":[{"name":"llama3"}]})"};
+  if (path == "/v1/models") return {200, R"({"object":"list","data":[{"id":"llama3"}]})"};
+  json req = json::parse(body);
+  std::string prompt;
+  for (const auto& m : req["messages"]) prompt += m["content"].get<std::string>() + "\n";
+  std::string reply;
+  if (prompt.find("Another agent working on a task") != std::string::npos) {
+    reply = "Try this:\n```sh\ntrue\n```\nHINT-" + std::string(openai ? "openai" : "ollama");
+  } else if (const auto at = prompt.find("Their answers:"); at != std::string::npos) {
+    std::string hints;
+    for (auto h = prompt.find("HINT-", at); h != std::string::npos; h = prompt.find("HINT-", h + 1)) {
+      hints += " " + prompt.substr(h, prompt.find_first_of(" \n", h) - h);
+    }
+    reply = "TASK_COMPLETE fixed with" + hints;
+  } else {
+    reply = first_reply;
+  }
+  if (openai) {
+    return {200, json{{"choices", {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", reply}}}}}}}.dump()};
+  }
+  return {200, json{{"model", req["model"]}, {"message", {{"role", "assistant"}, {"content", reply}}}, {"done", true}}.dump()};
+}
+
+// The loop is stuck when the same command keeps failing: it asks for help
+// once, with the task, the reason and its last steps, and reads the answers
+// into its next prompt; the helper's answer is produced by a model call
+// (AnswerHelpRequest) on either protocol.
+TEST_F(ExecutorsTest, AStuckLlmLoopAsksForHelpAndReadsTheAnswers) {
+  for (bool openai : {false, true}) {
+    MiniServer server([openai](const std::string&, const std::string& path, const std::string& body) {
+      return StuckModel(openai, path, body);
+    });
+    config::LlmConfig llm;
+    llm.endpoint = server.url();
+    llm.api = openai ? "openai" : "ollama";
+    llm.stuck_repeats = 3;
+    auto e = MakeLlmExecutor(llm, sandbox_);
+    LlmClient helper(llm);
+    std::vector<HelpRequest> asked;
+    ExecContext ctx;
+    ctx.task_id = "t-stuck";
+    ctx.attempt = 1;
+    ctx.input = R"({"prompt":"make the build pass","max_iterations":8})";
+    ctx.deadline = std::chrono::steady_clock::now() + 20s;
+    ctx.ask_help = [&](const HelpRequest& r) -> Result<std::vector<HelpAnswer>> {
+      asked.push_back(r);
+      auto a = AnswerHelpRequest(helper, r.question, r.until);
+      if (!a.ok()) return a.status();
+      return std::vector<HelpAnswer>{{"llm-helper", "node-b", *a}, {"llm-helper", "node-c", "no idea"}};
+    };
+    auto r = e->Execute(ctx);
+    ASSERT_EQ(r.outcome, ExecResult::Outcome::kSucceeded) << r.error;
+    json out = json::parse(r.result);
+    EXPECT_EQ(out["answer"], std::string("fixed with HINT-") + (openai ? "openai" : "ollama"));
+    EXPECT_EQ(out["iterations"], 4);  // three failures, then the answer read
+    EXPECT_EQ(out["help_requests"], 1);
+    ASSERT_EQ(asked.size(), 1u);
+    EXPECT_NE(asked[0].reason.find("the same command failed 3 times: false"), std::string::npos) << asked[0].reason;
+    EXPECT_NE(asked[0].question.find("Task: make the build pass"), std::string::npos);
+    EXPECT_NE(asked[0].question.find("$ false\nexit code 1"), std::string::npos) << asked[0].question;
+    EXPECT_EQ(out["transcript"][2]["help"]["answers"], 2);
+  }
+}
+
+// The model may say it is stuck (NEED_HELP); a task may refuse help; a loop
+// with no one to ask goes on alone; max_help_requests bounds the asking.
+TEST_F(ExecutorsTest, HelpIsAskedWhenTheModelSaysSoAndOnlyWhenAllowed) {
+  MiniServer server([](const std::string&, const std::string& path, const std::string& body) {
+    return StuckModel(false, path, body, "I do not know which file to edit. NEED_HELP where is the config?");
+  });
+  config::LlmConfig llm;
+  llm.endpoint = server.url();
+  llm.max_help_requests = 1;
+  auto e = MakeLlmExecutor(llm, sandbox_);
+  int asked = 0;
+  std::string question;
+  ExecContext ctx;
+  ctx.task_id = "t-ask";
+  ctx.attempt = 1;
+  ctx.deadline = std::chrono::steady_clock::now() + 20s;
+  ctx.ask_help = [&](const HelpRequest& r) -> Result<std::vector<HelpAnswer>> {
+    ++asked;
+    question = r.question;
+    return std::vector<HelpAnswer>{{"llm-helper", "node-b", "it is in /work/etc HINT-b"}};
+  };
+  ctx.input = R"({"prompt":"configure it","max_iterations":3})";
+  auto r = e->Execute(ctx);
+  ASSERT_EQ(r.outcome, ExecResult::Outcome::kSucceeded) << r.error;
+  EXPECT_EQ(json::parse(r.result)["answer"], "fixed with HINT-b");
+  EXPECT_EQ(asked, 1);
+  EXPECT_NE(question.find("The agent asks: where is the config?"), std::string::npos) << question;
+
+  // "help": false: never asked, the loop ends at max_iterations.
+  ctx.input = R"({"prompt":"configure it","max_iterations":3,"help":false})";
+  auto alone = e->Execute(ctx);
+  EXPECT_EQ(alone.outcome, ExecResult::Outcome::kFailed);
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(json::parse(alone.result)["help_requests"], 0);
+  // No one to ask (an error): the loop goes on by itself.
+  ctx.ask_help = [&](const HelpRequest&) -> Result<std::vector<HelpAnswer>> {
+    ++asked;
+    return FailedPrecondition("the room of task t-ask is closed");
+  };
+  ctx.input = R"({"prompt":"configure it","max_iterations":3})";
+  auto refused = e->Execute(ctx);
+  EXPECT_EQ(refused.outcome, ExecResult::Outcome::kFailed);
+  EXPECT_EQ(asked, 2) << "max_help_requests bounds the asking";
+  EXPECT_EQ(e->Validate(R"({"prompt":"x","help":"yes"})").code(), StatusCode::kInvalidArgument);
+}
+
+TEST(LlmParsingTest, StuckDetection) {
+  StuckDetector d(/*no_progress_iterations=*/3, /*repeated_failures=*/2);
+  EXPECT_EQ(d.Observe("ls", 0, "a"), "");
+  EXPECT_EQ(d.Observe("make", 2, "error"), "");
+  EXPECT_EQ(d.Observe("make", 2, "error"), "the same command failed 2 times: make");
+  d.Reset();
+  // Progress is a success with output not seen before: repeating one is not.
+  EXPECT_EQ(d.Observe("ls", 0, "a"), "");
+  EXPECT_EQ(d.Observe("", 1, ""), "");
+  EXPECT_EQ(d.Observe("ls", 0, "a"), "no progress in 3 iterations");
+  d.Reset();
+  EXPECT_EQ(d.Observe("ls", 0, "b"), "");
+  EXPECT_EQ(d.Observe("make", 2, "x"), "");
+  EXPECT_EQ(d.Observe("ls", 0, "c"), "") << "new output resets the count";
+  std::string q;
+  EXPECT_TRUE(AsksForHelp("hmm. NEED_HELP which port?", &q));
+  EXPECT_EQ(q, "which port?");
+  EXPECT_TRUE(AsksForHelp("I cannot find the file. NEED_HELP", &q));
+  EXPECT_EQ(q, "I cannot find the file.");
+  EXPECT_FALSE(AsksForHelp("need help", &q));
 }
 
 TEST(LlmParsingTest, CommandAndCompletion) {
