@@ -7,14 +7,22 @@
 // the webhook receives the history, signed; node 0 restarts; an operator
 // resolves the room with the CLI and a new input, and the task runs again
 // to success.
+//
+// Stuck agents ask for help: three nodes on their own SQLite stores, each
+// with its own local model server (node 2's speaks the OpenAI protocol).
+// An llm task on node 0 fails the same command until it asks; the nodes
+// with the task's capabilities answer with their own model's reply, and
+// the task's next prompt holds the answers.
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "e2e/cluster.h"
+#include "executors/sandbox.h"
 #include "security/authenticator.h"
 #include "support/services.h"
 
@@ -210,6 +218,148 @@ TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveARestart) {
   // Metrics on the owner (since its restart).
   EXPECT_EQ(c.Metric(0, "bzzz_hmmm_rooms{state=\"resolved\"}"), 1);
   EXPECT_EQ(c.Metric(0, "bzzz_hmmm_decisions_total{kind=\"resolution\"}"), 1);
+}
+
+
+// A local model server: a helper's prompt gets a hint naming this server;
+// the asking loop runs a failing command until answers are in its prompt,
+// then completes with the hints it read there.
+class ModelServer {
+ public:
+  ModelServer(std::string name, bool openai)
+      : name_(std::move(name)), openai_(openai), server_([this](const std::string&, const std::string& path, const std::string& body) {
+          return Answer(path, body);
+        }) {}
+  std::string url() const { return server_.url(); }
+  std::vector<std::string> prompts() const {
+    std::lock_guard lock(mu_);
+    return prompts_;
+  }
+
+ private:
+  std::pair<int, std::string> Answer(const std::string& path, const std::string& body) {
+    if (path == "/api/tags") return {200, R"({"models":[{"name":"llama3"}]})"};
+    if (path == "/v1/models") return {200, R"({"object":"list","data":[{"id":"llama3"}]})"};
+    const json req = json::parse(body, nullptr, false);
+    if (!req.is_object() || !req.contains("messages")) return {400, "{}"};
+    std::string prompt;
+    for (const auto& m : req["messages"]) prompt += m.value("content", "") + "\n";
+    {
+      std::lock_guard lock(mu_);
+      prompts_.push_back(prompt);
+    }
+    std::string reply;
+    if (prompt.find("Another agent working on a task") != std::string::npos) {
+      reply = "The tool is missing here.\n```sh\ntrue\n```\nHINT-" + name_;
+    } else if (const auto at = prompt.find("Their answers:"); at != std::string::npos) {
+      reply = "TASK_COMPLETE fixed with";
+      for (auto h = prompt.find("HINT-", at); h != std::string::npos; h = prompt.find("HINT-", h + 1)) {
+        reply += " " + prompt.substr(h, prompt.find_first_of(" \n", h) - h);
+      }
+    } else {
+      reply = "```sh\nfalse\n```";
+    }
+    if (openai_) {
+      return {200, json{{"choices", {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", reply}}}}}}}.dump()};
+    }
+    return {200, json{{"model", "llama3"}, {"message", {{"role", "assistant"}, {"content", reply}}}, {"done", true}}.dump()};
+  }
+
+  std::string name_;
+  bool openai_;
+  mutable std::mutex mu_;
+  std::vector<std::string> prompts_;
+  testing::MiniServer server_;
+};
+
+TEST(HmmmEndToEnd, AStuckLlmTaskAsksTheOtherNodesAndTheirModelsAnswer) {
+  testing::TempDir probe;
+  if (Status sandbox = executors::Sandbox(config::SandboxConfig{}, probe.File("probe")).Probe(); !sandbox.ok()) {
+    GTEST_SKIP() << "the command sandbox cannot start here: " << sandbox.ToString();
+  }
+  std::vector<std::unique_ptr<ModelServer>> models;
+  for (int i = 0; i < 3; ++i) models.push_back(std::make_unique<ModelServer>("n" + std::to_string(i), i == 2));
+  Cluster c;
+  c.node_args = {"--set", "security.rate_limit.enabled=false", "--set", "hmmm.help_answers=2",
+                 "--set", "agents.llm.stuck_repeats=3", "--set", "agents.llm.help_wait=20s"};
+  const std::vector<std::string> capabilities = {"gpu,python", "gpu,python", "gpu"};
+  c.StartBootstrap();
+  for (int i = 0; i < 3; ++i) {
+    c.StartNode(i, true, {"--set", "agents.llm.endpoint=" + models[i]->url(), "--set",
+                          std::string("agents.llm.api=") + (i == 2 ? "openai" : "ollama"), "--set",
+                          "node.capabilities=" + capabilities[i]});
+  }
+  std::vector<std::string> ids(3);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(Eventually([&] { return Call(c, i, "GET", "/health/ready").status == 200; }, 40s)) << ReadFile(c.logs[i]);
+    ids[i] = Call(c, i, "GET", "/health/detailed").body.value("node_id", "");
+  }
+  ASSERT_TRUE(Eventually([&] { return c.Peers(0) >= 2 && c.Peers(1) >= 2 && c.Peers(2) >= 2; }, 30s));
+
+  const auto run = [&](const std::string& prompt, const std::vector<std::string>& needs) {
+    const Reply created = Call(c, 0, "POST", "/api/v1/tasks",
+                               {{"executor", "llm"},
+                                {"capabilities", needs},
+                                {"max_attempts", 1},
+                                {"timeout_ms", 60000},
+                                {"input", {{"prompt", prompt}, {"max_iterations", 6}}}});
+    EXPECT_EQ(created.status, 201) << created.body.dump();
+    const std::string id = created.body.value("id", "");
+    json task;
+    EXPECT_TRUE(Eventually([&] {
+      task = Call(c, 0, "GET", "/api/v1/tasks/" + id).body;
+      const std::string state = task.value("state", "");
+      return state == "succeeded" || state == "dead" || state == "failed";
+    }, 60s)) << task.dump();
+    return task;
+  };
+
+  // Every node has "gpu": nodes 1 and 2 answer, each with its own model.
+  const json gpu = run("make the build pass on the gpu box", {"gpu"});
+  ASSERT_EQ(gpu.value("state", ""), "succeeded") << gpu.dump() << ReadFile(c.logs[0]);
+  ASSERT_EQ(gpu["owner_node"], ids[0]) << "the task ran where it was submitted";
+  const json result = gpu["result"];
+  const std::string answer = result.value("answer", "");
+  EXPECT_NE(answer.find("HINT-n1"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("HINT-n2"), std::string::npos) << answer;
+  EXPECT_EQ(answer.find("HINT-n0"), std::string::npos) << "the asking node does not answer itself";
+  EXPECT_EQ(result["help_requests"], 1);
+
+  // The room holds the request and the two answers, from the verified nodes.
+  const Reply room = Call(c, 0, "GET", "/api/v1/hmmm/rooms/" + gpu["id"].get<std::string>());
+  ASSERT_EQ(room.status, 200) << room.body.dump();
+  EXPECT_EQ(room.body["state"], "open");
+  std::string request;
+  std::set<std::string> answered_by;
+  for (const auto& m : room.body["messages"]) {
+    if (m["type"] == "help_request") {
+      request = m["id"];
+      EXPECT_EQ(m["node"], ids[0]);
+      EXPECT_NE(m["body"].get<std::string>().find("the same command failed 3 times: false"), std::string::npos) << m.dump();
+    } else if (m["type"] == "help_response") {
+      EXPECT_EQ(m["in_reply_to"], request);
+      EXPECT_EQ(m["agent"], "llm-helper");
+      EXPECT_EQ(m["hop_count"], 1);
+      answered_by.insert(m["node"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(answered_by, (std::set<std::string>{ids[1], ids[2]})) << room.body.dump();
+  // Each helper's answer came from its own model call, on its protocol.
+  for (int i : {1, 2}) {
+    const auto prompts = models[i]->prompts();
+    ASSERT_EQ(prompts.size(), 1u) << "node " << i;
+    EXPECT_NE(prompts[0].find("make the build pass on the gpu box"), std::string::npos) << prompts[0];
+  }
+
+  // Only node 1 has "python": node 2 skips the request.
+  const json py = run("port the script to python 3", {"python"});
+  ASSERT_EQ(py.value("state", ""), "succeeded") << py.dump() << ReadFile(c.logs[0]);
+  EXPECT_EQ(py["result"].value("answer", ""), "fixed with HINT-n1");
+  EXPECT_EQ(models[2]->prompts().size(), 1u);
+  EXPECT_EQ(c.Metric(0, "bzzz_hmmm_help_requests_total{result=\"answered\"}"), 2);
+  EXPECT_EQ(c.Metric(1, "bzzz_hmmm_help_answers_total{result=\"answered\"}"), 2);
+  EXPECT_EQ(c.Metric(2, "bzzz_hmmm_help_answers_total{result=\"answered\"}"), 1);
+  EXPECT_GE(c.Metric(2, "bzzz_hmmm_help_answers_total{result=\"skipped\"}"), 1);
 }
 
 }  // namespace
