@@ -28,6 +28,7 @@
 #include "cli/backup_commands.h"
 #include "cli/election_commands.h"
 #include "cli/hmmm_commands.h"
+#include "cli/slurp_commands.h"
 #include "cli/p2p_commands.h"
 #include "cli/task_commands.h"
 #include "cli/ucxl_commands.h"
@@ -471,6 +472,7 @@ int RunCli(int argc, char** argv) {
   P2pCommands p2p_commands(app);
   ElectionCommands election_commands(app);
   HmmmCommands hmmm_commands(app);
+  SlurpCommands slurp_commands(app);
   UcxlCommands ucxl_commands(app);
   TaskCommands task_commands(app);
   ClusterCommands cluster_commands(app);
@@ -523,6 +525,7 @@ int RunCli(int argc, char** argv) {
   if (auto code = p2p_commands.Run()) return *code;
   if (auto code = election_commands.Run()) return *code;
   if (auto code = hmmm_commands.Run()) return *code;
+  if (auto code = slurp_commands.Run()) return *code;
   if (auto code = ucxl_commands.Run()) return *code;
   if (auto code = task_commands.Run()) return *code;
   if (auto code = cluster_commands.Run()) return *code;

@@ -191,8 +191,10 @@ struct HmmmConfig {
 
 struct SlurpConfig {
   bool enabled = true;
-  std::size_t queue_capacity = 10000;
-  int max_retries = 5;
+  std::size_t queue_capacity = 10000;       // queued events; beyond: 429
+  int max_retries = 5;                      // failed attempts retried before the dead-letter queue
+  std::string default_role = "decision";    // the role a record is sealed for unless its event names one
+  bool task_outcomes = true;                // every final state of this node's tasks becomes an event
 };
 
 struct UcxiConfig {

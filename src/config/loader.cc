@@ -741,13 +741,19 @@ std::vector<KeyDef> BuildKeys() {
           .Secret(),
 
       // slurp
-      Key("slurp.enabled", BZZZ_FIELD(slurp.enabled), "Run the SLURP decision recorder while admin."),
+      Key("slurp.enabled", BZZZ_FIELD(slurp.enabled),
+          "Run SLURP: take events on this node and curate them into decision records while it is admin."),
       Key("slurp.queue_capacity", BZZZ_FIELD(slurp.queue_capacity),
-          "Events SLURP buffers before pushing back with 429/503.")
+          "Events queued in the store before new ones are refused with 429.")
           .Min(1),
       Key("slurp.max_retries", BZZZ_FIELD(slurp.max_retries),
           "Retries of an event before it goes to the SLURP dead-letter queue.")
           .Range(0, 1000),
+      Key("slurp.default_role", BZZZ_FIELD(slurp.default_role),
+          "Role a decision record is sealed for (the role part of its UCXL address) unless its event names one.")
+          .Check(CheckIdentifier),
+      Key("slurp.task_outcomes", BZZZ_FIELD(slurp.task_outcomes),
+          "Turn every final state of this node's tasks (succeeded, dead, cancelled) into a SLURP event."),
 
       // ucxi
       Key("ucxi.enabled", BZZZ_FIELD(ucxi.enabled), "Serve the UCXI API under /ucxi/v1."),

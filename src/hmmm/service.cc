@@ -231,6 +231,11 @@ struct HmmmService::Impl {
   // After a write: publish, announce state changes, wake watchers. Outside mu.
   void Announce(const RoomRow& row, const std::vector<MessageRow>& messages, bool state_changed) {
     if (state_changed && row.state == "escalated") Escalated(row);
+    if (o.on_decided) {
+      for (const auto& m : messages) {
+        if (m.type == "decision") o.on_decided(row, m);
+      }
+    }
     if (o.p2p != nullptr) {
       for (const auto& m : messages) {
         if (Status s = o.p2p->Publish(p2p::IssueTopic(row.id), "hmmm.message", DumpJson(MessageJson(m))); !s.ok()) {

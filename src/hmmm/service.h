@@ -117,6 +117,9 @@ class HmmmService : public ops::Component {
     std::vector<std::string> capabilities;
     std::function<Result<std::string>(const std::string& question, std::chrono::steady_clock::time_point deadline)>
         answer_help;
+    // Called after a decision (a plan accepted, or an operator's
+    // resolution) is written: SLURP's HMMM events. Must not block.
+    std::function<void(const RoomRow& room, const MessageRow& decision)> on_decided;
     // Escalation webhook retries: the first after webhook_retry_base,
     // doubling up to 60 s, at most webhook_attempts in all.
     std::chrono::milliseconds webhook_retry_base{1000};

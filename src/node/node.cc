@@ -31,6 +31,7 @@
 #include "executors/llm_client.h"
 #include "executors/secrets.h"
 #include "hmmm/service.h"
+#include "slurp/service.h"
 #include "http/client.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -106,6 +107,27 @@ void BlockShutdownSignals() {
 }
 
 namespace {
+
+// What SLURP records of a task (slurp/processor.h).
+slurp::TaskFacts TaskFactsOf(const tasks::Task& t) {
+  slurp::TaskFacts f;
+  f.id = t.id;
+  f.state = std::string(tasks::TaskStateName(t.state));
+  f.executor = t.executor;
+  f.project = t.project;
+  f.name = t.name;
+  f.submitter = t.submitter;
+  f.attempts = static_cast<int>(t.attempts.size());
+  for (const auto& a : t.attempts) {
+    if (!a.agent_id.empty() && std::find(f.agents.begin(), f.agents.end(), a.agent_id) == f.agents.end()) {
+      f.agents.push_back(a.agent_id);
+    }
+  }
+  std::string outcome = t.state == tasks::TaskState::kSucceeded ? t.result : t.error;
+  if (outcome.size() > 2048) outcome = outcome.substr(0, 2048) + " [...]";
+  f.outcome = std::move(outcome);
+  return f;
+}
 
 ops::HealthCheckSpec StorageCheck(std::shared_ptr<storage::Store> store, const config::OperationsConfig& ops) {
   ops::HealthCheckSpec spec;
@@ -206,6 +228,7 @@ class Node::Impl {
   std::shared_ptr<keys::KeyServices> key_services;
   std::shared_ptr<tasks::TaskServices> tasks;
   std::shared_ptr<hmmm::HmmmService> hmmm;
+  std::shared_ptr<slurp::SlurpService> slurp;
   std::shared_ptr<ops::Profiler> profiler;
   std::shared_ptr<audit::AuditLog> audit;
   std::shared_ptr<auth::SignIn> signin;
@@ -227,8 +250,10 @@ class Node::Impl {
     if (signal_thread.joinable()) signal_thread.join();
     if (server) server->Stop();
     if (health) health->Stop();
+    if (slurp) slurp->Stop();
     if (hmmm) hmmm->Stop();
     hmmm.reset();
+    slurp.reset();
     tasks.reset();
     election.reset();
     cluster.reset();
@@ -529,6 +554,54 @@ class Node::Impl {
           return services ? services->SucceededAttempts() : 0;
         });
       }
+      // SLURP: events taken on every node, curated into decision records on
+      // the admin (an admin-only service, fenced by the term).
+      if (cfg.slurp.enabled && storage.slurp) {
+        slurp::SlurpService::Options so;
+        so.config = cfg;
+        so.node_id = node_id;
+        so.store = storage.slurp;
+        so.context = ucxi ? ucxi->context() : nullptr;
+        so.metrics = metrics;
+        so.sources.rooms = storage.hmmm;
+        std::weak_ptr<tasks::TaskServices> weak_tasks = tasks;
+        so.sources.task = [weak_tasks](const std::string& id) -> Result<slurp::TaskFacts> {
+          auto t = weak_tasks.lock();
+          if (!t) return Unavailable("the task services are stopped");
+          auto task = t->Get(id);
+          if (!task.ok()) return task.status();
+          return TaskFactsOf(*task);
+        };
+        if (election) {
+          so.admin = [el = election.get()](std::uint64_t* term) { return el->Admin(term); };
+        } else {
+          so.admin = [](std::uint64_t* term) {
+            *term = 0;
+            return std::string();
+          };
+        }
+        auto started_slurp = slurp::SlurpService::Start(std::move(so));
+        if (!started_slurp.ok()) return started_slurp.status();
+        slurp = std::move(started_slurp).value();
+        if (auto s = ops::Attach(slurp, cfg, sinks); !s.ok()) return s;
+        if (cfg.slurp.task_outcomes) {
+          tasks->SetFinishedListener([weak = std::weak_ptr<slurp::SlurpService>(slurp)](const tasks::Task& t) {
+            if (auto s = weak.lock()) s->TaskFinished(TaskFactsOf(t));
+          });
+        }
+        if (election) {
+          std::weak_ptr<slurp::SlurpService> weak = slurp;
+          election->admin_services().Register(
+              {"slurp",
+               [weak](std::uint64_t term) {
+                 auto s = weak.lock();
+                 return s ? s->StartTerm(term) : Unavailable("slurp is stopped");
+               },
+               [weak](std::uint64_t term) {
+                 if (auto s = weak.lock()) s->StopTerm(term);
+               }});
+        }
+      }
       // HMMM: the rooms this node owns, their API and their topics.
       if (cfg.hmmm.enabled) {
         hmmm::HmmmService::Options ho;
@@ -553,6 +626,12 @@ class Node::Impl {
           if (!t) return no_tasks();
           return dry_run ? t->CheckResume(id, input) : t->Resume(id, note, input);
         };
+        if (slurp) {
+          ho.on_decided = [weak = std::weak_ptr<slurp::SlurpService>(slurp)](const hmmm::RoomRow& room,
+                                                                             const hmmm::MessageRow& decision) {
+            if (auto s = weak.lock()) s->RoomDecided(room.id, decision.id, room.project, room.task_id);
+          };
+        }
         // Help: this node's model answers other nodes' stuck tasks, and this
         // node's stuck tasks ask through their rooms.
         ho.capabilities = cfg.node.capabilities;

@@ -2,7 +2,8 @@
 //
 // Each domain declares the repository it needs in its own directory
 // (tasks/repository.h, ucxl/repository.h, audit/repository.h,
-// hmmm/repository.h; next users and tokens, SLURP) and every backend implements all of them under
+// hmmm/repository.h, slurp/repository.h; next users and tokens) and every
+// backend implements all of them under
 // src/storage/<backend>/, each domain with its own migrations. A Store is
 // what is common to a backend: its schema, health, node facts, flush and
 // close. Nothing above OpenStorage knows which backend it got.
@@ -23,6 +24,7 @@
 #include "config/config.h"
 #include "audit/repository.h"
 #include "hmmm/repository.h"
+#include "slurp/repository.h"
 #include "tasks/repository.h"
 #include "ucxl/repository.h"
 
@@ -141,6 +143,7 @@ struct Storage {
   std::shared_ptr<ucxl::ContextRepository> contexts;
   std::shared_ptr<audit::AuditRepository> audit;
   std::shared_ptr<hmmm::HmmmRepository> hmmm;
+  std::shared_ptr<slurp::SlurpRepository> slurp;
 };
 
 // Opens the backend the configuration asks for (storage.backend), creating

@@ -150,6 +150,7 @@ class TaskServices::Impl {
   std::unique_ptr<MasterLoop> master;
   std::mutex help_mu;
   HelpDesk help_desk;  // under help_mu
+  std::function<void(const Task&)> finished;  // under help_mu
   // Whether bubblewrap runs here, probed at most once a minute by the check.
   std::mutex sandbox_mu;
   Status sandbox_status;
@@ -221,6 +222,16 @@ Result<std::shared_ptr<TaskServices>> TaskServices::Start(std::shared_ptr<TaskRe
   mo.executors = s.executors.get();
   mo.sealer = std::move(sealer);
   mo.cache = std::move(cache);
+  mo.on_final = [weak = std::weak_ptr<Impl>(svc->impl_)](const Task& t) {
+    auto impl = weak.lock();
+    if (!impl) return;
+    std::function<void(const Task&)> listener;
+    {
+      std::lock_guard lock(impl->help_mu);
+      listener = impl->finished;
+    }
+    if (listener) listener(t);
+  };
   auto manager = TaskManager::Start(std::move(mo), metrics);
   if (!manager.ok()) return manager.status();
   s.manager = std::move(manager).value();
@@ -359,6 +370,13 @@ Status TaskServices::CheckOwned(const std::string& id) const {
   }
   return Status::Ok();
 }
+
+void TaskServices::SetFinishedListener(std::function<void(const Task&)> listener) {
+  std::lock_guard lock(impl_->help_mu);
+  impl_->finished = std::move(listener);
+}
+
+Result<Task> TaskServices::Get(const std::string& id) const { return impl_->manager->Get(id); }
 
 void TaskServices::SetHelpDesk(HelpDesk desk) {
   std::lock_guard lock(impl_->help_mu);

@@ -100,6 +100,12 @@ class TaskServices final : public ops::Component {
   using HelpDesk = std::function<Result<std::vector<executors::HelpAnswer>>(
       const Task& task, const std::string& agent_id, const executors::HelpRequest& request)>;
   void SetHelpDesk(HelpDesk desk);
+  // Called with every task of this node that became succeeded, dead or
+  // cancelled, once that is committed (SLURP's task outcomes); must not
+  // block. Until it is set, nothing is called.
+  void SetFinishedListener(std::function<void(const Task&)> listener);
+  // Any task this node can read (its own; every node's in a shared store).
+  Result<Task> Get(const std::string& id) const;
 
   // Shutdown step "agents.drain": stop taking work; running tasks get
   // `grace`, then are handed back (durably queued again).

@@ -312,9 +312,19 @@ class TaskManager::Impl {
         std::lock_guard lock(mu);
         committed_batches = batch;
         unwritten = 0;
+        std::vector<Task> finals;
         for (auto& [id, t] : pending) {
           written.push_back(id);
-          CountTransition(t);
+          const bool changed = CountTransition(t);
+          if (changed && options.on_final &&
+              (t.state == TaskState::kSucceeded || t.state == TaskState::kDead || t.state == TaskState::kCancelled)) {
+            finals.push_back(t);
+          }
+        }
+        if (!finals.empty()) {
+          callbacks.push_back([this, finals = std::move(finals)] {
+            for (const Task& t : finals) options.on_final(t);
+          });
         }
         core.Evict(written, UnixMillisNow());
         for (auto it = after_commit.begin(); it != after_commit.end() && it->first <= batch;) {
@@ -353,10 +363,11 @@ class TaskManager::Impl {
   }
 
   // Metrics of a written task's state change. Requires mu.
-  void CountTransition(const Task& t) {
+  // Counts `t`'s change of state, if it changed; says whether it did.
+  bool CountTransition(const Task& t) {
     auto it = last_counted.find(t.id);
     const bool is_new = it == last_counted.end();
-    if (!is_new && it->second == t.state) return;
+    if (!is_new && it->second == t.state) return false;
     if (is_new) probe->Transition("created", t.executor);
     probe->Transition(std::string(TaskStateName(t.state)), t.executor);
     LogTransition(t);
@@ -366,6 +377,7 @@ class TaskManager::Impl {
     } else {
       last_counted[t.id] = t.state;
     }
+    return true;
   }
 
   // ---- a store shared with other nodes (TaskOwnership) ----

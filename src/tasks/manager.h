@@ -62,6 +62,10 @@ struct ManagerOptions {
   // Caches the rows of finished tasks read from the store (succeeded and
   // cancelled: nothing changes them); null: every such read asks the store.
   std::shared_ptr<cache::Cache> cache;
+  // Called once a task's change into succeeded, dead or cancelled is
+  // committed (on the writer's acknowledgement thread, never under a lock;
+  // it must not block): SLURP's task outcomes.
+  std::function<void(const Task&)> on_final;
 };
 
 struct TaskStats {

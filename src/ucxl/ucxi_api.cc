@@ -484,6 +484,8 @@ std::string UcxiServices::RewrapProgress() const {
   return impl_->rewrap ? impl_->rewrap->ProgressJson() : std::string("null");
 }
 
+ContextStore* UcxiServices::context() const { return impl_->context.get(); }
+
 std::vector<ops::ShutdownStep> UcxiServices::ShutdownSteps(const config::Config& config) {
   (void)config;
   std::weak_ptr<Impl> weak = impl_;

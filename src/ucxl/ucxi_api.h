@@ -57,6 +57,8 @@ class UcxiServices final : public ops::Component {
                                               prometheus::Registry* metrics, UcxiEncryption encryption = {});
   // The re-wrap job's progress (JSON; "null" without encryption).
   std::string RewrapProgress() const;
+  // The store behind the routes (SLURP writes its records through it).
+  ContextStore* context() const;
   std::vector<ops::ShutdownStep> ShutdownSteps(const config::Config& config) override;
   ~UcxiServices();
   // Component: the routes above and the "ucxi" status section.

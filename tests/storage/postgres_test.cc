@@ -495,6 +495,318 @@ TEST(PostgresAuditRepositoryTest, AppendsMoveTheHeadAndListingFilters) {
   EXPECT_EQ(b.audit->ListAudit({})->size(), 1u);
 }
 
+// ---- slurp (slurp/repository.h): one queue for the cluster ----
+
+slurp::EventRow SlurpEvent(const std::string& key, std::int64_t accepted_ms,
+                           const std::string& node = "node-a", const std::string& source = "api") {
+  slurp::EventRow e;
+  e.key = key;
+  e.source = source;
+  e.project = "bzzz";
+  e.task_id = "t-" + key;
+  e.payload = R"({"summary":")" + key + R"("})";
+  e.payload_sha256 = std::string(64, 'a');
+  e.accepted_ms = accepted_ms;
+  e.accepted_by = node;
+  return e;
+}
+
+slurp::RecordRow SlurpRecord(const std::string& project, const std::string& task, const std::string& authors,
+                             std::int64_t created_ms) {
+  slurp::RecordRow r;
+  r.address = "ucxl://slurp:curator@" + project + ":" + task + "/record";
+  r.project = project;
+  r.task_id = task;
+  r.authors = authors;
+  r.roles = R"(["admin"])";
+  r.created_ms = created_ms;
+  return r;
+}
+
+std::int64_t AddSlurp(slurp::SlurpRepository& repo, const std::string& key, std::int64_t accepted_ms = 1000) {
+  auto added = repo.AddEvent(SlurpEvent(key, accepted_ms), 0);
+  EXPECT_TRUE(added.ok()) << added.status().message();
+  return added.ok() ? added->first.seq : 0;
+}
+
+std::vector<std::int64_t> DueSeqs(slurp::SlurpRepository& repo, std::int64_t now_ms,
+                                  std::size_t limit = 100) {
+  std::vector<std::int64_t> out;
+  auto due = repo.DueEvents(now_ms, limit);
+  EXPECT_TRUE(due.ok()) << due.status().message();
+  if (due.ok()) {
+    for (const auto& e : *due) out.push_back(e.seq);
+  }
+  return out;
+}
+
+TEST(PostgresSlurpRepositoryTest, AddEventIsIdempotentByKeyAndBoundedByTheCapacity) {
+  Storage s = OpenOrDie(OptionsFor(FreshDatabase()));
+  slurp::SlurpRepository& repo = *s.slurp;
+  EXPECT_TRUE(repo.Shared());
+  auto first = repo.AddEvent(SlurpEvent("k1", 1000), 2);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_TRUE(first->second);
+  const slurp::EventRow stored = first->first;
+  EXPECT_EQ(stored.seq, 1);
+  EXPECT_EQ(stored.state, "queued");
+  EXPECT_EQ(stored.attempts, 0);
+  EXPECT_EQ(stored.next_ms, 1000);
+  EXPECT_EQ(*repo.GetEvent(1), stored);
+  EXPECT_EQ(*repo.GetEventByKey("k1"), stored);
+  slurp::EventRow again = SlurpEvent("k1", 5000);
+  again.payload = "{}";
+  auto second = repo.AddEvent(again, 2);
+  ASSERT_TRUE(second.ok());
+  EXPECT_FALSE(second->second);
+  EXPECT_EQ(second->first, stored);
+
+  ASSERT_TRUE(repo.AddEvent(SlurpEvent("k2", 1000), 2).ok());
+  auto full = repo.AddEvent(SlurpEvent("k3", 1000), 2);
+  EXPECT_EQ(full.status().code(), StatusCode::kResourceExhausted) << full.status().message();
+  EXPECT_EQ(repo.GetEventByKey("k3").status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(repo.AddEvent(SlurpEvent("k1", 1000), 2)->second);     // a known key is answered when full
+  EXPECT_EQ(repo.AddEvent(SlurpEvent("k3", 1000), 0)->first.seq, 3);  // 0: no capacity
+  EXPECT_EQ(repo.GetEvent(99).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(repo.AddEvent(SlurpEvent("", 1), 0).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(PostgresSlurpRepositoryTest, DueEventsCompleteFailAndTheFence) {
+  Storage s = OpenOrDie(OptionsFor(FreshDatabase()));
+  slurp::SlurpRepository& repo = *s.slurp;
+  const std::int64_t a = AddSlurp(repo, "a", 100), b = AddSlurp(repo, "b", 50), c = AddSlurp(repo, "c", 200);
+  EXPECT_EQ(DueSeqs(repo, 150), (std::vector<std::int64_t>{a, b}));
+  EXPECT_EQ(DueSeqs(repo, 150, 1), (std::vector<std::int64_t>{a}));
+
+  // Fail: a retry waits for next_ms; then dead, with the term.
+  ASSERT_TRUE(repo.Fail(a, 1, "timeout", 500, false).ok());
+  auto retry = repo.GetEvent(a);
+  EXPECT_EQ(retry->state, "queued");
+  EXPECT_EQ(retry->attempts, 1);
+  EXPECT_EQ(retry->error, "timeout");
+  EXPECT_EQ(retry->term, 0u);
+  EXPECT_EQ(DueSeqs(repo, 150), (std::vector<std::int64_t>{b}));
+  EXPECT_EQ(DueSeqs(repo, 500), (std::vector<std::int64_t>{a, b, c}));
+  ASSERT_TRUE(repo.Fail(a, 1, "bad payload", 600, true).ok());
+  auto dead = repo.GetEvent(a);
+  EXPECT_EQ(dead->state, "dead");
+  EXPECT_EQ(dead->attempts, 2);
+  EXPECT_EQ(dead->term, 1u);
+  EXPECT_EQ(repo.Fail(a, 1, "again", 700, true).code(), StatusCode::kConflict);
+
+  // Complete: the event done and its record, once.
+  const slurp::RecordRow record = SlurpRecord("bzzz", "t-b", R"(["ann","bob"])", 2000);
+  ASSERT_TRUE(repo.Complete(b, 3, record, 2500).ok());
+  auto done = repo.GetEvent(b);
+  EXPECT_EQ(done->state, "done");
+  EXPECT_EQ(done->term, 3u);
+  EXPECT_EQ(done->address, record.address);
+  EXPECT_EQ(done->processed_ms, 2500);
+  slurp::RecordRow expected = record;
+  expected.event_seq = b;
+  expected.term = 3;
+  EXPECT_EQ(*repo.GetRecord(b), expected);
+  const Status twice = repo.Complete(b, 3, SlurpRecord("x", "y", "[]", 1), 1);
+  EXPECT_EQ(twice.code(), StatusCode::kConflict) << twice.message();
+  EXPECT_EQ(*repo.GetRecord(b), expected);
+  EXPECT_EQ(repo.Complete(99, 3, record, 1).code(), StatusCode::kNotFound);
+  EXPECT_EQ(repo.GetRecord(99).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(repo.Complete(c, 3, SlurpRecord("p", "t", "not json", 1), 1).code(),
+            StatusCode::kInvalidArgument);
+
+  // The fence: after term 5, writes of term 4 change nothing; term 6 raises it.
+  EXPECT_EQ(*repo.AdmitTerm(5), 5u);
+  const Status fenced = repo.Complete(c, 4, SlurpRecord("p", "t", "[]", 1), 1);
+  EXPECT_EQ(fenced.code(), StatusCode::kFailedPrecondition) << fenced.message();
+  EXPECT_EQ(repo.Fail(c, 4, "x", 1, true).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(repo.AdmitTerm(4).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(repo.GetEvent(c)->state, "queued");
+  EXPECT_EQ(repo.GetEvent(c)->attempts, 0);
+  EXPECT_EQ(repo.GetRecord(c).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(repo.Stats()->newest_term, 5u);
+  ASSERT_TRUE(repo.Complete(c, 6, SlurpRecord("p", "t", "[]", 1), 1).ok());
+  EXPECT_EQ(repo.Stats()->newest_term, 6u);
+  EXPECT_EQ(repo.AdmitTerm(5).status().code(), StatusCode::kFailedPrecondition);
+  // A Conflict leaves the fence alone too.
+  EXPECT_EQ(repo.Complete(c, 9, SlurpRecord("p", "t", "[]", 1), 1).code(), StatusCode::kConflict);
+  EXPECT_EQ(repo.Stats()->newest_term, 6u);
+}
+
+TEST(PostgresSlurpRepositoryTest, DeadLettersListingsAndStats) {
+  Storage s = OpenOrDie(OptionsFor(FreshDatabase()));
+  slurp::SlurpRepository& repo = *s.slurp;
+  auto empty = repo.Stats();
+  ASSERT_TRUE(empty.ok()) << empty.status().message();
+  EXPECT_EQ(empty->queued + empty->dead + empty->done + empty->oldest_queued_ms, 0);
+  EXPECT_EQ(empty->newest_term, 0u);
+
+  const std::int64_t d1 = AddSlurp(repo, "d1", 500), d2 = AddSlurp(repo, "d2"), d3 = AddSlurp(repo, "d3");
+  const std::int64_t q = AddSlurp(repo, "q", 300);
+  for (std::int64_t seq : {d1, d2, d3}) ASSERT_TRUE(repo.Fail(seq, 2, "broken", 0, true).ok());
+  EXPECT_EQ(repo.Replay(99, 1).code(), StatusCode::kNotFound);
+  EXPECT_EQ(repo.Replay(q, 1).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(repo.Replay(d1, 7777).ok());
+  auto replayed = repo.GetEvent(d1);
+  EXPECT_EQ(replayed->state, "queued");
+  EXPECT_EQ(replayed->attempts, 0);
+  EXPECT_EQ(replayed->error, "broken");
+  EXPECT_EQ(replayed->next_ms, 7777);
+  EXPECT_EQ(replayed->term, 0u);
+  EXPECT_EQ(repo.Purge(99).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(repo.Purge(q).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*repo.Purge(d2), 1);
+  EXPECT_EQ(repo.GetEvent(d2).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(repo.Fail(d1, 2, "broken again", 0, true).ok());
+  auto stats = repo.Stats();
+  EXPECT_EQ(stats->queued, 1);
+  EXPECT_EQ(stats->dead, 2);
+  EXPECT_EQ(stats->oldest_queued_ms, 300);
+  EXPECT_EQ(stats->newest_term, 2u);
+  EXPECT_EQ(*repo.Purge(0), 2);
+  EXPECT_EQ(*repo.Purge(0), 0);
+  EXPECT_EQ(repo.GetEvent(q)->state, "queued");
+  EXPECT_GT(AddSlurp(repo, "after"), q);  // a purged seq is never given again
+
+  // Records: filters by project, task, one author (exact), time; pages.
+  struct Case {
+    std::string key, project, task, authors;
+    std::int64_t created_ms;
+  };
+  const std::vector<Case> cases = {{"r1", "alpha", "t1", R"(["ann","bob"])", 100},
+                                   {"r2", "alpha", "t2", R"(["anne"])", 200},
+                                   {"r3", "beta", "t1", R"(["bob"])", 300},
+                                   {"r4", "alpha", "t1", "[]", 400}};
+  std::vector<std::int64_t> seqs;
+  for (const auto& c : cases) {
+    seqs.push_back(AddSlurp(repo, c.key));
+    ASSERT_TRUE(
+        repo.Complete(seqs.back(), 2, SlurpRecord(c.project, c.task, c.authors, c.created_ms), 1).ok());
+  }
+  auto list = [&](std::string project, std::string task, std::string author, std::int64_t since_ms = 0,
+                  std::int64_t after_seq = 0, std::size_t limit = 100) {
+    slurp::RecordQuery rq;
+    rq.project = std::move(project);
+    rq.task_id = std::move(task);
+    rq.author = std::move(author);
+    rq.since_ms = since_ms;
+    rq.after_seq = after_seq;
+    rq.limit = limit;
+    std::vector<std::int64_t> out;
+    auto rows = repo.ListRecords(rq);
+    EXPECT_TRUE(rows.ok()) << rows.status().message();
+    if (rows.ok()) {
+      for (const auto& r : *rows) out.push_back(r.event_seq);
+    }
+    return out;
+  };
+  using Seqs = std::vector<std::int64_t>;
+  EXPECT_EQ(list("", "", ""), seqs);
+  EXPECT_EQ(list("alpha", "", ""), (Seqs{seqs[0], seqs[1], seqs[3]}));
+  EXPECT_EQ(list("alpha", "t1", ""), (Seqs{seqs[0], seqs[3]}));
+  EXPECT_EQ(list("", "", "ann"), (Seqs{seqs[0]}));
+  EXPECT_EQ(list("", "", "bob"), (Seqs{seqs[0], seqs[2]}));
+  EXPECT_EQ(list("", "", "an"), Seqs{});
+  EXPECT_EQ(list("", "", "", 200), (Seqs{seqs[1], seqs[2], seqs[3]}));
+  EXPECT_EQ(list("", "", "", 0, seqs[1], 1), (Seqs{seqs[2]}));
+
+  slurp::EventQuery eq;
+  eq.state = "done";
+  EXPECT_EQ(repo.ListEvents(eq)->size(), 4u);
+  ASSERT_TRUE(repo.AddEvent(SlurpEvent("h1", 1, "node-a", "hmmm"), 0).ok());
+  slurp::EventQuery by_source;
+  by_source.source = "hmmm";
+  EXPECT_EQ(repo.ListEvents(by_source)->front().key, "h1");
+  slurp::EventQuery page;
+  page.after_seq = seqs[3];
+  auto after = repo.ListEvents(page);
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ(after->front().key, "h1");
+  page.after_seq = 0;
+  page.limit = 2;
+  EXPECT_EQ(repo.ListEvents(page)->back().key, "after");  // q, after: d1, d2 and d3 are purged
+}
+
+TEST(PostgresSlurpRepositoryTest, NodesShareOneQueueAndOneFence) {
+  const std::string db = FreshDatabase();
+  Storage a = OpenOrDie(OptionsFor(db, "node-a"));
+  Storage b = OpenOrDie(OptionsFor(db, "node-b"));
+  auto added = a.slurp->AddEvent(SlurpEvent("k1", 1000, "node-a"), 0);
+  ASSERT_TRUE(added.ok()) << added.status().message();
+  const std::int64_t seq = added->first.seq;
+  // node-b sees node-a's event, and its key is taken for the cluster.
+  EXPECT_EQ(*b.slurp->GetEventByKey("k1"), added->first);
+  EXPECT_EQ(DueSeqs(*b.slurp, 1000), std::vector<std::int64_t>{seq});
+  auto dup = b.slurp->AddEvent(SlurpEvent("k1", 2000, "node-b"), 0);
+  ASSERT_TRUE(dup.ok());
+  EXPECT_FALSE(dup->second);
+  EXPECT_EQ(dup->first.accepted_by, "node-a");
+  EXPECT_EQ(b.slurp->AddEvent(SlurpEvent("k2", 2000, "node-b"), 0)->first.seq, seq + 1);
+  EXPECT_EQ(a.slurp->Stats()->queued, 2);
+
+  // node-b, admin of term 7, fences node-a's term 6.
+  ASSERT_TRUE(b.slurp->AdmitTerm(7).ok());
+  EXPECT_EQ(a.slurp->Complete(seq, 6, SlurpRecord("bzzz", "t", "[]", 1), 1).code(),
+            StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(b.slurp->Complete(seq, 7, SlurpRecord("bzzz", "t", "[]", 1), 1).ok());
+  EXPECT_EQ(a.slurp->GetEvent(seq)->state, "done");
+  EXPECT_TRUE(a.slurp->GetRecord(seq).ok());
+
+  // Two nodes completing one event at once: exactly one does.
+  const std::int64_t contested = a.slurp->AddEvent(SlurpEvent("k3", 1000), 0)->first.seq;
+  std::atomic<int> ok{0}, conflict{0}, other{0};
+  std::vector<std::thread> threads;
+  for (Storage* s : {&a, &b}) {
+    threads.emplace_back([&, s] {
+      const Status st = s->slurp->Complete(contested, 7, SlurpRecord("bzzz", "t", "[]", 1), 1);
+      if (st.ok()) {
+        ++ok;
+      } else if (st.code() == StatusCode::kConflict) {
+        ++conflict;
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(conflict.load(), 1);
+  EXPECT_EQ(other.load(), 0);
+}
+
+TEST(PostgresSlurpRepositoryTest, ConcurrentAddsFromTwoNodesNeverExceedTheCapacity) {
+  const std::string db = FreshDatabase();
+  Storage a = OpenOrDie(OptionsFor(db, "node-a"));
+  Storage b = OpenOrDie(OptionsFor(db, "node-b"));
+  constexpr int kThreadsPerNode = 3, kEventsPerThread = 15, kCapacity = 10;
+  std::atomic<int> inserted{0}, exhausted{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int node = 0; node < 2; ++node) {
+    for (int t = 0; t < kThreadsPerNode; ++t) {
+      threads.emplace_back([&, node, t] {
+        Storage& s = node == 0 ? a : b;
+        for (int i = 0; i < kEventsPerThread; ++i) {
+          const std::string key =
+              "n" + std::to_string(node) + "-t" + std::to_string(t) + "-" + std::to_string(i);
+          auto r = s.slurp->AddEvent(SlurpEvent(key, 1000, node == 0 ? "node-a" : "node-b"), kCapacity);
+          if (r.ok() && r->second) {
+            ++inserted;
+          } else if (r.status().code() == StatusCode::kResourceExhausted) {
+            ++exhausted;
+          } else {
+            ++other;
+          }
+        }
+      });
+    }
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(inserted.load(), kCapacity);
+  EXPECT_EQ(exhausted.load(), 2 * kThreadsPerNode * kEventsPerThread - kCapacity);
+  EXPECT_EQ(a.slurp->Stats()->queued, kCapacity);
+  EXPECT_EQ(server->Sql("SELECT COUNT(*) FROM slurp_events", db), std::to_string(kCapacity));
+}
+
 TEST(PostgresPoolTest, ACallerWaitsForAFreeConnectionThenGivesUp) {
   auto o = OptionsFor(FreshDatabase());
   o.min_connections = 1;
@@ -597,6 +909,9 @@ TEST(PostgresBackupTest, EveryTableRoundTripsThroughPgDumpAndPgRestore) {
   seed.node = "node-a";
   seed.body = "help";
   ASSERT_TRUE(a.hmmm->SaveRoom(room, {seed}).ok());
+  const std::int64_t curated = AddSlurp(*a.slurp, "e1");
+  ASSERT_TRUE(a.slurp->Complete(curated, 3, SlurpRecord("p", "t1", R"(["ann"])", 5), 5).ok());
+  AddSlurp(*b.slurp, "e2");
 
   TempDir dir;
   const std::string file = dir.File("backup.dump");
@@ -619,6 +934,9 @@ TEST(PostgresBackupTest, EveryTableRoundTripsThroughPgDumpAndPgRestore) {
   EXPECT_EQ(rows["node_meta"], 1u);
   EXPECT_EQ(rows["hmmm_rooms"], 1u);
   EXPECT_EQ(rows["hmmm_messages"], 1u);
+  EXPECT_EQ(rows["slurp_events"], 2u);
+  EXPECT_EQ(rows["slurp_records"], 1u);
+  EXPECT_EQ(rows["slurp_fence"], 1u);
 
   // Into a fresh database, as after losing the server.
   const std::string target = FreshDatabase();
@@ -636,6 +954,10 @@ TEST(PostgresBackupTest, EveryTableRoundTripsThroughPgDumpAndPgRestore) {
   EXPECT_EQ(back.audit->ReadAuditHead()->seq, 2);
   EXPECT_EQ(back.hmmm->GetRoom("t1")->owner_node, "node-a");
   EXPECT_EQ(back.hmmm->ListMessages("t1", 0, 10)->front(), seed);
+  EXPECT_EQ(back.slurp->GetRecord(curated)->authors, R"(["ann"])");
+  EXPECT_EQ(back.slurp->Stats()->newest_term, 3u);
+  EXPECT_EQ(back.slurp->AdmitTerm(2).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(AddSlurp(*back.slurp, "e3"), curated + 2);  // the seq goes on where it was
   Storage back_b = OpenOrDie(OptionsFor(target, "node-b"), false);
   EXPECT_EQ(back_b.tasks->GetTask("b1")->state, "dead");
 

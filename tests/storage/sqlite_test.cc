@@ -1,7 +1,7 @@
 // Tests of the SQLite backend: opening, per-domain migrations (including
 // failing and invalid ones, and the upgrade of the single-sequence layout),
 // node meta, durability across reopen, the health check, concurrency,
-// Close() and Flush(); and the task and context repositories.
+// Close() and Flush(); and the task, context and slurp repositories.
 #include "storage/sqlite/sqlite.h"
 
 #include <gtest/gtest.h>
@@ -137,12 +137,13 @@ std::vector<Migration> TwoSteps() {
 
 TEST(SqliteMigrationsTest, EachDomainsVersionsAreContiguousFromOne) {
   const auto& domains = sqlite::Migrations();
-  ASSERT_EQ(domains.size(), 5u);
+  ASSERT_EQ(domains.size(), 6u);
   EXPECT_EQ(domains[0].domain, "node");
   EXPECT_EQ(domains[1].domain, "ucxl");
   EXPECT_EQ(domains[2].domain, "tasks");
   EXPECT_EQ(domains[3].domain, "audit");
   EXPECT_EQ(domains[4].domain, "hmmm");
+  EXPECT_EQ(domains[5].domain, "slurp");
   for (const auto& d : domains) {
     ASSERT_FALSE(d.steps.empty()) << d.domain;
     for (std::size_t i = 0; i < d.steps.size(); ++i) {
@@ -698,21 +699,22 @@ TEST(SqliteLegacyLayoutTest, SingleSequenceIsReadThenRewrittenPerDomainKeepingTh
 
   // Read as it is: the three legacy domains applied, nothing written; only
   // the migrations that came later (the HLC column of ucxl, task owners,
-  // audit, hmmm) are pending.
+  // audit, hmmm, slurp) are pending.
   auto before = store.SchemaState();
   ASSERT_TRUE(before.ok()) << before.status().ToString();
   EXPECT_EQ(before->current_version, 3);
   EXPECT_EQ(before->latest_version, LatestVersion());
-  EXPECT_EQ(store.HealthCheck().message, "4 pending migrations");
+  EXPECT_EQ(store.HealthCheck().message, "5 pending migrations");
 
   auto migrated = store.Migrate();
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  EXPECT_EQ(migrated->applied, (std::vector<std::string>{"ucxl/2 ucxl_hybrid_logical_clock", "tasks/2 task_owners",
-                                                         "audit/1 audit_log", "hmmm/1 hmmm_rooms"}));
+  EXPECT_EQ(migrated->applied,
+            (std::vector<std::string>{"ucxl/2 ucxl_hybrid_logical_clock", "tasks/2 task_owners",
+                                      "audit/1 audit_log", "hmmm/1 hmmm_rooms", "slurp/1 slurp_events"}));
   EXPECT_EQ(migrated->current_version, LatestVersion());
   RawDb raw(path);
   auto rows = raw.Query("SELECT domain, version, name, applied_at FROM schema_migrations ORDER BY rowid");
-  ASSERT_EQ(rows.size(), 7u);
+  ASSERT_EQ(rows.size(), 8u);
   EXPECT_EQ(rows[0], (std::vector<std::string>{"node", "1", "initial", "2026-11-01T00:00:00.000Z"}));
   EXPECT_EQ(rows[1][0], "ucxl");
   EXPECT_EQ(rows[2][0], "tasks");
@@ -720,6 +722,7 @@ TEST(SqliteLegacyLayoutTest, SingleSequenceIsReadThenRewrittenPerDomainKeepingTh
   EXPECT_EQ(rows[4][0], "tasks");
   EXPECT_EQ(rows[5][0], "audit");
   EXPECT_EQ(rows[6][0], "hmmm");
+  EXPECT_EQ(rows[7][0], "slurp");
   EXPECT_FALSE(raw.TableExists("schema_migrations_legacy"));
   EXPECT_EQ(*store.GetMeta("node_id"), "legacy-node");
 }
@@ -732,13 +735,13 @@ TEST(SqliteLegacyLayoutTest, PartlyMigratedLegacyDatabaseGetsTheMissingDomains) 
   options.path = path;
   auto storage = sqlite::Open(options);
   ASSERT_TRUE(storage.ok());
-  EXPECT_EQ(storage->store->HealthCheck().message, "6 pending migrations");
+  EXPECT_EQ(storage->store->HealthCheck().message, "7 pending migrations");
   auto migrated = storage->store->Migrate();
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
   EXPECT_EQ(migrated->applied,
             (std::vector<std::string>{"ucxl/1 ucxl_context_versions", "ucxl/2 ucxl_hybrid_logical_clock",
                                       "tasks/1 tasks", "tasks/2 task_owners", "audit/1 audit_log",
-                                      "hmmm/1 hmmm_rooms"}));
+                                      "hmmm/1 hmmm_rooms", "slurp/1 slurp_events"}));
   EXPECT_TRUE(storage->tasks->TaskStats().ok());
 }
 
@@ -849,6 +852,348 @@ TEST(SqliteVacuumTest, GivesBackTheSpaceOfDeletedRowsAndKeepsTheRest) {
   EXPECT_TRUE(storage->tasks->GetTask("t1").status().IsNotFound());
   storage->store->Close();
   EXPECT_EQ(storage->store->Vacuum().status().code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace bzzz::storage
+
+namespace bzzz::storage {
+namespace {
+
+// The slurp repository (slurp/repository.h) on SQLite: the queue, the
+// fence, dead letters and records.
+slurp::EventRow SlurpEvent(const std::string& key, std::int64_t accepted_ms,
+                           const std::string& source = "api") {
+  slurp::EventRow e;
+  e.key = key;
+  e.source = source;
+  e.project = "bzzz";
+  e.task_id = "t-" + key;
+  e.payload = R"({"summary":")" + key + R"("})";
+  e.payload_sha256 = std::string(64, 'a');
+  e.accepted_ms = accepted_ms;
+  e.accepted_by = "node-a";
+  return e;
+}
+
+slurp::RecordRow SlurpRecord(const std::string& project, const std::string& task, const std::string& authors,
+                             std::int64_t created_ms) {
+  slurp::RecordRow r;
+  r.address = "ucxl://slurp:curator@" + project + ":" + task + "/record";
+  r.project = project;
+  r.task_id = task;
+  r.authors = authors;
+  r.roles = R"(["admin"])";
+  r.created_ms = created_ms;
+  return r;
+}
+
+class SqliteSlurpRepositoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SqliteOptions options;
+    options.path = (dir_.path() / "bzzz.db").string();
+    auto storage = sqlite::Open(options);
+    ASSERT_TRUE(storage.ok()) << storage.status().ToString();
+    storage_ = *storage;
+    ASSERT_TRUE(storage_.store->Migrate().ok());
+    ASSERT_NE(storage_.slurp, nullptr);
+  }
+
+  // Adds an event without a capacity and returns its seq.
+  std::int64_t Add(const std::string& key, std::int64_t accepted_ms = 1000) {
+    auto added = repo().AddEvent(SlurpEvent(key, accepted_ms), 0);
+    EXPECT_TRUE(added.ok()) << added.status().ToString();
+    return added.ok() ? added->first.seq : 0;
+  }
+
+  slurp::SlurpRepository& repo() { return *storage_.slurp; }
+  std::string State(std::int64_t seq) { return repo().GetEvent(seq)->state; }
+
+  TempDir dir_;
+  Storage storage_;
+};
+
+TEST_F(SqliteSlurpRepositoryTest, AddEventIsIdempotentByKey) {
+  EXPECT_FALSE(repo().Shared());
+  auto first = repo().AddEvent(SlurpEvent("k1", 1000), 0);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(first->second);
+  const slurp::EventRow& stored = first->first;
+  EXPECT_EQ(stored.seq, 1);
+  EXPECT_EQ(stored.state, "queued");
+  EXPECT_EQ(stored.attempts, 0);
+  EXPECT_EQ(stored.next_ms, 1000);
+  EXPECT_EQ(stored.accepted_by, "node-a");
+  EXPECT_EQ(stored.payload, R"({"summary":"k1"})");
+  EXPECT_EQ(*repo().GetEvent(1), stored);
+  EXPECT_EQ(*repo().GetEventByKey("k1"), stored);
+
+  // The same key again, with another payload: the stored event, untouched.
+  slurp::EventRow again = SlurpEvent("k1", 5000);
+  again.payload = "{}";
+  again.payload_sha256 = std::string(64, 'b');
+  auto second = repo().AddEvent(again, 0);
+  ASSERT_TRUE(second.ok());
+  EXPECT_FALSE(second->second);
+  EXPECT_EQ(second->first, stored);
+  EXPECT_EQ(repo().AddEvent(SlurpEvent("k2", 1000), 0)->first.seq, 2);
+
+  EXPECT_TRUE(repo().GetEvent(99).status().IsNotFound());
+  EXPECT_TRUE(repo().GetEventByKey("nope").status().IsNotFound());
+  EXPECT_EQ(repo().AddEvent(SlurpEvent("", 1000), 0).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteSlurpRepositoryTest, AFullQueueRefusesNewEventsAndWritesNothing) {
+  ASSERT_TRUE(repo().AddEvent(SlurpEvent("k1", 1000), 2).ok());
+  ASSERT_TRUE(repo().AddEvent(SlurpEvent("k2", 1000), 2).ok());
+  auto full = repo().AddEvent(SlurpEvent("k3", 1000), 2);
+  EXPECT_EQ(full.status().code(), StatusCode::kResourceExhausted) << full.status().ToString();
+  EXPECT_TRUE(repo().GetEventByKey("k3").status().IsNotFound());
+  EXPECT_EQ(repo().Stats()->queued, 2);
+  // A key that exists is still answered when the queue is full.
+  auto known = repo().AddEvent(SlurpEvent("k1", 1000), 2);
+  ASSERT_TRUE(known.ok()) << known.status().ToString();
+  EXPECT_FALSE(known->second);
+  EXPECT_EQ(known->first.seq, 1);
+  // Only queued events count; no capacity (0) means no limit.
+  ASSERT_TRUE(repo().Fail(1, 1, "bad", 0, true).ok());
+  EXPECT_TRUE(repo().AddEvent(SlurpEvent("k3", 1000), 2).ok());
+  EXPECT_TRUE(repo().AddEvent(SlurpEvent("k4", 1000), 0).ok());
+}
+
+TEST_F(SqliteSlurpRepositoryTest, DueEventsAreQueuedEventsPastTheirTimeInSeqOrder) {
+  const std::int64_t a = Add("a", 100), b = Add("b", 50), c = Add("c", 200);
+  auto seqs = [&](std::int64_t now, std::size_t limit = 100) {
+    std::vector<std::int64_t> out;
+    auto due = repo().DueEvents(now, limit);
+    EXPECT_TRUE(due.ok()) << due.status().ToString();
+    if (due.ok()) {
+      for (const auto& e : *due) out.push_back(e.seq);
+    }
+    return out;
+  };
+  EXPECT_EQ(seqs(150), (std::vector<std::int64_t>{a, b}));
+  EXPECT_EQ(seqs(150, 1), (std::vector<std::int64_t>{a}));
+  // A retry waits for its next_ms; a dead or done event is never due.
+  ASSERT_TRUE(repo().Fail(a, 1, "try later", 500, false).ok());
+  EXPECT_EQ(seqs(150), (std::vector<std::int64_t>{b}));
+  EXPECT_EQ(seqs(500), (std::vector<std::int64_t>{a, b, c}));
+  ASSERT_TRUE(repo().Fail(b, 1, "gave up", 0, true).ok());
+  ASSERT_TRUE(repo().Complete(c, 1, SlurpRecord("bzzz", "t-c", "[]", 300), 300).ok());
+  EXPECT_EQ(seqs(1000), (std::vector<std::int64_t>{a}));
+}
+
+TEST_F(SqliteSlurpRepositoryTest, CompleteWritesTheRecordAndMarksTheEventDoneOnce) {
+  const std::int64_t seq = Add("k1");
+  const slurp::RecordRow record = SlurpRecord("bzzz", "t-k1", R"(["ann","bob"])", 2000);
+  ASSERT_TRUE(repo().Complete(seq, 3, record, 2500).ok());
+  auto event = repo().GetEvent(seq);
+  EXPECT_EQ(event->state, "done");
+  EXPECT_EQ(event->term, 3u);
+  EXPECT_EQ(event->address, record.address);
+  EXPECT_EQ(event->processed_ms, 2500);
+  slurp::RecordRow expected = record;
+  expected.event_seq = seq;
+  expected.term = 3;
+  EXPECT_EQ(*repo().GetRecord(seq), expected);
+
+  // Done once: a second Complete or a Fail is Conflict and changes nothing.
+  slurp::RecordRow other = SlurpRecord("other", "t-x", "[]", 9000);
+  EXPECT_EQ(repo().Complete(seq, 3, other, 9000).code(), StatusCode::kConflict);
+  EXPECT_EQ(repo().Fail(seq, 3, "late", 9000, false).code(), StatusCode::kConflict);
+  EXPECT_EQ(*repo().GetRecord(seq), expected);
+  EXPECT_EQ(repo().GetEvent(seq)->processed_ms, 2500);
+
+  EXPECT_TRUE(repo().Complete(99, 3, other, 9000).IsNotFound());
+  EXPECT_TRUE(repo().GetRecord(99).status().IsNotFound());
+  const std::int64_t next = Add("k2");
+  EXPECT_EQ(repo().Complete(next, 3, SlurpRecord("p", "t", R"(["ann", 7])", 1), 1).code(),
+            StatusCode::kInvalidArgument);
+  slurp::RecordRow wrong_event = SlurpRecord("p", "t", "[]", 1);
+  wrong_event.event_seq = seq;
+  EXPECT_EQ(repo().Complete(next, 3, wrong_event, 1).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(State(next), "queued");
+}
+
+TEST_F(SqliteSlurpRepositoryTest, TheFenceRefusesWritesOfAnOlderTermAndNewerTermsRaiseIt) {
+  const std::int64_t seq = Add("k1");
+  EXPECT_EQ(repo().Stats()->newest_term, 0u);
+  ASSERT_EQ(*repo().AdmitTerm(5), 5u);
+  EXPECT_EQ(*repo().AdmitTerm(5), 5u);
+
+  // A deposed admin (term 4) changes nothing.
+  Status complete = repo().Complete(seq, 4, SlurpRecord("bzzz", "t", "[]", 1), 1);
+  EXPECT_EQ(complete.code(), StatusCode::kFailedPrecondition) << complete.ToString();
+  EXPECT_NE(complete.message().find("5"), std::string::npos) << complete.message();
+  EXPECT_EQ(repo().Fail(seq, 4, "x", 1, true).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(repo().AdmitTerm(4).status().code(), StatusCode::kFailedPrecondition);
+  auto event = repo().GetEvent(seq);
+  EXPECT_EQ(event->state, "queued");
+  EXPECT_EQ(event->attempts, 0);
+  EXPECT_TRUE(repo().GetRecord(seq).status().IsNotFound());
+  EXPECT_EQ(repo().Stats()->newest_term, 5u);
+
+  // Its successor (term 6) writes and raises the fence.
+  ASSERT_TRUE(repo().Fail(seq, 6, "retry", 10, false).ok());
+  EXPECT_EQ(repo().Stats()->newest_term, 6u);
+  EXPECT_EQ(repo().AdmitTerm(5).status().code(), StatusCode::kFailedPrecondition);
+  // A refused write (Conflict) does not raise it either.
+  ASSERT_TRUE(repo().Complete(seq, 6, SlurpRecord("bzzz", "t", "[]", 1), 1).ok());
+  EXPECT_EQ(repo().Complete(seq, 9, SlurpRecord("bzzz", "t", "[]", 1), 1).code(), StatusCode::kConflict);
+  EXPECT_EQ(repo().Stats()->newest_term, 6u);
+}
+
+TEST_F(SqliteSlurpRepositoryTest, FailRetriesThenMakesTheEventDead) {
+  const std::int64_t seq = Add("k1");
+  ASSERT_TRUE(repo().Fail(seq, 2, "timeout", 5000, false).ok());
+  auto retry = repo().GetEvent(seq);
+  EXPECT_EQ(retry->state, "queued");
+  EXPECT_EQ(retry->attempts, 1);
+  EXPECT_EQ(retry->error, "timeout");
+  EXPECT_EQ(retry->next_ms, 5000);
+  EXPECT_EQ(retry->term, 0u);
+  ASSERT_TRUE(repo().Fail(seq, 2, "bad payload", 6000, true).ok());
+  auto dead = repo().GetEvent(seq);
+  EXPECT_EQ(dead->state, "dead");
+  EXPECT_EQ(dead->attempts, 2);
+  EXPECT_EQ(dead->error, "bad payload");
+  EXPECT_EQ(dead->term, 2u);
+  EXPECT_EQ(repo().Fail(seq, 2, "again", 7000, true).code(), StatusCode::kConflict);
+  EXPECT_EQ(repo().GetEvent(seq)->attempts, 2);
+  EXPECT_TRUE(repo().Fail(99, 2, "none", 0, false).IsNotFound());
+}
+
+TEST_F(SqliteSlurpRepositoryTest, DeadLettersAreReplayedOrPurged) {
+  const std::int64_t d1 = Add("d1"), d2 = Add("d2"), d3 = Add("d3"), q = Add("q");
+  for (std::int64_t seq : {d1, d2, d3}) ASSERT_TRUE(repo().Fail(seq, 1, "broken", 0, true).ok());
+
+  EXPECT_TRUE(repo().Replay(99, 1).IsNotFound());
+  EXPECT_EQ(repo().Replay(q, 1).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(repo().Replay(d1, 7777).ok());
+  auto replayed = repo().GetEvent(d1);
+  EXPECT_EQ(replayed->state, "queued");
+  EXPECT_EQ(replayed->attempts, 0);
+  EXPECT_EQ(replayed->error, "broken");  // kept: why it died before
+  EXPECT_EQ(replayed->next_ms, 7777);
+  EXPECT_EQ(replayed->term, 0u);
+
+  EXPECT_TRUE(repo().Purge(99).status().IsNotFound());
+  EXPECT_EQ(repo().Purge(q).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*repo().Purge(d2), 1);
+  EXPECT_TRUE(repo().GetEvent(d2).status().IsNotFound());
+  EXPECT_EQ(*repo().Purge(0), 1);  // d3; d1 is queued again
+  EXPECT_EQ(*repo().Purge(0), 0);
+  EXPECT_TRUE(repo().GetEvent(d3).status().IsNotFound());
+  EXPECT_EQ(State(d1), "queued");
+  EXPECT_EQ(State(q), "queued");
+  // A purged seq is never given again.
+  EXPECT_GT(Add("after"), q);
+}
+
+TEST_F(SqliteSlurpRepositoryTest, ListingsFilterAndPageOldestFirst) {
+  struct Case {
+    std::string key, project, task, authors;
+    std::int64_t created_ms;
+  };
+  const std::vector<Case> cases = {{"r1", "alpha", "t1", R"(["ann","bob"])", 100},
+                                   {"r2", "alpha", "t2", R"(["anne"])", 200},
+                                   {"r3", "beta", "t1", R"(["bob"])", 300},
+                                   {"r4", "alpha", "t1", "[]", 400}};
+  std::vector<std::int64_t> seqs;
+  for (const auto& c : cases) {
+    seqs.push_back(Add(c.key));
+    ASSERT_TRUE(
+        repo().Complete(seqs.back(), 1, SlurpRecord(c.project, c.task, c.authors, c.created_ms), 1).ok());
+  }
+  auto list = [&](slurp::RecordQuery q) {
+    std::vector<std::int64_t> out;
+    auto rows = repo().ListRecords(q);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    if (rows.ok()) {
+      for (const auto& r : *rows) out.push_back(r.event_seq);
+    }
+    return out;
+  };
+  using Seqs = std::vector<std::int64_t>;
+  auto query = [](std::string project, std::string task, std::string author, std::int64_t since_ms = 0) {
+    slurp::RecordQuery q;
+    q.project = std::move(project);
+    q.task_id = std::move(task);
+    q.author = std::move(author);
+    q.since_ms = since_ms;
+    return q;
+  };
+  EXPECT_EQ(list({}), seqs);
+  EXPECT_EQ(list(query("alpha", "", "")), (Seqs{seqs[0], seqs[1], seqs[3]}));
+  EXPECT_EQ(list(query("alpha", "t1", "")), (Seqs{seqs[0], seqs[3]}));
+  EXPECT_EQ(list(query("", "", "ann")), (Seqs{seqs[0]}));  // exact: not "anne"
+  EXPECT_EQ(list(query("", "", "bob")), (Seqs{seqs[0], seqs[2]}));
+  EXPECT_EQ(list(query("", "", "an")), Seqs{});
+  EXPECT_EQ(list(query("", "", "", 200)), (Seqs{seqs[1], seqs[2], seqs[3]}));
+  slurp::RecordQuery page_of_one;
+  page_of_one.after_seq = seqs[1];
+  page_of_one.limit = 1;
+  EXPECT_EQ(list(page_of_one), (Seqs{seqs[2]}));
+
+  // Events: by state and source, paged by seq.
+  ASSERT_TRUE(repo().AddEvent(SlurpEvent("h1", 1, "hmmm"), 0).ok());
+  const std::int64_t queued = Add("q1");
+  auto events = [&](std::string state, std::string source, std::int64_t after_seq = 0,
+                    std::size_t limit = 100) {
+    slurp::EventQuery q;
+    q.state = std::move(state);
+    q.source = std::move(source);
+    q.after_seq = after_seq;
+    q.limit = limit;
+    std::vector<std::string> keys;
+    auto rows = repo().ListEvents(q);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    if (rows.ok()) {
+      for (const auto& e : *rows) keys.push_back(e.key);
+    }
+    return keys;
+  };
+  using Keys = std::vector<std::string>;
+  EXPECT_EQ(events("queued", ""), (Keys{"h1", "q1"}));
+  EXPECT_EQ(events("done", ""), (Keys{"r1", "r2", "r3", "r4"}));
+  EXPECT_EQ(events("", "hmmm"), (Keys{"h1"}));
+  EXPECT_EQ(events("", "", seqs[3]), (Keys{"h1", "q1"}));
+  EXPECT_EQ(events("", "", 0, 2), (Keys{"r1", "r2"}));
+  EXPECT_EQ(repo().GetEvent(queued)->key, "q1");
+}
+
+TEST_F(SqliteSlurpRepositoryTest, StatsCountByStateAndReportTheOldestQueuedAndTheFence) {
+  auto empty = repo().Stats();
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_EQ(empty->queued + empty->dead + empty->done + empty->oldest_queued_ms, 0);
+  const std::int64_t a = Add("a", 300), b = Add("b", 100), c = Add("c", 200);
+  Add("d", 400);
+  ASSERT_TRUE(repo().Fail(b, 4, "x", 0, true).ok());
+  ASSERT_TRUE(repo().Complete(c, 4, SlurpRecord("p", "t", "[]", 1), 1).ok());
+  (void)a;
+  auto s = repo().Stats();
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->queued, 2);
+  EXPECT_EQ(s->dead, 1);
+  EXPECT_EQ(s->done, 1);
+  EXPECT_EQ(s->oldest_queued_ms, 300);
+  EXPECT_EQ(s->newest_term, 4u);
+}
+
+TEST_F(SqliteSlurpRepositoryTest, UnmigratedIsFailedPreconditionAndClosedIsUnavailable) {
+  SqliteOptions options;
+  options.path = (dir_.path() / "fresh.db").string();
+  auto fresh = sqlite::Open(options);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(fresh->slurp->Stats().status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(fresh->slurp->AddEvent(SlurpEvent("k", 1), 10).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(fresh->slurp->AdmitTerm(1).status().code(), StatusCode::kFailedPrecondition);
+
+  const std::int64_t seq = Add("k1");
+  storage_.store->Close();
+  EXPECT_EQ(repo().GetEvent(seq).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(repo().AdmitTerm(1).status().code(), StatusCode::kUnavailable);
 }
 
 }  // namespace

@@ -203,11 +203,13 @@ class Database {
   std::unique_ptr<ConnectionPool> pool_;
 };
 
-// The per-backend factories (tasks.cc, context.cc, audit.cc, store.cc).
+// The per-backend factories (tasks.cc, context.cc, audit.cc, hmmm.cc,
+// slurp.cc, store.cc).
 std::shared_ptr<tasks::TaskRepository> MakeTaskRepository(std::shared_ptr<Database> db);
 std::shared_ptr<ucxl::ContextRepository> MakeContextRepository(std::shared_ptr<Database> db);
 std::shared_ptr<audit::AuditRepository> MakeAuditRepository(std::shared_ptr<Database> db);
 std::shared_ptr<hmmm::HmmmRepository> MakeHmmmRepository(std::shared_ptr<Database> db);
+std::shared_ptr<slurp::SlurpRepository> MakeSlurpRepository(std::shared_ptr<Database> db);
 std::shared_ptr<Store> MakeStore(std::shared_ptr<Database> db);
 
 // Reading columns: text ("" for NULL), integers, bytea.

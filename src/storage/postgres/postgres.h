@@ -5,14 +5,16 @@
 // One database, many nodes: every per-node row (node meta, tasks, context
 // versions, audit entries) carries the id of the node that owns it, and a
 // node's repositories read and write its own rows only, so each node sees
-// exactly what it would see in its own SQLite file. schema_migrations is
+// exactly what it would see in its own SQLite file. The exceptions are
+// cluster-wide by design: HMMM rooms (every node reads every room) and the
+// SLURP queue (one queue for the cluster). schema_migrations is
 // shared: migrating from several nodes at once is safe (each step runs under
 // an advisory lock and is skipped when another node applied it first).
 //
 // Files: store.cc (schema_migrations, health, node meta, vacuum), tasks.cc,
-// context.cc and audit.cc (one domain each: its repository and migrations),
-// backup.cc (pg_dump / pg_restore), database.cc (the connection pool and
-// transactions).
+// context.cc, audit.cc, hmmm.cc and slurp.cc (one domain each: its
+// repository and migrations), backup.cc (pg_dump / pg_restore), database.cc
+// (the connection pool and transactions).
 #pragma once
 
 #include <chrono>
@@ -53,7 +55,8 @@ std::string ConnectionString(const PostgresOptions& options);
 std::string Location(const PostgresOptions& options);
 
 // The schema of the PostgreSQL backend, domain by domain, in the order they
-// are applied: node (node_meta), ucxl (context_versions), tasks, audit, hmmm.
+// are applied: node (node_meta), ucxl (context_versions), tasks, audit, hmmm,
+// slurp.
 // Domain names and versions match the SQLite backend's; the SQL is
 // PostgreSQL's and every per-node table has a node_id column.
 const std::vector<DomainMigrations>& Migrations();
@@ -62,6 +65,7 @@ DomainMigrations ContextMigrations();
 DomainMigrations TaskMigrations();
 DomainMigrations AuditMigrations();
 DomainMigrations HmmmMigrations();
+DomainMigrations SlurpMigrations();
 
 // Connects (min_connections of the pool) and returns the Store and the
 // repositories. Unavailable when the server cannot be reached.

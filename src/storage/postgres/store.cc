@@ -216,7 +216,7 @@ DomainMigrations NodeMigrations() {
 const std::vector<DomainMigrations>& Migrations() {
   static const auto* const kMigrations =
       new std::vector<DomainMigrations>{NodeMigrations(), ContextMigrations(), TaskMigrations(), AuditMigrations(),
-                                       HmmmMigrations()};
+                                       HmmmMigrations(), SlurpMigrations()};
   return *kMigrations;
 }
 
@@ -226,7 +226,7 @@ Result<Storage> Open(const PostgresOptions& options) {
   auto db = Database::Open(std::move(effective));
   if (!db.ok()) return db.status();
   return Storage{MakeStore(*db), MakeTaskRepository(*db), MakeContextRepository(*db), MakeAuditRepository(*db),
-                 MakeHmmmRepository(*db)};
+                 MakeHmmmRepository(*db), MakeSlurpRepository(*db)};
 }
 
 }  // namespace bzzz::storage::postgres

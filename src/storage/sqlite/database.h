@@ -189,11 +189,12 @@ class Database {
 };
 
 // The repositories and the Store of the backend (tasks.cc, context.cc,
-// audit.cc, store.cc), over one shared Database.
+// audit.cc, hmmm.cc, slurp.cc, store.cc), over one shared Database.
 std::shared_ptr<tasks::TaskRepository> MakeTaskRepository(std::shared_ptr<Database> db);
 std::shared_ptr<ucxl::ContextRepository> MakeContextRepository(std::shared_ptr<Database> db);
 std::shared_ptr<audit::AuditRepository> MakeAuditRepository(std::shared_ptr<Database> db);
 std::shared_ptr<hmmm::HmmmRepository> MakeHmmmRepository(std::shared_ptr<Database> db);
+std::shared_ptr<slurp::SlurpRepository> MakeSlurpRepository(std::shared_ptr<Database> db);
 std::shared_ptr<Store> MakeStore(std::shared_ptr<Database> db);
 
 }  // namespace bzzz::storage::sqlite

@@ -4,7 +4,8 @@
 // so reads never wait for a write transaction (database.h).
 //
 // Files: store.cc (schema_migrations, health, node meta, flush), tasks.cc,
-// context.cc and audit.cc (one domain each: its repository and its migrations).
+// context.cc, audit.cc, hmmm.cc and slurp.cc (one domain each: its repository
+// and its migrations).
 #pragma once
 
 #include <chrono>
@@ -25,7 +26,8 @@ struct SqliteOptions {
 
 // The schema of the SQLite backend, domain by domain, in the order they are
 // applied: node (node_meta), ucxl (context_versions), tasks, audit
-// (audit_log, audit_head), hmmm (hmmm_rooms, hmmm_messages).
+// (audit_log, audit_head), hmmm (hmmm_rooms, hmmm_messages), slurp
+// (slurp_events, slurp_records, slurp_fence).
 const std::vector<DomainMigrations>& Migrations();
 // Each domain's steps (defined beside the domain's repository).
 DomainMigrations NodeMigrations();
@@ -33,6 +35,7 @@ DomainMigrations ContextMigrations();
 DomainMigrations TaskMigrations();
 DomainMigrations AuditMigrations();
 DomainMigrations HmmmMigrations();
+DomainMigrations SlurpMigrations();
 
 // Opens (creating if needed) the database. Fails with Unavailable when the
 // file cannot be opened and InvalidArgument when it is not a database.

@@ -350,7 +350,7 @@ const std::vector<DomainMigrations>& Migrations() {
   // still be opening a store.
   static const auto* const kMigrations =
       new std::vector<DomainMigrations>{NodeMigrations(), ContextMigrations(), TaskMigrations(), AuditMigrations(),
-                                       HmmmMigrations()};
+                                       HmmmMigrations(), SlurpMigrations()};
   return *kMigrations;
 }
 
@@ -360,7 +360,7 @@ Result<Storage> Open(const SqliteOptions& options) {
   auto db = Database::Open(std::move(effective));
   if (!db.ok()) return db.status();
   return Storage{MakeStore(*db), MakeTaskRepository(*db), MakeContextRepository(*db), MakeAuditRepository(*db),
-                 MakeHmmmRepository(*db)};
+                 MakeHmmmRepository(*db), MakeSlurpRepository(*db)};
 }
 
 }  // namespace bzzz::storage::sqlite
