@@ -155,7 +155,8 @@ Status SlurpService::RegisterRoutes(http::Router& router) {
                          {"record", record.is_discarded() ? json(entry->content) : record}});
         }
         json next = rows->size() == q.limit && !rows->empty() ? json(rows->back().event_seq) : json(nullptr);
-        return JsonOk(200, {{"records", std::move(out)}, {"count", out.size()}, {"withheld", hidden}, {"next", next}});
+        const std::size_t count = out.size();
+        return JsonOk(200, {{"records", std::move(out)}, {"count", count}, {"withheld", hidden}, {"next", next}});
       });
   routes.AddBlocking(Method::kGet, "/api/v1/slurp/dlq", "slurp:read", "dead events (?after=SEQ&limit=)",
                      [store](http::Request& req) {
