@@ -54,6 +54,8 @@ struct SlurpService::Impl {
   std::string last_address;
   // Intake of hook events.
   std::deque<EventRow> intake;
+  std::uint64_t dropped = 0;      // under mu
+  std::uint64_t failed_adds = 0;  // the intake thread's
   std::condition_variable intake_cv;
   std::thread intake_thread;
 
@@ -95,7 +97,9 @@ struct SlurpService::Impl {
       intake.pop_front();
       lock.unlock();
       auto added = Add(e);
-      if (!added.ok()) kLog.warn("slurp: event {} not queued: {}", e.key, added.status().message());
+      if (!added.ok() && failed_adds++ % 1000 == 0) {
+        kLog.warn("slurp: event {} not queued: {} ({} so far)", e.key, added.status().message(), failed_adds);
+      }
       lock.lock();
     }
   }
@@ -105,7 +109,12 @@ struct SlurpService::Impl {
     if (stopping) return;
     if (intake.size() >= kIntakeCapacity) {
       probe.Event(e.source, "dropped");
-      kLog.warn("slurp: intake full, event {} dropped", e.key);
+      // The first drop and every 1000th after it: a flood of outcomes must
+      // not become a flood of log lines.
+      if (dropped++ % 1000 == 0) {
+        kLog.warn("slurp: intake full ({} events waiting for the store): event {} dropped ({} so far)",
+                  kIntakeCapacity, e.key, dropped);
+      }
       return;
     }
     intake.push_back(std::move(e));

@@ -3,7 +3,7 @@
 // is killed and another is elected; every event gets exactly one record,
 // its citations resolved; a token of the record's role reads the records,
 // a token without it gets none of them (withheld), and a caller without
-// slurp:read gets 403. One node without a context store: its queue fills
+// slurp:read gets 403; an HMMM decision becomes a record. One node without a context store: its queue fills
 // past the bound (429) and slurp-health says why.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -79,7 +79,8 @@ TEST(SlurpEndToEnd, EventsBecomeOneRecordEachAcrossAnAdminKillAndOnlyTheirRoleRe
   ASSERT_TRUE(pg.ok()) << pg.error();
   ASSERT_EQ(pg.CreateDatabase("bzzz_slurp"), "bzzz_slurp");
   Cluster c;
-  c.node_args = {"--config", Config(c), "--set", "security.rate_limit.enabled=false"};
+  c.node_args = {"--config", Config(c), "--set", "security.rate_limit.enabled=false", "--set",
+                 "hmmm.objection_window=1s"};
   for (const auto& a : pg.NodeArgs("bzzz_slurp")) c.node_args.push_back(a);
   c.StartBootstrap();
   for (int i = 0; i < 3; ++i) c.StartNode(i);
@@ -192,6 +193,30 @@ TEST(SlurpEndToEnd, EventsBecomeOneRecordEachAcrossAnAdminKillAndOnlyTheirRoleRe
   EXPECT_EQ(Call(c, survivor, "GET", "/api/v1/slurp/records", "", kUserToken).status, 403);
   EXPECT_EQ(Call(c, survivor, "POST", "/api/v1/slurp/events", R"({"project":"e2e","summary":"s","decision":"d"})",
                  kDeveloperToken).status, 403);
+
+  // An HMMM decision becomes a record too: a plan accepted when its
+  // objection window closes, cited with its messages.
+  const Reply opened = Call(c, survivor, "POST", "/api/v1/hmmm/rooms",
+                            R"({"title":"pick a queue","project":"e2e",)"
+                            R"("seed":{"type":"plan_proposed","agent":"planner","body":"use the shared queue"}})");
+  ASSERT_EQ(opened.status, 201) << opened.body.dump();
+  const std::string room = opened.body.value("id", "");
+  json decided;
+  ASSERT_TRUE(Eventually([&] {
+    const json r = Call(c, survivor, "GET", "/api/v1/slurp/records?project=e2e&limit=1000", "", kDecisionToken).body;
+    for (const auto& rec : r["records"]) {
+      if (rec["record"]["event"]["source"] == "hmmm") decided = rec["record"];
+    }
+    return decided.is_object();
+  }, 30s)) << Call(c, survivor, "GET", "/api/v1/slurp/events?source=hmmm").body.dump();
+  EXPECT_EQ(decided["decision"], "use the shared queue");
+  EXPECT_EQ(decided["summary"], "pick a queue");
+  EXPECT_EQ(decided["authors"], json({"planner@" + ids[survivor]}));
+  ASSERT_EQ(decided["citations"].size(), 2u) << decided.dump();  // the plan and the decision
+  for (const auto& cite : decided["citations"]) {
+    EXPECT_EQ(cite["kind"], "message");
+    EXPECT_EQ(cite["id"].get<std::string>().rfind(room + "/", 0), 0u) << cite.dump();
+  }
 
   // slurp-health: healthy on the new admin, not applicable elsewhere.
   for (int i : alive) {
