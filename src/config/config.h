@@ -194,7 +194,9 @@ struct SlurpConfig {
   std::size_t queue_capacity = 10000;       // queued events; beyond: 429
   int max_retries = 5;                      // failed attempts retried before the dead-letter queue
   std::string default_role = "decision";    // the role a record is sealed for unless its event names one
-  bool task_outcomes = true;                // every final state of this node's tasks becomes an event
+  // The executors whose tasks' final states (succeeded, dead, cancelled)
+  // become events; builtin tasks (echo, sleep, fail) are diagnostics.
+  std::vector<std::string> task_outcomes = {"llm", "command", "http"};
 };
 
 struct UcxiConfig {

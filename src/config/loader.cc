@@ -753,7 +753,8 @@ std::vector<KeyDef> BuildKeys() {
           "Role a decision record is sealed for (the role part of its UCXL address) unless its event names one.")
           .Check(CheckIdentifier),
       Key("slurp.task_outcomes", BZZZ_FIELD(slurp.task_outcomes),
-          "Turn every final state of this node's tasks (succeeded, dead, cancelled) into a SLURP event."),
+          "Executors whose tasks' final states (succeeded, dead, cancelled) on this node become SLURP events; "
+          "empty: none."),
 
       // ucxi
       Key("ucxi.enabled", BZZZ_FIELD(ucxi.enabled), "Serve the UCXI API under /ucxi/v1."),

@@ -584,8 +584,10 @@ class Node::Impl {
         if (!started_slurp.ok()) return started_slurp.status();
         slurp = std::move(started_slurp).value();
         if (auto s = ops::Attach(slurp, cfg, sinks); !s.ok()) return s;
-        if (cfg.slurp.task_outcomes) {
-          tasks->SetFinishedListener([weak = std::weak_ptr<slurp::SlurpService>(slurp)](const tasks::Task& t) {
+        if (!cfg.slurp.task_outcomes.empty()) {
+          tasks->SetFinishedListener([weak = std::weak_ptr<slurp::SlurpService>(slurp),
+                                      executors = cfg.slurp.task_outcomes](const tasks::Task& t) {
+            if (std::find(executors.begin(), executors.end(), t.executor) == executors.end()) return;
             if (auto s = weak.lock()) s->TaskFinished(TaskFactsOf(t));
           });
         }
