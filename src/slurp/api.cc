@@ -49,6 +49,20 @@ Result<std::int64_t> Seq(const http::Request& req) {
   return v;
 }
 
+// A page of events: `q` with ?after= and ?limit= applied.
+http::Response EventPage(SlurpRepository& store, const http::Request& req, EventQuery q) {
+  auto after = req.IntParam("after", 0, 0, INT64_MAX);
+  auto limit = req.IntParam("limit", 100, 1, 1000);
+  if (!after.ok() || !limit.ok()) return BadRequest((!after.ok() ? after : limit).status().message(), req.request_id);
+  q.after_seq = *after;
+  q.limit = static_cast<std::size_t>(*limit);
+  auto rows = store.ListEvents(q);
+  if (!rows.ok()) return http::ErrorFromStatus(rows.status(), req.request_id);
+  json out = json::array();
+  for (const auto& e : *rows) out.push_back(EventJson(e));
+  return JsonOk(200, {{"events", std::move(out)}, {"count", rows->size()}});
+}
+
 // A 503 that says when to come back.
 http::Response Unavailable503(const Status& s, const std::string& request_id) {
   http::Response r = http::ErrorFromStatus(s, request_id);
@@ -90,18 +104,7 @@ Status SlurpService::RegisterRoutes(http::Router& router) {
                        if (!q.source.empty() && q.source != "api" && q.source != "task" && q.source != "hmmm") {
                          return BadRequest("source must be api, task or hmmm", req.request_id);
                        }
-                       auto after = req.IntParam("after", 0, 0, INT64_MAX);
-                       auto limit = req.IntParam("limit", 100, 1, 1000);
-                       if (!after.ok() || !limit.ok()) {
-                         return BadRequest((!after.ok() ? after : limit).status().message(), req.request_id);
-                       }
-                       q.after_seq = *after;
-                       q.limit = static_cast<std::size_t>(*limit);
-                       auto rows = store->ListEvents(q);
-                       if (!rows.ok()) return http::ErrorFromStatus(rows.status(), req.request_id);
-                       json out = json::array();
-                       for (const auto& e : *rows) out.push_back(EventJson(e));
-                       return JsonOk(200, {{"events", std::move(out)}, {"count", rows->size()}});
+                       return EventPage(*store, req, q);
                      });
   routes.AddBlocking(Method::kGet, "/api/v1/slurp/events/:seq", "slurp:read", "one event", [store](http::Request& req) {
     auto seq = Seq(req);
@@ -162,18 +165,7 @@ Status SlurpService::RegisterRoutes(http::Router& router) {
                      [store](http::Request& req) {
                        EventQuery q;
                        q.state = "dead";
-                       auto after = req.IntParam("after", 0, 0, INT64_MAX);
-                       auto limit = req.IntParam("limit", 100, 1, 1000);
-                       if (!after.ok() || !limit.ok()) {
-                         return BadRequest((!after.ok() ? after : limit).status().message(), req.request_id);
-                       }
-                       q.after_seq = *after;
-                       q.limit = static_cast<std::size_t>(*limit);
-                       auto rows = store->ListEvents(q);
-                       if (!rows.ok()) return http::ErrorFromStatus(rows.status(), req.request_id);
-                       json out = json::array();
-                       for (const auto& e : *rows) out.push_back(EventJson(e));
-                       return JsonOk(200, {{"events", std::move(out)}, {"count", rows->size()}});
+                       return EventPage(*store, req, q);
                      });
   routes.AddBlocking(Method::kPost, "/api/v1/slurp/dlq/:seq/replay", "slurp:admin",
                      "queue a dead event again", [self, store](http::Request& req) {
