@@ -17,7 +17,7 @@ fi
 cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++ -DBZZZ_FUZZ=ON -DBZZZ_BUILD_TESTS=OFF -DBZZZ_SANITIZE=ON >/dev/null
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(bzzz_config_fuzz bzzz_json_fuzz bzzz_http_target_fuzz bzzz_frame_fuzz bzzz_election_fuzz bzzz_ucxl_fuzz bzzz_tasks_fuzz bzzz_cluster_fuzz bzzz_api_fuzz bzzz_record_fuzz bzzz_jwt_fuzz bzzz_redact_fuzz bzzz_keys_fuzz bzzz_hmmm_fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(bzzz_config_fuzz bzzz_json_fuzz bzzz_http_target_fuzz bzzz_frame_fuzz bzzz_election_fuzz bzzz_ucxl_fuzz bzzz_tasks_fuzz bzzz_cluster_fuzz bzzz_api_fuzz bzzz_record_fuzz bzzz_jwt_fuzz bzzz_redact_fuzz bzzz_keys_fuzz bzzz_hmmm_fuzz bzzz_slurp_fuzz)
 cmake --build "$root/build-fuzz" --target "${targets[@]}"
 
 for target in "${targets[@]}"; do
