@@ -54,6 +54,8 @@ struct SlurpService::Impl {
   std::string last_address;
   // Intake of hook events.
   std::deque<EventRow> intake;
+  QueueStats stats;               // under mu: the last read (RefreshGauges)
+  std::int64_t stats_ms = 0;      // when; 0: never
   std::uint64_t dropped = 0;      // under mu
   std::uint64_t failed_adds = 0;  // the intake thread's
   std::condition_variable intake_cv;
@@ -69,9 +71,16 @@ struct SlurpService::Impl {
     return AdminNode(&term) == o.node_id;
   }
 
+  // Reads the queue's counts into the gauges and `stats` (what the status
+  // section shows: it is rendered on an HTTP I/O thread, which must not
+  // wait for the store).
   void RefreshGauges() {
     auto s = o.store->Stats();
-    if (s.ok()) probe.Queue(static_cast<double>(s->queued), static_cast<double>(s->dead));
+    if (!s.ok()) return;
+    probe.Queue(static_cast<double>(s->queued), static_cast<double>(s->dead));
+    std::lock_guard lock(mu);
+    stats = *s;
+    stats_ms = Now();
   }
 
   Result<std::pair<EventRow, bool>> Add(EventRow e) {
@@ -91,7 +100,13 @@ struct SlurpService::Impl {
   void IntakeLoop() {
     std::unique_lock lock(mu);
     while (true) {
-      intake_cv.wait(lock, [this] { return stopping || !intake.empty(); });
+      // Also the queue's counts, once a second, on every node.
+      if (!intake_cv.wait_for(lock, std::chrono::seconds(1), [this] { return stopping || !intake.empty(); })) {
+        lock.unlock();
+        RefreshGauges();
+        lock.lock();
+        continue;
+      }
       if (intake.empty() && stopping) return;
       EventRow e = std::move(intake.front());
       intake.pop_front();
@@ -373,11 +388,16 @@ std::string SlurpService::StatusJson(std::string_view section) const {
     out["last_processed"] = n.last_seq == 0 ? json(nullptr)
                                             : json{{"seq", n.last_seq}, {"at_ms", n.last_ms}, {"address", n.last_address}};
     out["intake"] = n.intake.size();
-  }
-  if (auto s = n.o.store->Stats(); s.ok()) {
-    out["queue"] = {{"queued", s->queued}, {"dead", s->dead}, {"done", s->done},
-                    {"oldest_queued_ms", s->oldest_queued_ms}, {"capacity", n.o.config.slurp.queue_capacity}};
-    out["fence"] = s->newest_term;
+    if (n.stats_ms > 0) {
+      const QueueStats& s = n.stats;
+      out["queue"] = {{"queued", s.queued},
+                      {"dead", s.dead},
+                      {"done", s.done},
+                      {"oldest_queued_ms", s.oldest_queued_ms},
+                      {"capacity", n.o.config.slurp.queue_capacity},
+                      {"as_of_ms", n.stats_ms}};
+      out["fence"] = s.newest_term;
+    }
   }
   return DumpJson(out);
 }
