@@ -101,6 +101,7 @@ Status CurateApi(const EventRow& e, const Sources& sources, SlurpRepository& sto
   r.decision = api->decision;
   r.rationale = api->rationale;
   r.authors = api->authors;
+  r.submitted_by = api->submitted_by;
   for (Citation c : api->citations) {
     if (Status s = Resolve(c, sources, store); !s.ok()) return s;
     r.citations.push_back(std::move(c));

@@ -1,5 +1,7 @@
 #include "slurp/record.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "base/json.h"
@@ -43,16 +45,25 @@ bool ValidName(const std::string& s) {
   return true;
 }
 
-Result<ApiEvent> ParseApiEvent(const std::string& body) {
+namespace {
+Result<ApiEvent> Parse(const std::string& body, bool stored);
+}  // namespace
+
+Result<ApiEvent> ParseApiEvent(const std::string& body) { return Parse(body, false); }
+
+namespace {
+Result<ApiEvent> Parse(const std::string& body, bool stored) {
   const json j = ParseJson(body);
   if (!j.is_object()) return InvalidArgument("body: must be a JSON object");
   static const char* kKnown[] = {"project", "task_id", "role", "summary", "decision", "rationale", "authors", "citations"};
   for (const auto& [k, v] : j.items()) {
+    if (stored && k == "submitted_by") continue;  // set by the node, never by a caller
     if (std::find(std::begin(kKnown), std::end(kKnown), k) == std::end(kKnown)) {
       return InvalidArgument("body." + k + ": unknown field");
     }
   }
   ApiEvent e;
+  if (stored && j.contains("submitted_by") && j["submitted_by"].is_string()) e.submitted_by = j["submitted_by"];
   auto project = Text(j, "project", 1, 64);
   if (!project.ok()) return project.status();
   if (!ValidName(*project)) return InvalidArgument("body.project: only letters, digits, _ and -");
@@ -99,6 +110,7 @@ Result<ApiEvent> ParseApiEvent(const std::string& body) {
   }
   return e;
 }
+}  // namespace
 
 std::string ApiEventJson(const ApiEvent& e) {
   json cites = json::array();
@@ -108,10 +120,11 @@ std::string ApiEventJson(const ApiEvent& e) {
   if (!e.task_id.empty()) j["task_id"] = e.task_id;
   if (!e.role.empty()) j["role"] = e.role;
   if (!e.rationale.empty()) j["rationale"] = e.rationale;
+  if (!e.submitted_by.empty()) j["submitted_by"] = e.submitted_by;
   return DumpJson(j);
 }
 
-Result<ApiEvent> ApiEventFromJson(const std::string& payload) { return ParseApiEvent(payload); }
+Result<ApiEvent> ApiEventFromJson(const std::string& payload) { return Parse(payload, true); }
 
 std::string RecordAddress(const std::string& role, const std::string& project, const std::string& task_id,
                           std::int64_t seq) {
@@ -135,6 +148,7 @@ std::string RecordJson(const Record& r) {
             {"created_at", r.created_ms},
             {"project", r.project},
             {"task_id", r.task_id.empty() ? json(nullptr) : json(r.task_id)},
+            {"submitted_by", r.submitted_by.empty() ? json(nullptr) : json(r.submitted_by)},
             {"event", {{"seq", r.event_seq}, {"key", r.event_key}, {"source", r.source}}}};
   return DumpJson(j);
 }

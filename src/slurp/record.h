@@ -33,6 +33,9 @@ struct ApiEvent {
   std::string rationale;
   std::vector<std::string> authors;
   std::vector<Citation> citations;  // author and term empty
+  // Who posted it: the authenticated principal, set by the node (never
+  // taken from the body); "" in events stored before it was recorded.
+  std::string submitted_by;
 };
 
 // InvalidArgument naming the field at fault. Limits: project and task 1..64
@@ -41,7 +44,7 @@ struct ApiEvent {
 // citations of a known kind with a non-empty id of at most 200 bytes;
 // unknown fields refused.
 Result<ApiEvent> ParseApiEvent(const std::string& body);
-// The event's payload as stored (JSON), and back.
+// The event's payload as stored (JSON, with submitted_by), and back.
 std::string ApiEventJson(const ApiEvent& event);
 Result<ApiEvent> ApiEventFromJson(const std::string& payload);
 
@@ -64,6 +67,7 @@ struct Record {
   std::string source;
   std::string project;
   std::string task_id;
+  std::string submitted_by;  // API events: the principal that posted it
 };
 std::string RecordJson(const Record& record);
 

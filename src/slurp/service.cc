@@ -86,7 +86,7 @@ struct SlurpService::Impl {
   Result<std::pair<EventRow, bool>> Add(EventRow e) {
     e.accepted_ms = Now();
     e.accepted_by = o.node_id;
-    e.payload_sha256 = security::Sha256Hex(e.payload);
+    if (e.payload_sha256.empty()) e.payload_sha256 = security::Sha256Hex(e.payload);
     auto added = o.store->AddEvent(e, static_cast<std::int64_t>(o.config.slurp.queue_capacity));
     if (!added.ok()) {
       probe.Event(e.source, added.status().code() == StatusCode::kResourceExhausted ? "refused" : "dropped");
@@ -282,14 +282,18 @@ Result<std::pair<EventRow, bool>> SlurpService::Submit(const std::string& key, c
   e.source = "api";
   e.project = event->project;
   e.task_id = event->task_id;
+  // The payload names who posted it; the comparison of a repeated key is
+  // of what the caller sent, whoever sent it.
+  const std::string sent = ApiEventJson(*event);
+  event->submitted_by = by;
   e.payload = ApiEventJson(*event);
+  e.payload_sha256 = security::Sha256Hex(sent);
   auto added = n.Add(e);
   if (!added.ok()) return added.status();
-  if (!added->second && added->first.payload_sha256 != security::Sha256Hex(e.payload)) {
+  if (!added->second && added->first.payload_sha256 != e.payload_sha256) {
     return Conflict("Idempotency-Key " + e.key + " was used for another event (seq " +
                     std::to_string(added->first.seq) + ")");
   }
-  (void)by;
   return added;
 }
 

@@ -173,6 +173,7 @@ TEST(SlurpEndToEnd, EventsBecomeOneRecordEachAcrossAnAdminKillAndOnlyTheirRoleRe
     terms.insert(r["term"].get<std::uint64_t>());
     const json& rec = r["record"];
     EXPECT_EQ(rec["term"], r["term"]);
+    EXPECT_EQ(rec["submitted_by"], "decider") << "the token that posted it, whatever the body says";
     for (const auto& cite : rec["citations"]) {
       EXPECT_FALSE(cite.value("author", "").empty()) << cite.dump();
       if (cite["kind"] == "task") {

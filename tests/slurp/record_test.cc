@@ -20,6 +20,14 @@ TEST(SlurpRecordTest, ApiEventsAreCheckedFieldByField) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->summary, "use sqlite");
   EXPECT_EQ(again->citations[1].id, "r/m1");
+  // Who posted it is the node's to say, never the body's.
+  EXPECT_EQ(ParseApiEvent(R"({"project":"p","summary":"s","decision":"d","submitted_by":"root"})").status().code(),
+            StatusCode::kInvalidArgument);
+  ApiEvent posted = *ok;
+  posted.submitted_by = "ana-token";
+  auto stored = ApiEventFromJson(ApiEventJson(posted));
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  EXPECT_EQ(stored->submitted_by, "ana-token");
   const std::string big(20000, 'x');
   for (const std::string& bad :
        {std::string("[]"), std::string("not json"), std::string(R"({"summary":"s","decision":"d"})"),
