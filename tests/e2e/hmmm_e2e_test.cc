@@ -4,7 +4,7 @@
 // (recorded with node 1's verified id); a long poll sees a message as it
 // is accepted; a plan is agreed and decided when its window closes. A
 // failing task's room escalates on a keyword: the task stops (escalated),
-// the webhook receives the history, signed; node 0 restarts; an operator
+// the webhook receives the history, signed; both nodes restart; an operator
 // resolves the room with the CLI and a new input, and the task runs again
 // to success.
 //
@@ -52,7 +52,7 @@ Reply Call(const Cluster& c, int node, const char* method, const std::string& pa
   return {r->status, json::parse(r->body, nullptr, false)};
 }
 
-TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveARestart) {
+TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveAClusterRestart) {
   PostgresServer pg;
   ASSERT_TRUE(pg.ok()) << pg.error();
   ASSERT_EQ(pg.CreateDatabase("bzzz_hmmm"), "bzzz_hmmm");
@@ -185,13 +185,16 @@ TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveARestart) {
   }
   EXPECT_NE(hook.heads()[0].find("X-Bzzz-Signature: sha256="), std::string::npos);
 
-  // The owner restarts: the room and the task are still escalated, and the
-  // task was not retried meanwhile.
-  c.nodes[0]->Signal(SIGTERM);
-  c.nodes[0]->Wait(30s);
+  // The whole cluster restarts (both nodes stop, then start again): the
+  // room and the task are still escalated, and the task was not retried
+  // meanwhile.
+  for (int i : {0, 1}) c.nodes[i]->Signal(SIGTERM);
+  for (int i : {0, 1}) c.nodes[i]->Wait(30s);
   std::this_thread::sleep_for(2500ms);
-  c.StartNode(0);
-  ASSERT_TRUE(Eventually([&] { return Call(c, 0, "GET", "/health/ready").status == 200; }, 40s)) << ReadFile(c.logs[0]);
+  for (int i : {0, 1}) c.StartNode(i);
+  for (int i : {0, 1}) {
+    ASSERT_TRUE(Eventually([&] { return Call(c, i, "GET", "/health/ready").status == 200; }, 40s)) << ReadFile(c.logs[i]);
+  }
   const Reply after = Call(c, 0, "GET", "/api/v1/hmmm/rooms/" + task_id);
   EXPECT_EQ(after.body["state"], "escalated");
   EXPECT_EQ(after.body["owned"], true);
