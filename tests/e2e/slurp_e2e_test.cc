@@ -255,6 +255,26 @@ TEST(SlurpEndToEnd, AFullQueueIsRefusedWithRetryAfterAndHealthSaysWhy) {
     return h.value("status", "") == "unhealthy";
   }, 30s)) << h.dump();
   EXPECT_NE(h.value("message", "").find("no context store"), std::string::npos) << h.dump();
+  // The CLI: a post with a key prints the event (the same key again is the
+  // same event), a full queue exits 1 with the node's reason, status shows
+  // the queue.
+  auto [pc, pout] = c.Cli({"slurp", "post", "--url", c.Url(0), "--key", "full-1",
+                           R"({"project":"p","summary":"s","decision":"d"})"});
+  EXPECT_EQ(pc, 0) << pout;
+  EXPECT_NE(pout.find("full-1"), std::string::npos) << pout;
+  auto [fc, fout] = c.Cli({"slurp", "post", "--url", c.Url(0), "--key", "cli-new",
+                           R"({"project":"p","summary":"s","decision":"d"})"});
+  EXPECT_NE(fc, 0) << fout;
+  EXPECT_NE(fout.find("queue is full"), std::string::npos) << fout;
+  auto [bc, bout] = c.Cli({"slurp", "post", "--url", c.Url(0), "not json"});
+  EXPECT_NE(bc, 0) << bout;
+  auto [sc, sout] = c.Cli({"slurp", "status", "--url", c.Url(0)});
+  EXPECT_EQ(sc, 0) << sout;
+  EXPECT_NE(sout.find("processing"), std::string::npos) << sout;
+  auto [dc, dout] = c.Cli({"slurp", "dlq", "list", "--url", c.Url(0), "--json"});
+  EXPECT_EQ(dc, 0) << dout;
+  EXPECT_NE(dout.find("\"count\": 0"), std::string::npos) << dout;
+
   // The status section shows the queue as last read (once a second).
   EXPECT_TRUE(Eventually([&] {
     const json s = Call(c, 0, "GET", "/admin/status").body;
