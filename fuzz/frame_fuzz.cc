@@ -1,4 +1,5 @@
-// Fuzz target: the P2P frame decoder, the presence parser and the peer
+// Fuzz target: the P2P frame decoder (and the mesh's unverified routing
+// peek, which must agree with it), the presence parser and the peer
 // store's line format (every input is also read as a peer store file: what
 // reads must write back to text that reads again to the same contacts).
 // Byte 0 picks the mode: even, decode the rest as received from the network
@@ -35,6 +36,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const Decoded d = DecodeFrame(frame.data(), frame.size());
   (void)UnsealFrame(frame.data(), frame.size(), key);
+  // The mesh routes a frame by its unverified header before verifying it:
+  // whatever decodes must route to the same topic, sender, seq and count.
+  FrameRoute route;
+  const bool routed = PeekFrameRoute(frame.data(), frame.size(), &route);
+  if (d.ok() && (!routed || route.topic != d.frame.topic || route.sender != d.frame.sender ||
+                 route.seq != d.frame.seq || route.messages != d.frame.messages.size())) {
+    __builtin_trap();
+  }
   if (!d.ok()) return 0;
   for (const auto& m : d.frame.messages) {
     std::string name;

@@ -499,6 +499,18 @@ std::vector<KeyDef> BuildKeys() {
       Key("p2p.pubsub.max_inflight_frames", BZZZ_FIELD(p2p.pubsub.max_inflight_frames),
           "Frames that may await their storage acknowledgement; past it publishing waits (flow control).")
           .Range(1, 4096),
+      Key("p2p.pubsub.batch_linger_us", BZZZ_FIELD(p2p.pubsub.batch_linger_us),
+          "Microseconds the publisher lets messages gather after a frame went out before it packs the next (0: at once); bounds frames per second under load.")
+          .Range(0, 100000),
+      Key("p2p.pubsub.mesh_degree", BZZZ_FIELD(p2p.pubsub.mesh_degree),
+          "Member links a frame is pushed to per topic; with more subscribed peers a frame goes to this many, flagged for forwarding.")
+          .Range(1, 64),
+      Key("p2p.pubsub.link_buffer_bytes", BZZZ_FIELD(p2p.pubsub.link_buffer_bytes),
+          "Outgoing bytes held per member link; past it the publisher waits up to 1 s, then drops the frame for that link (counted link_full).")
+          .Bytes()
+          .Range(64 * 1024, 1ull << 30),
+      Key("p2p.pubsub.dht_copy", BZZZ_FIELD(p2p.pubsub.dht_copy),
+          "Put every pubsub frame into the DHT as well (retention, replay for late subscribers); by default only while some live member has no link."),
       Key("p2p.pubsub.dedup_window", BZZZ_FIELD(p2p.pubsub.dedup_window),
           "Recent frames remembered per sender to suppress duplicates.")
           .Range(64, 1000000),

@@ -18,9 +18,19 @@ Dispatcher::Dispatcher(std::size_t threads, std::size_t capacity) : capacity_(ca
 }
 
 bool Dispatcher::Push(const std::shared_ptr<Sink>& sink, Message message) {
+  return Push(sink, std::move(message), std::chrono::steady_clock::time_point{});
+}
+
+bool Dispatcher::Push(const std::shared_ptr<Sink>& sink, Message message,
+                      std::chrono::steady_clock::time_point deadline) {
   std::unique_lock sink_lock(sink->mu);
+  while (!sink->closed && sink->queue.size() >= capacity_) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    sink->room.wait_until(sink_lock, deadline);
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+  }
   if (sink->closed) return true;
-  if (sink->queue.size() >= capacity_) return false;
   sink->queue.push_back(std::move(message));
   if (sink->scheduled) return true;
   sink->scheduled = true;
@@ -64,6 +74,7 @@ void Dispatcher::Work() {
       }
       handler = sink->handler;
     }
+    sink->room.notify_all();
     for (const auto& m : batch) {
       if (!handler) break;
       try {
@@ -83,6 +94,12 @@ void Dispatcher::Work() {
       ready_.push_back(std::move(sink));
     }
   }
+}
+
+bool DedupWindow::Seen(const PublicKey& sender, std::uint64_t seq) {
+  std::lock_guard lock(mu_);
+  auto it = senders_.find(std::string(sender.begin(), sender.end()));
+  return it != senders_.end() && it->second.seen.contains(seq);
 }
 
 bool DedupWindow::FirstTime(const PublicKey& sender, std::uint64_t seq) {

@@ -8,6 +8,7 @@
 // that a frame that arrives twice (DHT and member link) is delivered once.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +34,7 @@ struct Sink {
   std::mutex mu;
   MessageHandler handler;  // guarded by mu
   std::deque<Message> queue;
+  std::condition_variable room;  // signalled when the dispatcher takes messages
   bool scheduled = false;
   bool closed = false;
 };
@@ -47,6 +49,10 @@ class Dispatcher {
   // False when the sink's queue is full (the message is dropped); true
   // when queued, or when the sink is closed (the message is discarded).
   bool Push(const std::shared_ptr<Sink>& sink, Message message);
+  // The same, but a full queue is waited on until `deadline` (the link
+  // reader's back-pressure: while it waits it reads nothing, and TCP slows
+  // the sender).
+  bool Push(const std::shared_ptr<Sink>& sink, Message message, std::chrono::steady_clock::time_point deadline);
   // Joins the threads; messages still queued are not delivered.
   void Stop();
 
@@ -68,6 +74,8 @@ class DedupWindow {
   // True the first time (sender, seq) is seen among the sender's last
   // `per_sender` sequence numbers.
   bool FirstTime(const PublicKey& sender, std::uint64_t seq);
+  // Whether (sender, seq) is remembered, without remembering it.
+  bool Seen(const PublicKey& sender, std::uint64_t seq);
 
  private:
   static constexpr std::size_t kMaxSenders = 4096;

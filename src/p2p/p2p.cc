@@ -29,6 +29,7 @@
 #include "base/random.h"
 #include "cluster/membership.h"
 #include "p2p/delivery.h"
+#include "p2p/mesh.h"
 #include "p2p/peer_store.h"
 #include "p2p/probe.h"
 #include "p2p/topics.h"
@@ -209,9 +210,28 @@ class P2pNode::Impl {
   };
   std::mutex book_mu;
   std::map<std::string, LinkAddress, std::less<>> link_book;
+  // The pubsub mesh on the same port (TCP); null when links are not announced.
+  std::unique_ptr<internal::Mesh> mesh;
   static constexpr auto kLinkMemory = std::chrono::minutes(10);
 
+  // The UDP link and the mesh's TCP listener share one port number (a
+  // few attempts find a port free for both).
   Status OpenLink(const dht::SockAddr& bind4) {
+    Status last = Status::Ok();
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      last = OpenLinkOnce(bind4);
+      if (last.ok()) {
+        link_reader = std::thread([this] { LinkLoop(); });
+        return last;
+      }
+      if (link_fd >= 0) ::close(link_fd);
+      link_fd = -1;
+      mesh.reset();
+    }
+    return last;
+  }
+
+  Status OpenLinkOnce(const dht::SockAddr& bind4) {
     link_fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (link_fd < 0) return Unavailable(std::string("p2p: member link socket: ") + std::strerror(errno));
     sockaddr_in a{};
@@ -225,16 +245,69 @@ class P2pNode::Impl {
     link_port = ntohs(a.sin_port);
     const int rcvbuf = 4 << 20;
     ::setsockopt(link_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    if (a.sin_addr.s_addr != htonl(INADDR_ANY)) {
-      char ip[INET_ADDRSTRLEN] = {};
-      inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
-      link_endpoint = std::string(ip) + ":" + std::to_string(link_port);
-    } else {
-      kLog.warn("p2p: p2p.listen binds every address: member links are not announced (time-critical "
-                   "traffic goes through the DHT)");
+    if (a.sin_addr.s_addr == htonl(INADDR_ANY)) {
+      kLog.warn("p2p: p2p.listen binds every address: member links are not announced (pubsub and "
+                "time-critical traffic go through the DHT)");
+      return Status::Ok();
     }
-    link_reader = std::thread([this] { LinkLoop(); });
-    return Status::Ok();
+    char ip[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
+    link_endpoint = std::string(ip) + ":" + std::to_string(link_port);
+    mesh = std::make_unique<internal::Mesh>(identity.node_id(), MeshConfigOf(opts.config.pubsub), MeshHooksOf());
+    return mesh->Start(a);
+  }
+
+  static internal::MeshConfig MeshConfigOf(const config::PubsubConfig& ps) {
+    internal::MeshConfig m;
+    m.degree = ps.mesh_degree;
+    m.link_buffer_bytes = ps.link_buffer_bytes;
+    return m;
+  }
+
+  internal::MeshHooks MeshHooksOf() {
+    internal::MeshHooks h;
+    h.sign_hello = [this](const std::string& challenge) -> Result<Bytes> {
+      const std::string credential = Credential();
+      if (credential.empty()) return FailedPrecondition("not admitted");
+      Frame f;
+      f.kind = FrameKind::kLink;
+      f.credential = credential;
+      f.seq = NextSeq();
+      f.sent_at_ns = NowUs() * 1000;
+      f.topic = "link";
+      f.messages.push_back({"hello", NowUs(), 0, challenge});
+      return EncodeFrame(f, identity);
+    };
+    h.check_hello = [this](const std::uint8_t* data, std::size_t size, const std::string& challenge) -> std::string {
+      const Decoded d = DecodeFrame(data, size);
+      if (!d.ok() || d.frame.kind != FrameKind::kLink || d.frame.topic != "link" || d.frame.messages.size() != 1 ||
+          d.frame.messages[0].type != "hello" || d.frame.messages[0].data != challenge) {
+        Reject(TopicClass::kInternal, d.error == DecodeError::kBadSignature ? "bad_signature" : "malformed", "link");
+        return "";
+      }
+      if (!Admit(d.frame, TopicClass::kInternal, "link")) return "";
+      return NodeIdOf(d.frame.sender);
+    };
+    h.on_frame = [this](const std::uint8_t* data, std::size_t size) {
+      return OnFrame("", data, size, Clock::now() + std::chrono::milliseconds(500));
+    };
+    h.seen = [this](const PublicKey& sender, std::uint64_t s) { return dedup.Seen(sender, s); };
+    h.on_drop = [this](std::string_view topic, std::string_view reason, std::uint64_t n) {
+      if (n > 0) Drop(ClassOf(topic), reason, n);
+    };
+    return h;
+  }
+
+  // Whether every live member has a pubsub link (else frames also go
+  // through the DHT, where the others listen).
+  bool AllPeersLinked() {
+    if (!mesh) return false;
+    std::lock_guard lock(peers_mu);
+    if (peers.empty()) return false;
+    for (const auto& [id, p] : peers) {
+      if (!mesh->Linked(id)) return false;
+    }
+    return true;
   }
 
   void LinkLoop() {
@@ -275,6 +348,7 @@ class P2pNode::Impl {
     l.addr = addr;
     l.seq = seq;
     l.seen = Clock::now();
+    if (mesh) mesh->Learn(node_id, addr);
   }
 
   void RememberLink(const std::string& node_id, const std::string& endpoint, std::uint64_t seq) {
@@ -346,7 +420,13 @@ class P2pNode::Impl {
   void Drop(TopicClass c, std::string_view reason, std::uint64_t n = 1) {
     probe.Dropped(c, reason, n);
     n_dropped += n;
+    std::lock_guard lock(drops_mu);
+    auto it = drops.find(reason);
+    if (it == drops.end()) it = drops.emplace(std::string(reason), 0).first;
+    it->second += n;
   }
+  std::mutex drops_mu;
+  std::map<std::string, std::uint64_t, std::less<>> drops;
   void Reject(TopicClass c, std::string_view reason, std::string_view stage) {
     probe.Rejected(c, reason, stage);
     n_rejected++;
@@ -595,6 +675,7 @@ class P2pNode::Impl {
       cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return done; });
     }
     runner.join();
+    if (mesh) mesh->Stop();
     if (link_reader.joinable()) link_reader.join();
     if (link_fd >= 0) ::close(link_fd);
     link_fd = -1;
@@ -639,6 +720,9 @@ class P2pNode::Impl {
                                  std::to_string(opts.config.pubsub.queue_capacity) + " messages)");
       }
       out_queue.push_back({std::move(topic), std::move(message)});
+      // The publisher waits for the first message, or (lingering) for a
+      // full frame's worth: wake it only then, not once per message.
+      if (out_queue.size() != 1 && out_queue.size() != opts.config.pubsub.batch_max_messages) return Status::Ok();
     }
     out_cv.notify_one();
     return Status::Ok();
@@ -646,13 +730,29 @@ class P2pNode::Impl {
 
   // Drains the queue; consecutive messages of a topic share a frame, so a
   // burst costs one signature and one DHT put per batch.
+  //
+  // Batch linger: when the previous frame went out less than
+  // p2p.pubsub.batch_linger_us ago, the loop waits until that much time has
+  // passed (or a full frame's worth is queued) before it packs the next
+  // frame. At low rates every message goes at once; at high rates frames
+  // go at most every linger, carrying what queued meanwhile, so the cost
+  // per frame (a signature, a verification at every receiver) is spread
+  // over many messages instead of overloading the cores at 1 message per
+  // frame.
   void PublishLoop() {
     std::deque<Outgoing> batch;
+    const auto linger = std::chrono::microseconds(opts.config.pubsub.batch_linger_us);
+    Clock::time_point last_frame{};
     for (;;) {
       {
         std::unique_lock lock(out_mu);
         out_cv.wait(lock, [this] { return out_stopping || !out_queue.empty(); });
         if (out_queue.empty() && out_stopping) return;
+        if (linger.count() > 0 && Clock::now() < last_frame + linger) {
+          out_cv.wait_until(lock, last_frame + linger, [this] {
+            return out_stopping || out_queue.size() >= opts.config.pubsub.batch_max_messages;
+          });
+        }
         // Take a bounded slice, so the queue frees up as frames go out and
         // p2p.pubsub.queue_capacity bounds everything waiting, not half of it.
         const std::size_t take = std::min<std::size_t>(out_queue.size(), 1024);
@@ -664,6 +764,7 @@ class P2pNode::Impl {
       for (auto& o : batch) by_topic[o.topic].push_back(std::move(o.message));
       batch.clear();
       for (auto& [topic, messages] : by_topic) SendFrames(topic, messages);
+      last_frame = Clock::now();
     }
   }
 
@@ -719,6 +820,24 @@ class P2pNode::Impl {
     inflight_cv.notify_one();
   }
 
+  // Tells the links what this node subscribes to. Holds sub_mu.
+  void TopicsChanged() {
+    if (!mesh) return;
+    std::vector<std::string> names;
+    for (const auto& [t, state] : topics) names.push_back(t);
+    mesh->SetTopics(std::move(names));
+  }
+
+  bool WantsOwn(const std::string& topic) {
+    std::lock_guard lock(sub_mu);
+    auto it = topics.find(topic);
+    if (it == topics.end()) return false;
+    for (const auto& [name, sink] : it->second.sinks) {
+      if (sink->options.receive_own) return true;
+    }
+    return false;
+  }
+
   void PutFrame(const std::string& topic, Frame f) {
     const TopicClass c = ClassOf(topic);
     f.credential = Credential();
@@ -732,17 +851,23 @@ class P2pNode::Impl {
       Drop(c, "encode_failed", count);
       return;
     }
-    // A lone node has no DHT peer to store the frame and echo it to its
-    // listens: hand it to this node's own subscribers directly.
-    // The cached count first: reading the table takes OpenDHT's lock, which
-    // its thread holds for long stretches under load.
-    if (known_nodes.load() == 0 && Alone()) {
-      const Bytes local = *encoded;
-      OnTopicValue(topic, local);
-      PutValue(TopicHash(topic), TypeOfClass(c), std::move(encoded).value(), 0, c);
-    } else {
+    f.sender = identity.public_key();
+    // Members with a link get it over the mesh; the DHT carries it too
+    // while some live member has no link (or when configured to). Alone:
+    // the cached count first (reading the table takes OpenDHT's lock, which
+    // its thread holds for long stretches under load).
+    auto frame = std::make_shared<const Bytes>(std::move(encoded).value());
+    if (mesh) mesh->Publish(topic, frame, count);
+    const bool alone = known_nodes.load() == 0 && Alone();
+    const bool via_dht = alone || opts.config.pubsub.dht_copy || !AllPeersLinked();
+    // The node's own subscribers: a lone node has no storage node to echo
+    // the frame, and frames that skip the DHT are not echoed at all.
+    if (alone || (!via_dht && WantsOwn(topic))) (void)Deliver(f, c, Clock::time_point{});
+    if (alone) {
+      PutValue(TopicHash(topic), TypeOfClass(c), Bytes(*frame), 0, c);
+    } else if (via_dht) {
       WaitForWindow(f.seq);
-      PutValue(TopicHash(topic), TypeOfClass(c), std::move(encoded).value(), 0, c,
+      PutValue(TopicHash(topic), TypeOfClass(c), Bytes(*frame), 0, c,
                [this, seq = f.seq](bool) { FrameAcknowledged(seq); });
     }
     probe.Published(c, count);
@@ -782,32 +907,47 @@ class P2pNode::Impl {
   }
 
   void OnTopicValue(const std::string& topic, const Bytes& data) {
-    const TopicClass c = ClassOf(topic);
-    const Decoded d = DecodeFrame(data.data(), data.size());
+    (void)OnFrame(topic, data.data(), data.size(), Clock::time_point{});
+  }
+
+  // A pubsub frame from the DHT (`expected_topic`: the key it was read
+  // under) or a link (""). True when it was valid and new. Delivery waits
+  // for room in full subscriber queues until `deadline`.
+  bool OnFrame(std::string_view expected_topic, const std::uint8_t* data, std::size_t size,
+               Clock::time_point deadline) {
+    const TopicClass c = ClassOf(expected_topic);
+    const Decoded d = DecodeFrame(data, size);
     if (!d.ok()) {
       Reject(c, d.error == DecodeError::kBadSignature ? "bad_signature" : "malformed", "receive");
-      return;
+      return false;
     }
     const Frame& f = d.frame;
-    if (f.kind != FrameKind::kPubsub || f.topic != topic) {
+    if (f.kind != FrameKind::kPubsub || (expected_topic.empty() ? !ValidateTopic(f.topic).empty()
+                                                                 : f.topic != expected_topic)) {
       Reject(c, "wrong_topic", "receive");
-      return;
+      return false;
     }
+    const std::string& topic = f.topic;
+    return Deliver(d.frame, ClassOf(topic), deadline);
+  }
+
+  bool Deliver(const Frame& f, TopicClass c, Clock::time_point deadline) {
+    const std::string& topic = f.topic;
     const bool own = f.sender == identity.public_key();
     cluster::NodeRole role = cluster::NodeRole::kWorker;
-    if (!own && !Admit(f, c, "receive", &role)) return;
+    if (!own && !Admit(f, c, "receive", &role)) return false;
     if (own) {
       if (auto mine = membership->own()) role = mine->role;
     }
     if (!dedup.FirstTime(f.sender, f.seq)) {
       Drop(c, "duplicate", f.messages.size());
-      return;
+      return false;
     }
     std::vector<std::shared_ptr<Sink>> sinks;
     {
       std::lock_guard lock(sub_mu);
       auto it = topics.find(topic);
-      if (it == topics.end()) return;
+      if (it == topics.end()) return true;
       for (auto& [name, sink] : it->second.sinks) sinks.push_back(sink);
     }
     const std::int64_t now = NowUs();
@@ -837,9 +977,10 @@ class P2pNode::Impl {
           Drop(c, "retained");
           continue;
         }
-        if (!dispatcher.Push(s, m)) Drop(c, "queue_full");
+        if (!dispatcher.Push(s, m, deadline)) Drop(c, "queue_full");
       }
     }
+    return true;
   }
 
   void ListenInbox() {
@@ -1135,7 +1276,12 @@ class P2pNode::Impl {
       std::lock_guard book_lock(book_mu);
       const auto forget = Clock::now() - kLinkMemory;
       for (auto it = link_book.begin(); it != link_book.end();) {
-        it = it->second.seen < forget || membership->IsRevoked(it->first) ? link_book.erase(it) : std::next(it);
+        if (it->second.seen < forget || membership->IsRevoked(it->first)) {
+          if (mesh) mesh->Forget(it->first);
+          it = link_book.erase(it);
+        } else {
+          ++it;
+        }
       }
     }
     const auto cutoff = std::chrono::system_clock::now() - opts.config.peer_expiry;
@@ -1147,6 +1293,7 @@ class P2pNode::Impl {
           std::lock_guard book_lock(book_mu);
           link_book.erase(it->first);
         }
+        if (mesh) mesh->Forget(it->first);
         peer_seq.erase(it->first);
         it = peers.erase(it);
       } else if (it->second.last_seen < cutoff) {
@@ -1294,6 +1441,7 @@ Status P2pNode::Subscribe(std::string_view topic, std::string_view subscriber, M
     state.token = n.ListenOn(n.TopicHash(t), TypeOfClass(ClassOf(t)), [&n, t](const dht::Value& v, bool expired) {
       if (!expired) n.OnTopicValue(t, v.data);
     });
+    n.TopicsChanged();
   }
   return Status::Ok();
 }
@@ -1314,6 +1462,7 @@ void P2pNode::Unsubscribe(std::string_view topic, std::string_view subscriber) {
   if (it->second.sinks.empty()) {
     n.runner.cancelListen(n.TopicHash(it->first), it->second.token);
     n.topics.erase(it);
+    n.TopicsChanged();
   }
 }
 
@@ -1438,9 +1587,17 @@ PubsubStats P2pNode::Stats() const {
   s.refused_senders = n.n_refused_senders.load();
   s.foreign_cluster = n.n_foreign.load();
   s.last_foreign_ms = n.last_foreign_ms.load();
+  {
+    std::lock_guard lock(n.drops_mu);
+    for (const auto& [reason, count] : n.drops) s.dropped_by_reason[reason] = count;
+  }
   std::lock_guard lock(n.refusal_mu);
   s.last_foreign_cluster = n.last_foreign_cluster;
   return s;
+}
+
+std::vector<LinkStats> P2pNode::Links() const {
+  return impl_->mesh ? impl_->mesh->Links() : std::vector<LinkStats>{};
 }
 
 void P2pNode::DhtPut(std::string_view key, Bytes value, ValueClass cls, std::uint64_t value_id,

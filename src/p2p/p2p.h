@@ -17,12 +17,19 @@
 //   network-wide key each p2p.presence_interval, and at once when it
 //   changes; every node listens there. A peer not heard from for
 //   p2p.peer_expiry is dropped from the peer table.
-// - PubSub: a topic is a DHT key; publishing puts a signed frame carrying one
-//   or more messages (batched when messages queue up), subscribers listen on
-//   the key. Frames are verified on receipt (and by storage nodes); forged or
-//   tampered ones are dropped and counted; the node's own frames and
-//   duplicates are dropped. Retention is the value expiration of the topic's
-//   class. Queues are bounded: a full queue drops and counts.
+// - PubSub: publishing packs one or more messages (batched when messages
+//   queue up) into a signed frame. Frames travel over the pubsub mesh
+//   (p2p/mesh.h): TCP links between admitted members on the member-link
+//   port, pushed to the topic's subscribed peers and forwarded along a mesh
+//   of bounded degree. A topic is also a DHT key that subscribers listen on:
+//   a frame is put there too when some live member has no link yet (the
+//   fallback path) or when p2p.pubsub.dht_copy asks for it (retention:
+//   only what went through the DHT is retained). Frames are verified on
+//   receipt (and by storage nodes); forged or tampered ones are dropped and
+//   counted; the node's own frames and duplicates are dropped. Queues and
+//   link buffers are bounded: the publisher waits a bounded time, then the
+//   outgoing queue fills and Publish answers ResourceExhausted; every
+//   message dropped anywhere is counted where it is dropped.
 // - Direct messages: a frame sealed to the recipient's key and put under the
 //   recipient's inbox key.
 // - Member links: a UDP socket beside the DHT's (same host, its own port,
@@ -43,6 +50,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -155,6 +163,21 @@ struct PubsubStats {
   std::uint64_t foreign_cluster = 0;    // of those: credentials of another cluster
   std::int64_t last_foreign_ms = 0;     // when the last one arrived (unix ms)
   std::string last_foreign_cluster;     // its cluster id
+  // Dropped messages by reason (the bzzz_pubsub_messages_dropped_total
+  // reasons): what a saturation run adds up.
+  std::map<std::string, std::uint64_t> dropped_by_reason;
+};
+
+// One pubsub link to a member (the mesh, docs/p2p.md).
+struct LinkStats {
+  std::string node_id;
+  bool outbound = false;               // this node dialed
+  std::size_t topics = 0;              // topics the peer subscribes to
+  std::uint64_t frames_sent = 0;
+  std::uint64_t frames_received = 0;
+  std::uint64_t messages_dropped = 0;  // messages of frames dropped for this link (link_full, link_closed)
+  std::size_t queued_bytes = 0;
+  std::int64_t connected_ms = 0;       // unix ms
 };
 
 // The DHT key of a content-addressed chunk: "chunk:" + hex(SHA-1 of the
@@ -247,6 +270,8 @@ class P2pNode {
 
   DhtTableStats TableStats() const;
   PubsubStats Stats() const;
+  // The open pubsub links to members, by node id.
+  std::vector<LinkStats> Links() const;
 
   // --- Raw DHT access for the dht subsystem ---
   // Keys are namespaced by the network id; gets return only values of the

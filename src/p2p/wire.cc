@@ -84,7 +84,7 @@ class Reader {
   const std::uint8_t* end_;
 };
 
-bool ValidKind(std::uint8_t k) { return k >= 1 && k <= 6; }
+bool ValidKind(std::uint8_t k) { return k >= 1 && k <= 7; }
 
 }  // namespace
 
@@ -139,6 +139,19 @@ bool PeekFrameHeader(const std::uint8_t* data, std::size_t size, FrameKind* kind
   std::memcpy(sender->data(), data + 4, 32);
   Reader r(data + 36, 8);
   return r.U64(seq);
+}
+
+bool PeekFrameRoute(const std::uint8_t* data, std::size_t size, FrameRoute* route) {
+  if (size > kMaxFrameBytes || !PeekFrameHeader(data, size, &route->kind, &route->sender, &route->seq)) return false;
+  Reader r(data + 44, size - 44 - kSignatureBytes);
+  std::uint64_t sent_at, count;
+  std::string credential;
+  if (!r.U64(&sent_at) || !r.String(&credential, kMaxCredentialBytes) || !r.String(&route->topic, kMaxTopicBytes) ||
+      !r.Varint(&count) || count == 0 || count > kMaxFrameMessages) {
+    return false;
+  }
+  route->messages = count;
+  return true;
 }
 
 Decoded DecodeFrame(const std::uint8_t* data, std::size_t size) {

@@ -32,6 +32,7 @@ enum class FrameKind : std::uint8_t {
   kRecord = 4,
   kProvider = 5,
   kJoin = 6,  // a node without a credential asks to be admitted (carries a join token)
+  kLink = 7,  // a member-link handshake: proves the key over the other end's challenge (p2p/mesh.h)
 };
 
 inline constexpr std::size_t kMaxTopicBytes = 1024;  // pubsub topics: 256 (ValidateTopic); record names: 1024
@@ -91,6 +92,18 @@ Decoded DecodeFrame(const std::uint8_t* data, std::size_t size);
 // DHT edit policy, which compares a stored frame with its replacement.
 bool PeekFrameHeader(const std::uint8_t* data, std::size_t size, FrameKind* kind, PublicKey* sender,
                      std::uint64_t* seq);
+
+// What a link needs to route a frame before verifying it: the header, the
+// topic and the message count. False on anything malformed. Nothing here
+// is trusted until DecodeFrame has verified the same bytes.
+struct FrameRoute {
+  FrameKind kind = FrameKind::kPubsub;
+  PublicKey sender{};
+  std::uint64_t seq = 0;
+  std::string topic;
+  std::uint64_t messages = 0;
+};
+bool PeekFrameRoute(const std::uint8_t* data, std::size_t size, FrameRoute* route);
 
 // Direct messages: seal a signed frame to the recipient, and open one.
 Result<Bytes> SealFrame(const Bytes& signed_frame, const PublicKey& recipient);

@@ -1,0 +1,274 @@
+// The pubsub mesh (p2p/mesh.h) between real P2P nodes on loopback: frames
+// over member links, strangers refused at the handshake, back-pressure to
+// the publisher and drops that add up.
+#include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "base/hex.h"
+#include "cluster/membership.h"
+#include "p2p/cluster.h"
+#include "p2p/topics.h"
+#include "p2p/wire.h"
+#include "support/support.h"
+
+namespace bzzz::p2p {
+namespace {
+
+using testing::Eventually;
+using namespace std::chrono_literals;
+
+constexpr std::string_view kTopic = "bzzz/internal/mesh-test/v1";
+
+std::vector<std::unique_ptr<P2pNode>> StartLinked(int n, config::P2pConfig cfg = testing::FastP2pConfig(),
+                                                  std::vector<config::P2pConfig> per_node = {}) {
+  std::vector<std::unique_ptr<P2pNode>> nodes;
+  for (int i = 0; i < n; ++i) {
+    std::vector<std::string> seeds;
+    for (const auto& node : nodes) seeds.push_back("127.0.0.1:" + std::to_string(node->port()));
+    auto node = testing::StartP2pNode("mesh" + std::to_string(i), seeds, "",
+                                      i < static_cast<int>(per_node.size()) ? per_node[i] : cfg);
+    if (!node) return {};
+    nodes.push_back(std::move(node));
+  }
+  const bool linked = Eventually(
+      [&] {
+        for (const auto& node : nodes) {
+          if (node->Links().size() != static_cast<std::size_t>(n - 1)) return false;
+        }
+        return true;
+      },
+      15s);
+  if (!linked) return {};
+  return nodes;
+}
+
+std::uint64_t Reason(const PubsubStats& s, const std::string& reason) {
+  auto it = s.dropped_by_reason.find(reason);
+  return it == s.dropped_by_reason.end() ? 0 : it->second;
+}
+
+TEST(MeshTest, MessagesTravelOverMemberLinksToEverySubscriber) {
+  auto nodes = StartLinked(3);
+  ASSERT_EQ(nodes.size(), 3u) << "the members did not link up";
+  std::atomic<int> got1{0}, got2{0};
+  ASSERT_TRUE(nodes[1]->Subscribe(kTopic, "t", [&](const Message& m) { got1 += m.envelope.from == nodes[0]->node_id(); }).ok());
+  ASSERT_TRUE(nodes[2]->Subscribe(kTopic, "t", [&](const Message&) { ++got2; }).ok());
+  // The subscriptions reach the publisher over the links.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        std::size_t subscribed = 0;
+        for (const auto& l : nodes[0]->Links()) subscribed += l.topics >= 2 ? 1 : 0;  // presence + kTopic
+        return subscribed == 2;
+      },
+      5s));
+  constexpr int kMessages = 3000;
+  for (int i = 0; i < kMessages; ++i) {
+    while (nodes[0]->Publish(kTopic, "m", std::string(512, 'x')).code() == StatusCode::kResourceExhausted) {
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+  EXPECT_TRUE(Eventually([&] { return got1.load() == kMessages && got2.load() == kMessages; }, 10s))
+      << got1.load() << " and " << got2.load() << " of " << kMessages;
+  std::uint64_t frames = 0;
+  for (const auto& l : nodes[0]->Links()) frames += l.frames_sent;
+  EXPECT_GT(frames, 0u);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(got2.load(), kMessages) << "a message was delivered twice";
+  EXPECT_EQ(Reason(nodes[1]->Stats(), "queue_full"), 0u);
+}
+
+// A raw TCP client on a member's link port.
+class RawLink {
+ public:
+  explicit RawLink(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
+  }
+  ~RawLink() { ::close(fd_); }
+  bool connected() const { return connected_; }
+
+  void Send(std::uint8_t type, const Bytes& body) {
+    Bytes m;
+    const std::uint32_t len = static_cast<std::uint32_t>(body.size() + 1);
+    for (int i = 0; i < 4; ++i) m.push_back(static_cast<std::uint8_t>(len >> (8 * i)));
+    m.push_back(type);
+    m.insert(m.end(), body.begin(), body.end());
+    (void)!::send(fd_, m.data(), m.size(), MSG_NOSIGNAL);
+  }
+  // One link message (type, body); nullopt when the peer closed or 3 s passed.
+  std::optional<std::pair<std::uint8_t, Bytes>> Receive() {
+    std::uint8_t head[5];
+    if (!ReadExactly(head, 5)) return std::nullopt;
+    const std::uint32_t len = head[0] | (head[1] << 8) | (head[2] << 16) | (static_cast<std::uint32_t>(head[3]) << 24);
+    Bytes body(len - 1);
+    if (!ReadExactly(body.data(), body.size())) return std::nullopt;
+    return std::make_pair(head[4], std::move(body));
+  }
+  // Whether the peer closed the connection (reading until EOF, 3 s at most).
+  bool ClosedByPeer() {
+    for (;;) {
+      auto m = Receive();
+      if (!m) return eof_;
+    }
+  }
+
+ private:
+  bool ReadExactly(std::uint8_t* p, std::size_t n) {
+    while (n > 0) {
+      pollfd pfd{fd_, POLLIN, 0};
+      if (::poll(&pfd, 1, 3000) <= 0) return false;
+      const ssize_t r = ::recv(fd_, p, n, 0);
+      if (r <= 0) {
+        eof_ = true;
+        return false;
+      }
+      p += r;
+      n -= static_cast<std::size_t>(r);
+    }
+    return true;
+  }
+  int fd_ = -1;
+  bool connected_ = false;
+  bool eof_ = false;
+};
+
+Bytes Hello(const NodeIdentity& id, const std::string& credential, const std::string& challenge) {
+  Frame f;
+  f.kind = FrameKind::kLink;
+  f.credential = credential;
+  f.seq = 1;
+  f.sent_at_ns = 1;
+  f.topic = "link";
+  f.messages.push_back({"hello", 1, 0, challenge});
+  return EncodeFrame(f, id).value();
+}
+
+TEST(MeshTest, AStrangerGetsNoLinkAndNoMessages) {
+  auto nodes = StartLinked(2);
+  ASSERT_EQ(nodes.size(), 2u);
+  ASSERT_TRUE(nodes[0]->Subscribe(kTopic, "t", [](const Message&) {}).ok());
+  const std::uint16_t port = nodes[0]->link_port();
+
+  // 1. A node of another cluster: its hello verifies, its credential does not.
+  const auto other = cluster::ClusterAuthority::Generate();
+  const auto stranger = NodeIdentity::Generate();
+  const std::string foreign_credential = testing::MemberOf(other, stranger)->credential();
+  const auto rejected = nodes[0]->Stats().rejected;
+  {
+    RawLink raw(port);
+    ASSERT_TRUE(raw.connected());
+    auto challenge = raw.Receive();
+    ASSERT_TRUE(challenge && challenge->first == 1 && challenge->second.size() == 32);
+    raw.Send(1, Bytes(32, 7));  // our challenge: the node answers with its own signed hello
+    auto hello = raw.Receive();
+    ASSERT_TRUE(hello && hello->first == 2);
+    EXPECT_TRUE(DecodeFrame(hello->second.data(), hello->second.size()).ok());
+    raw.Send(2, Hello(stranger, foreign_credential, HexOf(challenge->second.data(), challenge->second.size())));
+    EXPECT_TRUE(raw.ClosedByPeer());
+  }
+  EXPECT_TRUE(Eventually([&] { return nodes[0]->Stats().rejected > rejected; }, 3s));
+
+  // 2. A member's hello replayed on another connection: signed over another challenge.
+  {
+    RawLink raw(port);
+    auto challenge = raw.Receive();
+    ASSERT_TRUE(challenge);
+    const auto member = NodeIdentity::Generate();
+    raw.Send(2, Hello(member, testing::MemberOf(testing::TestClusterKey(), member)->credential(), HexOf(Bytes(32, 1).data(), 32)));
+    EXPECT_TRUE(raw.ClosedByPeer());
+  }
+
+  // 3. Data or subscriptions before the handshake close the connection.
+  {
+    RawLink raw(port);
+    ASSERT_TRUE(raw.Receive());
+    raw.Send(3, Bytes(kTopic.begin(), kTopic.end()));
+    EXPECT_TRUE(raw.ClosedByPeer());
+  }
+  EXPECT_EQ(nodes[0]->Links().size(), 1u);  // only the member
+
+  // 4. A member with a valid hello links up and is told the subscriptions.
+  {
+    const auto member = NodeIdentity::Generate();
+    RawLink raw(port);
+    auto challenge = raw.Receive();
+    ASSERT_TRUE(challenge);
+    raw.Send(2, Hello(member, testing::MemberOf(testing::TestClusterKey(), member)->credential(),
+                      HexOf(challenge->second.data(), challenge->second.size())));
+    bool told = false;
+    for (int i = 0; i < 5 && !told; ++i) {
+      auto m = raw.Receive();
+      if (!m) break;
+      told = m->first == 3 && std::string(m->second.begin(), m->second.end()).find(kTopic) != std::string::npos;
+    }
+    EXPECT_TRUE(told);
+    EXPECT_TRUE(Eventually([&] { return nodes[0]->Links().size() == 2; }, 3s));
+  }
+}
+
+// A subscriber that is slow, then stuck for a while: the publisher is told
+// (ResourceExhausted) and every message that does not arrive is counted
+// where it was dropped, so published = delivered + drops.
+TEST(MeshTest, ASlowSubscriberPushesBackAndEveryDropIsCounted) {
+  config::P2pConfig pub = testing::FastP2pConfig();
+  pub.pubsub.queue_capacity = 64;
+  pub.pubsub.link_buffer_bytes = 64 * 1024;
+  config::P2pConfig sub = testing::FastP2pConfig();
+  sub.pubsub.queue_capacity = 16;
+  auto nodes = StartLinked(2, pub, {pub, sub});
+  ASSERT_EQ(nodes.size(), 2u);
+  std::atomic<std::uint64_t> delivered{0};
+  std::atomic<bool> stall{false};
+  ASSERT_TRUE(nodes[1]->Subscribe(kTopic, "slow", [&](const Message& m) {
+                          if (m.envelope.type == "stall") {
+                            std::this_thread::sleep_for(3s);  // stuck: queues fill, then drop
+                          } else {
+                            std::this_thread::sleep_for(100us);
+                          }
+                          ++delivered;
+                        }).ok());
+  ASSERT_TRUE(Eventually([&] { return !nodes[0]->Links().empty() && nodes[0]->Links()[0].topics >= 2; }, 5s));
+  std::uint64_t accepted = 0, refused = 0;
+  const std::string payload(4096, 'x');
+  const auto until = std::chrono::steady_clock::now() + 6s;
+  int i = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    const Status s = nodes[0]->Publish(kTopic, ++i == 2000 ? "stall" : "m", payload);
+    if (s.ok()) {
+      ++accepted;
+    } else {
+      ASSERT_EQ(s.code(), StatusCode::kResourceExhausted);
+      ++refused;
+      std::this_thread::sleep_for(200us);
+    }
+  }
+  EXPECT_GT(refused, 0u) << "the publisher was never told to slow down";
+  auto drops_at_publisher = [&] {
+    std::uint64_t n = 0;
+    for (const auto& l : nodes[0]->Links()) n += l.messages_dropped;
+    return n;
+  };
+  auto total = [&] {
+    const auto s = nodes[1]->Stats();
+    return delivered.load() + drops_at_publisher() + Reason(s, "queue_full");
+  };
+  EXPECT_TRUE(Eventually([&] { return total() == accepted; }, 20s))
+      << "published " << accepted << ", delivered " << delivered.load() << ", dropped at the publisher "
+      << drops_at_publisher() << ", dropped at the subscriber " << Reason(nodes[1]->Stats(), "queue_full");
+  EXPECT_GT(drops_at_publisher() + Reason(nodes[1]->Stats(), "queue_full"), 0u) << "the stall dropped nothing";
+  EXPECT_EQ(Reason(nodes[0]->Stats(), "link_full"), drops_at_publisher());
+}
+
+}  // namespace
+}  // namespace bzzz::p2p
