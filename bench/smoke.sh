@@ -32,7 +32,8 @@ case "${1:-}" in
     ;;
   p2p)
     SKIP_ANCHOR=1 SECONDS_LOAD=2 LATENCY_MESSAGES=200 DHT_OPS=20 bash "$root/bench/p2p/run.sh" >"$out"
-    for b in pubsub_latency pubsub_throughput dht_put dht_get; do expect "\"bench\":\"$b\""; done
+    for b in pubsub_latency pubsub_throughput pubsub_loss pubsub_memory dht_put dht_get; do expect "\"bench\":\"$b\""; done
+    expect '"accounted":true'
     ;;
   election)
     python3 "$root/bench/election/failover.py" bzzz --binary "$bin" --trials 2 --settle 0.5 >"$out"

@@ -1,18 +1,19 @@
 // bzzz_p2p_bench: P2P figures between real processes on 127.0.0.1.
 //
-//   bzzz_p2p_bench pubsub [--subscribers 2] [--latency-messages 2000] [--rate 500]
+//   bzzz_p2p_bench pubsub [--subscribers 2] [--latency-messages 20000] [--rate R]
 //                         [--seconds 10] [--size 1024] [--base-port 39100]
 //   bzzz_p2p_bench dht    [--nodes 10] [--ops 200] [--base-port 39200]
 //
 // pubsub: this process publishes signed 1 KiB messages; each subscriber is a
-// forked process with its own P2P node. Latency: messages paced at --rate,
-// publish -> subscriber handler, p50/p99 over all subscribers. Throughput:
-// publish as fast as the bounded queue allows for --seconds; messages/s
-// delivered to the slowest subscriber.
+// forked process with its own P2P node; they talk over member links (the
+// mesh). Phases (see Pubsub below): saturation with the counters that must
+// add up, latency paced at half the measured capacity (or --rate), no loss
+// at 80% of it, CPU per message and memory after the run.
 // dht: --nodes processes (this one included) form a DHT; this process puts
 // and gets --ops signed records of distinct keys through the network.
 // Prints one JSON line per figure on stdout (progress on stderr).
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,7 +66,7 @@ double LoadAverage() {
   return getloadavg(l, 1) == 1 ? l[0] : -1;
 }
 
-int g_batch_bytes = 48 * 1024, g_batch_messages = 64, g_inflight = 32;
+int g_batch_bytes = 48 * 1024, g_batch_messages = 64, g_inflight = 32, g_linger = -1;
 
 bzzz::p2p::Options NodeOptions(int port, const std::vector<std::string>& seeds, const std::string& name) {
   bzzz::p2p::Options o;
@@ -79,6 +80,7 @@ bzzz::p2p::Options NodeOptions(int port, const std::vector<std::string>& seeds, 
   o.config.pubsub.batch_max_bytes = static_cast<std::size_t>(g_batch_bytes);
   o.config.pubsub.batch_max_messages = static_cast<std::size_t>(g_batch_messages);
   o.config.pubsub.max_inflight_frames = static_cast<std::size_t>(g_inflight);
+  if (g_linger >= 0) o.config.pubsub.batch_linger_us = static_cast<std::size_t>(g_linger);
   o.config.max_store_bytes = std::size_t{1} << 30;  // a 10 s burst at full rate stays stored for 30 s
   o.node_name = name;
   return o;
@@ -163,44 +165,114 @@ std::string ReadLine(int fd) {
 
 constexpr std::string_view kTopic = "bzzz/internal/bench/v1";
 
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+long RssKib() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  long pages = 0, rss = 0;
+  if (f) {
+    if (std::fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+    std::fclose(f);
+  }
+  return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// Messages this node lost for its subscribers (the drop reasons that lose a
+// message; duplicates and the node's own messages are not losses).
+std::uint64_t Losses(const bzzz::p2p::PubsubStats& st) {
+  std::uint64_t n = 0;
+  for (const auto& [reason, count] : st.dropped_by_reason) {
+    if (reason != "duplicate" && reason != "self" && reason != "retained") n += count;
+  }
+  return n;
+}
+
+// A subscriber process: counts every phase's messages ("sat", "lat",
+// "loss"), keeps the latencies of "lat", and answers the parent's commands.
 void Subscriber(int index, int publisher_port, int port, int command_fd, int result_fd) {
   auto node = StartNode(port, {"127.0.0.1:" + std::to_string(publisher_port)}, "sub" + std::to_string(index));
   std::mutex mu;
   std::vector<double> latencies;
-  std::atomic<std::uint64_t> tput{0};
+  std::atomic<std::uint64_t> sat{0}, lat{0}, loss{0};
   std::atomic<std::int64_t> first{0}, last{0};
   (void)node->Subscribe(kTopic, "bench", [&](const bzzz::p2p::Message& m) {
     const std::int64_t now = NowUs();
     if (m.envelope.type == "lat") {
       std::lock_guard lock(mu);
       latencies.push_back(static_cast<double>(now - m.published_us) / 1000.0);
-    } else if (m.envelope.type == "tput") {
+      ++lat;
+    } else if (m.envelope.type == "sat") {
       std::int64_t zero = 0;
       first.compare_exchange_strong(zero, now);
       last = now;
-      ++tput;
+      ++sat;
+    } else if (m.envelope.type == "loss") {
+      ++loss;
     }
   });
-  WriteLine(result_fd, "ready");
-  ReadLine(command_fd);  // "report"
-  std::lock_guard lock(mu);
-  const auto st = node->Stats();
-  std::fprintf(stderr, "sub%d: received %llu dropped %llu rejected %llu\n", index,
-               static_cast<unsigned long long>(st.received), static_cast<unsigned long long>(st.dropped),
-               static_cast<unsigned long long>(st.rejected));
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%zu %.4f %.4f %llu %lld", latencies.size(), Percentile(latencies, 0.5),
-                Percentile(latencies, 0.99), static_cast<unsigned long long>(tput.load()),
-                static_cast<long long>(last.load() - first.load()));
-  WriteLine(result_fd, buf);
-  ReadLine(command_fd);  // "exit"
+  WriteLine(result_fd, "ready " + node->node_id());
+  double cpu_mark = CpuSeconds();
+  for (;;) {
+    const std::string cmd = ReadLine(command_fd);
+    char buf[512];
+    if (cmd == "mark") {
+      cpu_mark = CpuSeconds();
+      WriteLine(result_fd, "ok");
+    } else if (cmd == "stats") {
+      const auto st = node->Stats();
+      std::snprintf(buf, sizeof buf, "%llu %llu %llu %llu %lld %.4f %ld", static_cast<unsigned long long>(sat.load()),
+                    static_cast<unsigned long long>(lat.load()), static_cast<unsigned long long>(loss.load()),
+                    static_cast<unsigned long long>(Losses(st)), static_cast<long long>(last.load() - first.load()),
+                    CpuSeconds() - cpu_mark, RssKib());
+      WriteLine(result_fd, buf);
+    } else if (cmd == "latency") {
+      std::lock_guard lock(mu);
+      std::snprintf(buf, sizeof buf, "%zu %.4f %.4f", latencies.size(), Percentile(latencies, 0.5),
+                    Percentile(latencies, 0.99));
+      latencies.clear();
+      WriteLine(result_fd, buf);
+    } else {
+      break;  // "exit" or the parent went away
+    }
+  }
   node->Stop();
 }
 
+struct SubReport {
+  unsigned long long sat = 0, lat = 0, loss = 0, lost = 0;
+  long long span_us = 0;
+  double cpu_s = 0;
+  long rss_kib = 0;
+};
+
+SubReport AskStats(const Child& c) {
+  WriteLine(c.command, "stats");
+  SubReport r;
+  std::sscanf(ReadLine(c.result).c_str(), "%llu %llu %llu %llu %lld %lf %ld", &r.sat, &r.lat, &r.loss, &r.lost,
+              &r.span_us, &r.cpu_s, &r.rss_kib);
+  return r;
+}
+
+// The pubsub benchmark, in phases:
+//   1. saturation: publish as fast as Publish accepts for --seconds; then,
+//      once delivery is drained, each subscriber's delivered count plus the
+//      drops counted for it (the publisher's for its link, its own) must
+//      equal what the publisher accepted ("accounted"). Capacity = the
+//      slower subscriber's delivered rate over its receive span. CPU per
+//      message = CPU seconds of all three processes / delivered messages.
+//   2. latency: --latency-messages paced at half the capacity (or --rate).
+//   3. loss: 3 s paced at 80% of the capacity; every message must arrive.
+//   4. memory: resident size of each process after the run, and again 2 s
+//      later (after 1M+ messages at full speed it must stay bounded).
 int Pubsub(int argc, char** argv) {
   const int subscribers = Arg(argc, argv, "--subscribers", 2);
-  const int lat_messages = Arg(argc, argv, "--latency-messages", 2000);
-  const int rate = Arg(argc, argv, "--rate", 500);
+  const int lat_messages = Arg(argc, argv, "--latency-messages", 20000);
+  const int fixed_rate = Arg(argc, argv, "--rate", 0);
   const int seconds = Arg(argc, argv, "--seconds", 10);
   const int size = Arg(argc, argv, "--size", 1024);
   const int base = Arg(argc, argv, "--base-port", 39100);
@@ -213,16 +285,22 @@ int Pubsub(int argc, char** argv) {
   }
   auto node = StartNode(base, {}, "publisher");
   for (auto& c : children) WriteLine(c.command, "start");
-  for (auto& c : children) ReadLine(c.result);
-  // Wait until every subscriber's listen is in place: probe messages until all count them.
-  std::this_thread::sleep_for(2s);
-  std::fprintf(stderr, "pubsub: %d subscriber processes ready; warm-up\n", subscribers);
+  std::vector<std::string> sub_ids;
+  for (auto& c : children) sub_ids.push_back(ReadLine(c.result).substr(6));
+  for (int i = 0; i < 200 && node->Links().size() < static_cast<std::size_t>(subscribers); ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  std::this_thread::sleep_for(1500ms);  // subscriptions reach the links
+  std::fprintf(stderr, "pubsub: %d subscriber processes, %zu member links; warm-up\n", subscribers,
+               node->Links().size());
   const std::string payload(static_cast<std::size_t>(size), 'x');
+  std::uint64_t refused = 0;
   auto publish = [&](const char* type) {
     for (;;) {
       bzzz::Status s = node->Publish(kTopic, type, payload);
       if (s.ok()) return;
-      std::this_thread::sleep_for(50us);  // the bounded queue is full: back off
+      ++refused;
+      std::this_thread::sleep_for(50us);  // ResourceExhausted: the bounded queue is full, back off
     }
   };
   for (int i = 0; i < 500; ++i) {
@@ -230,59 +308,141 @@ int Pubsub(int argc, char** argv) {
     std::this_thread::sleep_for(1ms);
   }
   std::this_thread::sleep_for(500ms);
-  std::fprintf(stderr, "pubsub: latency, %d messages at %d/s\n", lat_messages, rate);
-  const auto period = std::chrono::microseconds(1'000'000 / std::max(1, rate));
-  auto next = std::chrono::steady_clock::now();
-  for (int i = 0; i < lat_messages; ++i) {
-    publish("lat");
-    next += period;
-    std::this_thread::sleep_until(next);
+
+  // 1. Saturation.
+  std::fprintf(stderr, "pubsub: saturation for %d s\n", seconds);
+  for (auto& c : children) {
+    WriteLine(c.command, "mark");
+    ReadLine(c.result);
   }
-  std::this_thread::sleep_for(1s);
-  std::fprintf(stderr, "pubsub: throughput for %d s\n", seconds);
+  const double pub_cpu0 = CpuSeconds();
+  const auto links0 = node->Links();
   const auto start = std::chrono::steady_clock::now();
   std::uint64_t sent = 0;
+  refused = 0;
   while (std::chrono::steady_clock::now() - start < std::chrono::seconds(seconds)) {
-    publish("tput");
+    publish("sat");
     ++sent;
   }
   const double send_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::this_thread::sleep_for(2s);
+  const std::uint64_t refused_sat = refused;
+  // Drained: the subscribers' counts stop moving.
+  std::vector<SubReport> reports(children.size());
+  for (int round = 0; round < 100; ++round) {
+    std::this_thread::sleep_for(300ms);
+    bool moved = false;
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      const SubReport r = AskStats(children[i]);
+      moved |= r.sat != reports[i].sat || r.lost != reports[i].lost;
+      reports[i] = r;
+    }
+    if (!moved) break;
+  }
+  const double pub_cpu = CpuSeconds() - pub_cpu0;
+  const auto links1 = node->Links();
+  auto link_drops = [&](const std::string& id) {
+    std::uint64_t before = 0, after = 0;
+    for (const auto& l : links0) before += l.node_id == id ? l.messages_dropped : 0;
+    for (const auto& l : links1) after += l.node_id == id ? l.messages_dropped : 0;
+    return after - before;
+  };
+  double capacity = 1e18, cpu_total = pub_cpu;
+  unsigned long long delivered = 0, min_received = ~0ull;
+  bool accounted = true;
+  for (std::size_t i = 0; i < children.size(); ++i) {
+    const SubReport& r = reports[i];
+    const std::uint64_t pub_drops = link_drops(sub_ids[i]);
+    const bool adds_up = r.sat + r.lost + pub_drops == sent;
+    accounted &= adds_up;
+    capacity = std::min(capacity, r.span_us > 0 ? static_cast<double>(r.sat) / (static_cast<double>(r.span_us) / 1e6) : 0);
+    min_received = std::min(min_received, r.sat);
+    delivered += r.sat;
+    cpu_total += r.cpu_s;
+    std::fprintf(stderr,
+                 "pubsub: subscriber %zu: delivered %llu + dropped at the publisher %llu + dropped at the subscriber "
+                 "%llu = %llu of %llu published (%s); %.2f s span, %.2f CPU s\n",
+                 i, r.sat, static_cast<unsigned long long>(pub_drops), r.lost,
+                 static_cast<unsigned long long>(r.sat + r.lost + pub_drops), static_cast<unsigned long long>(sent),
+                 adds_up ? "adds up" : "DOES NOT ADD UP", static_cast<double>(r.span_us) / 1e6, r.cpu_s);
+  }
+  std::printf("{\"system\":\"bzzz\",\"bench\":\"pubsub_throughput\",\"msgs_per_s_per_subscriber\":%.0f,\"seconds\":%d,"
+              "\"published\":%llu,\"publish_refusals\":%llu,\"received_min\":%llu,\"accounted\":%s,"
+              "\"cpu_us_per_msg\":%.3f,\"publish_s\":%.2f,\"load1\":%.2f}\n",
+              capacity, seconds, static_cast<unsigned long long>(sent), static_cast<unsigned long long>(refused_sat),
+              min_received, accounted ? "true" : "false", delivered ? cpu_total * 1e6 / static_cast<double>(delivered) : 0,
+              send_s, LoadAverage());
+  std::fflush(stdout);
+
+  // 2. Latency, paced at half the capacity.
+  const int rate = fixed_rate > 0 ? fixed_rate : std::max(100, static_cast<int>(capacity / 2));
+  std::fprintf(stderr, "pubsub: latency, %d messages at %d/s\n", lat_messages, rate);
+  for (auto& c : children) {
+    WriteLine(c.command, "latency");  // clears
+    ReadLine(c.result);
+  }
+  auto paced = [&](const char* type, int count, int per_s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < count; ++i) {
+      publish(type);
+      std::this_thread::sleep_until(t0 + std::chrono::microseconds(static_cast<long long>(i + 1) * 1'000'000 / per_s));
+    }
+  };
+  paced("lat", lat_messages, rate);
+  std::this_thread::sleep_for(1s);
   std::vector<double> p50s, p99s;
-  double min_rate = 1e18;
-  unsigned long long min_received = ~0ull;
   std::size_t lat_received = 0;
   for (auto& c : children) {
-    WriteLine(c.command, "report");
-    unsigned long long count = 0, tput = 0;
-    long long span = 0;
+    WriteLine(c.command, "latency");
+    std::size_t n = 0;
     double p50 = 0, p99 = 0;
-    std::sscanf(ReadLine(c.result).c_str(), "%llu %lf %lf %llu %lld", &count, &p50, &p99, &tput, &span);
-    lat_received += count;
-    min_received = std::min(min_received, tput);
+    std::sscanf(ReadLine(c.result).c_str(), "%zu %lf %lf", &n, &p50, &p99);
+    lat_received += n;
     p50s.push_back(p50);
     p99s.push_back(p99);
-    const double r = span > 0 ? static_cast<double>(tput) / (static_cast<double>(span) / 1e6) : 0;
-    (void)send_s;
-    min_rate = std::min(min_rate, r);  // delivered messages over the subscriber's receive span
-    std::fprintf(stderr, "pubsub: subscriber got %llu/%d latency messages (p50 %.3f ms, p99 %.3f ms), %llu/%llu "
-                 "throughput messages over %.2f s (publishing took %.2f s)\n",
-                 count, lat_messages, p50, p99, tput, static_cast<unsigned long long>(sent),
-                 static_cast<double>(span) / 1e6, send_s);
   }
-  const auto stats = node->Stats();
-  std::printf("{\"system\":\"bzzz\",\"bench\":\"pubsub_latency\",\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"messages\":%d,"
-              "\"received\":%zu,\"subscribers\":%d,\"load1\":%.2f}\n",
-              *std::max_element(p50s.begin(), p50s.end()), *std::max_element(p99s.begin(), p99s.end()), lat_messages,
-              lat_received, subscribers, LoadAverage());
-  std::printf("{\"system\":\"bzzz\",\"bench\":\"pubsub_throughput\",\"msgs_per_s_per_subscriber\":%.0f,\"seconds\":%d,"
-              "\"published\":%llu,\"received_min\":%llu,\"frames\":%llu,\"load1\":%.2f}\n",
-              min_rate, seconds, static_cast<unsigned long long>(sent), min_received,
-              static_cast<unsigned long long>(stats.frames_sent), LoadAverage());
+  std::printf("{\"system\":\"bzzz\",\"bench\":\"pubsub_latency\",\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"rate\":%d,"
+              "\"messages\":%d,\"received\":%zu,\"subscribers\":%d,\"load1\":%.2f}\n",
+              *std::max_element(p50s.begin(), p50s.end()), *std::max_element(p99s.begin(), p99s.end()), rate,
+              lat_messages, lat_received, subscribers, LoadAverage());
+  std::fflush(stdout);
+
+  // 3. No loss at 80% of the capacity.
+  const int loss_rate = std::max(100, static_cast<int>(capacity * 0.8));
+  const int loss_messages = loss_rate * std::min(3, seconds);
+  std::fprintf(stderr, "pubsub: loss, %d messages at %d/s\n", loss_messages, loss_rate);
+  paced("loss", loss_messages, loss_rate);
+  unsigned long long loss_min = ~0ull;
+  for (int round = 0; round < 20; ++round) {
+    std::this_thread::sleep_for(300ms);
+    loss_min = ~0ull;
+    for (auto& c : children) loss_min = std::min(loss_min, AskStats(c).loss);
+    if (loss_min == static_cast<unsigned long long>(loss_messages)) break;
+  }
+  std::printf("{\"system\":\"bzzz\",\"bench\":\"pubsub_loss\",\"rate\":%d,\"messages\":%d,\"received_min\":%llu,"
+              "\"lost\":%lld,\"load1\":%.2f}\n",
+              loss_rate, loss_messages, loss_min, static_cast<long long>(loss_messages) - static_cast<long long>(loss_min),
+              LoadAverage());
+  std::fflush(stdout);
+
+  // 4. Memory after the run, and 2 s later.
+  const auto total = node->Stats().published;
+  std::vector<long> rss_after{RssKib()};
+  for (auto& c : children) rss_after.push_back(AskStats(c).rss_kib);
+  std::this_thread::sleep_for(2s);
+  std::vector<long> rss_later{RssKib()};
+  for (auto& c : children) rss_later.push_back(AskStats(c).rss_kib);
+  auto join = [](const std::vector<long>& v) {
+    std::string out;
+    for (long x : v) out += (out.empty() ? "" : ",") + std::to_string(x / 1024);
+    return out;
+  };
+  std::printf("{\"system\":\"bzzz\",\"bench\":\"pubsub_memory\",\"messages_published\":%llu,\"rss_mib_after\":[%s],"
+              "\"rss_mib_2s_later\":[%s]}\n",
+              static_cast<unsigned long long>(total), join(rss_after).c_str(), join(rss_later).c_str());
   std::fflush(stdout);
   for (auto& c : children) kill(c.pid, SIGKILL);  // a benchmark needs no graceful leave
   for (auto& c : children) waitpid(c.pid, nullptr, 0);
-  _exit(0);
+  _exit(accounted ? 0 : 1);
 }
 
 // ---- dht ----
@@ -371,6 +531,7 @@ int main(int argc, char** argv) {
   g_batch_bytes = Arg(argc, argv, "--batch-bytes", g_batch_bytes);
   g_batch_messages = Arg(argc, argv, "--batch-messages", g_batch_messages);
   g_inflight = Arg(argc, argv, "--inflight", g_inflight);
+  g_linger = Arg(argc, argv, "--linger-us", g_linger);
   if (mode == "pubsub") return Pubsub(argc, argv);
   if (mode == "dht") return Dht(argc, argv);
   std::fprintf(stderr, "usage: bzzz_p2p_bench pubsub|dht [options] (see the header of bench/p2p/p2p_bench.cc)\n");
