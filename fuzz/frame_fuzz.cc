@@ -31,8 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (data[0] & 1) {
     if (frame.size() < 36) return 0;
     std::memcpy(frame.data() + 4, key.public_key().data(), 32);
-    const Signature sig = key.Sign(frame.data(), frame.size());
-    frame.insert(frame.end(), sig.begin(), sig.end());
+    SignFrameBody(frame, key);
   }
   const Decoded d = DecodeFrame(frame.data(), frame.size());
   (void)UnsealFrame(frame.data(), frame.size(), key);

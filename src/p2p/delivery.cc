@@ -43,6 +43,40 @@ bool Dispatcher::Push(const std::shared_ptr<Sink>& sink, Message message,
   return true;
 }
 
+std::size_t Dispatcher::PushBatch(const std::shared_ptr<Sink>& sink, std::vector<Message> messages,
+                                  std::chrono::steady_clock::time_point deadline) {
+  std::size_t dropped = 0;
+  bool wake = false;
+  {
+    std::unique_lock sink_lock(sink->mu);
+    for (auto& m : messages) {
+      while (!sink->closed && sink->queue.size() >= capacity_ && std::chrono::steady_clock::now() < deadline) {
+        {
+          std::lock_guard lock(mu_);
+          if (stopping_) break;
+        }
+        sink->room.wait_until(sink_lock, deadline);
+      }
+      if (sink->closed) return dropped;
+      if (sink->queue.size() >= capacity_) {
+        ++dropped;
+        continue;
+      }
+      sink->queue.push_back(std::move(m));
+      if (!sink->scheduled) {
+        // Scheduled at once (not at the end): a full queue waited on above
+        // must be draining.
+        sink->scheduled = true;
+        std::lock_guard lock(mu_);
+        ready_.push_back(sink);
+        wake = true;
+      }
+    }
+  }
+  if (wake) cv_.notify_one();
+  return dropped;
+}
+
 void Dispatcher::Stop() {
   {
     std::lock_guard lock(mu_);

@@ -53,6 +53,11 @@ class Dispatcher {
   // reader's back-pressure: while it waits it reads nothing, and TCP slows
   // the sender).
   bool Push(const std::shared_ptr<Sink>& sink, Message message, std::chrono::steady_clock::time_point deadline);
+  // Every message of a frame for one sink, under one lock and with at most
+  // one wake-up (one per message made the dispatcher ping-pong with the
+  // reader). Waits for room as Push; returns how many were dropped.
+  std::size_t PushBatch(const std::shared_ptr<Sink>& sink, std::vector<Message> messages,
+                        std::chrono::steady_clock::time_point deadline);
   // Joins the threads; messages still queued are not delivered.
   void Stop();
 

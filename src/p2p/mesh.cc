@@ -40,6 +40,7 @@ using Clock = std::chrono::steady_clock;
 // Link message types (the byte after the 4-byte length).
 enum : std::uint8_t { kChallenge = 1, kHello = 2, kSubs = 3, kData = 4, kIHave = 5, kIWant = 6 };
 constexpr std::uint8_t kForwardFlag = 1;
+constexpr std::uint8_t kRepairFlag = 2;  // an answer to an iwant
 constexpr std::size_t kNonceBytes = 32;
 constexpr std::size_t kIdBytes = 32 + 8;  // sender key, seq
 constexpr std::size_t kIdsPerMessage = 1600;
@@ -94,7 +95,7 @@ struct Out {
   std::array<std::uint8_t, 6> head{};
   std::uint8_t head_len = 0;
   std::shared_ptr<const Bytes> body;
-  std::shared_ptr<Entry> entry;  // DATA: what was lost if the link closes first
+  std::shared_ptr<Entry> entry;  // DATA but repairs: what was lost if the link closes first
   std::size_t off = 0;           // bytes of head + body already written
   std::size_t size() const { return head_len + (body ? body->size() : 0); }
 };
@@ -127,6 +128,7 @@ struct Conn {
   std::size_t out_bytes = 0;
   bool closed = false;
   bool want_out = false;
+  int waiters = 0;  // publishers waiting for room
 
   std::atomic<std::uint64_t> frames_sent{0}, frames_received{0}, dropped{0};
 };
@@ -233,7 +235,7 @@ class Mesh::Impl {
     std::vector<std::string> reached;
     const auto deadline = Clock::now() + cfg_.publish_wait;
     for (const auto& c : targets) {
-      if (SendData(*c, entry, forward, &deadline)) {
+      if (SendData(*c, entry, forward ? kForwardFlag : 0, &deadline)) {
         std::lock_guard lock(mu_);
         reached.push_back(c->peer);
       }
@@ -361,13 +363,23 @@ class Mesh::Impl {
     return out;
   }
 
-  bool SendData(Conn& c, const std::shared_ptr<Entry>& e, bool forward, const Clock::time_point* deadline) {
-    if (Send(c, kData, forward ? kForwardFlag : 0, true, e->frame, e, deadline)) {
+  // A repair (an answer to an iwant) that cannot go is not a new loss: the
+  // first drop was counted where it happened, and the frame stays offered.
+  bool SendData(Conn& c, const std::shared_ptr<Entry>& e, std::uint8_t flags, const Clock::time_point* deadline) {
+    const bool repair = (flags & kRepairFlag) != 0;
+    if (Send(c, kData, flags, true, e->frame, repair ? nullptr : e, deadline)) {
       c.frames_sent++;
       return true;
     }
-    c.dropped += e->messages;
-    if (hooks_.on_drop) hooks_.on_drop(e->topic, "link_full", e->messages);
+    if (!repair) {
+      c.dropped += e->messages;
+      if (hooks_.on_drop) hooks_.on_drop(e->topic, "link_full", e->messages);
+    }
+    {
+      // Not held there after all: the next ihave offers it (lazy repair).
+      std::lock_guard lock(cache_mu_);
+      std::erase(e->have, c.serial);
+    }
     return false;
   }
 
@@ -379,7 +391,7 @@ class Mesh::Impl {
       std::lock_guard lock(cache_mu_);
       for (const auto& c : targets) e->have.push_back(c->serial);
     }
-    for (const auto& c : targets) SendData(*c, e, true, nullptr);
+    for (const auto& c : targets) SendData(*c, e, kForwardFlag, nullptr);
   }
 
   // ----- sending -----
@@ -402,7 +414,9 @@ class Mesh::Impl {
     if (type == kData) {
       while (!c.closed && c.out_bytes != 0 && c.out_bytes + size > cfg_.link_buffer_bytes) {
         if (deadline == nullptr || Clock::now() >= *deadline) return false;
+        ++c.waiters;
         c.room_cv.wait_until(lock, *deadline);
+        --c.waiters;
       }
     }
     if (c.closed) return false;
@@ -432,7 +446,10 @@ class Mesh::Impl {
                       it->body->size() - (off - it->head_len)};
         }
       }
-      const ssize_t w = ::writev(c.fd, iov, n);
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<std::size_t>(n);
+      const ssize_t w = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);  // a closed peer: EPIPE, not SIGPIPE
       if (w < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
         c.closed = true;  // the I/O thread reaps it (EPOLLERR / HUP)
@@ -453,7 +470,9 @@ class Mesh::Impl {
         }
       }
     }
-    c.room_cv.notify_all();
+    // Wake waiting publishers once half the buffer is free, not at every
+    // write (that would be a wake-up per socket write under load).
+    if (c.waiters > 0 && (c.closed || c.out_bytes <= cfg_.link_buffer_bytes / 2)) c.room_cv.notify_all();
   }
 
   // ----- the I/O thread -----
@@ -764,6 +783,7 @@ class Mesh::Impl {
     e->at = Clock::now();
     e->have.push_back(c->serial);
     Remember(e);
+    if ((flags & kRepairFlag) && hooks_.on_repaired) hooks_.on_repaired(e->topic, e->messages);
     if (flags & kForwardFlag) Forward(e, c->serial, NodeIdOf(route.sender));
   }
 
@@ -797,7 +817,7 @@ class Mesh::Impl {
         std::lock_guard lock(cache_mu_);
         if (!e->Has(c->serial)) e->have.push_back(c->serial);
       }
-      SendData(*c, e, false, nullptr);
+      SendData(*c, e, kRepairFlag, nullptr);
     }
   }
 
@@ -841,7 +861,9 @@ class Mesh::Impl {
   // IHAVE to every link: recent frames on its topics it is not known to hold.
   // An empty IHAVE is the keep-alive.
   void Gossip(const std::vector<std::shared_ptr<Conn>>& links, Clock::time_point now) {
-    const auto recent = now - 3 * cfg_.heartbeat;
+    // Frames at least a heartbeat old: a copy still on its way over another
+    // link has had that long to arrive, so an iwant is for a real gap.
+    const auto recent = now - 3 * cfg_.heartbeat, settled = now - cfg_.heartbeat;
     for (const auto& c : links) {
       std::unordered_set<std::string> subs;
       {
@@ -854,6 +876,7 @@ class Mesh::Impl {
         std::lock_guard lock(cache_mu_);
         for (auto it = cache_order_.rbegin(); it != cache_order_.rend() && (*it)->at >= recent; ++it) {
           Entry& e = **it;
+          if (e.at > settled) continue;
           if (e.Has(c->serial) || !subs.contains(e.topic)) continue;
           e.have.push_back(c->serial);
           ids.insert(ids.end(), e.id.begin(), e.id.end());

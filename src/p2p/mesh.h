@@ -20,10 +20,12 @@
 //   `degree`, else to `degree` of them (a stable choice per topic) flagged
 //   "forward", and every receiver forwards a first-seen forward frame to its
 //   own mesh (duplicates suppressed by frame id). Each heartbeat a node
-//   tells every linked subscriber which recent frames it holds that the peer
-//   is not known to have (IHAVE); the peer asks for the ones it misses
-//   (IWANT): the lazy repair of gaps left by a dropped connection or a
-//   dropped frame.
+//   tells every linked subscriber which frames of the last 3 heartbeats (at
+//   least one heartbeat old) it holds that the peer is not known to have
+//   (IHAVE); the peer asks for the ones it misses (IWANT), and the answers
+//   are flagged as repairs: the lazy repair of gaps left by a dropped
+//   connection or a dropped frame. A repair that cannot be sent is not
+//   counted again.
 // - Flow control: each link has a bounded outgoing buffer. The publisher
 //   waits (at most `publish_wait`) for room; past that, and for forwarded
 //   frames at once, the frame is dropped for that link and counted
@@ -78,6 +80,9 @@ struct MeshHooks {
   std::function<bool(const std::uint8_t* data, std::size_t size)> on_frame;
   // Whether a verified frame (sender, seq) was delivered already.
   std::function<bool(const PublicKey& sender, std::uint64_t seq)> seen;
+  // A frame that arrived as an answer to this node's iwant was new: its
+  // messages were repaired.
+  std::function<void(std::string_view topic, std::uint64_t messages)> on_repaired;
   // `messages` messages of a frame on `topic` were dropped for `reason`.
   std::function<void(std::string_view topic, std::string_view reason, std::uint64_t messages)> on_drop;
 };

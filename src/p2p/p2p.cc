@@ -292,6 +292,10 @@ class P2pNode::Impl {
       return OnFrame("", data, size, Clock::now() + std::chrono::milliseconds(500));
     };
     h.seen = [this](const PublicKey& sender, std::uint64_t s) { return dedup.Seen(sender, s); };
+    h.on_repaired = [this](std::string_view topic, std::uint64_t n) {
+      probe.Repaired(ClassOf(topic), n);
+      n_repaired += n;
+    };
     h.on_drop = [this](std::string_view topic, std::string_view reason, std::uint64_t n) {
       if (n > 0) Drop(ClassOf(topic), reason, n);
     };
@@ -406,7 +410,7 @@ class P2pNode::Impl {
 
   // Counters for Stats().
   std::atomic<std::uint64_t> n_published{0}, n_frames{0}, n_received{0}, n_dropped{0}, n_rejected{0},
-      n_failures{0};
+      n_failures{0}, n_repaired{0};
 
   dht::InfoHash Hash(std::string_view key) const { return dht::InfoHash::get(key_prefix + std::string(key)); }
   // Topics live under their own prefix, so no topic name can collide with
@@ -916,7 +920,7 @@ class P2pNode::Impl {
   bool OnFrame(std::string_view expected_topic, const std::uint8_t* data, std::size_t size,
                Clock::time_point deadline) {
     const TopicClass c = ClassOf(expected_topic);
-    const Decoded d = DecodeFrame(data, size);
+    Decoded d = DecodeFrame(data, size);
     if (!d.ok()) {
       Reject(c, d.error == DecodeError::kBadSignature ? "bad_signature" : "malformed", "receive");
       return false;
@@ -931,7 +935,8 @@ class P2pNode::Impl {
     return Deliver(d.frame, ClassOf(topic), deadline);
   }
 
-  bool Deliver(const Frame& f, TopicClass c, Clock::time_point deadline) {
+  // Consumes the frame's messages.
+  bool Deliver(Frame& f, TopicClass c, Clock::time_point deadline) {
     const std::string& topic = f.topic;
     const bool own = f.sender == identity.public_key();
     cluster::NodeRole role = cluster::NodeRole::kWorker;
@@ -952,10 +957,12 @@ class P2pNode::Impl {
     }
     const std::int64_t now = NowUs();
     const std::string from = own ? identity.node_id() : NodeIdOf(f.sender);
-    for (const auto& fm : f.messages) {
+    std::vector<std::vector<Message>> per_sink(sinks.size());
+    std::vector<std::size_t> targets;
+    for (auto& fm : f.messages) {
       Message m;
       m.topic = topic;
-      m.envelope = {fm.type, from, fm.published_us / 1000, fm.data, fm.hop_count};
+      m.envelope = {std::move(fm.type), from, fm.published_us / 1000, std::move(fm.data), fm.hop_count};
       m.sender_key = f.sender;
       m.sender_role = role;
       m.published_us = fm.published_us;
@@ -971,13 +978,28 @@ class P2pNode::Impl {
         probe.Received(c, static_cast<double>(now - fm.published_us) / 1e6);
         n_received++;
       }
-      for (const auto& s : sinks) {
+      targets.clear();
+      for (std::size_t i = 0; i < sinks.size(); ++i) {
+        const auto& s = sinks[i];
         if (own && !s->options.receive_own) continue;
         if (!s->options.replay_retained && fm.published_us + 1'000'000 < s->since_us) {
           Drop(c, "retained");
           continue;
         }
-        if (!dispatcher.Push(s, m, deadline)) Drop(c, "queue_full");
+        targets.push_back(i);
+      }
+      for (std::size_t k = 0; k < targets.size(); ++k) {
+        if (k + 1 == targets.size()) {
+          per_sink[targets[k]].push_back(std::move(m));
+        } else {
+          per_sink[targets[k]].push_back(m);
+        }
+      }
+    }
+    for (std::size_t i = 0; i < sinks.size(); ++i) {
+      if (per_sink[i].empty()) continue;
+      if (const std::size_t dropped = dispatcher.PushBatch(sinks[i], std::move(per_sink[i]), deadline)) {
+        Drop(c, "queue_full", dropped);
       }
     }
     return true;
@@ -1332,6 +1354,7 @@ class P2pNode::Impl {
       const auto stats = runner.getNodesStats(AF_INET);
       known_nodes = stats.getKnownNodes();
       probe.Peers(ConnectedPeers(), stats.good_nodes, stats.dubious_nodes);
+      if (mesh) probe.Links(mesh->Links().size());
       if (stats.getKnownNodes() == 0 && now >= next_bootstrap && !opts.config.bootstrap.empty()) {
         Bootstrap();  // the seeds may have come up after us
         next_bootstrap = now + std::chrono::seconds(5);
@@ -1582,6 +1605,7 @@ PubsubStats P2pNode::Stats() const {
   s.frames_sent = n.n_frames.load();
   s.received = n.n_received.load();
   s.dropped = n.n_dropped.load();
+  s.repaired = n.n_repaired.load();
   s.rejected = n.n_rejected.load();
   s.publish_failures = n.n_failures.load();
   s.refused_senders = n.n_refused_senders.load();

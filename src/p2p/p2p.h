@@ -157,6 +157,7 @@ struct PubsubStats {
   std::uint64_t frames_sent = 0;
   std::uint64_t received = 0;
   std::uint64_t dropped = 0;
+  std::uint64_t repaired = 0;  // delivered late by the mesh's lazy repair
   std::uint64_t rejected = 0;
   std::uint64_t publish_failures = 0;
   std::uint64_t refused_senders = 0;    // frames refused for their sender (any reason)

@@ -24,6 +24,8 @@ struct P2pProbe::State {
   std::array<prometheus::Counter*, kClasses> received{};
   std::array<prometheus::Counter*, kClasses> frames{};
   std::array<prometheus::Counter*, kClasses> failures{};
+  std::array<prometheus::Counter*, kClasses> repaired{};
+  prometheus::Gauge* links = nullptr;
   std::array<prometheus::Histogram*, kClasses> latency{};
   prometheus::Family<prometheus::Counter>* dropped = nullptr;
   prometheus::Family<prometheus::Counter>* rejected = nullptr;
@@ -51,11 +53,15 @@ P2pProbe::P2pProbe(prometheus::Registry* registry) : state_(std::make_unique<Sta
                        .Register(*registry);
   auto& frames = prometheus::BuildCounter()
                      .Name("bzzz_pubsub_frames_sent_total")
-                     .Help("Signed frames (message batches) put into the DHT, by topic class")
+                     .Help("Signed frames (message batches) sent, by topic class")
                      .Register(*registry);
   auto& failures = prometheus::BuildCounter()
                        .Name("bzzz_pubsub_publish_failures_total")
                        .Help("Frames no DHT node accepted, by topic class")
+                       .Register(*registry);
+  auto& repaired = prometheus::BuildCounter()
+                       .Name("bzzz_pubsub_messages_repaired_total")
+                       .Help("Messages delivered late by the mesh's lazy repair (ihave/iwant), by topic class")
                        .Register(*registry);
   // Loopback deliveries take tens of microseconds; WAN ones up to seconds.
   auto& latency = prometheus::BuildHistogram()
@@ -71,18 +77,24 @@ P2pProbe::P2pProbe(prometheus::Registry* registry) : state_(std::make_unique<Sta
     s.received[i] = &received.Add({{"topic_class", Label(c)}});
     s.frames[i] = &frames.Add({{"topic_class", Label(c)}});
     s.failures[i] = &failures.Add({{"topic_class", Label(c)}});
+    s.repaired[i] = &repaired.Add({{"topic_class", Label(c)}});
     s.latency[i] = &latency.Add({{"topic_class", Label(c)}}, buckets);
   }
   s.dropped = &prometheus::BuildCounter()
                    .Name("bzzz_pubsub_messages_dropped_total")
                    .Help("Messages dropped by topic class and reason (self, duplicate, queue_full, "
-                         "publish_queue_full, retained, no_handler)")
+                         "publish_queue_full, retained, no_handler, encode_failed, link_full, link_closed)")
                    .Register(*registry);
   s.rejected = &prometheus::BuildCounter()
                     .Name("bzzz_pubsub_messages_rejected_total")
                     .Help("Frames refused by topic class, reason (bad_signature, malformed, wrong_topic, "
-                          "undecryptable) and stage (receive, store)")
+                          "undecryptable) and stage (receive, store, link)")
                     .Register(*registry);
+  s.links = &prometheus::BuildGauge()
+                 .Name("bzzz_p2p_member_links")
+                 .Help("Open pubsub mesh links to members")
+                 .Register(*registry)
+                 .Add({});
   s.peers = &prometheus::BuildGauge()
                  .Name("bzzz_p2p_connected_peers")
                  .Help("Peers whose presence announcement is live")
@@ -127,6 +139,13 @@ void P2pProbe::PublishFailed(TopicClass c) {
 void P2pProbe::Received(TopicClass c, double latency) {
   if (auto* m = state_->received[Index(c)]) m->Increment();
   if (auto* h = state_->latency[Index(c)]) h->Observe(latency < 0 ? 0 : latency);
+}
+
+void P2pProbe::Repaired(TopicClass c, std::uint64_t n) {
+  if (auto* m = state_->repaired[Index(c)]) m->Increment(static_cast<double>(n));
+}
+void P2pProbe::Links(std::size_t open) {
+  if (auto* g = state_->links) g->Set(static_cast<double>(open));
 }
 
 void P2pProbe::Violation(std::string_view kind) {

@@ -5,11 +5,15 @@
 //   bzzz_pubsub_messages_published_total{topic_class}
 //   bzzz_pubsub_messages_received_total{topic_class}
 //   bzzz_pubsub_messages_dropped_total{topic_class,reason} self, duplicate,
-//       queue_full, publish_queue_full, retained, no_handler
+//       queue_full, publish_queue_full, retained, no_handler, encode_failed,
+//       link_full, link_closed
+//   bzzz_pubsub_messages_repaired_total{topic_class}       delivered late, by the mesh's
+//       lazy repair (ihave/iwant) after a drop elsewhere
+//   bzzz_p2p_member_links                                  open pubsub mesh links
 //   bzzz_pubsub_messages_rejected_total{topic_class,reason,stage}
 //       bad_signature, malformed, wrong_topic, undecryptable; stage
-//       "receive" (subscriber) or "store" (DHT storage node)
-//   bzzz_pubsub_frames_sent_total{topic_class}             batches put
+//       "receive" (subscriber), "store" (DHT storage node) or "link" (member links)
+//   bzzz_pubsub_frames_sent_total{topic_class}             batches sent
 //   bzzz_pubsub_publish_failures_total{topic_class}        puts no node took
 //   bzzz_pubsub_delivery_latency_seconds{topic_class}      publish -> handler queue
 //   bzzz_errors_total{component="p2p"}
@@ -43,6 +47,8 @@ class P2pProbe {
   void PublishFailed(TopicClass c);
   void Received(TopicClass c, double latency_seconds);
   void Dropped(TopicClass c, std::string_view reason, std::uint64_t messages = 1);
+  void Repaired(TopicClass c, std::uint64_t messages);
+  void Links(std::size_t open);
   void Rejected(TopicClass c, std::string_view reason, std::string_view stage);
   void Peers(std::size_t connected, unsigned good_nodes, unsigned dubious_nodes);
   void Error();

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include <openssl/sha.h>
+
 namespace bzzz::p2p {
 
 namespace {
@@ -86,6 +88,16 @@ class Reader {
 
 bool ValidKind(std::uint8_t k) { return k >= 1 && k <= 7; }
 
+// What the signature covers: SHA-256 of the frame's bytes before it.
+// (OpenSSL's SHA-256 uses the CPU's SHA extensions: a 48 KiB frame hashes
+// in about 24 µs, where Ed25519's own SHA-512 passes over the whole frame
+// took 140 µs to sign and 100 µs to verify; the pubsub path is bound by it.)
+std::array<std::uint8_t, 32> Digest(const std::uint8_t* data, std::size_t size) {
+  std::array<std::uint8_t, 32> d;
+  SHA256(data, size, d.data());
+  return d;
+}
+
 }  // namespace
 
 std::size_t EncodedMessageSize(const FrameMessage& m) {
@@ -127,9 +139,16 @@ Result<Bytes> EncodeFrame(const Frame& frame, const NodeIdentity& signer) {
     out.push_back(m.hop_count);
     PutString(out, m.data);
   }
-  const Signature sig = signer.Sign(out.data(), out.size());
+  const auto digest = Digest(out.data(), out.size());
+  const Signature sig = signer.Sign(digest.data(), digest.size());
   out.insert(out.end(), sig.begin(), sig.end());
   return out;
+}
+
+void SignFrameBody(Bytes& body, const NodeIdentity& signer) {
+  const auto digest = Digest(body.data(), body.size());
+  const Signature sig = signer.Sign(digest.data(), digest.size());
+  body.insert(body.end(), sig.begin(), sig.end());
 }
 
 bool PeekFrameHeader(const std::uint8_t* data, std::size_t size, FrameKind* kind, PublicKey* sender,
@@ -167,7 +186,8 @@ Decoded DecodeFrame(const std::uint8_t* data, std::size_t size) {
   d.frame.kind = kind;
   Signature sig;
   std::memcpy(sig.data(), data + size - kSignatureBytes, kSignatureBytes);
-  if (!NodeIdentity::Verify(d.frame.sender, data, size - kSignatureBytes, sig)) {
+  const auto digest = Digest(data, size - kSignatureBytes);
+  if (!NodeIdentity::Verify(d.frame.sender, digest.data(), digest.size(), sig)) {
     d.error = DecodeError::kBadSignature;
     d.reason = "signature does not verify";
     return d;

@@ -6,7 +6,7 @@
 //   | sender's cluster credential (varint length + bytes; empty only in a
 //     join request) | topic (varint length + bytes) | count (varint)
 //   | count x { type (varint+bytes) | published_us u64 | hop_count u8 | data (varint+bytes) }
-//   | Ed25519 signature (64) over everything before it
+//   | Ed25519 signature (64) over the SHA-256 digest of everything before it
 //
 // Integers are little-endian. One signature covers the whole batch, so a
 // receiver verifies once per frame, not once per message. The credential
@@ -76,6 +76,9 @@ std::size_t FrameOverhead(std::string_view topic);
 // Serializes and signs. InvalidArgument when a field is out of bounds or
 // the frame would exceed kMaxFrameBytes.
 Result<Bytes> EncodeFrame(const Frame& frame, const NodeIdentity& signer);
+// Signs an already laid out frame body (everything before the signature)
+// and appends the signature: for tools and fuzzers that forge layouts.
+void SignFrameBody(Bytes& body, const NodeIdentity& signer);
 
 enum class DecodeError { kNone, kMalformed, kBadSignature };
 
