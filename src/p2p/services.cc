@@ -170,9 +170,22 @@ class P2pServices::Impl : public std::enable_shared_from_this<P2pServices::Impl>
                        {"last_seen", FormatIso8601(p.last_seen)}});
     }
     const auto table = p2p.TableStats();
+    json links = json::array();
+    for (const auto& l : p2p.Links()) {
+      links.push_back({{"node_id", l.node_id},
+                       {"outbound", l.outbound},
+                       {"topics", l.topics},
+                       {"frames_sent", l.frames_sent},
+                       {"frames_received", l.frames_received},
+                       {"messages_dropped", l.messages_dropped},
+                       {"queued_bytes", l.queued_bytes},
+                       {"connected_at", FormatIso8601(std::chrono::system_clock::time_point(
+                                            std::chrono::milliseconds(l.connected_ms)))}});
+    }
     return {{"node_id", p2p.node_id()},
             {"connected_peers", peers.size()},
             {"peers", peers},
+            {"links", links},
             {"dht", {{"good_nodes", table.good_nodes}, {"dubious_nodes", table.dubious_nodes}}}};
   }
 };

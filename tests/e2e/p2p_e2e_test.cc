@@ -75,6 +75,12 @@ TEST(P2pEndToEnd, ClusterProbesSurvivesKillAndRestart) {
   EXPECT_EQ(cache.first, 0) << cache.second;
   // Cleared peers come back as they announce.
   EXPECT_TRUE(Eventually([&] { return c.Peers(1) == 3; }, 10s));
+  // Every member (the bootstrap node too) has a pubsub mesh link to every
+  // other, the restarted one included.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(Eventually([&] { return c.Get(i, "/api/v1/peers")["links"].size() == 3; }, 15s))
+        << "node " << i << ": " << c.Get(i, "/api/v1/peers")["links"].dump();
+  }
 
   // The metrics of SPEC §3.3/§3.4 are exported.
   cli::ClientOptions o;
@@ -89,7 +95,7 @@ TEST(P2pEndToEnd, ClusterProbesSurvivesKillAndRestart) {
       10s));
   auto metrics = cli::Call(o, "GET", "/metrics");
   ASSERT_TRUE(metrics.ok());
-  for (const char* name : {"bzzz_p2p_connected_peers ", "bzzz_pubsub_messages_published_total",
+  for (const char* name : {"bzzz_p2p_connected_peers ", "bzzz_p2p_member_links ", "bzzz_pubsub_messages_published_total",
                            "bzzz_pubsub_delivery_latency_seconds_bucket", "bzzz_dht_put_operations_total",
                            "bzzz_dht_get_operations_total", "bzzz_dht_operation_latency_seconds_bucket",
                            "bzzz_dht_provider_records"}) {  // the replication factor: once measured
