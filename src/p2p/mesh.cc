@@ -557,6 +557,10 @@ class Mesh::Impl {
       return;
     }
     c->connecting = r != 0;
+    // Watching EPOLLOUT while connecting: want_out says so, so that the
+    // first writable event with nothing queued stops watching it (a
+    // level-triggered EPOLLOUT left on would spin the I/O thread).
+    c->want_out = c->connecting;
     Watch(fd, c->connecting ? EPOLLIN | EPOLLOUT : EPOLLIN, c->serial, EPOLL_CTL_ADD);
     if (!c->connecting) SendChallenge(*c);
   }

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -82,6 +83,25 @@ TEST(MeshTest, MessagesTravelOverMemberLinksToEverySubscriber) {
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(got2.load(), kMessages) << "a message was delivered twice";
   EXPECT_EQ(Reason(nodes[1]->Stats(), "queue_full"), 0u);
+}
+
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// Links that carry nothing cost nothing: no I/O thread spins (a dialed
+// link once left a level-triggered EPOLLOUT on and took a core each).
+TEST(MeshTest, IdleLinksDoNotSpin) {
+  auto nodes = StartLinked(3);
+  ASSERT_EQ(nodes.size(), 3u);
+  std::this_thread::sleep_for(500ms);
+  const double before = CpuSeconds();
+  std::this_thread::sleep_for(2s);
+  const double used = CpuSeconds() - before;
+  EXPECT_LT(used, 0.5) << "three idle nodes used " << used << " CPU seconds in 2 s";
 }
 
 // A raw TCP client on a member's link port.
