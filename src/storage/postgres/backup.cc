@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <functional>
 #include <set>
+#include <thread>
 
 #include "storage/migrations.h"
 #include "storage/postgres/database.h"
@@ -322,12 +323,19 @@ Result<BackupReport> Restore(const PostgresOptions& options, const std::string& 
   BackupReport current;
   if (Status s = DescribeDatabase(**db, current); !s.ok()) return s;
   // Nodes writing while the tables are replaced would interleave with the
-  // restore: every other bzzz connection must be gone.
-  auto others = (*db)->Read("listing connections", [&](PgConnection&, pqxx::read_transaction& tx) -> Result<std::int64_t> {
-    return tx.exec("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-                   "application_name = 'bzzz' AND pid <> pg_backend_pid()")[0][0]
-        .as<std::int64_t>();
-  });
+  // restore: every other bzzz connection must be gone. A node that has
+  // just stopped leaves pg_stat_activity a moment after it closed its
+  // connections (the backend exits asynchronously): wait up to 2 s.
+  Result<std::int64_t> others = std::int64_t{0};
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    others = (*db)->Read("listing connections", [&](PgConnection&, pqxx::read_transaction& tx) -> Result<std::int64_t> {
+      return tx.exec("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                     "application_name = 'bzzz' AND pid <> pg_backend_pid()")[0][0]
+          .as<std::int64_t>();
+    });
+    if (!others.ok() || *others == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   (*db)->Close();
   if (!others.ok()) return others.status();
   if (*others > 0) {
