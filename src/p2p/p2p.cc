@@ -269,14 +269,7 @@ class P2pNode::Impl {
     h.sign_hello = [this](const std::string& challenge) -> Result<Bytes> {
       const std::string credential = Credential();
       if (credential.empty()) return FailedPrecondition("not admitted");
-      Frame f;
-      f.kind = FrameKind::kLink;
-      f.credential = credential;
-      f.seq = NextSeq();
-      f.sent_at_ns = NowUs() * 1000;
-      f.topic = "link";
-      f.messages.push_back({"hello", NowUs(), 0, challenge});
-      return EncodeFrame(f, identity);
+      return OneMessageFrame(FrameKind::kLink, "link", "hello", challenge, credential);
     };
     h.check_hello = [this](const std::uint8_t* data, std::size_t size, const std::string& challenge) -> std::string {
       const Decoded d = DecodeFrame(data, size);
@@ -369,14 +362,8 @@ class P2pNode::Impl {
   Status PublishToMembers(std::string_view topic, std::string_view type, std::string data) {
     if (!membership->Admitted()) return FailedPrecondition("this node is not admitted to its cluster yet");
     const TopicClass c = ClassOf(topic);
-    Frame f;
-    f.kind = FrameKind::kPubsub;
-    f.credential = Credential();
-    f.seq = NextSeq();
-    f.sent_at_ns = NowUs() * 1000;
-    f.topic = std::string(topic);
-    f.messages.push_back({std::string(type), NowUs(), 0, data});
-    auto encoded = EncodeFrame(f, identity);
+    auto encoded = OneMessageFrame(FrameKind::kPubsub, std::string(topic), std::string(type), std::move(data),
+                                   Credential());
     if (!encoded.ok()) return encoded.status();
     std::vector<sockaddr_in> targets;
     {
@@ -420,6 +407,20 @@ class P2pNode::Impl {
     return opts.data_dir.empty() ? "" : (fs::path(opts.data_dir) / "p2p" / "peers").string();
   }
   std::uint64_t NextSeq() { return seq.fetch_add(1) + 1; }
+
+  // A frame of this node carrying one message, stamped now with the next
+  // seq and `credential` ("" in a join request), encoded and signed.
+  Result<Bytes> OneMessageFrame(FrameKind kind, std::string topic, std::string type, std::string data,
+                                std::string credential) {
+    Frame f;
+    f.kind = kind;
+    f.credential = std::move(credential);
+    f.seq = NextSeq();
+    f.sent_at_ns = NowUs() * 1000;
+    f.topic = std::move(topic);
+    f.messages.push_back({std::move(type), NowUs(), 0, std::move(data)});
+    return EncodeFrame(f, identity);
+  }
 
   void Drop(TopicClass c, std::string_view reason, std::uint64_t n = 1) {
     probe.Dropped(c, reason, n);
@@ -1079,14 +1080,8 @@ class P2pNode::Impl {
     if (type.empty() || type.size() > kMaxTypeBytes) return InvalidArgument("message type must be 1..64 bytes");
     if (!membership->Admitted()) return FailedPrecondition("this node is not admitted to its cluster yet");
     const std::string node_id = NodeIdOf(recipient);
-    Frame f;
-    f.kind = FrameKind::kDirect;
-    f.credential = Credential();
-    f.seq = NextSeq();
-    f.sent_at_ns = NowUs() * 1000;
-    f.topic = "inbox/" + std::string(node_id);
-    f.messages.push_back({std::string(type), NowUs(), 0, std::move(data)});
-    auto encoded = EncodeFrame(f, identity);
+    auto encoded = OneMessageFrame(FrameKind::kDirect, "inbox/" + node_id, std::string(type), std::move(data),
+                                   Credential());
     if (!encoded.ok()) return encoded.status();
     auto sealed = SealFrame(*encoded, recipient);
     if (!sealed.ok()) return sealed.status();
@@ -1131,13 +1126,7 @@ class P2pNode::Impl {
   }
 
   Status RequestAdmission(std::string_view token, std::string_view name) {
-    Frame f;
-    f.kind = FrameKind::kJoin;
-    f.seq = NextSeq();
-    f.sent_at_ns = NowUs() * 1000;
-    f.topic = "join";
-    f.messages.push_back({"join", NowUs(), 0, json{{"token", token}, {"name", name}}.dump()});
-    auto encoded = EncodeFrame(f, identity);
+    auto encoded = OneMessageFrame(FrameKind::kJoin, "join", "join", json{{"token", token}, {"name", name}}.dump(), "");
     if (!encoded.ok()) return encoded.status();
     PutValue(Hash("join"), kTypeJoin, std::move(encoded).value(), 0, TopicClass::kInternal);
     return Status::Ok();
@@ -1245,14 +1234,8 @@ class P2pNode::Impl {
       presence_dirty = false;
     }
     p.direct_endpoint = link_endpoint;
-    Frame f;
-    f.kind = FrameKind::kPresence;
-    f.credential = credential;
-    f.seq = NextSeq();
-    f.sent_at_ns = NowUs() * 1000;
-    f.topic = "presence";
-    f.messages.push_back({"availability", NowUs(), 0, PresenceToJson(p, identity.node_id(), opts.node_name)});
-    auto encoded = EncodeFrame(f, identity);
+    auto encoded = OneMessageFrame(FrameKind::kPresence, "presence", "availability",
+                                   PresenceToJson(p, identity.node_id(), opts.node_name), credential);
     if (!encoded.ok()) return;
     // One value per node, edited each interval (see ReplacePolicy). Listens
     // report new nodes at once; PollPresence reads the edits.
