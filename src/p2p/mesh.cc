@@ -514,7 +514,7 @@ class Mesh::Impl {
     auto c = std::make_shared<Conn>();
     c->fd = fd;
     c->serial = ++next_serial_;
-    if (c->serial >= kWakeTag - 1) c->serial = next_serial_ = 1;
+    if (c->serial == 0) c->serial = ++next_serial_;  // 0 means "no link" (MeshOf); tags are 64-bit, serials 32
     c->outbound = outbound;
     c->expect = std::move(expect);
     c->opened = c->last_rx = Clock::now();
