@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
 #include "tasks/cluster.h"
 #include "tasks/codec.h"
 
@@ -44,6 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         auto again = TaskFromJson(TaskToJson(*t));
         Check(again.ok());
         Check(TaskToJson(*again) == TaskToJson(*t));
+        // The task writer's direct document is the same object.
+        Check(bzzz::ParseJson(TaskDocument(*t)) == bzzz::ParseJson(bzzz::DumpJson(TaskToJson(*t))));
       }
       break;
     }

@@ -123,6 +123,14 @@ json View(const Task& t, const Viewer& v) {
   return j;
 }
 
+// One task as an answer: View, written directly (TaskDocument) when the
+// view is the whole document (the owner, nothing to mask), which is the
+// common case of a submit's 201.
+http::Response TaskAnswer(int status, const Task& t, const Viewer& v) {
+  if (Owns(t, v) && !InputMayCarrySecrets(t.input)) return http::Response::Json(status, TaskDocument(t));
+  return JsonOk(status, View(t, v));
+}
+
 // 403 unless the caller owns task `id` (NotFound and other failures as they are).
 std::optional<http::Response> RefuseUnlessOwner(TaskManager& manager, const http::Request& req, const char* what) {
   auto t = manager.Get(std::string(req.Param("id")));
@@ -521,7 +529,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                    respond(http::ErrorFromStatus(r.status(), id));
                    return;
                  }
-                 http::Response res = JsonOk(r->created ? 201 : 200, View(r->task, viewer));
+                 http::Response res = TaskAnswer(r->created ? 201 : 200, r->task, viewer);
                  res.headers.Set("Location", "/api/v1/tasks/" + r->task.id);
                  respond(std::move(res));
                });
@@ -576,7 +584,7 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
              [impl](http::Request& req) {
                auto t = impl->manager->Get(std::string(req.Param("id")));
                if (!t.ok()) return http::ErrorFromStatus(t.status(), req.request_id);
-               return JsonOk(200, View(*t, ViewerOf(req)));
+               return TaskAnswer(200, *t, ViewerOf(req));
              });
   routes.AddBlocking(Method::kGet, "/api/v1/tasks/:id/events", "tasks:read",
              "events after the N-th (?after=N), waiting up to wait_ms for new ones", nullptr,

@@ -38,6 +38,110 @@ std::string SealContext(const std::string& task_id, std::string_view field, cons
   return task_id + "/" + std::string(field) + "/" + name;
 }
 
+// `s` as a JSON string; bytes that are not UTF-8 become U+FFFD, as
+// DumpJson does.
+void AppendString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\t': out += "\\t"; break;
+        case '\r': out += "\\r"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        default:
+          if (c < 0x20) {
+            out += "\\u00";
+            out.push_back(kHex[c >> 4]);
+            out.push_back(kHex[c & 15]);
+          } else {
+            out.push_back(static_cast<char>(c));
+          }
+      }
+      ++i;
+      continue;
+    }
+    // A well-formed UTF-8 sequence (no overlong forms, no surrogates, at
+    // most U+10FFFF) is copied; anything else is one U+FFFD per byte.
+    std::size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    }
+    bool ok = n > 0 && i + n < s.size();
+    for (std::size_t k = 1; ok && k <= n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) ok = false;
+    }
+    if (ok) {
+      out.append(s.substr(i, n + 1));
+      i += n + 1;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  out.push_back('"');
+}
+
+// JSON text as Embed would embed it: as it is when ParseJson takes it.
+void AppendEmbedded(std::string& out, const std::string& text) {
+  if (text.empty()) {
+    out += "null";
+  } else if (JsonShapeProblem(text, CurrentJsonLimits()).empty() && json::accept(text)) {
+    out += text;
+  } else {
+    AppendString(out, text);
+  }
+}
+
+class DocWriter {
+ public:
+  explicit DocWriter(std::string& out) : out_(out) { out_.push_back('{'); }
+  void Key(std::string_view k) {
+    if (!first_) out_.push_back(',');
+    first_ = false;
+    out_.push_back('"');
+    out_.append(k);
+    out_ += "\":";
+  }
+  void Str(std::string_view k, std::string_view v) {
+    Key(k);
+    AppendString(out_, v);
+  }
+  void Int(std::string_view k, std::int64_t v) {
+    Key(k);
+    out_ += std::to_string(v);
+  }
+  void Bool(std::string_view k, bool v) {
+    Key(k);
+    out_ += v ? "true" : "false";
+  }
+  void Embedded(std::string_view k, const std::string& text) {
+    Key(k);
+    AppendEmbedded(out_, text);
+  }
+  void End() { out_.push_back('}'); }
+
+ private:
+  std::string& out_;
+  bool first_ = true;
+};
+
 json AttemptToJson(const Attempt& a) {
   return {{"number", a.number},         {"agent_id", a.agent_id},       {"node_id", a.node_id},
           {"state", AttemptStateName(a.state)}, {"assigned_ms", a.assigned_ms}, {"started_ms", a.started_ms},
@@ -54,6 +158,86 @@ json TaskToApiJson(const Task& t) {
     return Status::Ok();
   });
   return j;
+}
+
+bool InputMayCarrySecrets(std::string_view input) {
+  return input.find("\"env\"") != std::string_view::npos || input.find("\"headers\"") != std::string_view::npos ||
+         input.find('\\') != std::string_view::npos;
+}
+
+std::string TaskDocument(const Task& t) {
+  std::string out;
+  out.reserve(1024 + t.input.size() + t.result.size());
+  DocWriter d(out);
+  d.Str("id", t.id);
+  d.Str("idempotency_key", t.idempotency_key);
+  d.Str("executor", t.executor);
+  d.Embedded("input", t.input);
+  d.Int("priority", t.priority);
+  d.Key("capabilities");
+  out.push_back('[');
+  for (std::size_t i = 0; i < t.capabilities.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendString(out, t.capabilities[i]);
+  }
+  out.push_back(']');
+  d.Str("role", t.role);
+  d.Int("timeout_ms", t.timeout_ms);
+  d.Int("max_attempts", t.max_attempts);
+  d.Str("project", t.project);
+  d.Str("name", t.name);
+  d.Str("ucxl_address", t.UcxlAddress());
+  d.Str("state", TaskStateName(t.state));
+  d.Key("attempts");
+  out.push_back('[');
+  for (std::size_t i = 0; i < t.attempts.size(); ++i) {
+    const Attempt& a = t.attempts[i];
+    if (i > 0) out.push_back(',');
+    DocWriter ad(out);
+    ad.Int("number", a.number);
+    ad.Str("agent_id", a.agent_id);
+    ad.Str("node_id", a.node_id);
+    ad.Str("state", AttemptStateName(a.state));
+    ad.Int("assigned_ms", a.assigned_ms);
+    ad.Int("started_ms", a.started_ms);
+    ad.Int("finished_ms", a.finished_ms);
+    ad.Int("lease_expiry_ms", a.lease_expiry_ms);
+    ad.Embedded("result", a.result);
+    ad.Str("error", a.error);
+    ad.End();
+  }
+  out.push_back(']');
+  d.Int("attempt_base", t.attempt_base);
+  d.Embedded("result", t.result);
+  d.Str("error", t.error);
+  d.Str("submitter", t.submitter);
+  d.Str("owner_node", t.owner_node);
+  d.Str("assigned_agent", t.assigned_agent);
+  d.Int("lease_expiry_ms", t.lease_expiry_ms);
+  d.Str("hmmm_room", t.hmmm_room);
+  d.Int("created_ms", t.created_ms);
+  d.Int("updated_ms", t.updated_ms);
+  d.Int("finished_ms", t.finished_ms);
+  d.Int("not_before_ms", t.not_before_ms);
+  d.Bool("cancel_requested", t.cancel_requested);
+  d.Bool("escalate_requested", t.escalate_requested);
+  d.Int("seq", t.seq);
+  d.Key("events");
+  out.push_back('[');
+  for (std::size_t i = 0; i < t.events.size(); ++i) {
+    const TaskEvent& e = t.events[i];
+    if (i > 0) out.push_back(',');
+    DocWriter ed(out);
+    ed.Int("at_ms", e.at_ms);
+    ed.Str("type", e.type);
+    ed.Str("detail", e.detail);
+    ed.Int("attempt", e.attempt);
+    ed.End();
+  }
+  out.push_back(']');
+  d.Int("event_count", t.event_count);
+  d.End();
+  return out;
 }
 
 json TaskToJson(const Task& t) {
@@ -245,6 +429,11 @@ TaskRow ToRow(const Task& t, const executors::SecretSealer* sealer) {
   row.created_ms = t.created_ms;
   row.updated_ms = t.updated_ms;
   row.seq = t.seq;
+  // The direct writer unless secrets may need sealing.
+  if (sealer == nullptr || !InputMayCarrySecrets(t.input)) {
+    row.doc = TaskDocument(t);
+    return row;
+  }
   json doc = TaskToJson(t);
   if (sealer) {
     (void)ForEachSecret(doc["input"], [&](std::string_view field, const std::string& name, json& value) {

@@ -17,6 +17,16 @@
 namespace bzzz::tasks {
 
 nlohmann::json TaskToJson(const Task& task);
+// DumpJson(TaskToJson(task)) written directly, without building the tree:
+// the same object (keys in another order), with the input and result JSON
+// texts copied in as they are when ParseJson would take them (else as JSON
+// strings, as TaskToJson embeds them). The task writer serializes every
+// changed task with it (the tree took most of the writer's time).
+std::string TaskDocument(const Task& task);
+// Whether `input` may hold a field that carries secrets (`env`, `headers`;
+// any escape could spell them): conservative, true when unsure. Without
+// one, the stored and the API document are TaskDocument as it is.
+bool InputMayCarrySecrets(std::string_view input);
 // The task as the API shows it: TaskToJson with the fields of the input that
 // carry secrets write-only (each value "***"): `env` of command and llm
 // tasks, `headers` of http tasks. Executors still get the values.

@@ -207,6 +207,76 @@ TEST(TaskViewTest, StoredRowSealsSecretsGivenInClear) {
   EXPECT_EQ(ParseJson(plain->input), ParseJson(t.input));
 }
 
+// The task writer's direct document is TaskToJson's object: every field,
+// strings escaped (control characters, quotes, non-ASCII), input and result
+// copied in when they are JSON and embedded as strings when not, bytes that
+// are not UTF-8 replaced, a sealer still sealing what it must.
+TEST(TaskViewTest, TheDirectDocumentIsTheSameObjectAsTaskToJson) {
+  Task t;
+  t.id = "t-0000000000010000aaaa";
+  t.idempotency_key = "key \"quoted\" \\ back\nslash";
+  t.executor = "command";
+  t.input = R"({"argv": ["echo", "héllo\u0001"], "n": 1.5e3, "deep": [[[{"a": null}]]]})";
+  t.priority = -3;
+  t.capabilities = {"code", "gpu\t"};
+  t.role = "developer";
+  t.timeout_ms = 30000;
+  t.max_attempts = 3;
+  t.project = "proj";
+  t.name = "name/with/slashes";
+  t.state = TaskState::kSucceeded;
+  Attempt a;
+  a.number = 1;
+  a.agent_id = "agent-1";
+  a.node_id = "node";
+  a.state = AttemptState::kSucceeded;
+  a.assigned_ms = 1;
+  a.started_ms = 2;
+  a.finished_ms = 3;
+  a.result = "not json: \x01 plain";
+  a.error = "";
+  t.attempts = {a, a};
+  t.attempts[1].result = R"({"ok":true})";
+  t.result = R"(["a", 1, {"b": false}])";
+  t.error = std::string("\x7f\x1f\r\f\b");
+  t.submitter = "user:é";
+  t.events = {{10, "created", "line \"one\"", 0}, {11, "succeeded", "€ 𝄞", 1}};
+  t.event_count = 7;
+  t.seq = 42;
+  t.cancel_requested = true;
+  const nlohmann::json expected = ParseJson(DumpJson(TaskToJson(t)));
+  ASSERT_FALSE(expected.is_discarded());
+  EXPECT_EQ(ParseJson(TaskDocument(t)), expected) << TaskDocument(t);
+  EXPECT_EQ(ParseJson(ToRow(t).doc), expected);
+
+  // Empty input and result are null; text that is not JSON is a string.
+  t.input = "";
+  t.result = "{not json";
+  EXPECT_EQ(ParseJson(TaskDocument(t)), ParseJson(DumpJson(TaskToJson(t))));
+  auto back = FromRow(ToRow(t));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  TaskRow old_row;
+  old_row.idempotency_key = t.idempotency_key;  // FromRow takes it from its column
+  old_row.doc = DumpJson(TaskToJson(t));
+  auto old_back = FromRow(old_row);
+  ASSERT_TRUE(old_back.ok());
+  EXPECT_EQ(TaskToJson(*back), TaskToJson(*old_back));
+
+  // Bytes that are not UTF-8 become U+FFFD: the document stays valid JSON.
+  t.error = std::string("bad \xff\xc3 and \xed\xa0\x80 surrogate, ok \xc3\xa9");
+  const nlohmann::json doc = ParseJson(TaskDocument(t));
+  ASSERT_FALSE(doc.is_discarded()) << TaskDocument(t);
+  EXPECT_NE(doc["error"].get<std::string>().find("\xef\xbf\xbd"), std::string::npos);
+  EXPECT_NE(doc["error"].get<std::string>().find("ok \xc3\xa9"), std::string::npos);
+
+  // With a sealer, an input that may carry secrets takes the sealing path.
+  executors::SecretSealer::Key key{};
+  key.fill(3);
+  const executors::SecretSealer sealer(key);
+  t.input = R"({"argv":["env"],"en\u0076":{"TOKEN":"hunter2"}})";
+  EXPECT_EQ(ToRow(t, &sealer).doc.find("hunter2"), std::string::npos) << "an escaped key name must not evade sealing";
+}
+
 // Numbers that do not fit (a float such as 1e84 where an integer is due)
 // are refused as malformed, not converted (undefined behaviour; found by
 // the tasks fuzz target under UBSan).
