@@ -219,7 +219,7 @@ class Mesh::Impl {
   }
 
   std::vector<std::string> Publish(const std::string& topic, std::shared_ptr<const Bytes> frame,
-                                   std::uint64_t messages) {
+                                   std::uint64_t messages, std::chrono::milliseconds wait) {
     FrameRoute route;
     if (!PeekFrameRoute(frame->data(), frame->size(), &route)) return {};
     auto entry = std::make_shared<Entry>();
@@ -233,7 +233,7 @@ class Mesh::Impl {
     for (const auto& c : targets) entry->have.push_back(c->serial);
     Remember(entry);
     std::vector<std::string> reached;
-    const auto deadline = Clock::now() + cfg_.publish_wait;
+    const auto deadline = Clock::now() + wait;
     for (const auto& c : targets) {
       if (SendData(*c, entry, forward ? kForwardFlag : 0, &deadline)) {
         std::lock_guard lock(mu_);
@@ -901,8 +901,8 @@ void Mesh::Learn(const std::string& node_id, const sockaddr_in& addr) { impl_->L
 void Mesh::Forget(const std::string& node_id) { impl_->Forget(node_id); }
 void Mesh::SetTopics(std::vector<std::string> topics) { impl_->SetTopics(std::move(topics)); }
 std::vector<std::string> Mesh::Publish(const std::string& topic, std::shared_ptr<const Bytes> frame,
-                                       std::uint64_t messages) {
-  return impl_->Publish(topic, std::move(frame), messages);
+                                       std::uint64_t messages, std::chrono::milliseconds wait) {
+  return impl_->Publish(topic, std::move(frame), messages, wait);
 }
 bool Mesh::Linked(std::string_view node_id) const { return impl_->Linked(node_id); }
 std::vector<LinkInfo> Mesh::Links() const { return impl_->Links(); }

@@ -27,8 +27,9 @@
 //   connection or a dropped frame. A repair that cannot be sent is not
 //   counted again.
 // - Flow control: each link has a bounded outgoing buffer. The publisher
-//   waits (at most `publish_wait`) for room; past that, and for forwarded
-//   frames at once, the frame is dropped for that link and counted
+//   waits for room (at most 1 s; not at all while its node stops); past
+//   that, and for forwarded frames at once, the frame is dropped for that
+//   link and counted
 //   (`link_full`), so that under overload the node's outgoing queue fills
 //   and Publish answers ResourceExhausted. A receiver's delivery may wait
 //   for room in a subscriber's queue, which stops it reading its links, so
@@ -63,7 +64,6 @@ struct MeshConfig {
   std::size_t link_buffer_bytes = 4u << 20;   // outgoing bytes held per link
   std::size_t cache_bytes = 32u << 20;        // recent frames kept to answer IWANT
   std::chrono::milliseconds heartbeat{1000};  // IHAVE, dialing, idle checks
-  std::chrono::milliseconds publish_wait{1000};
 };
 
 // What the mesh needs from its node.
@@ -108,11 +108,11 @@ class Mesh {
   // This node's subscriptions, sent to every link.
   void SetTopics(std::vector<std::string> topics);
 
-  // Sends this node's signed frame to the topic's mesh. Waits up to
-  // publish_wait for room in a full link buffer, then drops the frame for
-  // that link (counted). Returns the node ids of the links it reached.
+  // Sends this node's signed frame to the topic's mesh. Waits up to `wait`
+  // for room in a full link buffer, then drops the frame for that link
+  // (counted). Returns the node ids of the links it reached.
   std::vector<std::string> Publish(const std::string& topic, std::shared_ptr<const Bytes> frame,
-                                   std::uint64_t messages);
+                                   std::uint64_t messages, std::chrono::milliseconds wait);
   // Whether an authenticated link to `node_id` is open.
   bool Linked(std::string_view node_id) const;
   std::vector<LinkInfo> Links() const;

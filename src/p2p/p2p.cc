@@ -130,6 +130,7 @@ class P2pNode::Impl {
   dht::DhtRunner runner;
   std::atomic<std::uint64_t> seq{0};
   std::atomic<bool> stopped{false};
+  std::atomic<bool> draining{false};  // stopping: the publisher sends what is queued without waiting
   std::atomic<unsigned> known_nodes{0};  // DHT routing table size, refreshed by the maintenance loop
 
   // What this node put through DhtPut, so that a node without any DHT peer
@@ -664,6 +665,9 @@ class P2pNode::Impl {
       std::lock_guard lock(out_mu);
       out_stopping = true;
     }
+    // What is still queued goes out without waiting for room anywhere
+    // (full links, the DHT window): a stop must not take a second per frame.
+    draining = true;
     out_cv.notify_all();
     if (publisher.joinable()) publisher.join();
     SavePeerStore();
@@ -800,6 +804,7 @@ class P2pNode::Impl {
   std::condition_variable inflight_cv;
   std::map<std::uint64_t, Clock::time_point> inflight;  // frame seq -> when put
   static constexpr auto kAckGiveUp = std::chrono::seconds(1);
+  static constexpr auto kLinkWait = std::chrono::milliseconds(1000), kNoWait = std::chrono::milliseconds(0);
 
   // Waits for a slot in the window. A frame whose acknowledgement has not
   // come back within kAckGiveUp is presumed lost and frees its slot, so lost
@@ -812,7 +817,7 @@ class P2pNode::Impl {
       for (auto it = inflight.begin(); it != inflight.end();) {
         it = it->second < give_up ? inflight.erase(it) : std::next(it);
       }
-      if (inflight.size() < window) break;
+      if (inflight.size() < window || draining.load()) break;
       inflight_cv.wait_for(lock, std::chrono::milliseconds(10));
     }
     inflight.emplace(seq, Clock::now());
@@ -862,7 +867,7 @@ class P2pNode::Impl {
     // the cached count first (reading the table takes OpenDHT's lock, which
     // its thread holds for long stretches under load).
     auto frame = std::make_shared<const Bytes>(std::move(encoded).value());
-    if (mesh) mesh->Publish(topic, frame, count);
+    if (mesh) mesh->Publish(topic, frame, count, draining.load() ? kNoWait : kLinkWait);
     const bool alone = known_nodes.load() == 0 && Alone();
     const bool via_dht = alone || opts.config.pubsub.dht_copy || !AllPeersLinked();
     // The node's own subscribers: a lone node has no storage node to echo

@@ -104,6 +104,38 @@ TEST(MeshTest, IdleLinksDoNotSpin) {
   EXPECT_LT(used, 0.5) << "three idle nodes used " << used << " CPU seconds in 2 s";
 }
 
+// A node that stops while its links are full sends what is queued without
+// waiting for room (it used to wait up to a second per frame), and counts
+// what it drops.
+TEST(MeshTest, StoppingWithFullLinksDoesNotWaitPerFrame) {
+  config::P2pConfig pub = testing::FastP2pConfig();
+  pub.pubsub.queue_capacity = 256;
+  pub.pubsub.link_buffer_bytes = 64 * 1024;
+  config::P2pConfig sub = testing::FastP2pConfig();
+  sub.pubsub.queue_capacity = 16;
+  auto nodes = StartLinked(2, pub, {pub, sub});
+  ASSERT_EQ(nodes.size(), 2u);
+  std::atomic<bool> release{false};
+  ASSERT_TRUE(nodes[1]->Subscribe(kTopic, "stuck", [&](const Message&) {
+                          while (!release.load()) std::this_thread::sleep_for(5ms);
+                        }).ok());
+  ASSERT_TRUE(Eventually([&] { return !nodes[0]->Links().empty() && nodes[0]->Links()[0].topics >= 2; }, 5s));
+  const std::string payload(16 * 1024, 'x');
+  int accepted = 0;
+  for (int i = 0; i < 2000 && accepted < 400; ++i) {
+    if (nodes[0]->Publish(kTopic, "m", payload).ok()) ++accepted;
+    std::this_thread::sleep_for(1ms);
+  }
+  // The publisher is now waiting on the full link with its queue full.
+  const auto start = std::chrono::steady_clock::now();
+  nodes[0]->Stop();
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, 5s) << "stopping took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                      << " ms";
+  EXPECT_GT(Reason(nodes[0]->Stats(), "link_full") + Reason(nodes[0]->Stats(), "link_closed"), 0u);
+  release = true;
+}
+
 // A raw TCP client on a member's link port.
 class RawLink {
  public:
