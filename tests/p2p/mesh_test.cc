@@ -136,6 +136,27 @@ TEST(MeshTest, StoppingWithFullLinksDoesNotWaitPerFrame) {
   release = true;
 }
 
+// p2p.pubsub.dht_copy: every frame also goes through the DHT (retention);
+// the subscriber gets each message once and drops the second copy as a
+// duplicate, whichever path brought the first.
+TEST(MeshTest, WithTheDhtCopyEachMessageArrivesOnce) {
+  config::P2pConfig cfg = testing::FastP2pConfig();
+  cfg.pubsub.dht_copy = true;
+  auto nodes = StartLinked(2, cfg);
+  ASSERT_EQ(nodes.size(), 2u);
+  std::atomic<int> got{0};
+  ASSERT_TRUE(nodes[1]->Subscribe(kTopic, "t", [&](const Message& m) { got += m.envelope.type == "once"; }).ok());
+  ASSERT_TRUE(Eventually([&] { return !nodes[0]->Links().empty() && nodes[0]->Links()[0].topics >= 2; }, 5s));
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(nodes[0]->Publish(kTopic, "once", std::to_string(i)).ok());
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(Eventually([&] { return got.load() == 20 && Reason(nodes[1]->Stats(), "duplicate") >= 20; }, 10s))
+      << got.load() << " delivered, " << Reason(nodes[1]->Stats(), "duplicate") << " duplicates";
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(got.load(), 20);
+}
+
 // A raw TCP client on a member's link port.
 class RawLink {
  public:
