@@ -141,4 +141,9 @@ void Field(const nlohmann::json& j, const char* name, T& out) {
 // output, a server's answer) become U+FFFD instead of throwing.
 std::string DumpJson(const nlohmann::json& value);
 
+// Appends `s` as a JSON string (quotes included), for writers that build
+// JSON text without a tree; bytes that are not UTF-8 become U+FFFD, as in
+// DumpJson.
+void AppendJsonString(std::string& out, std::string_view s);
+
 }  // namespace bzzz

@@ -38,66 +38,6 @@ std::string SealContext(const std::string& task_id, std::string_view field, cons
   return task_id + "/" + std::string(field) + "/" + name;
 }
 
-// `s` as a JSON string; bytes that are not UTF-8 become U+FFFD, as
-// DumpJson does.
-void AppendString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\t': out += "\\t"; break;
-        case '\r': out += "\\r"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        default:
-          if (c < 0x20) {
-            out += "\\u00";
-            out.push_back(kHex[c >> 4]);
-            out.push_back(kHex[c & 15]);
-          } else {
-            out.push_back(static_cast<char>(c));
-          }
-      }
-      ++i;
-      continue;
-    }
-    // A well-formed UTF-8 sequence (no overlong forms, no surrogates, at
-    // most U+10FFFF) is copied; anything else is one U+FFFD per byte.
-    std::size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    }
-    bool ok = n > 0 && i + n < s.size();
-    for (std::size_t k = 1; ok && k <= n; ++k) {
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) ok = false;
-    }
-    if (ok) {
-      out.append(s.substr(i, n + 1));
-      i += n + 1;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  out.push_back('"');
-}
-
 // JSON text as Embed would embed it: as it is when ParseJson takes it.
 void AppendEmbedded(std::string& out, const std::string& text) {
   if (text.empty()) {
@@ -105,7 +45,7 @@ void AppendEmbedded(std::string& out, const std::string& text) {
   } else if (JsonShapeProblem(text, CurrentJsonLimits()).empty() && json::accept(text)) {
     out += text;
   } else {
-    AppendString(out, text);
+    AppendJsonString(out, text);
   }
 }
 
@@ -121,7 +61,7 @@ class DocWriter {
   }
   void Str(std::string_view k, std::string_view v) {
     Key(k);
-    AppendString(out_, v);
+    AppendJsonString(out_, v);
   }
   void Int(std::string_view k, std::int64_t v) {
     Key(k);
@@ -178,7 +118,7 @@ std::string TaskDocument(const Task& t) {
   out.push_back('[');
   for (std::size_t i = 0; i < t.capabilities.size(); ++i) {
     if (i > 0) out.push_back(',');
-    AppendString(out, t.capabilities[i]);
+    AppendJsonString(out, t.capabilities[i]);
   }
   out.push_back(']');
   d.Str("role", t.role);

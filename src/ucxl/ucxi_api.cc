@@ -16,6 +16,7 @@
 #include "base/json.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/utf8.h"
 #include "dht/record_store.h"
 #include "http/blocking.h"
 #include "ucxl/context_store.h"
@@ -73,40 +74,6 @@ http::Response ServerError(int status, std::string_view code, std::string_view m
   return Error(status, name, message, path, request_id, json::object(), code);
 }
 
-// Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
-// above U+10FFFF. Anything else is returned base64-encoded.
-bool ValidUtf8(std::string_view s) {
-  auto at = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  for (std::size_t i = 0; i < s.size();) {
-    const unsigned char c = at(i);
-    std::size_t n = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else {
-      return false;
-    }
-    if (i + n >= s.size()) return false;
-    if (at(i + 1) < lo || at(i + 1) > hi) return false;
-    for (std::size_t k = 2; k <= n; ++k) {
-      if ((at(i + k) >> 6) != 2) return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
 
 
 json VersionJson(const ContextVersion& v) {

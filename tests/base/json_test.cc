@@ -2,6 +2,7 @@
 // measured without recursion, brackets inside strings do not count, and
 // what exceeds a limit is refused before nlohmann sees it.
 #include "base/json.h"
+#include "base/utf8.h"
 
 #include <gtest/gtest.h>
 
@@ -100,6 +101,44 @@ TEST(JsonStrictTest, RoundTripsAndRefusesWhatNlohmannsMacrosWouldConvert) {
   EXPECT_TRUE(refused("tags", "a"));
   EXPECT_TRUE(refused("inner", nlohmann::json{{"name", "x"}, {"ids", {1, 2.5}}}));
   EXPECT_TRUE(refused("count", nlohmann::json(nlohmann::json::value_t::discarded)));  // missing
+}
+
+}  // namespace
+}  // namespace bzzz
+
+namespace bzzz {
+namespace {
+
+TEST(Utf8Test, WellFormedSequencesOnly) {
+  EXPECT_TRUE(ValidUtf8("plain ascii"));
+  EXPECT_TRUE(ValidUtf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9d\x84\x9e"));  // é € 𝄞
+  EXPECT_FALSE(ValidUtf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(ValidUtf8("\xed\xa0\x80"));      // a surrogate
+  EXPECT_FALSE(ValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(ValidUtf8("\xe2\x82"));          // truncated
+  EXPECT_FALSE(ValidUtf8("\x80"));              // a stray continuation byte
+  EXPECT_EQ(Utf8SequenceAt("a\xe2\x82\xac", 1), 3u);
+  EXPECT_EQ(Utf8SequenceAt("a\xe2\x82\xac", 2), 0u);
+}
+
+// What AppendJsonString writes parses back to the same text (control
+// characters, quotes, non-ASCII), and bytes that are not UTF-8 become
+// U+FFFD as in DumpJson, so the result is always valid JSON.
+TEST(JsonWriterTest, AppendJsonStringRoundTripsAndReplacesBadBytes) {
+  for (std::string s : {std::string("plain"), std::string("q\"b\\s/\n\t\r\b\f\x01\x1f\x7f"),
+                        std::string("h\xc3\xa9llo \xe2\x82\xac \xf0\x9d\x84\x9e"), std::string()}) {
+    std::string out;
+    AppendJsonString(out, s);
+    const nlohmann::json j = ParseJson(out);
+    ASSERT_TRUE(j.is_string()) << out;
+    EXPECT_EQ(j.get<std::string>(), s);
+    EXPECT_EQ(j.get<std::string>(), ParseJson(DumpJson(nlohmann::json(s))).get<std::string>());
+  }
+  std::string out;
+  AppendJsonString(out, "a\xff" "b\xed\xa0\x80" "c");
+  const nlohmann::json j = ParseJson(out);
+  ASSERT_TRUE(j.is_string()) << out;
+  EXPECT_EQ(j.get<std::string>(), "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "c");
 }
 
 }  // namespace
