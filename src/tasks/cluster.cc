@@ -101,6 +101,7 @@ class ClusterLink::Host final : public LinkHost {
   std::vector<Assignment> ForeignHeld() const override { return m_.ForeignHeld(); }
   std::vector<Assignment> TakeForeignQueued() override { return m_.TakeForeignQueued(); }
   std::size_t ReadyCount() const override { return m_.ReadyCount(); }
+  std::size_t StrandedCount() const override { return m_.StrandedCount(); }
   std::size_t InFlight() const override { return m_.InFlight(); }
 
  private:

@@ -38,14 +38,19 @@ json JobJson(const Assignment& a) {
 
 BZZZ_JSON_STRICT(LoadReport, node_id, role, capabilities, executors, queued, in_flight, agents, idle, performance, at_ms)
 
-std::string EncodeReport(const LoadReport& r) { return json(r).dump(); }
+std::string EncodeReport(const LoadReport& r) {
+  json j = r;
+  if (r.stranded > 0) j["stranded"] = r.stranded;  // optional: older builds neither send nor need it
+  return j.dump();
+}
 
 Result<LoadReport> DecodeReport(std::string_view text) {
   const json j = ParseJson(text);
   if (!j.is_object()) return InvalidArgument("load report: not a JSON object");
   try {
     auto r = j.get<LoadReport>();
-    if (r.node_id.empty() || r.queued < 0 || r.in_flight < 0 || r.agents < 0 || r.idle < 0 || r.idle > r.agents) {
+    if (const auto it = j.find("stranded"); it != j.end()) r.stranded = GetInt<std::int64_t>(*it);
+    if (r.node_id.empty() || r.stranded < 0 || r.stranded > r.queued || r.queued < 0 || r.in_flight < 0 || r.agents < 0 || r.idle < 0 || r.idle > r.agents) {
       return InvalidArgument("load report: out of range");
     }
     return r;
@@ -58,8 +63,11 @@ std::vector<Offer> PlanTransfers(const std::vector<LoadReport>& reports, Strateg
                                  std::size_t& cursor, int max_per_offer, int per_idle_agent) {
   std::vector<const LoadReport*> owners;
   std::vector<WorkerSlot> spare;
+  // An owner's backlog: what its idle agents cannot take, and at least what
+  // none of its agents can run at all.
+  const auto backlog_of = [](const LoadReport& r) { return std::max(r.queued - r.idle, r.stranded); };
   for (const auto& r : reports) {
-    if (r.queued > r.idle) owners.push_back(&r);
+    if (backlog_of(r) > 0) owners.push_back(&r);
     if (r.queued == 0 && r.idle > 0) {
       WorkerSlot s;
       s.agent_id = r.node_id;
@@ -74,10 +82,10 @@ std::vector<Offer> PlanTransfers(const std::vector<LoadReport>& reports, Strateg
     }
   }
   std::sort(owners.begin(), owners.end(),
-            [](const LoadReport* a, const LoadReport* b) { return a->queued - a->idle > b->queued - b->idle; });
+            [&](const LoadReport* a, const LoadReport* b) { return backlog_of(*a) > backlog_of(*b); });
   std::vector<Offer> out;
   for (const LoadReport* o : owners) {
-    std::int64_t backlog = o->queued - o->idle;
+    std::int64_t backlog = backlog_of(*o);
     while (backlog > 0) {
       const int pick = PickWorker(strategy, spare, Requirements{}, cursor);
       if (pick < 0) return out;
@@ -415,9 +423,11 @@ std::vector<Outbound> LinkCore::Tick(std::int64_t now_ms, LoadReport load) {
     load.capabilities = options_.capabilities;
     load.executors = options_.executors;
     load.queued = static_cast<std::int64_t>(host_.ReadyCount());
+    load.stranded = std::min<std::int64_t>(static_cast<std::int64_t>(host_.StrandedCount()), load.queued);
     load.in_flight = static_cast<std::int64_t>(host_.InFlight());
     // Only a changed load, or a keepalive: idle clusters stay quiet.
-    const bool changed = load.queued != last_load_.queued || load.in_flight != last_load_.in_flight ||
+    const bool changed = load.queued != last_load_.queued || load.stranded != last_load_.stranded ||
+                         load.in_flight != last_load_.in_flight ||
                          load.agents != last_load_.agents || load.idle != last_load_.idle;
     if (changed || last_report_ms_ < 0 || now_ms - last_report_ms_ >= options_.report_keepalive_ms) {
       out.push_back({"", "tasks.load", EncodeReport(load)});

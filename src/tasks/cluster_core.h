@@ -35,6 +35,10 @@ struct LoadReport {
   std::vector<std::string> capabilities;
   std::vector<std::string> executors;  // kinds its agents can run
   std::int64_t queued = 0;     // ready to run here
+  // Of those, the ready tasks none of this node's agents can run (a role
+  // or capability they lack): work to lend even while agents are idle.
+  // Optional on the wire (absent from older builds: 0).
+  std::int64_t stranded = 0;
   std::int64_t in_flight = 0;  // running or leased
   int agents = 0;
   int idle = 0;
@@ -127,6 +131,8 @@ class LinkHost {
   virtual std::vector<Assignment> TakeForeignQueued() = 0;
   // For the load report: ready here (own and borrowed), in flight.
   virtual std::size_t ReadyCount() const = 0;
+  // Ready tasks none of this node's agents can run (TaskCore::StrandedCount).
+  virtual std::size_t StrandedCount() const = 0;
   virtual std::size_t InFlight() const = 0;
 };
 

@@ -184,6 +184,7 @@ std::vector<Assignment> TaskCore::Dispatch(std::vector<WorkerSlot>& slots, std::
   std::vector<Assignment> out;
   int free = 0;
   for (const auto& s : slots) free += std::max(0, s.free);
+  if (ready_.empty()) stranded_ = 0;
   if (free == 0 || ready_.empty()) return out;
   std::vector<ReadyKey> taken;
   std::size_t skipped = 0;
@@ -216,6 +217,7 @@ std::vector<Assignment> TaskCore::Dispatch(std::vector<WorkerSlot>& slots, std::
     out.push_back(Assignment{t.id, a.number, slot.agent_id, t.executor, t.input, t.timeout_ms, a.lease_expiry_ms, ""});
   }
   for (const auto& k : taken) ready_.erase(k);
+  stranded_ = skipped;
   return out;
 }
 

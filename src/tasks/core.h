@@ -13,6 +13,7 @@
 // current attempt of a task that has not finished).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -171,6 +172,10 @@ class TaskCore {
   };
   Counts counts() const;
   std::size_t ReadyCount() const { return ready_.size(); }
+  // Ready tasks the last Dispatch with a free agent had to skip: no agent
+  // here can run them (a node's agents are alike), so another node must.
+  // At most 256 (Dispatch's skip bound); 0 once nothing is ready.
+  std::size_t StrandedCount() const { return std::min(stranded_, ready_.size()); }
   std::int64_t NextDeadline() const;  // earliest lease expiry / timeout / retry (INT64_MAX when none)
   const CoreOptions& options() const { return options_; }
 
@@ -193,6 +198,7 @@ class TaskCore {
   std::int64_t seq_ = 0;
   std::unordered_map<std::string, Task> tasks_;
   std::set<ReadyKey> ready_;
+  std::size_t stranded_ = 0;
   std::set<std::pair<std::int64_t, std::string>> retrying_;  // (not_before, id)
   std::set<std::string> in_flight_;
   std::unordered_map<std::string, std::string> keys_;  // idempotency key → id (in memory)

@@ -1081,6 +1081,11 @@ std::size_t TaskManager::ReadyCount() const {
   return impl_->core.ReadyCount() + impl_->borrowed.queued();
 }
 
+std::size_t TaskManager::StrandedCount() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->core.StrandedCount();
+}
+
 std::size_t TaskManager::InFlight() const {
   std::lock_guard lock(impl_->mu);
   return impl_->core.counts().in_flight;

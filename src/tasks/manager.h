@@ -155,6 +155,7 @@ class TaskManager {
 
   std::size_t QueueDepth() const;
   std::size_t ReadyCount() const;
+  std::size_t StrandedCount() const;  // TaskCore::StrandedCount
   std::size_t InFlight() const;
   const CoreOptions& options() const;
 

@@ -103,6 +103,7 @@ struct Node : LinkHost {
   std::vector<Assignment> ForeignHeld() const override { return borrowed.Held(); }
   std::vector<Assignment> TakeForeignQueued() override { return borrowed.TakeQueued(); }
   std::size_t ReadyCount() const override { return core->ReadyCount() + borrowed.queued(); }
+  std::size_t StrandedCount() const override { return core->StrandedCount(); }
   std::size_t InFlight() const override { return core->counts().in_flight; }
 
   bool AdminOf(const std::string& node, std::uint64_t term) const {

@@ -49,12 +49,40 @@ TEST(PlanTransfersTest, BacklogGoesToIdleNodesAndNeverToItself) {
   EXPECT_TRUE(PlanTransfers({Report("a", 50, 4, 0)}, Strategy::kRoundRobin, 1, cursor).empty());
 }
 
+TEST(PlanTransfersTest, StrandedTasksAreLentEvenWhileTheOwnerHasIdleAgents) {
+  std::size_t cursor = 0;
+  // a: 1 queued task its 2 idle agents cannot run (a capability they lack).
+  LoadReport a = Report("a", 1, 2, 2);
+  a.stranded = 1;
+  LoadReport b = Report("b", 0, 1, 1);
+  b.capabilities = {"gpu"};
+  const auto offers = PlanTransfers({a, b}, Strategy::kRoundRobin, 3, cursor, 256, 16);
+  ASSERT_EQ(offers.size(), 1u);
+  EXPECT_EQ(offers[0].owner, "a");
+  EXPECT_EQ(offers[0].worker, "b");
+  EXPECT_EQ(offers[0].count, 1);
+  EXPECT_EQ(offers[0].capabilities, std::vector<std::string>{"gpu"});
+  a.stranded = 0;
+  EXPECT_TRUE(PlanTransfers({a, b}, Strategy::kRoundRobin, 3, cursor, 256, 16).empty())
+      << "without stranded tasks, idle agents at home take the queue";
+}
+
 TEST(LoadReportTest, RoundTripAndRefusals) {
   LoadReport r = Report("n1", 3, 4, 1);
   r.capabilities = {"gpu"};
   auto back = DecodeReport(EncodeReport(r));
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(EncodeReport(*back), EncodeReport(r));
+  EXPECT_EQ(EncodeReport(r).find("stranded"), std::string::npos) << "absent when 0, as older builds send it";
+  r.stranded = 2;
+  back = DecodeReport(EncodeReport(r));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->stranded, 2);
+  for (const char* bad : {R"("stranded":4)", R"("stranded":-1)", R"("stranded":"x")"}) {
+    std::string text = EncodeReport(Report("n1", 3, 4, 1));
+    text.insert(1, std::string(bad) + ",");
+    EXPECT_FALSE(DecodeReport(text).ok()) << text;
+  }
   for (const char* bad : {"", "[]", R"({"node_id":"n"})",
                           R"({"node_id":"n","role":"","capabilities":[],"executors":[],"queued":-1,"in_flight":0,"agents":1,"idle":0,"performance":0.5,"at_ms":1})",
                           R"({"node_id":"n","role":"","capabilities":[],"executors":[],"queued":0,"in_flight":0,"agents":1,"idle":2,"performance":0.5,"at_ms":1})"}) {

@@ -381,6 +381,33 @@ TEST_F(ManagerTest, AnEscalatedTaskStopsUntilResumedEvenAcrossARestart) {
 
 // A running task escalated: its attempt may still succeed; when it fails,
 // the task is escalated instead of retried; handed back, escalated too.
+// A task no agent of this node can run is stranded: the load report says
+// so, and the admin has another node borrow it even while agents here idle.
+TEST(TaskCoreStranded, ATaskTheAgentsHereCannotRunIsCountedUntilItLeaves) {
+  CoreOptions o;
+  o.node_id = "n";
+  TaskCore core(o, 1);
+  SubmitRequest gpu;
+  gpu.executor = "builtin";
+  gpu.capabilities = {"gpu"};
+  auto stranded = core.Submit(gpu, 0);
+  ASSERT_TRUE(stranded.ok());
+  SubmitRequest plain;
+  plain.executor = "builtin";
+  ASSERT_TRUE(core.Submit(plain, 0).ok());
+  EXPECT_EQ(core.StrandedCount(), 0u) << "not known before a dispatch";
+  std::vector<WorkerSlot> slots = {WorkerSlot{"a1", "n", "", {}, {}, 2}};
+  auto assigned = core.Dispatch(slots, 1);
+  ASSERT_EQ(assigned.size(), 1u) << "the plain task runs here";
+  EXPECT_EQ(core.ReadyCount(), 1u);
+  EXPECT_EQ(core.StrandedCount(), 1u);
+  // Another node's slot with the capability takes it: nothing is stranded.
+  std::vector<WorkerSlot> remote = {WorkerSlot{"remote:m", "m", "", {"gpu"}, {}, 1}};
+  ASSERT_EQ(core.Dispatch(remote, 2).size(), 1u);
+  EXPECT_EQ(core.ReadyCount(), 0u);
+  EXPECT_EQ(core.StrandedCount(), 0u);
+}
+
 TEST(TaskCoreEscalation, ARunningAttemptEndsTheTaskEscalatedInsteadOfRetried) {
   CoreOptions o;
   o.node_id = "n";
