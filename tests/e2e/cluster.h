@@ -128,6 +128,17 @@ struct Cluster {
     return std::atof(r->body.c_str() + at + series.size() + 2);
   }
 
+  // Every log of the cluster (the bootstrap node's and each node's current
+  // one), for a failure message: a node that waits often waits for another.
+  std::string AllLogs() const {
+    std::string out;
+    if (bootstrap) out += "--- bootstrap ---\n" + testing::ReadFile(dir.File("boot.log"));
+    for (std::size_t i = 0; i < logs.size(); ++i) {
+      if (!logs[i].empty()) out += "--- node " + std::to_string(i) + " ---\n" + testing::ReadFile(logs[i]);
+    }
+    return out;
+  }
+
   std::size_t Peers(int i) const {
     const json j = Get(i, "/api/v1/peers");
     return j.is_object() ? j["peers"].size() : 0;

@@ -81,7 +81,7 @@ TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveAClusterRes
   for (int i = 0; i < 2; ++i) c.StartNode(i);
   std::vector<std::string> ids(2);
   for (int i = 0; i < 2; ++i) {
-    ASSERT_TRUE(Eventually([&] { return Call(c, i, "GET", "/health/ready").status == 200; }, 40s)) << ReadFile(c.logs[i]);
+    ASSERT_TRUE(Eventually([&] { return Call(c, i, "GET", "/health/ready").status == 200; }, 40s)) << c.AllLogs();
     ids[i] = Call(c, i, "GET", "/health/detailed").body.value("node_id", "");
   }
   ASSERT_TRUE(Eventually([&] { return c.Peers(0) >= 1 && c.Peers(1) >= 1; }, 20s));
@@ -193,7 +193,7 @@ TEST(HmmmEndToEnd, RoomsAcrossTwoNodesDecideEscalateResolveAndSurviveAClusterRes
   std::this_thread::sleep_for(2500ms);
   for (int i : {0, 1}) c.StartNode(i);
   for (int i : {0, 1}) {
-    ASSERT_TRUE(Eventually([&] { return Call(c, i, "GET", "/health/ready").status == 200; }, 40s)) << ReadFile(c.logs[i]);
+    ASSERT_TRUE(Eventually([&] { return Call(c, i, "GET", "/health/ready").status == 200; }, 40s)) << c.AllLogs();
   }
   const Reply after = Call(c, 0, "GET", "/api/v1/hmmm/rooms/" + task_id);
   EXPECT_EQ(after.body["state"], "escalated");
@@ -294,7 +294,7 @@ TEST(HmmmEndToEnd, AStuckLlmTaskAsksTheOtherNodesAndTheirModelsAnswer) {
   }
   std::vector<std::string> ids(3);
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(Eventually([&] { return Call(c, i, "GET", "/health/ready").status == 200; }, 40s)) << ReadFile(c.logs[i]);
+    ASSERT_TRUE(Eventually([&] { return Call(c, i, "GET", "/health/ready").status == 200; }, 40s)) << c.AllLogs();
     ids[i] = Call(c, i, "GET", "/health/detailed").body.value("node_id", "");
   }
   ASSERT_TRUE(Eventually([&] { return c.Peers(0) >= 2 && c.Peers(1) >= 2 && c.Peers(2) >= 2; }, 30s));
