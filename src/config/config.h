@@ -349,6 +349,13 @@ struct MonitoringConfig {
   bool grafana_enabled = false;             // accepted for nO compatibility
 };
 
+struct ConsoleConfig {                      // the web console (docs/console.md)
+  bool enabled = true;                      // serve /ui/ and the console's routes
+  std::string assets_dir;                   // serve /ui/ from this directory instead of the built-in copy
+  Millis history_interval{2000};            // how often the node samples its own history
+  std::size_t history_samples = 900;        // samples kept (30 min at 2 s)
+};
+
 struct OperationsConfig {
   Millis shutdown_timeout{30000};           // whole shutdown sequence
   Millis drain_timeout{10000};              // in-flight requests
@@ -375,6 +382,7 @@ struct Config {
   CacheConfig cache;
   MonitoringConfig monitoring;
   OperationsConfig operations;
+  ConsoleConfig console;
 
   // The SQLite database file: storage.sqlite.path, or <data_dir>/bzzz.db.
   std::string SqlitePath() const;

@@ -988,6 +988,19 @@ std::vector<KeyDef> BuildKeys() {
           "Accepted for nO compatibility; dashboards ship in deploy/grafana.")
           .Env({"NO_GRAFANA_ENABLED"}),
 
+      // console
+      Key("console.enabled", BZZZ_FIELD(console.enabled),
+          "Serve the web console under /ui/, with GET /api/v1/me and GET /api/v1/console/history."),
+      Key("console.assets_dir", BZZZ_FIELD(console.assets_dir),
+          "Serve the console's files from this directory instead of the copy built into the binary "
+          "(for working on the console; empty: the built-in copy)."),
+      Key("console.history_interval", BZZZ_FIELD(console.history_interval),
+          "How often the node samples its own metrics, health and admin for the console's history.")
+          .Positive(),
+      Key("console.history_samples", BZZZ_FIELD(console.history_samples),
+          "History samples kept in memory (the window is this times console.history_interval).")
+          .Range(10, 100000),
+
       // operations
       Key("operations.shutdown_timeout", BZZZ_FIELD(operations.shutdown_timeout),
           "Time allowed for the whole graceful shutdown sequence.")

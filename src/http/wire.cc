@@ -11,8 +11,9 @@ namespace {
 constexpr std::string_view kSecurityHeaders =
     "X-Content-Type-Options: nosniff\r\n"
     "X-Frame-Options: DENY\r\n"
-    "Referrer-Policy: no-referrer\r\n"
-    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n";
+    "Referrer-Policy: no-referrer\r\n";
+// Unless the response sets its own (the web console's page and files).
+constexpr std::string_view kDefaultPolicy = "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n";
 
 bool Safe(std::string_view s) { return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos; }
 
@@ -104,19 +105,21 @@ void SerializeResponse(const Response& response, const WireOptions& options, std
     out += "\r\n";
   }
   out += kSecurityHeaders;
-  bool cache_control = false;
+  bool cache_control = false, policy = false;
   for (const auto& [name, value] : response.headers.All()) {
     if (name.empty() || !Safe(name) || !Safe(value) || EqualsIgnoreCase(name, "Content-Length") ||
         EqualsIgnoreCase(name, "Connection") || EqualsIgnoreCase(name, "Transfer-Encoding")) {
       continue;  // framing headers are ours alone
     }
     if (EqualsIgnoreCase(name, "Cache-Control")) cache_control = true;
+    if (EqualsIgnoreCase(name, "Content-Security-Policy")) policy = true;
     out += name;
     out += ": ";
     out += value;
     out += "\r\n";
   }
   if (!cache_control) out += "Cache-Control: no-store\r\n";
+  if (!policy) out += kDefaultPolicy;
   if (!options.keep_alive) {
     out += "Connection: close\r\n";
   } else if (options.version == 10) {

@@ -25,6 +25,7 @@
 #include "cache/cache.h"
 #include "cache/service.h"
 #include "config/loader.h"
+#include "console/console.h"
 #include "dht/record_store.h"
 #include "dht/services.h"
 #include "election/api.h"
@@ -39,6 +40,7 @@
 #include "node/logging.h"
 #include "ops/component.h"
 #include "ops/health.h"
+#include "ops/history.h"
 #include "ops/operational_api.h"
 #include "ops/pprof.h"
 #include "ops/process_metrics.h"
@@ -236,6 +238,9 @@ class Node::Impl {
   std::shared_ptr<prometheus::Registry> metrics = std::make_shared<prometheus::Registry>();
   storage::Storage storage;  // the backend's store and every domain's repository
   std::shared_ptr<ops::HealthRegistry> health;
+  std::shared_ptr<ops::History> history;  // the web console's, on serve nodes with console.enabled
+  std::chrono::system_clock::time_point started_at = std::chrono::system_clock::now();
+  std::mutex presence_mu;  // one change of the presence at a time (read, change, announce)
   std::shared_ptr<security::OidcKeySource> oidc;  // when security.oidc.enabled
   std::shared_ptr<ops::ShutdownCoordinator> shutdown = std::make_shared<ops::ShutdownCoordinator>();
   std::shared_ptr<ops::RequestLog> requests;
@@ -249,6 +254,7 @@ class Node::Impl {
     signals_done = true;
     if (signal_thread.joinable()) signal_thread.join();
     if (server) server->Stop();
+    if (history) history->Stop();
     if (health) health->Stop();
     if (slurp) slurp->Stop();
     if (hmmm) hmmm->Stop();
@@ -392,7 +398,7 @@ class Node::Impl {
   ops::OperationalApi MakeOperationalApi(prometheus::Registry* metrics) {
     const auto& cfg = config;
     requests = std::make_shared<ops::RequestLog>(cfg.operations.debug_requests_capacity);
-    const auto now = std::chrono::system_clock::now();
+    const auto now = started_at;
     ops::OperationalApi api;
     api.info = {node_id,       cfg.node.name,     Version(), GitCommit(),
                 cfg.node.role, cfg.node.data_dir, now,       std::chrono::steady_clock::now()};
@@ -442,6 +448,7 @@ class Node::Impl {
     p2p_options.presence.available_for_work = !options.bootstrap_only;
     p2p_options.presence.max_tasks = options.bootstrap_only ? 0 : cfg.agents.initial_agents;
     p2p_options.presence.status = options.bootstrap_only ? "bootstrap" : "ready";
+    p2p_options.presence.version = std::string(Version());
     auto p2p_node = p2p::P2pNode::Start(std::move(p2p_options), std::move(identity), metrics);
     if (!p2p_node.ok()) return p2p_node.status();
     p2p = std::move(p2p_node).value();
@@ -710,6 +717,49 @@ class Node::Impl {
 
   // Browser sign-in (/auth/*): routed always, so that a browser is told why
   // it is unavailable; its sessions authenticate requests once configured.
+  // Changes the presence this node announces (read, change, announce).
+  void ChangePresence(const std::function<void(p2p::Presence&)>& change) {
+    std::lock_guard lock(presence_mu);
+    p2p::Presence presence = p2p->CurrentPresence();
+    change(presence);
+    p2p->UpdatePresence(std::move(presence));
+  }
+
+  // The web console (docs/console.md): the node's own history and the
+  // page's routes, added after every other route (GET /api/v1/me lists
+  // their permissions). The rollup of health goes into the presence, so
+  // that every node's console shows every node's health.
+  Status StartConsole(prometheus::Registry* metrics) {
+    const auto& cfg = config;
+    if (options.bootstrap_only || !cfg.console.enabled) return Status::Ok();
+    ops::HistorySources sources;
+    sources.health = health;
+    sources.metrics = metrics;
+    sources.node_id = node_id;
+    sources.started_at = started_at;
+    if (election) {
+      sources.admin = [weak = std::weak_ptr<election::ElectionNode>(election)](std::uint64_t* term) {
+        const auto e = weak.lock();
+        return e ? e->Admin(term) : std::string();
+      };
+    }
+    // Announced only when they change (UpdatePresence ignores an equal value).
+    sources.on_sample = [this](const ops::HistorySample& s) {
+      ChangePresence([&s](p2p::Presence& p) {
+        p.health = s.health;
+        if (s.peers) p.peers = static_cast<int>(*s.peers);
+      });
+    };
+    history = ops::History::Start(std::move(sources), {.interval = cfg.console.history_interval,
+                                                       .samples = cfg.console.history_samples});
+    return console::RegisterConsoleRoutes(*router, {.assets_dir = cfg.console.assets_dir,
+                                                    .history = history,
+                                                    .node_id = node_id,
+                                                    .node_name = cfg.node.name,
+                                                    .version = Version(),
+                                                    .started_at = started_at});
+  }
+
   Status StartSignIn(const security::AccessController& access, prometheus::Registry* metrics) {
     auth::SignInOptions o;
     o.oidc = config.security.oidc;
@@ -845,7 +895,8 @@ class Node::Impl {
     // election.leave (an admin hands over while the P2P layer still runs),
     // tasks.flush.
     (void)shutdown->AddHandler("health.stop", ops::kPriorityStopServices, std::chrono::seconds(3),
-                               [health = health] {
+                               [health = health, history = history] {
+                                 if (history) history->Stop();  // it reads the election, stopped next
                                  health->Stop();
                                  return Status::Ok();
                                });
@@ -966,16 +1017,16 @@ Status Node::Start() {
   if (auto s = ops::RegisterOperationalRoutes(*n.router, std::move(api)); !s.ok()) return s;
   if (auto s = n.StartSignIn(**access, metrics); !s.ok()) return s;
   if (auto s = n.StartAudit(audit_identity, metrics); !s.ok()) return s;
+  if (auto s = n.StartConsole(metrics); !s.ok()) return s;
   n.MakeServer(*access, metrics);
   n.AddShutdownSteps();
 
   n.health->Start();
   if (n.server) {
     if (auto s = n.server->Start(); !s.ok()) return s;
-    p2p::Presence presence = n.p2p->CurrentPresence();
     const std::string host = cfg.http.host == "0.0.0.0" || cfg.http.host.empty() ? "127.0.0.1" : cfg.http.host;
-    presence.http_endpoint = "http://" + host + ":" + std::to_string(n.server->Port());
-    n.p2p->UpdatePresence(std::move(presence));
+    const std::string endpoint = "http://" + host + ":" + std::to_string(n.server->Port());
+    n.ChangePresence([&](p2p::Presence& p) { p.http_endpoint = endpoint; });
   }
   n.WatchSignals();
   if (n.server) {

@@ -84,6 +84,9 @@ struct Presence {
   int current_tasks = 0;
   int max_tasks = 0;
   std::string status = "ready";
+  std::string version;  // the node's build ("0.1.0"); empty from older builds
+  std::string health;   // the node's health rollup ("healthy", "degraded", "unhealthy"); empty when unknown
+  int peers = -1;       // the live peers the node sees; -1 when unknown
   // Where this node takes direct datagrams ("HOST:PORT"); set by the P2P node.
   std::string direct_endpoint;
 

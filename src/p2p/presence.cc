@@ -21,6 +21,9 @@ std::string PresenceToJson(const Presence& p, std::string_view node_id, std::str
             {"max_tasks", p.max_tasks},
             {"status", p.status}};
   if (!p.direct_endpoint.empty()) j["direct_endpoint"] = p.direct_endpoint;
+  if (!p.version.empty()) j["version"] = p.version;
+  if (!p.health.empty()) j["health"] = p.health;
+  if (p.peers >= 0) j["peers"] = p.peers;
   return j.dump();
 }
 
@@ -39,6 +42,9 @@ Result<Presence> PresenceFromJson(std::string_view text, std::string* node_name)
     p.max_tasks = j.value("max_tasks", 0);
     p.status = j.value("status", "");
     p.direct_endpoint = j.value("direct_endpoint", "");
+    p.version = j.value("version", "");
+    p.health = j.value("health", "");
+    p.peers = j.value("peers", -1);
     if (node_name) *node_name = j.value("name", "");
   } catch (const json::exception& e) {
     return InvalidArgument(std::string("presence field of the wrong type: ") + e.what());

@@ -166,6 +166,9 @@ class P2pServices::Impl : public std::enable_shared_from_this<P2pServices::Impl>
                        {"current_tasks", p.presence.current_tasks},
                        {"max_tasks", p.presence.max_tasks},
                        {"status", p.presence.status},
+                       {"version", p.presence.version},
+                       {"health", p.presence.health},
+                       {"peers", p.presence.peers >= 0 ? json(p.presence.peers) : json(nullptr)},
                        {"first_seen", FormatIso8601(p.first_seen)},
                        {"last_seen", FormatIso8601(p.last_seen)}});
     }

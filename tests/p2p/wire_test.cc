@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "p2p/identity.h"
+#include "p2p/p2p.h"
 #include "p2p/topics.h"
 #include "p2p/wire.h"
 #include "support/support.h"
@@ -100,6 +101,33 @@ TEST(WireTest, SealedFramesOpenOnlyForTheRecipient) {
   Bytes damaged = *sealed;
   damaged[20] ^= 1;
   EXPECT_FALSE(UnsealFrame(damaged.data(), damaged.size(), recipient).ok());
+}
+
+// The presence's JSON: what one build writes, another reads; the fields a
+// node of an older build leaves out read as unknown.
+TEST(PresenceTest, RoundTripAndFieldsAnOlderBuildLeavesOut) {
+  Presence p;
+  p.agent_id = "n1";
+  p.role = "agent";
+  p.capabilities = {"gpu"};
+  p.http_endpoint = "http://127.0.0.1:8080";
+  p.max_tasks = 4;
+  p.version = "0.1.0";
+  p.health = "degraded";
+  p.peers = 3;
+  std::string name;
+  auto back = PresenceFromJson(PresenceToJson(p, "aa", "node-one"), &name);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, p);
+  EXPECT_EQ(name, "node-one");
+
+  auto old = PresenceFromJson(R"({"node_id":"aa","name":"n","role":"agent","status":"ready"})", nullptr);
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->version, "");
+  EXPECT_EQ(old->health, "");
+  EXPECT_EQ(old->peers, -1);
+  EXPECT_EQ(PresenceToJson(*old, "aa", "n").find("peers"), std::string::npos) << "unknown stays absent";
+  EXPECT_FALSE(PresenceFromJson(R"({"peers":"three"})", nullptr).ok()) << "a field of the wrong type";
 }
 
 TEST(IdentityTest, PersistsAcrossLoads) {
