@@ -7,11 +7,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "base/base64.h"
 #include "cli/client.h"
 #include "support/support.h"
 
@@ -19,6 +21,7 @@ namespace bzzz::testing {
 
 class WebDriver {
  public:
+  static constexpr char kElement[] = "element-6066-11e4-a52e-4f735466cecf";
   static constexpr char kDriver[] = "/usr/bin/chromedriver";
   static constexpr char kChromium[] = "/usr/bin/chromium";
 
@@ -40,6 +43,8 @@ class WebDriver {
         {"capabilities",
          {{"alwaysMatch",
            {{"browserName", "chrome"},
+            // The page's console messages, for GET of BrowserLog().
+            {"goog:loggingPrefs", {{"browser", "ALL"}}},
             {"goog:chromeOptions",
              {{"binary", kChromium},
               {"args",
@@ -86,6 +91,75 @@ class WebDriver {
     Call("POST", Session("/goog/cdp/execute"),
          nlohmann::json{{"cmd", "Page.setBypassCSP"}, {"params", {{"enabled", true}}}}.dump());
   }
+  // The first element matching a CSS selector (its WebDriver reference), or
+  // "" when there is none.
+  std::string Find(const std::string& css) {
+    const nlohmann::json r =
+        Call("POST", Session("/element"), nlohmann::json{{"using", "css selector"}, {"value", css}}.dump());
+    const nlohmann::json v = r.value("value", nlohmann::json::object());
+    return v.is_object() ? v.value(kElement, "") : "";
+  }
+  // Clicks the element as a user would (scrolled into view, must be
+  // visible and enabled); false when there is no such element or the click
+  // was refused.
+  bool Click(const std::string& css) {
+    const std::string e = Find(css);
+    if (e.empty()) return false;
+    return Call("POST", Session("/element/" + e + "/click"), "{}").value("value", nlohmann::json(1)).is_null();
+  }
+  // Clears a field, then types `text` into it, key by key.
+  bool Type(const std::string& css, const std::string& text) {
+    const std::string e = Find(css);
+    if (e.empty()) return false;
+    Call("POST", Session("/element/" + e + "/clear"), "{}");
+    return Call("POST", Session("/element/" + e + "/value"), nlohmann::json{{"text", text}}.dump())
+        .value("value", nlohmann::json(1))
+        .is_null();
+  }
+  // Presses keys on the focused element (e.g. "\uE004" is Tab, "\uE007" Enter).
+  void Keys(const std::string& keys) {
+    nlohmann::json actions = nlohmann::json::array();
+    nlohmann::json down = nlohmann::json::array();
+    std::size_t i = 0;
+    while (i < keys.size()) {
+      // One UTF-8 character per key.
+      std::size_t n = 1;
+      const unsigned char b = static_cast<unsigned char>(keys[i]);
+      if (b >= 0xF0) n = 4;
+      else if (b >= 0xE0) n = 3;
+      else if (b >= 0xC0) n = 2;
+      const std::string key = keys.substr(i, n);
+      down.push_back({{"type", "keyDown"}, {"value", key}});
+      down.push_back({{"type", "keyUp"}, {"value", key}});
+      i += n;
+    }
+    actions.push_back({{"type", "key"}, {"id", "keyboard"}, {"actions", down}});
+    Call("POST", Session("/actions"), nlohmann::json{{"actions", actions}}.dump());
+  }
+  // Sets the browser window's size in CSS pixels.
+  void Resize(int width, int height) {
+    Call("POST", Session("/window/rect"), nlohmann::json{{"width", width}, {"height", height}}.dump());
+  }
+  // Saves a PNG of the viewport; false when the browser gave none.
+  bool Screenshot(const std::string& path) {
+    const std::string b64 = Call("GET", Session("/screenshot")).value("value", "");
+    if (b64.empty()) return false;
+    const auto decoded = FromBase64(b64);
+    if (!decoded.ok()) return false;
+    const std::string& png = *decoded;
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f) return false;
+    const bool ok = std::fwrite(png.data(), 1, png.size(), f) == png.size();
+    std::fclose(f);
+    return ok;
+  }
+  // The page's console messages since the last call: each {level,
+  // message, source, timestamp} (level "SEVERE" for errors).
+  nlohmann::json BrowserLog() {
+    return Call("POST", Session("/se/log"), nlohmann::json{{"type", "browser"}}.dump())
+        .value("value", nlohmann::json::array());
+  }
+
   // The cookies the browser holds for the current page, HttpOnly included
   // (as the browser's storage has them, not as the page sees them).
   nlohmann::json Cookies() { return Call("GET", Session("/cookie")).value("value", nlohmann::json::array()); }
