@@ -83,20 +83,7 @@ Response NotFound(const Request& req) {
 
 Status RegisterConsoleRoutes(http::Router& router, ConsoleOptions options) {
   if (!options.history) return InvalidArgument("console: a history is required");
-  std::string error;
-  const auto add = [&](Method method, std::string pattern, std::string permission, std::string summary,
-                       http::Handler handler, http::AsyncHandler async_handler = nullptr,
-                       bool blocking = false) {
-    http::Route r;
-    r.method = method;
-    r.pattern = std::move(pattern);
-    r.permission = std::move(permission);
-    r.summary = std::move(summary);
-    r.handler = std::move(handler);
-    r.async_handler = std::move(async_handler);
-    r.blocking = blocking;
-    return router.Add(std::move(r), &error);
-  };
+  http::RouteTable routes(router, "console");
 
   // The files: built in (with validators computed once) or read from a
   // directory at every request (for working on the console).
@@ -124,19 +111,23 @@ Status RegisterConsoleRoutes(http::Router& router, ConsoleOptions options) {
     file.etag = ETagOf(file.body);
     return Serve(req, file);
   };
-  bool ok = true;
-  ok &= add(Method::kGet, "/ui", std::string(http::kPublic), "the web console's page", [serve](Request& req) {
-    // "/ui" and "/ui/" are one path to the router; the page's
-    // relative links need the slash.
-    if (!req.path.ends_with('/')) {
-      Response r = Response::Text(301, "");
-      r.headers.Set("Location", "/ui/");
-      return r;
-    }
-    return serve(req);
-  });
-  ok &= add(Method::kGet, "/ui/*file", std::string(http::kPublic), "the web console's files", serve, nullptr,
-            !dir.empty());
+  routes.Add(Method::kGet, "/ui", std::string(http::kPublic), "the web console's page",
+             [serve](Request& req) {
+               // "/ui" and "/ui/" are one path to the router; the page's
+               // relative links need the slash.
+               if (!req.path.ends_with('/')) {
+                 Response r = Response::Text(301, "");
+                 r.headers.Set("Location", "/ui/");
+                 return r;
+               }
+               return serve(req);
+             });
+  if (dir.empty()) {
+    routes.Add(Method::kGet, "/ui/*file", std::string(http::kPublic), "the web console's files", serve);
+  } else {
+    routes.AddBlocking(Method::kGet, "/ui/*file", std::string(http::kPublic), "the web console's files",
+                       serve);
+  }
 
   // Who the caller is, and which of the router's permissions it holds: the
   // page shows a control only to a caller whose permissions allow it.
@@ -146,35 +137,34 @@ Status RegisterConsoleRoutes(http::Router& router, ConsoleOptions options) {
   }
   const auto started_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(options.started_at.time_since_epoch()).count();
-  ok &= add(Method::kGet, "/api/v1/me", "system:read",
-            "the caller's identity and the route permissions it holds",
-            [permissions = std::move(permissions), options, started_ms](Request& req) {
-              json held = json::array();
-              for (const auto& p : permissions) {
-                if (req.Allowed(p)) held.push_back(p);
-              }
-              const json body = {{"principal", req.identity.principal}, {"roles", req.identity.roles},
-                                 {"method", req.identity.method},       {"permissions", std::move(held)},
-                                 {"node_id", options.node_id},          {"node_name", options.node_name},
-                                 {"version", options.version},          {"started_ms", started_ms}};
-              return Response::Json(200, body.dump());
-            });
+  routes.Add(Method::kGet, "/api/v1/me", "system:read",
+             "the caller's identity and the route permissions it holds",
+             [permissions = std::move(permissions), options, started_ms](Request& req) {
+               json held = json::array();
+               for (const auto& p : permissions) {
+                 if (req.Allowed(p)) held.push_back(p);
+               }
+               const json body = {{"principal", req.identity.principal}, {"roles", req.identity.roles},
+                                  {"method", req.identity.method},       {"permissions", std::move(held)},
+                                  {"node_id", options.node_id},          {"node_name", options.node_name},
+                                  {"version", options.version},          {"started_ms", started_ms}};
+               return Response::Json(200, body.dump());
+             });
 
-  ok &= add(Method::kGet, "/api/v1/console/history", "system:read",
-            "the node's recent history: samples after ?after=N, waiting up to wait_ms for one", nullptr,
-            [history = options.history](Request& req, http::Responder respond) {
-              auto after = req.IntParam("after", 0, 0, INT64_MAX);
-              auto wait = req.IntParam("wait_ms", 0, 0, 30000);
-              if (!after.ok() || !wait.ok()) {
-                respond(http::ErrorResponse(400, "bad_request",
-                                            (!after.ok() ? after : wait).status().message(), req.request_id));
-                return;
-              }
-              history->Watch(static_cast<std::uint64_t>(*after), std::chrono::milliseconds(*wait),
-                             [respond](std::string body) { respond(Response::Json(200, std::move(body))); });
-            });
-  if (!ok) return InvalidArgument("console: " + error);
-  return Status::Ok();
+  routes.Add(Method::kGet, "/api/v1/console/history", "system:read",
+             "the node's recent history: samples after ?after=N, waiting up to wait_ms for one", nullptr,
+             [history = options.history](Request& req, http::Responder respond) {
+               auto after = req.IntParam("after", 0, 0, INT64_MAX);
+               auto wait = req.IntParam("wait_ms", 0, 0, 30000);
+               if (!after.ok() || !wait.ok()) {
+                 respond(http::ErrorResponse(
+                     400, "bad_request", (!after.ok() ? after : wait).status().message(), req.request_id));
+                 return;
+               }
+               history->Watch(static_cast<std::uint64_t>(*after), std::chrono::milliseconds(*wait),
+                              [respond](std::string body) { respond(Response::Json(200, std::move(body))); });
+             });
+  return routes.Done();
 }
 
 }  // namespace bzzz::console

@@ -139,6 +139,23 @@ struct Cluster {
     return out;
   }
 
+  // Waits until nodes 0..n-1 all name an admin; fills each node's id and
+  // the admin's (the last node's view).
+  bool AwaitAdmin(int n, std::vector<std::string>& ids, std::string& admin, std::chrono::milliseconds timeout) const {
+    ids.assign(n, "");
+    return testing::Eventually(
+        [&] {
+          for (int i = 0; i < n; ++i) {
+            const json s = Get(i, "/api/election/status");
+            if (!s.is_object() || !s["admin_id"].is_string() || s["admin_id"] == "") return false;
+            ids[i] = s["node_id"];
+            admin = s["admin_id"];
+          }
+          return true;
+        },
+        timeout);
+  }
+
   std::size_t Peers(int i) const {
     const json j = Get(i, "/api/v1/peers");
     return j.is_object() ? j["peers"].size() : 0;

@@ -104,6 +104,21 @@ struct Console {
   }
 };
 
+// Each test: a cluster (started by the test) and a browser; without
+// Chromium the test is skipped, except in CI.
+class ConsoleEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    browser_ = std::make_unique<WebDriver>(c.dir);
+    if (!browser_->ok()) {
+      if (std::getenv("CI") != nullptr) FAIL() << "CI must run the browser test: " << browser_->why();
+      GTEST_SKIP() << browser_->why();
+    }
+  }
+  Cluster c;
+  std::unique_ptr<WebDriver> browser_;
+};
+
 json Api(const Cluster& c, int node, const char* method, const std::string& path, const json& body = nullptr,
          int* status = nullptr) {
   cli::ClientOptions o;
@@ -117,13 +132,8 @@ json Api(const Cluster& c, int node, const char* method, const std::string& path
   return j.is_discarded() ? json::object() : j;
 }
 
-TEST(ConsoleEndToEnd, OperatorsFollowTheClusterInARealBrowser) {
-  Cluster c;
-  WebDriver browser(c.dir);
-  if (!browser.ok()) {
-    if (std::getenv("CI") != nullptr) FAIL() << "CI must run the browser test: " << browser.why();
-    GTEST_SKIP() << browser.why();
-  }
+TEST_F(ConsoleEndToEnd, OperatorsFollowTheClusterInARealBrowser) {
+  WebDriver& browser = *browser_;
   const std::string config = c.dir.Write(
       "bzzz.yaml", "security:\n  api_tokens:\n    - name: reader\n      token_hash: \"" +
                        security::HashToken(kReaderToken) + "\"\n      roles: [read_only]\n");
@@ -136,20 +146,10 @@ TEST(ConsoleEndToEnd, OperatorsFollowTheClusterInARealBrowser) {
                  "--set", "console.history_interval=500ms"};
   c.StartBootstrap();
   for (int i = 0; i < 3; ++i) c.StartNode(i, true, {"--set", "node.capabilities=cap" + std::to_string(i)});
-  std::vector<std::string> ids(3);
+  std::vector<std::string> ids;
   std::string admin;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        for (int i = 0; i < 3; ++i) {
-          const json s = c.Get(i, "/api/election/status");
-          if (!s.is_object() || !s["admin_id"].is_string() || s["admin_id"] == "") return false;
-          ids[i] = s["node_id"];
-          admin = s["admin_id"];
-        }
-        return c.Peers(0) >= 3 && c.Peers(1) >= 3 && c.Peers(2) >= 3;
-      },
-      60s))
-      << ReadFile(c.logs[0]);
+  ASSERT_TRUE(c.AwaitAdmin(3, ids, admin, 60s)) << c.AllLogs();
+  ASSERT_TRUE(Eventually([&] { return c.Peers(0) >= 3 && c.Peers(1) >= 3 && c.Peers(2) >= 3; }, 30s));
   int a = 0;
   for (int i = 0; i < 3; ++i) a = ids[i] == admin ? i : a;
   const int home = (a + 1) % 3;    // the node the console talks to
@@ -331,13 +331,8 @@ TEST(ConsoleEndToEnd, OperatorsFollowTheClusterInARealBrowser) {
 // A user of the identity provider signs in through it and gets what the
 // provider's role allows: an operator cancels tasks but does not resolve
 // rooms (hmmm:admin is not an operator's).
-TEST(ConsoleEndToEnd, SignInThroughTheIdentityProvider) {
-  Cluster c;
-  WebDriver browser(c.dir);
-  if (!browser.ok()) {
-    if (std::getenv("CI") != nullptr) FAIL() << "CI must run the browser test: " << browser.why();
-    GTEST_SKIP() << browser.why();
-  }
+TEST_F(ConsoleEndToEnd, SignInThroughTheIdentityProvider) {
+  WebDriver& browser = *browser_;
   testing::LocalIdentityProvider idp;
   c.http = {testing::FreePort()};
   std::vector<std::string> flags = idp.NodeFlags();
@@ -382,13 +377,8 @@ TEST(ConsoleEndToEnd, SignInThroughTheIdentityProvider) {
 // Page weight and first render of the console, as BENCHMARKS.md records
 // them: bytes transferred for the page and its files, first contentful
 // paint, and the time until the cluster view shows its data.
-TEST(ConsoleEndToEnd, PageWeightAndFirstRender) {
-  Cluster c;
-  WebDriver browser(c.dir);
-  if (!browser.ok()) {
-    if (std::getenv("CI") != nullptr) FAIL() << "CI must run the browser test: " << browser.why();
-    GTEST_SKIP() << browser.why();
-  }
+TEST_F(ConsoleEndToEnd, PageWeightAndFirstRender) {
+  WebDriver& browser = *browser_;
   c.StartNode(0, false);
   ASSERT_TRUE(Eventually([&] { return c.Get(0, "/health/ready").is_object(); }, 30s)) << ReadFile(c.logs[0]);
   Console ui{browser, c.Url(0)};
@@ -398,9 +388,11 @@ TEST(ConsoleEndToEnd, PageWeightAndFirstRender) {
   ASSERT_TRUE(ui.Open("#/cluster", "cluster"));
   const int loads = std::getenv("BZZZ_CONSOLE_LOADS") ? std::atoi(std::getenv("BZZZ_CONSOLE_LOADS")) : 3;
   std::vector<double> paint, ready;
-  double bytes = 0, transferred = 0;
+  double bytes = 0, first_visit = 0, transferred = 0;
   for (int i = 0; i < loads; ++i) {
-    browser.Navigate(ui.url + "/ui/#/cluster");  // a fresh page, the token kept by the tab
+    if (i == 0) browser.ClearCache();  // the first load is a first visit; the others revalidate (304)
+    browser.Navigate("about:blank");  // then a fresh page (the token is kept by the tab)
+    browser.Navigate(ui.url + "/ui/#/cluster");
     ASSERT_TRUE(ui.Wait("#view[data-view=\"cluster\"][data-ready]"));
     const json m = browser.ExecuteAsync(R"(
       const done = arguments[arguments.length - 1];
@@ -414,6 +406,7 @@ TEST(ConsoleEndToEnd, PageWeightAndFirstRender) {
     ASSERT_TRUE(m.is_object()) << m.dump();
     bytes = m["bytes"].get<double>();
     transferred = m["transferred"].get<double>();
+    if (i == 0) first_visit = transferred;
     EXPECT_GE(m["files"].get<int>(), 2) << m.dump();
     paint.push_back(m["fcp"].get<double>());
     ready.push_back(m["ready"].get<double>());
@@ -422,9 +415,11 @@ TEST(ConsoleEndToEnd, PageWeightAndFirstRender) {
   std::sort(ready.begin(), ready.end());
   EXPECT_GT(paint[paint.size() / 2], 0) << "no first contentful paint";
   EXPECT_GT(ready[ready.size() / 2], 0) << "no bzzz:first-data mark";
-  std::printf("console: page weight %.0f bytes (page and files, uncompressed), %.0f bytes transferred on the last load; "
-              "first contentful paint median %.1f ms, cluster data shown median %.1f ms (%d loads)\n",
-              bytes, transferred, paint[paint.size() / 2], ready[ready.size() / 2], loads);
+  EXPECT_GT(first_visit, bytes) << "a first visit transfers every file";
+  EXPECT_LT(transferred, bytes / 10) << "a revisit revalidates (304) instead of transferring the files again";
+  std::printf("console: page weight %.0f bytes (page and files, uncompressed); transferred %.0f bytes on a first visit, "
+              "%.0f on a revisit; first contentful paint median %.1f ms, cluster data shown median %.1f ms (%d loads)\n",
+              bytes, first_visit, transferred, paint[paint.size() / 2], ready[ready.size() / 2], loads);
   ui.CollectLog();
   EXPECT_TRUE(ui.errors.empty()) << "browser console errors: " << ui.errors.dump(1);
 }

@@ -173,19 +173,9 @@ TEST(MembershipEndToEnd, WorkOfARevokedWorkerRunsElsewhere) {
                  "--set", "tasks.retry_backoff_base=100ms", "--set", "tasks.retry_backoff_max=500ms"};
   c.StartBootstrap();
   for (int i = 0; i < 3; ++i) c.StartNode(i);
-  std::vector<std::string> ids(3);
+  std::vector<std::string> ids;
   std::string admin;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        for (int i = 0; i < 3; ++i) {
-          const json s = c.Get(i, "/api/election/status");
-          if (!s.is_object() || !s["admin_id"].is_string() || s["admin_id"] == "") return false;
-          ids[i] = s["node_id"];
-          admin = s["admin_id"];
-        }
-        return true;
-      },
-      30s));
+  ASSERT_TRUE(c.AwaitAdmin(3, ids, admin, 30s));
   int owner = 0;
   for (int i = 0; i < 3; ++i) owner = ids[i] == admin ? i : owner;
   cli::ClientOptions o;

@@ -160,6 +160,11 @@ class WebDriver {
         .value("value", nlohmann::json::array());
   }
 
+  // Empties the browser's HTTP cache (the next load is a first visit).
+  void ClearCache() {
+    Call("POST", Session("/goog/cdp/execute"),
+         nlohmann::json{{"cmd", "Network.clearBrowserCache"}, {"params", nlohmann::json::object()}}.dump());
+  }
   // The cookies the browser holds for the current page, HttpOnly included
   // (as the browser's storage has them, not as the page sees them).
   nlohmann::json Cookies() { return Call("GET", Session("/cookie")).value("value", nlohmann::json::array()); }

@@ -512,19 +512,19 @@ function route() {
 
 async function viewCluster(c) {
 	await part(c, async (signal) => {
-		// /health/detailed runs every check live: at most every 30 s.
-		if (!S.det || Date.now() - S.det.t > 30000) S.det = { t: Date.now(), d: await soft(health('/health/detailed', signal)) };
+		// /health is the cached rollup (/health/detailed would run every check live).
 		const opt = (perm, path) => (can(perm) ? soft(get(path, signal)) : null);
-		const [e, p, m] = await Promise.all([opt('election:read', '/api/election/status'), opt('p2p:read', '/api/v1/peers'),
-			opt('cluster:read', '/api/v1/cluster/members')]);
+		const [d, e, p, m] = await Promise.all([soft(health('/health', signal)), opt('election:read', '/api/election/status'),
+			opt('p2p:read', '/api/v1/peers'), opt('cluster:read', '/api/v1/cluster/members')]);
 		learn(p);
 		learn(m);
 		// Only what is shown goes into the data, so that a steady cluster is not re-rendered.
 		if (e && e.heartbeat_age_ms != null) e.heartbeat_age_ms = e.heartbeat_age_ms < 5000 ? 0 : Math.round(e.heartbeat_age_ms / 1000);
 		if (p && p.links) p.links = p.links.length;
-		const d = S.det.d;
 		const l = last(S.samples) || {};
-		return { role: d.role, score: l.score != null ? l.score : d.score, health: l.health || d.status, flight: l.in_flight, e, p, m };
+		const status = l.health || d.status;
+		const score = l.score != null ? l.score : { healthy: 1, degraded: 0.5 }[status] ?? 0;
+		return { role: d.role, score, health: status, flight: l.in_flight, e, p, m };
 	}, renderCluster);
 	c.h2('Leadership history');
 	await part(c, () => S.leadership, (list) => (list.length
