@@ -3,6 +3,7 @@
 #include <prometheus/registry.h>
 
 #include <algorithm>
+#include <array>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -33,7 +34,7 @@ std::int64_t NowMs() {
 // The counters and gauges the samples are made of, summed over their
 // labels (a label filter keeps only the series with that label value).
 struct Totals {
-  std::optional<double> peers, links, agents_busy, queue_depth, succeeded, failed, requests, pubsub;
+  std::optional<double> peers, links, agents, agents_busy, queue_depth, succeeded, failed, requests, pubsub;
 };
 
 bool HasLabel(const prometheus::ClientMetric& m, std::string_view name, std::string_view value) {
@@ -43,37 +44,40 @@ bool HasLabel(const prometheus::ClientMetric& m, std::string_view name, std::str
   return false;
 }
 
+// Where each figure comes from: a family, summed (over the series whose
+// `label` is one of `values`, when a label is named).
+struct Source {
+  std::string_view family;
+  std::optional<double> Totals::*into;
+  bool counter;
+  std::string_view label;
+  std::array<std::string_view, 2> values;  // "" unused
+};
+const Source kSources[] = {
+    {"bzzz_p2p_connected_peers", &Totals::peers, false, {}, {}},
+    {"bzzz_p2p_member_links", &Totals::links, false, {}, {}},
+    {"no_agent_pool_size", &Totals::agents, false, {}, {}},
+    {"no_agent_pool_active", &Totals::agents_busy, false, {}, {}},
+    {"no_task_queue_depth", &Totals::queue_depth, false, {}, {}},
+    {"no_tasks_total", &Totals::succeeded, true, "state", {"succeeded"}},
+    {"no_tasks_total", &Totals::failed, true, "state", {"retried", "dead"}},
+    {"no_http_requests_total", &Totals::requests, true, {}, {}},
+    {"bzzz_pubsub_messages_received_total", &Totals::pubsub, true, {}, {}},
+};
+
 Totals ReadTotals(const prometheus::Registry& registry) {
   Totals t;
   for (const auto& family : registry.Collect()) {
-    auto sum = [&](std::optional<double>& into, auto value_of, std::string_view label = {},
-                   std::initializer_list<std::string_view> values = {}) {
+    for (const Source& source : kSources) {
+      if (family.name != source.family) continue;
       double total = 0;
       for (const auto& m : family.metric) {
-        bool keep = label.empty();
-        for (auto v : values) keep = keep || HasLabel(m, label, v);
-        if (keep) total += value_of(m);
+        bool keep = source.label.empty();
+        for (auto v : source.values) keep = keep || (!v.empty() && HasLabel(m, source.label, v));
+        if (keep) total += source.counter ? m.counter.value : m.gauge.value;
       }
-      into = into.value_or(0) + total;
-    };
-    const auto gauge = [](const prometheus::ClientMetric& m) { return m.gauge.value; };
-    const auto counter = [](const prometheus::ClientMetric& m) { return m.counter.value; };
-    const std::string& n = family.name;
-    if (n == "bzzz_p2p_connected_peers")
-      sum(t.peers, gauge);
-    else if (n == "bzzz_p2p_member_links")
-      sum(t.links, gauge);
-    else if (n == "no_agent_pool_active")
-      sum(t.agents_busy, gauge);
-    else if (n == "no_task_queue_depth")
-      sum(t.queue_depth, gauge);
-    else if (n == "no_tasks_total") {
-      sum(t.succeeded, counter, "state", {"succeeded"});
-      sum(t.failed, counter, "state", {"retried", "dead"});
-    } else if (n == "no_http_requests_total")
-      sum(t.requests, counter);
-    else if (n == "bzzz_pubsub_messages_received_total")
-      sum(t.pubsub, counter);
+      t.*source.into = (t.*source.into).value_or(0) + total;
+    }
   }
   return t;
 }
@@ -96,7 +100,7 @@ class History::Impl {
   std::condition_variable cv;
   bool stopping = false;
   std::deque<HistorySample> samples;
-  std::deque<json> health_changes, leadership;
+  std::deque<json> health_changes, leadership, scaling;
   struct Waiter {
     std::uint64_t after;
     Clock::time_point deadline;
@@ -111,6 +115,7 @@ class History::Impl {
   std::optional<std::pair<std::string, std::uint64_t>> last_admin;
   Totals last_totals;
   double last_cpu = -1;
+  std::optional<double> last_agents;
   Clock::time_point last_sample_at;
 
   void Push(std::deque<json>& list, json entry) {
@@ -162,6 +167,7 @@ class History::Impl {
       s.peers = t.peers;
       s.links = t.links;
       s.queue_depth = t.queue_depth;
+      s.agents = t.agents;
       s.in_flight = t.agents_busy;
       s.succeeded_per_s = Rate(t.succeeded, last_totals.succeeded, seconds);
       s.failed_per_s = Rate(t.failed, last_totals.failed, seconds);
@@ -181,7 +187,11 @@ class History::Impl {
       samples.push_back(s);
       while (samples.size() > options.samples) samples.pop_front();
       for (auto& c : changes) Push(health_changes, std::move(c));
+      if (s.agents && last_agents && *s.agents != *last_agents) {
+        Push(scaling, {{"t_ms", s.t_ms}, {"from", *last_agents}, {"to", *s.agents}});
+      }
     }
+    if (s.agents) last_agents = s.agents;
     if (sources.on_sample) sources.on_sample(s);
     return s;
   }
@@ -201,6 +211,7 @@ class History::Impl {
                       {"term", s.term},
                       {"peers", Number(s.peers)},
                       {"links", Number(s.links)},
+                      {"agents", Number(s.agents)},
                       {"queue_depth", Number(s.queue_depth)},
                       {"in_flight", Number(s.in_flight)},
                       {"succeeded_per_s", Number(s.succeeded_per_s)},
@@ -218,7 +229,8 @@ class History::Impl {
                 {"seq", seq},
                 {"samples", std::move(list)},
                 {"health_changes", json(health_changes)},
-                {"leadership", json(leadership)}}
+                {"leadership", json(leadership)},
+                {"scaling", json(scaling)}}
         .dump();
   }
 

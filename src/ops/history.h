@@ -1,7 +1,7 @@
 // The node's own recent history, for the web console (docs/console.md):
-// a sample of key figures every interval (health, peers, admin, task and
-// request rates, memory, CPU), each health check's changes and each change
-// of admin, kept in memory and bounded. No Prometheus is needed to see the
+// a sample of key figures every interval (health, peers, admin, agents,
+// task and request rates, memory, CPU), each health check's changes, each
+// change of admin and of the agent pool's size, kept in memory and bounded. No Prometheus is needed to see the
 // last half hour of a node.
 //
 // A sampler thread takes the samples; Watch answers a long poll as soon as
@@ -39,7 +39,7 @@ struct HistorySources {
 struct HistoryOptions {
   std::chrono::milliseconds interval{2000};
   std::size_t samples = 900;
-  std::size_t changes = 100;  // health changes and leadership changes kept, each
+  std::size_t changes = 100;  // health, leadership and scaling changes kept, each
 };
 
 // One sample. A figure that cannot be known (no metrics registry, the
@@ -51,7 +51,7 @@ struct HistorySample {
   double score = 0;
   std::string admin_id;
   std::uint64_t term = 0;
-  std::optional<double> peers, links, queue_depth, in_flight, succeeded_per_s, failed_per_s, requests_per_s,
+  std::optional<double> peers, links, agents, queue_depth, in_flight, succeeded_per_s, failed_per_s, requests_per_s,
       pubsub_per_s, resident_bytes, cpu_percent;
 };
 

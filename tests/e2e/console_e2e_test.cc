@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <cstdlib>
 
 #include "e2e/cluster.h"
@@ -155,6 +157,24 @@ TEST_F(ConsoleEndToEnd, OperatorsFollowTheClusterInARealBrowser) {
   const int home = (a + 1) % 3;    // the node the console talks to
   const int worker = (a + 2) % 3;  // the node that runs the lent task
 
+  // The cluster works while the console watches: a steady trickle of tasks
+  // to every node (about 30 a second) until the test ends.
+  std::atomic<bool> done{false};
+  std::thread load([&] {
+    for (int n = 0; !done; ++n) {
+      Api(c, n % 3, "POST", "/api/v1/tasks", {{"executor", "builtin"}, {"input", {{"op", "echo"}, {"value", n}}}});
+      std::this_thread::sleep_for(33ms);
+    }
+  });
+  struct Join {
+    std::atomic<bool>& done;
+    std::thread& t;
+    ~Join() {
+      done = true;
+      t.join();
+    }
+  } join{done, load};
+
   Console ui{browser, c.Url(home)};
   browser.Resize(1280, 800);
   browser.Navigate(ui.url + "/ui/");
@@ -184,6 +204,7 @@ TEST_F(ConsoleEndToEnd, OperatorsFollowTheClusterInARealBrowser) {
   const json task = Api(c, home, "POST", "/api/v1/tasks",
                         {{"executor", "builtin"},
                          {"input", {{"op", "sleep"}, {"ms", 3000}}},
+                         {"project", "console-e2e"},
                          {"capabilities", {"cap" + std::to_string(worker)}}});
   ASSERT_TRUE(task.is_object() && task.contains("id")) << task.dump();
   const std::string task_id = task["id"];
@@ -204,8 +225,12 @@ TEST_F(ConsoleEndToEnd, OperatorsFollowTheClusterInARealBrowser) {
   EXPECT_TRUE(on_worker) << "the events name the node that ran it: " << browser.Text();
   EXPECT_EQ(Api(c, home, "GET", "/api/v1/tasks/" + task_id)["attempts"].back()["node_id"], ids[worker]);
   ui.Shot("task");
+  // The list, filtered to the project among the tasks of the load.
   ASSERT_TRUE(ui.Open("#/tasks", "tasks"));
+  ASSERT_TRUE(browser.Type("#tf-project", "console-e2e"));
+  ASSERT_TRUE(browser.Click("form[aria-label=\"Filters\"] button[type=\"submit\"]"));
   ASSERT_TRUE(ui.Wait("tr[data-task-id=\"" + task_id + "\"]")) << browser.Text();
+  EXPECT_EQ(ui.Count("tr[data-task-id]"), 1) << "only the project's task";
   ui.Shot("tasks");
 
   // An escalation resolved from the console: a failing task's room
@@ -254,6 +279,8 @@ TEST_F(ConsoleEndToEnd, OperatorsFollowTheClusterInARealBrowser) {
   ASSERT_TRUE(ui.Wait("#confirm[open]", 5s));
   ASSERT_TRUE(browser.Click("#confirm-ok"));
   ASSERT_TRUE(Eventually([&] { return Api(c, home, "GET", "/api/v1/agents")["summary"]["size"] == 3; }, 10s));
+  ASSERT_TRUE(Eventually([&] { return ui.TextOf("#scaling li").find("3 agents") != std::string::npos; }, 10s))
+      << "the scaling event shows: " << browser.Text();
   ui.Shot("agents");
 
   // Every other view renders.

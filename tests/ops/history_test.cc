@@ -27,6 +27,8 @@ class HistoryTest : public ::testing::Test {
   void SetUp() override {
     metrics = std::make_shared<prometheus::Registry>();
     peers = &prometheus::BuildGauge().Name("bzzz_p2p_connected_peers").Register(*metrics).Add({});
+    pool = &prometheus::BuildGauge().Name("no_agent_pool_size").Register(*metrics).Add({});
+    pool->Set(2);
     auto& tasks = prometheus::BuildCounter().Name("no_tasks_total").Register(*metrics);
     succeeded = &tasks.Add({{"state", "succeeded"}, {"executor", "builtin"}});
     dead = &tasks.Add({{"state", "dead"}, {"executor", "builtin"}});
@@ -65,7 +67,7 @@ class HistoryTest : public ::testing::Test {
   json Answer(std::uint64_t after = 0) { return json::parse(history->Json(after)); }
 
   std::shared_ptr<prometheus::Registry> metrics;
-  prometheus::Gauge* peers = nullptr;
+  prometheus::Gauge *peers = nullptr, *pool = nullptr;
   prometheus::Counter *succeeded = nullptr, *dead = nullptr, *created = nullptr;
   std::shared_ptr<HealthRegistry> health;
   std::atomic<bool> ok{true};
@@ -111,9 +113,10 @@ TEST_F(HistoryTest, SamplesCarryTheRegistryFiguresAndRatesFromCounterDeltas) {
   EXPECT_GT(a["samples"].back()["resident_bytes"].get<double>(), 0);
 }
 
-TEST_F(HistoryTest, ChecksAndAdminsAreRecordedAsTheyChange) {
+TEST_F(HistoryTest, ChecksAdminsAndPoolSizesAreRecordedAsTheyChange) {
   StartHistory();
   ASSERT_TRUE(Eventually([&] { return history->Latest() >= 1; }, 5s));
+  pool->Set(3);
   ok = false;
   ASSERT_TRUE(health->RunNow("storage-health").ok());
   {
@@ -123,9 +126,13 @@ TEST_F(HistoryTest, ChecksAndAdminsAreRecordedAsTheyChange) {
   }
   ASSERT_TRUE(Eventually([&] {
     const json a = Answer();
-    return a["health_changes"].size() >= 2 && a["leadership"].size() >= 2;
+    return a["health_changes"].size() >= 2 && a["leadership"].size() >= 2 && a["scaling"].size() >= 1;
   }, 5s));
   const json a = Answer();
+  ASSERT_EQ(a["scaling"].size(), 1u) << "the first size seen is not a change";
+  EXPECT_EQ(a["scaling"][0]["from"], 2.0);
+  EXPECT_EQ(a["scaling"][0]["to"], 3.0);
+  EXPECT_EQ(a["samples"].back()["agents"], 3.0);
   EXPECT_EQ(a["health_changes"][0]["check"], "storage-health");
   EXPECT_EQ(a["health_changes"][0]["from"], "unknown");
   EXPECT_EQ(a["health_changes"][0]["to"], "healthy");

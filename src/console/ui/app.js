@@ -25,7 +25,7 @@ const MSG_TYPES = ['help_request', 'help_response', 'plan_proposed', 'agreement'
 const WAIT = 25000;
 const S = {
 	status: {}, me: null, perms: new Set(), live: null, view: null, names: new Map(),
-	samples: [], seq: 0, changes: [], leadership: [], nodeKey: null, holdUntil: 0,
+	samples: [], seq: 0, changes: [], leadership: [], scaling: [], nodeKey: null, holdUntil: 0,
 	det: null, allNodes: undefined, tf: { before: null }, rf: {}, found: null,
 };
 const $ = (s) => document.querySelector(s);
@@ -441,6 +441,7 @@ function onHistory(r, reconnected) {
 	S.nodeKey = key;
 	S.changes = r.health_changes || [];
 	S.leadership = r.leadership || [];
+	S.scaling = r.scaling || [];
 	// A new process numbers its samples from 1 again: the window starts over.
 	if (restarted || r.seq < S.seq) Object.assign(S, { samples: [], seq: 0 });
 	if (restarted) {
@@ -615,7 +616,7 @@ function filters(c, f, fields, apply) {
 	c.add(box);
 	return box;
 }
-const select = (id, values, cur) => el('select', { id }, el('option', { value: '' }, 'any'), values.map((v) => el('option', { selected: v === cur }, v)));
+const select = (id, values, cur) => el('select', { id }, el('option', { value: '' }, 'any'), values.map((v) => el('option', { value: v, selected: v === cur }, v)));
 
 async function viewTasks(c) {
 	if (lacks(c, 'tasks:read', 'tasks')) return;
@@ -757,6 +758,13 @@ async function viewAgents(c) {
 					num(st.performance_score), num(st.restarts), wrap(a.last_error, 'error'));
 			})));
 	});
+	// Every change of the pool's size this node's history saw (the reason of
+	// the last one is "Last scaling" above).
+	c.h2('Scaling events');
+	await part(c, () => S.scaling, (list) => (list.length
+		? el('ol', { id: 'scaling', class: 'plain', reversed: true }, list.slice().reverse().map((x) => el('li', null,
+			time(x.t_ms), ` — ${num(x.from)} → ${num(x.to)} agents`)))
+		: note('No change of the pool size recorded yet.')));
 }
 
 // ---- rooms
@@ -983,7 +991,7 @@ async function viewUcxl(c) {
 
 // ---- metrics
 
-const SERIES = [['score', 'Health score'], ['peers', 'Peers'], ['links', 'Mesh links'], ['queue_depth', 'Queue depth'],
+const SERIES = [['score', 'Health score'], ['peers', 'Peers'], ['links', 'Mesh links'], ['agents', 'Agents'], ['queue_depth', 'Queue depth'],
 	['in_flight', 'Tasks in flight'], ['succeeded_per_s', 'Tasks succeeded/s'], ['failed_per_s', 'Tasks failed/s'],
 	['requests_per_s', 'HTTP requests/s'], ['pubsub_per_s', 'Pubsub messages/s'], ['resident_bytes', 'Resident memory (MiB)', 1048576],
 	['cpu_percent', 'CPU %']];
