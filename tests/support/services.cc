@@ -62,7 +62,7 @@ bool PostgresServer::Run(const std::string& command) const {
   return std::system((as_user + " >>" + dir_ + "/setup.log 2>&1").c_str()) == 0;
 }
 
-PostgresServer::PostgresServer(std::uint16_t port) : port_(port != 0 ? port : FreePort()) {
+PostgresServer::PostgresServer(std::uint16_t port) : port_(port != 0 ? port : FreeServicePort()) {
   const std::string bin = BinDir();
   if (bin.empty()) {
     error_ = "no PostgreSQL server installed (/usr/lib/postgresql/*/bin/initdb)";
@@ -189,7 +189,7 @@ std::string Capture(const std::string& command, bool* ok) {
 }  // namespace
 
 RedisServer::RedisServer(std::uint16_t port, std::string password)
-    : port_(port != 0 ? port : FreePort()), password_(std::move(password)) {
+    : port_(port != 0 ? port : FreeServicePort()), password_(std::move(password)) {
   if (std::system("command -v redis-server >/dev/null 2>&1") != 0) {
     error_ = "redis-server is not installed";
     return;

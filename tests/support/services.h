@@ -16,8 +16,8 @@ class PostgresServer {
  public:
   // initdb into a fresh directory under /tmp (as the postgres user when run
   // as root: PostgreSQL refuses root) and starts the server on
-  // 127.0.0.1:`port` (a free one when 0). ok() says whether it worked and
-  // error() why not.
+  // 127.0.0.1:`port` (when 0, a free one below the ephemeral range:
+  // FreeServicePort). ok() says whether it worked and error() why not.
   explicit PostgresServer(std::uint16_t port = 0);
   ~PostgresServer();  // stops the server and removes its directory
   PostgresServer(const PostgresServer&) = delete;
@@ -64,9 +64,10 @@ class PostgresServer {
 
 class RedisServer {
  public:
-  // Starts redis-server on 127.0.0.1:`port` (a free one when 0), daemonized,
-  // with its directory and pid file in a fresh directory under /tmp and
-  // persistence off; `password` non-empty sets requirepass.
+  // Starts redis-server on 127.0.0.1:`port` (when 0, a free one below the
+  // ephemeral range: FreeServicePort), daemonized, with its directory and
+  // pid file in a fresh directory under /tmp and persistence off;
+  // `password` non-empty sets requirepass.
   explicit RedisServer(std::uint16_t port = 0, std::string password = "");
   ~RedisServer();  // stops the server and removes its directory
   RedisServer(const RedisServer&) = delete;

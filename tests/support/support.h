@@ -38,6 +38,12 @@ std::string ReadFile(const std::string& path);
 // A TCP port on 127.0.0.1 that was free a moment ago.
 std::uint16_t FreePort();
 
+// The same, below the kernel's ephemeral range (ip_local_port_range): for a
+// server a test stops and starts again on its port. An ephemeral port freed
+// by a stopped server can be taken meanwhile by any outgoing connection on
+// the machine (another test's clients), and the restart then fails to bind.
+std::uint16_t FreeServicePort();
+
 // Sends `bytes` to 127.0.0.1:port, half-closes, and returns everything the
 // server answered until it closed or `timeout` passed.
 std::string RawExchange(std::uint16_t port, const std::string& bytes,
