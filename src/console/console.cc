@@ -1,6 +1,7 @@
 #include "console/console.h"
 
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -102,8 +103,11 @@ Status RegisterConsoleRoutes(http::Router& router, ConsoleOptions options) {
       return it == builtin->end() ? NotFound(req) : Serve(req, it->second);
     }
     const std::string_view type = ContentTypeOf(name);
-    std::ifstream in(dir + "/" + name, std::ios::binary);
-    if (type.empty() || !in) return NotFound(req);
+    const std::string path = dir + "/" + name;
+    std::error_code ec;
+    if (type.empty() || !std::filesystem::is_regular_file(path, ec)) return NotFound(req);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return NotFound(req);
     std::ostringstream body;
     body << in.rdbuf();
     if (body.str().size() > kMaxAssetBytes) return NotFound(req);
@@ -111,20 +115,22 @@ Status RegisterConsoleRoutes(http::Router& router, ConsoleOptions options) {
     file.etag = ETagOf(file.body);
     return Serve(req, file);
   };
-  routes.Add(Method::kGet, "/ui", std::string(http::kPublic), "the web console's page",
-             [serve](Request& req) {
-               // "/ui" and "/ui/" are one path to the router; the page's
-               // relative links need the slash.
-               if (!req.path.ends_with('/')) {
-                 Response r = Response::Text(301, "");
-                 r.headers.Set("Location", "/ui/");
-                 return r;
-               }
-               return serve(req);
-             });
+  const auto page = [serve](Request& req) {
+    // "/ui" and "/ui/" are one path to the router; the page's relative
+    // links need the slash.
+    if (!req.path.ends_with('/')) {
+      Response r = Response::Text(301, "");
+      r.headers.Set("Location", "/ui/");
+      return r;
+    }
+    return serve(req);
+  };
+  // Files read from a directory are read off the I/O threads.
   if (dir.empty()) {
+    routes.Add(Method::kGet, "/ui", std::string(http::kPublic), "the web console's page", page);
     routes.Add(Method::kGet, "/ui/*file", std::string(http::kPublic), "the web console's files", serve);
   } else {
+    routes.AddBlocking(Method::kGet, "/ui", std::string(http::kPublic), "the web console's page", page);
     routes.AddBlocking(Method::kGet, "/ui/*file", std::string(http::kPublic), "the web console's files",
                        serve);
   }

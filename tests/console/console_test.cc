@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <prometheus/registry.h>
 
+#include <filesystem>
 #include <regex>
 
 #include "cli/client.h"
@@ -207,6 +208,8 @@ TEST_F(ConsoleTest, FilesComeFromTheAssetsDirectoryWhenOneIsSet) {
   EXPECT_EQ(RawStatus(Raw("/ui/notes.txt")), 404) << "only the console's kinds of file";
   EXPECT_EQ(RawStatus(Raw("/ui/app.css")), 404);
   EXPECT_EQ(RawStatus(Raw("/ui/..%2F..%2Fetc%2Fpasswd")), 404);
+  std::filesystem::create_directory(dir.File("dir.js"));
+  EXPECT_EQ(RawStatus(Raw("/ui/dir.js")), 404) << "a directory is not a file";
 }
 
 }  // namespace
