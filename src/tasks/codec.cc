@@ -1,7 +1,8 @@
 #include "tasks/codec.h"
-#include "base/json.h"
 
 #include <algorithm>
+
+#include "base/json.h"
 
 namespace bzzz::tasks {
 
@@ -76,6 +77,19 @@ class DocWriter {
     AppendEmbedded(out_, text);
   }
   void End() { out_.push_back('}'); }
+  // "k":[...], each item written by `write(out, item)`.
+  template <typename Items, typename Write>
+  void Array(std::string_view k, const Items& items, Write write) {
+    Key(k);
+    out_.push_back('[');
+    bool first = true;
+    for (const auto& item : items) {
+      if (!first) out_.push_back(',');
+      first = false;
+      write(out_, item);
+    }
+    out_.push_back(']');
+  }
 
  private:
   std::string& out_;
@@ -83,10 +97,11 @@ class DocWriter {
 };
 
 json AttemptToJson(const Attempt& a) {
-  return {{"number", a.number},         {"agent_id", a.agent_id},       {"node_id", a.node_id},
-          {"state", AttemptStateName(a.state)}, {"assigned_ms", a.assigned_ms}, {"started_ms", a.started_ms},
-          {"finished_ms", a.finished_ms}, {"lease_expiry_ms", a.lease_expiry_ms}, {"result", Embed(a.result)},
-          {"error", a.error}};
+  return {{"number", a.number},           {"agent_id", a.agent_id},
+          {"node_id", a.node_id},         {"state", AttemptStateName(a.state)},
+          {"assigned_ms", a.assigned_ms}, {"started_ms", a.started_ms},
+          {"finished_ms", a.finished_ms}, {"lease_expiry_ms", a.lease_expiry_ms},
+          {"result", Embed(a.result)},    {"error", a.error}};
 }
 
 }  // namespace
@@ -101,8 +116,8 @@ json TaskToApiJson(const Task& t) {
 }
 
 bool InputMayCarrySecrets(std::string_view input) {
-  return input.find("\"env\"") != std::string_view::npos || input.find("\"headers\"") != std::string_view::npos ||
-         input.find('\\') != std::string_view::npos;
+  return input.find("\"env\"") != std::string_view::npos ||
+         input.find("\"headers\"") != std::string_view::npos || input.find('\\') != std::string_view::npos;
 }
 
 std::string TaskDocument(const Task& t) {
@@ -114,13 +129,8 @@ std::string TaskDocument(const Task& t) {
   d.Str("executor", t.executor);
   d.Embedded("input", t.input);
   d.Int("priority", t.priority);
-  d.Key("capabilities");
-  out.push_back('[');
-  for (std::size_t i = 0; i < t.capabilities.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    AppendJsonString(out, t.capabilities[i]);
-  }
-  out.push_back(']');
+  d.Array("capabilities", t.capabilities,
+          [](std::string& o, const std::string& c) { AppendJsonString(o, c); });
   d.Str("role", t.role);
   d.Int("timeout_ms", t.timeout_ms);
   d.Int("max_attempts", t.max_attempts);
@@ -128,12 +138,8 @@ std::string TaskDocument(const Task& t) {
   d.Str("name", t.name);
   d.Str("ucxl_address", t.UcxlAddress());
   d.Str("state", TaskStateName(t.state));
-  d.Key("attempts");
-  out.push_back('[');
-  for (std::size_t i = 0; i < t.attempts.size(); ++i) {
-    const Attempt& a = t.attempts[i];
-    if (i > 0) out.push_back(',');
-    DocWriter ad(out);
+  d.Array("attempts", t.attempts, [](std::string& o, const Attempt& a) {
+    DocWriter ad(o);
     ad.Int("number", a.number);
     ad.Str("agent_id", a.agent_id);
     ad.Str("node_id", a.node_id);
@@ -145,8 +151,7 @@ std::string TaskDocument(const Task& t) {
     ad.Embedded("result", a.result);
     ad.Str("error", a.error);
     ad.End();
-  }
-  out.push_back(']');
+  });
   d.Int("attempt_base", t.attempt_base);
   d.Embedded("result", t.result);
   d.Str("error", t.error);
@@ -162,19 +167,14 @@ std::string TaskDocument(const Task& t) {
   d.Bool("cancel_requested", t.cancel_requested);
   d.Bool("escalate_requested", t.escalate_requested);
   d.Int("seq", t.seq);
-  d.Key("events");
-  out.push_back('[');
-  for (std::size_t i = 0; i < t.events.size(); ++i) {
-    const TaskEvent& e = t.events[i];
-    if (i > 0) out.push_back(',');
-    DocWriter ed(out);
+  d.Array("events", t.events, [](std::string& o, const TaskEvent& e) {
+    DocWriter ed(o);
     ed.Int("at_ms", e.at_ms);
     ed.Str("type", e.type);
     ed.Str("detail", e.detail);
     ed.Int("attempt", e.attempt);
     ed.End();
-  }
-  out.push_back(']');
+  });
   d.Int("event_count", t.event_count);
   d.End();
   return out;
@@ -289,8 +289,9 @@ Result<SubmitRequest> ParseSubmitBody(std::string_view body, std::string_view he
   const json j = ParseJson(body, &why);
   if (j.is_discarded()) return InvalidArgument("body: " + why);
   if (!j.is_object()) return InvalidArgument("body: must be a JSON object");
-  static const char* kKnown[] = {"executor", "input", "idempotency_key", "priority", "max_attempts",
-                                 "timeout_ms", "project", "name", "capabilities", "role"};
+  static const char* kKnown[] = {"executor",     "input",      "idempotency_key", "priority",
+                                 "max_attempts", "timeout_ms", "project",         "name",
+                                 "capabilities", "role"};
   for (const auto& item : j.items()) {
     const std::string& k = item.key();  // a named reference: clang 14 cannot capture a structured binding
     if (std::none_of(std::begin(kKnown), std::end(kKnown), [&](const char* n) { return k == n; })) {
@@ -318,8 +319,10 @@ Result<SubmitRequest> ParseSubmitBody(std::string_view body, std::string_view he
   }
   r.executor = exec->get<std::string>();
   if (auto in = j.find("input"); in != j.end()) r.input = in->dump();
-  for (auto [key, out] : {std::pair{"idempotency_key", &r.idempotency_key}, {"project", &r.project},
-                          {"name", &r.name}, {"role", &r.role}}) {
+  for (auto [key, out] : {std::pair{"idempotency_key", &r.idempotency_key},
+                          {"project", &r.project},
+                          {"name", &r.name},
+                          {"role", &r.role}}) {
     if (Status s = str(key, *out); !s.ok()) return s;
   }
   long long priority = 0, max_attempts = -1, timeout = -1;
@@ -380,7 +383,8 @@ TaskRow ToRow(const Task& t, const executors::SecretSealer* sealer) {
       const auto& plain = value.get_ref<const std::string&>();
       // A reference is not a secret; anything else (even text that looks
       // sealed) is sealed, so every stored value opens to what was given.
-      if (plain.rfind(executors::kSecretScheme, 0) != 0) value = sealer->Seal(plain, SealContext(t.id, field, name));
+      if (plain.rfind(executors::kSecretScheme, 0) != 0)
+        value = sealer->Seal(plain, SealContext(t.id, field, name));
       return Status::Ok();
     });
   }
@@ -393,15 +397,18 @@ Result<Task> FromRow(const TaskRow& row, const executors::SecretSealer* sealer) 
   if (j.is_discarded()) return InvalidArgument("task " + row.id + ": stored document is not JSON");
   auto input = j.find("input");
   if (input != j.end()) {
-    Status s = ForEachSecret(*input, [&](std::string_view field, const std::string& name, json& value) -> Status {
-      const auto& stored = value.get_ref<const std::string&>();
-      if (!executors::SecretSealer::IsSealed(stored)) return Status::Ok();  // a reference, or written before sealing
-      if (!sealer) return FailedPrecondition("no key to open its sealed secrets");
-      auto plain = sealer->Open(stored, SealContext(row.id, field, name));
-      if (!plain.ok()) return FailedPrecondition(std::string(field) + "." + name + ": " + plain.status().message());
-      value = std::move(*plain);
-      return Status::Ok();
-    });
+    Status s =
+        ForEachSecret(*input, [&](std::string_view field, const std::string& name, json& value) -> Status {
+          const auto& stored = value.get_ref<const std::string&>();
+          if (!executors::SecretSealer::IsSealed(stored))
+            return Status::Ok();  // a reference, or written before sealing
+          if (!sealer) return FailedPrecondition("no key to open its sealed secrets");
+          auto plain = sealer->Open(stored, SealContext(row.id, field, name));
+          if (!plain.ok())
+            return FailedPrecondition(std::string(field) + "." + name + ": " + plain.status().message());
+          value = std::move(*plain);
+          return Status::Ok();
+        });
     if (!s.ok()) return FailedPrecondition("task " + row.id + ": " + s.message());
   }
   auto t = TaskFromJson(j);
