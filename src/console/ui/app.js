@@ -731,6 +731,9 @@ async function viewAgents(c) {
 	// One input for the life of the view, moved into each rendering, so that
 	// a number being typed survives the refreshes.
 	const size = el('input', { id: 'scale-agents', type: 'number', step: 1 });
+	// Filled from the pool's size until the user edits it: a refresh must not
+	// refill a field the user just cleared to type into.
+	size.addEventListener('input', () => { size.dataset.edited = '1'; });
 	await part(c, (signal) => get('/api/v1/agents', signal).then((r) => {
 		for (const a of r.agents || []) delete a.last_heartbeat_ms;
 		return r;
@@ -738,7 +741,7 @@ async function viewAgents(c) {
 		const s = r.summary || {};
 		const as = r.autoscaling || {};
 		Object.assign(size, { min: as.minAgents, max: as.maxAgents });
-		if (!size.value) size.value = s.size;
+		if (!size.dataset.edited) size.value = s.size;
 		const scale = wbtn('agents:write', 'scale', 'Scale', () => {
 			const n = Number(size.value);
 			if (Number.isInteger(n) && n >= as.minAgents && n <= as.maxAgents) return `Set this node's agent pool to ${n} agent(s)?`;
