@@ -34,7 +34,7 @@ struct NodeConfig {
 struct HttpConfig {
   std::string host = "127.0.0.1";
   int port = 8080;
-  int threads = 0;                          // 0: half the hardware threads, at least one
+  int threads = 0;                          // 0: half the hardware threads, at least two
   std::size_t body_limit_bytes = 1 << 20;   // larger bodies get 413
   Millis read_timeout{30000};               // time to receive one request
   Millis keepalive_timeout{60000};          // idle time between requests

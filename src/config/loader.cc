@@ -419,7 +419,7 @@ std::vector<KeyDef> BuildKeys() {
       Key("http.port", BZZZ_FIELD(http.port), "TCP port of the HTTP API; 0 picks a free port.")
           .Range(0, 65535)
           .Env({"NO_SERVICE_PORT"}),
-      Key("http.threads", BZZZ_FIELD(http.threads), "HTTP I/O threads; 0 means half the hardware threads (at least one), leaving the rest to agents and the DHT.")
+      Key("http.threads", BZZZ_FIELD(http.threads), "HTTP I/O threads; 0 means half the hardware threads (at least two), leaving the rest to agents and the DHT.")
           .Range(0, 256),
       Key("http.body_limit_bytes", BZZZ_FIELD(http.body_limit_bytes),
           "Largest accepted request body; larger bodies get 413.")

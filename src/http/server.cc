@@ -153,10 +153,12 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
 
   int ThreadCount() const {
     if (opt_.threads > 0) return opt_.threads;
-    // The node's other work (agents, DHT, checks) needs the cores too; on a
-    // 2-core machine one I/O thread serves more than two (bench/http).
+    // Half the cores leaves the rest to the node's other work (agents, the
+    // task writer, the DHT), but at least two: with one, every connection
+    // waits whenever that thread waits for a core, and on 2 cores two
+    // threads served more in every case of bench/http and bench/tasks.
     const unsigned hw = std::thread::hardware_concurrency();
-    return std::max(1, static_cast<int>(hw / 2));
+    return std::max(2, static_cast<int>(hw / 2));
   }
 
   Status Bind(Acceptor& acceptor, const std::string& host, std::uint16_t port) {

@@ -45,7 +45,7 @@ struct ServerOptions {
   std::uint16_t port = 8080;               // 0: pick a free port (see Port())
   std::string probe_host;                  // empty: no probe-only listener
   std::uint16_t probe_port = 0;
-  int threads = 0;                         // 0: half the hardware threads, at least one
+  int threads = 0;                         // 0: half the hardware threads, at least two
   int blocking_threads = 4;                // worker pool of the routes declared blocking
   std::size_t body_limit_bytes = 1 << 20;
   std::size_t header_limit_bytes = 16 << 10;
