@@ -529,7 +529,11 @@ Status TaskServices::RegisterRoutes(http::Router& router) {
                    respond(http::ErrorFromStatus(r.status(), id));
                    return;
                  }
-                 http::Response res = TaskAnswer(r->created ? 201 : 200, r->task, viewer);
+                 const int status = r->created ? 201 : 200;
+                 // The document as written, when the caller may see all of it.
+                 http::Response res = !r->document.empty() && Owns(r->task, viewer)
+                                           ? http::Response::Json(status, std::move(r->document))
+                                           : TaskAnswer(status, r->task, viewer);
                  res.headers.Set("Location", "/api/v1/tasks/" + r->task.id);
                  respond(std::move(res));
                });

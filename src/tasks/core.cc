@@ -126,12 +126,12 @@ std::optional<std::string> TaskCore::RecentKey(const std::string& key) const {
 Result<SubmitOutcome> TaskCore::Submit(const SubmitRequest& r, std::int64_t now_ms) {
   if (!r.idempotency_key.empty()) {
     if (auto it = keys_.find(r.idempotency_key); it != keys_.end()) {
-      if (const Task* t = Find(it->second)) return SubmitOutcome{*t, false, false};
+      if (const Task* t = Find(it->second)) return SubmitOutcome{*t, false, false, {}};
     }
     if (auto it = recent_keys_.find(r.idempotency_key); it != recent_keys_.end()) {
       Task stub;
       stub.id = it->second.first;
-      return SubmitOutcome{std::move(stub), false, true};
+      return SubmitOutcome{std::move(stub), false, true, {}};
     }
   }
   if (r.idempotency_key.size() > 256) return InvalidArgument("idempotency_key: longer than 256 bytes");
@@ -177,7 +177,7 @@ Result<SubmitOutcome> TaskCore::Submit(const SubmitRequest& r, std::int64_t now_
   Task& task = it->second;
   Index(task);
   Touch(task, now_ms);
-  return SubmitOutcome{task, true, false};
+  return SubmitOutcome{task, true, false, {}};
 }
 
 std::vector<Assignment> TaskCore::Dispatch(std::vector<WorkerSlot>& slots, std::int64_t now_ms) {

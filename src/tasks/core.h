@@ -65,6 +65,10 @@ struct SubmitOutcome {
   // The key belongs to a finished task that left memory: only task.id is
   // set; the caller reads the task from the store.
   bool evicted = false;
+  // Set by TaskManager: `task`'s JSON document exactly as it was written
+  // (codec.h TaskDocument), when no secret of its input needed sealing;
+  // empty otherwise. An answer can send it instead of serializing again.
+  std::string document;
 };
 
 // What an agent is told to run.

@@ -57,9 +57,21 @@ class TaskManager::Impl {
   std::uint64_t committed_batches = 0;  // of those, written
   std::uint64_t write_failures = 0;
   std::size_t unwritten = 0;            // tasks taken but not yet written
-  // batch → callback, told whether the batch was written (false: this node
-  // was fenced before it was, and its tasks rebuilt from the store).
-  std::multimap<std::uint64_t, std::function<void(bool)>> after_commit;
+  // What a batch wrote of a task: the task and, when no secret of its input
+  // needed sealing, the document written (codec.h TaskDocument).
+  struct Written {
+    Task task;
+    std::string document;
+  };
+  // Told whether the batch was written (false: this node was fenced before
+  // it was, and its tasks rebuilt from the store) and, when the task was in
+  // that very batch, what was written (else null).
+  using CommitCallback = std::function<void(bool written, Written* as_written)>;
+  struct AwaitingCommit {
+    std::string id;
+    CommitCallback fn;
+  };
+  std::multimap<std::uint64_t, AwaitingCommit> after_commit;  // by batch
 
   // A store shared with other nodes (null otherwise) and the owner thread.
   TaskOwnership* ownership = nullptr;
@@ -137,14 +149,14 @@ class TaskManager::Impl {
   // Runs `fn` once task `id` as it is now is written: after the next batch
   // when it has unwritten changes, else after the batch the writer holds
   // (at once when that is written). Requires mu; may unlock it.
-  void AfterCommit(const std::string& id, std::function<void(bool)> fn, std::unique_lock<std::mutex>& lock) {
+  void AfterCommit(const std::string& id, CommitCallback fn, std::unique_lock<std::mutex>& lock) {
     const std::uint64_t batch = core.IsDirty(id) ? taken_batches + 1 : taken_batches;
     if (batch <= committed_batches) {
       lock.unlock();
-      fn(true);
+      fn(true, nullptr);
       return;
     }
-    after_commit.emplace(batch, std::move(fn));
+    after_commit.emplace(batch, AwaitingCommit{id, std::move(fn)});
   }
 
   void NotifyWatchers(bool all_expired_only) {
@@ -308,6 +320,7 @@ class TaskManager::Impl {
       std::vector<std::function<void()>> callbacks;
       std::vector<std::string> written;
       written.reserve(pending.size());
+      std::vector<AwaitingCommit> due;
       {
         std::lock_guard lock(mu);
         committed_batches = batch;
@@ -328,13 +341,30 @@ class TaskManager::Impl {
         }
         core.Evict(written, UnixMillisNow());
         for (auto it = after_commit.begin(); it != after_commit.end() && it->first <= batch;) {
-          callbacks.push_back([cb = std::move(it->second)] { cb(true); });
+          due.push_back(std::move(it->second));
           it = after_commit.erase(it);
         }
         if (probe->enabled()) {
           auto c = core.counts();
           probe->QueueDepth(c.queued + c.retrying);
         }
+      }
+      // Hand each waiter what was written, so that its answer needs neither
+      // the lock nor a second serialization (rows are in pending's order).
+      for (AwaitingCommit& d : due) {
+        auto p = pending.find(d.id);
+        if (p == pending.end()) {  // written by an earlier batch, or a second waiter
+          callbacks.push_back([fn = std::move(d.fn)] { fn(true, nullptr); });
+          continue;
+        }
+        Written w{std::move(p->second), {}};
+        pending.erase(p);
+        if (!InputMayCarrySecrets(w.task.input)) {
+          auto row = std::lower_bound(rows.begin(), rows.end(), d.id,
+                                      [](const TaskRow& r, const std::string& id) { return r.id < id; });
+          if (row != rows.end() && row->id == d.id) w.document = std::move(row->doc);
+        }
+        callbacks.push_back([fn = std::move(d.fn), w = std::move(w)]() mutable { fn(true, &w); });
       }
       pending.clear();
       callbacks.push_back([this] { NotifyWatchers(false); });
@@ -524,13 +554,13 @@ class TaskManager::Impl {
       }
       std::this_thread::sleep_for(backoff.Next());
     }
-    std::vector<std::function<void(bool)>> dropped;
+    std::vector<CommitCallback> dropped;
     {
       std::lock_guard lock(mu);
       core.Recover(std::move(open), max_seq, UnixMillisNow());
       last_counted.clear();
       for (const Task& t : core.Snapshot()) last_counted[t.id] = t.state;
-      for (auto& [b, cb] : after_commit) dropped.push_back(std::move(cb));
+      for (auto& [b, waiting] : after_commit) dropped.push_back(std::move(waiting.fn));
       after_commit.clear();
       committed_batches = taken_batches;
       unwritten = 0;
@@ -538,7 +568,7 @@ class TaskManager::Impl {
       writer_cv.notify_all();
       Changed(UnixMillisNow());
     }
-    for (auto& cb : dropped) cb(false);
+    for (auto& cb : dropped) cb(false, nullptr);
     NotifyWatchers(false);
   }
 
@@ -628,13 +658,13 @@ void TaskManager::Stop() {
   if (m.ticker.joinable()) m.ticker.join();
   if (m.writer.joinable()) m.writer.join();
   if (m.acks) m.acks->Stop();
-  std::vector<std::function<void(bool)>> left;
+  std::vector<Impl::CommitCallback> left;
   {
     std::lock_guard lock(m.mu);
-    for (auto& [b, cb] : m.after_commit) left.push_back(std::move(cb));
+    for (auto& [b, waiting] : m.after_commit) left.push_back(std::move(waiting.fn));
     m.after_commit.clear();
   }
-  for (auto& cb : left) cb(true);  // each re-reads its outcome; nothing further is promised
+  for (auto& cb : left) cb(true, nullptr);  // each re-reads its outcome; nothing further is promised
   m.NotifyWatchers(true);
   std::vector<std::function<void(Result<Task>)>> rest;
   {
@@ -668,7 +698,7 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
           done(t.status());
           return;
         }
-        done(SubmitOutcome{std::move(*t), false, false});
+        done(SubmitOutcome{std::move(*t), false, false, {}});
         return;
       }
       if (row.status().code() != StatusCode::kNotFound) {
@@ -707,17 +737,23 @@ void TaskManager::Submit(SubmitRequest request, SubmitDone done) {
       done(t.status());
       return;
     }
-    done(SubmitOutcome{std::move(*t), false, false});
+    done(SubmitOutcome{std::move(*t), false, false, {}});
     return;
   }
   if (outcome->created) m.submitted_at.emplace(outcome->task.id, SteadyClock::now());
   auto shared = std::make_shared<SubmitOutcome>(std::move(*outcome));
   m.Changed(now);
   const std::string id = shared->task.id;
-  m.AfterCommit(id, [shared, done = std::move(done), impl = impl_](bool written) {
+  m.AfterCommit(id, [shared, done = std::move(done), impl = impl_](bool written, Impl::Written* as_written) {
     if (!written) {
       done(Unavailable("this node's tasks were taken over by another node before the task was written; submit "
                        "it again"));
+      return;
+    }
+    if (as_written != nullptr) {  // the task as this batch wrote it
+      shared->task = std::move(as_written->task);
+      shared->document = std::move(as_written->document);
+      done(std::move(*shared));
       return;
     }
     // Report the task as written (it may have moved on since).
