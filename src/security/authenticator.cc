@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 
 #include "base/hex.h"
 
@@ -31,7 +33,53 @@ std::pair<std::string, std::string> SplitTokenHash(std::string_view token_hash) 
   return {BytesOfHex(rest.substr(0, 2 * kSaltBytes)), BytesOfHex(rest.substr(2 * kSaltBytes + 1))};
 }
 
+using DigestContext = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
+
 }  // namespace
+
+// The hash states after the padded key of RFC 2104 (HMAC), so that each
+// token presented costs two short SHA-256 runs instead of setting the key up
+// again through OpenSSL's one-shot HMAC (about 3% of a node's CPU per
+// authenticated request under load, bench/tasks).
+struct StaticTokenAuthenticator::PreparedMac {
+  DigestContext inner{EVP_MD_CTX_new(), &EVP_MD_CTX_free};
+  DigestContext outer{EVP_MD_CTX_new(), &EVP_MD_CTX_free};
+  bool ok = false;
+
+  explicit PreparedMac(std::string_view key) {
+    unsigned char block[64] = {};  // SHA-256's block
+    unsigned int n = 0;
+    if (key.size() > sizeof block) {
+      EVP_Digest(key.data(), key.size(), block, &n, EVP_sha256(), nullptr);
+    } else {
+      std::memcpy(block, key.data(), key.size());
+    }
+    unsigned char ipad[64], opad[64];
+    for (std::size_t i = 0; i < sizeof block; ++i) {
+      ipad[i] = static_cast<unsigned char>(block[i] ^ 0x36);
+      opad[i] = static_cast<unsigned char>(block[i] ^ 0x5c);
+    }
+    ok = inner && outer && EVP_DigestInit_ex(inner.get(), EVP_sha256(), nullptr) == 1 &&
+         EVP_DigestUpdate(inner.get(), ipad, sizeof ipad) == 1 &&
+         EVP_DigestInit_ex(outer.get(), EVP_sha256(), nullptr) == 1 &&
+         EVP_DigestUpdate(outer.get(), opad, sizeof opad) == 1;
+    OPENSSL_cleanse(block, sizeof block);
+    OPENSSL_cleanse(ipad, sizeof ipad);
+    OPENSSL_cleanse(opad, sizeof opad);
+  }
+
+  // HMAC-SHA256(key, message) into `out`; false when OpenSSL fails (then
+  // nothing matches).
+  bool Mac(std::string_view message, unsigned char (&out)[kDigestBytes]) const {
+    thread_local DigestContext ctx{EVP_MD_CTX_new(), &EVP_MD_CTX_free};
+    unsigned int n = 0;
+    return ok && ctx && EVP_MD_CTX_copy_ex(ctx.get(), inner.get()) == 1 &&
+           EVP_DigestUpdate(ctx.get(), message.data(), message.size()) == 1 &&
+           EVP_DigestFinal_ex(ctx.get(), out, &n) == 1 && EVP_MD_CTX_copy_ex(ctx.get(), outer.get()) == 1 &&
+           EVP_DigestUpdate(ctx.get(), out, kDigestBytes) == 1 && EVP_DigestFinal_ex(ctx.get(), out, &n) == 1 &&
+           n == kDigestBytes;
+  }
+};
 
 std::string Sha256Hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -72,7 +120,7 @@ StaticTokenAuthenticator::StaticTokenAuthenticator(const std::vector<config::Api
     admin.method = "bootstrap-token";
     admin.authenticated = true;
     auto [salt, digest] = SplitTokenHash(HashToken(bootstrap_admin_token));
-    salted_.push_back({std::move(salt), std::move(digest), std::move(admin)});
+    salted_.push_back({std::make_shared<const PreparedMac>(salt), std::move(digest), std::move(admin)});
   }
   for (const auto& token : tokens) {
     Identity identity;
@@ -82,7 +130,7 @@ StaticTokenAuthenticator::StaticTokenAuthenticator(const std::vector<config::Api
     identity.authenticated = true;
     if (config::TokenHashProblem(token.token_hash).empty()) {
       auto [salt, digest] = SplitTokenHash(token.token_hash);
-      salted_.push_back({std::move(salt), std::move(digest), std::move(identity)});
+      salted_.push_back({std::make_shared<const PreparedMac>(salt), std::move(digest), std::move(identity)});
     } else if (!token.token_sha256.empty()) {
       by_sha256_.emplace(token.token_sha256, std::move(identity));
     }
@@ -98,8 +146,11 @@ AuthResult StaticTokenAuthenticator::Authenticate(const Credentials& credentials
   // bootstrap token comes first).
   const Salted* match = nullptr;
   for (const Salted& entry : salted_) {
-    const std::string presented = Hmac(entry.salt, credentials.token);
-    if (CRYPTO_memcmp(presented.data(), entry.digest.data(), kDigestBytes) == 0 && match == nullptr) match = &entry;
+    unsigned char presented[kDigestBytes];
+    const bool computed = entry.mac->Mac(credentials.token, presented);
+    if (computed && CRYPTO_memcmp(presented, entry.digest.data(), kDigestBytes) == 0 && match == nullptr) {
+      match = &entry;
+    }
   }
   if (match == nullptr && !by_sha256_.empty()) {
     // Unsalted entries: hashing first means the lookup never compares secrets directly.

@@ -56,9 +56,11 @@ class StaticTokenAuthenticator final : public Authenticator {
   std::size_t size() const { return salted_.size() + by_sha256_.size(); }
 
  private:
+  // HMAC-SHA256 keyed with one salt, prepared once (authenticator.cc).
+  struct PreparedMac;
   struct Salted {
-    std::string salt;    // raw bytes
-    std::string digest;  // raw HMAC-SHA256(salt, token)
+    std::shared_ptr<const PreparedMac> mac;  // keyed with the entry's salt
+    std::string digest;                      // raw HMAC-SHA256(salt, token)
     Identity identity;
   };
   std::vector<Salted> salted_;                           // the bootstrap token first

@@ -67,6 +67,27 @@ TEST(StaticTokenTest, KnowsTokensByHashOnly) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+// The authenticator's prepared HMAC agrees with OpenSSL's one-shot HMAC
+// for tokens shorter and longer than a SHA-256 block, and one changed byte
+// is refused.
+TEST(StaticTokenTest, PreparedMacAgreesWithHmacForEveryLength) {
+  const std::string salt_hex = "000102030405060708090a0b0c0d0e0f";
+  std::string salt;
+  for (int i = 0; i < 16; ++i) salt.push_back(static_cast<char>(i));
+  for (std::size_t length : {1u, 16u, 55u, 63u, 64u, 65u, 119u, 200u}) {
+    std::string token;
+    for (std::size_t i = 0; i < length; ++i) token.push_back(static_cast<char>('a' + (i * 7) % 26));
+    const std::string hash = "hmac-sha256:" + salt_hex + ":" + HmacSha256Hex(salt, token);
+    ASSERT_EQ(config::TokenHashProblem(hash), "") << hash;
+    StaticTokenAuthenticator auth({{"svc", "", {"operator"}, hash}}, "");
+    EXPECT_EQ(auth.Authenticate({"Bearer", token}).outcome, AuthResult::Outcome::kAuthenticated) << length;
+    std::string other = token;
+    other.back() = other.back() == 'z' ? 'y' : 'z';
+    EXPECT_EQ(auth.Authenticate({"Bearer", other}).outcome, AuthResult::Outcome::kInvalid) << length;
+    EXPECT_EQ(auth.Authenticate({"Bearer", token + "a"}).outcome, AuthResult::Outcome::kInvalid) << length;
+  }
+}
+
 // Salted hashes: the same token hashes differently each time, each hash
 // matches only its token, and a configured token_hash authenticates.
 TEST(StaticTokenTest, SaltedHashesAuthenticateAndDiffer) {
