@@ -23,13 +23,13 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <random>
 #include <unordered_map>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
 #include "base/log.h"
-#include "base/random.h"
 #include "base/threads.h"
 #include "http/probe.h"
 #include "http/wire.h"
@@ -81,8 +81,28 @@ bool ValidRequestId(std::string_view id) {
   return true;
 }
 
-// A random UUID (version 4) as the request id.
-std::string NewRequestId() { return RandomUuid(); }
+// A UUID (version 4) as the request id. It only has to be unique, not
+// secret: each I/O thread draws from its own generator, seeded once from
+// the system, instead of a getrandom(2) per request.
+std::string NewRequestId() {
+  thread_local std::mt19937_64 generator = [] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device(), device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }();
+  std::uint64_t half[2] = {generator(), generator()};
+  half[0] = (half[0] & ~std::uint64_t{0xf000}) | 0x4000;                    // version 4
+  half[1] = (half[1] & ~(std::uint64_t{0xc} << 60)) | (std::uint64_t{0x8} << 60);  // RFC 4122 variant
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(36, '-');
+  std::size_t at = 0;
+  for (int nibble = 0; nibble < 32; ++nibble) {
+    if (at == 8 || at == 13 || at == 18 || at == 23) ++at;
+    const std::uint64_t word = half[nibble / 16];
+    id[at++] = kHex[(word >> (60 - 4 * (nibble % 16))) & 0xf];
+  }
+  return id;
+}
 
 // Maps parser errors to the status the client gets; 0: just close.
 int StatusForParseError(const beast::error_code& ec) {

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <future>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -140,9 +141,16 @@ TEST_F(ServerTest, ServesPublicRouteWithSecurityHeadersAndRequestId) {
   EXPECT_EQ(HeaderValue(raw, "X-Frame-Options"), "DENY");
   EXPECT_EQ(HeaderValue(raw, "Cache-Control"), "no-store");
   EXPECT_NE(HeaderValue(raw, "Content-Security-Policy"), "");
-  EXPECT_TRUE(std::regex_match(HeaderValue(raw, "X-Request-ID"),
-                               std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
+  const std::regex uuid_v4("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  EXPECT_TRUE(std::regex_match(HeaderValue(raw, "X-Request-ID"), uuid_v4));
   EXPECT_NE(raw.find(R"("principal":"anonymous")"), std::string::npos);
+  std::set<std::string> ids;
+  for (int i = 0; i < 50; ++i) {
+    const std::string id = HeaderValue(Raw("GET /public HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), "X-Request-ID");
+    EXPECT_TRUE(std::regex_match(id, uuid_v4)) << id;
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 50u) << "every request gets an id of its own";
 }
 
 TEST_F(ServerTest, EchoesWellFormedRequestIdAndReplacesBadOnes) {
