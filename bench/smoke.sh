@@ -43,6 +43,8 @@ case "${1:-}" in
     BZZZ_BIN=$bin SKIP_ANCHOR=1 TASKS=2000 DURATION=2 PACED_DURATION=1 RATE=500 bash "$root/bench/tasks/run.sh" >"$out"
     expect "e2e, 2000 tasks "
     expect "e2e, 2000 tasks, 3 nodes"
+    ROUNDS=1 SECONDS_PER_RUN=1 bash "$root/bench/tasks/compare.sh" "$bin" >>"$out"
+    expect "median tasks/s"
     ;;
   tasks_pg)
     BZZZ_BIN=$bin SKIP_ANCHOR=1 STORE=postgres TASKS=2000 DURATION=2 PACED_DURATION=1 RATE=500 \
