@@ -734,19 +734,22 @@ async function viewAgents(c) {
 	// Filled from the pool's size until the user edits it: a refresh must not
 	// refill a field the user just cleared to type into.
 	size.addEventListener('input', () => { size.dataset.edited = '1'; });
+	// The button too, with the bounds of the latest rendering: a refresh that
+	// replaced it between the press and the release would swallow the click.
+	let as = {};
+	const scale = wbtn('agents:write', 'scale', 'Scale', () => {
+		const n = Number(size.value);
+		if (Number.isInteger(n) && n >= as.minAgents && n <= as.maxAgents) return `Set this node's agent pool to ${n} agent(s)?`;
+		refuse(`Enter a whole number of agents from ${as.minAgents} to ${as.maxAgents}`, size);
+	}, () => post('/api/v1/agents/scale', { agents: Number(size.value) }), (x) => `Agent pool: ${num((x.summary || {}).size)} agent(s)`);
 	await part(c, (signal) => get('/api/v1/agents', signal).then((r) => {
 		for (const a of r.agents || []) delete a.last_heartbeat_ms;
 		return r;
 	}), (r) => {
 		const s = r.summary || {};
-		const as = r.autoscaling || {};
+		as = r.autoscaling || {};
 		Object.assign(size, { min: as.minAgents, max: as.maxAgents });
 		if (!size.dataset.edited) size.value = s.size;
-		const scale = wbtn('agents:write', 'scale', 'Scale', () => {
-			const n = Number(size.value);
-			if (Number.isInteger(n) && n >= as.minAgents && n <= as.maxAgents) return `Set this node's agent pool to ${n} agent(s)?`;
-			refuse(`Enter a whole number of agents from ${as.minAgents} to ${as.maxAgents}`, size);
-		}, () => post('/api/v1/agents/scale', { agents: Number(size.value) }), (x) => `Agent pool: ${num((x.summary || {}).size)} agent(s)`);
 		return el('div', null, scale && el('form', { class: 'filters card', 'aria-label': 'Manual scaling', onsubmit: (ev) => { ev.preventDefault(); scale.click(); } },
 			el('label', { for: 'scale-agents' }, 'Agents'), size, scale, el('span', { class: 'muted small' }, `from ${as.minAgents} to ${as.maxAgents}`)),
 		el('div', { class: 'grid' },
