@@ -856,5 +856,6 @@ void Server::Stop() { impl_->Stop(); }
 std::int64_t Server::InFlight() const { return impl_->in_flight_.load(); }
 std::int64_t Server::OpenConnections() const { return impl_->connections_.load(); }
 std::uint64_t Server::RequestsServed() const { return impl_->served_.load(); }
+int Server::IoThreads() const { return static_cast<int>(impl_->contexts_.size()); }
 
 }  // namespace bzzz::http

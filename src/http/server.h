@@ -101,6 +101,8 @@ class Server {
   // Stops the threads and closes every connection. Idempotent.
   void Stop();
 
+  // The I/O threads (ServerOptions::threads, or the default for 0).
+  int IoThreads() const;
   std::int64_t InFlight() const;
   std::int64_t OpenConnections() const;
   std::uint64_t RequestsServed() const;

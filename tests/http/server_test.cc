@@ -318,6 +318,23 @@ TEST_F(ServerTest, DrainLetsInFlightRequestsFinishAndRefusesNewConnections) {
   EXPECT_FALSE(cli::Call(o, "GET", "/public").ok()) << "listener should be closed";
 }
 
+// Half the cores, but at least two I/O threads: with one, every connection
+// waits whenever that thread waits for a core (BENCHMARKS.md, HTTP).
+TEST(ServerStartTest, DefaultIoThreadsAreHalfTheCoresButAtLeastTwo) {
+  auto router = std::make_shared<Router>();
+  ServerOptions options;
+  options.port = 0;
+  options.access_log = false;
+  Server by_default(options, router, nullptr, nullptr);
+  ASSERT_TRUE(by_default.Start().ok());
+  const int half = static_cast<int>(std::thread::hardware_concurrency() / 2);
+  EXPECT_EQ(by_default.IoThreads(), std::max(2, half));
+  options.threads = 3;
+  Server three(options, router, nullptr, nullptr);
+  ASSERT_TRUE(three.Start().ok());
+  EXPECT_EQ(three.IoThreads(), 3);
+}
+
 TEST(ServerStartTest, PortInUseIsUnavailable) {
   auto router = std::make_shared<Router>();
   ServerOptions options;
