@@ -318,13 +318,19 @@ TEST_F(ServerTest, DrainLetsInFlightRequestsFinishAndRefusesNewConnections) {
   EXPECT_FALSE(cli::Call(o, "GET", "/public").ok()) << "listener should be closed";
 }
 
+// A server on a free loopback port without an access log.
+ServerOptions QuietOptions() {
+  ServerOptions options;
+  options.port = 0;
+  options.access_log = false;
+  return options;
+}
+
 // Half the cores, but at least two I/O threads: with one, every connection
 // waits whenever that thread waits for a core (BENCHMARKS.md, HTTP).
 TEST(ServerStartTest, DefaultIoThreadsAreHalfTheCoresButAtLeastTwo) {
   auto router = std::make_shared<Router>();
-  ServerOptions options;
-  options.port = 0;
-  options.access_log = false;
+  ServerOptions options = QuietOptions();
   Server by_default(options, router, nullptr, nullptr);
   ASSERT_TRUE(by_default.Start().ok());
   const int half = static_cast<int>(std::thread::hardware_concurrency() / 2);
@@ -337,9 +343,7 @@ TEST(ServerStartTest, DefaultIoThreadsAreHalfTheCoresButAtLeastTwo) {
 
 TEST(ServerStartTest, PortInUseIsUnavailable) {
   auto router = std::make_shared<Router>();
-  ServerOptions options;
-  options.port = 0;
-  options.access_log = false;
+  ServerOptions options = QuietOptions();
   Server first(options, router, nullptr, nullptr);
   ASSERT_TRUE(first.Start().ok());
   options.port = first.Port();
