@@ -277,11 +277,17 @@ TEST(KeysEndToEnd, RolesRotationRewrapRevocationAndNoPlaintextAnywhere) {
   // middle, restart, resume. (Killing the admin would move the admin role,
   // and a new admin publishes a new key generation: the pass would start
   // over towards it, rightly, and prove nothing about resuming.)
+  // The victim's pass must aim at the generation the admin has: a victim
+  // whose ring lagged would start a new pass after its restart, rightly (a
+  // clean-clone run saw 10, then 11), and the resume would prove nothing.
   const int victim = 1 - a;
   json progress;
   ASSERT_TRUE(Eventually([&] {
     progress = Rewrap(c, victim);
-    return progress.is_object() && progress["done"] == false && progress["scanned"].get<int>() >= 2;
+    const json at_admin = Rewrap(c, a);
+    return progress.is_object() && at_admin.is_object() &&
+           progress["target_generation"] == at_admin["target_generation"] && progress["done"] == false &&
+           progress["scanned"].get<int>() >= 2;
   }, 20s)) << progress.dump();
   const auto started = progress["started_ms"].get<std::int64_t>();
   const int target = progress["target_generation"].get<int>();
