@@ -223,6 +223,7 @@ class KeyServices::Impl {
     const std::string admin_id = Admin(&term);
     json out = {{"revision", ring.revision},
                 {"term", ring.term},
+                {"generation", keyring->Generation()},
                 {"updated_at", ring.updated_ms ? FormatIso8601(SystemTime(std::chrono::milliseconds(ring.updated_ms))) : ""},
                 {"updated_by", ring.updated_by},
                 {"roles", roles},

@@ -98,10 +98,19 @@ class RewrapJob::Impl {
     }
   }
 
-  // One pass from the cursor to the end (or until stopped). Returns when done.
+  // Passes until one reaches the end towards the newest generation (or the
+  // job stops): a rotation in the middle of a pass supersedes it at once.
   Status Pass() {
     std::lock_guard run(run_mu);
-    const std::uint64_t want = target();
+    while (true) {
+      bool superseded = false;
+      if (auto s = PassTowards(target(), &superseded); !s.ok() || !superseded) return s;
+    }
+  }
+
+  // One pass from the cursor to the end (or until stopped, or until the key
+  // generation moves past `want`: then *superseded is set).
+  Status PassTowards(std::uint64_t want, bool* superseded) {
     {
       std::lock_guard lock(mu);
       if (done && want == revision) return Status::Ok();
@@ -160,12 +169,18 @@ class RewrapJob::Impl {
         cv.wait_until(wait, begin + std::chrono::duration_cast<std::chrono::steady_clock::duration>(pause),
                       [this] { return stopping; });
         wait.release();
+        if (stopping) break;
+        // A rotation during the pass: start over towards the newest keys
+        // (what was scanned got the keys of then). Looked at after every
+        // version, not every batch: at a slow rate a batch lasts minutes.
+        if (target() != want) {
+          SaveLocked();
+          *superseded = true;
+          return Status::Ok();
+        }
       }
       std::lock_guard lock(mu);
       SaveLocked();
-      // A rotation during the pass: start over towards the newest keys
-      // (what was scanned got the keys of then).
-      if (target() != revision) return Status::Ok();
     }
     std::lock_guard lock(mu);
     done = true;

@@ -12,6 +12,8 @@
 //   every batch, so a node killed in the middle goes on where it stopped
 //   (a version done twice is found current and skipped).
 // - Throttled to `per_second` versions.
+// - Superseded at once: the generation is looked at after every version, and
+//   a pass aimed at an older one starts over towards the newest.
 // - Progress: ProgressJson() (GET /api/v1/keys "rewrap"), metrics
 //   bzzz_ucxl_rewrap_pending, bzzz_ucxl_rewrap_versions_total{result}.
 #pragma once

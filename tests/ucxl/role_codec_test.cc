@@ -163,5 +163,44 @@ TEST(RoleCodec, RewrapAfterRotationResumesFromItsCursorThenOldVersionsRetire) {
   for (const auto& a : at) EXPECT_TRUE(f.store->Get(a, As({"developer"})).ok()) << Format(a);
 }
 
+// A rotation in the middle of a pass supersedes it after the version at
+// hand (a batch holds 32 versions: at a slow rate, waiting for the end of one
+// would leave the pass aiming at old keys for minutes).
+TEST(RoleCodec, RewrapRotationInTheMiddleOfAPassStartsOverAtOnce) {
+  Fixture f;
+  std::vector<Address> at;
+  for (const char* name : {"a", "b", "c", "d"}) {
+    at.push_back(A(std::string("ucxl://alice:developer@bzzz:t1/*^/") + name));
+    ASSERT_TRUE(f.store->Put(at.back(), {"alice", "developer"}, "text/plain", std::string("v1 ") + name).ok());
+  }
+  ASSERT_TRUE(f.keyring->Rotate("developer", 1, f.Signer()).ok());
+  const std::uint64_t first = f.keyring->Generation();
+  // The job looks at the generation once when the pass starts, then after
+  // each version: the rotation lands right after the first version.
+  int looks = 0;
+  RewrapJob job(
+      *f.store,
+      [&] {
+        if (++looks == 2) {
+          EXPECT_TRUE(f.keyring->Rotate("developer", 1, f.Signer()).ok());
+        }
+        return f.keyring->Generation();
+      },
+      RewrapOptions{f.dir.File("rewrap.json"), 1000}, nullptr);
+  ASSERT_TRUE(job.RunOnce().ok());
+  const auto progress = nlohmann::json::parse(job.ProgressJson());
+  EXPECT_EQ(progress["target_generation"], first + 1);
+  EXPECT_EQ(progress["done"], true);
+  EXPECT_EQ(progress["scanned"], 4);  // the new pass scanned everything, "a" again
+  EXPECT_EQ(progress["rewrapped"], 4);
+  EXPECT_EQ(progress["failed"], 0);
+  EXPECT_EQ(looks, 2 + 1 + 4);  // first pass: start, after "a"; second: start, after each
+  for (const auto& a : at) {
+    auto stored = f.repo->ContextContent(ContentKey(a), 1);
+    ASSERT_TRUE(stored.ok());
+    EXPECT_EQ(keys::ParseEnvelope(*stored)->wraps[0].version, 3u) << Format(a);
+  }
+}
+
 }  // namespace
 }  // namespace bzzz::ucxl
