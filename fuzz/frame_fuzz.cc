@@ -5,7 +5,9 @@
 // Byte 0 picks the mode: even, decode the rest as received from the network
 // (almost always refused at the signature); odd, treat the rest as a frame
 // body, stamp it with a fixed key and sign it, so the parser behind the
-// signature check sees arbitrary but authentic content. Nothing may crash;
+// signature check sees arbitrary but authentic content. Every input is also
+// decoded as from an authenticated link (no signature check: what a member
+// sends over its link reaches the parser as it is). Nothing may crash;
 // whatever decodes must re-encode to the same bytes.
 #include <cstddef>
 #include <cstdint>
@@ -41,6 +43,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool routed = PeekFrameRoute(frame.data(), frame.size(), &route);
   if (d.ok() && (!routed || route.topic != d.frame.topic || route.sender != d.frame.sender ||
                  route.seq != d.frame.seq || route.messages != d.frame.messages.size())) {
+    __builtin_trap();
+  }
+  const Decoded linked = DecodeFrame(frame.data(), frame.size(), Origin::kAuthenticatedLink);
+  if (d.ok() && !linked.ok()) __builtin_trap();
+  if (linked.ok() && (!routed || route.topic != linked.frame.topic || route.sender != linked.frame.sender ||
+                      route.seq != linked.frame.seq || route.messages != linked.frame.messages.size())) {
     __builtin_trap();
   }
   if (!d.ok()) return 0;

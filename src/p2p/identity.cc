@@ -104,6 +104,18 @@ bool NodeIdentity::Verify(const PublicKey& key, const std::uint8_t* data, std::s
   return crypto_sign_verify_detached(sig.data(), data, size, key.data()) == 0;
 }
 
+Result<std::array<std::uint8_t, 32>> NodeIdentity::SharedSecret(const PublicKey& peer) const {
+  InitSodium();
+  std::array<std::uint8_t, 32> peer_x{}, shared{};
+  if (crypto_sign_ed25519_pk_to_curve25519(peer_x.data(), peer.data()) != 0) {
+    return InvalidArgument("peer key is not a valid Ed25519 public key");
+  }
+  if (crypto_scalarmult(shared.data(), box_secret_.data(), peer_x.data()) != 0) {
+    return InvalidArgument("peer key is of low order");
+  }
+  return shared;
+}
+
 Result<Bytes> NodeIdentity::SealTo(const PublicKey& recipient, const std::uint8_t* data, std::size_t size) {
   InitSodium();
   std::array<std::uint8_t, 32> box_pk;

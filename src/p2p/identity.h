@@ -40,6 +40,12 @@ class NodeIdentity {
   Signature Sign(const std::uint8_t* data, std::size_t size) const;
   static bool Verify(const PublicKey& key, const std::uint8_t* data, std::size_t size, const Signature& sig);
 
+  // The X25519 secret this identity shares with `peer` (both keys converted
+  // from Ed25519): the same on both sides, known to nobody else. For link
+  // keys, always mixed with fresh nonces. InvalidArgument for a key that is
+  // not a valid point or is of low order.
+  Result<std::array<std::uint8_t, 32>> SharedSecret(const PublicKey& peer) const;
+
   // Anonymous encryption to a node's public key (X25519 sealed box).
   static Result<Bytes> SealTo(const PublicKey& recipient, const std::uint8_t* data, std::size_t size);
   // Opens a sealed box addressed to this identity.

@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include "base/hex.h"
@@ -95,9 +96,12 @@ struct Out {
   std::array<std::uint8_t, 6> head{};
   std::uint8_t head_len = 0;
   std::shared_ptr<const Bytes> body;
+  LinkTag tag{};
+  std::uint8_t tag_len = 0;      // 0 for the handshake's two messages
   std::shared_ptr<Entry> entry;  // DATA but repairs: what was lost if the link closes first
-  std::size_t off = 0;           // bytes of head + body already written
-  std::size_t size() const { return head_len + (body ? body->size() : 0); }
+  std::size_t off = 0;           // bytes of head + body + tag already written
+  std::size_t body_size() const { return body ? body->size() : 0; }
+  std::size_t size() const { return head_len + body_size() + tag_len; }
 };
 
 struct Conn {
@@ -110,7 +114,11 @@ struct Conn {
 
   // I/O thread only.
   bool connecting = false;
-  bool hello_sent = false;
+  bool hello_sent = false;  // also: peer_nonce holds the peer's challenge
+  std::array<std::uint8_t, kNonceBytes> peer_nonce{};
+  PublicKey peer_key{};
+  LinkKey recv_key{};
+  std::uint64_t received = 0;  // authenticated messages received
   std::vector<std::uint8_t> in;
   std::size_t in_begin = 0, in_end = 0;
   Clock::time_point last_rx;
@@ -123,6 +131,9 @@ struct Conn {
 
   // Guarded by out_mu.
   std::mutex out_mu;
+  LinkKey send_key{};
+  bool keyed = false;      // send_key is set: the handshake is over on this side
+  std::uint64_t sent = 0;  // authenticated messages sent
   std::condition_variable room_cv;
   std::deque<Out> out;
   std::size_t out_bytes = 0;
@@ -134,6 +145,40 @@ struct Conn {
 };
 
 }  // namespace
+
+LinkKeys LinkKeysOf(const LinkKey& shared, const std::uint8_t* dialer_challenge,
+                    const std::uint8_t* acceptor_challenge) {
+  LinkKeys k;
+  auto derive = [&](std::string_view label, LinkKey& out) {
+    crypto_generichash_state s;
+    crypto_generichash_init(&s, shared.data(), shared.size(), out.size());
+    crypto_generichash_update(&s, reinterpret_cast<const std::uint8_t*>(label.data()), label.size());
+    crypto_generichash_update(&s, dialer_challenge, kNonceBytes);
+    crypto_generichash_update(&s, acceptor_challenge, kNonceBytes);
+    crypto_generichash_final(&s, out.data(), out.size());
+  };
+  derive("bzzz link v1 dialer->acceptor", k.dialer_to_acceptor);
+  derive("bzzz link v1 acceptor->dialer", k.acceptor_to_dialer);
+  return k;
+}
+
+LinkTag LinkTagOf(const LinkKey& key, std::uint64_t number, const std::uint8_t* a, std::size_t a_size,
+                  const std::uint8_t* b, std::size_t b_size) {
+  // A one-time Poly1305 key per message: the first 32 bytes of ChaCha20
+  // under the direction's key, with the message's number as the nonce.
+  std::array<std::uint8_t, crypto_stream_chacha20_ietf_NONCEBYTES> nonce{};
+  for (int i = 0; i < 8; ++i) nonce[4 + i] = static_cast<std::uint8_t>(number >> (8 * i));
+  std::array<std::uint8_t, crypto_onetimeauth_poly1305_KEYBYTES> one_time{};
+  crypto_stream_chacha20_ietf(one_time.data(), one_time.size(), nonce.data(), key.data());
+  crypto_onetimeauth_poly1305_state s;
+  crypto_onetimeauth_poly1305_init(&s, one_time.data());
+  crypto_onetimeauth_poly1305_update(&s, a, a_size);
+  if (b_size > 0) crypto_onetimeauth_poly1305_update(&s, b, b_size);
+  LinkTag tag{};
+  crypto_onetimeauth_poly1305_final(&s, tag.data());
+  sodium_memzero(one_time.data(), one_time.size());
+  return tag;
+}
 
 class Mesh::Impl {
  public:
@@ -402,7 +447,10 @@ class Mesh::Impl {
   bool Send(Conn& c, std::uint8_t type, std::uint8_t flags, bool has_flags, std::shared_ptr<const Bytes> body,
             std::shared_ptr<Entry> entry, const Clock::time_point* deadline) {
     Out o;
-    const std::uint32_t len = static_cast<std::uint32_t>(1 + (has_flags ? 1 : 0) + (body ? body->size() : 0));
+    const bool handshake = type == kChallenge || type == kHello;
+    o.tag_len = handshake ? 0 : kLinkTagBytes;
+    const std::uint32_t len =
+        static_cast<std::uint32_t>(1 + (has_flags ? 1 : 0) + (body ? body->size() : 0) + o.tag_len);
     for (int i = 0; i < 4; ++i) o.head[i] = static_cast<std::uint8_t>(len >> (8 * i));
     o.head[4] = type;
     o.head[5] = flags;
@@ -420,6 +468,13 @@ class Mesh::Impl {
       }
     }
     if (c.closed) return false;
+    if (!handshake) {
+      // Nothing but the handshake goes without a tag; tags are numbered in
+      // the order messages enter the stream (this lock).
+      if (!c.keyed) return false;
+      o.tag = LinkTagOf(c.send_key, c.sent++, o.head.data() + 4, o.head_len - 4u, o.body ? o.body->data() : nullptr,
+                        o.body_size());
+    }
     c.out.push_back(std::move(o));
     c.out_bytes += size;
     if (!c.connecting) Flush(c);
@@ -435,16 +490,18 @@ class Mesh::Impl {
     while (!c.out.empty() && !c.closed) {
       iovec iov[64];
       int n = 0;
-      for (auto it = c.out.begin(); it != c.out.end() && n < 63; ++it) {
+      for (auto it = c.out.begin(); it != c.out.end() && n <= 61; ++it) {
         std::size_t off = it->off;
         if (off < it->head_len) {
           iov[n++] = {it->head.data() + off, it->head_len - off};
           off = it->head_len;
         }
-        if (it->body && off - it->head_len < it->body->size()) {
-          iov[n++] = {const_cast<std::uint8_t*>(it->body->data()) + (off - it->head_len),
-                      it->body->size() - (off - it->head_len)};
+        const std::size_t body_end = it->head_len + it->body_size();
+        if (off < body_end) {
+          iov[n++] = {const_cast<std::uint8_t*>(it->body->data()) + (off - it->head_len), body_end - off};
+          off = body_end;
         }
+        if (off < it->size()) iov[n++] = {it->tag.data() + (off - body_end), it->size() - off};
       }
       msghdr msg{};
       msg.msg_iov = iov;
@@ -671,7 +728,22 @@ class Mesh::Impl {
         }
         if (c->in_end - c->in_begin < 4 + len) break;
         c->in_begin += 4 + len;
-        if (!Handle(c, p[4], p + 5, len - 1)) return;  // closed
+        std::size_t body = len - 1;
+        if (c->authed) {
+          // After the handshake: the tag, over the type, flags and body.
+          if (len < 1 + kLinkTagBytes) {
+            Close(c, "link message without its tag");
+            return;
+          }
+          body -= kLinkTagBytes;
+          const LinkTag want = LinkTagOf(c->recv_key, c->received++, p + 4, 1 + body);
+          if (sodium_memcmp(want.data(), p + 4 + 1 + body, kLinkTagBytes) != 0) {
+            kLog.warn("p2p: closing the link to {}: a message's tag does not verify", c->peer);
+            Close(c, "a link message whose tag does not verify");
+            return;
+          }
+        }
+        if (!Handle(c, p[4], p + 5, body)) return;  // closed
       }
       if (static_cast<std::size_t>(r) < 16 * 1024) return;
     }
@@ -715,6 +787,7 @@ class Mesh::Impl {
 
   bool Handshake(const std::shared_ptr<Conn>& c, std::uint8_t type, const std::uint8_t* p, std::size_t n) {
     if (type == kChallenge && n == kNonceBytes && !c->hello_sent) {
+      std::memcpy(c->peer_nonce.data(), p, kNonceBytes);
       auto hello = hooks_.sign_hello(HexOf(p, n));
       if (!hello.ok()) {
         Close(c, "cannot sign a hello (not admitted)");
@@ -724,14 +797,31 @@ class Mesh::Impl {
       Send(*c, kHello, 0, false, std::make_shared<const Bytes>(std::move(hello).value()), nullptr, nullptr);
       return true;
     }
-    if (type != kHello) {
+    // A hello before the peer's challenge: no keys can be agreed on.
+    if (type != kHello || !c->hello_sent) {
       Close(c, "protocol error before the handshake");
       return false;
     }
-    const std::string id = hooks_.check_hello(p, n, HexOf(c->nonce.data(), c->nonce.size()));
-    if (id.empty() || id == own_ || (c->outbound && id != c->expect)) {
+    const auto peer = hooks_.check_hello(p, n, HexOf(c->nonce.data(), c->nonce.size()));
+    if (!peer || peer->node_id == own_ || (c->outbound && peer->node_id != c->expect)) {
       Close(c, "handshake refused");
       return false;
+    }
+    const std::string& id = peer->node_id;
+    auto shared = hooks_.shared_secret(peer->key);
+    if (!shared.ok()) {
+      Close(c, "no link key: " + shared.status().message());
+      return false;
+    }
+    {
+      const LinkKeys keys = c->outbound ? LinkKeysOf(*shared, c->nonce.data(), c->peer_nonce.data())
+                                        : LinkKeysOf(*shared, c->peer_nonce.data(), c->nonce.data());
+      sodium_memzero(shared->data(), shared->size());
+      c->peer_key = peer->key;
+      c->recv_key = c->outbound ? keys.acceptor_to_dialer : keys.dialer_to_acceptor;
+      std::lock_guard lock(c->out_mu);
+      c->send_key = c->outbound ? keys.dialer_to_acceptor : keys.acceptor_to_dialer;
+      c->keyed = true;
     }
     // Two links to one peer: both ends keep the one the lower id dialed.
     std::shared_ptr<Conn> other;
@@ -767,7 +857,7 @@ class Mesh::Impl {
     c->frames_received++;
     FrameRoute route;
     if (!PeekFrameRoute(p, n, &route) || route.kind != FrameKind::kPubsub) {
-      (void)hooks_.on_frame(p, n);  // refuses and counts it
+      (void)hooks_.on_frame(p, n, Origin::kSignature);  // refuses and counts it
       return;
     }
     if (hooks_.seen(route.sender, route.seq)) {
@@ -778,7 +868,12 @@ class Mesh::Impl {
       if (hooks_.on_drop) hooks_.on_drop(route.topic, "duplicate", route.messages);
       return;
     }
-    if (!hooks_.on_frame(p, n)) return;
+    // From its signer, over this authenticated link, and not to be passed
+    // on: the link's tag stands for the signature. A frame this node will
+    // forward is verified first, so that it never passes on a frame whose
+    // signature the next hop would refuse.
+    const bool from_signer = route.sender == c->peer_key && (flags & kForwardFlag) == 0;
+    if (!hooks_.on_frame(p, n, from_signer ? Origin::kAuthenticatedLink : Origin::kSignature)) return;
     auto e = std::make_shared<Entry>();
     e->id = IdOf(route.sender, route.seq);
     e->topic = route.topic;

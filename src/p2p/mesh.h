@@ -10,6 +10,17 @@
 //   credential. A connection is a member's link only once that frame
 //   verifies (signature, credential of this cluster, the expected node id
 //   when dialing); a stranger's connection never gets past it and is closed.
+// - Link authentication: each direction has its own key, BLAKE2b of the
+//   two ends' X25519 shared secret (their node keys, converted) and both
+//   challenges (LinkKeysOf). After the handshake every link message ends in
+//   a 16-byte Poly1305 tag over its type, flags and body, keyed per message
+//   by ChaCha20 under the direction's key and the message's number on the
+//   link (LinkTagOf): a message that was changed, injected, replayed or
+//   reordered closes the link. A DATA frame whose sender is the link's peer
+//   and that is not flagged "forward" is then known to come from its
+//   signer: its Ed25519 signature is not checked again (Origin::
+//   kAuthenticatedLink), which is most of a receiver's cost per frame.
+//   Forwarded and repaired frames of others are verified as always.
 //   After the handshake the link carries, length-prefixed:
 //     SUBS   the topics its sender subscribes to (full replacement)
 //     DATA   a signed pubsub frame, forwarded byte for byte (flags: forward)
@@ -55,6 +66,7 @@
 #include "base/status.h"
 #include "p2p/identity.h"
 #include "p2p/p2p.h"
+#include "p2p/wire.h"
 
 namespace bzzz::p2p::internal {
 
@@ -66,18 +78,43 @@ struct MeshConfig {
   std::chrono::milliseconds heartbeat{1000};  // IHAVE, dialing, idle checks
 };
 
+inline constexpr std::size_t kLinkTagBytes = 16;
+using LinkKey = std::array<std::uint8_t, 32>;
+using LinkTag = std::array<std::uint8_t, kLinkTagBytes>;
+struct LinkKeys {
+  LinkKey dialer_to_acceptor{}, acceptor_to_dialer{};
+};
+// The two directions' keys of a link from the ends' shared secret and the
+// 32-byte challenges each end sent.
+LinkKeys LinkKeysOf(const LinkKey& shared, const std::uint8_t* dialer_challenge,
+                    const std::uint8_t* acceptor_challenge);
+// The tag of the `number`th message sent under `key` (counted from 0 after
+// the handshake); the message's type, flags and body, in up to two pieces.
+LinkTag LinkTagOf(const LinkKey& key, std::uint64_t number, const std::uint8_t* a, std::size_t a_size,
+                  const std::uint8_t* b = nullptr, std::size_t b_size = 0);
+
+// The member at the other end of a hello that verified.
+struct LinkPeer {
+  std::string node_id;
+  PublicKey key{};
+};
+
 // What the mesh needs from its node.
 struct MeshHooks {
   // A signed kLink frame whose one message carries `challenge` (hex).
   std::function<Result<Bytes>(const std::string& challenge)> sign_hello;
-  // The node id of a hello frame's sender when it is a kLink frame over
-  // `challenge` signed by a member in good standing; "" otherwise (the hook
-  // counts the refusal).
-  std::function<std::string(const std::uint8_t* data, std::size_t size, const std::string& challenge)> check_hello;
-  // Verifies, admits and delivers a pubsub frame that came over a link.
-  // True when the frame was valid and new (the mesh then caches and
-  // forwards it). May wait a bounded time for room in subscriber queues.
-  std::function<bool(const std::uint8_t* data, std::size_t size)> on_frame;
+  // The sender of a hello frame when it is a kLink frame over `challenge`
+  // signed by a member in good standing; nullopt otherwise (the hook counts
+  // the refusal).
+  std::function<std::optional<LinkPeer>(const std::uint8_t* data, std::size_t size, const std::string& challenge)>
+      check_hello;
+  // The secret this node shares with `peer` (NodeIdentity::SharedSecret).
+  std::function<Result<LinkKey>(const PublicKey& peer)> shared_secret;
+  // Verifies (as `origin` says), admits and delivers a pubsub frame that
+  // came over a link. True when the frame was valid and new (the mesh then
+  // caches and forwards it). May wait a bounded time for room in subscriber
+  // queues.
+  std::function<bool(const std::uint8_t* data, std::size_t size, Origin origin)> on_frame;
   // Whether a verified frame (sender, seq) was delivered already.
   std::function<bool(const PublicKey& sender, std::uint64_t seq)> seen;
   // A frame that arrived as an answer to this node's iwant was new: its

@@ -272,18 +272,20 @@ class P2pNode::Impl {
       if (credential.empty()) return FailedPrecondition("not admitted");
       return OneMessageFrame(FrameKind::kLink, "link", "hello", challenge, credential);
     };
-    h.check_hello = [this](const std::uint8_t* data, std::size_t size, const std::string& challenge) -> std::string {
+    h.check_hello = [this](const std::uint8_t* data, std::size_t size,
+                           const std::string& challenge) -> std::optional<internal::LinkPeer> {
       const Decoded d = DecodeFrame(data, size);
       if (!d.ok() || d.frame.kind != FrameKind::kLink || d.frame.topic != "link" || d.frame.messages.size() != 1 ||
           d.frame.messages[0].type != "hello" || d.frame.messages[0].data != challenge) {
         Reject(TopicClass::kInternal, d.error == DecodeError::kBadSignature ? "bad_signature" : "malformed", "link");
-        return "";
+        return std::nullopt;
       }
-      if (!Admit(d.frame, TopicClass::kInternal, "link")) return "";
-      return NodeIdOf(d.frame.sender);
+      if (!Admit(d.frame, TopicClass::kInternal, "link")) return std::nullopt;
+      return internal::LinkPeer{NodeIdOf(d.frame.sender), d.frame.sender};
     };
-    h.on_frame = [this](const std::uint8_t* data, std::size_t size) {
-      return OnFrame("", data, size, Clock::now() + std::chrono::milliseconds(500));
+    h.shared_secret = [this](const PublicKey& peer) { return identity.SharedSecret(peer); };
+    h.on_frame = [this](const std::uint8_t* data, std::size_t size, Origin origin) {
+      return OnFrame("", data, size, Clock::now() + std::chrono::milliseconds(500), origin);
     };
     h.seen = [this](const PublicKey& sender, std::uint64_t s) { return dedup.Seen(sender, s); };
     h.on_repaired = [this](std::string_view topic, std::uint64_t n) {
@@ -921,12 +923,13 @@ class P2pNode::Impl {
   }
 
   // A pubsub frame from the DHT (`expected_topic`: the key it was read
-  // under) or a link (""). True when it was valid and new. Delivery waits
-  // for room in full subscriber queues until `deadline`.
+  // under) or a link (""; `origin` says whether the link vouches for its
+  // signer). True when it was valid and new. Delivery waits for room in
+  // full subscriber queues until `deadline`.
   bool OnFrame(std::string_view expected_topic, const std::uint8_t* data, std::size_t size,
-               Clock::time_point deadline) {
+               Clock::time_point deadline, Origin origin = Origin::kSignature) {
     const TopicClass c = ClassOf(expected_topic);
-    Decoded d = DecodeFrame(data, size);
+    Decoded d = DecodeFrame(data, size, origin);
     if (!d.ok()) {
       Reject(c, d.error == DecodeError::kBadSignature ? "bad_signature" : "malformed", "receive");
       return false;

@@ -173,7 +173,7 @@ bool PeekFrameRoute(const std::uint8_t* data, std::size_t size, FrameRoute* rout
   return true;
 }
 
-Decoded DecodeFrame(const std::uint8_t* data, std::size_t size) {
+Decoded DecodeFrame(const std::uint8_t* data, std::size_t size, Origin origin) {
   Decoded d;
   auto malformed = [&d](std::string why) {
     d.error = DecodeError::kMalformed;
@@ -184,13 +184,15 @@ Decoded DecodeFrame(const std::uint8_t* data, std::size_t size) {
   FrameKind kind;
   if (!PeekFrameHeader(data, size, &kind, &d.frame.sender, &d.frame.seq)) return malformed("bad frame header");
   d.frame.kind = kind;
-  Signature sig;
-  std::memcpy(sig.data(), data + size - kSignatureBytes, kSignatureBytes);
-  const auto digest = Digest(data, size - kSignatureBytes);
-  if (!NodeIdentity::Verify(d.frame.sender, digest.data(), digest.size(), sig)) {
-    d.error = DecodeError::kBadSignature;
-    d.reason = "signature does not verify";
-    return d;
+  if (origin == Origin::kSignature) {
+    Signature sig;
+    std::memcpy(sig.data(), data + size - kSignatureBytes, kSignatureBytes);
+    const auto digest = Digest(data, size - kSignatureBytes);
+    if (!NodeIdentity::Verify(d.frame.sender, digest.data(), digest.size(), sig)) {
+      d.error = DecodeError::kBadSignature;
+      d.reason = "signature does not verify";
+      return d;
+    }
   }
   Reader r(data + 44, size - 44 - kSignatureBytes);
   std::uint64_t sent_at, count;

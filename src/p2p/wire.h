@@ -89,8 +89,17 @@ struct Decoded {
   bool ok() const { return error == DecodeError::kNone; }
 };
 
+// How a frame's origin is established.
+enum class Origin {
+  kSignature,  // the Ed25519 signature must verify (DHT, forwarded, repaired)
+  // The bytes came over an authenticated member link from the key in the
+  // frame's sender field (Mesh: the link's MAC verified and the link peer
+  // is that sender): the signature is not checked again.
+  kAuthenticatedLink,
+};
+
 // Parses and verifies. Never throws; any input is safe.
-Decoded DecodeFrame(const std::uint8_t* data, std::size_t size);
+Decoded DecodeFrame(const std::uint8_t* data, std::size_t size, Origin origin = Origin::kSignature);
 // Only the header fields (kind, sender, seq), without verifying: for the
 // DHT edit policy, which compares a stored frame with its replacement.
 bool PeekFrameHeader(const std::uint8_t* data, std::size_t size, FrameKind* kind, PublicKey* sender,

@@ -15,6 +15,7 @@
 #include "base/hex.h"
 #include "cluster/membership.h"
 #include "p2p/cluster.h"
+#include "p2p/mesh.h"
 #include "p2p/topics.h"
 #include "p2p/wire.h"
 #include "support/support.h"
@@ -157,7 +158,9 @@ TEST(MeshTest, WithTheDhtCopyEachMessageArrivesOnce) {
   EXPECT_EQ(got.load(), 20);
 }
 
-// A raw TCP client on a member's link port.
+// A raw TCP client on a member's link port. Once keyed (Key, after its
+// hello), it tags what it sends and checks the tags of what it receives,
+// as a member's link does.
 class RawLink {
  public:
   explicit RawLink(std::uint16_t port) {
@@ -171,21 +174,48 @@ class RawLink {
   ~RawLink() { ::close(fd_); }
   bool connected() const { return connected_; }
 
-  void Send(std::uint8_t type, const Bytes& body) {
+  // The link keys, as the dialing end: this end's identity and challenge,
+  // the node's key and challenge.
+  void Key(const NodeIdentity& me, const PublicKey& node, const Bytes& my_challenge, const Bytes& node_challenge) {
+    const auto keys = internal::LinkKeysOf(me.SharedSecret(node).value(), my_challenge.data(), node_challenge.data());
+    send_key_ = keys.dialer_to_acceptor;
+    recv_key_ = keys.acceptor_to_dialer;
+    keyed_ = true;
+  }
+  // A link message's bytes (tagged when keyed: the next number is used up).
+  Bytes Message(std::uint8_t type, const Bytes& body) {
     Bytes m;
-    const std::uint32_t len = static_cast<std::uint32_t>(body.size() + 1);
+    const std::uint32_t len = static_cast<std::uint32_t>(body.size() + 1 + (keyed_ ? internal::kLinkTagBytes : 0));
     for (int i = 0; i < 4; ++i) m.push_back(static_cast<std::uint8_t>(len >> (8 * i)));
     m.push_back(type);
     m.insert(m.end(), body.begin(), body.end());
-    (void)!::send(fd_, m.data(), m.size(), MSG_NOSIGNAL);
+    if (keyed_) {
+      const auto tag = internal::LinkTagOf(send_key_, sent_++, m.data() + 4, m.size() - 4);
+      m.insert(m.end(), tag.begin(), tag.end());
+    }
+    return m;
   }
-  // One link message (type, body); nullopt when the peer closed or 3 s passed.
+  void SendBytes(const Bytes& m) { (void)!::send(fd_, m.data(), m.size(), MSG_NOSIGNAL); }
+  void Send(std::uint8_t type, const Bytes& body) { SendBytes(Message(type, body)); }
+  // One link message (type, body); nullopt when the peer closed, 3 s
+  // passed or (keyed) its tag does not verify.
   std::optional<std::pair<std::uint8_t, Bytes>> Receive() {
     std::uint8_t head[5];
     if (!ReadExactly(head, 5)) return std::nullopt;
     const std::uint32_t len = head[0] | (head[1] << 8) | (head[2] << 16) | (static_cast<std::uint32_t>(head[3]) << 24);
     Bytes body(len - 1);
     if (!ReadExactly(body.data(), body.size())) return std::nullopt;
+    if (keyed_ && head[4] != 1 && head[4] != 2) {
+      if (body.size() < internal::kLinkTagBytes) return std::nullopt;
+      Bytes signed_part{head[4]};
+      signed_part.insert(signed_part.end(), body.begin(), body.end() - internal::kLinkTagBytes);
+      const auto want = internal::LinkTagOf(recv_key_, received_++, signed_part.data(), signed_part.size());
+      if (!std::equal(want.begin(), want.end(), body.end() - internal::kLinkTagBytes)) {
+        ADD_FAILURE() << "a link message from the node whose tag does not verify";
+        return std::nullopt;
+      }
+      body.resize(body.size() - internal::kLinkTagBytes);
+    }
     return std::make_pair(head[4], std::move(body));
   }
   // Whether the peer closed the connection (reading until EOF, 3 s at most).
@@ -214,7 +244,11 @@ class RawLink {
   int fd_ = -1;
   bool connected_ = false;
   bool eof_ = false;
+  bool keyed_ = false;
+  internal::LinkKey send_key_{}, recv_key_{};
+  std::uint64_t sent_ = 0, received_ = 0;
 };
+
 
 Bytes Hello(const NodeIdentity& id, const std::string& credential, const std::string& challenge) {
   Frame f;
@@ -225,6 +259,20 @@ Bytes Hello(const NodeIdentity& id, const std::string& credential, const std::st
   f.topic = "link";
   f.messages.push_back({"hello", 1, 0, challenge});
   return EncodeFrame(f, id).value();
+}
+
+// Dials node `port` as `member` (its credential), through the handshake,
+// keyed. False when the node did not answer as a member's link would.
+bool LinkAs(RawLink& raw, const NodeIdentity& member, const std::string& credential, const PublicKey& node) {
+  auto challenge = raw.Receive();
+  if (!challenge || challenge->first != 1 || challenge->second.size() != 32) return false;
+  const Bytes mine(32, 9);
+  raw.Send(1, mine);
+  auto hello = raw.Receive();
+  if (!hello || hello->first != 2) return false;
+  raw.Send(2, Hello(member, credential, HexOf(challenge->second.data(), challenge->second.size())));
+  raw.Key(member, node, mine, challenge->second);
+  return true;
 }
 
 TEST(MeshTest, AStrangerGetsNoLinkAndNoMessages) {
@@ -257,6 +305,8 @@ TEST(MeshTest, AStrangerGetsNoLinkAndNoMessages) {
     RawLink raw(port);
     auto challenge = raw.Receive();
     ASSERT_TRUE(challenge);
+    raw.Send(1, Bytes(32, 7));
+    ASSERT_TRUE(raw.Receive());  // the node's hello
     const auto member = NodeIdentity::Generate();
     raw.Send(2, Hello(member, testing::MemberOf(testing::TestClusterKey(), member)->credential(), HexOf(Bytes(32, 1).data(), 32)));
     EXPECT_TRUE(raw.ClosedByPeer());
@@ -271,7 +321,8 @@ TEST(MeshTest, AStrangerGetsNoLinkAndNoMessages) {
   }
   EXPECT_EQ(nodes[0]->Links().size(), 1u);  // only the member
 
-  // 4. A member with a valid hello links up and is told the subscriptions.
+  // 3b. A member's valid hello before its own challenge: no link keys can
+  //     be agreed on, so no link.
   {
     const auto member = NodeIdentity::Generate();
     RawLink raw(port);
@@ -279,6 +330,17 @@ TEST(MeshTest, AStrangerGetsNoLinkAndNoMessages) {
     ASSERT_TRUE(challenge);
     raw.Send(2, Hello(member, testing::MemberOf(testing::TestClusterKey(), member)->credential(),
                       HexOf(challenge->second.data(), challenge->second.size())));
+    EXPECT_TRUE(raw.ClosedByPeer());
+  }
+  EXPECT_EQ(nodes[0]->Links().size(), 1u);
+
+  // 4. A member with a valid hello links up and is told the subscriptions
+  //    (tagged: Receive checks).
+  {
+    const auto member = NodeIdentity::Generate();
+    RawLink raw(port);
+    ASSERT_TRUE(LinkAs(raw, member, testing::MemberOf(testing::TestClusterKey(), member)->credential(),
+                       nodes[0]->identity().public_key()));
     bool told = false;
     for (int i = 0; i < 5 && !told; ++i) {
       auto m = raw.Receive();
@@ -302,9 +364,7 @@ TEST(MeshTest, GapsAreRepairedByIHaveAndIWant) {
   const auto member = NodeIdentity::Generate();
   const std::string credential = testing::MemberOf(testing::TestClusterKey(), member)->credential();
   RawLink raw(nodes[0]->link_port());
-  auto challenge = raw.Receive();
-  ASSERT_TRUE(challenge);
-  raw.Send(2, Hello(member, credential, HexOf(challenge->second.data(), challenge->second.size())));
+  ASSERT_TRUE(LinkAs(raw, member, credential, nodes[0]->identity().public_key()));
   raw.Send(3, Bytes(kTopic.begin(), kTopic.end()));
   ASSERT_TRUE(Eventually([&] { return nodes[0]->Links().size() == 2; }, 3s));
 
@@ -370,6 +430,81 @@ TEST(MeshTest, GapsAreRepairedByIHaveAndIWant) {
 // (ResourceExhausted) and every message that does not arrive is counted
 // where it was dropped, so published = delivered + drops - repaired (a
 // frame dropped for a full link may still arrive by the lazy repair).
+// Link authentication, over a raw member link R to node A: every message
+// after the handshake carries its tag; one changed or replayed closes the
+// link. A frame from R itself, not to be forwarded, is vouched for by the
+// link (its signature is not checked again); a frame R forwards, or one of
+// another sender, must verify.
+TEST(MeshTest, EveryLinkMessageIsTaggedAndAChangedOrReplayedOneClosesTheLink) {
+  auto nodes = StartLinked(2);
+  ASSERT_EQ(nodes.size(), 2u);
+  std::atomic<int> got{0};
+  ASSERT_TRUE(nodes[0]->Subscribe(kTopic, "t", [&](const Message&) { ++got; }).ok());
+  const PublicKey node_key = nodes[0]->identity().public_key();
+  const auto member = NodeIdentity::Generate();
+  const std::string credential = testing::MemberOf(testing::TestClusterKey(), member)->credential();
+  const Bytes topic(kTopic.begin(), kTopic.end());
+
+  // 1. A byte of a tagged message changed on the way.
+  {
+    RawLink raw(nodes[0]->link_port());
+    ASSERT_TRUE(LinkAs(raw, member, credential, node_key));
+    ASSERT_TRUE(Eventually([&] { return nodes[0]->Links().size() == 2; }, 3s));
+    Bytes m = raw.Message(3, topic);
+    m[m.size() - internal::kLinkTagBytes - 1] ^= 1;
+    raw.SendBytes(m);
+    EXPECT_TRUE(raw.ClosedByPeer());
+  }
+  ASSERT_TRUE(Eventually([&] { return nodes[0]->Links().size() == 1; }, 3s));
+  // 2. A tagged message sent twice: the second carries the first's number.
+  {
+    RawLink raw(nodes[0]->link_port());
+    ASSERT_TRUE(LinkAs(raw, member, credential, node_key));
+    const Bytes m = raw.Message(3, topic);
+    raw.SendBytes(m);
+    raw.SendBytes(m);
+    EXPECT_TRUE(raw.ClosedByPeer());
+  }
+  ASSERT_TRUE(Eventually([&] { return nodes[0]->Links().size() == 1; }, 3s));
+
+  // 3. Frames with a broken signature over a good link.
+  RawLink raw(nodes[0]->link_port());
+  ASSERT_TRUE(LinkAs(raw, member, credential, node_key));
+  raw.Send(3, topic);
+  ASSERT_TRUE(Eventually([&] { return nodes[0]->Links().size() == 2; }, 3s));
+  auto frame_of = [&](const NodeIdentity& sender, std::uint64_t seq) {
+    Frame f;
+    f.kind = FrameKind::kPubsub;
+    f.credential = testing::MemberOf(testing::TestClusterKey(), sender)->credential();
+    f.seq = seq;
+    const std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
+    f.sent_at_ns = now_us * 1000;
+    f.topic = std::string(kTopic);
+    f.messages.push_back({"m", now_us, 0, "z"});
+    Bytes bytes = EncodeFrame(f, sender).value();
+    bytes.back() ^= 1;  // the signature's last byte
+    return bytes;
+  };
+  auto data = [](std::uint8_t flags, const Bytes& frame) {
+    Bytes d{flags};
+    d.insert(d.end(), frame.begin(), frame.end());
+    return d;
+  };
+  const auto rejected = nodes[0]->Stats().rejected;
+  raw.Send(4, data(0, frame_of(member, 1)));  // R's own: the link vouches for it
+  EXPECT_TRUE(Eventually([&] { return got.load() == 1; }, 3s));
+  raw.Send(4, data(1, frame_of(member, 2)));  // R's own, to be forwarded: verified, refused
+  const auto other = NodeIdentity::Generate();
+  raw.Send(4, data(0, frame_of(other, 3)));  // another sender's: verified, refused
+  EXPECT_TRUE(Eventually([&] { return nodes[0]->Stats().rejected == rejected + 2; }, 3s))
+      << nodes[0]->Stats().rejected - rejected;
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(got.load(), 1);
+  EXPECT_EQ(nodes[0]->Links().size(), 2u);  // a bad frame is refused, the link stays
+}
+
 TEST(MeshTest, ASlowSubscriberPushesBackAndEveryDropIsCounted) {
   config::P2pConfig pub = testing::FastP2pConfig();
   pub.pubsub.queue_capacity = 64;

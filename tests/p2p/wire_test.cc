@@ -61,6 +61,23 @@ TEST(WireTest, ForgedSenderIsRejected) {
   EXPECT_EQ(d.error, DecodeError::kBadSignature);
 }
 
+// Over an authenticated link from the sender (mesh.h), the signature is
+// not checked again; everything else still is.
+TEST(WireTest, AnAuthenticatedLinkStandsForTheSignatureButNotForTheLayout) {
+  const auto id = NodeIdentity::Generate();
+  auto bytes = EncodeFrame(SampleFrame(), id);
+  ASSERT_TRUE(bytes.ok());
+  bytes->back() ^= 1;
+  EXPECT_EQ(DecodeFrame(bytes->data(), bytes->size()).error, DecodeError::kBadSignature);
+  const Decoded d = DecodeFrame(bytes->data(), bytes->size(), Origin::kAuthenticatedLink);
+  ASSERT_TRUE(d.ok()) << d.reason;
+  EXPECT_EQ(d.frame.sender, id.public_key());
+  EXPECT_EQ(d.frame.topic, SampleFrame().topic);
+  for (std::size_t n : {std::size_t{0}, std::size_t{50}, bytes->size() / 2}) {
+    EXPECT_EQ(DecodeFrame(bytes->data(), n, Origin::kAuthenticatedLink).error, DecodeError::kMalformed) << n;
+  }
+}
+
 TEST(WireTest, TruncatedAndGarbageAreMalformed) {
   const auto id = NodeIdentity::Generate();
   auto bytes = EncodeFrame(SampleFrame(), id);
