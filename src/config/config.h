@@ -63,7 +63,7 @@ struct PubsubConfig {
   std::size_t batch_max_bytes = 48u << 10;
   std::size_t dedup_window = 8192;        // recent frames remembered per sender
   std::size_t max_inflight_frames = 32;   // frames awaiting storage acknowledgement (flow control)
-  std::size_t batch_linger_us = 100;      // frames go at most this often under load (0: at once)
+  std::size_t batch_linger_us = 50;       // frames go at most this often under load (0: at once)
   std::size_t mesh_degree = 6;            // links a frame is pushed to per topic (the mesh, p2p/mesh.h)
   std::size_t link_buffer_bytes = 4u << 20;  // outgoing bytes held per member link
   bool dht_copy = false;                  // put every frame into the DHT too (retention), not only as the fallback
