@@ -205,6 +205,13 @@ class Mesh::Impl {
     return Status::Ok();
   }
 
+  std::uint16_t port() const {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    if (listen_fd_ < 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) return 0;
+    return ntohs(a.sin_port);
+  }
+
   void Stop() {
     if (stopping_.exchange(true)) return;
     Wake();
@@ -991,6 +998,7 @@ Mesh::Mesh(std::string own_id, MeshConfig config, MeshHooks hooks)
     : impl_(std::make_unique<Impl>(std::move(own_id), config, std::move(hooks))) {}
 Mesh::~Mesh() = default;
 Status Mesh::Start(const sockaddr_in& bind) { return impl_->Start(bind); }
+std::uint16_t Mesh::port() const { return impl_->port(); }
 void Mesh::Stop() { impl_->Stop(); }
 void Mesh::Learn(const std::string& node_id, const sockaddr_in& addr) { impl_->Learn(node_id, addr); }
 void Mesh::Forget(const std::string& node_id) { impl_->Forget(node_id); }

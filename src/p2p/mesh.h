@@ -133,9 +133,12 @@ class Mesh {
   Mesh(const Mesh&) = delete;
   Mesh& operator=(const Mesh&) = delete;
 
-  // Listens on TCP `bind`:port (the UDP link's port) and starts the I/O thread.
+  // Listens on TCP `bind`:port (port 0: one the kernel picks) and starts
+  // the I/O thread.
   Status Start(const sockaddr_in& bind);
   void Stop();
+  // The TCP port listened on (after Start).
+  std::uint16_t port() const;
 
   // Where a member's link is (presence, or the source of its link frame).
   // The mesh dials it when no link exists.

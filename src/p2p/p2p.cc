@@ -219,7 +219,8 @@ class P2pNode::Impl {
   // few attempts find a port free for both).
   Status OpenLink(const dht::SockAddr& bind4) {
     Status last = Status::Ok();
-    for (int attempt = 0; attempt < 8; ++attempt) {
+    constexpr int kAttempts = 16;
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
       last = OpenLinkOnce(bind4);
       if (last.ok()) {
         link_reader = std::thread([this] { LinkLoop(); });
@@ -229,15 +230,26 @@ class P2pNode::Impl {
       link_fd = -1;
       mesh.reset();
     }
-    return last;
+    return Unavailable(last.message() + " (" + std::to_string(kAttempts) + " ports tried)");
   }
 
   Status OpenLinkOnce(const dht::SockAddr& bind4) {
-    link_fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (link_fd < 0) return Unavailable(std::string("p2p: member link socket: ") + std::strerror(errno));
     sockaddr_in a{};
     std::memcpy(&a, bind4.get(), sizeof a);
     a.sin_port = 0;
+    const bool announced = a.sin_addr.s_addr != htonl(INADDR_ANY);
+    if (announced) {
+      // TCP first: outgoing connections (this machine's, every process's)
+      // take their ports from the same range, so the kernel picks a port
+      // free for TCP and the UDP socket takes the same number. (The other
+      // way round, a restarted test cluster once failed to start: every
+      // UDP port it was given was held by some TCP connection.)
+      mesh = std::make_unique<internal::Mesh>(identity.node_id(), MeshConfigOf(opts.config.pubsub), MeshHooksOf());
+      if (Status s = mesh->Start(a); !s.ok()) return s;
+      a.sin_port = htons(mesh->port());
+    }
+    link_fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (link_fd < 0) return Unavailable(std::string("p2p: member link socket: ") + std::strerror(errno));
     if (::bind(link_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
       return Unavailable(std::string("p2p: member link bind: ") + std::strerror(errno));
     }
@@ -246,7 +258,7 @@ class P2pNode::Impl {
     link_port = ntohs(a.sin_port);
     const int rcvbuf = 4 << 20;
     ::setsockopt(link_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    if (a.sin_addr.s_addr == htonl(INADDR_ANY)) {
+    if (!announced) {
       kLog.warn("p2p: p2p.listen binds every address: member links are not announced (pubsub and "
                 "time-critical traffic go through the DHT)");
       return Status::Ok();
@@ -254,8 +266,7 @@ class P2pNode::Impl {
     char ip[INET_ADDRSTRLEN] = {};
     inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
     link_endpoint = std::string(ip) + ":" + std::to_string(link_port);
-    mesh = std::make_unique<internal::Mesh>(identity.node_id(), MeshConfigOf(opts.config.pubsub), MeshHooksOf());
-    return mesh->Start(a);
+    return Status::Ok();
   }
 
   static internal::MeshConfig MeshConfigOf(const config::PubsubConfig& ps) {

@@ -1,6 +1,7 @@
 // The pubsub mesh (p2p/mesh.h) between real P2P nodes on loopback: frames
-// over member links, strangers refused at the handshake, back-pressure to
-// the publisher and drops that add up.
+// over member links, strangers refused at the handshake, link messages
+// tagged (a changed or replayed one closes the link), back-pressure to the
+// publisher and drops that add up.
 #include <gtest/gtest.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
