@@ -262,6 +262,22 @@ Bytes Hello(const NodeIdentity& id, const std::string& credential, const std::st
   return EncodeFrame(f, id).value();
 }
 
+// A signed pubsub frame of `sender` on the test topic, one message, now.
+Bytes PubsubFrame(const NodeIdentity& sender, const std::string& credential, std::uint64_t seq,
+                  const std::string& type, const std::string& data) {
+  Frame f;
+  f.kind = FrameKind::kPubsub;
+  f.credential = credential;
+  f.seq = seq;
+  const std::int64_t now_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  f.sent_at_ns = now_us * 1000;
+  f.topic = std::string(kTopic);
+  f.messages.push_back({type, now_us, 0, data});
+  return EncodeFrame(f, sender).value();
+}
+
 // Dials node `port` as `member` (its credential), through the handshake,
 // keyed. False when the node did not answer as a member's link would.
 bool LinkAs(RawLink& raw, const NodeIdentity& member, const std::string& credential, const PublicKey& node) {
@@ -395,19 +411,10 @@ TEST(MeshTest, GapsAreRepairedByIHaveAndIWant) {
   EXPECT_EQ(repaired->messages.at(0).type, "from-b");
 
   // 2. R offers a frame of its own; A asks for it and delivers it.
-  Frame f;
-  f.kind = FrameKind::kPubsub;
-  f.credential = credential;
-  f.seq = 42;
-  const std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count();
-  f.sent_at_ns = now_us * 1000;
-  f.topic = std::string(kTopic);
-  f.messages.push_back({"from-r", now_us, 0, "y"});
-  const Bytes frame = EncodeFrame(f, member).value();
+  const std::uint64_t seq = 42;
+  const Bytes frame = PubsubFrame(member, credential, seq, "from-r", "y");
   Bytes id(member.public_key().begin(), member.public_key().end());
-  for (int i = 0; i < 8; ++i) id.push_back(static_cast<std::uint8_t>(f.seq >> (8 * i)));
+  for (int i = 0; i < 8; ++i) id.push_back(static_cast<std::uint8_t>(seq >> (8 * i)));
   raw.Send(5, id);  // ihave
   bool asked = false;
   for (int i = 0; i < 20 && !asked; ++i) {
@@ -474,17 +481,8 @@ TEST(MeshTest, EveryLinkMessageIsTaggedAndAChangedOrReplayedOneClosesTheLink) {
   raw.Send(3, topic);
   ASSERT_TRUE(Eventually([&] { return nodes[0]->Links().size() == 2; }, 3s));
   auto frame_of = [&](const NodeIdentity& sender, std::uint64_t seq) {
-    Frame f;
-    f.kind = FrameKind::kPubsub;
-    f.credential = testing::MemberOf(testing::TestClusterKey(), sender)->credential();
-    f.seq = seq;
-    const std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                                    std::chrono::system_clock::now().time_since_epoch())
-                                    .count();
-    f.sent_at_ns = now_us * 1000;
-    f.topic = std::string(kTopic);
-    f.messages.push_back({"m", now_us, 0, "z"});
-    Bytes bytes = EncodeFrame(f, sender).value();
+    Bytes bytes =
+        PubsubFrame(sender, testing::MemberOf(testing::TestClusterKey(), sender)->credential(), seq, "m", "z");
     bytes.back() ^= 1;  // the signature's last byte
     return bytes;
   };

@@ -114,13 +114,21 @@ TEST(RoleCodec, ReaderRulesDecideWhoReadsWhatFirstMatchWins) {
   EXPECT_EQ(f.repo->ContextStats()->versions, 0u);
 }
 
-TEST(RoleCodec, RewrapAfterRotationResumesFromItsCursorThenOldVersionsRetire) {
-  Fixture f;
+// Four addresses, each with one version sealed to developer v1; empty when
+// a write failed.
+std::vector<Address> FourDeveloperVersions(Fixture& f) {
   std::vector<Address> at;
   for (const char* name : {"a", "b", "c", "d"}) {
     at.push_back(A(std::string("ucxl://alice:developer@bzzz:t1/*^/") + name));
-    ASSERT_TRUE(f.store->Put(at.back(), {"alice", "developer"}, "text/plain", std::string("v1 ") + name).ok());
+    if (!f.store->Put(at.back(), {"alice", "developer"}, "text/plain", std::string("v1 ") + name).ok()) return {};
   }
+  return at;
+}
+
+TEST(RoleCodec, RewrapAfterRotationResumesFromItsCursorThenOldVersionsRetire) {
+  Fixture f;
+  const std::vector<Address> at = FourDeveloperVersions(f);
+  ASSERT_EQ(at.size(), 4u);
   auto version_of = [&](const Address& a) {
     auto stored = f.repo->ContextContent(ContentKey(a), 1);
     return keys::ParseEnvelope(*stored)->wraps[0].version;
@@ -168,11 +176,8 @@ TEST(RoleCodec, RewrapAfterRotationResumesFromItsCursorThenOldVersionsRetire) {
 // would leave the pass aiming at old keys for minutes).
 TEST(RoleCodec, RewrapRotationInTheMiddleOfAPassStartsOverAtOnce) {
   Fixture f;
-  std::vector<Address> at;
-  for (const char* name : {"a", "b", "c", "d"}) {
-    at.push_back(A(std::string("ucxl://alice:developer@bzzz:t1/*^/") + name));
-    ASSERT_TRUE(f.store->Put(at.back(), {"alice", "developer"}, "text/plain", std::string("v1 ") + name).ok());
-  }
+  const std::vector<Address> at = FourDeveloperVersions(f);
+  ASSERT_EQ(at.size(), 4u);
   ASSERT_TRUE(f.keyring->Rotate("developer", 1, f.Signer()).ok());
   const std::uint64_t first = f.keyring->Generation();
   // The job looks at the generation once when the pass starts, then after
