@@ -731,9 +731,11 @@ async function viewAgents(c) {
 	// One input for the life of the view, moved into each rendering, so that
 	// a number being typed survives the refreshes.
 	const size = el('input', { id: 'scale-agents', type: 'number', step: 1 });
-	// Filled from the pool's size until the user edits it: a refresh must not
-	// refill a field the user just cleared to type into.
-	size.addEventListener('input', () => { size.dataset.edited = '1'; });
+	// Filled from the pool's size until the user turns to it: a refresh must
+	// not refill a field the user just cleared to type into. Focus counts (a
+	// clear fires no input event: a refresh between the clear and the first
+	// key made "3" typed into a cleared "2" read "23").
+	for (const ev of ['focus', 'input', 'change']) size.addEventListener(ev, () => { size.dataset.edited = '1'; });
 	// The button too, with the bounds of the latest rendering: a refresh that
 	// replaced it between the press and the release would swallow the click.
 	let as = {};
