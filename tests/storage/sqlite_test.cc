@@ -1,7 +1,8 @@
 // Tests of the SQLite backend: opening, per-domain migrations (including
 // failing and invalid ones, and the upgrade of the single-sequence layout),
 // node meta, durability across reopen, the health check, concurrency,
-// Close() and Flush(); and the task, context and slurp repositories.
+// Close() and Flush(); the background checkpointer; and the task, context
+// and slurp repositories.
 #include "storage/sqlite/sqlite.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "storage/sqlite/database.h"
 #include "storage/store.h"
 
 namespace bzzz::storage {
@@ -207,7 +209,8 @@ TEST_F(SqliteStoreTest, MigrateFromEmptyAppliesAllInOrderAndRecordsThem) {
     EXPECT_EQ(std::vector<std::string>(rows[i].begin(), rows[i].begin() + 3), expected_rows[i]);
     EXPECT_FALSE(rows[i][3].empty());
   }
-  for (const char* table : {"node_meta", "context_versions", "tasks", "audit_log", "audit_head"}) EXPECT_TRUE(raw.TableExists(table));
+  for (const char* table : {"node_meta", "context_versions", "tasks", "audit_log", "audit_head"})
+    EXPECT_TRUE(raw.TableExists(table));
 
   auto after = store->SchemaState();
   ASSERT_TRUE(after.ok());
@@ -539,6 +542,69 @@ TEST_F(SqliteStoreTest, FlushTruncatesTheWal) {
   EXPECT_EQ(store->GetMeta("k99").value(), "v");
 }
 
+// `commits` transactions of 10 rows of 4,000 bytes (a page each), a
+// commit every 200 us or so, as a busy task writer would: over 4,000
+// frames of log for 400 commits.
+void WriteLogPages(sqlite::Database& db, int commits) {
+  auto on_error = [](const sqlite::SqlError& e) { return Internal(e.message); };
+  ASSERT_TRUE(
+      db.Transaction(
+            "create",
+            [](sqlite::SqliteConnection& c) { return sqlite::Exec(c.db(), "CREATE TABLE t (x BLOB)"); },
+            on_error)
+          .ok());
+  for (int i = 0; i < commits; ++i) {
+    Status s = db.Transaction(
+        "insert",
+        [](sqlite::SqliteConnection& c) {
+          return sqlite::Exec(c.db(),
+                              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) "
+                              "INSERT INTO t SELECT randomblob(4000) FROM n");
+        },
+        on_error);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+std::int64_t RowsOfT(sqlite::Database& db) {
+  auto count = db.Read("count", [](sqlite::SqliteConnection& c) -> Result<std::int64_t> {
+    std::int64_t n = 0;
+    if (auto e = sqlite::QueryInt(c, "SELECT COUNT(*) FROM t", &n); !e.ok()) return Internal(e.message);
+    return n;
+  });
+  EXPECT_TRUE(count.ok()) << count.status().ToString();
+  return count.ok() ? *count : -1;
+}
+
+TEST(SqliteCheckpointTest, TheCheckpointerCopiesTheLogAndTheWriterCatchesUpSoTheLogStartsOver) {
+  for (bool full : {false, true}) {
+    SCOPED_TRACE(full ? "synchronous=FULL" : "synchronous=NORMAL");
+    TempDir dir;
+    SqliteOptions options;
+    options.path = (dir.path() / "bzzz.db").string();
+    options.synchronous_full = full;
+    auto db = sqlite::Database::Open(options);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    WriteLogPages(**db, 400);
+
+    const auto activity = (*db)->checkpoint_activity();
+    // The checkpointer thread copied at least a whole checkpoint's worth...
+    EXPECT_GE(activity.background_frames, static_cast<std::uint64_t>(sqlite::Database::kWalCheckpointFrames));
+    // ...and, with the writer's catch-ups, the log started over each time
+    // instead of growing until the writer had to checkpoint it all itself.
+    EXPECT_LT(activity.longest_log, sqlite::Database::kWalInlineCheckpointFrames);
+    EXPECT_GT(activity.longest_log, sqlite::Database::kWalCheckpointFrames);
+    EXPECT_EQ(RowsOfT(**db), 4000);
+
+    // Everything is there after a reopen (the close folds the rest in).
+    (*db)->Close();
+    auto again = sqlite::Database::Open(options);
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ(RowsOfT(**again), 4000);
+  }
+}
+
 TEST(OpenStoreTest, SqliteBackendUsesTheDataDir) {
   TempDir dir;
   config::Config config;
@@ -674,7 +740,8 @@ void WriteLegacyDatabase(const std::string& path, int versions) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   std::string sql =
-      "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);";
+      "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT "
+      "NULL);";
   const auto& domains = sqlite::Migrations();
   for (int v = 1; v <= versions; ++v) {
     const Migration& step = domains[static_cast<std::size_t>(v - 1)].steps[0];

@@ -8,10 +8,15 @@
 #include <filesystem>
 #include <system_error>
 
+#include "base/log.h"
+#include "base/log_limiter.h"
+
 namespace bzzz::storage::sqlite {
 namespace {
 
 using internal::DbHandle;
+
+constexpr SubsystemLog kLog{"storage"};
 
 // Enough for the HTTP workers' concurrent reads on our 2-core target; each
 // reader costs a file descriptor and its page cache.
@@ -30,7 +35,7 @@ Status OpenError(const SqlError& e, const std::string& path) {
   }
 }
 
-enum class Role { kWriter, kReader };
+enum class Role { kWriter, kReader, kCheckpointer };
 
 Result<std::unique_ptr<SqliteConnection>> OpenConnection(const SqliteOptions& options, Role role) {
   // NOMUTEX: the Database already guarantees one thread per connection, so
@@ -64,6 +69,13 @@ Result<std::unique_ptr<SqliteConnection>> OpenConnection(const SqliteOptions& op
     }
     const char* pragmas = options.synchronous_full ? "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
                                                    : "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;";
+    if (SqlError e = Exec(conn->db(), pragmas); !e.ok()) return OpenError(e, options.path);
+  } else if (role == Role::kCheckpointer) {
+    // The log's syncs during a checkpoint follow this connection's setting:
+    // it must be the writer's. query_only: it runs checkpoints, never SQL
+    // that writes.
+    const char* pragmas = options.synchronous_full ? "PRAGMA synchronous=FULL; PRAGMA query_only=ON;"
+                                                   : "PRAGMA synchronous=NORMAL; PRAGMA query_only=ON;";
     if (SqlError e = Exec(conn->db(), pragmas); !e.ok()) return OpenError(e, options.path);
   } else {
     // A reader that tried to write would take the write lock behind the
@@ -179,8 +191,80 @@ Result<std::shared_ptr<Database>> Database::Open(SqliteOptions options) {
     }
     auto writer = OpenConnection(options, Role::kWriter);
     if (!writer.ok()) return writer.status();
-    return std::shared_ptr<Database>(new Database(std::move(options), std::move(writer).value()));
+    auto checkpointer = OpenConnection(options, Role::kCheckpointer);
+    if (!checkpointer.ok()) return checkpointer.status();
+    return std::shared_ptr<Database>(
+        new Database(std::move(options), std::move(writer).value(), std::move(checkpointer).value()));
   });
+}
+
+Database::Database(SqliteOptions options, std::unique_ptr<SqliteConnection> writer,
+                   std::unique_ptr<SqliteConnection> checkpointer)
+    : options_(std::move(options)), writer_(std::move(writer)), checkpointer_(std::move(checkpointer)) {
+  checkpoint_thread_ = std::thread([this] { CheckpointerLoop(); });
+  sqlite3_wal_hook(writer_->db(), &Database::OnWalCommit, this);
+}
+
+void Database::Checkpoint(sqlite3* db, const char* schema, std::atomic<std::uint64_t>* copied) {
+  int log_frames = 0, copied_frames = 0;
+  const int rc =
+      sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied_frames);
+  if (rc == SQLITE_OK) {
+    if (copied_frames > 0)
+      copied->fetch_add(static_cast<std::uint64_t>(copied_frames), std::memory_order_relaxed);
+    return;
+  }
+  // Busy: another checkpoint runs; the next commit tries again. Anything
+  // else leaves the log growing until a checkpoint succeeds.
+  if ((rc & 0xff) == SQLITE_BUSY) return;
+  static LogLimiter lines(1, std::chrono::minutes(1));
+  std::uint64_t held = 0;
+  if (lines.Allow(&held)) {
+    kLog.warn("storage: a checkpoint of {} failed: {}{}", sqlite3_db_filename(db, schema), sqlite3_errmsg(db),
+              held ? " (" + std::to_string(held) + " similar lines suppressed)" : "");
+  }
+}
+
+int Database::OnWalCommit(void* self, sqlite3* db, const char* schema, int frames) {
+  auto* d = static_cast<Database*>(self);
+  if (frames > d->longest_log_.load(std::memory_order_relaxed))
+    d->longest_log_.store(frames, std::memory_order_relaxed);
+  bool catch_up = false;
+  {
+    std::lock_guard lock(d->checkpoint_mu_);
+    if (d->checkpoint_done_) {
+      d->checkpoint_done_ = false;
+      catch_up = true;
+    } else if (frames >= kWalCheckpointFrames && !d->checkpoint_requested_ && !d->checkpoint_stop_) {
+      d->checkpoint_requested_ = true;
+      d->checkpoint_cv_.notify_one();
+    }
+  }
+  if (catch_up || frames >= kWalInlineCheckpointFrames) Checkpoint(db, schema, &d->writer_frames_);
+  return SQLITE_OK;
+}
+
+void Database::CheckpointerLoop() {
+  std::unique_lock lock(checkpoint_mu_);
+  for (;;) {
+    checkpoint_cv_.wait(lock, [&] { return checkpoint_requested_ || checkpoint_stop_; });
+    if (checkpoint_stop_) return;
+    lock.unlock();
+    Checkpoint(checkpointer_->db(), "main", &background_frames_);
+    lock.lock();
+    checkpoint_requested_ = false;
+    checkpoint_done_ = true;
+  }
+}
+
+void Database::StopCheckpointer() {
+  {
+    std::lock_guard lock(checkpoint_mu_);
+    checkpoint_stop_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+  checkpointer_.reset();
 }
 
 Result<Database::ReaderLease> Database::AcquireReader() {
@@ -225,6 +309,7 @@ void Database::Close() {
       idle_readers_.clear();
       open_readers_ = 0;
     }
+    StopCheckpointer();  // before the writer, which must be the last connection to close
     CheckMayBlock("storage write");
     std::lock_guard lock(writer_mu_);
     writer_.reset();  // the last connection to close checkpoints and removes the -wal file

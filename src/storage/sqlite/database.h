@@ -12,18 +12,33 @@
 // tears the connections down only when nobody uses them. A closed flag is
 // also checked before taking the lock so that a steady stream of calls
 // cannot starve Close().
+//
+// Checkpoints: left to SQLite, the commit that takes the write-ahead log
+// past kWalCheckpointFrames copies the log into the database file itself,
+// with a sync of each (milliseconds), and every writer waits behind it. So
+// the writer's commit hook hands that work to a checkpointer thread with a
+// connection of its own, which copies while the writer goes on committing.
+// A log can only start over once all of it is copied, and the writer adds to
+// it meanwhile, so after each background checkpoint the writer's next commit
+// copies the little that was added since (the catch-up), and the log starts
+// over at the following write. Should the checkpointer fall behind, the
+// writer checkpoints itself past kWalInlineCheckpointFrames, as SQLite
+// would. Both connections use the same synchronous setting, so what a
+// commit and a checkpoint promise is SQLite's, unchanged.
 #pragma once
 
 #include <sqlite3.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -145,6 +160,22 @@ class Database {
   // Releases every connection; later calls fail with Unavailable.
   void Close();
 
+  // Frames copied into the database file since it was opened, by whom
+  // (tests and the documentation's claims).
+  struct CheckpointActivity {
+    std::uint64_t background_frames = 0;  // by the checkpointer thread
+    std::uint64_t writer_frames = 0;      // by the writer's catch-ups and fallbacks
+    int longest_log = 0;                  // the most frames the log held after a commit
+  };
+  CheckpointActivity checkpoint_activity() const {
+    return {background_frames_.load(std::memory_order_relaxed),
+            writer_frames_.load(std::memory_order_relaxed), longest_log_.load(std::memory_order_relaxed)};
+  }
+
+  // SQLite's default automatic checkpoint threshold.
+  static constexpr int kWalCheckpointFrames = 1000;
+  static constexpr int kWalInlineCheckpointFrames = 4 * kWalCheckpointFrames;
+
  private:
   // A reader connection borrowed from the pool, returned when destroyed.
   class ReaderLease {
@@ -162,8 +193,18 @@ class Database {
     std::unique_ptr<SqliteConnection> conn_;
   };
 
-  Database(SqliteOptions options, std::unique_ptr<SqliteConnection> writer)
-      : options_(std::move(options)), writer_(std::move(writer)) {}
+  Database(SqliteOptions options, std::unique_ptr<SqliteConnection> writer,
+           std::unique_ptr<SqliteConnection> checkpointer);
+
+  // The writer connection's commit hook (sqlite3_wal_hook, which replaces
+  // SQLite's automatic checkpoint). Runs on the writer's thread, writer_mu_
+  // held, after every commit; `frames` is the log's length.
+  static int OnWalCommit(void* self, sqlite3* db, const char* schema, int frames);
+  // Copies what the log holds into the database file (PASSIVE: never waits
+  // for the writer or readers); adds the frames copied to *copied.
+  static void Checkpoint(sqlite3* db, const char* schema, std::atomic<std::uint64_t>* copied);
+  void CheckpointerLoop();
+  void StopCheckpointer();
 
   // Holds off Close() while a call runs; false (and no lock) once closed.
   bool Enter(std::shared_lock<std::shared_mutex>& lock) {
@@ -181,6 +222,19 @@ class Database {
 
   std::mutex writer_mu_;
   std::unique_ptr<SqliteConnection> writer_;  // guarded by writer_mu_
+
+  // The checkpointer: its connection (used by its thread only) and what the
+  // hook and the thread tell each other (guarded by checkpoint_mu_).
+  std::unique_ptr<SqliteConnection> checkpointer_;
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_requested_ = false;  // set by the hook, cleared by the thread when done
+  bool checkpoint_done_ = false;       // a background checkpoint ended; the writer catches up
+  bool checkpoint_stop_ = false;
+  std::thread checkpoint_thread_;
+  std::atomic<std::uint64_t> background_frames_{0};
+  std::atomic<std::uint64_t> writer_frames_{0};
+  std::atomic<int> longest_log_{0};
 
   std::mutex pool_mu_;
   std::condition_variable pool_cv_;
