@@ -318,26 +318,23 @@ class TaskManager::Impl {
       }
       backoff.Reset();
       std::vector<std::function<void()>> callbacks;
+      // What needs no lock (pending is the writer's own) is done outside it:
+      // every submitter and agent waits for that lock.
       std::vector<std::string> written;
       written.reserve(pending.size());
+      for (const auto& entry : pending) written.push_back(entry.first);
+      std::vector<const Task*> final_states;  // first reached in this batch, for on_final
       std::vector<AwaitingCommit> due;
       {
         std::lock_guard lock(mu);
         committed_batches = batch;
         unwritten = 0;
-        std::vector<Task> finals;
-        for (auto& [id, t] : pending) {
-          written.push_back(id);
+        for (const auto& [id, t] : pending) {
           const bool changed = CountTransition(t);
           if (changed && options.on_final &&
               (t.state == TaskState::kSucceeded || t.state == TaskState::kDead || t.state == TaskState::kCancelled)) {
-            finals.push_back(t);
+            final_states.push_back(&t);
           }
-        }
-        if (!finals.empty()) {
-          callbacks.push_back([this, finals = std::move(finals)] {
-            for (const Task& t : finals) options.on_final(t);
-          });
         }
         core.Evict(written, UnixMillisNow());
         for (auto it = after_commit.begin(); it != after_commit.end() && it->first <= batch;) {
@@ -348,6 +345,14 @@ class TaskManager::Impl {
           auto c = core.counts();
           probe->QueueDepth(c.queued + c.retrying);
         }
+      }
+      if (!final_states.empty()) {
+        std::vector<Task> finals;
+        finals.reserve(final_states.size());
+        for (const Task* t : final_states) finals.push_back(*t);
+        callbacks.push_back([this, finals = std::move(finals)] {
+          for (const Task& t : finals) options.on_final(t);
+        });
       }
       // Hand each waiter what was written, so that its answer needs neither
       // the lock nor a second serialization (rows are in pending's order).
