@@ -231,7 +231,12 @@ TEST(PostgresTaskRepositoryTest, WritesReadsListsAndCountsLikeTheSqliteBackend) 
 }
 
 TEST(PostgresTaskRepositoryTest, AConflictingIdempotencyKeyRefusesTheWholeBatch) {
-  Storage s = OpenOrDie(OptionsFor(FreshDatabase()));
+  const std::string db = FreshDatabase();
+  Storage s = OpenOrDie(OptionsFor(db));
+  // Only keyed tasks are in the key's index (tasks/3).
+  EXPECT_EQ(server->Sql("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'tasks_by_key'", db),
+            "EXCLUDE USING btree (node_id WITH =, idempotency_key WITH =) WHERE ((idempotency_key IS NOT NULL)) "
+            "DEFERRABLE INITIALLY DEFERRED");
   ASSERT_TRUE(s.tasks->WriteTasks({Task("t1", "queued", 1, "same")}, {}).ok());
   const Status st = s.tasks->WriteTasks({Task("t2", "queued", 2), Task("t3", "queued", 3, "same")}, {});
   EXPECT_EQ(st.code(), StatusCode::kConflict) << st.message();

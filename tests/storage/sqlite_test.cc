@@ -178,6 +178,34 @@ TEST_F(SqliteStoreTest, WalModeIsActive) {
   EXPECT_EQ(rows[0][0], "wal");
 }
 
+TEST_F(SqliteStoreTest, ANewDatabaseHas8KiBPagesAndAnOlderOneKeepsItsOwn) {
+  {
+    auto store = MustOpen();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->Migrate().ok());
+  }
+  EXPECT_EQ(RawDb(DbPath()).Query("PRAGMA page_size")[0][0], "8192");
+
+  // A database created with SQLite's default pages is opened as it is.
+  const std::string older = (dir_.path() / "older.db").string();
+  {
+    RawDb raw(older);  // SQLITE_OPEN_READWRITE only: create it first
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(older.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA page_size=4096; CREATE TABLE t (x INTEGER);", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  SqliteOptions options;
+  options.path = older;
+  auto store = MustOpen(options);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Migrate().ok());
+  ASSERT_TRUE(store->PutMeta("k", "v").ok());
+  EXPECT_EQ(RawDb(older).Query("PRAGMA page_size")[0][0], "4096");
+  EXPECT_EQ(*store->GetMeta("k"), "v");
+}
+
 TEST_F(SqliteStoreTest, MigrateFromEmptyAppliesAllInOrderAndRecordsThem) {
   auto store = MustOpen();
   ASSERT_NE(store, nullptr);
@@ -766,30 +794,32 @@ TEST(SqliteLegacyLayoutTest, SingleSequenceIsReadThenRewrittenPerDomainKeepingTh
 
   // Read as it is: the three legacy domains applied, nothing written; only
   // the migrations that came later (the HLC column of ucxl, task owners,
-  // audit, hmmm, slurp) are pending.
+  // tasks keyed by seq, audit, hmmm, slurp) are pending.
   auto before = store.SchemaState();
   ASSERT_TRUE(before.ok()) << before.status().ToString();
   EXPECT_EQ(before->current_version, 3);
   EXPECT_EQ(before->latest_version, LatestVersion());
-  EXPECT_EQ(store.HealthCheck().message, "5 pending migrations");
+  EXPECT_EQ(store.HealthCheck().message, "6 pending migrations");
 
   auto migrated = store.Migrate();
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
   EXPECT_EQ(migrated->applied,
             (std::vector<std::string>{"ucxl/2 ucxl_hybrid_logical_clock", "tasks/2 task_owners",
-                                      "audit/1 audit_log", "hmmm/1 hmmm_rooms", "slurp/1 slurp_events"}));
+                                      "tasks/3 tasks_lighter_indexes", "audit/1 audit_log", "hmmm/1 hmmm_rooms",
+                                      "slurp/1 slurp_events"}));
   EXPECT_EQ(migrated->current_version, LatestVersion());
   RawDb raw(path);
   auto rows = raw.Query("SELECT domain, version, name, applied_at FROM schema_migrations ORDER BY rowid");
-  ASSERT_EQ(rows.size(), 8u);
+  ASSERT_EQ(rows.size(), 9u);
   EXPECT_EQ(rows[0], (std::vector<std::string>{"node", "1", "initial", "2026-11-01T00:00:00.000Z"}));
   EXPECT_EQ(rows[1][0], "ucxl");
   EXPECT_EQ(rows[2][0], "tasks");
   EXPECT_EQ(rows[3][0], "ucxl");
   EXPECT_EQ(rows[4][0], "tasks");
-  EXPECT_EQ(rows[5][0], "audit");
-  EXPECT_EQ(rows[6][0], "hmmm");
-  EXPECT_EQ(rows[7][0], "slurp");
+  EXPECT_EQ(rows[5][0], "tasks");
+  EXPECT_EQ(rows[6][0], "audit");
+  EXPECT_EQ(rows[7][0], "hmmm");
+  EXPECT_EQ(rows[8][0], "slurp");
   EXPECT_FALSE(raw.TableExists("schema_migrations_legacy"));
   EXPECT_EQ(*store.GetMeta("node_id"), "legacy-node");
 }
@@ -802,13 +832,13 @@ TEST(SqliteLegacyLayoutTest, PartlyMigratedLegacyDatabaseGetsTheMissingDomains) 
   options.path = path;
   auto storage = sqlite::Open(options);
   ASSERT_TRUE(storage.ok());
-  EXPECT_EQ(storage->store->HealthCheck().message, "7 pending migrations");
+  EXPECT_EQ(storage->store->HealthCheck().message, "8 pending migrations");
   auto migrated = storage->store->Migrate();
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
   EXPECT_EQ(migrated->applied,
             (std::vector<std::string>{"ucxl/1 ucxl_context_versions", "ucxl/2 ucxl_hybrid_logical_clock",
-                                      "tasks/1 tasks", "tasks/2 task_owners", "audit/1 audit_log",
-                                      "hmmm/1 hmmm_rooms", "slurp/1 slurp_events"}));
+                                      "tasks/1 tasks", "tasks/2 task_owners", "tasks/3 tasks_lighter_indexes",
+                                      "audit/1 audit_log", "hmmm/1 hmmm_rooms", "slurp/1 slurp_events"}));
   EXPECT_TRUE(storage->tasks->TaskStats().ok());
 }
 
@@ -882,6 +912,109 @@ TEST(SqliteTaskRepositoryTest, WritesAreAtomicAndIdempotencyKeysUnique) {
 
   storage->store->Close();
   EXPECT_EQ(repo.GetTask("t1").status().code(), StatusCode::kUnavailable);
+}
+
+TEST(SqliteTaskRepositoryTest, TasksWrittenBeforeTheTableWasKeyedBySeqAreKeptByItsMigration) {
+  TempDir dir;
+  SqliteOptions options;
+  options.path = (dir.path() / "bzzz.db").string();
+  DomainMigrations tasks = sqlite::TaskMigrations();
+  ASSERT_EQ(tasks.steps.size(), 3u);
+  auto row = [](std::string id, std::string key, std::string state, std::int64_t seq) {
+    tasks::TaskRow r;
+    r.id = std::move(id);
+    r.idempotency_key = std::move(key);
+    r.state = std::move(state);
+    r.executor = "builtin";
+    r.project = "p";
+    r.priority = static_cast<int>(seq);
+    r.created_ms = 1000 + seq;
+    r.updated_ms = 2000 + seq;
+    r.seq = seq;
+    r.doc = "{\"seq\":" + std::to_string(seq) + "}";
+    return r;
+  };
+  {
+    // The schema of tasks/2: id the primary key, seq an indexed column.
+    options.migrations = {{"tasks", {tasks.steps[0], tasks.steps[1]}}};
+    auto before = sqlite::Open(options);
+    ASSERT_TRUE(before.ok()) << before.status().ToString();
+    ASSERT_TRUE(before->store->Migrate().ok());
+    ASSERT_TRUE(before->tasks
+                    ->WriteTasks({row("t-b", "", "succeeded", 2), row("t-a", "k1", "queued", 1),
+                                  row("t-c", "k3", "queued", 3), row("t-d", "", "queued", 5)},
+                                 {})
+                    .ok());
+  }
+  options.migrations = {tasks};
+  auto storage = sqlite::Open(options);
+  ASSERT_TRUE(storage.ok()) << storage.status().ToString();
+  auto migrated = storage->store->Migrate();
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  EXPECT_EQ(migrated->applied, std::vector<std::string>{"tasks/3 tasks_lighter_indexes"});
+  tasks::TaskRepository& repo = *storage->tasks;
+
+  // Every column of every row is there, in creation order.
+  tasks::TaskQuery newest;
+  newest.limit = 10;
+  auto all = repo.ListTasks(newest);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 4u);
+  for (std::size_t i = 0; i < all->size(); ++i) {
+    const auto& got = (*all)[i];
+    const std::int64_t seq = std::vector<std::int64_t>{5, 3, 2, 1}[i];
+    const auto want = row(std::vector<std::string>{"t-d", "t-c", "t-b", "t-a"}[i],
+                          std::vector<std::string>{"", "k3", "", "k1"}[i],
+                          std::vector<std::string>{"queued", "queued", "succeeded", "queued"}[i], seq);
+    EXPECT_EQ(got.id, want.id);
+    EXPECT_EQ(got.idempotency_key, want.idempotency_key);
+    EXPECT_EQ(got.state, want.state);
+    EXPECT_EQ(got.executor, want.executor);
+    EXPECT_EQ(got.project, want.project);
+    EXPECT_EQ(got.priority, want.priority);
+    EXPECT_EQ(got.created_ms, want.created_ms);
+    EXPECT_EQ(got.updated_ms, want.updated_ms);
+    EXPECT_EQ(got.seq, want.seq);
+    EXPECT_EQ(got.doc, want.doc);
+  }
+  tasks::TaskQuery before3 = newest;
+  before3.before_seq = 3;
+  auto older = repo.ListTasks(before3);
+  ASSERT_TRUE(older.ok());
+  ASSERT_EQ(older->size(), 2u);
+  EXPECT_EQ((*older)[0].id, "t-b");
+  auto queued = repo.TasksInStates({"queued"});
+  ASSERT_TRUE(queued.ok());
+  ASSERT_EQ(queued->size(), 3u);
+  EXPECT_EQ((*queued)[0].id, "t-a");
+  EXPECT_EQ((*queued)[2].id, "t-d");
+  EXPECT_EQ(repo.FindTaskByIdempotencyKey("k3")->id, "t-c");
+  EXPECT_TRUE(repo.FindTaskByIdempotencyKey("k2").status().IsNotFound());
+  EXPECT_EQ(repo.TaskStats()->max_seq, 5);
+
+  // Keys stay unique, ids stay unique (an upsert), and so does seq now:
+  // each refusal writes nothing of its batch.
+  EXPECT_EQ(repo.WriteTasks({row("t-e", "", "queued", 6), row("t-f", "k1", "queued", 7)}, {}).code(),
+            StatusCode::kConflict);
+  EXPECT_EQ(repo.WriteTasks({row("t-e", "", "queued", 6), row("t-g", "", "queued", 5)}, {}).code(),
+            StatusCode::kConflict);
+  EXPECT_TRUE(repo.GetTask("t-e").status().IsNotFound());
+  ASSERT_TRUE(repo.WriteTasks({row("t-a", "k1", "succeeded", 1), row("t-e", "", "queued", 6)}, {}).ok());
+  EXPECT_EQ(repo.GetTask("t-a")->state, "succeeded");
+  EXPECT_EQ(repo.ListTasks(newest)->size(), 5u);
+
+  // The table is keyed by seq; a key lookup uses the key's index, which
+  // holds only the tasks that have a key.
+  RawDb raw(options.path);
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM tasks WHERE rowid = seq")[0][0], "5");
+  std::string plan;
+  for (const auto& r : raw.Query("EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE idempotency_key = 'k1'")) {
+    plan += r.back() + "\n";
+  }
+  EXPECT_PRED2(Contains, plan, "tasks_by_key");
+  EXPECT_PRED2(Contains, raw.Query("SELECT sql FROM sqlite_master WHERE name = 'tasks_by_key'")[0][0],
+               "WHERE idempotency_key IS NOT NULL");
+  EXPECT_TRUE(raw.Query("SELECT name FROM sqlite_master WHERE name = 'tasks_by_seq'").empty());
 }
 
 }  // namespace

@@ -324,6 +324,17 @@ DomainMigrations TaskMigrations() {
           taken_at      TIMESTAMPTZ
         );
       )sql"},
+              {3, "tasks_lighter_indexes", R"sql(
+        -- Only tasks that have an idempotency key have an entry in the
+        -- key's index (a UNIQUE constraint indexes every row, keyless ones
+        -- too): an exclusion constraint with = is a uniqueness constraint
+        -- that may be partial, and it is still checked at COMMIT. (SQLite's
+        -- tasks/3 does the same and also keys its table by seq.)
+        ALTER TABLE tasks DROP CONSTRAINT tasks_node_id_idempotency_key_key;
+        ALTER TABLE tasks ADD CONSTRAINT tasks_by_key
+          EXCLUDE USING btree (node_id WITH =, idempotency_key WITH =) WHERE (idempotency_key IS NOT NULL)
+          DEFERRABLE INITIALLY DEFERRED;
+      )sql"},
           }};
 }
 

@@ -57,7 +57,12 @@ Result<std::unique_ptr<SqliteConnection>> OpenConnection(const SqliteOptions& op
 
   auto conn = std::make_unique<SqliteConnection>(std::move(db));
   if (role == Role::kWriter) {
-    // The first statement reads the file header: this is where a file that
+    // A new database gets 8 KiB pages (SQLite's default is 4): a task's
+    // row (about 1.4 KB for a small one) then wastes less of a page, and
+    // the task writer's commits log fewer bytes per task. An existing
+    // database keeps its page size; this does nothing there.
+    if (SqlError e = Exec(conn->db(), "PRAGMA page_size=8192"); !e.ok()) return OpenError(e, options.path);
+    // The next statement reads the file header: this is where a file that
     // is not a database shows up.
     std::string mode;
     if (SqlError e = QueryFirst(*conn, "PRAGMA journal_mode=WAL", &mode); !e.ok()) {

@@ -215,6 +215,36 @@ DomainMigrations TaskMigrations() {
           taken_at      TEXT
         );
       )sql"},
+              {3, "tasks_lighter_indexes", R"sql(
+        -- The task writer's rows maintain three B-trees instead of five: the
+        -- table is keyed by seq (this node's creation counter, unique), so
+        -- new rows are appended and listings in creation order read the
+        -- table itself (tasks_by_seq goes); the id's UNIQUE index finds a
+        -- task; and only tasks with an idempotency key have an entry in the
+        -- key's index.
+        CREATE TABLE tasks_by_seq_new (
+          seq             INTEGER PRIMARY KEY,  -- creation order on this node
+          id              TEXT NOT NULL UNIQUE,
+          idempotency_key TEXT,                 -- NULL when none
+          state           TEXT NOT NULL,
+          executor        TEXT NOT NULL,
+          project         TEXT NOT NULL,
+          priority        INTEGER NOT NULL,
+          created_ms      INTEGER NOT NULL,     -- Unix milliseconds
+          updated_ms      INTEGER NOT NULL,
+          doc             TEXT NOT NULL
+        );
+        INSERT INTO tasks_by_seq_new (seq, id, idempotency_key, state, executor, project, priority,
+                                      created_ms, updated_ms, doc)
+          SELECT seq, id, idempotency_key, state, executor, project, priority, created_ms, updated_ms, doc
+          FROM tasks ORDER BY seq;
+        DROP TABLE tasks;
+        ALTER TABLE tasks_by_seq_new RENAME TO tasks;
+        CREATE UNIQUE INDEX tasks_by_key ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
+        -- An index's entries end with the rowid (seq): a state's tasks come
+        -- in creation order.
+        CREATE INDEX tasks_by_state ON tasks (state);
+      )sql"},
           }};
 }
 
