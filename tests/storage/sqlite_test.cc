@@ -587,7 +587,7 @@ void WriteLogPages(sqlite::Database& db, int commits) {
         [](sqlite::SqliteConnection& c) {
           return sqlite::Exec(c.db(),
                               "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) "
-                              "INSERT INTO t SELECT randomblob(4000) FROM n");
+                              "INSERT INTO t SELECT randomblob(8000) FROM n");  // a page each
         },
         on_error);
     ASSERT_TRUE(s.ok()) << s.ToString();
@@ -619,6 +619,8 @@ TEST(SqliteCheckpointTest, TheCheckpointerCopiesTheLogAndTheWriterCatchesUpSoThe
     const auto activity = (*db)->checkpoint_activity();
     // The checkpointer thread copied at least a whole checkpoint's worth...
     EXPECT_GE(activity.background_frames, static_cast<std::uint64_t>(sqlite::Database::kWalCheckpointFrames));
+    // ...synced what it copied itself (not left to the writer's catch-up)...
+    EXPECT_GE(activity.background_syncs, 1u);
     // ...and, with the writer's catch-ups, the log started over each time
     // instead of growing until the writer had to checkpoint it all itself.
     EXPECT_LT(activity.longest_log, sqlite::Database::kWalInlineCheckpointFrames);

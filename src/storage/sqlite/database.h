@@ -21,7 +21,10 @@
 // A log can only start over once all of it is copied, and the writer adds to
 // it meanwhile, so after each background checkpoint the writer's next commit
 // copies the little that was added since (the catch-up), and the log starts
-// over at the following write. Should the checkpointer fall behind, the
+// over at the following write. SQLite syncs the database file only after a
+// checkpoint that copied the whole log, i.e. in the catch-up: so the
+// checkpointer syncs the file (and the log) itself after its pass, and the
+// catch-up's syncs, on the writer's thread, find little left to write. Should the checkpointer fall behind, the
 // writer checkpoints itself past kWalInlineCheckpointFrames, as SQLite
 // would. Both connections use the same synchronous setting, so what a
 // commit and a checkpoint promise is SQLite's, unchanged.
@@ -166,10 +169,11 @@ class Database {
     std::uint64_t background_frames = 0;  // by the checkpointer thread
     std::uint64_t writer_frames = 0;      // by the writer's catch-ups and fallbacks
     int longest_log = 0;                  // the most frames the log held after a commit
+    std::uint64_t background_syncs = 0;   // passes whose copy the checkpointer synced
   };
   CheckpointActivity checkpoint_activity() const {
-    return {background_frames_.load(std::memory_order_relaxed),
-            writer_frames_.load(std::memory_order_relaxed), longest_log_.load(std::memory_order_relaxed)};
+    return {background_frames_.load(std::memory_order_relaxed), writer_frames_.load(std::memory_order_relaxed),
+            longest_log_.load(std::memory_order_relaxed), background_syncs_.load(std::memory_order_relaxed)};
   }
 
   // SQLite's default automatic checkpoint threshold.
@@ -201,8 +205,11 @@ class Database {
   // held, after every commit; `frames` is the log's length.
   static int OnWalCommit(void* self, sqlite3* db, const char* schema, int frames);
   // Copies what the log holds into the database file (PASSIVE: never waits
-  // for the writer or readers); adds the frames copied to *copied.
-  static void Checkpoint(sqlite3* db, const char* schema, std::atomic<std::uint64_t>* copied);
+  // for the writer or readers); adds the frames copied to *copied and
+  // returns them (0 also when it could not run).
+  static int Checkpoint(sqlite3* db, const char* schema, std::atomic<std::uint64_t>* copied);
+  // Syncs the checkpointer connection's database file, then its log.
+  void SyncCheckpointedFiles();
   void CheckpointerLoop();
   void StopCheckpointer();
 
@@ -235,6 +242,7 @@ class Database {
   std::atomic<std::uint64_t> background_frames_{0};
   std::atomic<std::uint64_t> writer_frames_{0};
   std::atomic<int> longest_log_{0};
+  std::atomic<std::uint64_t> background_syncs_{0};
 
   std::mutex pool_mu_;
   std::condition_variable pool_cv_;
