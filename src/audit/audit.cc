@@ -323,7 +323,7 @@ Result<std::shared_ptr<AuditLog>> AuditLog::Start(std::shared_ptr<AuditRepositor
                               .Add({});
   }
   Impl* raw = impl.get();
-  raw->writer = std::thread([raw] { raw->Run(); });
+  raw->writer = NamedThread("audit-writer", [raw] { raw->Run(); });
   return std::shared_ptr<AuditLog>(new AuditLog(std::move(impl)));
 }
 

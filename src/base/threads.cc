@@ -1,13 +1,22 @@
 #include "base/threads.h"
 
+#include <pthread.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace bzzz {
 
-SerialQueue::SerialQueue() : thread_([this] { Run(); }) {}
+void NameThisThread(const char* name) {
+  char cut[16];  // 15 bytes and the terminator: more is ERANGE
+  std::snprintf(cut, sizeof cut, "%s", name);
+  (void)pthread_setname_np(pthread_self(), cut);
+}
+
+SerialQueue::SerialQueue(const char* name) : thread_(NamedThread(name, [this] { Run(); })) {}
 
 void SerialQueue::Post(std::function<void()> fn) {
   {

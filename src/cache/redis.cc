@@ -79,7 +79,7 @@ RedisLayer::RedisLayer(config::RedisConfig config, std::function<void(bool)> on_
     kLog.warn("cache: redis {} unreachable ({}); running on the memory layer until it answers", endpoint_, why);
   }
   if (on_state_) on_state_(up_);
-  worker_ = std::thread([this] { Worker(); });
+  worker_ = NamedThread("redis-cache", [this] { Worker(); });
 }
 
 RedisLayer::~RedisLayer() {

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/json.h"
+#include "base/threads.h"
 #include "cache/cache.h"
 #include "dht/probe.h"
 #include "dht/record_format.h"
@@ -716,7 +717,7 @@ Result<std::unique_ptr<RecordStore>> RecordStore::Start(Options options, p2p::P2
   p2p.OnDirect("dht.replicate", [weak](const p2p::Message& m) {
     if (auto impl = weak.lock()) impl->OnReplicateRequest(m);
   });
-  n.worker = std::thread([&n] { n.WorkLoop(); });
+  n.worker = NamedThread("dht-records", [&n] { n.WorkLoop(); });
   if (!n.held.empty()) n.RequestRound();
   return store;
 }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "base/threads.h"
 #include "election/probe.h"
 #include "election/state.h"
 
@@ -165,8 +166,8 @@ Result<std::unique_ptr<ElectionService>> ElectionService::Start(ServiceOptions o
   // before the first health check runs).
   impl->election_->Tick(now);
   Impl* raw = impl.get();
-  impl->callbacks_ = std::thread([raw] { raw->CallbackLoop(); });
-  impl->timer_ = std::thread([raw] { raw->TimerLoop(); });
+  impl->callbacks_ = NamedThread("elect-callback", [raw] { raw->CallbackLoop(); });
+  impl->timer_ = NamedThread("elect-timer", [raw] { raw->TimerLoop(); });
   return std::unique_ptr<ElectionService>(new ElectionService(std::move(impl)));
 }
 

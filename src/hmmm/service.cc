@@ -744,7 +744,7 @@ Result<std::shared_ptr<HmmmService>> HmmmService::Start(Options options) {
   if (!n.rooms.empty()) kLog.info("hmmm: {} room(s) of this node loaded", n.rooms.size());
   n.UpdateGauges();
   if (n.o.p2p != nullptr) {
-    n.inbox = std::make_unique<SerialQueue>();
+    n.inbox = std::make_unique<SerialQueue>("hmmm-inbox");
     std::weak_ptr<Impl> weak = svc->impl_;
     n.o.p2p->OnDirect("hmmm.post", [weak](const p2p::Message& m) {
       auto impl = weak.lock();
@@ -755,7 +755,7 @@ Result<std::shared_ptr<HmmmService>> HmmmService::Start(Options options) {
     });
   }
   if (n.o.p2p != nullptr && n.o.answer_help && n.o.config.hmmm.answer_help) {
-    n.helper = std::make_unique<SerialQueue>();
+    n.helper = std::make_unique<SerialQueue>("hmmm-helper");
     std::weak_ptr<Impl> weak = svc->impl_;
     Status s = n.o.p2p->Subscribe(p2p::kMetaDiscussionTopic, "hmmm-help", [weak](const p2p::Message& m) {
       if (auto impl = weak.lock()) impl->OnHelpRequest(m);
@@ -767,9 +767,9 @@ Result<std::shared_ptr<HmmmService>> HmmmService::Start(Options options) {
     for (const auto& [id, room] : n.rooms) {
       if (room.state() == RoomState::kEscalated && room.webhook() == "pending") n.webhook_queue.push_back(id);
     }
-    n.webhook_thread = std::thread([impl = svc->impl_.get()] { impl->WebhookLoop(); });
+    n.webhook_thread = NamedThread("hmmm-webhooks", [impl = svc->impl_.get()] { impl->WebhookLoop(); });
   }
-  if (n.o.ticker) n.ticker = std::thread([impl = svc->impl_.get()] { impl->Run(); });
+  if (n.o.ticker) n.ticker = NamedThread("hmmm-ticker", [impl = svc->impl_.get()] { impl->Run(); });
   return svc;
 }
 

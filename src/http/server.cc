@@ -22,6 +22,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <latch>
 #include <mutex>
 #include <random>
 #include <unordered_map>
@@ -159,7 +160,23 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
         contexts_(MakeContexts(ThreadCount())),
         api_(std::in_place, contexts_.front()->get_executor()),
         probe_acceptor_(std::in_place, contexts_.front()->get_executor()),
-        blocking_pool_(std::make_unique<asio::thread_pool>(std::max(1, opt_.blocking_threads))) {}
+        blocking_pool_(std::make_unique<asio::thread_pool>(std::max(1, opt_.blocking_threads))) {
+    NameBlockingThreads(std::max(1, opt_.blocking_threads));
+  }
+
+  // asio's pool has no hook for its threads' start: one naming job per
+  // thread, each held until all have started, so that each thread takes
+  // exactly one.
+  void NameBlockingThreads(int threads) {
+    auto started = std::make_shared<std::latch>(threads);
+    for (int i = 0; i < threads; ++i) {
+      asio::post(*blocking_pool_, [started] {
+        NameThisThread("http-blocking");
+        started->arrive_and_wait();
+      });
+    }
+    started->wait();
+  }
 
   static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
     std::vector<std::unique_ptr<asio::io_context>> out;
@@ -212,7 +229,8 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
       asio::co_spawn(probe_acceptor_->get_executor(), Accept(self, *probe_acceptor_, true), asio::detached);
     }
     for (auto& context : contexts_) {
-      threads_.emplace_back([context = context.get()] {
+      const std::string name = "http-io-" + std::to_string(threads_.size());
+      threads_.push_back(NamedThread(name.c_str(), [context = context.get()] {
         MarkNoBlockingThread();  // the store asserts it is never called here
         for (;;) {
           try {
@@ -222,7 +240,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
             kLog.error("http: unexpected exception on an I/O thread: {}", e.what());
           }
         }
-      });
+      }));
     }
     return Status::Ok();
   }

@@ -15,6 +15,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/clock.h"
+#include "base/threads.h"
 #include "cluster/membership.h"
 #include "dht/record_store.h"
 #include "p2p/identity.h"
@@ -315,7 +316,7 @@ Result<std::shared_ptr<KeyServices>> KeyServices::Start(std::shared_ptr<Keyring>
   // The first round before serving: a joining node learns the ring (and so
   // can seal) before its first write.
   impl->Round();
-  impl->loop = std::thread([impl] { impl->Run(); });
+  impl->loop = NamedThread("keys", [impl] { impl->Run(); });
   return self;
 }
 

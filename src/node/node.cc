@@ -22,6 +22,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/random.h"
+#include "base/threads.h"
 #include "cache/cache.h"
 #include "cache/service.h"
 #include "config/loader.h"
@@ -928,7 +929,7 @@ class Node::Impl {
   // sigtimedwait, so no handler runs in a random thread. The first signal
   // starts the graceful shutdown; the third forces an exit.
   void WatchSignals() {
-    signal_thread = std::thread([this] {
+    signal_thread = NamedThread("signals", [this] {
       sigset_t set;
       sigemptyset(&set);
       sigaddset(&set, SIGINT);

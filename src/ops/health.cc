@@ -225,7 +225,7 @@ class HealthRegistry::Impl : public std::enable_shared_from_this<HealthRegistry:
       const auto now = SteadyClock::now();
       for (auto& [_, e] : entries_) e.next_due = now + e.spec.interval;
     }
-    scheduler_ = std::thread([this] { Schedule(); });
+    scheduler_ = NamedThread("health-checks", [this] { Schedule(); });
   }
 
   void Schedule() {

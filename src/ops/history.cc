@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/threads.h"
 #include "ops/process_metrics.h"
 
 namespace bzzz::ops {
@@ -282,7 +283,7 @@ std::shared_ptr<History> History::Start(HistorySources sources, HistoryOptions o
   h->impl_->sources = std::move(sources);
   h->impl_->options = options;
   h->impl_->options.samples = std::max<std::size_t>(options.samples, 1);
-  h->impl_->thread = std::thread([impl = h->impl_] { impl->Run(); });
+  h->impl_->thread = NamedThread("history", [impl = h->impl_] { impl->Run(); });
   return h;
 }
 

@@ -69,7 +69,7 @@ class ShutdownCoordinator::Impl : public std::enable_shared_from_this<ShutdownCo
       status_.requested_at = std::chrono::system_clock::now();
     }
     kLog.info("shutdown: requested by {}", status_.reason);
-    runner_ = std::thread([self = shared_from_this()] { self->RunAll(); });
+    runner_ = NamedThread("shutdown", [self = shared_from_this()] { self->RunAll(); });
     return Status::Ok();
   }
 

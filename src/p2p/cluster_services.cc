@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/threads.h"
 #include "config/loader.h"
 #include "p2p/topics.h"
 
@@ -461,7 +462,7 @@ Result<std::shared_ptr<ClusterServices>> ClusterServices::Start(P2pNode& p2p,
       if (auto impl = weak.lock()) impl->OnJoin(r);
     });
   }
-  s.loop = std::thread([impl = svc->impl_.get()] { impl->Loop(); });
+  s.loop = NamedThread("cluster-member", [impl = svc->impl_.get()] { impl->Loop(); });
   return svc;
 }
 

@@ -6,6 +6,7 @@
 #include <exception>
 #include <utility>
 #include "base/log.h"
+#include "base/threads.h"
 
 namespace bzzz::p2p::internal {
 
@@ -14,7 +15,7 @@ constexpr SubsystemLog kLog{"p2p"};
 }  // namespace
 
 Dispatcher::Dispatcher(std::size_t threads, std::size_t capacity) : capacity_(capacity) {
-  for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
+  for (std::size_t i = 0; i < threads; ++i) workers_.push_back(NamedThread("p2p-deliver", [this] { Work(); }));
 }
 
 bool Dispatcher::Push(const std::shared_ptr<Sink>& sink, Message message) {

@@ -28,6 +28,7 @@
 #include "base/hex.h"
 #include "base/log.h"
 #include "base/random.h"
+#include "base/threads.h"
 #include "p2p/topics.h"
 #include "p2p/wire.h"
 
@@ -201,7 +202,7 @@ class Mesh::Impl {
     if (ep_ < 0 || wake_fd_ < 0) return Unavailable(std::string("p2p: epoll: ") + std::strerror(errno));
     Watch(listen_fd_, EPOLLIN, kListenTag, EPOLL_CTL_ADD);
     Watch(wake_fd_, EPOLLIN, kWakeTag, EPOLL_CTL_ADD);
-    io_ = std::thread([this] { Loop(); });
+    io_ = NamedThread("p2p-mesh", [this] { Loop(); });
     return Status::Ok();
   }
 

@@ -27,6 +27,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/random.h"
+#include "base/threads.h"
 #include "cluster/membership.h"
 #include "p2p/delivery.h"
 #include "p2p/mesh.h"
@@ -223,7 +224,7 @@ class P2pNode::Impl {
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
       last = OpenLinkOnce(bind4);
       if (last.ok()) {
-        link_reader = std::thread([this] { LinkLoop(); });
+        link_reader = NamedThread("p2p-links", [this] { LinkLoop(); });
         return last;
       }
       if (link_fd >= 0) ::close(link_fd);
@@ -658,11 +659,11 @@ class P2pNode::Impl {
     direct_sink->topic_class = TopicClass::kDirect;
     direct_sink->handler = [this](const Message& m) { DispatchDirect(m); };
 
-    publisher = std::thread([this] { PublishLoop(); });
+    publisher = NamedThread("p2p-publish", [this] { PublishLoop(); });
     ListenPresence();
     ListenInbox();
     Bootstrap();
-    maintenance = std::thread([this] { MaintenanceLoop(); });
+    maintenance = NamedThread("p2p-maintain", [this] { MaintenanceLoop(); });
     return Status::Ok();
   }
 

@@ -4,6 +4,7 @@
 
 #include "base/json.h"
 #include "base/log.h"
+#include "base/threads.h"
 
 namespace bzzz::security {
 
@@ -36,7 +37,7 @@ OidcKeySource::OidcKeySource(OidcOptions options) : options_(std::move(options))
 
 std::shared_ptr<OidcKeySource> OidcKeySource::Start(OidcOptions options) {
   std::shared_ptr<OidcKeySource> source(new OidcKeySource(std::move(options)));
-  source->thread_ = std::thread([raw = source.get()] { raw->Run(); });
+  source->thread_ = NamedThread("oidc-keys", [raw = source.get()] { raw->Run(); });
   return source;
 }
 

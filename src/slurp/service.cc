@@ -208,7 +208,7 @@ Result<std::shared_ptr<SlurpService>> SlurpService::Start(Options options) {
   auto svc = std::shared_ptr<SlurpService>(new SlurpService());
   svc->impl_ = std::make_shared<Impl>(std::move(options));
   svc->impl_->RefreshGauges();
-  svc->impl_->intake_thread = std::thread([impl = svc->impl_.get()] { impl->IntakeLoop(); });
+  svc->impl_->intake_thread = NamedThread("slurp-intake", [impl = svc->impl_.get()] { impl->IntakeLoop(); });
   return svc;
 }
 
@@ -243,7 +243,7 @@ Status SlurpService::StartTerm(std::uint64_t term) {
   n.running_term = term;
   n.fenced = false;
   n.start_error.clear();
-  n.worker = std::thread([impl = impl_.get(), term] { impl->Work(term); });
+  n.worker = NamedThread("slurp-worker", [impl = impl_.get(), term] { impl->Work(term); });
   return Status::Ok();
 }
 

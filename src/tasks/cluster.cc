@@ -4,6 +4,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/threads.h"
 
 namespace bzzz::tasks {
 
@@ -43,7 +44,7 @@ Status MasterLoop::Start(std::uint64_t term) {
   running_ = term;
   core_.stats().running = true;
   core_.stats().term = term;
-  thread_ = std::thread([this, term] { Run(term); });
+  thread_ = NamedThread("no-master", [this, term] { Run(term); });
   kLog.info("nO master loop: started for term {}", term);
   return Status::Ok();
 }
@@ -125,7 +126,7 @@ void ClusterLink::Start() {
     core_->Finished(job, outcome, MonotonicMillisNow());
     cv_.notify_all();
   });
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = NamedThread("task-borrow", [this] { Loop(); });
 }
 
 void ClusterLink::Stop() {

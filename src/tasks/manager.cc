@@ -634,12 +634,12 @@ Result<std::unique_ptr<TaskManager>> TaskManager::Start(ManagerOptions options, 
     impl->probe->QueueDepth(c.queued + c.retrying);
   }
   Impl* raw = impl.get();
-  impl->acks = std::make_unique<SerialQueue>();
-  impl->writer = std::thread([raw] { raw->WriterLoop(); });
-  impl->ticker = std::thread([raw] { raw->TickerLoop(); });
+  impl->acks = std::make_unique<SerialQueue>("task-acks");
+  impl->writer = NamedThread("task-writer", [raw] { raw->WriterLoop(); });
+  impl->ticker = NamedThread("task-ticker", [raw] { raw->TickerLoop(); });
   if (impl->ownership != nullptr) {
-    impl->owner = std::thread([raw] { raw->OwnerLoop(); });
-    impl->taker = std::thread([raw] { raw->TakerLoop(); });
+    impl->owner = NamedThread("task-owner", [raw] { raw->OwnerLoop(); });
+    impl->taker = NamedThread("task-taker", [raw] { raw->TakerLoop(); });
   }
   return std::unique_ptr<TaskManager>(new TaskManager(std::move(impl)));
 }

@@ -14,6 +14,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/machine.h"
+#include "base/threads.h"
 #include "executors/executor.h"
 #include "security/redact.h"
 #include "tasks/policy.h"
@@ -89,7 +90,7 @@ class AgentPool::Impl {
     a->info.state = AgentState::kIdle;
     a->info.last_heartbeat_ms = UnixMillisNow();
     probe->AgentScore(a->info.id, 0.5);
-    a->thread = std::thread([this, a] { Run(*a); });
+    a->thread = NamedThread(("agent-" + std::to_string(next_number - 1)).c_str(), [this, a] { Run(*a); });
     agents.push_back(std::move(a));
   }
 
@@ -315,7 +316,7 @@ Result<std::unique_ptr<AgentPool>> AgentPool::Start(PoolOptions options, prometh
     impl->Publish(impl->SummaryLocked());
   }
   Impl* raw = impl.get();
-  impl->supervisor = std::thread([raw] { raw->Supervise(); });
+  impl->supervisor = NamedThread("agent-pool", [raw] { raw->Supervise(); });
   auto pool = std::unique_ptr<AgentPool>(new AgentPool(impl));
   std::weak_ptr<Impl> weak = impl;
   impl->options.manager->OnCancel([weak](const std::string& agent_id, const std::string& task_id) {

@@ -16,6 +16,7 @@
 #include "base/file.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/threads.h"
 #include "ucxl/context_store.h"
 
 namespace bzzz::ucxl {
@@ -227,7 +228,7 @@ RewrapJob::~RewrapJob() { Stop(); }
 
 Status RewrapJob::Start() {
   auto impl = impl_;
-  impl->thread = std::thread([impl] { impl->Run(); });
+  impl->thread = NamedThread("ucxl-rewrap", [impl] { impl->Run(); });
   return Status::Ok();
 }
 

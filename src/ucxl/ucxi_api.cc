@@ -16,6 +16,7 @@
 #include "base/json.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/threads.h"
 #include "base/utf8.h"
 #include "dht/record_store.h"
 #include "http/blocking.h"
@@ -436,7 +437,7 @@ std::shared_ptr<UcxiServices> UcxiServices::Create(std::shared_ptr<ContextReposi
     if (auto st = i.rewrap->Start(); !st.ok()) kApiLog.warn("ucxl: re-wrap job not started: {}", st.ToString());
   }
   i.probe = std::make_unique<UcxlProbe>(metrics);
-  if (records != nullptr) i.indexer = std::thread([impl = s->impl_.get()] { impl->IndexLoop(); });
+  if (records != nullptr) i.indexer = NamedThread("ucxl-index", [impl = s->impl_.get()] { impl->IndexLoop(); });
   i.UpdateTotals();
   return s;
 }

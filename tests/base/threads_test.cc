@@ -1,9 +1,14 @@
 // OwnedThreads: nothing is detached; finished threads are reaped; the
 // destructor waits for the rest; an owner destroyed by its own thread
 // does not deadlock. SerialQueue: in order, one thread, drained at stop.
+// NameThisThread: what /proc shows, cut to Linux's 15 bytes.
 #include "base/threads.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
 
 #include <chrono>
 #include <functional>
@@ -57,7 +62,7 @@ TEST(SerialQueueTest, RunsInPostOrderOnOneThreadAndDrainsAtStop) {
   std::vector<int> seen;
   std::set<std::thread::id> threads;
   std::mutex mu;
-  SerialQueue q;
+  SerialQueue q("test-queue");
   for (int i = 0; i < 100; ++i) {
     q.Post([&, i] {
       std::lock_guard lock(mu);
@@ -81,6 +86,30 @@ TEST(SerialQueueTest, RunsInPostOrderOnOneThreadAndDrainsAtStop) {
   q.Post([&] { seen.push_back(-1); });  // after Stop: dropped
   q.Stop();
   EXPECT_EQ(seen.size(), 200u);
+}
+
+// The calling thread's name as the kernel keeps it.
+std::string ThisThreadsName() {
+  std::ifstream comm("/proc/self/task/" + std::to_string(gettid()) + "/comm");
+  std::string name;
+  std::getline(comm, name);
+  return name;
+}
+
+TEST(NameThisThreadTest, TheKernelShowsTheNameCutTo15Bytes) {
+  std::string short_name, long_name, queue_name;
+  std::thread([&] {
+    NameThisThread("task-writer");
+    short_name = ThisThreadsName();
+    NameThisThread("a-name-longer-than-fifteen-bytes");
+    long_name = ThisThreadsName();
+  }).join();
+  EXPECT_EQ(short_name, "task-writer");
+  EXPECT_EQ(long_name, "a-name-longer-t");
+  SerialQueue q("task-acks");
+  q.Post([&] { queue_name = ThisThreadsName(); });
+  q.Stop();
+  EXPECT_EQ(queue_name, "task-acks");
 }
 
 }  // namespace

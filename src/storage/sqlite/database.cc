@@ -206,7 +206,7 @@ Result<std::shared_ptr<Database>> Database::Open(SqliteOptions options) {
 Database::Database(SqliteOptions options, std::unique_ptr<SqliteConnection> writer,
                    std::unique_ptr<SqliteConnection> checkpointer)
     : options_(std::move(options)), writer_(std::move(writer)), checkpointer_(std::move(checkpointer)) {
-  checkpoint_thread_ = std::thread([this] { CheckpointerLoop(); });
+  checkpoint_thread_ = NamedThread("sqlite-ckpt", [this] { CheckpointerLoop(); });
   sqlite3_wal_hook(writer_->db(), &Database::OnWalCommit, this);
 }
 
