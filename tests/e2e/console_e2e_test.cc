@@ -199,6 +199,33 @@ TEST_F(ConsoleEndToEnd, OperatorsFollowTheClusterInARealBrowser) {
   EXPECT_EQ(ui.Unnamed(), 0) << "a control without an accessible name";
   ui.Shot("cluster");
 
+  // A press that spans a refresh still clicks the button pressed: held
+  // down, the trigger's part does not draw again although its data
+  // changes (a task makes an agent of this node busy); released, the
+  // click opens the confirmation, and the new drawing follows.
+  const std::string pressed = "window.pressedButton";
+  ASSERT_EQ(ui.Str("const b = document.querySelector('button[data-action=\"trigger-election\"]'); " + pressed +
+                   " = b; if (!b) return ''; b.dispatchEvent(new PointerEvent('pointerdown', {bubbles: true})); "
+                   "return 'pressed';"),
+            "pressed")
+      << browser.Text();
+  const json busy = Api(c, home, "POST", "/api/v1/tasks",
+                        {{"executor", "builtin"},
+                         {"input", {{"op", "sleep"}, {"ms", 4000}}},
+                         {"capabilities", {"cap" + std::to_string(home)}}});
+  ASSERT_TRUE(busy.contains("id")) << busy.dump();
+  ASSERT_TRUE(Eventually([&] { return Api(c, home, "GET", "/api/v1/tasks/" + busy["id"].get<std::string>())
+                                          .value("state", "") == "running"; }, 10s));
+  std::this_thread::sleep_for(1500ms);  // three history answers with the agent busy
+  EXPECT_EQ(ui.Str("return String(" + pressed + ".isConnected);"), "true") << "the pressed button was drawn again";
+  ui.Str("const b = " + pressed + "; b.dispatchEvent(new PointerEvent('pointerup', {bubbles: true})); b.click(); "
+         "return '';");
+  ASSERT_TRUE(ui.Wait("#confirm[open]", 5s)) << "the click reached the pressed button";
+  ASSERT_TRUE(browser.Click("#confirm-cancel"));
+  EXPECT_TRUE(Eventually([&] { return ui.Str("return String(" + pressed + ".isConnected);") == "false"; }, 10s))
+      << "the part draws again once released";
+  EXPECT_EQ(Api(c, home, "GET", "/api/election/status").value("admin_id", ""), admin) << "cancelled: no election";
+
   // A task submitted to the console's node runs on another node (only that
   // node has the capability); its page follows it live to success.
   const json task = Api(c, home, "POST", "/api/v1/tasks",

@@ -277,25 +277,50 @@ const fkey = (n) => [n.tagName, n.getAttribute('href'), n.dataset.action, n.data
 async function part(c, load, render, keyOf = JSON.stringify) {
 	const box = c.add(el('div')).lastChild;
 	let seen;
-	const run = async () => {
-		let out;
-		try {
-			const data = await load(c.signal);
-			const key = keyOf(data);
-			if (key === seen || c.signal.aborted) return;
-			seen = key;
-			out = () => render(data);
-		} catch (e) {
-			if (quiet(e) || c.signal.aborted || seen === e.message) return;
-			seen = e.message;
-			out = () => note(errText(e), 'error');
-		}
+	// A control pressed and not yet released keeps its place: a new
+	// rendering waits for the release and the click it makes (a control
+	// replaced between the two never gets that click), and also while a
+	// confirmation is open (the invoking button stays put). Mouse, touch,
+	// and the space bar, whose click comes with the key's release.
+	let pressed = false, held = null;
+	const showHeld = () => {
+		if (pressed || !held || c.signal.aborted || $('#confirm').open) return;
+		const out = held;
+		held = null;
 		// The focused control is found again in the new rendering.
 		const a = document.activeElement;
 		const key = a && box.contains(a) && fkey(a);
 		box.replaceChildren(out());
 		const twin = key && [...box.querySelectorAll('a,button,input,select,textarea')].find((n) => fkey(n) === key);
 		if (twin && twin !== document.activeElement) twin.focus();
+	};
+	const press = () => { pressed = true; };
+	const release = () => {
+		if (!pressed) return;
+		pressed = false;
+		setTimeout(showHeld);  // after the click, dispatched after the release's own event
+	};
+	box.addEventListener('pointerdown', press);
+	box.addEventListener('keydown', (ev) => { if (ev.key === ' ') press(); });
+	for (const type of ['pointerup', 'pointercancel', 'keyup']) document.addEventListener(type, release, { capture: true, signal: c.signal });
+	window.addEventListener('blur', release, { signal: c.signal });
+	const run = async () => {
+		try {
+			const data = await load(c.signal);
+			const key = keyOf(data);
+			if (c.signal.aborted) return;
+			if (key !== seen) {
+				seen = key;
+				held = () => render(data);
+			}
+		} catch (e) {
+			if (quiet(e) || c.signal.aborted) return;
+			if (seen !== e.message) {
+				seen = e.message;
+				held = () => note(errText(e), 'error');
+			}
+		}
+		showHeld();
 	};
 	c.parts.push(run);
 	await run();
