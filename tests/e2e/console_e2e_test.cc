@@ -201,22 +201,43 @@ TEST_F(ConsoleEndToEnd, OperatorsFollowTheClusterInARealBrowser) {
 
   // A press that spans a refresh still clicks the button pressed: held
   // down, the trigger's part does not draw again although its data
-  // changes (a task makes an agent of this node busy); released, the
-  // click opens the confirmation, and the new drawing follows.
+  // changes (tasks that make this node's agents busy: the part shows how
+  // many are); released, the click opens the confirmation, and the new
+  // drawing follows.
   const std::string pressed = "window.pressedButton";
+  const auto busy_agents = [](const json& sample) {
+    const json v = sample.contains("in_flight") ? sample["in_flight"] : json();
+    return v.is_number() ? v.get<double>() : -1.0;  // null: not known
+  };
+  const json history = Api(c, home, "GET", "/api/v1/console/history");
+  const int before_press = history.value("seq", 0);
+  ASSERT_FALSE(history.value("samples", json::array()).empty()) << history.dump();
+  const double busy_before = busy_agents(history["samples"].back());
   ASSERT_EQ(ui.Str("const b = document.querySelector('button[data-action=\"trigger-election\"]'); " + pressed +
                    " = b; if (!b) return ''; b.dispatchEvent(new PointerEvent('pointerdown', {bubbles: true})); "
                    "return 'pressed';"),
             "pressed")
       << browser.Text();
-  const json busy = Api(c, home, "POST", "/api/v1/tasks",
-                        {{"executor", "builtin"},
-                         {"input", {{"op", "sleep"}, {"ms", 4000}}},
-                         {"capabilities", {"cap" + std::to_string(home)}}});
-  ASSERT_TRUE(busy.contains("id")) << busy.dump();
-  ASSERT_TRUE(Eventually([&] { return Api(c, home, "GET", "/api/v1/tasks/" + busy["id"].get<std::string>())
-                                          .value("state", "") == "running"; }, 10s));
-  std::this_thread::sleep_for(1500ms);  // three history answers with the agent busy
+  for (int i = 0; i < 2; ++i) {
+    const json busy = Api(c, home, "POST", "/api/v1/tasks",
+                          {{"executor", "builtin"},
+                           {"input", {{"op", "sleep"}, {"ms", 4000}}},
+                           {"capabilities", {"cap" + std::to_string(home)}}});
+    ASSERT_TRUE(busy.contains("id")) << busy.dump();
+  }
+  // The page long-polls the same history: once a sample shows another
+  // number of busy agents than before the press, and a later one exists,
+  // the page has had a refresh with changed data.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const json h = Api(c, home, "GET", "/api/v1/console/history?after=" + std::to_string(before_press));
+        int changed_seq = 0;
+        for (const json& s : h.value("samples", json::array())) {
+          if (changed_seq == 0 && busy_agents(s) != busy_before) changed_seq = s.value("seq", 0);
+        }
+        return changed_seq > 0 && h.value("seq", 0) > changed_seq;
+      },
+      15s));
   EXPECT_EQ(ui.Str("return String(" + pressed + ".isConnected);"), "true") << "the pressed button was drawn again";
   ui.Str("const b = " + pressed + "; b.dispatchEvent(new PointerEvent('pointerup', {bubbles: true})); b.click(); "
          "return '';");
