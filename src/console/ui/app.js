@@ -282,7 +282,7 @@ async function part(c, load, render, keyOf = JSON.stringify) {
 	// replaced between the two never gets that click), and also while a
 	// confirmation is open (the invoking button stays put). Mouse, touch,
 	// and the space bar, whose click comes with the key's release.
-	let pressed = false, held = null;
+	let pressed = false, held = null, afterRelease = 0;
 	const showHeld = () => {
 		if (pressed || !held || c.signal.aborted || $('#confirm').open) return;
 		const out = held;
@@ -295,15 +295,30 @@ async function part(c, load, render, keyOf = JSON.stringify) {
 		if (twin && twin !== document.activeElement) twin.focus();
 	};
 	const press = () => { pressed = true; };
+	// Released: draw after the click the release makes (a touch's click
+	// comes after the browser's tap handling), or after half a second
+	// without one (released elsewhere, or a press that turned into a drag).
 	const release = () => {
 		if (!pressed) return;
 		pressed = false;
-		setTimeout(showHeld);  // after the click, dispatched after the release's own event
+		clearTimeout(afterRelease);
+		afterRelease = setTimeout(showHeld, 500);
 	};
-	box.addEventListener('pointerdown', press);
+	const clicked = () => {
+		if (pressed || !afterRelease) return;
+		clearTimeout(afterRelease);
+		afterRelease = 0;
+		setTimeout(showHeld);  // once this click has been dispatched
+	};
+	const on = { capture: true, signal: c.signal };
+	box.addEventListener('pointerdown', (ev) => { if (ev.button === 0) press(); });
 	box.addEventListener('keydown', (ev) => { if (ev.key === ' ') press(); });
-	for (const type of ['pointerup', 'pointercancel', 'keyup']) document.addEventListener(type, release, { capture: true, signal: c.signal });
-	window.addEventListener('blur', release, { signal: c.signal });
+	for (const type of ['pointerup', 'pointercancel', 'keyup', 'dragstart', 'contextmenu']) document.addEventListener(type, release, on);
+	document.addEventListener('click', clicked, on);
+	document.addEventListener('visibilitychange', release, on);
+	window.addEventListener('blur', release, on);
+	// A rendering held while a confirmation was open, once it closes.
+	$('#confirm').addEventListener('close', () => setTimeout(showHeld), on);
 	const run = async () => {
 		try {
 			const data = await load(c.signal);
@@ -495,6 +510,8 @@ function onHistory(r, reconnected) {
 
 function route() {
 	if (!S.me) return;
+	// A question about the view being left is answered no.
+	if ($('#confirm').open) $('#confirm').close();
 	if (S.view) S.view.ctl.abort();
 	const h = location.hash.replace(/^#\/?/, '');
 	const qi = h.indexOf('?') + 1 || h.length + 1;

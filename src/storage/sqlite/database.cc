@@ -235,11 +235,21 @@ void Database::SyncCheckpointedFiles() {
   // The database file first: the pass wrote its pages there. Then the log,
   // which the writer appended to meanwhile. These syncs are additional:
   // SQLite's own, which durability rests on, still happen in the catch-up;
-  // they just find the pages already written. A failure is left to those.
+  // they just find the pages already written. A failure is logged (the
+  // disk is failing: the catch-up's own sync reports it to SQLite too).
   for (int op : {SQLITE_FCNTL_FILE_POINTER, SQLITE_FCNTL_JOURNAL_POINTER}) {
     sqlite3_file* file = nullptr;
     if (sqlite3_file_control(checkpointer_->db(), "main", op, &file) != SQLITE_OK) continue;
-    if (file != nullptr && file->pMethods != nullptr) (void)file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
+    if (file == nullptr || file->pMethods == nullptr) continue;
+    if (const int rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL); rc != SQLITE_OK) {
+      static LogLimiter lines(1, std::chrono::minutes(1));
+      std::uint64_t held = 0;
+      if (lines.Allow(&held)) {
+        kLog.error("storage: syncing {} after a checkpoint failed: {}{}",
+                   op == SQLITE_FCNTL_FILE_POINTER ? options_.path : options_.path + "-wal", sqlite3_errstr(rc),
+                   held ? " (" + std::to_string(held) + " similar lines suppressed)" : "");
+      }
+    }
   }
   background_syncs_.fetch_add(1, std::memory_order_relaxed);
 }

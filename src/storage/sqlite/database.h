@@ -176,7 +176,8 @@ class Database {
             longest_log_.load(std::memory_order_relaxed), background_syncs_.load(std::memory_order_relaxed)};
   }
 
-  // SQLite's default automatic checkpoint threshold.
+  // SQLite's default automatic checkpoint threshold, in frames (pages):
+  // 8 MiB of log with the 8 KiB pages of a new database.
   static constexpr int kWalCheckpointFrames = 1000;
   static constexpr int kWalInlineCheckpointFrames = 4 * kWalCheckpointFrames;
 

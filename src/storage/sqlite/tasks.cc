@@ -1,5 +1,7 @@
 // The tasks domain in SQLite: its migrations and its TaskRepository.
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 
 #include "storage/sqlite/database.h"
 
@@ -102,14 +104,16 @@ class SqliteTaskRepository final : public tasks::TaskRepository {
   Result<std::vector<TaskRow>> ListTasks(const TaskQuery& q) override {
     return db_->Read("list tasks", [&](SqliteConnection& conn) -> Result<std::vector<TaskRow>> {
       sqlite3_stmt* stmt = conn.Prepare(
+          // seq is the table's key: a page starts right below ?4 instead of
+          // scanning down from the newest task.
           SelectTasks("WHERE (?1 = '' OR state = ?1) AND (?2 = '' OR executor = ?2) AND "
-                      "(?3 = '' OR project = ?3) AND (?4 <= 0 OR seq < ?4) ORDER BY seq DESC LIMIT ?5"));
+                      "(?3 = '' OR project = ?3) AND seq < ?4 ORDER BY seq DESC LIMIT ?5"));
       if (stmt == nullptr) return PrepareError(conn.db(), "reading tasks");
       StmtUse use(stmt);
       for (auto [i, text] : {std::pair{1, &q.state}, {2, &q.executor}, {3, &q.project}}) {
         if (Status s = BindText(stmt, i, *text); !s.ok()) return s;
       }
-      sqlite3_bind_int64(stmt, 4, q.before_seq);
+      sqlite3_bind_int64(stmt, 4, q.before_seq > 0 ? q.before_seq : std::numeric_limits<std::int64_t>::max());
       sqlite3_bind_int64(stmt, 5, static_cast<sqlite3_int64>(std::min<std::size_t>(q.limit, 1u << 30)));
       return CollectTasks(conn, stmt);
     });
